@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every system and Python package pocketlm needs to build, test and compare.
+# Idempotent: skips what is already present. Run as root (or with sudo available).
+set -euo pipefail
+
+DEB_PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev
+  clang libclang-rt-14-dev            # libFuzzer + sanitizer runtimes
+  g++-aarch64-linux-gnu qemu-user     # ARM NEON/dotprod/i8mm builds and tests
+  libpcre2-dev                        # Unicode-aware regex (\p{L}, \p{N}) for BPE pre-tokenizers
+  unicode-data                        # UnicodeData.txt for the tokenizer tables
+)
+PY_PKGS=(numpy "gguf==0.19.0")
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${DEB_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[install-deps] apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c "import numpy, gguf" 2>/dev/null; then
+  echo "[install-deps] pip install ${PY_PKGS[*]}"
+  python3 -m pip install -q "${PY_PKGS[@]}"
+fi
+echo "[install-deps] ok"

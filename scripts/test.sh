@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# README command 2: installs everything (packages, models, the llama.cpp peer) and runs the whole suite:
+#   1. Release build with -Werror, every GoogleTest test through ctest (peer comparisons included)
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. libFuzzer targets (GGUF reader, tokenizer) for a bounded time with the sanitizers
+# Set POCKETLM_FUZZ_SECONDS (default 60 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_FUZZ=1 to trim.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+JOBS="$(nproc)"
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/fetch-models.sh"
+"$ROOT/scripts/build-peer.sh"
+
+echo "== [1/3] release build (-Werror) and tests =="
+"$ROOT/scripts/build.sh" "$ROOT/build"
+(cd "$ROOT/build" && ctest --output-on-failure -j1)
+
+if [ -z "${POCKETLM_SKIP_SANITIZE:-}" ]; then
+  echo "== [2/3] ASan + UBSan build and tests =="
+  "$ROOT/scripts/build.sh" "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLM_SANITIZE=ON
+  (cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     POCKETLM_SANITIZED=1 ctest --output-on-failure -j1)
+fi
+
+if [ -z "${POCKETLM_SKIP_FUZZ:-}" ]; then
+  echo "== [3/3] fuzzing (libFuzzer + ASan/UBSan) =="
+  "$ROOT/scripts/fuzz.sh" "${POCKETLM_FUZZ_SECONDS:-60}"
+fi
+echo "all tests passed"

@@ -1,0 +1,28 @@
+#pragma once
+// Matrix multiply of a GGUF weight matrix (rows of ne[0] elements, any supported type) with a batch of f32
+// activation rows. Activations are quantized once per call to the weight type's dot partner (ggml's
+// "vec_dot_type": q8_0 for q4_0, q8_1 for q4_1, q8_K for k-quants, f16 for f16, ...), as llama.cpp's CPU
+// backend does, so results agree with it to the last bits of the integer dot products.
+#include <cstdint>
+#include <vector>
+
+#include "gguf/reader.h"
+#include "kernels/ref/vec_dot.h"  // has_vec_dot, vec_dot_type
+#include "quant/formats/ggml_type.h"
+#include "util/thread_pool.h"
+
+namespace pocketlm {
+
+// y[t * n_out + r] = dot(W row r, x row t) for r < n_out = w.ne[1], t < n_tokens; x rows are w.ne[0] long.
+// `scratch` holds the quantized activations between calls (grown as needed, never shrunk).
+void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            std::vector<uint8_t>& scratch);
+
+// Same, for only the rows [row_begin, row_end) of W, writing y[t * (row_end - row_begin) + (r - row_begin)].
+void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
+                 float* y, ThreadPool& pool, std::vector<uint8_t>& scratch);
+
+// Dequantizes row `row` of an embedding-like tensor into `out` (ne[0] floats).
+void get_row(const GgufTensor& w, int64_t row, float* out);
+
+}  // namespace pocketlm

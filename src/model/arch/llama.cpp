@@ -1,0 +1,118 @@
+#include "model/arch/llama.h"
+
+#include <cmath>
+
+#include "kernels/matmul.h"
+#include "model/ops.h"
+#include "quant/formats/float.h"
+
+namespace pocketlm {
+
+void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t n_ctx, int n_threads) {
+  if (n <= max_batch && scores.size() >= static_cast<size_t>(n_ctx * n_threads)) return;
+  const auto z = [](int64_t v) { return static_cast<size_t>(v); };
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  x.resize(z(n * c.n_embd));
+  xn.resize(z(n * std::max(c.n_embd, q_dim)));
+  q.resize(z(n * q_dim));
+  k.resize(z(n * kv_dim));
+  v.resize(z(n * kv_dim));
+  att.resize(z(n * q_dim));
+  att_out.resize(z(n * c.n_embd));
+  gate.resize(z(n * c.n_ff));
+  up.resize(z(n * c.n_ff));
+  hidden.resize(z(n * c.n_ff));
+  scores.resize(z((n_ctx + 2 * c.head_dim) * n_threads));
+  max_batch = n;
+}
+
+namespace {
+
+// One attention head for one query token over cache positions [0, n_kv). `tmp` holds n_kv scores plus
+// 2 × head_dim floats. The f16 cache follows llama.cpp's non-flash path: Q and the softmax weights are
+// rounded to f16 before their dot products with the f16 K and V.
+void attend_head(const float* q, int64_t layer, int64_t kv_head, int64_t n_kv, int64_t head_dim, float scale,
+                 const KvCache& kv, float* out, float* tmp) {
+  float* scores = tmp;
+  float* qh = tmp + n_kv;
+  float* row = qh + head_dim;
+  const bool f16 = kv.type() == KvType::F16;
+  for (int64_t i = 0; i < head_dim; ++i) qh[i] = f16 ? fp16_to_fp32(fp32_to_fp16(q[i])) : q[i];
+  for (int64_t j = 0; j < n_kv; ++j) {
+    kv.read_k(layer, j, kv_head * head_dim, head_dim, row);
+    double dot = 0.0;
+    for (int64_t i = 0; i < head_dim; ++i) dot += static_cast<double>(qh[i] * row[i]);
+    scores[j] = static_cast<float>(dot) * scale;
+  }
+  ops::softmax(scores, n_kv);
+  if (f16)
+    for (int64_t j = 0; j < n_kv; ++j) scores[j] = fp16_to_fp32(fp32_to_fp16(scores[j]));
+  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
+  for (int64_t j = 0; j < n_kv; ++j) {
+    kv.read_v(layer, j, kv_head * head_dim, head_dim, row);
+    const float w = scores[j];
+    for (int64_t i = 0; i < head_dim; ++i) out[i] += w * row[i];
+  }
+}
+
+void add_inplace(float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+}
+
+}  // namespace
+
+void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, bool all_logits, KvCache& kv,
+                   ForwardScratch& s, ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t d = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+  const int64_t group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool neox = c.rope_type == RopeType::NeoX;
+  s.reserve(c, n, kv.n_ctx(), pool.size());
+
+  for (int64_t t = 0; t < n; ++t) get_row(*w.token_embd, tokens[static_cast<size_t>(t)], &s.x[static_cast<size_t>(t * d)]);
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+    const auto* attn_norm = reinterpret_cast<const float*>(L.attn_norm->data);
+    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&s.x[t * d], attn_norm, &s.xn[t * d], d, c.norm_eps);
+    matmul(*L.wq, s.xn.data(), n, s.q.data(), pool, s.act);
+    matmul(*L.wk, s.xn.data(), n, s.k.data(), pool, s.act);
+    matmul(*L.wv, s.xn.data(), n, s.v.data(), pool, s.act);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < c.n_head; ++h)
+        ops::rope(&s.q[t * q_dim + h * hd], c.rope_dim, pos0 + t, c.rope_freq_base, c.rope_freq_scale, neox);
+      for (int64_t h = 0; h < c.n_head_kv; ++h)
+        ops::rope(&s.k[t * kv_dim + h * hd], c.rope_dim, pos0 + t, c.rope_freq_base, c.rope_freq_scale, neox);
+      kv.store(l, pos0 + t, &s.k[t * kv_dim], &s.v[t * kv_dim]);
+    }
+    // Attention: every (token, head) pair is independent; causal: token t sees positions 0..pos0+t.
+    pool.parallel_for(n * c.n_head, [&](int64_t b, int64_t e, int thread) {
+      float* tmp = &s.scores[static_cast<size_t>(thread) * (kv.n_ctx() + 2 * hd)];
+      for (int64_t job = b; job < e; ++job) {
+        const int64_t t = job / c.n_head, h = job % c.n_head;
+        attend_head(&s.q[t * q_dim + h * hd], l, h / group, pos0 + t + 1, hd, scale, kv, &s.att[t * q_dim + h * hd], tmp);
+      }
+    });
+    matmul(*L.wo, s.att.data(), n, s.att_out.data(), pool, s.act);
+    add_inplace(s.x.data(), s.att_out.data(), n * d);
+
+    const auto* ffn_norm = reinterpret_cast<const float*>(L.ffn_norm->data);
+    for (int64_t t = 0; t < n; ++t) ops::rms_norm(&s.x[t * d], ffn_norm, &s.xn[t * d], d, c.norm_eps);
+    matmul(*L.ffn_gate, s.xn.data(), n, s.gate.data(), pool, s.act);
+    matmul(*L.ffn_up, s.xn.data(), n, s.up.data(), pool, s.act);
+    ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
+    matmul(*L.ffn_down, s.hidden.data(), n, s.att_out.data(), pool, s.act);
+    add_inplace(s.x.data(), s.att_out.data(), n * d);
+  }
+
+  const auto* out_norm = reinterpret_cast<const float*>(w.output_norm->data);
+  const int64_t first = all_logits ? 0 : n - 1, n_out = n - first;
+  for (int64_t t = first; t < n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[(t - first) * d], d, c.norm_eps);
+  s.logits.resize(static_cast<size_t>(n_out * c.n_vocab));
+  matmul(*w.output, s.xn.data(), n_out, s.logits.data(), pool, s.act);
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,27 @@
+#pragma once
+// The Llama-family forward pass (llama, SmolLM2 — tied or separate head): embedding, per layer
+// RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU FFN → residual, final norm and head.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "util/thread_pool.h"
+
+namespace pocketlm {
+
+// Buffers reused across calls, sized for up to max_batch tokens.
+struct ForwardScratch {
+  std::vector<float> x, xn, q, k, v, att, att_out, gate, up, hidden, logits, scores;
+  std::vector<uint8_t> act;  // quantized activations
+  int64_t max_batch = 0;
+  void reserve(const ModelConfig& c, int64_t n_tokens, int64_t n_ctx, int n_threads);
+};
+
+// Runs `tokens` at positions pos0.. through the model, writing K/V into `kv`. Fills scratch.logits with
+// the logits of the last token, or of every token when all_logits.
+void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, bool all_logits, KvCache& kv,
+                   ForwardScratch& s, ThreadPool& pool);
+
+}  // namespace pocketlm

@@ -1,0 +1,37 @@
+#pragma once
+// ModelConfig: every hyper-parameter the forward pass needs, read once from GGUF metadata.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gguf/reader.h"
+#include "util/error.h"
+
+namespace pocketlm {
+
+enum class RopeType { Normal, NeoX };  // Normal: pairs (2i, 2i+1); NeoX: pairs (i, i + d/2)
+
+struct ModelConfig {
+  std::string arch;           // general.architecture
+  std::string name;           // general.name
+  int64_t n_vocab = 0;
+  int64_t n_ctx_train = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t n_ff = 0;
+  int64_t head_dim = 0;       // key_length (defaults to n_embd / n_head)
+  int64_t head_dim_v = 0;     // value_length
+  float norm_eps = 1e-5f;     // attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor for linear scaling
+  int64_t rope_dim = 0;       // rope.dimension_count (defaults to head_dim)
+  RopeType rope_type = RopeType::Normal;
+  bool tied_embeddings = false;  // no output.weight: the head reuses token_embd
+
+  static Expected<ModelConfig> from_gguf(const GgufFile& f);
+  std::string summary() const;
+};
+
+}  // namespace pocketlm

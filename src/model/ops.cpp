@@ -1,0 +1,55 @@
+#include "model/ops.h"
+
+#include <cmath>
+
+namespace pocketlm::ops {
+
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
+  if (weight)
+    for (int64_t i = 0; i < n; ++i) out[i] *= weight[i];
+}
+
+void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_scale, bool neox,
+          const float* freq_factors) {
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(rope_dim));
+  float theta = static_cast<float>(pos);
+  const int64_t half = rope_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ff = freq_factors ? freq_factors[i] : 1.0f;
+    const float angle = freq_scale * (theta / ff);
+    const float c = std::cos(angle), s = std::sin(angle);
+    const int64_t a = neox ? i : 2 * i;
+    const int64_t b = neox ? i + half : 2 * i + 1;
+    const float x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+    theta *= theta_scale;
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = std::exp(x[i] - max);
+    sum += static_cast<double>(e);
+    x[i] = e;
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace pocketlm::ops

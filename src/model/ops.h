@@ -1,0 +1,23 @@
+#pragma once
+// The element-wise and row operations of the forward pass, in plain scalar C++ with ggml's arithmetic
+// (double-accumulated norms, iterated RoPE angles) so results track llama.cpp's closely.
+#include <cstdint>
+
+namespace pocketlm::ops {
+
+// out = x / sqrt(mean(x²) + eps) * weight   (weight may be null)
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
+
+// Rotary embedding of one head (head_dim values) at position `pos`, in place. Only the first `rope_dim`
+// values rotate. neox: pairs (i, i + rope_dim/2); otherwise adjacent pairs (2i, 2i+1). freq_factors
+// (rope_dim/2 values) divide the angles when given (Llama 3.1's rope_freqs).
+void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_scale, bool neox,
+          const float* freq_factors = nullptr);
+
+// In-place softmax over n values; returns nothing, values sum to 1.
+void softmax(float* x, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+
+}  // namespace pocketlm::ops

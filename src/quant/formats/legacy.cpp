@@ -1,0 +1,99 @@
+#include "quant/formats/legacy.h"
+
+#include <cassert>
+#include <cmath>
+
+#include "quant/formats/float.h"
+#include "quant/formats/rounding.h"
+
+POCKETLM_EXACT_FLOAT_ARITHMETIC
+
+namespace pocketlm {
+
+void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
+  assert(n % QK4_0 == 0);
+  uint8_t q[QK4_0];
+  for (int64_t b = 0; b < n / QK4_0; ++b, y += QK4_0) {
+    const float d = fp16_to_fp32(x[b].d);
+    unpack_nibbles(x[b].qs, q);
+    for (int j = 0; j < QK4_0; ++j) y[j] = static_cast<float>(q[j] - 8) * d;
+  }
+}
+
+void dequantize_row_q4_1(const block_q4_1* x, float* y, int64_t n) {
+  assert(n % QK4_1 == 0);
+  uint8_t q[QK4_1];
+  for (int64_t b = 0; b < n / QK4_1; ++b, y += QK4_1) {
+    const float d = fp16_to_fp32(x[b].d);
+    const float m = fp16_to_fp32(x[b].m);
+    unpack_nibbles(x[b].qs, q);
+    for (int j = 0; j < QK4_1; ++j) y[j] = static_cast<float>(q[j]) * d + m;
+  }
+}
+
+void dequantize_row_q5_0(const block_q5_0* x, float* y, int64_t n) {
+  assert(n % QK5_0 == 0);
+  uint8_t q[QK5_0];
+  for (int64_t b = 0; b < n / QK5_0; ++b, y += QK5_0) {
+    const float d = fp16_to_fp32(x[b].d);
+    unpack_5bit(x[b].qs, x[b].qh, q);
+    for (int j = 0; j < QK5_0; ++j) y[j] = static_cast<float>(q[j] - 16) * d;
+  }
+}
+
+void dequantize_row_q5_1(const block_q5_1* x, float* y, int64_t n) {
+  assert(n % QK5_1 == 0);
+  uint8_t q[QK5_1];
+  for (int64_t b = 0; b < n / QK5_1; ++b, y += QK5_1) {
+    const float d = fp16_to_fp32(x[b].d);
+    const float m = fp16_to_fp32(x[b].m);
+    unpack_5bit(x[b].qs, x[b].qh, q);
+    for (int j = 0; j < QK5_1; ++j) y[j] = static_cast<float>(q[j]) * d + m;
+  }
+}
+
+void dequantize_row_q8_0(const block_q8_0* x, float* y, int64_t n) {
+  assert(n % QK8_0 == 0);
+  for (int64_t b = 0; b < n / QK8_0; ++b, y += QK8_0) {
+    const float d = fp16_to_fp32(x[b].d);
+    for (int j = 0; j < QK8_0; ++j) y[j] = static_cast<float>(x[b].qs[j]) * d;
+  }
+}
+
+void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n) {
+  assert(n % QK8_1 == 0);
+  for (int64_t b = 0; b < n / QK8_1; ++b, y += QK8_1) {
+    const float d = fp16_to_fp32(x[b].d);
+    for (int j = 0; j < QK8_1; ++j) y[j] = static_cast<float>(x[b].qs[j]) * d;
+  }
+}
+
+namespace {
+// One 32-value block: returns the float32 scale d; writes the rounded quants.
+float quantize_block_q8(const float* x, int8_t* qs) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_away(x[j] * id));
+  return d;
+}
+}  // namespace
+
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n) {
+  assert(n % QK8_0 == 0);
+  for (int64_t b = 0; b < n / QK8_0; ++b, x += QK8_0) y[b].d = fp32_to_fp16(quantize_block_q8(x, y[b].qs));
+}
+
+void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n) {
+  assert(n % QK8_1 == 0);
+  for (int64_t b = 0; b < n / QK8_1; ++b, x += QK8_1) {
+    const float d = quantize_block_q8(x, y[b].qs);
+    int sum = 0;
+    for (int j = 0; j < QK8_1; ++j) sum += y[b].qs[j];
+    y[b].d = fp32_to_fp16(d);
+    y[b].s = fp32_to_fp16(static_cast<float>(sum) * d);
+  }
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,85 @@
+#pragma once
+// The 32-element block formats of ggml ("legacy" quants): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1.
+// Scales are IEEE half floats stored as raw uint16_t (see float.h). Element order inside a block: the low
+// nibbles of qs[0..15] are elements 0..15, the high nibbles elements 16..31. The 5-bit formats keep the
+// fifth bit of element j in bit j of the little-endian 32-bit word qh. Value of element j:
+//   Q4_0: d * (q - 8)      Q4_1: d * q + m      Q5_0: d * (q - 16)      Q5_1: d * q + m      Q8_0/Q8_1: d * q
+// Q8_1 is only an activation format: s = d * sum(q), rounded to half, lets Q4_1/Q5_1 dots add the mins.
+#include <cstdint>
+#include <cstring>
+
+namespace pocketlm {
+
+inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32;
+
+struct block_q4_0 {
+  uint16_t d;          // scale (f16)
+  uint8_t qs[QK4_0 / 2];
+};
+struct block_q4_1 {
+  uint16_t d;          // scale (f16)
+  uint16_t m;          // min (f16)
+  uint8_t qs[QK4_1 / 2];
+};
+struct block_q5_0 {
+  uint16_t d;          // scale (f16)
+  uint8_t qh[4];       // fifth bits, little-endian uint32
+  uint8_t qs[QK5_0 / 2];
+};
+struct block_q5_1 {
+  uint16_t d;          // scale (f16)
+  uint16_t m;          // min (f16)
+  uint8_t qh[4];       // fifth bits, little-endian uint32
+  uint8_t qs[QK5_1 / 2];
+};
+struct block_q8_0 {
+  uint16_t d;          // scale (f16)
+  int8_t qs[QK8_0];
+};
+struct block_q8_1 {
+  uint16_t d;          // scale (f16)
+  uint16_t s;          // d * sum(qs) (f16)
+  int8_t qs[QK8_1];
+};
+
+// Sizes must equal the type table's type_size (ggml_type.cpp); the format is the file format.
+static_assert(sizeof(block_q4_0) == 18 && alignof(block_q4_0) == 2);
+static_assert(sizeof(block_q4_1) == 20 && alignof(block_q4_1) == 2);
+static_assert(sizeof(block_q5_0) == 22 && alignof(block_q5_0) == 2);
+static_assert(sizeof(block_q5_1) == 24 && alignof(block_q5_1) == 2);
+static_assert(sizeof(block_q8_0) == 34 && alignof(block_q8_0) == 2);
+static_assert(sizeof(block_q8_1) == 36 && alignof(block_q8_1) == 2);
+
+// The unsigned 4-bit quants of a Q4_0/Q4_1 block, in element order (0..15).
+inline void unpack_nibbles(const uint8_t qs[16], uint8_t q[32]) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<uint8_t>(qs[j] & 0x0F);
+    q[j + 16] = static_cast<uint8_t>(qs[j] >> 4);
+  }
+}
+
+// The unsigned 5-bit quants of a Q5_0/Q5_1 block, in element order (0..31).
+inline void unpack_5bit(const uint8_t qs[16], const uint8_t qh_bytes[4], uint8_t q[32]) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, sizeof(qh));  // little-endian hosts only (as GGUF itself)
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<uint8_t>((qs[j] & 0x0F) | (((qh >> j) & 1u) << 4));
+    q[j + 16] = static_cast<uint8_t>((qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4));
+  }
+}
+
+// Reference dequantizers: n is a multiple of 32. Bit-identical to ggml / gguf-py (see docs/formats.md).
+void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n);
+void dequantize_row_q4_1(const block_q4_1* x, float* y, int64_t n);
+void dequantize_row_q5_0(const block_q5_0* x, float* y, int64_t n);
+void dequantize_row_q5_1(const block_q5_1* x, float* y, int64_t n);
+void dequantize_row_q8_0(const block_q8_0* x, float* y, int64_t n);
+void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n);
+
+// Activation quantizers with the rounding of ggml's reference versions: d = amax / 127 (stored as f16),
+// q = round-half-away-from-zero(x * (1/d)) using the float32 d. Q8_1 adds s = f16(d * sum(q)).
+// Defined for finite inputs; non-finite inputs give unspecified (but defined) bytes.
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n);
+void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n);
+
+}  // namespace pocketlm

@@ -1,0 +1,36 @@
+#pragma once
+// A read-only memory map of a whole file. Weights are views into it (zero-copy); pages are touched only
+// when a tensor is read, so RSS after load is what the run uses, not the file size.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "util/error.h"
+
+namespace pocketlm {
+
+class MappedFile {
+ public:
+  static Expected<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // Wraps bytes already in memory (tests, fuzzing); the buffer is copied and owned.
+  static std::shared_ptr<MappedFile> from_bytes(std::span<const uint8_t> bytes, std::string name);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  std::unique_ptr<uint8_t[]> owned_;
+  std::string path_;
+};
+
+}  // namespace pocketlm

@@ -1,0 +1,69 @@
+// pocketlm inspect: a GGUF file's metadata and tensor table, with totals and bits per weight.
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include "commands.h"
+#include "common.h"
+#include "gguf/reader.h"
+
+namespace pocketlm::cli {
+namespace {
+
+struct InspectFlags {
+  std::string model;
+  bool no_tensors = false;
+};
+
+int inspect(const InspectFlags& f) {
+  auto g = GgufFile::open(f.model);
+  if (!g) {
+    std::fprintf(stderr, "error: %s\n", g.error().message().c_str());
+    return 1;
+  }
+  std::printf("file: %s\nGGUF version %u, %zu metadata keys, %zu tensors, alignment %llu, data at byte %llu, %s\n\n",
+              f.model.c_str(), g->version(), g->metadata().size(), g->tensors().size(),
+              static_cast<unsigned long long>(g->alignment()), static_cast<unsigned long long>(g->data_offset()),
+              human_bytes(static_cast<double>(g->file_size())).c_str());
+  std::printf("## metadata\n\n| key | type | value |\n|---|---|---|\n");
+  for (const auto& [key, v] : g->metadata()) {
+    std::string type(gguf_type_name(v.type));
+    if (v.type == GgufType::ARRAY) type += "<" + std::string(gguf_type_name(v.elem_type)) + ">";
+    std::string shown = v.to_display(6);
+    for (auto& c : shown) if (c == '|') c = '/';
+    std::printf("| %s | %s | %s |\n", key.c_str(), type.c_str(), shown.c_str());
+  }
+  int64_t total_el = 0;
+  size_t total_bytes = 0;
+  std::map<std::string, std::pair<int, size_t>> by_type;
+  if (!f.no_tensors) std::printf("\n## tensors\n\n| name | type | shape | bytes |\n|---|---|---|---:|\n");
+  for (const auto& t : g->tensors()) {
+    const std::string type(type_traits(t.type).name);
+    if (!f.no_tensors) std::printf("| %s | %s | %s | %zu |\n", t.name.c_str(), type.c_str(), t.shape_string().c_str(), t.nbytes);
+    total_el += t.n_elements();
+    total_bytes += t.nbytes;
+    by_type[type].first++;
+    by_type[type].second += t.nbytes;
+  }
+  std::printf("\n## totals\n\n| type | tensors | bytes |\n|---|---:|---:|\n");
+  for (const auto& [type, cnt] : by_type) std::printf("| %s | %d | %s |\n", type.c_str(), cnt.first, human_bytes(static_cast<double>(cnt.second)).c_str());
+  std::printf("\n%lld parameters, %s of tensor data, %.3f bits per weight\n", static_cast<long long>(total_el),
+              human_bytes(static_cast<double>(total_bytes)).c_str(),
+              total_el ? 8.0 * static_cast<double>(total_bytes) / static_cast<double>(total_el) : 0.0);
+  return 0;
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& root) {
+  auto f = std::make_shared<InspectFlags>();
+  CLI::App* app = root.add_subcommand("inspect", "print a GGUF file's metadata and tensors");
+  app->add_option("model", f->model, "GGUF file")->required()->check(CLI::ExistingFile);
+  app->add_flag("--no-tensors", f->no_tensors, "print only metadata and totals");
+  app->callback([f] {
+    const int rc = inspect(*f);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace pocketlm::cli

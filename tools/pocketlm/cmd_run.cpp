@@ -1,0 +1,117 @@
+// pocketlm run: generate a continuation of a prompt, streaming tokens to stdout; timings and memory to stderr.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "common.h"
+#include "util/stats.h"
+
+namespace pocketlm::cli {
+namespace {
+
+struct RunFlags {
+  ModelFlags model;
+  SamplerParams sampling;
+  std::string prompt, file;
+  int n_predict = -1;
+  bool no_bos = false, ignore_eos = false, no_display_prompt = false, verbose_prompt = false;
+};
+
+int run(const RunFlags& f) {
+  std::string prompt = f.prompt;
+  if (!f.file.empty() && !read_text_file(f.file, prompt)) return 1;
+  const double t_load = now_seconds();
+  auto model = load_model(f.model.model);
+  if (!model) return 1;
+  auto session = make_session(*model, f.model);
+  if (!session) return 1;
+  const Tokenizer& tok = model->tokenizer();
+  std::vector<int32_t> ids = tok.encode(prompt, !f.no_bos, true);
+  if (ids.empty()) {
+    std::fprintf(stderr, "error: the prompt is empty (and the model adds no BOS); give -p TEXT or -f FILE\n");
+    return 1;
+  }
+  if (static_cast<int64_t>(ids.size()) >= session->n_ctx()) {
+    std::fprintf(stderr, "error: the prompt is %zu tokens, which does not fit the context of %lld tokens (raise -c)\n",
+                 ids.size(), static_cast<long long>(session->n_ctx()));
+    return 1;
+  }
+  if (f.verbose_prompt) {
+    std::fprintf(stderr, "prompt: %zu tokens:", ids.size());
+    for (int32_t id : ids) std::fprintf(stderr, " %d", id);
+    std::fprintf(stderr, "\n");
+  }
+  const double load_s = now_seconds() - t_load;
+  if (!f.no_display_prompt) {
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+  }
+
+  Sampler sampler(f.sampling);
+  for (int32_t id : ids) sampler.accept(id);
+  const double t0 = now_seconds();
+  auto logits = session->eval(ids);
+  if (!logits) {
+    std::fprintf(stderr, "error: %s\n", logits.error().message().c_str());
+    return 1;
+  }
+  const double t_prompt = now_seconds() - t0;
+  const double t1 = now_seconds();
+  int n_gen = 0;
+  std::span<const float> cur = *logits;
+  while (f.n_predict < 0 || n_gen < f.n_predict) {
+    const int32_t next = sampler.sample(cur);
+    if (!f.ignore_eos && tok.is_eog(next)) break;
+    sampler.accept(next);
+    const std::string piece = tok.token_to_piece(next);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    ++n_gen;
+    if (session->n_past() >= session->n_ctx()) {
+      std::fprintf(stderr, "\n[context of %lld tokens is full; stopping]\n", static_cast<long long>(session->n_ctx()));
+      break;
+    }
+    if (f.n_predict >= 0 && n_gen >= f.n_predict) break;
+    auto l = session->eval(std::span<const int32_t>(&next, 1));
+    if (!l) {
+      std::fprintf(stderr, "error: %s\n", l.error().message().c_str());
+      return 1;
+    }
+    cur = *l;
+  }
+  const double t_gen = now_seconds() - t1;
+  std::printf("\n");
+  std::fprintf(stderr,
+               "\nload: %.2f s | prompt: %zu tokens, %.1f t/s | generation: %d tokens, %.2f t/s | "
+               "KV cache: %s | weights: %s | peak RSS: %s | seed: %u\n",
+               load_s, ids.size(), static_cast<double>(ids.size()) / t_prompt, n_gen,
+               n_gen > 0 ? (n_gen - (f.n_predict >= 0 && n_gen >= f.n_predict ? 1 : 0)) / std::max(t_gen, 1e-9) : 0.0,
+               human_bytes(static_cast<double>(session->kv_bytes())).c_str(),
+               human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
+               human_bytes(static_cast<double>(peak_rss_bytes())).c_str(), sampler.seed());
+  return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& root) {
+  auto f = std::make_shared<RunFlags>();
+  CLI::App* app = root.add_subcommand("run", "generate text from a prompt (streams to stdout)");
+  add_model_flags(*app, f->model);
+  auto* p = app->add_option("-p,--prompt", f->prompt, "prompt text");
+  auto* file = app->add_option("-f,--file", f->file, "read the prompt from a file")->check(CLI::ExistingFile);
+  p->excludes(file);
+  app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1 = until end of generation or full context)")->capture_default_str();
+  app->add_flag("--no-bos", f->no_bos, "do not add the BOS token");
+  app->add_flag("--ignore-eos", f->ignore_eos, "keep generating past end-of-generation tokens");
+  app->add_flag("--no-display-prompt", f->no_display_prompt, "do not echo the prompt to stdout");
+  app->add_flag("--verbose-prompt", f->verbose_prompt, "print the prompt's token ids to stderr");
+  add_sampler_flags(*app, f->sampling);
+  app->callback([f] {
+    const int rc = run(*f);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace pocketlm::cli

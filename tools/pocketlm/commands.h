@@ -1,0 +1,10 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace pocketlm::cli {
+// Each subcommand lives in its own file and registers itself on the root app.
+void add_run_command(CLI::App& root);
+void add_chat_command(CLI::App& root);
+void add_tokenize_command(CLI::App& root);
+void add_inspect_command(CLI::App& root);
+}  // namespace pocketlm::cli

@@ -1,0 +1,37 @@
+#pragma once
+// Flags and helpers shared by the subcommands (llama.cpp's flag names and defaults).
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace pocketlm::cli {
+
+struct ModelFlags {
+  std::string model;
+  int64_t n_ctx = 4096;
+  int threads = 0;
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+};
+void add_model_flags(CLI::App& app, ModelFlags& f);
+void add_sampler_flags(CLI::App& app, SamplerParams& p);
+
+// Loads the model and makes a session; prints the error and returns null on failure.
+std::unique_ptr<Model> load_model(const std::string& path);
+std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f);
+
+// Reads a whole file (for -f); prints an error and returns false on failure.
+bool read_text_file(const std::string& path, std::string& out);
+
+// One line for stderr: "prompt: N tokens, X t/s | generation: ... | peak RSS ..."
+std::string human_bytes(double bytes);
+
+int run_main(CLI::App& app);
+int chat_main(CLI::App& app);
+
+}  // namespace pocketlm::cli
