@@ -56,7 +56,9 @@ std::optional<std::filesystem::path> peer_binary() {
 }
 
 std::string peer_missing_message() {
-  const std::string where = std::string(POCKETLM_PEER_BIN).empty() ? "<build>/bin/pocketlm-peer" : POCKETLM_PEER_BIN;
+  const char* env = std::getenv("POCKETLM_PEER_BIN");
+  std::string where = (env && *env) ? env : POCKETLM_PEER_BIN;
+  if (where.empty()) where = "<build>/bin/pocketlm-peer";
   return "llama.cpp peer not built (" + where +
          " missing): run scripts/build-peer.sh, then re-run cmake and build pocketlm-peer";
 }

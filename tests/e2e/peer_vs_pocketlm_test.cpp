@@ -1,0 +1,285 @@
+// pocketlm against the llama.cpp peer (bench/peer) on SmolLM2-135M-Instruct Q4_1, in the same run:
+//  (a) greedy 64-token continuations identical to the peer's for varied prompts,
+//  (b) top-1 next-token agreement >= 99 % over 1,024 positions of wiki.test.raw (peer's chunking, -c 512),
+//  (c) tokenization of the first 20 KB of wiki.test.raw and of tricky strings identical to the peer's.
+// The peer runs with f16 KV cache and flash attention off; pocketlm's session uses an f16 KV cache too.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "e2e/peer_client.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "test_paths.h"
+
+namespace pocketlm::test {
+namespace {
+
+constexpr int kThreads = 2;
+constexpr int kGreedyTokens = 64;
+constexpr int kTop1Positions = 1024;
+constexpr int kTop1Ctx = 512;
+constexpr size_t kWikiPrefixBytes = 20 * 1024;
+
+// Tokenizer::encode may return the ids directly or inside an Expected; either way a vector comes out.
+template <class R>
+std::vector<int32_t> as_ids(R&& r) {
+  if constexpr (requires { r.ok(); r.error().message(); }) {
+    if (!r.ok()) throw std::runtime_error("encode failed: " + r.error().message());
+    return as_ids(std::forward<R>(r).value());
+  } else {
+    return std::vector<int32_t>(r.begin(), r.end());
+  }
+}
+
+int32_t argmax(std::span<const float> logits) {
+  size_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  return static_cast<int32_t>(best);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return std::move(ss).str();
+}
+
+std::filesystem::path wiki_path() { return shared_dir() / "testdata" / "text" / "wiki.test.raw"; }
+
+// "ids differ at index i: ... a b [c] d ..." around the first difference, for failure messages.
+std::string first_difference(const std::vector<int32_t>& ours, const std::vector<int32_t>& peer) {
+  size_t i = 0;
+  while (i < ours.size() && i < peer.size() && ours[i] == peer[i]) ++i;
+  if (i == ours.size() && i == peer.size()) return "identical";
+  auto window = [i](const std::vector<int32_t>& v) {
+    std::string s;
+    const size_t lo = i >= 4 ? i - 4 : 0;
+    for (size_t k = lo; k < std::min(v.size(), i + 5); ++k) {
+      s += (k == i ? "[" : "") + std::to_string(v[k]) + (k == i ? "] " : " ");
+    }
+    return s;
+  };
+  return "first difference at index " + std::to_string(i) + " (pocketlm " + std::to_string(ours.size()) +
+         " ids, peer " + std::to_string(peer.size()) + "): pocketlm ... " + window(ours) + "| peer ... " +
+         window(peer);
+}
+
+class PeerVsPocketlm : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(smollm2_path())) return;
+    auto loaded = Model::load(smollm2_path().string());
+    if (loaded.ok()) {
+      model_ = std::move(loaded).value().release();
+    } else {
+      load_error_ = new std::string(loaded.error().message());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    model_ = nullptr;
+    delete load_error_;
+    load_error_ = nullptr;
+  }
+  void SetUp() override {
+    POCKETLM_REQUIRE_PEER();
+    if (!std::filesystem::exists(smollm2_path())) {
+      GTEST_SKIP() << smollm2_path() << " missing: run scripts/fetch-models.sh";
+    }
+    ASSERT_EQ(load_error_, nullptr) << "Model::load: " << *load_error_;
+    ASSERT_NE(model_, nullptr);
+  }
+
+  static std::string model_path() { return smollm2_path().string(); }
+  static const Model& model() { return *model_; }
+  static std::unique_ptr<Session> new_session(int64_t n_ctx) {
+    auto s = Session::create(model(), SessionOptions{.n_ctx = n_ctx, .kv_type = KvType::F16, .n_threads = kThreads});
+    if (!s.ok()) throw std::runtime_error("Session::create: " + s.error().message());
+    return std::move(s).value();
+  }
+
+  static Model* model_;
+  static std::string* load_error_;
+};
+Model* PeerVsPocketlm::model_ = nullptr;
+std::string* PeerVsPocketlm::load_error_ = nullptr;
+
+// ---- (a) greedy continuations ---------------------------------------------------------------------------
+
+struct GreedyPrompt {
+  const char* name;
+  const char* text;
+  bool parse_special = false;
+};
+
+const GreedyPrompt kGreedyPrompts[] = {
+    {"story", "Once upon a time, in a small village by the sea, there lived an old fisherman who"},
+    {"question", "Question: Why is the sky blue?\nAnswer:"},
+    {"code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"},
+    {"list", "Things to pack for a camping trip:\n1. Tent\n2."},
+    {"french", "Il était une fois une petite fille qui habitait"},
+    {"chat", "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n", true},
+};
+
+class PeerVsPocketlmGreedy : public PeerVsPocketlm, public ::testing::WithParamInterface<GreedyPrompt> {};
+
+TEST_P(PeerVsPocketlmGreedy, SameContinuation) {
+  const GreedyPrompt& p = GetParam();
+  std::vector<std::string> args = {"greedy", "-m", model_path(), "-p", p.text, "-n",
+                                   std::to_string(kGreedyTokens), "-t", std::to_string(kThreads)};
+  if (p.parse_special) args.push_back("--parse-special");
+  const auto peer = run_peer(args);
+  const auto prompt = json_ids(peer.at("prompt_ids"));
+  const auto want = json_ids(peer.at("ids"));
+  const auto& stop = peer.at("stop");
+  const std::optional<int32_t> eog =
+      stop.is_object() ? std::optional<int32_t>(stop.at("eog").get<int32_t>()) : std::nullopt;
+
+  EXPECT_EQ(as_ids(model().tokenizer().encode(p.text, true, p.parse_special)), prompt) << "prompt tokenization";
+
+  // Decode from the peer's prompt ids, so this compares the model even if tokenization differs.
+  auto session = new_session(kTop1Ctx);
+  auto logits = session->eval(prompt);
+  ASSERT_TRUE(logits.ok()) << logits.error().message();
+  std::vector<int32_t> got;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const int32_t next = argmax(*logits);
+    got.push_back(next);
+    if (next != want[i] || i + 1 == want.size()) break;  // stop at the first divergence
+    logits = session->eval(std::span<const int32_t>(&got.back(), 1));
+    ASSERT_TRUE(logits.ok()) << logits.error().message();
+  }
+  EXPECT_EQ(got, want) << first_difference(got, want) << "\npeer continuation: " << peer.at("text").dump();
+  if (eog && got == want) {
+    // The peer stopped early because its argmax was an end-of-generation token; ours must be it too.
+    if (!want.empty()) {
+      logits = session->eval(std::span<const int32_t>(&got.back(), 1));
+      ASSERT_TRUE(logits.ok()) << logits.error().message();
+    }
+    EXPECT_EQ(argmax(*logits), *eog) << "peer stopped at end-of-generation token " << *eog;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SmolLM2, PeerVsPocketlmGreedy, ::testing::ValuesIn(kGreedyPrompts),
+                         [](const ::testing::TestParamInfo<GreedyPrompt>& info) { return info.param.name; });
+
+// ---- (b) top-1 agreement on wikitext --------------------------------------------------------------------
+
+TEST_F(PeerVsPocketlm, Top1AgreementOnWikitext) {
+  const auto peer = run_peer({"top1", "-m", model_path(), "-f", wiki_path().string(), "--positions",
+                              std::to_string(kTop1Positions), "-c", std::to_string(kTop1Ctx), "-t",
+                              std::to_string(kThreads)});
+  const auto tokens = json_ids(peer.at("tokens"));
+  const auto targets = json_ids(peer.at("targets"));
+  const auto peer_top1 = json_ids(peer.at("top1"));
+  const auto n_vocab = peer.at("n_vocab").get<int64_t>();
+  ASSERT_EQ(model().config().n_vocab, n_vocab);
+  ASSERT_EQ(tokens.size(), static_cast<size_t>(kTop1Positions));
+  ASSERT_EQ(peer_top1.size(), tokens.size());
+
+  size_t offset = 0;
+  size_t agree = 0;
+  size_t ours_correct = 0;
+  size_t peer_correct = 0;
+  for (const auto& chunk : peer.at("chunks")) {
+    const auto len = chunk.get<size_t>();
+    ASSERT_LE(offset + len, tokens.size());
+    auto session = new_session(kTop1Ctx);  // each chunk in a fresh context, as the peer does
+    const auto logits = session->eval(std::span<const int32_t>(tokens.data() + offset, len), /*all_logits=*/true);
+    ASSERT_TRUE(logits.ok()) << logits.error().message();
+    ASSERT_EQ(logits->size(), len * static_cast<size_t>(n_vocab));
+    for (size_t r = 0; r < len; ++r) {
+      const int32_t ours = argmax(logits->subspan(r * static_cast<size_t>(n_vocab), static_cast<size_t>(n_vocab)));
+      agree += ours == peer_top1[offset + r] ? 1 : 0;
+      ours_correct += ours == targets[offset + r] ? 1 : 0;
+      peer_correct += peer_top1[offset + r] == targets[offset + r] ? 1 : 0;
+    }
+    offset += len;
+  }
+  ASSERT_EQ(offset, tokens.size());
+  const double pct = 100.0 * static_cast<double>(agree) / static_cast<double>(tokens.size());
+  std::cout << "[ top-1    ] pocketlm vs llama.cpp agreement " << pct << " % (" << agree << "/" << tokens.size()
+            << " positions, -c " << kTop1Ctx << "); next-token accuracy pocketlm "
+            << 100.0 * static_cast<double>(ours_correct) / static_cast<double>(tokens.size()) << " %, llama.cpp "
+            << 100.0 * static_cast<double>(peer_correct) / static_cast<double>(tokens.size()) << " %\n";
+  RecordProperty("top1_agreement_pct", std::to_string(pct));
+  EXPECT_GE(pct, 99.0);
+}
+
+// ---- (c) tokenization -----------------------------------------------------------------------------------
+
+TEST_F(PeerVsPocketlm, TokenizeWikitextPrefix) {
+  std::string text = read_file(wiki_path());
+  ASSERT_GT(text.size(), kWikiPrefixBytes) << wiki_path();
+  size_t n = kWikiPrefixBytes;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;  // whole UTF-8 characters only
+  text.resize(n);
+  const TempFile file(text);
+  const auto peer = json_ids(run_peer({"tokenize", "-m", model_path(), "-f", file.str()}).at("ids"));
+  const auto ours = as_ids(model().tokenizer().encode(text, true, false));
+  EXPECT_GT(peer.size(), 1000u);
+  EXPECT_TRUE(ours == peer) << first_difference(ours, peer);
+}
+
+struct TrickyString {
+  const char* name;
+  std::string text;
+  bool parse_special = false;
+};
+
+TEST_F(PeerVsPocketlm, TokenizeTrickyStrings) {
+  const TrickyString cases[] = {
+      {"empty", ""},
+      {"one space", " "},
+      {"leading spaces", "   leading spaces"},
+      {"trailing spaces", "trailing spaces   "},
+      {"runs of spaces", "a  b   c    d     e"},
+      {"newlines", "\n\nline one\nline two\n\n\n"},
+      {"tabs and CRLF", "\tcol1\tcol2\r\nrow2\r\n"},
+      {"contractions", "I'm sure you've seen it; they'll say don't, won't, can't. IT'S WE'RE"},
+      {"numbers", "1234567890 3.14159 1,000,000 2024-01-31 0x7fff 42nd"},
+      {"punctuation", "Hello!!! What?! ... --- (a) [b] {c} <d> @e #f $g %h ^i &j *k"},
+      {"accents", "h\xc3\xa9llo w\xc3\xb6rld, na\xc3\xafve caf\xc3\xa9, \xc3\x86r\xc3\xb8sk\xc3\xb8""bing"},
+      {"greek cyrillic", "\xce\x95\xce\xbb\xce\xbb\xce\xb7\xce\xbd\xce\xb9\xce\xba\xce\xac \xd0\xa0\xd1\x83\xd1\x81"
+                         "\xd1\x81\xd0\xba\xd0\xb8\xd0\xb9"},
+      {"cjk", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe4\xb8\xad\xe6\x96\x87\xef\xbc\x8c"
+              "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4."},
+      {"arabic devanagari", "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 \xe0\xa4\xa8\xe0\xa4\xae\xe0\xa4\xb8"
+                            "\xe0\xa5\x8d\xe0\xa4\xa4\xe0\xa5\x87"},
+      {"emoji", "llama \xf0\x9f\xa6\x99 rocket \xf0\x9f\x9a\x80 thumbs \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd "
+                "family \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7"},
+      {"nbsp ligature ohm", "a\xc2\xa0""b \xef\xac\x81 ligature \xe2\x84\xa6"},
+      {"code", "for (int i = 0; i < n; ++i) {\n    sum += x[i] * y[i];\n}\n"},
+      {"url", "https://example.com/path?q=1&r=two#frag"},
+      {"wiki markup", " = = Gameplay = = \n The game 's @-@ based system , 1 @,@ 000 @.@ 5 km"},
+      {"special tokens as text", "<|im_start|>user\nHi<|im_end|>"},
+      {"special tokens parsed", "<|im_start|>user\nHi<|im_end|>\n", true},
+      {"endoftext parsed", "Hello<|endoftext|>World", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string("case: ") + c.name);
+    std::vector<std::string> args = {"tokenize", "-m", model_path(), "-p", c.text};
+    if (c.parse_special) args.push_back("--parse-special");
+    const auto peer = json_ids(run_peer(args).at("ids"));
+    EXPECT_EQ(as_ids(model().tokenizer().encode(c.text, true, c.parse_special)), peer);
+    args.push_back("--no-bos");
+    const auto peer_plain = json_ids(run_peer(args).at("ids"));
+    EXPECT_EQ(as_ids(model().tokenizer().encode(c.text, false, c.parse_special)), peer_plain) << "add_special off";
+  }
+}
+
+}  // namespace
+}  // namespace pocketlm::test
