@@ -10,7 +10,7 @@ PEER="$ROOT/.peer"
 NLC_VERSION=3.22.1
 TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-cli llama-simple)
 
-if [ -x "$PEER/build/bin/llama-completion" ] && [ -f "$PEER/build/.pocketlm-done" ]; then
+if [ -x "$PEER/build/bin/llama-completion" ] && [ -x "$PEER/build/bin/llama-quantize" ] && [ -f "$PEER/build/.pocketlm-done" ]; then
   echo "[build-peer] llama.cpp already built in $PEER/build"; exit 0
 fi
 mkdir -p "$PEER"
@@ -27,9 +27,10 @@ cmake -S "$PEER/src" -B "$PEER/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DBUILD_SHARED_LIBS=ON >"$PEER/configure.log" 2>&1 || { tail -30 "$PEER/configure.log"; exit 1; }
 echo "[build-peer] building ${TOOLS[*]} (about ten minutes on 2 cores; log: $PEER/build.log)"
+all_targets="$(ninja -C "$PEER/build" -t targets all 2>/dev/null | cut -d: -f1)"
 targets=()
 for t in "${TOOLS[@]}"; do
-  if ninja -C "$PEER/build" -t targets all 2>/dev/null | grep -q "^$t:"; then targets+=("$t"); fi
+  if grep -qx "$t" <<<"$all_targets"; then targets+=("$t"); else echo "[build-peer] note: no target $t in this llama.cpp"; fi
 done
 ninja -C "$PEER/build" "${targets[@]}" >"$PEER/build.log" 2>&1 || { tail -30 "$PEER/build.log"; exit 1; }
 touch "$PEER/build/.pocketlm-done"

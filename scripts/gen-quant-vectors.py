@@ -13,6 +13,11 @@ File formats (all little-endian):
                        n_blocks*type_size raw block bytes, then n_blocks*block_size expected float32.
   quantize_<type>.bin  b"PLQA", u32 version=1, u32 ggml type id, u32 oracle, u32 n_values, u32 n_bytes,
                        n_values float32 inputs, then n_bytes expected encoded row.
+  vecdot_<type>.bin    b"PLQV", u32 version=1, u32 weight type id, u32 activation type id, u32 n (elements
+                       per row), u32 n_rows, then per row: weight row bytes, activation row bytes; then n_rows
+                       expected float32 dots. The expected dots come from this script's float32 port of the
+                       accumulation order of ggml's generic (non-SIMD) vec_dot code, evaluated without FMA
+                       contraction; its integer parts use gguf-py's dequantizers on blocks with unit scales.
 
 Adversarial blocks in every dequant file: all-zero bytes, all-0xFF bytes (a NaN scale), max/min finite f16
 scales (+-65504), subnormal f16 scales (0x0001, 0x03FF, 0x8001), -0.0 scale, Inf/-Inf/quiet-NaN/signalling-NaN
@@ -264,6 +269,144 @@ def write_quantize(out_dir: str, qtype, rng) -> int:
     return os.path.getsize(path)
 
 
+# ---- vec_dot vectors ----------------------------------------------------------------------------------
+
+ACT_TYPE = {T.F32: T.F32, T.F16: T.F16, T.BF16: T.BF16, T.Q4_0: T.Q8_0, T.Q5_0: T.Q8_0, T.Q8_0: T.Q8_0,
+            T.Q4_1: T.Q8_1, T.Q5_1: T.Q8_1, T.Q2_K: T.Q8_K, T.Q3_K: T.Q8_K, T.Q4_K: T.Q8_K, T.Q5_K: T.Q8_K,
+            T.Q6_K: T.Q8_K}
+F32 = np.float32
+
+
+def encode_activations(qtype, x: np.ndarray) -> bytes:
+    if qtype == T.F32:
+        return x.astype("<f4").tobytes()
+    if qtype == T.F16:
+        return x.astype(np.float16).tobytes()
+    if qtype == T.BF16:
+        return np.asarray(gq.quantize(x, T.BF16)).tobytes()
+    if qtype == T.Q8_0:
+        return np.asarray(gq.quantize(x.reshape(-1, 32), T.Q8_0)).tobytes()
+    if qtype == T.Q8_1:
+        return quant_q8_1(x)
+    return quant_q8_K(x)
+
+
+def weight_ints(wtype, raw: np.ndarray, scale_bits, min_bits) -> np.ndarray:
+    """Per-element integers of a weight row: gguf-py's dequantization after overwriting every block's f16
+    scale field with scale_bits and min field (if any) with min_bits. Unit scale and zero min give scale*q
+    (or q - offset); zero scale and unit min give -min."""
+    _, size, offs = GEOMETRY[wtype]
+    blocks = raw.reshape(-1, size).copy()
+    for k, off in enumerate(offs):
+        bits = scale_bits if k == 0 else min_bits
+        blocks[:, off:off + 2] = np.frombuffer(f16_bytes(bits), dtype=np.uint8)
+    vals = np.asarray(gq.dequantize(blocks, wtype), dtype=np.float64).reshape(-1)
+    ints = np.rint(vals).astype(np.int64)
+    assert np.array_equal(ints, vals), "unit-scale dequantization must give integers"
+    return ints
+
+
+def f16_at(buf: np.ndarray, off: int) -> np.float32:
+    return F32(buf[off:off + 2].copy().view(np.float16)[0])
+
+
+def expected_dot(wtype, w: np.ndarray, a: np.ndarray, n: int) -> np.float32:
+    atype = ACT_TYPE[wtype]
+    if wtype in (T.F32, T.F16, T.BF16):  # float products, double accumulation
+        if wtype == T.F32:
+            wf, af = w.view("<f4"), a.view("<f4")
+        elif wtype == T.F16:
+            wf, af = w.view("<f2").astype(F32), a.view("<f2").astype(F32)
+        else:
+            wf, af = gq.dequantize(w, T.BF16).reshape(-1), gq.dequantize(a, T.BF16).reshape(-1)
+        total = 0.0
+        for p in (wf * af).astype(F32):
+            total += float(p)
+        return F32(total)
+    _, wsize, offs = GEOMETRY[wtype]
+    _, asize, _ = GEOMETRY[atype]
+    nb_w = n // GEOMETRY[wtype][0]
+    wb = w.reshape(nb_w, wsize)
+    ab = a.reshape(-1, asize)
+    one, zero = F16_ONE, 0x0000
+    scaled = weight_ints(wtype, w, one, zero)  # scale * q (K-quants), q - offset or q (32-blocks)
+    if atype in (T.Q8_0, T.Q8_1):
+        aq = ab[:, asize - 32:].copy().view(np.int8).astype(np.int64).reshape(-1)
+    else:
+        aq = ab[:, 4:4 + QK_K].copy().view(np.int8).astype(np.int64).reshape(-1)
+    prod = scaled * aq
+    total = F32(0)
+    if atype in (T.Q8_0, T.Q8_1):
+        isums = prod.reshape(-1, 32).sum(axis=1)
+        for b in range(nb_w):
+            dw, dx, isum = f16_at(wb[b], 0), f16_at(ab[b], 0), F32(int(isums[b]))
+            if wtype == T.Q4_0:
+                total = total + (isum * dw) * dx
+            elif wtype == T.Q5_0:
+                total = total + (dw * dx) * isum
+            elif wtype == T.Q8_0:
+                total = total + isum * (dw * dx)
+            else:  # Q4_1, Q5_1 with Q8_1
+                mw, sx = f16_at(wb[b], 2), f16_at(ab[b], 2)
+                total = total + ((dw * dx) * isum + mw * sx)
+        return total
+    dx_all = ab[:, 0:4].copy().view("<f4").reshape(-1)
+    bsums = ab[:, 4 + QK_K:].copy().view("<i2").astype(np.int64)
+    mins = None
+    if wtype in (T.Q2_K, T.Q4_K, T.Q5_K):
+        mins = -weight_ints(wtype, w, zero, one).reshape(nb_w, 16, 16)[:, :, 0]  # min of each group of 16
+    lanes_acc = [F32(0)] * 8
+    for b in range(nb_w):
+        dx = F32(dx_all[b])
+        p = prod[b * QK_K:(b + 1) * QK_K]
+        if wtype == T.Q2_K:
+            isum = F32(int(p.sum()))
+            isum_mins = F32(int((bsums[b] * mins[b]).sum()))
+            dall, dmin = dx * f16_at(wb[b], offs[0]), dx * f16_at(wb[b], offs[1])
+            total = total + (dall * isum - dmin * isum_mins)
+            continue
+        lanes = p.reshape(-1, 8).sum(axis=0)
+        d = f16_at(wb[b], offs[0]) * dx
+        lanes_acc = [lanes_acc[l] + d * F32(int(lanes[l])) for l in range(8)]
+        if wtype in (T.Q4_K, T.Q5_K):
+            isum_mins = F32(int((bsums[b] * mins[b]).sum()))
+            total = total - (f16_at(wb[b], offs[1]) * dx) * isum_mins
+    for l in range(8):
+        total = total + lanes_acc[l]
+    return total
+
+
+def write_vecdot(out_dir: str, wtype, rng) -> int:
+    atype = ACT_TYPE[wtype]
+    block_size, type_size, offs = GEOMETRY[wtype]
+    n = 1024 if block_size == QK_K else 256
+    n_rows = 8
+    w_rows, a_rows, expected = [], [], []
+    for r in range(n_rows):
+        if block_size == 1:
+            wf = (rng.standard_normal(n) * 10.0 ** rng.uniform(-2, 2)).astype(np.float32)
+            w = np.frombuffer(encode_activations(wtype, wf), dtype=np.uint8)
+        else:
+            raw = bytearray(rng.integers(0, 256, n // block_size * type_size, dtype=np.uint8).tobytes())
+            for b in range(n // block_size):
+                set_scales(memoryview(raw)[b * type_size:(b + 1) * type_size], offs, random_f16_scales(rng, len(offs)))
+            w = np.frombuffer(bytes(raw), dtype=np.uint8)
+        x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 2)).astype(np.float32)
+        if r == 1:
+            x[7] *= 100  # an outlier
+        a = np.frombuffer(encode_activations(atype, x), dtype=np.uint8)
+        w_rows.append(w.tobytes())
+        a_rows.append(a.tobytes())
+        expected.append(expected_dot(wtype, w, a, n))
+    path = os.path.join(out_dir, f"vecdot_{NAMES[wtype]}.bin")
+    with open(path, "wb") as f:
+        f.write(b"PLQV" + struct.pack("<5I", VERSION, int(wtype), int(atype), n, n_rows))
+        for w, a in zip(w_rows, a_rows):
+            f.write(w + a)
+        f.write(np.array(expected, dtype="<f4").tobytes())
+    return os.path.getsize(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -276,7 +419,9 @@ def main() -> None:
         total += write_dequant(args.out, qtype, rng)
     for qtype in (T.Q8_0, T.Q8_1, T.Q8_K, T.F16, T.BF16):
         total += write_quantize(args.out, qtype, rng)
-    print(f"wrote {len(GEOMETRY) + 5} files, {total} bytes, to {os.path.normpath(args.out)}")
+    for wtype in ACT_TYPE:
+        total += write_vecdot(args.out, wtype, rng)
+    print(f"wrote {len(GEOMETRY) + 5 + len(ACT_TYPE)} files, {total} bytes, to {os.path.normpath(args.out)}")
 
 
 if __name__ == "__main__":

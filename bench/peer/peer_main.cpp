@@ -59,11 +59,11 @@ json run_greedy(const PeerArgs& a) {
   const llama_vocab* vocab = llama_model_get_vocab(model.get());
   const int32_t n_vocab = llama_vocab_n_tokens(vocab);
   const auto prompt = tokenize(vocab, input_text(a), /*add_special=*/!a.no_bos, a.parse_special);
-  if (prompt.empty()) throw std::runtime_error("greedy: the prompt has no tokens");
+  if (prompt.empty()) throw std::runtime_error("the prompt has no tokens");
   const size_t needed = prompt.size() + static_cast<size_t>(a.n_predict);
   const auto n_ctx = static_cast<uint32_t>(a.n_ctx > 0 ? static_cast<size_t>(a.n_ctx) : needed);
   if (needed > n_ctx) {
-    throw std::runtime_error("greedy: prompt (" + std::to_string(prompt.size()) + " tokens) + -n " +
+    throw std::runtime_error("prompt (" + std::to_string(prompt.size()) + " tokens) + -n " +
                              std::to_string(a.n_predict) + " exceeds -c " + std::to_string(n_ctx));
   }
   const ContextPtr ctx = new_context(model.get(), context_options(a, n_ctx));
@@ -75,7 +75,7 @@ json run_greedy(const PeerArgs& a) {
   auto pos = static_cast<int32_t>(prompt.size());
   for (int i = 0; i < a.n_predict; ++i) {
     const float* logits = llama_get_logits_ith(ctx.get(), -1);
-    if (logits == nullptr) throw std::runtime_error("greedy: no logits after decode");
+    if (logits == nullptr) throw std::runtime_error("no logits after decode");
     const llama_token next = argmax(logits, n_vocab);
     if (llama_vocab_is_eog(vocab, next)) {
       stop = {{"eog", next}};
@@ -98,7 +98,7 @@ json run_top1(const PeerArgs& a) {
   const uint32_t n_ctx = a.n_ctx > 0 ? static_cast<uint32_t>(a.n_ctx) : 512u;
   const auto stream = tokenize(vocab, read_file(*a.text_file), /*add_special=*/true, /*parse_special=*/false);
   const bool insert_bos = llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) != LLAMA_TOKEN_NULL;
-  if (insert_bos && n_ctx < 2) throw std::runtime_error("top1: -c must be at least 2 when BOS is re-inserted");
+  if (insert_bos && n_ctx < 2) throw std::runtime_error("-c must be at least 2 when BOS is re-inserted");
 
   // Lay out the chunks (see kChunking); `next` is the index in `stream` of the next unconsumed token.
   const auto rows_wanted = static_cast<size_t>(a.positions);
@@ -115,7 +115,7 @@ json run_top1(const PeerArgs& a) {
       take = std::min<size_t>(n_ctx - 1, left - 1);
     }
     if (next + take + 1 > stream.size()) {
-      throw std::runtime_error("top1: " + *a.text_file + " has " + std::to_string(stream.size()) +
+      throw std::runtime_error(*a.text_file + " has " + std::to_string(stream.size()) +
                                " tokens, too few for --positions " + std::to_string(a.positions));
     }
     chunk.insert(chunk.end(), stream.begin() + static_cast<std::ptrdiff_t>(next),
@@ -140,7 +140,7 @@ json run_top1(const PeerArgs& a) {
     decode(ctx.get(), chunk, 0, /*all_logits=*/true);
     for (size_t i = 0; i < chunk.size(); ++i) {
       const float* logits = llama_get_logits_ith(ctx.get(), static_cast<int32_t>(i));
-      if (logits == nullptr) throw std::runtime_error("top1: missing logits row " + std::to_string(i));
+      if (logits == nullptr) throw std::runtime_error("missing logits row " + std::to_string(i));
       top1.push_back(argmax(logits, n_vocab));
       if (logits_out.is_open()) {
         logits_out.write(reinterpret_cast<const char*>(logits),

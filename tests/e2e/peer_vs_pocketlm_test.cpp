@@ -27,20 +27,10 @@ namespace {
 
 constexpr int kThreads = 2;
 constexpr int kGreedyTokens = 64;
+constexpr int64_t kGreedyCtx = 512;
 constexpr int kTop1Positions = 1024;
 constexpr int kTop1Ctx = 512;
 constexpr size_t kWikiPrefixBytes = 20 * 1024;
-
-// Tokenizer::encode may return the ids directly or inside an Expected; either way a vector comes out.
-template <class R>
-std::vector<int32_t> as_ids(R&& r) {
-  if constexpr (requires { r.ok(); r.error().message(); }) {
-    if (!r.ok()) throw std::runtime_error("encode failed: " + r.error().message());
-    return as_ids(std::forward<R>(r).value());
-  } else {
-    return std::vector<int32_t>(r.begin(), r.end());
-  }
-}
 
 int32_t argmax(std::span<const float> logits) {
   size_t best = 0;
@@ -68,7 +58,9 @@ std::string first_difference(const std::vector<int32_t>& ours, const std::vector
     std::string s;
     const size_t lo = i >= 4 ? i - 4 : 0;
     for (size_t k = lo; k < std::min(v.size(), i + 5); ++k) {
-      s += (k == i ? "[" : "") + std::to_string(v[k]) + (k == i ? "] " : " ");
+      if (k == i) s += '[';
+      s += std::to_string(v[k]);
+      s += k == i ? "] " : " ";
     }
     return s;
   };
@@ -80,7 +72,7 @@ std::string first_difference(const std::vector<int32_t>& ours, const std::vector
 class PeerVsPocketlm : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!std::filesystem::exists(smollm2_path())) return;
+    if (model_ != nullptr || !std::filesystem::exists(smollm2_path())) return;
     auto loaded = Model::load(smollm2_path().string());
     if (loaded.ok()) {
       model_ = std::move(loaded).value().release();
@@ -127,12 +119,15 @@ struct GreedyPrompt {
 
 const GreedyPrompt kGreedyPrompts[] = {
     {"story", "Once upon a time, in a small village by the sea, there lived an old fisherman who"},
-    {"question", "Question: Why is the sky blue?\nAnswer:"},
+    {"question", "Question: Why is the sky blue?\nAnswer: The sky is blue because"},
+    {"answer_then_eog", "Q: How do plants make their food?\nA:"},  // peer: <|im_end|> after 43 tokens
     {"code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"},
     {"list", "Things to pack for a camping trip:\n1. Tent\n2."},
     {"french", "Il était une fois une petite fille qui habitait"},
     {"chat", "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n", true},
 };
+
+void PrintTo(const GreedyPrompt& p, std::ostream* os) { *os << p.name; }
 
 class PeerVsPocketlmGreedy : public PeerVsPocketlm, public ::testing::WithParamInterface<GreedyPrompt> {};
 
@@ -148,10 +143,10 @@ TEST_P(PeerVsPocketlmGreedy, SameContinuation) {
   const std::optional<int32_t> eog =
       stop.is_object() ? std::optional<int32_t>(stop.at("eog").get<int32_t>()) : std::nullopt;
 
-  EXPECT_EQ(as_ids(model().tokenizer().encode(p.text, true, p.parse_special)), prompt) << "prompt tokenization";
+  EXPECT_EQ(model().tokenizer().encode(p.text, true, p.parse_special), prompt) << "prompt tokenization";
 
   // Decode from the peer's prompt ids, so this compares the model even if tokenization differs.
-  auto session = new_session(kTop1Ctx);
+  auto session = new_session(kGreedyCtx);
   auto logits = session->eval(prompt);
   ASSERT_TRUE(logits.ok()) << logits.error().message();
   std::vector<int32_t> got;
@@ -163,6 +158,16 @@ TEST_P(PeerVsPocketlmGreedy, SameContinuation) {
     ASSERT_TRUE(logits.ok()) << logits.error().message();
   }
   EXPECT_EQ(got, want) << first_difference(got, want) << "\npeer continuation: " << peer.at("text").dump();
+  if (got == want) {
+    // The text: pieces joined with special tokens rendered, like the peer's (which shows bytes that do not
+    // form UTF-8 as U+FFFD; both sides go through the same JSON replacement here).
+    std::string text;
+    for (const int32_t id : got) text += model().tokenizer().token_to_piece(id, /*render_special=*/true);
+    const auto shown = [](const std::string& s) {
+      return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    EXPECT_EQ(shown(text), shown(peer.at("text").get<std::string>())) << "continuation text";
+  }
   if (eog && got == want) {
     // The peer stopped early because its argmax was an end-of-generation token; ours must be it too.
     if (!want.empty()) {
@@ -174,7 +179,7 @@ TEST_P(PeerVsPocketlmGreedy, SameContinuation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SmolLM2, PeerVsPocketlmGreedy, ::testing::ValuesIn(kGreedyPrompts),
-                         [](const ::testing::TestParamInfo<GreedyPrompt>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<GreedyPrompt>& p) { return p.param.name; });
 
 // ---- (b) top-1 agreement on wikitext --------------------------------------------------------------------
 
@@ -229,7 +234,7 @@ TEST_F(PeerVsPocketlm, TokenizeWikitextPrefix) {
   text.resize(n);
   const TempFile file(text);
   const auto peer = json_ids(run_peer({"tokenize", "-m", model_path(), "-f", file.str()}).at("ids"));
-  const auto ours = as_ids(model().tokenizer().encode(text, true, false));
+  const auto ours = model().tokenizer().encode(text, true, false);
   EXPECT_GT(peer.size(), 1000u);
   EXPECT_TRUE(ours == peer) << first_difference(ours, peer);
 }
@@ -274,10 +279,10 @@ TEST_F(PeerVsPocketlm, TokenizeTrickyStrings) {
     std::vector<std::string> args = {"tokenize", "-m", model_path(), "-p", c.text};
     if (c.parse_special) args.push_back("--parse-special");
     const auto peer = json_ids(run_peer(args).at("ids"));
-    EXPECT_EQ(as_ids(model().tokenizer().encode(c.text, true, c.parse_special)), peer);
+    EXPECT_EQ(model().tokenizer().encode(c.text, true, c.parse_special), peer);
     args.push_back("--no-bos");
     const auto peer_plain = json_ids(run_peer(args).at("ids"));
-    EXPECT_EQ(as_ids(model().tokenizer().encode(c.text, false, c.parse_special)), peer_plain) << "add_special off";
+    EXPECT_EQ(model().tokenizer().encode(c.text, false, c.parse_special), peer_plain) << "add_special off";
   }
 }
 

@@ -83,7 +83,7 @@ TEST(GgufReader, RejectsHugeCounts) {
   tn.header(uint64_t{1} << 62, 0);
   EXPECT_NE(error_of(tn.b).find("tensor_count"), std::string::npos);
   GgufBytes s;
-  s.header(0, 1).pod<uint64_t>(uint64_t{1} << 40);  // key length larger than the file
+  s.header(0, 1).pod<uint64_t>(uint64_t{1} << 40).zeros(32);  // key length larger than the file
   EXPECT_NE(error_of(s.b).find("exceeds the file"), std::string::npos);
   GgufBytes arr;
   arr.header(0, 1).str("k").pod<uint32_t>(9).pod<uint32_t>(4).pod<uint64_t>(uint64_t{1} << 50);

@@ -42,7 +42,9 @@ TEST_P(DequantizeVectors, BitIdenticalToGgufPy) {
   }
   EXPECT_EQ(mismatches, 0) << name << ": " << mismatches << " of " << out.size() << " differ";
   EXPECT_GT(v->n_blocks, 0u);
-  if (t.block_size > 1) EXPECT_GT(nans, 0) << name << ": the vectors should include NaN-scale blocks";
+  if (t.block_size > 1) {
+    EXPECT_GT(nans, 0) << name << ": the vectors should include NaN-scale blocks";
+  }
 
   std::vector<float> one(v->block_size);
   for (uint32_t b = 0; b < v->n_blocks; b += 7) {
@@ -55,7 +57,7 @@ TEST_P(DequantizeVectors, BitIdenticalToGgufPy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, DequantizeVectors, ::testing::ValuesIn(kTypes),
-                         [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
+                         [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
 
 // Every type the table marks as dequantizable has vectors above (and nothing else is marked).
 TEST(DequantizeVectors, TableFlagsMatchTheTestedTypes) {

@@ -32,6 +32,12 @@ struct QuantizeVectors {
   std::vector<uint8_t> expected;
 };
 
+struct VecDotVectors {
+  uint32_t weight_type = 0, act_type = 0, n = 0, n_rows = 0;
+  std::vector<std::vector<uint8_t>> weights, activations;  // one row each
+  std::vector<float> expected;                            // n_rows dots
+};
+
 namespace detail {
 inline std::optional<std::vector<uint8_t>> read_all(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -88,6 +94,36 @@ inline std::optional<QuantizeVectors> load_quantize_vectors(const std::string& n
   v.input.resize(n_values);
   std::memcpy(v.input.data(), bytes->data() + 24, 4 * n_values);
   v.expected.assign(bytes->begin() + 24 + static_cast<std::ptrdiff_t>(4 * n_values), bytes->end());
+  return v;
+}
+
+// The row sizes come from the caller (the type table) so that the file is checked against it.
+inline std::optional<VecDotVectors> load_vecdot_vectors(const std::string& name, size_t (*row_bytes)(uint32_t, int64_t)) {
+  const auto path = quant_vectors_dir() / ("vecdot_" + name + ".bin");
+  const auto bytes = detail::read_all(path);
+  if (!bytes || bytes->size() < 24 || std::memcmp(bytes->data(), "PLQV", 4) != 0 || detail::u32_at(*bytes, 4) != 1) {
+    ADD_FAILURE() << "missing or bad " << path << " (regenerate: python3 scripts/gen-quant-vectors.py)";
+    return std::nullopt;
+  }
+  VecDotVectors v;
+  v.weight_type = detail::u32_at(*bytes, 8);
+  v.act_type = detail::u32_at(*bytes, 12);
+  v.n = detail::u32_at(*bytes, 16);
+  v.n_rows = detail::u32_at(*bytes, 20);
+  const size_t wb = row_bytes(v.weight_type, v.n), ab = row_bytes(v.act_type, v.n);
+  if (bytes->size() != 24 + v.n_rows * (wb + ab) + 4 * size_t{v.n_rows}) {
+    ADD_FAILURE() << path << ": size does not match its header";
+    return std::nullopt;
+  }
+  size_t off = 24;
+  for (uint32_t r = 0; r < v.n_rows; ++r) {
+    v.weights.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off), bytes->begin() + static_cast<std::ptrdiff_t>(off + wb));
+    off += wb;
+    v.activations.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off), bytes->begin() + static_cast<std::ptrdiff_t>(off + ab));
+    off += ab;
+  }
+  v.expected.resize(v.n_rows);
+  std::memcpy(v.expected.data(), bytes->data() + off, 4 * size_t{v.n_rows});
   return v;
 }
 

@@ -43,6 +43,7 @@ int run(const RunFlags& f) {
     std::fprintf(stderr, "\n");
   }
   const double load_s = now_seconds() - t_load;
+  const size_t rss_loaded = current_rss_bytes();
   if (!f.no_display_prompt) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
     std::fflush(stdout);
@@ -84,12 +85,13 @@ int run(const RunFlags& f) {
   std::printf("\n");
   std::fprintf(stderr,
                "\nload: %.2f s | prompt: %zu tokens, %.1f t/s | generation: %d tokens, %.2f t/s | "
-               "KV cache: %s | weights: %s | peak RSS: %s | seed: %u\n",
+               "KV cache: %s | weights: %s (mapped) | RSS after load: %s | peak RSS: %s | seed: %u\n",
                load_s, ids.size(), static_cast<double>(ids.size()) / t_prompt, n_gen,
                n_gen > 0 ? (n_gen - (f.n_predict >= 0 && n_gen >= f.n_predict ? 1 : 0)) / std::max(t_gen, 1e-9) : 0.0,
                human_bytes(static_cast<double>(session->kv_bytes())).c_str(),
                human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
-               human_bytes(static_cast<double>(peak_rss_bytes())).c_str(), sampler.seed());
+               human_bytes(static_cast<double>(rss_loaded)).c_str(), human_bytes(static_cast<double>(peak_rss_bytes())).c_str(),
+               sampler.seed());
   return 0;
 }
 

@@ -19,7 +19,8 @@ void lane_sums(const int8_t* wq, const int8_t* aq, const Scale* scales, int32_t 
     const int32_t s = scales[g];
     const int8_t* w = wq + G * g;
     const int8_t* a = aq + G * g;
-    for (int e = 0; e < G; ++e) lanes[e & 7] += s * (w[e] * a[e]);
+    for (int c = 0; c < G; c += 8)
+      for (int l = 0; l < 8; ++l) lanes[l] += s * (w[c + l] * a[c + l]);
   }
 }
 

@@ -10,7 +10,7 @@ namespace pocketlm {
 
 void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t n_ctx, int n_threads) {
   if (n <= max_batch && scores.size() >= static_cast<size_t>(n_ctx * n_threads)) return;
-  const auto z = [](int64_t v) { return static_cast<size_t>(v); };
+  const auto z = [](int64_t count) { return static_cast<size_t>(count); };
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
   x.resize(z(n * c.n_embd));
   xn.resize(z(n * std::max(c.n_embd, q_dim)));

@@ -8,18 +8,17 @@
 
 namespace pocketlm {
 
+// Branch-free so that loops over rows vectorize: every case is computed and the right one selected.
 inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  const uint32_t man = h & 0x3FFu;
-  if (exp == 0x1F) {  // Inf, or NaN made quiet with its payload kept
-    return std::bit_cast<float>(sign | 0x7F800000u | (man << 13) | (man != 0 ? 0x00400000u : 0u));
-  }
-  if (exp == 0) {  // zero or subnormal: man * 2^-24, exact in float32
-    const float mag = static_cast<float>(man) * 0x1p-24f;
-    return std::bit_cast<float>(sign | std::bit_cast<uint32_t>(mag));
-  }
-  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (man << 13));
+  const uint32_t em = h & 0x7FFFu;                        // exponent and mantissa
+  uint32_t normal = (em << 13) + (112u << 23);             // re-bias the exponent by 127 - 15
+  normal += static_cast<uint32_t>(em >= 0x7C00u) * (112u << 23);  // Inf/NaN: exponent all ones
+  normal |= static_cast<uint32_t>(em > 0x7C00u) << 22;     // NaN: quiet, payload kept
+  // Zero and subnormals: em * 2^-24, exact in float32.
+  const uint32_t tiny = std::bit_cast<uint32_t>(static_cast<float>(static_cast<int32_t>(em)) * 0x1p-24f);
+  const uint32_t is_tiny = 0u - static_cast<uint32_t>(em < 0x0400u);
+  return std::bit_cast<float>(sign | (normal & ~is_tiny) | (tiny & is_tiny));
 }
 
 inline uint16_t fp32_to_fp16(float f) {

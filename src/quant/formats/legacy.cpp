@@ -12,43 +12,41 @@ namespace pocketlm {
 
 void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
   assert(n % QK4_0 == 0);
-  uint8_t q[QK4_0];
   for (int64_t b = 0; b < n / QK4_0; ++b, y += QK4_0) {
     const float d = fp16_to_fp32(x[b].d);
-    unpack_nibbles(x[b].qs, q);
-    for (int j = 0; j < QK4_0; ++j) y[j] = static_cast<float>(q[j] - 8) * d;
+    for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q4_low(x[b].qs, j) - 8) * d;
+    for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q4_high(x[b].qs, j) - 8) * d;
   }
 }
 
 void dequantize_row_q4_1(const block_q4_1* x, float* y, int64_t n) {
   assert(n % QK4_1 == 0);
-  uint8_t q[QK4_1];
   for (int64_t b = 0; b < n / QK4_1; ++b, y += QK4_1) {
     const float d = fp16_to_fp32(x[b].d);
     const float m = fp16_to_fp32(x[b].m);
-    unpack_nibbles(x[b].qs, q);
-    for (int j = 0; j < QK4_1; ++j) y[j] = static_cast<float>(q[j]) * d + m;
+    for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q4_low(x[b].qs, j)) * d + m;
+    for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q4_high(x[b].qs, j)) * d + m;
   }
 }
 
 void dequantize_row_q5_0(const block_q5_0* x, float* y, int64_t n) {
   assert(n % QK5_0 == 0);
-  uint8_t q[QK5_0];
   for (int64_t b = 0; b < n / QK5_0; ++b, y += QK5_0) {
     const float d = fp16_to_fp32(x[b].d);
-    unpack_5bit(x[b].qs, x[b].qh, q);
-    for (int j = 0; j < QK5_0; ++j) y[j] = static_cast<float>(q[j] - 16) * d;
+    const uint32_t qh = q5_high_bits(x[b].qh);
+    for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q5_low(x[b].qs, qh, j) - 16) * d;
+    for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q5_high(x[b].qs, qh, j) - 16) * d;
   }
 }
 
 void dequantize_row_q5_1(const block_q5_1* x, float* y, int64_t n) {
   assert(n % QK5_1 == 0);
-  uint8_t q[QK5_1];
   for (int64_t b = 0; b < n / QK5_1; ++b, y += QK5_1) {
     const float d = fp16_to_fp32(x[b].d);
     const float m = fp16_to_fp32(x[b].m);
-    unpack_5bit(x[b].qs, x[b].qh, q);
-    for (int j = 0; j < QK5_1; ++j) y[j] = static_cast<float>(q[j]) * d + m;
+    const uint32_t qh = q5_high_bits(x[b].qh);
+    for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q5_low(x[b].qs, qh, j)) * d + m;
+    for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q5_high(x[b].qs, qh, j)) * d + m;
   }
 }
 

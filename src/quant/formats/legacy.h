@@ -6,7 +6,7 @@
 //   Q4_0: d * (q - 8)      Q4_1: d * q + m      Q5_0: d * (q - 16)      Q5_1: d * q + m      Q8_0/Q8_1: d * q
 // Q8_1 is only an activation format: s = d * sum(q), rounded to half, lets Q4_1/Q5_1 dots add the mins.
 #include <cstdint>
-#include <cstring>
+#include <cstring>  // memcpy
 
 namespace pocketlm {
 
@@ -50,22 +50,20 @@ static_assert(sizeof(block_q5_1) == 24 && alignof(block_q5_1) == 2);
 static_assert(sizeof(block_q8_0) == 34 && alignof(block_q8_0) == 2);
 static_assert(sizeof(block_q8_1) == 36 && alignof(block_q8_1) == 2);
 
-// The unsigned 4-bit quants of a Q4_0/Q4_1 block, in element order (0..15).
-inline void unpack_nibbles(const uint8_t qs[16], uint8_t q[32]) {
-  for (int j = 0; j < 16; ++j) {
-    q[j] = static_cast<uint8_t>(qs[j] & 0x0F);
-    q[j + 16] = static_cast<uint8_t>(qs[j] >> 4);
-  }
+// Element access, the one statement of the packing. Q4_0/Q4_1: element j (0..15) is the low nibble of
+// qs[j] and element j + 16 its high nibble. Q5_0/Q5_1 add bit j of qh as the fifth bit of element j.
+inline int q4_low(const uint8_t qs[16], int j) { return qs[j] & 0x0F; }   // element j
+inline int q4_high(const uint8_t qs[16], int j) { return qs[j] >> 4; }    // element j + 16
+inline uint32_t q5_high_bits(const uint8_t qh[4]) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, sizeof(bits));  // little-endian hosts only (as GGUF itself)
+  return bits;
 }
-
-// The unsigned 5-bit quants of a Q5_0/Q5_1 block, in element order (0..31).
-inline void unpack_5bit(const uint8_t qs[16], const uint8_t qh_bytes[4], uint8_t q[32]) {
-  uint32_t qh;
-  std::memcpy(&qh, qh_bytes, sizeof(qh));  // little-endian hosts only (as GGUF itself)
-  for (int j = 0; j < 16; ++j) {
-    q[j] = static_cast<uint8_t>((qs[j] & 0x0F) | (((qh >> j) & 1u) << 4));
-    q[j + 16] = static_cast<uint8_t>((qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4));
-  }
+inline int q5_low(const uint8_t qs[16], uint32_t qh, int j) {  // element j
+  return q4_low(qs, j) | static_cast<int>(((qh >> j) & 1u) << 4);
+}
+inline int q5_high(const uint8_t qs[16], uint32_t qh, int j) {  // element j + 16
+  return q4_high(qs, j) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
 }
 
 // Reference dequantizers: n is a multiple of 32. Bit-identical to ggml / gguf-py (see docs/formats.md).
