@@ -148,8 +148,8 @@ const std::vector<Family>& families() {
   return table;
 }
 
-// Families llama.cpp knows by name but pocketlm does not render; recognising them keeps detection exact
-// (a template is never mistaken for a later family in the list) and the error precise.
+// Names llama.cpp accepts for families pocketlm does not render: asking for one gives an error naming the
+// family rather than "unrecognised".
 constexpr std::string_view kKnownNames[] = {
     "falcon3", "monarch", "orion", "openchat", "vicuna", "vicuna-orca", "deepseek", "deepseek2", "deepseek3",
     "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm", "exaone3", "exaone4", "exaone-moe", "rwkv-world",

@@ -71,7 +71,8 @@ const Family kFamilyFalcon{{R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, "[0-9][0-9][0-9]"
 const Family kFamilyDeepseekLlm{
     {"[\r\n]", kDeepseekLlmLetters, kDeepseekLlmPunct, R"(\s+$)", kDeepseekCjk, R"(\p{N}+)"}};
 const Family kFamilyDeepseekCoder{{"[\r\n]", R"(\s?\p{L}+)", R"(\s?\p{P}+)", kDeepseekCjk, R"(\p{N})"}};
-const Family kFamilyDeepseek3{{R"(\p{N}{1,3})", R"([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)", kDeepseek3}};
+const Family kFamilyDeepseek3{
+    {R"(\p{N}{1,3})", R"([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)", kDeepseek3}};
 const Family kFamilyPoro{{kPoro}};
 const Family kFamilyViking{{kPoro, R"(\p{N})"}};
 

@@ -5,7 +5,7 @@
 //             (pre_tokenizer.h).
 // Special tokens (special_tokens.h) are cut out of the text first. Anything this file does not implement —
 // another tokenizer.ggml.model, an unknown tokenizer.ggml.pre — is an error at load, never a quiet
-// approximation. See docs/tokenizer.md.
+// approximation. encode/decode are const and may run on several threads at once. See docs/tokenizer.md.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -51,7 +51,7 @@ class Tokenizer {
   std::string_view pre() const;         // tokenizer.ggml.pre ("" when absent)
   const std::string& token_text(int32_t id) const;  // the raw vocabulary entry; "" for out-of-range ids
 
-  struct Impl;
+  struct Impl;  // tokenizer_impl.h
 
  private:
   explicit Tokenizer(std::unique_ptr<Impl> impl);

@@ -59,21 +59,23 @@ void detect_by_text(Tokenizer::Impl& t) {
     int32_t* id;
     std::initializer_list<std::string_view> texts;
   };
+  // DeepSeek's full-width forms: <｜end▁of▁sentence｜>, <｜fim▁begin｜>, <｜fim▁hole｜>, <｜fim▁end｜>.
+#define PLM_DS(words) "<\xEF\xBD\x9C" words "\xEF\xBD\x9C>"
   const Rule rules[] = {
-      {&t.eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
-                "_<EOT>", "[EOT]", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
-                "<end_of_utterance>"}},
+      {&t.eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+                "<EOT>", "_<EOT>", "[EOT]", PLM_DS("end\xE2\x96\x81of\xE2\x96\x81sentence"), "<end_of_utterance>"}},
       {&t.eom, {"<|eom_id|>"}},
-      {&t.fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-                    "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
-      {&t.fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>",
-                    "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
-      {&t.fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
-                    "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+      {&t.fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", PLM_DS("fim\xE2\x96\x81" "begin"), "<PRE>",
+                    "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+      {&t.fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", PLM_DS("fim\xE2\x96\x81hole"), "<SUF>",
+                    "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+      {&t.fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", PLM_DS("fim\xE2\x96\x81" "end"), "<MID>",
+                    "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
       {&t.fim_pad, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
       {&t.fim_rep, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
       {&t.fim_sep, {"<|file_sep|>"}},
   };
+#undef PLM_DS
   for (const auto& [text, id] : t.vocab.ids) {
     uint32_t& attr = t.vocab.tokens[static_cast<size_t>(id)].attr;
     for (const Rule& r : rules) {

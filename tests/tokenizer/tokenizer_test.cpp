@@ -4,6 +4,9 @@
 // same flags) and are hard-coded here.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
@@ -99,10 +102,9 @@ TEST(Tokenizer, BpeRoundTrip) {
       for (int32_t id : ids) joined += tok->token_to_piece(id);
       EXPECT_EQ(joined, c.text) << name << " ids " << test::ids_string(ids);
     }
-    // Arbitrary bytes survive too (all 256 byte symbols are tokens).
-    std::string bytes;
-    for (int b = 1; b < 256; ++b) bytes.push_back(static_cast<char>(b));
-    std::string ascii = bytes.substr(0, 127);
+    // Every ASCII byte, control characters included, comes back.
+    std::string ascii;
+    for (int b = 1; b < 128; ++b) ascii.push_back(static_cast<char>(b));
     std::string joined;
     for (int32_t id : tok->encode(ascii, false, false)) joined += tok->token_to_piece(id);
     EXPECT_EQ(joined, ascii) << name;
@@ -274,6 +276,33 @@ TEST(Tokenizer, TinySpm) {
   EXPECT_EQ(t.decode(Ids{0}, true), "<unk>");
 }
 
+// stories260K (a 512-token SentencePiece vocabulary): the prompt ids of shared/testdata/reference.
+TEST(Tokenizer, Stories260KReferencePrompts) {
+  const auto model = test::stories_path();
+  const auto ref = test::shared_dir() / "testdata" / "reference" / "stories260K-greedy.jsonl";
+  if (!std::filesystem::exists(model) || !std::filesystem::exists(ref))
+    GTEST_SKIP() << model << " or " << ref << " is absent (shared/ provides them)";
+  auto file = GgufFile::open(model.string());
+  ASSERT_TRUE(file.ok()) << file.error().message();
+  auto tok = Tokenizer::from_gguf(*file);
+  ASSERT_TRUE(tok.ok()) << tok.error().message();
+  std::ifstream in(ref);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);
+    const std::string prompt = j.at("prompt");
+    const Ids expected = j.at("prompt_ids_with_bos").get<Ids>();
+    EXPECT_EQ((*tok)->encode(prompt, true, false), expected) << prompt;
+    const Ids without_bos(expected.begin() + 1, expected.end());
+    EXPECT_EQ((*tok)->decode(without_bos), prompt);
+    const std::string cont = j.at("greedy_continuation");
+    EXPECT_EQ((*tok)->decode((*tok)->encode(cont, false, false)), cont);
+    ++n;
+  }
+  EXPECT_EQ(n, 4);
+}
+
 // SmolLM2-135M-Instruct: pre-tokenizer "smollm", chat tokens <|im_start|> (1) and <|im_end|> (2).
 TEST(Tokenizer, SmolLM2) {
   const auto path = test::smollm2_path();
@@ -292,7 +321,7 @@ TEST(Tokenizer, SmolLM2) {
   EXPECT_FALSE(t.add_bos());
   EXPECT_TRUE(t.is_eog(0));  // <|endoftext|>
   EXPECT_TRUE(t.is_eog(2));  // <|im_end|>
-  EXPECT_TRUE(t.is_eog(4));  // <|fim_pad|>... as llama.cpp lists it
+  EXPECT_TRUE(t.is_eog(4));  // <reponame>: llama.cpp takes it for the FIM repo token, which ends generation
   EXPECT_FALSE(t.is_eog(1));
 
   // Expected ids from llama.cpp (llama_tokenize, add_special = false, parse_special = true).
@@ -305,7 +334,8 @@ TEST(Tokenizer, SmolLM2) {
   EXPECT_EQ(t.encode("Hello world", true, true), (Ids{19556, 905}));  // no BOS for SmolLM2
   EXPECT_EQ(t.encode("Don't stop\n\n  believing! 3.14159", false, true),
             (Ids{8084, 982, 2853, 8866, 16517, 17, 216, 35, 30, 33, 36, 33, 37, 41}));
-  EXPECT_EQ(t.encode("\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF\xE4\xB8\x96\xE7\x95\x8C", false, true),
+  const std::string konnichiwa = "\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF\xE4\xB8\x96\xE7\x95\x8C";
+  EXPECT_EQ(t.encode(konnichiwa, false, true),
             (Ids{7365, 237, 10391, 237, 41152, 7365, 111, 7365, 124, 7906, 240, 178, 239, 230}));
   // Without parse_special the chat markers are plain text.
   EXPECT_EQ(t.encode("<|im_start|>user\nHello<|im_end|>", false, false),
