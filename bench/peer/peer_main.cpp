@@ -1,7 +1,6 @@
 // pocketlm-peer: runs llama.cpp (linked from the git-ignored .peer/ build) on the same inputs the tests give
 // pocketlm, and prints one JSON object on stdout. See docs/peer.md for each subcommand.
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
