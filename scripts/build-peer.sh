@@ -8,9 +8,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEER="$ROOT/.peer"
 NLC_VERSION=3.22.1
-TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-cli llama-simple)
+TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple)
 
-if [ -x "$PEER/build/bin/llama-completion" ] && [ -x "$PEER/build/bin/llama-quantize" ] && [ -f "$PEER/build/.pocketlm-done" ]; then
+# CPU features: every SIMD extension this machine has, but never AMX. Some VMs report AMX without granting
+# programs the tile state, and llama.cpp's AMX kernels then die with SIGILL (llama-bench, llama-perplexity).
+has() { grep -qw "$1" /proc/cpuinfo; }
+onoff() { if has "$1"; then echo ON; else echo OFF; fi; }
+CPU_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+if [ "$(uname -m)" = x86_64 ]; then
+  CPU_FLAGS+=(-DGGML_AVX="$(onoff avx)" -DGGML_AVX2="$(onoff avx2)" -DGGML_BMI2="$(onoff bmi2)" -DGGML_FMA="$(onoff fma)"
+              -DGGML_F16C="$(onoff f16c)" -DGGML_AVX512="$(onoff avx512f)" -DGGML_AVX512_VBMI="$(onoff avx512vbmi)"
+              -DGGML_AVX512_VNNI="$(onoff avx512_vnni)" -DGGML_AVX512_BF16="$(onoff avx512_bf16)")
+else
+  CPU_FLAGS=(-DGGML_NATIVE=ON)
+fi
+STAMP="$NLC_VERSION ${CPU_FLAGS[*]} ${TOOLS[*]}"
+if [ -x "$PEER/build/bin/llama-completion" ] && [ "$(cat "$PEER/build/.pocketlm-done" 2>/dev/null)" = "$STAMP" ]; then
   echo "[build-peer] llama.cpp already built in $PEER/build"; exit 0
 fi
 mkdir -p "$PEER"
@@ -22,16 +35,16 @@ if [ ! -d "$PEER/src/.git" ]; then
   cp "$tmp/package/llama/llama.cpp.info.json" "$PEER/" 2>/dev/null || true
   rm -rf "$tmp"
 fi
-echo "[build-peer] configuring llama.cpp (CPU, native)"
-cmake -S "$PEER/src" -B "$PEER/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+echo "[build-peer] configuring llama.cpp (CPU: ${CPU_FLAGS[*]})"
+cmake -S "$PEER/src" -B "$PEER/build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" \
+  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DBUILD_SHARED_LIBS=ON >"$PEER/configure.log" 2>&1 || { tail -30 "$PEER/configure.log"; exit 1; }
-echo "[build-peer] building ${TOOLS[*]} (about ten minutes on 2 cores; log: $PEER/build.log)"
 all_targets="$(ninja -C "$PEER/build" -t targets all 2>/dev/null | cut -d: -f1)"
 targets=()
 for t in "${TOOLS[@]}"; do
   if grep -qx "$t" <<<"$all_targets"; then targets+=("$t"); else echo "[build-peer] note: no target $t in this llama.cpp"; fi
 done
+echo "[build-peer] building ${targets[*]} (about ten minutes on 2 cores; log: $PEER/build.log)"
 ninja -C "$PEER/build" "${targets[@]}" >"$PEER/build.log" 2>&1 || { tail -30 "$PEER/build.log"; exit 1; }
-touch "$PEER/build/.pocketlm-done"
+echo "$STAMP" > "$PEER/build/.pocketlm-done"
 echo "[build-peer] ok: $PEER/build/bin"
