@@ -14,5 +14,5 @@ for target in fuzz_gguf fuzz_tokenizer; do
   seeds="$ROOT/tests/fuzz/seeds/$target"
   echo "[fuzz] $target for ${SECS}s"
   "$BUILD/tests/fuzz/$target" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 "$corpus" $( [ -d "$seeds" ] && echo "$seeds" ) 2>&1 | tail -12
+    -print_final_stats=1 -artifact_prefix="$BUILD/" "$corpus" $( [ -d "$seeds" ] && echo "$seeds" ) 2>&1 | tail -12
 done
