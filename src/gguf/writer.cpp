@@ -91,12 +91,15 @@ struct Buffer {
 };
 }  // namespace
 
-Status GgufWriter::write(const std::string& path) const {
+Status GgufWriter::check_metadata() const {
   for (const auto& kv : kv_)
     if (kv.second.type == GgufType::ARRAY)
       for (const auto& e : kv.second.arr)
-        if (e.type != kv.second.elem_type) return Error(path + ": metadata '" + kv.first + "': array elements of mixed types");
+        if (e.type != kv.second.elem_type) return Error("metadata '" + kv.first + "': array elements of mixed types");
+  return Status::Ok();
+}
 
+std::vector<uint8_t> GgufWriter::header() const {
   Buffer head;
   head.pod(kGgufMagic);
   head.pod<uint32_t>(3);
@@ -116,26 +119,51 @@ Status GgufWriter::write(const std::string& path) const {
     head.pod<uint64_t>(offset);
     offset += (t.nbytes + alignment_ - 1) / alignment_ * alignment_;
   }
+  head.bytes.resize((head.bytes.size() + alignment_ - 1) / alignment_ * alignment_, 0);
+  return std::move(head.bytes);
+}
 
-  PLM_TRY(AtomicFile out, AtomicFile::create(path));
-  PLM_CHECK(out.write(head.bytes.data(), head.bytes.size()));
-  const size_t pad = static_cast<size_t>((alignment_ - head.bytes.size() % alignment_) % alignment_);
-  PLM_CHECK(out.write_zeros(pad));
+Status GgufWriter::emit(const std::function<Status(const uint8_t*, size_t)>& sink) const {
+  PLM_CHECK(check_metadata());
+  const std::vector<uint8_t> head = header();
+  PLM_CHECK(sink(head.data(), head.size()));
+  static const std::vector<uint8_t> zeros(4096, 0);
   std::vector<uint8_t> produced;
   for (const auto& t : tensors_) {
     std::span<const uint8_t> bytes = t.data;
     if (t.produce) {
       produced.clear();
       Status s = t.produce(produced);
-      if (!s.ok()) return s.error().with_context(path + ": tensor '" + t.name + "'");
+      if (!s.ok()) return s.error().with_context("tensor '" + t.name + "'");
       if (produced.size() != t.nbytes)
-        return Error(path + ": tensor '" + t.name + "': producer gave " + std::to_string(produced.size()) + " bytes, expected " + std::to_string(t.nbytes));
+        return Error("tensor '" + t.name + "': producer gave " + std::to_string(produced.size()) + " bytes, expected " + std::to_string(t.nbytes));
       bytes = produced;
     }
-    PLM_CHECK(out.write(bytes.data(), bytes.size()));
-    PLM_CHECK(out.write_zeros(static_cast<size_t>((alignment_ - t.nbytes % alignment_) % alignment_)));
+    PLM_CHECK(sink(bytes.data(), bytes.size()));
+    size_t pad = static_cast<size_t>((alignment_ - t.nbytes % alignment_) % alignment_);
+    while (pad > 0) {
+      const size_t k = pad < zeros.size() ? pad : zeros.size();
+      PLM_CHECK(sink(zeros.data(), k));
+      pad -= k;
+    }
   }
+  return Status::Ok();
+}
+
+Status GgufWriter::write(const std::string& path) const {
+  PLM_TRY(AtomicFile out, AtomicFile::create(path));
+  Status s = emit([&](const uint8_t* p, size_t n) { return out.write(p, n); });
+  if (!s.ok()) return s.error().with_context(path);
   return out.commit();
+}
+
+Expected<std::vector<uint8_t>> GgufWriter::to_bytes() const {
+  std::vector<uint8_t> bytes;
+  PLM_CHECK(emit([&](const uint8_t* p, size_t n) {
+    bytes.insert(bytes.end(), p, p + n);
+    return Status::Ok();
+  }));
+  return bytes;
 }
 
 }  // namespace pocketlm

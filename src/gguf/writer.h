@@ -26,6 +26,8 @@ class GgufWriter {
 
   // Writes `path` atomically (temp file + fsync + rename).
   Status write(const std::string& path) const;
+  // The whole file in memory (small files: tests, fuzz seeds, vocab-only GGUFs).
+  Expected<std::vector<uint8_t>> to_bytes() const;
 
  private:
   struct Pending {
@@ -36,6 +38,10 @@ class GgufWriter {
     std::span<const uint8_t> data;
     std::function<Status(std::vector<uint8_t>&)> produce;
   };
+  Status check_metadata() const;
+  std::vector<uint8_t> header() const;  // header, metadata and tensor infos, padded to the alignment
+  // Calls sink(bytes) for the header and then every tensor's bytes and padding, in file order.
+  Status emit(const std::function<Status(const uint8_t*, size_t)>& sink) const;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;
   uint64_t alignment_ = 32;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <queue>
 
+#include "tokenizer/symbols.h"
 #include "tokenizer/utf8.h"
 
 namespace pocketlm::tok {
@@ -23,13 +24,6 @@ int BpeRanks::rank(const std::string& left, const std::string& right) const {
 }
 
 namespace {
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t begin;
-  size_t len;  // 0 once merged into its left neighbour
-};
 
 struct Candidate {
   int left;
@@ -54,13 +48,7 @@ void encode_word(const Vocab& vocab, const BpeRanks& ranks, bool ignore_merges, 
       return;
     }
   }
-  std::vector<Symbol> symbols;
-  for (size_t off = 0; off < word.size();) {
-    const size_t len = std::min(utf8::sequence_length(static_cast<uint8_t>(word[off])), word.size() - off);
-    const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, off + len == word.size() ? -1 : index + 1, off, len});
-    off += len;
-  }
+  std::vector<Symbol> symbols = utf8_symbols(word);
 
   std::priority_queue<Candidate, std::vector<Candidate>, After> queue;
   std::string left_text, right_text;

@@ -5,17 +5,11 @@
 #include <queue>
 #include <string>
 
+#include "tokenizer/symbols.h"
 #include "tokenizer/utf8.h"
 
 namespace pocketlm::tok {
 namespace {
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t begin;  // byte offset into the text
-  size_t len;    // 0 once merged into its left neighbour
-};
 
 struct Candidate {
   int left;
@@ -41,13 +35,7 @@ int32_t spm_byte_token(const Vocab& vocab, uint8_t byte) {
 }
 
 void spm_encode(const Vocab& vocab, std::string_view text, std::vector<int32_t>& out) {
-  std::vector<Symbol> symbols;
-  for (size_t off = 0; off < text.size();) {
-    const size_t len = std::min(utf8::sequence_length(static_cast<uint8_t>(text[off])), text.size() - off);
-    const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, off + len == text.size() ? -1 : index + 1, off, len});
-    off += len;
-  }
+  std::vector<Symbol> symbols = utf8_symbols(text);
 
   std::priority_queue<Candidate, std::vector<Candidate>, Lower> queue;
   std::string pair;

@@ -12,6 +12,7 @@
 
 #include "gguf/reader.h"
 #include "gguf/value.h"
+#include "gguf/writer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/mapped_file.h"
 
@@ -64,59 +65,14 @@ inline std::string ids_string(const std::vector<int32_t>& ids) {
   return s;
 }
 
-// Serialises metadata into GGUF v3 bytes (no tensors) and parses them back.
-inline void put_value(std::vector<uint8_t>& b, const GgufValue& v) {
-  auto pod = [&](auto x) {
-    const size_t at = b.size();
-    b.resize(at + sizeof(x));
-    std::memcpy(b.data() + at, &x, sizeof(x));
-  };
-  auto str = [&](const std::string& s) {
-    pod(static_cast<uint64_t>(s.size()));
-    b.insert(b.end(), s.begin(), s.end());
-  };
-  switch (v.type) {
-    case GgufType::UINT8: pod(static_cast<uint8_t>(v.u)); break;
-    case GgufType::INT8: pod(static_cast<int8_t>(v.i)); break;
-    case GgufType::UINT16: pod(static_cast<uint16_t>(v.u)); break;
-    case GgufType::INT16: pod(static_cast<int16_t>(v.i)); break;
-    case GgufType::UINT32: pod(static_cast<uint32_t>(v.u)); break;
-    case GgufType::INT32: pod(static_cast<int32_t>(v.i)); break;
-    case GgufType::FLOAT32: pod(static_cast<float>(v.f)); break;
-    case GgufType::BOOL: pod(static_cast<uint8_t>(v.u)); break;
-    case GgufType::STRING: str(v.str); break;
-    case GgufType::UINT64: pod(static_cast<uint64_t>(v.u)); break;
-    case GgufType::INT64: pod(static_cast<int64_t>(v.i)); break;
-    case GgufType::FLOAT64: pod(static_cast<double>(v.f)); break;
-    case GgufType::ARRAY:
-      pod(static_cast<uint32_t>(v.elem_type));
-      pod(static_cast<uint64_t>(v.arr.size()));
-      for (const auto& e : v.arr) put_value(b, e);
-      break;
-  }
-}
-
 using Metadata = std::vector<std::pair<std::string, GgufValue>>;
 
+// Builds a metadata-only GGUF in memory with the project's writer and parses it back.
 inline Expected<GgufFile> gguf_from_metadata(const Metadata& kv, const std::string& name) {
-  std::vector<uint8_t> b;
-  auto pod = [&](auto x) {
-    const size_t at = b.size();
-    b.resize(at + sizeof(x));
-    std::memcpy(b.data() + at, &x, sizeof(x));
-  };
-  pod(uint32_t{0x46554747});
-  pod(uint32_t{3});
-  pod(uint64_t{0});
-  pod(static_cast<uint64_t>(kv.size()));
-  for (const auto& [key, value] : kv) {
-    pod(static_cast<uint64_t>(key.size()));
-    b.insert(b.end(), key.begin(), key.end());
-    pod(static_cast<uint32_t>(value.type));
-    put_value(b, value);
-  }
-  while (b.size() % 32) b.push_back(0);
-  return GgufFile::parse(MappedFile::from_bytes(b, name));
+  GgufWriter w;
+  for (const auto& [key, value] : kv) w.set(key, value);
+  PLM_TRY(std::vector<uint8_t> bytes, w.to_bytes());
+  return GgufFile::parse(MappedFile::from_bytes(bytes, name));
 }
 
 inline Expected<std::unique_ptr<Tokenizer>> tokenizer_from_metadata(const Metadata& kv, const std::string& name) {
