@@ -27,6 +27,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm fetches the llama.cpp peer's source (node-llama-cpp); the machine image ships Node.js, Debian's is the fallback.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "[install-deps] apt-get install npm"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 if ! python3 -c "import numpy, gguf" 2>/dev/null; then
   echo "[install-deps] pip install ${PY_PKGS[*]}"
   python3 -m pip install -q "${PY_PKGS[@]}"
