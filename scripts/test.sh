@@ -6,24 +6,40 @@
 # Set POCKETLM_FUZZ_SECONDS (default 60 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_FUZZ=1 to trim.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-JOBS="$(nproc)"
+PASSED=0; FAILED=0
+# Runs ctest in a build dir, adds its counts to the totals, and fails the script when a test failed.
+run_ctest() {
+  local dir="$1"; shift
+  local log; log="$(mktemp)"
+  set +e
+  (cd "$dir" && env "$@" ctest --output-on-failure -j1) 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local total failed
+  total="$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)"
+  failed="$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log" | tail -1)"
+  rm -f "$log"
+  PASSED=$((PASSED + ${total:-0} - ${failed:-0})); FAILED=$((FAILED + ${failed:-0}))
+  if [ "$rc" != 0 ]; then echo "tests: $PASSED passed, $FAILED failed"; exit "$rc"; fi
+}
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build-peer.sh"
 
 echo "== [1/3] release build (-Werror) and tests =="
 "$ROOT/scripts/build.sh" "$ROOT/build"
-(cd "$ROOT/build" && ctest --output-on-failure -j1)
+run_ctest "$ROOT/build" POCKETLM_RELEASE=1
 
 if [ -z "${POCKETLM_SKIP_SANITIZE:-}" ]; then
   echo "== [2/3] ASan + UBSan build and tests =="
   "$ROOT/scripts/build.sh" "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLM_SANITIZE=ON
-  (cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     POCKETLM_SANITIZED=1 ctest --output-on-failure -j1)
+  run_ctest "$ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    POCKETLM_SANITIZED=1
 fi
 
 if [ -z "${POCKETLM_SKIP_FUZZ:-}" ]; then
   echo "== [3/3] fuzzing (libFuzzer + ASan/UBSan) =="
   "$ROOT/scripts/fuzz.sh" "${POCKETLM_FUZZ_SECONDS:-60}"
 fi
-echo "all tests passed"
+echo "all tests passed (release and sanitizer suites; fuzzers found nothing)"
+echo "tests: $PASSED passed, $FAILED failed"
