@@ -66,13 +66,8 @@ void encode_word(const Vocab& vocab, const BpeRanks& ranks, bool ignore_merges, 
   while (!queue.empty()) {
     const Candidate c = queue.top();
     queue.pop();
-    Symbol& l = symbols[static_cast<size_t>(c.left)];
-    Symbol& r = symbols[static_cast<size_t>(c.right)];
-    if (l.len == 0 || r.len == 0 || l.len + r.len != c.len) continue;  // stale
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) symbols[static_cast<size_t>(r.next)].prev = c.left;
+    if (!merge_symbols(symbols, c.left, c.right, c.len)) continue;
+    const Symbol& l = symbols[static_cast<size_t>(c.left)];
     consider(l.prev, c.left);
     consider(c.left, l.next);
   }

@@ -29,4 +29,17 @@ inline std::vector<Symbol> utf8_symbols(std::string_view text) {
   return symbols;
 }
 
+// Folds `right` into its left neighbour `left` when the pair still spans `len` bytes; returns false for a
+// stale pair (one side merged elsewhere since the pair was queued).
+inline bool merge_symbols(std::vector<Symbol>& symbols, int left, int right, size_t len) {
+  Symbol& l = symbols[static_cast<size_t>(left)];
+  Symbol& r = symbols[static_cast<size_t>(right)];
+  if (l.len == 0 || r.len == 0 || l.len + r.len != len) return false;
+  l.len += r.len;
+  r.len = 0;
+  l.next = r.next;
+  if (r.next >= 0) symbols[static_cast<size_t>(r.next)].prev = left;
+  return true;
+}
+
 }  // namespace pocketlm
