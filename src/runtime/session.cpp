@@ -48,10 +48,12 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
   for (size_t b = 0; b < tokens.size(); b += kMaxBatch) {
     const size_t n = std::min<size_t>(kMaxBatch, tokens.size() - b);
     const bool last = b + n == tokens.size();
-    llama_forward(*model_, tokens.subspan(b, n), n_past_, all_logits, st_->kv, st_->scratch, st_->pool);
+    const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
+    llama_forward(*model_, tokens.subspan(b, n), n_past_, which, st_->kv, st_->scratch, st_->pool);
     n_past_ += static_cast<int64_t>(n);
-    if (all_logits) std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv), st_->all_logits.begin() + static_cast<std::ptrdiff_t>(b * nv));
-    else if (!last) continue;
+    if (all_logits)
+      std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),
+                st_->all_logits.begin() + static_cast<std::ptrdiff_t>(b * nv));
   }
   if (all_logits) return std::span<const float>(st_->all_logits);
   return std::span<const float>(st_->scratch.logits.data(), nv);

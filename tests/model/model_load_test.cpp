@@ -125,5 +125,25 @@ TEST(Session, BatchedPrefillMatchesIncrementalDecode) {
   }
 }
 
+// A prompt longer than one forward batch (512 tokens): the batches before the last skip the output head,
+// and the last-token logits equal those of a run that keeps every position's logits.
+TEST(Session, MultiBatchPromptLastLogitsMatchAllLogits) {
+  auto m = Model::load(test::stories_path().string());
+  ASSERT_TRUE(m.ok());
+  std::vector<int32_t> ids(600);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(3 + (i * 37) % 500);
+  auto a = Session::create(**m, {.n_ctx = 700, .kv_type = KvType::F32, .n_threads = 2});
+  auto b = Session::create(**m, {.n_ctx = 700, .kv_type = KvType::F32, .n_threads = 2});
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto last = (*a)->eval(ids);
+  ASSERT_TRUE(last.ok());
+  std::vector<float> got(last->begin(), last->end());
+  auto all = (*b)->eval(ids, true);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(got.size(), 512u);
+  for (size_t v = 0; v < 512; ++v) EXPECT_EQ(got[v], (*all)[(ids.size() - 1) * 512 + v]) << v;
+  EXPECT_EQ((*a)->n_past(), 600);
+}
+
 }  // namespace
 }  // namespace pocketlm

@@ -61,7 +61,7 @@ void add_inplace(float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, bool all_logits, KvCache& kv,
+void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
                    ForwardScratch& s, ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
@@ -108,8 +108,9 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
     add_inplace(s.x.data(), s.att_out.data(), n * d);
   }
 
+  if (which == Logits::None) return;
   const auto* out_norm = reinterpret_cast<const float*>(w.output_norm->data);
-  const int64_t first = all_logits ? 0 : n - 1, n_out = n - first;
+  const int64_t first = which == Logits::All ? 0 : n - 1, n_out = n - first;
   for (int64_t t = first; t < n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[(t - first) * d], d, c.norm_eps);
   s.logits.resize(static_cast<size_t>(n_out * c.n_vocab));
   matmul(*w.output, s.xn.data(), n_out, s.logits.data(), pool, s.act);

@@ -19,9 +19,12 @@ struct ForwardScratch {
   void reserve(const ModelConfig& c, int64_t n_tokens, int64_t n_ctx, int n_threads);
 };
 
+// Which logits a forward call computes: none (a prompt batch before the last), the last token's, or all.
+enum class Logits { None, Last, All };
+
 // Runs `tokens` at positions pos0.. through the model, writing K/V into `kv`. Fills scratch.logits with
-// the logits of the last token, or of every token when all_logits.
-void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, bool all_logits, KvCache& kv,
+// the logits `which` asks for (n_vocab floats per token).
+void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
                    ForwardScratch& s, ThreadPool& pool);
 
 }  // namespace pocketlm
