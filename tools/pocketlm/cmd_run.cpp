@@ -59,7 +59,7 @@ int run(const RunFlags& f) {
   }
   const double t_prompt = now_seconds() - t0;
   const double t1 = now_seconds();
-  int n_gen = 0;
+  int n_gen = 0, n_decode = 0;  // tokens printed; single-token forward passes timed in t_gen
   std::span<const float> cur = *logits;
   while (f.n_predict < 0 || n_gen < f.n_predict) {
     const int32_t next = sampler.sample(cur);
@@ -80,6 +80,7 @@ int run(const RunFlags& f) {
       return 1;
     }
     cur = *l;
+    ++n_decode;
   }
   const double t_gen = now_seconds() - t1;
   std::printf("\n");
@@ -87,7 +88,7 @@ int run(const RunFlags& f) {
                "\nload: %.2f s | prompt: %zu tokens, %.1f t/s | generation: %d tokens, %.2f t/s | "
                "KV cache: %s | weights: %s (mapped) | RSS after load: %s | peak RSS: %s | seed: %u\n",
                load_s, ids.size(), static_cast<double>(ids.size()) / t_prompt, n_gen,
-               n_gen > 0 ? (n_gen - (f.n_predict >= 0 && n_gen >= f.n_predict ? 1 : 0)) / std::max(t_gen, 1e-9) : 0.0,
+               n_decode / std::max(t_gen, 1e-9),
                human_bytes(static_cast<double>(session->kv_bytes())).c_str(),
                human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
                human_bytes(static_cast<double>(rss_loaded)).c_str(), human_bytes(static_cast<double>(peak_rss_bytes())).c_str(),
