@@ -1,5 +1,8 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
+
+#include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
 #include "quant/formats/dequantize.h"
 
@@ -16,13 +19,14 @@ void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const 
 
   const size_t w_row = row_size(w.type, k);
   const int64_t n_out = row_end - row_begin;
-  const VecDotFn dot = vec_dot_fn(w.type);
-  pool.parallel_for(n_out, [&](int64_t b, int64_t e, int) {
-    for (int64_t r = b; r < e; ++r) {
-      const uint8_t* wr = w.data + static_cast<size_t>(row_begin + r) * w_row;
-      for (int64_t t = 0; t < n_tokens; ++t)
-        y[t * n_out + r] = dot(k, wr, acts + static_cast<size_t>(t) * act_row);
-    }
+  const kernels::GemmFn gemm = kernels::gemm_for(w.type);
+  const uint8_t* w0 = w.data + static_cast<size_t>(row_begin) * w_row;
+  // Rows are split between threads in bands of 16 (whole GEMM tiles); every thread sees all tokens.
+  constexpr int64_t kBand = 16;
+  const int64_t n_bands = (n_out + kBand - 1) / kBand;
+  pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
+    const int64_t r0 = b * kBand, r1 = std::min(e * kBand, n_out);
+    if (r1 > r0) gemm(k, w0 + static_cast<size_t>(r0) * w_row, w_row, r1 - r0, acts, act_row, n_tokens, y + r0, n_out);
   });
 }
 

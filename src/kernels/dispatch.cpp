@@ -1,0 +1,77 @@
+#include "kernels/dispatch.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "util/cpu_features.h"
+
+namespace pocketlm::kernels {
+namespace {
+
+bool can_run(const KernelTable* t) {
+  if (t == nullptr) return false;
+  const CpuFeatures& f = cpu_features();
+  const std::string name = t->name;
+  if (name == "scalar") return true;
+  if (name == "avx2") return f.avx2 && f.fma && f.f16c;
+  if (name == "avx512") return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+  if (name == "neon") return f.neon;
+  if (name == "dotprod") return f.neon && f.dotprod;
+  if (name == "i8mm") return f.neon && f.dotprod && f.i8mm;
+  return false;
+}
+
+const KernelTable& pick() {
+  const char* forced = std::getenv("POCKETLM_ISA");
+  if (forced != nullptr && forced[0] != '\0') {
+    auto t = table_by_name(forced);
+    if (!t) {
+      std::fprintf(stderr, "pocketlm: POCKETLM_ISA: %s\n", t.error().message().c_str());
+      std::abort();
+    }
+    return **t;
+  }
+  return *runnable_tables().front();
+}
+
+}  // namespace
+
+#if !defined(POCKETLM_KERNELS_X86)
+const KernelTable* avx2_table() { return nullptr; }
+const KernelTable* avx512_table() { return nullptr; }
+#endif
+#if !defined(POCKETLM_KERNELS_ARM)
+const KernelTable* neon_table() { return nullptr; }
+const KernelTable* dotprod_table() { return nullptr; }
+const KernelTable* i8mm_table() { return nullptr; }
+#endif
+
+std::vector<const KernelTable*> runnable_tables() {
+  std::vector<const KernelTable*> out;
+  for (const KernelTable* t : {avx512_table(), avx2_table(), i8mm_table(), dotprod_table(), neon_table()})
+    if (can_run(t)) out.push_back(t);
+  out.push_back(scalar_table());
+  return out;
+}
+
+Expected<const KernelTable*> table_by_name(const std::string& name) {
+  std::string known;
+  for (const KernelTable* t : runnable_tables()) {
+    if (name == t->name) return t;
+    known += known.empty() ? "" : ", ";
+    known += t->name;
+  }
+  return Error("kernel path '" + name + "' is not built in or this CPU cannot run it (runnable here: " + known + ")");
+}
+
+const KernelTable& active_table() {
+  static const KernelTable& table = pick();
+  return table;
+}
+
+GemmFn gemm_for(GgmlType weight_type) {
+  if (GemmFn f = active_table().find(weight_type)) return f;
+  return scalar_table()->find(weight_type);
+}
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,25 @@
+#pragma once
+// Picks the kernel path once, at first use, from the CPU's features: on x86 avx512 (F+BW+VL+VNNI) > avx2
+// (+FMA+F16C) > scalar; on ARM i8mm > dotprod > neon. The environment variable POCKETLM_ISA=name forces a
+// path (for tests and benchmarks); naming a path this CPU cannot run, or one not built in, is an error.
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_table.h"
+#include "util/error.h"
+
+namespace pocketlm::kernels {
+
+// The paths this binary has and this CPU can run, best first (the scalar path is always last).
+std::vector<const KernelTable*> runnable_tables();
+
+// The path in use (best runnable, or POCKETLM_ISA's). Aborts with a message if POCKETLM_ISA is invalid.
+const KernelTable& active_table();
+
+// Looks a runnable path up by name.
+Expected<const KernelTable*> table_by_name(const std::string& name);
+
+// The GEMM for a weight type: the active path's, or the scalar one where the path has none.
+GemmFn gemm_for(GgmlType weight_type);
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,39 @@
+#pragma once
+// The interface every ISA path implements: one GEMM per weight type, declared once here. A path is a table
+// of these functions; kernels/dispatch.h picks the table for this CPU once. The scalar table (ref/) is the
+// oracle the SIMD tables are tested against.
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/formats/ggml_type.h"
+
+namespace pocketlm::kernels {
+
+// out[c * ldo + r] = dot(weight row r, activation row c) for r < n_rows, c < n_cols.
+// Weight rows are `w_stride` bytes apart, activation rows (already in the weight type's vec_dot_type)
+// `a_stride` bytes apart; k (elements per row) is a multiple of the weight type's block size.
+using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a,
+                        size_t a_stride, int64_t n_cols, float* out, int64_t ldo);
+
+inline constexpr int kMaxTypeId = 40;
+
+struct KernelTable {
+  const char* name = nullptr;        // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
+  GemmFn gemm[kMaxTypeId] = {};      // indexed by GgmlType; nullptr: this path has no kernel for the type
+
+  GemmFn find(GgmlType t) const {
+    const auto i = static_cast<uint32_t>(t);
+    return i < static_cast<uint32_t>(kMaxTypeId) ? gemm[i] : nullptr;
+  }
+};
+
+// Each path's table, or nullptr when the path is not compiled into this binary. They do not check the CPU:
+// dispatch.h does.
+const KernelTable* scalar_table();
+const KernelTable* avx2_table();
+const KernelTable* avx512_table();
+const KernelTable* neon_table();
+const KernelTable* dotprod_table();
+const KernelTable* i8mm_table();
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,44 @@
+// The scalar path: each output is one reference vec_dot (ref/vec_dot.h), so it is the oracle by definition.
+#include "kernels/kernel_table.h"
+#include "kernels/ref/vec_dot.h"
+
+namespace pocketlm::kernels {
+namespace {
+
+template <GgmlType T>
+void gemm_ref(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+              int64_t n_cols, float* out, int64_t ldo) {
+  static const VecDotFn dot = vec_dot_fn(T);
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t c = 0; c < n_cols; ++c)
+      out[c * ldo + r] = dot(k, w + static_cast<size_t>(r) * w_stride, a + static_cast<size_t>(c) * a_stride);
+}
+
+KernelTable make() {
+  KernelTable t;
+  t.name = "scalar";
+  auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };
+  set(GgmlType::F32, gemm_ref<GgmlType::F32>);
+  set(GgmlType::F16, gemm_ref<GgmlType::F16>);
+  set(GgmlType::BF16, gemm_ref<GgmlType::BF16>);
+  set(GgmlType::Q4_0, gemm_ref<GgmlType::Q4_0>);
+  set(GgmlType::Q4_1, gemm_ref<GgmlType::Q4_1>);
+  set(GgmlType::Q5_0, gemm_ref<GgmlType::Q5_0>);
+  set(GgmlType::Q5_1, gemm_ref<GgmlType::Q5_1>);
+  set(GgmlType::Q8_0, gemm_ref<GgmlType::Q8_0>);
+  set(GgmlType::Q2_K, gemm_ref<GgmlType::Q2_K>);
+  set(GgmlType::Q3_K, gemm_ref<GgmlType::Q3_K>);
+  set(GgmlType::Q4_K, gemm_ref<GgmlType::Q4_K>);
+  set(GgmlType::Q5_K, gemm_ref<GgmlType::Q5_K>);
+  set(GgmlType::Q6_K, gemm_ref<GgmlType::Q6_K>);
+  return t;
+}
+
+}  // namespace
+
+const KernelTable* scalar_table() {
+  static const KernelTable table = make();
+  return &table;
+}
+
+}  // namespace pocketlm::kernels

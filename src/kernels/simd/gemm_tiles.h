@@ -1,0 +1,100 @@
+// The GEMM driver, written once: a tile of R weight rows x C activation columns unpacks each weight block
+// once and reuses it for C columns, and loads each activation block once for R rows. R and C are the
+// path's kTileRows x kTileCols; edges run smaller tiles. Decode (one column) is the same code with C = 1.
+//
+// Included INSIDE each path's namespace after its Ops and block_dots.h (see ops_x86.h for why).
+#pragma once
+
+template <class Fmt, int R, int C>
+void gemm_tile(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
+               int64_t ldo) {
+  const typename Fmt::W* wr[R];
+  const typename Fmt::A* ac[C];
+  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const typename Fmt::W*>(w + static_cast<size_t>(r) * w_stride);
+  for (int c = 0; c < C; ++c) ac[c] = reinterpret_cast<const typename Fmt::A*>(a + static_cast<size_t>(c) * a_stride);
+  typename Fmt::Acc acc[R][C];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) Fmt::init(acc[r][c]);
+  for (int64_t b = 0; b < nb; ++b) {
+    typename Fmt::U u[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) u[r] = Fmt::unpack(wr[r][b]);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const typename Fmt::AV av = Fmt::act(ac[c][b]);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) Fmt::accum(acc[r][c], u[r], av);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) out[c * ldo + r] = Fmt::finish(acc[r][c]);
+}
+
+// Columns [0, n_cols) for one band of R rows: full C-wide tiles, then one narrower tile for the rest.
+template <class Fmt, int R, int C>
+void gemm_band(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t n_cols,
+               float* out, int64_t ldo) {
+  int64_t c = 0;
+  for (; c + C <= n_cols; c += C)
+    gemm_tile<Fmt, R, C>(nb, w, w_stride, a + static_cast<size_t>(c) * a_stride, a_stride, out + c * ldo, ldo);
+  if constexpr (C > 1) {
+    if (c < n_cols)
+      gemm_band<Fmt, R, C - 1>(nb, w, w_stride, a + static_cast<size_t>(c) * a_stride, a_stride, n_cols - c,
+                               out + c * ldo, ldo);
+  }
+}
+
+// Rows in bands of R, the last band narrower.
+template <class Fmt, int R, int C>
+void gemm_rows(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+               int64_t n_cols, float* out, int64_t ldo) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R)
+    gemm_band<Fmt, R, C>(nb, w + static_cast<size_t>(r) * w_stride, w_stride, a, a_stride, n_cols, out + r, ldo);
+  if constexpr (R > 1) {
+    if (r < n_rows)
+      gemm_rows<Fmt, R - 1, C>(nb, w + static_cast<size_t>(r) * w_stride, w_stride, n_rows - r, a, a_stride, n_cols,
+                               out + r, ldo);
+  }
+}
+
+// A table entry (kernel_table.h's GemmFn). Rows whose width is not a multiple of the format's block (only
+// possible for f32/f16/bf16, whose GGUF block is one element) go to the scalar path.
+template <class Fmt, GgmlType kType>
+void gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+          int64_t n_cols, float* out, int64_t ldo) {
+  if (k % Fmt::kBlock != 0) {
+    scalar_table()->find(kType)(k, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+    return;
+  }
+  const int64_t nb = k / Fmt::kBlock;
+  if (n_cols == 1) {
+    gemm_rows<Fmt, kTileRows, 1>(nb, w, w_stride, n_rows, a, a_stride, 1, out, ldo);
+  } else {
+    gemm_rows<Fmt, kTileRows, kTileCols>(nb, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+  }
+}
+
+inline KernelTable make_table(const char* name) {
+  KernelTable t;
+  t.name = name;
+  auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };
+  set(GgmlType::F32, gemm<FmtF32, GgmlType::F32>);
+  set(GgmlType::F16, gemm<FmtF16, GgmlType::F16>);
+  set(GgmlType::BF16, gemm<FmtBF16, GgmlType::BF16>);
+  set(GgmlType::Q4_0, gemm<FmtQ4_0, GgmlType::Q4_0>);
+  set(GgmlType::Q4_1, gemm<FmtQ4_1, GgmlType::Q4_1>);
+  set(GgmlType::Q5_0, gemm<FmtQ5_0, GgmlType::Q5_0>);
+  set(GgmlType::Q5_1, gemm<FmtQ5_1, GgmlType::Q5_1>);
+  set(GgmlType::Q8_0, gemm<FmtQ8_0, GgmlType::Q8_0>);
+  set(GgmlType::Q2_K, gemm<FmtQ2_K, GgmlType::Q2_K>);
+  set(GgmlType::Q3_K, gemm<FmtQ3_K, GgmlType::Q3_K>);
+  set(GgmlType::Q4_K, gemm<FmtQ4_K, GgmlType::Q4_K>);
+  set(GgmlType::Q5_K, gemm<FmtQ5_K, GgmlType::Q5_K>);
+  set(GgmlType::Q6_K, gemm<FmtQ6_K, GgmlType::Q6_K>);
+  return t;
+}

@@ -1,0 +1,24 @@
+// The AVX2 path (+FMA, F16C). Compiled with those flags only (src/CMakeLists.txt); dispatch.cpp calls it
+// only on a CPU that has them.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_table.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels {
+namespace avx2 {
+#include "kernels/x86/ops_x86.h"
+#include "kernels/simd/block_dots.h"
+#include "kernels/simd/gemm_tiles.h"
+}  // namespace avx2
+
+const KernelTable* avx2_table() {
+  static const KernelTable table = avx2::make_table("avx2");
+  return &table;
+}
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,24 @@
+// The AVX-512 path (AVX2, FMA, F16C + AVX-512 F, BW, VL, VNNI). Compiled with those flags only (src/CMakeLists.txt); dispatch.cpp calls it
+// only on a CPU that has them.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_table.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels {
+namespace avx512 {
+#include "kernels/x86/ops_x86.h"
+#include "kernels/simd/block_dots.h"
+#include "kernels/simd/gemm_tiles.h"
+}  // namespace avx512
+
+const KernelTable* avx512_table() {
+  static const KernelTable table = avx512::make_table("avx512");
+  return &table;
+}
+
+}  // namespace pocketlm::kernels

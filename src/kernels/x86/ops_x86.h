@@ -1,0 +1,100 @@
+// The x86 vector operations the shared kernels (simd/block_dots.h, simd/gemm_tiles.h) are written in: a
+// 32 x int8 block, 8 x int32 sums, 8 x float. Built twice, by avx2.cpp (AVX2+FMA+F16C) and avx512.cpp
+// (adds AVX-512 VL/BW/VNNI: one-instruction int8 and int16 dot products, and 32 vector registers). Only
+// what differs between the two is under #if.
+//
+// Included INSIDE each path's own namespace (after <immintrin.h>), so the two builds never share a symbol:
+// this header has no #includes and uses no standard-library templates (an inline function compiled with
+// AVX-512 flags must never be the copy the linker keeps for the baseline code).
+#pragma once
+
+struct Ops {
+  using I8 = __m256i;   // 32 x int8 (or uint8 where a function says so)
+  using I16 = __m256i;  // 16 x int16
+  using I32 = __m256i;  // 8 x int32 partial sums: only their total means something
+  using F8 = __m256;    // 8 x float partial sums
+
+  // ---- bytes ----
+  static I8 load_i8(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static I8 set_i8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  // 16 bytes -> 32 values: low nibbles are elements 0..15, high nibbles 16..31 (the 32-blocks' layout).
+  static I8 nibbles_split16(const void* p) {
+    const __m128i x = _mm_loadu_si128(static_cast<const __m128i*>(p));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), set_i8(0x0F));
+  }
+  // 32 bytes -> their low (or high) nibbles, in order (the k-quants' layout).
+  static I8 nibbles_lo(I8 v) { return _mm256_and_si256(v, set_i8(0x0F)); }
+  static I8 nibbles_hi(I8 v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), set_i8(0x0F)); }
+  // Per byte: (v << K) & mask, (v >> K) & mask. The mask must clear the K bits a byte gets from its
+  // neighbour (the shifts run on 16-bit lanes).
+  template <int K> static I8 shl_mask(I8 v, int mask) { return _mm256_and_si256(_mm256_slli_epi16(v, K), set_i8(mask)); }
+  template <int K> static I8 shr_mask(I8 v, int mask) { return _mm256_and_si256(_mm256_srli_epi16(v, K), set_i8(mask)); }
+  static I8 and8(I8 a, I8 b) { return _mm256_and_si256(a, b); }
+  static I8 or8(I8 a, I8 b) { return _mm256_or_si256(a, b); }
+  static I8 sub8(I8 a, I8 b) { return _mm256_sub_epi8(a, b); }
+  // Byte j = 0xFF where bit j of `bits` is set, else 0.
+  static I8 bits_to_bytes(uint32_t bits) {
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  }
+  // Byte j = 0xFF where (v[j] & bit) != 0.
+  static I8 test_bit(I8 v, int bit) {
+    const __m256i b = set_i8(bit);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
+  }
+
+  // ---- integer dot products (exact) ----
+  static I32 zero_i32() { return _mm256_setzero_si256(); }
+  static I16 load_i16(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  // Scales for one 32-block: elements 0..15 get `lo`, 16..31 get `hi`.
+  static I16 scales_i16(int lo, int hi) {
+    return _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(hi)), _mm_set1_epi16(static_cast<short>(lo)));
+  }
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  static I32 madd_i16(I32 acc, I16 a, I16 b) { return _mm256_dpwssd_epi32(acc, a, b); }
+  // acc += w . a over the 32 bytes; w unsigned (0..127), a signed.
+  static I32 dot_u8(I32 acc, I8 w, I8 a) { return _mm256_dpbusd_epi32(acc, w, a); }
+#else
+  static I32 madd_i16(I32 acc, I16 a, I16 b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+  static I32 dot_u8(I32 acc, I8 w, I8 a) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)));
+  }
+#endif
+  // acc += w . a with both signed: |w| goes to the unsigned side, w's sign moves onto a.
+  static I32 dot_s8(I32 acc, I8 w, I8 a) { return dot_u8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)); }
+  // acc += sum over the two halves of (w . a) * scale (scales_i16). Pair sums stay within int16 for every
+  // format here (|w| <= 32 or w unsigned <= 31 against |a| <= 127).
+  static I32 dot_u8_scaled(I32 acc, I8 w, I8 a, I16 scales) { return madd_i16(acc, _mm256_maddubs_epi16(w, a), scales); }
+  static I32 dot_s8_scaled(I32 acc, I8 w, I8 a, I16 scales) {
+    return dot_u8_scaled(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scales);
+  }
+
+  // ---- float ----
+  static F8 zero_f() { return _mm256_setzero_ps(); }
+  static F8 set_f(float v) { return _mm256_set1_ps(v); }
+  static F8 to_f(I32 v) { return _mm256_cvtepi32_ps(v); }
+  static F8 fma(F8 a, F8 b, F8 acc) { return _mm256_fmadd_ps(a, b, acc); }  // acc + a * b
+  static F8 load_f32(const float* p) { return _mm256_loadu_ps(p); }
+  static F8 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static F8 load_bf16(const uint16_t* p) {
+    const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  }
+  static float hsum(F8 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float f16(uint16_t h) { return _cvtsh_ss(h); }
+};
+
+// Registers the tile shapes are sized for: (rows, activation columns) per GEMM tile.
+#if defined(__AVX512F__)
+inline constexpr int kTileRows = 4, kTileCols = 4;   // 32 vector registers
+#else
+inline constexpr int kTileRows = 4, kTileCols = 2;   // 16 vector registers
+#endif

@@ -1,0 +1,209 @@
+#include "kernels/kernel_conformance.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "kernels/ref/vec_dot.h"
+#include "quant/formats/dequantize.h"
+#include "quant/formats/float.h"
+#include "quant/formats/ggml_type.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels::testing {
+namespace {
+
+enum class Scales { Unit, Random, Zero, Max, NonFinite };
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
+                           GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+const char* scales_name(Scales s) {
+  switch (s) {
+    case Scales::Unit: return "exact";
+    case Scales::Random: return "random";
+    case Scales::Zero: return "zero";
+    case Scales::Max: return "max-scale";
+    case Scales::NonFinite: return "nan/inf-scale";
+  }
+  return "?";
+}
+
+uint16_t f16_bits(float v) { return fp32_to_fp16(v); }
+
+// The f16 scale fields of one block, by type (offsets into the block's bytes).
+std::vector<size_t> scale_offsets(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return {offsetof(block_q4_0, d)};
+    case GgmlType::Q4_1: return {offsetof(block_q4_1, d), offsetof(block_q4_1, m)};
+    case GgmlType::Q5_0: return {offsetof(block_q5_0, d)};
+    case GgmlType::Q5_1: return {offsetof(block_q5_1, d), offsetof(block_q5_1, m)};
+    case GgmlType::Q8_0: return {offsetof(block_q8_0, d)};
+    case GgmlType::Q2_K: return {offsetof(block_q2_K, d), offsetof(block_q2_K, dmin)};
+    case GgmlType::Q3_K: return {offsetof(block_q3_K, d)};
+    case GgmlType::Q4_K: return {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)};
+    case GgmlType::Q5_K: return {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)};
+    case GgmlType::Q6_K: return {offsetof(block_q6_K, d)};
+    default: return {};
+  }
+}
+
+bool is_float_type(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+// Weight rows: random quant bytes, then every scale field set by `mode`. Float types get values.
+std::vector<uint8_t> make_weights(GgmlType t, int64_t k, int64_t rows, Scales mode, std::mt19937& rng) {
+  const size_t rs = row_size(t, k);
+  std::vector<uint8_t> w(rs * static_cast<size_t>(rows));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> small(-3, 3);
+  if (is_float_type(t)) {
+    const size_t n = static_cast<size_t>(k * rows);
+    for (size_t i = 0; i < n; ++i) {
+      float v = mode == Scales::Unit ? static_cast<float>(small(rng)) : normal(rng);
+      if (mode == Scales::Zero) v = 0.0f;
+      if (mode == Scales::Max) v = (i % 2 ? -60000.0f : 60000.0f) * (t == GgmlType::F16 ? 1.0f : 1.0f);
+      if (mode == Scales::NonFinite && i % 97 == 3) v = (i % 2) ? NAN : INFINITY;
+      if (t == GgmlType::F32) std::memcpy(w.data() + 4 * i, &v, 4);
+      else {
+        const uint16_t h = t == GgmlType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+        std::memcpy(w.data() + 2 * i, &h, 2);
+      }
+    }
+    return w;
+  }
+  for (auto& b : w) b = static_cast<uint8_t>(mode == Scales::Zero ? 0 : byte(rng));
+  const auto& tr = type_traits(t);
+  const size_t n_blocks = w.size() / tr.type_size;
+  std::uniform_real_distribution<float> mag(1e-4f, 2e-2f);
+  for (size_t b = 0; b < n_blocks; ++b) {
+    uint8_t* blk = w.data() + b * tr.type_size;
+    const std::vector<size_t> offs = scale_offsets(t);
+    for (size_t i = 0; i < offs.size(); ++i) {
+      float v = 0.0f;
+      switch (mode) {
+        case Scales::Unit: v = 1.0f; break;
+        case Scales::Random: v = mag(rng) * (i == 0 || byte(rng) < 200 ? 1.0f : -1.0f); break;
+        case Scales::Zero: v = 0.0f; break;
+        case Scales::Max: v = 65504.0f; break;
+        case Scales::NonFinite: v = (b % 3 == 1) ? (b % 2 ? NAN : INFINITY) : mag(rng); break;
+      }
+      const uint16_t h = f16_bits(v);
+      std::memcpy(blk + offs[i], &h, 2);
+    }
+  }
+  return w;
+}
+
+// Activation rows in vec_dot_type(t). Exact mode builds q8 blocks with d = 1 and quants in [-8, 8] directly.
+std::vector<uint8_t> make_activations(GgmlType t, int64_t k, int64_t cols, Scales mode, std::mt19937& rng) {
+  const GgmlType at = vec_dot_type(t);
+  const size_t rs = activation_row_size(t, k);
+  std::vector<uint8_t> a(rs * static_cast<size_t>(cols));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> small(-8, 8);
+  std::vector<float> x(static_cast<size_t>(k));
+  for (int64_t c = 0; c < cols; ++c) {
+    uint8_t* row = a.data() + static_cast<size_t>(c) * rs;
+    if (mode == Scales::Unit && !is_float_type(t)) {
+      if (at == GgmlType::Q8_K) {
+        auto* blk = reinterpret_cast<block_q8_K*>(row);
+        for (int64_t b = 0; b < k / QK_K; ++b) {
+          blk[b].d = 1.0f;
+          for (int j = 0; j < QK_K; ++j) blk[b].qs[j] = static_cast<int8_t>(small(rng));
+          for (int g = 0; g < QK_K / 16; ++g) {
+            int s = 0;
+            for (int j = 0; j < 16; ++j) s += blk[b].qs[16 * g + j];
+            blk[b].bsums[g] = static_cast<int16_t>(s);
+          }
+        }
+      } else {
+        const bool q81 = at == GgmlType::Q8_1;
+        const size_t bs = q81 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+        for (int64_t b = 0; b < k / 32; ++b) {
+          uint8_t* blk = row + static_cast<size_t>(b) * bs;
+          int8_t* qs = reinterpret_cast<int8_t*>(blk + (q81 ? 4 : 2));
+          int s = 0;
+          for (int j = 0; j < 32; ++j) s += (qs[j] = static_cast<int8_t>(small(rng)));
+          const uint16_t one = f16_bits(1.0f), sum = f16_bits(static_cast<float>(s));
+          std::memcpy(blk, &one, 2);
+          if (q81) std::memcpy(blk + 2, &sum, 2);
+        }
+      }
+      continue;
+    }
+    for (auto& v : x) v = mode == Scales::Unit ? static_cast<float>(small(rng)) : normal(rng);
+    quantize_activations(at, x.data(), row, k);
+  }
+  return a;
+}
+
+// Sum of |w_i * a_i| over a row pair, from dequantized values: the scale of the float rounding error.
+double magnitude(GgmlType t, int64_t k, const uint8_t* w, const uint8_t* a) {
+  std::vector<float> wf(static_cast<size_t>(k)), af(static_cast<size_t>(k));
+  dequantize_row(t, w, wf.data(), k);
+  dequantize_row(vec_dot_type(t), a, af.data(), k);
+  double m = 0;
+  for (int64_t i = 0; i < k; ++i) m += std::fabs(static_cast<double>(wf[i]) * af[i]);
+  return m;
+}
+
+void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols, Scales mode,
+                std::mt19937& rng, ConformanceReport& rep) {
+  const GemmFn simd = path.find(t);
+  const GemmFn ref = scalar_table()->find(t);
+  if (simd == nullptr || ref == nullptr) return;
+  const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
+  const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
+  const size_t ws = row_size(t, k), as = activation_row_size(t, k);
+  // Output with a leading dimension wider than the row count, to catch writes outside the tile.
+  const int64_t ldo = rows + 3;
+  std::vector<float> got(static_cast<size_t>(ldo * cols), -777.0f), want(got.size(), -777.0f);
+  simd(k, w.data(), ws, rows, a.data(), as, cols, got.data(), ldo);
+  ref(k, w.data(), ws, rows, a.data(), as, cols, want.data(), ldo);
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < ldo; ++r) {
+      const float g = got[static_cast<size_t>(c * ldo + r)], e = want[static_cast<size_t>(c * ldo + r)];
+      ++rep.checks;
+      bool ok;
+      if (r >= rows) ok = g == -777.0f;  // padding untouched
+      else if (mode == Scales::Unit || mode == Scales::Zero) ok = g == e;
+      else if (!std::isfinite(e)) ok = !std::isfinite(g);
+      else {
+        const double mag = magnitude(t, k, w.data() + static_cast<size_t>(r) * ws, a.data() + static_cast<size_t>(c) * as);
+        ok = std::isfinite(g) && std::fabs(static_cast<double>(g) - e) <= kRelTolerance * mag + 1e-30;
+      }
+      if (!ok && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << " " << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows
+           << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
+        rep.failures.push_back(os.str());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+ConformanceReport check_path(const KernelTable& path, unsigned seed) {
+  ConformanceReport rep;
+  std::mt19937 rng(seed);
+  for (GgmlType t : kTypes) {
+    const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
+    // Shapes: odd rows/cols around the tile sizes, one block to many.
+    const int64_t shapes[][3] = {{1, 1, 1}, {1, 5, 1}, {2, 7, 3}, {3, 13, 9}, {8, 4, 4}, {16, 9, 2}, {4, 1, 7}};
+    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep);
+    if (is_float_type(t)) check_case(path, t, 100, 5, 3, Scales::Random, rng, rep);  // k not a multiple of 32
+    check_case(path, t, blk * 2, 6, 5, Scales::Unit, rng, rep);
+    check_case(path, t, blk * 3, 5, 3, Scales::Zero, rng, rep);
+    check_case(path, t, blk * 2, 5, 3, Scales::Max, rng, rep);
+    check_case(path, t, blk * 4, 7, 3, Scales::NonFinite, rng, rep);
+  }
+  return rep;
+}
+
+}  // namespace pocketlm::kernels::testing
