@@ -75,3 +75,12 @@ GemmFn gemm_for(GgmlType weight_type) {
 }
 
 }  // namespace pocketlm::kernels
+
+namespace pocketlm::kernels {
+WeightedRowsFn weighted_rows_for(bool f16) {
+  const KernelTable& t = active_table();
+  WeightedRowsFn f = f16 ? t.weighted_rows_f16 : t.weighted_rows_f32;
+  if (f == nullptr) f = f16 ? scalar_table()->weighted_rows_f16 : scalar_table()->weighted_rows_f32;
+  return f;
+}
+}  // namespace pocketlm::kernels

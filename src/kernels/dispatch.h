@@ -22,4 +22,7 @@ Expected<const KernelTable*> table_by_name(const std::string& name);
 // The GEMM for a weight type: the active path's, or the scalar one where the path has none.
 GemmFn gemm_for(GgmlType weight_type);
 
+// The active path's weighted-rows kernel for f32 or f16 rows.
+WeightedRowsFn weighted_rows_for(bool f16);
+
 }  // namespace pocketlm::kernels

@@ -15,11 +15,19 @@ namespace pocketlm::kernels {
 using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a,
                         size_t a_stride, int64_t n_cols, float* out, int64_t ldo);
 
+// out[c * out_stride + i] += sum over j < n_rows of p[c * p_stride + j] * V[j][i], for i < dim, c < n_cols:
+// rows of V (f32 or f16, `v_stride` bytes apart) weighted by probabilities: attention's softmax(QK) . V.
+// dim is a multiple of 8.
+using WeightedRowsFn = void (*)(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
+                                size_t p_stride, int64_t n_cols, float* out, size_t out_stride);
+
 inline constexpr int kMaxTypeId = 40;
 
 struct KernelTable {
   const char* name = nullptr;        // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
   GemmFn gemm[kMaxTypeId] = {};      // indexed by GgmlType; nullptr: this path has no kernel for the type
+  WeightedRowsFn weighted_rows_f32 = nullptr;
+  WeightedRowsFn weighted_rows_f16 = nullptr;
 
   GemmFn find(GgmlType t) const {
     const auto i = static_cast<uint32_t>(t);

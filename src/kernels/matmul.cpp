@@ -7,27 +7,79 @@
 #include "quant/formats/dequantize.h"
 
 namespace pocketlm {
+namespace {
+
+constexpr int64_t kBand = 16;  // rows per unit of work: whole GEMM tiles on every path
+
+struct Plan {
+  const GgufTensor* w;
+  int64_t row_begin, n_out;
+  float* y;
+  const uint8_t* acts;  // x in this weight's activation type
+  size_t act_row;
+  int64_t first_band;   // index of this weight's first band in the shared band list
+};
+
+}  // namespace
+
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
+                 std::vector<uint8_t>& scratch) {
+  if (targets.empty() || n_tokens <= 0) return;
+  const int64_t k = targets[0].w->ne[0];
+  // One quantized copy of x per distinct activation type (usually one: Q/K/V or gate/up share a type).
+  GgmlType types[4];
+  size_t offsets[4];
+  int n_types = 0;
+  size_t total = 0;
+  for (const MatmulTarget& t : targets) {
+    const GgmlType at = vec_dot_type(t.w->type);
+    bool seen = false;
+    for (int i = 0; i < n_types; ++i) seen = seen || types[i] == at;
+    if (seen) continue;
+    types[n_types] = at;
+    offsets[n_types++] = total;
+    total += row_size(at, k) * static_cast<size_t>(n_tokens);
+  }
+  if (scratch.size() < total) scratch.resize(total);
+  uint8_t* base = scratch.data();
+  pool.parallel_for(n_tokens * n_types, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const int ti = static_cast<int>(i / n_tokens);
+      const int64_t t = i % n_tokens;
+      const size_t ar = row_size(types[ti], k);
+      quantize_activations(types[ti], x + t * k, base + offsets[ti] + static_cast<size_t>(t) * ar, k);
+    }
+  });
+
+  Plan plans[8];
+  const size_t n_plans = targets.size();
+  int64_t n_bands = 0;
+  for (size_t i = 0; i < n_plans; ++i) {
+    const MatmulTarget& t = targets[i];
+    const GgmlType at = vec_dot_type(t.w->type);
+    int ti = 0;
+    while (types[ti] != at) ++ti;
+    const int64_t n_out = t.row_end - t.row_begin;
+    plans[i] = {t.w, t.row_begin, n_out, t.y, base + offsets[ti], row_size(at, k), n_bands};
+    n_bands += (n_out + kBand - 1) / kBand;
+  }
+  pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
+    size_t p = 0;
+    for (int64_t band = b; band < e; ++band) {
+      while (p + 1 < n_plans && band >= plans[p + 1].first_band) ++p;
+      const Plan& pl = plans[p];
+      const size_t w_row = row_size(pl.w->type, k);
+      const int64_t r0 = (band - pl.first_band) * kBand, r1 = std::min(r0 + kBand, pl.n_out);
+      const uint8_t* w0 = pl.w->data + static_cast<size_t>(pl.row_begin + r0) * w_row;
+      kernels::gemm_for(pl.w->type)(k, w0, w_row, r1 - r0, pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
+    }
+  });
+}
 
 void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                  float* y, ThreadPool& pool, std::vector<uint8_t>& scratch) {
-  const int64_t k = w.ne[0];
-  const size_t act_row = activation_row_size(w.type, k);
-  const GgmlType vdt = vec_dot_type(w.type);
-  if (scratch.size() < act_row * static_cast<size_t>(n_tokens)) scratch.resize(act_row * static_cast<size_t>(n_tokens));
-  uint8_t* acts = scratch.data();
-  for (int64_t t = 0; t < n_tokens; ++t) quantize_activations(vdt, x + t * k, acts + static_cast<size_t>(t) * act_row, k);
-
-  const size_t w_row = row_size(w.type, k);
-  const int64_t n_out = row_end - row_begin;
-  const kernels::GemmFn gemm = kernels::gemm_for(w.type);
-  const uint8_t* w0 = w.data + static_cast<size_t>(row_begin) * w_row;
-  // Rows are split between threads in bands of 16 (whole GEMM tiles); every thread sees all tokens.
-  constexpr int64_t kBand = 16;
-  const int64_t n_bands = (n_out + kBand - 1) / kBand;
-  pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
-    const int64_t r0 = b * kBand, r1 = std::min(e * kBand, n_out);
-    if (r1 > r0) gemm(k, w0 + static_cast<size_t>(r0) * w_row, w_row, r1 - r0, acts, act_row, n_tokens, y + r0, n_out);
-  });
+  const MatmulTarget t{&w, row_begin, row_end, y};
+  matmul_many(std::span<const MatmulTarget>(&t, 1), x, n_tokens, pool, scratch);
 }
 
 void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,

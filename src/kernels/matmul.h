@@ -4,6 +4,7 @@
 // "vec_dot_type": q8_0 for q4_0, q8_1 for q4_1, q8_K for k-quants, f16 for f16, ...), as llama.cpp's CPU
 // backend does, so results agree with it to the last bits of the integer dot products.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "gguf/reader.h"
@@ -21,6 +22,17 @@ void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, Thr
 // Same, for only the rows [row_begin, row_end) of W, writing y[t * (row_end - row_begin) + (r - row_begin)].
 void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                  float* y, ThreadPool& pool, std::vector<uint8_t>& scratch);
+
+// Several products that share the input x (Q, K and V; gate and up): x is quantized once per activation
+// type, and the row bands of all the weights are shared out between threads in one pass. At most 8 targets,
+// all with ne[0] == x's row length; target i writes y[t * (row_end - row_begin) + r - row_begin].
+struct MatmulTarget {
+  const GgufTensor* w;
+  int64_t row_begin, row_end;
+  float* y;
+};
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
+                 std::vector<uint8_t>& scratch);
 
 // Dequantizes row `row` of an embedding-like tensor into `out` (ne[0] floats).
 void get_row(const GgufTensor& w, int64_t row, float* out);

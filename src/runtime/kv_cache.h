@@ -18,6 +18,12 @@ class KvCache {
   void read_k(int64_t layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
   void read_v(int64_t layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
 
+  // Raw rows for the attention kernels: layer `layer`'s K (or V) row of position p starts at
+  // k_rows(layer) + p * row_bytes(); values are f16 (KvType::F16) or f32.
+  const uint8_t* k_rows(int64_t layer) const { return rows(k32_, k16_, layer); }
+  const uint8_t* v_rows(int64_t layer) const { return rows(v32_, v16_, layer); }
+  size_t row_bytes() const { return static_cast<size_t>(kv_dim_) * (type_ == KvType::F32 ? 4 : 2); }
+
   KvType type() const { return type_; }
   int64_t n_ctx() const { return n_ctx_; }
   size_t bytes() const;  // 2 × layers × n_ctx × kv_dim × bytes per value
@@ -25,6 +31,10 @@ class KvCache {
  private:
   size_t index(int64_t layer, int64_t pos) const {
     return static_cast<size_t>((layer * n_ctx_ + pos) * kv_dim_);
+  }
+  const uint8_t* rows(const std::vector<float>& f32, const std::vector<uint16_t>& f16, int64_t layer) const {
+    return type_ == KvType::F32 ? reinterpret_cast<const uint8_t*>(f32.data() + index(layer, 0))
+                                : reinterpret_cast<const uint8_t*>(f16.data() + index(layer, 0));
   }
   void read(const std::vector<float>& f32, const std::vector<uint16_t>& f16, size_t at, int64_t n, float* out) const;
   int64_t n_layer_, n_ctx_, kv_dim_;

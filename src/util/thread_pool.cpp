@@ -1,5 +1,7 @@
 #include "util/thread_pool.h"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -14,7 +16,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -26,46 +28,82 @@ static std::pair<int64_t, int64_t> chunk(int64_t n, int parts, int index) {
   return {begin, begin + per + (index < extra ? 1 : 0)};
 }
 
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `done()` for at most ThreadPool::kSpinMicros; true if it became true.
+template <typename Pred>
+bool spin_until(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicros);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+}  // namespace
+
+void ThreadPool::run_chunks(uint32_t gen, int thread) {
+  for (;;) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    // A claim that succeeds proves job `gen` is still running, so job_ and its sizes are still valid.
+    const uint32_t n_chunks = job_chunks_;
+    if (static_cast<uint32_t>(c >> 32) != gen || static_cast<uint32_t>(c) >= n_chunks) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    const auto [b, e] = chunk(job_n_, static_cast<int>(n_chunks), static_cast<int>(static_cast<uint32_t>(c)));
+    if (b < e) (*job_)(b, e, thread);
+    if (chunks_done_.fetch_add(1) + 1 == n_chunks && caller_asleep_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
+  }
+}
+
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
     fn(0, n, 0);
     return;
   }
-  {
+  const auto n_chunks = static_cast<uint32_t>(std::min<int64_t>(n, 4 * static_cast<int64_t>(n_threads_)));
+  const auto gen = static_cast<uint32_t>(generation_.load() + 1);
+  job_ = &fn;
+  job_n_ = n;
+  job_chunks_ = n_chunks;
+  chunks_done_.store(0);
+  claim_.store(static_cast<uint64_t>(gen) << 32);
+  generation_.store(gen);  // wakes the workers (seq_cst: pairs with sleepers_)
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    start_cv_.notify_all();
   }
-  start_cv_.notify_all();
-  auto [b, e] = chunk(n, n_threads_, 0);
-  if (b < e) fn(b, e, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  run_chunks(gen, 0);
+  if (!spin_until([&] { return chunks_done_.load(std::memory_order_acquire) == n_chunks; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_asleep_.store(true);
+    done_cv_.wait(lock, [&] { return chunks_done_.load() == n_chunks; });
+    caller_asleep_.store(false);
+  }
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n;
-    {
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); })) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+      sleepers_.fetch_add(1);
+      start_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      sleepers_.fetch_sub(1);
     }
-    auto [b, e] = chunk(n, n_threads_, index);
-    if (b < e) (*job)(b, e, index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stop_.load()) return;
+    seen = generation_.load();
+    run_chunks(static_cast<uint32_t>(seen), index);
   }
 }
 

@@ -1,7 +1,13 @@
 #pragma once
 // One pool of worker threads, sized once (CLI -t; default = physical cores). parallel_for splits a range
-// into one contiguous chunk per thread; the calling thread takes a chunk too. Idle workers block on a
-// condition variable: no spinning that steals a core.
+// into contiguous chunks (a few per thread) that threads claim as they go; the calling thread works too.
+// Claiming, not a fixed split, matters on a shared machine: if the OS deschedules one thread, the others
+// finish its share instead of waiting for it.
+//
+// Waking a sleeping thread costs tens of microseconds, and a decode step runs a few hundred parallel_for
+// calls: so after a job a worker polls for the next one for a short, bounded time (kSpinMicros) before it
+// blocks on a condition variable. A pool with no work sleeps: it never keeps a core busy while idle.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -19,7 +25,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // Calls fn(begin, end, thread_index) over [0, n) split into size() chunks; returns when all are done.
+  // Calls fn(begin, end, thread_index) over [0, n) in contiguous chunks; returns when all are done.
+  // thread_index < size() names the thread running the chunk (for per-thread scratch).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
@@ -28,11 +35,20 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
+  void run_chunks(uint32_t generation, int thread);
+
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  uint32_t job_chunks_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> claim_{0};       // (generation << 32) | next chunk to hand out
+  std::atomic<uint32_t> chunks_done_{0};
+  std::atomic<int> sleepers_{0};       // workers blocked (or about to block) on start_cv_
+  std::atomic<bool> caller_asleep_{false};
+  std::atomic<bool> stop_{false};
+
+ public:
+  static constexpr int kSpinMicros = 200;
 };
 
 // Physical cores of this machine (hyper-threads not counted), at least 1.

@@ -187,6 +187,53 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
   }
 }
 
+// Weighted rows (attention's P.V): f32 and f16 rows, zero weights (masked positions) included.
+void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int64_t dim, int64_t n_cols,
+                         std::mt19937& rng, ConformanceReport& rep) {
+  const WeightedRowsFn simd = f16 ? path.weighted_rows_f16 : path.weighted_rows_f32;
+  const WeightedRowsFn ref = f16 ? scalar_table()->weighted_rows_f16 : scalar_table()->weighted_rows_f32;
+  if (simd == nullptr) return;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const size_t es = f16 ? 2 : 4, v_stride = static_cast<size_t>(dim + 8) * es;  // padded rows
+  std::vector<uint8_t> v(v_stride * static_cast<size_t>(n_rows));
+  std::vector<float> mag(static_cast<size_t>(n_rows * dim));
+  for (int64_t j = 0; j < n_rows; ++j)
+    for (int64_t i = 0; i < dim; ++i) {
+      const float x = normal(rng);
+      uint8_t* at = v.data() + static_cast<size_t>(j) * v_stride + static_cast<size_t>(i) * es;
+      if (f16) {
+        const uint16_t h = fp32_to_fp16(x);
+        std::memcpy(at, &h, 2);
+        mag[static_cast<size_t>(j * dim + i)] = std::fabs(fp16_to_fp32(h));
+      } else {
+        std::memcpy(at, &x, 4);
+        mag[static_cast<size_t>(j * dim + i)] = std::fabs(x);
+      }
+    }
+  const size_t p_stride = static_cast<size_t>(n_rows + 1), out_stride = static_cast<size_t>(dim + 4);
+  std::vector<float> p(p_stride * static_cast<size_t>(n_cols));
+  for (size_t i = 0; i < p.size(); ++i) p[i] = (i % 5 == 2) ? 0.0f : std::fabs(normal(rng));
+  std::vector<float> got(out_stride * static_cast<size_t>(n_cols)), want(got.size());
+  for (size_t i = 0; i < got.size(); ++i) got[i] = want[i] = normal(rng);
+  simd(n_rows, dim, v.data(), v_stride, p.data(), p_stride, n_cols, got.data(), out_stride);
+  ref(n_rows, dim, v.data(), v_stride, p.data(), p_stride, n_cols, want.data(), out_stride);
+  for (int64_t c = 0; c < n_cols; ++c)
+    for (int64_t i = 0; i < static_cast<int64_t>(out_stride); ++i) {
+      const size_t at = static_cast<size_t>(c) * out_stride + static_cast<size_t>(i);
+      double m = 1.0;
+      if (i < dim)
+        for (int64_t j = 0; j < n_rows; ++j) m += p[static_cast<size_t>(c) * p_stride + static_cast<size_t>(j)] * mag[static_cast<size_t>(j * dim + i)];
+      ++rep.checks;
+      const bool ok = i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
+      if (!ok && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << " weighted_rows_" << (f16 ? "f16" : "f32") << " rows=" << n_rows << " dim=" << dim
+           << " cols=" << n_cols << " at (col " << c << ", " << i << "): got " << got[at] << ", reference " << want[at];
+        rep.failures.push_back(os.str());
+      }
+    }
+}
+
 }  // namespace
 
 ConformanceReport check_path(const KernelTable& path, unsigned seed) {
@@ -202,6 +249,10 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 3, 5, 3, Scales::Zero, rng, rep);
     check_case(path, t, blk * 2, 5, 3, Scales::Max, rng, rep);
     check_case(path, t, blk * 4, 7, 3, Scales::NonFinite, rng, rep);
+  }
+  for (bool f16 : {false, true}) {
+    const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
+    for (const auto& s : shapes) check_weighted_rows(path, f16, s[0], s[1], s[2], rng, rep);
   }
   return rep;
 }

@@ -1,6 +1,9 @@
 // The scalar path: each output is one reference vec_dot (ref/vec_dot.h), so it is the oracle by definition.
 #include "kernels/kernel_table.h"
 #include "kernels/ref/vec_dot.h"
+#include "quant/formats/float.h"
+
+#include <cstring>
 
 namespace pocketlm::kernels {
 namespace {
@@ -12,6 +15,27 @@ void gemm_ref(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, cons
   for (int64_t r = 0; r < n_rows; ++r)
     for (int64_t c = 0; c < n_cols; ++c)
       out[c * ldo + r] = dot(k, w + static_cast<size_t>(r) * w_stride, a + static_cast<size_t>(c) * a_stride);
+}
+
+template <bool kF16>
+void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
+                       size_t p_stride, int64_t n_cols, float* out, size_t out_stride) {
+  for (int64_t c = 0; c < n_cols; ++c)
+    for (int64_t j = 0; j < n_rows; ++j) {
+      const float w = p[c * p_stride + j];
+      const uint8_t* row = v + static_cast<size_t>(j) * v_stride;
+      for (int64_t i = 0; i < dim; ++i) {
+        float x;
+        if constexpr (kF16) {
+          uint16_t h;
+          std::memcpy(&h, row + 2 * i, 2);
+          x = fp16_to_fp32(h);
+        } else {
+          std::memcpy(&x, row + 4 * i, 4);
+        }
+        out[c * out_stride + i] += w * x;
+      }
+    }
 }
 
 KernelTable make() {
@@ -31,6 +55,8 @@ KernelTable make() {
   set(GgmlType::Q4_K, gemm_ref<GgmlType::Q4_K>);
   set(GgmlType::Q5_K, gemm_ref<GgmlType::Q5_K>);
   set(GgmlType::Q6_K, gemm_ref<GgmlType::Q6_K>);
+  t.weighted_rows_f32 = weighted_rows_ref<false>;
+  t.weighted_rows_f16 = weighted_rows_ref<true>;
   return t;
 }
 

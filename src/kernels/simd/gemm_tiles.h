@@ -79,6 +79,36 @@ void gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const ui
   }
 }
 
+// Weighted sum of rows (kernel_table.h's WeightedRowsFn): each row of V is loaded once for up to 4
+// columns of weights; a column's output stays in registers across the rows.
+template <class T, class Loader>
+void weighted_rows(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride,
+                   int64_t n_cols, float* out, size_t out_stride) {
+  constexpr int kCols = 4, kChunk = 64;  // columns per pass; output floats per column held in registers
+  for (int64_t c0 = 0; c0 < n_cols; c0 += kCols) {
+    const int nc = n_cols - c0 < kCols ? static_cast<int>(n_cols - c0) : kCols;
+    for (int64_t i0 = 0; i0 < dim; i0 += kChunk) {
+      const int nv = static_cast<int>((dim - i0 < kChunk ? dim - i0 : kChunk) / 8);
+      typename Ops::F8 acc[kCols][kChunk / 8];
+      for (int c = 0; c < nc; ++c)
+        for (int q = 0; q < nv; ++q) acc[c][q] = Ops::load_f32(out + (c0 + c) * out_stride + i0 + 8 * q);
+      for (int64_t j = 0; j < n_rows; ++j) {
+        const T* row = reinterpret_cast<const T*>(v + static_cast<size_t>(j) * v_stride) + i0;
+        typename Ops::F8 x[kChunk / 8];
+        for (int q = 0; q < nv; ++q) x[q] = Loader::get(row + 8 * q);
+        for (int c = 0; c < nc; ++c) {
+          const float w = p[(c0 + c) * p_stride + j];
+          if (w == 0.0f) continue;  // masked positions (and exact zeros) cost nothing
+          const typename Ops::F8 wv = Ops::set_f(w);
+          for (int q = 0; q < nv; ++q) acc[c][q] = Ops::fma(x[q], wv, acc[c][q]);
+        }
+      }
+      for (int c = 0; c < nc; ++c)
+        for (int q = 0; q < nv; ++q) Ops::store_f32(out + (c0 + c) * out_stride + i0 + 8 * q, acc[c][q]);
+    }
+  }
+}
+
 inline KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
@@ -96,5 +126,7 @@ inline KernelTable make_table(const char* name) {
   set(GgmlType::Q4_K, gemm<FmtQ4_K, GgmlType::Q4_K>);
   set(GgmlType::Q5_K, gemm<FmtQ5_K, GgmlType::Q5_K>);
   set(GgmlType::Q6_K, gemm<FmtQ6_K, GgmlType::Q6_K>);
+  t.weighted_rows_f32 = weighted_rows<float, LoadF32>;
+  t.weighted_rows_f16 = weighted_rows<uint16_t, LoadF16>;
   return t;
 }

@@ -78,6 +78,7 @@ struct Ops {
   static F8 to_f(I32 v) { return _mm256_cvtepi32_ps(v); }
   static F8 fma(F8 a, F8 b, F8 acc) { return _mm256_fmadd_ps(a, b, acc); }  // acc + a * b
   static F8 load_f32(const float* p) { return _mm256_loadu_ps(p); }
+  static void store_f32(float* p, F8 v) { _mm256_storeu_ps(p, v); }
   static F8 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static F8 load_bf16(const uint16_t* p) {
     const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

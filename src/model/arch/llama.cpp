@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/matmul.h"
+#include "model/attention.h"
 #include "model/ops.h"
 #include "quant/formats/float.h"
 
@@ -28,33 +29,6 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t n_ctx, int
 
 namespace {
 
-// One attention head for one query token over cache positions [0, n_kv). `tmp` holds n_kv scores plus
-// 2 × head_dim floats. The f16 cache follows llama.cpp's non-flash path: Q and the softmax weights are
-// rounded to f16 before their dot products with the f16 K and V.
-void attend_head(const float* q, int64_t layer, int64_t kv_head, int64_t n_kv, int64_t head_dim, float scale,
-                 const KvCache& kv, float* out, float* tmp) {
-  float* scores = tmp;
-  float* qh = tmp + n_kv;
-  float* row = qh + head_dim;
-  const bool f16 = kv.type() == KvType::F16;
-  for (int64_t i = 0; i < head_dim; ++i) qh[i] = f16 ? fp16_to_fp32(fp32_to_fp16(q[i])) : q[i];
-  for (int64_t j = 0; j < n_kv; ++j) {
-    kv.read_k(layer, j, kv_head * head_dim, head_dim, row);
-    double dot = 0.0;
-    for (int64_t i = 0; i < head_dim; ++i) dot += static_cast<double>(qh[i] * row[i]);
-    scores[j] = static_cast<float>(dot) * scale;
-  }
-  ops::softmax(scores, n_kv);
-  if (f16)
-    for (int64_t j = 0; j < n_kv; ++j) scores[j] = fp16_to_fp32(fp32_to_fp16(scores[j]));
-  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
-  for (int64_t j = 0; j < n_kv; ++j) {
-    kv.read_v(layer, j, kv_head * head_dim, head_dim, row);
-    const float w = scores[j];
-    for (int64_t i = 0; i < head_dim; ++i) out[i] += w * row[i];
-  }
-}
-
 void add_inplace(float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
@@ -67,7 +41,6 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
   const ModelWeights& w = model.weights();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t d = c.n_embd, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
-  const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool neox = c.rope_type == RopeType::NeoX;
   s.reserve(c, n, kv.n_ctx(), pool.size());
@@ -78,9 +51,10 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
     const LayerWeights& L = w.layers[static_cast<size_t>(l)];
     const auto* attn_norm = reinterpret_cast<const float*>(L.attn_norm->data);
     for (int64_t t = 0; t < n; ++t) ops::rms_norm(&s.x[t * d], attn_norm, &s.xn[t * d], d, c.norm_eps);
-    matmul(*L.wq, s.xn.data(), n, s.q.data(), pool, s.act);
-    matmul(*L.wk, s.xn.data(), n, s.k.data(), pool, s.act);
-    matmul(*L.wv, s.xn.data(), n, s.v.data(), pool, s.act);
+    const MatmulTarget qkv[] = {{L.wq, 0, L.wq->ne[1], s.q.data()},
+                                {L.wk, 0, L.wk->ne[1], s.k.data()},
+                                {L.wv, 0, L.wv->ne[1], s.v.data()}};
+    matmul_many(qkv, s.xn.data(), n, pool, s.act);
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t h = 0; h < c.n_head; ++h)
         ops::rope(&s.q[t * q_dim + h * hd], c.rope_dim, pos0 + t, c.rope_freq_base, c.rope_freq_scale, neox);
@@ -88,21 +62,15 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
         ops::rope(&s.k[t * kv_dim + h * hd], c.rope_dim, pos0 + t, c.rope_freq_base, c.rope_freq_scale, neox);
       kv.store(l, pos0 + t, &s.k[t * kv_dim], &s.v[t * kv_dim]);
     }
-    // Attention: every (token, head) pair is independent; causal: token t sees positions 0..pos0+t.
-    pool.parallel_for(n * c.n_head, [&](int64_t b, int64_t e, int thread) {
-      float* tmp = &s.scores[static_cast<size_t>(thread) * (kv.n_ctx() + 2 * hd)];
-      for (int64_t job = b; job < e; ++job) {
-        const int64_t t = job / c.n_head, h = job % c.n_head;
-        attend_head(&s.q[t * q_dim + h * hd], l, h / group, pos0 + t + 1, hd, scale, kv, &s.att[t * q_dim + h * hd], tmp);
-      }
-    });
+    attention(s.q.data(), n, pos0, l, kv, {c.n_head, c.n_head_kv, hd}, scale, s.att.data(), pool, s.attn);
     matmul(*L.wo, s.att.data(), n, s.att_out.data(), pool, s.act);
     add_inplace(s.x.data(), s.att_out.data(), n * d);
 
     const auto* ffn_norm = reinterpret_cast<const float*>(L.ffn_norm->data);
     for (int64_t t = 0; t < n; ++t) ops::rms_norm(&s.x[t * d], ffn_norm, &s.xn[t * d], d, c.norm_eps);
-    matmul(*L.ffn_gate, s.xn.data(), n, s.gate.data(), pool, s.act);
-    matmul(*L.ffn_up, s.xn.data(), n, s.up.data(), pool, s.act);
+    const MatmulTarget gate_up[] = {{L.ffn_gate, 0, L.ffn_gate->ne[1], s.gate.data()},
+                                    {L.ffn_up, 0, L.ffn_up->ne[1], s.up.data()}};
+    matmul_many(gate_up, s.xn.data(), n, pool, s.act);
     ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
     matmul(*L.ffn_down, s.hidden.data(), n, s.att_out.data(), pool, s.act);
     add_inplace(s.x.data(), s.att_out.data(), n * d);

@@ -1,6 +1,7 @@
 #pragma once
 // The Llama-family forward pass (llama, SmolLM2 — tied or separate head): embedding, per layer
 // RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU FFN → residual, final norm and head.
+#include "model/attention.h"
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -15,6 +16,7 @@ namespace pocketlm {
 struct ForwardScratch {
   std::vector<float> x, xn, q, k, v, att, att_out, gate, up, hidden, logits, scores;
   std::vector<uint8_t> act;  // quantized activations
+  std::vector<AttentionScratch> attn;
   int64_t max_batch = 0;
   void reserve(const ModelConfig& c, int64_t n_tokens, int64_t n_ctx, int n_threads);
 };
