@@ -76,7 +76,15 @@ GemmFn gemm_for(GgmlType weight_type) {
 
 }  // namespace pocketlm::kernels
 
+#include "kernels/ref/vec_dot.h"
+
 namespace pocketlm::kernels {
+void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n) {
+  static const KernelTable& t = active_table();
+  if (QuantizeFn f = t.find_quantize(act_type)) return f(x, dst, n);
+  quantize_activations(act_type, x, dst, n);
+}
+
 WeightedRowsFn weighted_rows_for(bool f16) {
   const KernelTable& t = active_table();
   WeightedRowsFn f = f16 ? t.weighted_rows_f16 : t.weighted_rows_f32;

@@ -21,6 +21,10 @@ using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_
 using WeightedRowsFn = void (*)(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
                                 size_t p_stride, int64_t n_cols, float* out, size_t out_stride);
 
+// Quantizes n floats (a multiple of the block) into an activation row (q8_0, q8_1 or q8_K), bit-exact with
+// the scalar quantizers (kernels/ref/vec_dot.h quantize_activations).
+using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
+
 inline constexpr int kMaxTypeId = 40;
 
 struct KernelTable {
@@ -28,6 +32,12 @@ struct KernelTable {
   GemmFn gemm[kMaxTypeId] = {};      // indexed by GgmlType; nullptr: this path has no kernel for the type
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
+  QuantizeFn quantize[kMaxTypeId] = {};  // indexed by the activation type; nullptr: use the scalar quantizer
+
+  QuantizeFn find_quantize(GgmlType t) const {
+    const auto i = static_cast<uint32_t>(t);
+    return i < static_cast<uint32_t>(kMaxTypeId) ? quantize[i] : nullptr;
+  }
 
   GemmFn find(GgmlType t) const {
     const auto i = static_cast<uint32_t>(t);

@@ -47,7 +47,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
       const int ti = static_cast<int>(i / n_tokens);
       const int64_t t = i % n_tokens;
       const size_t ar = row_size(types[ti], k);
-      quantize_activations(types[ti], x + t * k, base + offsets[ti] + static_cast<size_t>(t) * ar, k);
+      kernels::quantize_activation_row(types[ti], x + t * k, base + offsets[ti] + static_cast<size_t>(t) * ar, k);
     }
   });
 

@@ -234,6 +234,41 @@ void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int6
     }
 }
 
+// Activation quantizers: bytes identical to the scalar quantizers, including rounding ties (x * id exactly
+// k + 0.5), all-zero blocks, huge and denormal values.
+void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, ConformanceReport& rep) {
+  const QuantizeFn simd = path.find_quantize(at);
+  if (simd == nullptr) return;
+  const int64_t n = 1024;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> half(-126, 126);
+  for (int variant = 0; variant < 5; ++variant) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (size_t i = 0; i < x.size(); ++i) {
+      switch (variant) {
+        case 0: x[i] = normal(rng); break;
+        case 1: x[i] = (i % 32 == 0) ? 127.0f : static_cast<float>(half(rng)) + 0.5f; break;  // ties when d = 1
+        case 2: x[i] = (i / 256) % 2 ? 0.0f : normal(rng) * 3e4f; break;                    // zero blocks, huge
+        case 3: x[i] = normal(rng) * 1e-39f; break;                                          // denormals
+        default: x[i] = (i % 7 == 0) ? -normal(rng) * 50.0f : normal(rng); break;
+      }
+    }
+    const size_t bytes = row_size(at, n);
+    std::vector<uint8_t> got(bytes, 0xAB), want(bytes, 0xCD);
+    simd(x.data(), got.data(), n);
+    quantize_activations(at, x.data(), want.data(), n);
+    ++rep.checks;
+    if (got != want && rep.failures.size() < 20) {
+      size_t i = 0;
+      while (got[i] == want[i]) ++i;
+      std::ostringstream os;
+      os << path.name << " quantize " << type_traits(at).name << " variant " << variant << ": byte " << i
+         << " differs (" << int(got[i]) << " vs reference " << int(want[i]) << ")";
+      rep.failures.push_back(os.str());
+    }
+  }
+}
+
 }  // namespace
 
 ConformanceReport check_path(const KernelTable& path, unsigned seed) {
@@ -250,6 +285,7 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 2, 5, 3, Scales::Max, rng, rep);
     check_case(path, t, blk * 4, 7, 3, Scales::NonFinite, rng, rep);
   }
+  for (GgmlType at : {GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) check_quantize(path, at, rng, rep);
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
     for (const auto& s : shapes) check_weighted_rows(path, f16, s[0], s[1], s[2], rng, rep);

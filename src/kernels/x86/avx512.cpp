@@ -13,6 +13,7 @@ namespace pocketlm::kernels {
 namespace avx512 {
 #include "kernels/x86/ops_x86.h"
 #include "kernels/simd/block_dots.h"
+#include "kernels/simd/activations.h"
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace avx512
 

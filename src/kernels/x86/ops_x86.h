@@ -75,8 +75,10 @@ struct Ops {
   // ---- float ----
   static F8 zero_f() { return _mm256_setzero_ps(); }
   static F8 set_f(float v) { return _mm256_set1_ps(v); }
+  static F8 lane0_f(float v) { return _mm256_zextps128_ps256(_mm_set_ss(v)); }  // (v, 0, ..., 0)
   static F8 to_f(I32 v) { return _mm256_cvtepi32_ps(v); }
   static F8 fma(F8 a, F8 b, F8 acc) { return _mm256_fmadd_ps(a, b, acc); }  // acc + a * b
+  static F8 mul_f(F8 a, F8 b) { return _mm256_mul_ps(a, b); }
   static F8 load_f32(const float* p) { return _mm256_loadu_ps(p); }
   static void store_f32(float* p, F8 v) { _mm256_storeu_ps(p, v); }
   static F8 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -91,6 +93,46 @@ struct Ops {
     return _mm_cvtss_f32(s);
   }
   static float f16(uint16_t h) { return _cvtsh_ss(h); }
+  static uint16_t to_f16(float v) { return static_cast<uint16_t>(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+  // ---- activation quantization (bit-exact with the scalar quantizers) ----
+  static F8 abs_f(F8 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+  static F8 max_f(F8 a, F8 b) { return _mm256_max_ps(a, b); }
+  static float hmax(F8 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  // C's roundf (halves away from zero) and rint (halves to even), per lane.
+  static F8 round_away(F8 v) {
+    const F8 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const F8 frac = abs_f(_mm256_sub_ps(v, t));
+    const F8 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                  _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f)));
+    return _mm256_add_ps(t, step);
+  }
+  static F8 round_even(F8 v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // Four vectors of integral floats -> 32 int8, saturating (also +-inf), in order.
+  static __m256i to_i32_sat(F8 v) {
+    return _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f)));
+  }
+  static I8 pack_i8(F8 a, F8 b, F8 c, F8 d) {
+    const __m256i ab = _mm256_packs_epi32(to_i32_sat(a), to_i32_sat(b));
+    const __m256i cd = _mm256_packs_epi32(to_i32_sat(c), to_i32_sat(d));
+    const __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  }
+  static void store_i8(void* p, I8 v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+  // Sum of the 32 int8 values.
+  static int sum_i8(I8 v) {
+    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), v);
+    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
 };
 
 // Registers the tile shapes are sized for: (rows, activation columns) per GEMM tile.
