@@ -64,9 +64,19 @@ Expected<const KernelTable*> table_by_name(const std::string& name) {
   return Error("kernel path '" + name + "' is not built in or this CPU cannot run it (runnable here: " + known + ")");
 }
 
-const KernelTable& active_table() {
-  static const KernelTable& table = pick();
+namespace {
+const KernelTable*& active_slot() {
+  static const KernelTable* table = &pick();
   return table;
+}
+}  // namespace
+
+const KernelTable& active_table() { return *active_slot(); }
+
+Status use_path(const std::string& name) {
+  PLM_TRY(const KernelTable* t, table_by_name(name));
+  active_slot() = t;
+  return {};
 }
 
 GemmFn gemm_for(GgmlType weight_type) {
@@ -80,8 +90,7 @@ GemmFn gemm_for(GgmlType weight_type) {
 
 namespace pocketlm::kernels {
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n) {
-  static const KernelTable& t = active_table();
-  if (QuantizeFn f = t.find_quantize(act_type)) return f(x, dst, n);
+  if (QuantizeFn f = active_table().find_quantize(act_type)) return f(x, dst, n);
   quantize_activations(act_type, x, dst, n);
 }
 

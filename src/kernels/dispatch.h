@@ -16,6 +16,10 @@ std::vector<const KernelTable*> runnable_tables();
 // The path in use (best runnable, or POCKETLM_ISA's). Aborts with a message if POCKETLM_ISA is invalid.
 const KernelTable& active_table();
 
+// Switches the active path (tests and benchmarks compare paths in one process). Not safe while kernels run
+// on other threads. Errors like table_by_name.
+Status use_path(const std::string& name);
+
 // Looks a runnable path up by name.
 Expected<const KernelTable*> table_by_name(const std::string& name);
 
