@@ -1,0 +1,255 @@
+#include "quant/formats/scale_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/formats/rounding.h"
+
+POCKETLM_EXACT_FLOAT_ARITHMETIC
+
+namespace pocketlm {
+namespace {
+constexpr int kMaxGroup = 64;      // the largest group any encoder fits (legacy blocks: 32)
+constexpr int kMaxEvents = 4096;   // kMaxGroup * the largest grid half-width we sweep (32) * 2
+}  // namespace
+
+SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi) {
+  SymmetricFits out;
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (!(amax > 0.0f)) return out;
+  // Sweep u = t * amax (t = 1/d: u is where the largest value lands on the grid) over [u_lo, u_hi]. Mapping
+  // the largest value below half the grid wastes levels, and clipping it by more than half the grid loses
+  // more than it gains under weights that grow with |x|; the window bounds the work.
+  const int side = std::max(hi, -lo);
+  const double u_lo = 0.5 * side, u_hi = 1.5 * side + 1.0;
+  // Events packed as (float u bits << 32 | element index): u > 0, so float order = integer order.
+  static thread_local uint64_t events[kMaxEvents];
+  int L[kMaxGroup];
+  const int m = std::min(n, kMaxGroup);
+  for (int sign = 1; sign >= -1; sign -= 2) {
+    double best_score = 0.0, best_d = 0.0;
+    int count = 0;
+    double s1 = 0.0, s2 = 0.0;  // sum w y L and sum w L^2 for the current rounding
+    for (int i = 0; i < m; ++i) {
+      L[i] = 0;
+      if (x[i] == 0.0f || !(w[i] > 0.0f)) continue;
+      const double y = static_cast<double>(sign) * x[i];
+      const int steps = y > 0 ? hi : -lo;
+      const double r = static_cast<double>(amax) / std::fabs(y);  // >= 1: u at which |L| steps are (k + .5) r
+      // |L| at u_lo: the number of steps below it.
+      int k = static_cast<int>(std::min<double>(steps, std::max(0.0, std::floor(u_lo / r + 0.5))));
+      L[i] = y > 0 ? k : -k;
+      s1 += static_cast<double>(w[i]) * std::fabs(y) * k;
+      s2 += static_cast<double>(w[i]) * k * k;
+      for (; k < steps && count < kMaxEvents; ++k) {
+        const double u = (k + 0.5) * r;
+        if (u > u_hi) break;
+        const float uf = static_cast<float>(u);
+        uint32_t bits;
+        std::memcpy(&bits, &uf, sizeof(bits));
+        events[count++] = (static_cast<uint64_t>(bits) << 32) | static_cast<uint32_t>(i);
+      }
+    }
+    std::sort(events, events + count);
+    auto consider = [&] {
+      if (s2 > 0.0) {
+        const double score = s1 * s1 / s2;  // error reduction of the least-squares d for this rounding
+        if (score > best_score) {
+          best_score = score;
+          best_d = sign * s1 / s2;
+        }
+      }
+    };
+    consider();
+    for (int e = 0; e < count; ++e) {
+      const int i = static_cast<int>(events[e] & 0xFFFFFFFFu);
+      const double y = static_cast<double>(sign) * x[i];
+      const int step = y > 0 ? 1 : -1;
+      const int l0 = L[i], l1 = l0 + step;
+      s1 += static_cast<double>(w[i]) * std::fabs(y);
+      s2 += static_cast<double>(w[i]) * static_cast<double>(l1 * l1 - l0 * l0);
+      L[i] = l1;
+      if (e + 1 < count && (events[e + 1] >> 32) == (events[e] >> 32)) continue;  // simultaneous steps
+      consider();
+    }
+    (sign > 0 ? out.positive : out.negative) = best_d;
+    (sign > 0 ? out.positive_score : out.negative_score) = best_score;
+  }
+  return out;
+}
+
+double fit_symmetric(const float* x, const float* w, int n, int lo, int hi) {
+  const SymmetricFits f = fit_symmetric_both(x, w, n, lo, hi);
+  return f.positive_score >= f.negative_score ? f.positive : f.negative;
+}
+
+double symmetric_error(const float* x, const float* w, int n, float d, int lo, int hi) {
+  double err = 0.0;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const int l = d != 0.0f ? nearest_int_clamped(x[i] * id, lo, hi) : 0;
+    const double diff = static_cast<double>(d * static_cast<float>(l)) - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
+  return err;
+}
+
+namespace {
+struct Sums {
+  double w = 0, x = 0, xx = 0;  // fixed per group
+};
+
+// Rounds with (d, m), fits (d, m) by weighted least squares on those L, returns the error of the fit.
+double round_and_fit(const float* x, const float* w, int n, int nmax, bool allow_positive_min, const Sums& s,
+                     double d_in, double m_in, AffineFit& out) {
+  const double id = 1.0 / d_in;
+  double sl = 0, sll = 0, sxl = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int_clamped(static_cast<float>((x[i] - m_in) * id), 0, nmax);
+    const double wl = static_cast<double>(w[i]) * l;
+    sl += wl;
+    sll += wl * l;
+    sxl += wl * x[i];
+  }
+  const double det = s.w * sll - sl * sl;
+  double d, m;
+  if (det > 0) {
+    d = (s.w * sxl - s.x * sl) / det;
+    m = (sll * s.x - sl * sxl) / det;
+    if (!allow_positive_min && m > 0) {
+      m = 0;
+      d = sll > 0 ? sxl / sll : 0;
+    }
+  } else {  // every weighted L equal: only a constant is fitted
+    d = d_in;
+    m = s.w > 0 ? (s.x - d * sl) / s.w : 0;
+    if (!allow_positive_min && m > 0) m = 0;
+  }
+  if (!(d > 0)) return HUGE_VAL;
+  out = {d, m};
+  // Error of (d, m) with these L: expanded sum of w (d L + m - x)^2.
+  return s.xx - 2 * d * sxl - 2 * m * s.x + d * d * sll + 2 * d * m * sl + m * m * s.w;
+}
+
+// Weighted least-squares (d, m) for fixed L from the sums; returns the residual error (HUGE_VAL if d <= 0).
+double solve_affine(const Sums& s, double sl, double sll, double sxl, bool allow_positive_min, AffineFit& out) {
+  const double det = s.w * sll - sl * sl;
+  if (!(det > 0) || !(sll > 0)) return HUGE_VAL;
+  double d = (s.w * sxl - s.x * sl) / det;
+  double m = (sll * s.x - sl * sxl) / det;
+  if (!allow_positive_min && m > 0) {
+    m = 0;
+    d = sxl / sll;
+  }
+  if (!(d > 0)) return HUGE_VAL;
+  out = {d, m};
+  return s.xx - 2 * d * sxl - 2 * m * s.x + d * d * sll + 2 * d * m * sl + m * m * s.w;
+}
+
+// Coordinate descent over the quants: moves one L[i] by +-1 when the refitted (d, m) then has a smaller error.
+// The sums are updated in O(1) per try. Returns the final error; `best` holds its fit.
+double refine_affine_quants(const float* x, const float* w, int n, int nmax, bool allow_positive_min, const Sums& s,
+                            AffineFit& best, double best_err) {
+  int L[kMaxGroup];
+  const double id = 1.0 / best.d;
+  double sl = 0, sll = 0, sxl = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = nearest_int_clamped(static_cast<float>((x[i] - best.m) * id), 0, nmax);
+    const double wl = static_cast<double>(w[i]) * L[i];
+    sl += wl;
+    sll += wl * L[i];
+    sxl += wl * x[i];
+  }
+  AffineFit f;
+  double err = solve_affine(s, sl, sll, sxl, allow_positive_min, f);
+  if (err < best_err) {
+    best_err = err;
+    best = f;
+  }
+  for (int pass = 0; pass < 4; ++pass) {
+    bool changed = false;
+    for (int i = 0; i < n; ++i) {
+      if (!(w[i] > 0)) continue;
+      for (int step = -1; step <= 1; step += 2) {
+        const int l1 = L[i] + step;
+        if (l1 < 0 || l1 > nmax) continue;
+        const double wi = w[i];
+        const double nsl = sl + wi * step, nsll = sll + wi * (l1 * l1 - L[i] * L[i]), nsxl = sxl + wi * step * x[i];
+        const double e = solve_affine(s, nsl, nsll, nsxl, allow_positive_min, f);
+        if (e < best_err * (1 - 1e-12)) {
+          best_err = e;
+          best = f;
+          sl = nsl;
+          sll = nsll;
+          sxl = nsxl;
+          L[i] = l1;
+          changed = true;
+          break;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return best_err;
+}
+
+double affine_error(const float* x, const float* w, int n, int nmax, double d, double m) {
+  const double id = 1.0 / d;
+  double err = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int_clamped(static_cast<float>((x[i] - m) * id), 0, nmax);
+    const double diff = d * l + m - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
+  return err;
+}
+}  // namespace
+
+AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min) {
+  float lo = x[0], hi = x[0];
+  Sums s;
+  for (int i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+    s.w += w[i];
+    s.x += static_cast<double>(w[i]) * x[i];
+    s.xx += static_cast<double>(w[i]) * x[i] * x[i];
+  }
+  if (!allow_positive_min && lo > 0) lo = 0;
+  AffineFit best{0, allow_positive_min ? static_cast<double>(lo) : std::min(0.0, static_cast<double>(lo))};
+  if (!(hi > lo)) {  // constant group (or all zero): the offset alone, exact when allowed
+    if (allow_positive_min || lo <= 0) best.m = lo;
+    if (!allow_positive_min && hi > 0) {  // constant positive group without a positive offset: d * nmax
+      best.m = 0;
+      best.d = static_cast<double>(hi) / nmax;
+    }
+    return best;
+  }
+  const double range = static_cast<double>(hi) - lo;
+  // The plain min/max mapping is the starting point; every candidate must beat its error.
+  best = {range / nmax, static_cast<double>(lo)};
+  double best_err = affine_error(x, w, n, nmax, best.d, best.m);
+  for (int k = -20; k <= 20; ++k) {
+    const double d0 = range / (nmax + 0.05 * k);
+    AffineFit f;
+    const double err = round_and_fit(x, w, n, nmax, allow_positive_min, s, d0, lo, f);
+    if (err < best_err) {
+      best_err = err;
+      best = f;
+    }
+  }
+  if (n <= kMaxGroup) best_err = refine_affine_quants(x, w, n, nmax, allow_positive_min, s, best, best_err);
+  // Alternate: re-round with the best (d, m), refit; stop when the error no longer falls.
+  for (int it = 0; it < 4; ++it) {
+    AffineFit f;
+    const double err = round_and_fit(x, w, n, nmax, allow_positive_min, s, best.d, best.m, f);
+    if (!(err < best_err * (1 - 1e-9))) break;
+    best_err = err;
+    best = f;
+  }
+  return best;
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,46 @@
+#pragma once
+// Weighted least-squares fits of one group of values onto an integer grid: the search behind every encoder.
+// Internal to src/quant/formats. Each fit minimises sum_i w[i] * (x[i] - value(L[i]))^2; the caller then stores
+// the parameters in the format's precision and re-rounds every L[i] against the stored ones (for fixed
+// parameters, rounding each value to its nearest grid point is optimal element by element).
+#include <cstdint>
+
+namespace pocketlm {
+
+// Symmetric grid: x ~ d * L, L integer in [lo, hi] (lo < 0 < hi; e.g. Q4_0: [-8, 7]). Exact global optimum
+// over d of the weighted error with L = clamp(round(x / d)): a sweep over every point where some L[i] changes
+// (for both signs of d, since the grid is not symmetric), keeping the interval whose least-squares d is best.
+// Returns 0 when every x (or every weight) is 0.
+double fit_symmetric(const float* x, const float* w, int n, int lo, int hi);
+// The best d > 0 and the best d < 0 separately (0 when none), with their error reductions
+// (sum w x^2 - error): a two-level format may store either sign.
+struct SymmetricFits {
+  double positive = 0, negative = 0;
+  double positive_score = 0, negative_score = 0;
+};
+SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi);
+
+// Affine grid: x ~ d * L + m, L integer in [0, nmax], d >= 0. When !allow_positive_min, m <= 0 (the k-quants
+// store -m as an unsigned multiple of dmin). Candidate steps (range / (nmax + delta) for delta in [-1, 1] in
+// steps of 0.05) each get a weighted two-parameter least-squares fit; the best is then refined by alternating
+// re-rounding and refitting while the error falls.
+struct AffineFit {
+  double d = 0;
+  double m = 0;
+};
+AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min);
+
+// Weighted error of x against d * clamp(round(x / d), lo, hi) evaluated in float as the decoders do.
+double symmetric_error(const float* x, const float* w, int n, float d, int lo, int hi);
+
+// Nearest integer, halves to even, for |v| < 2^22 (ggml's nearest_int; callers clamp first).
+inline int nearest_int_clamped(float v, int lo, int hi) {
+  if (!(v > static_cast<float>(lo))) return lo;  // also NaN
+  if (v >= static_cast<float>(hi)) return hi;
+  const float r = v + 12582912.0f;  // 1.5 * 2^23: the float's low mantissa bits hold the rounded integer
+  uint32_t bits;
+  __builtin_memcpy(&bits, &r, sizeof(bits));
+  return static_cast<int>(bits & 0x007FFFFFu) - 0x00400000;
+}
+
+}  // namespace pocketlm
