@@ -12,7 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "gguf/reader.h"
+#include "quant/formats/dequantize.h"
 #include "quant/formats/quantize.h"
+#include "quant/imatrix.h"
+#include "test_paths.h"
 #include "quant/encode_rows.h"
 #include "util/thread_pool.h"
 
@@ -111,6 +115,66 @@ TEST(EncodePeer, WeightedRmseAtMostLlamaCpps) {
         }
       }
   }
+}
+
+// Real weights: SmolLM2-135M's blk.0 and blk.10 ffn_down (1536 wide) and attn_q (576 wide: legacy types only),
+// dequantized from the Q4_1 release (so their base is itself quantized), with an importance vector from llama-imatrix run on the same model over wiki.test.raw.
+TEST(EncodePeer, RealWeightsAtMostLlamaCpps) {
+  if (!fs::exists(peer_quantize_bin())) GTEST_SKIP() << "no pocketlm-peer-quantize (scripts/build-peer.sh)";
+  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << "no SmolLM2 (scripts/fetch-models.sh)";
+  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
+  const fs::path imatrix_bin = test::peer_dir() / "build/bin/llama-imatrix";
+  if (!fs::exists(imatrix_bin)) GTEST_SKIP() << "no llama-imatrix";
+  const fs::path dir = fs::temp_directory_path() / ("plm_enc_real_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = imatrix_bin.string() + " -m " + test::smollm2_path().string() + " -f " +
+                          (test::shared_dir() / "testdata/text/wiki.test.raw").string() +
+                          " -c 256 --chunks 4 -t 2 --no-ppl -o " + (dir / "im.gguf").string() + " > " +
+                          (dir / "log").string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto im = read_imatrix((dir / "im.gguf").string());
+  ASSERT_TRUE(im.ok()) << im.error().message();
+  auto model = GgufFile::open(test::smollm2_path().string());
+  ASSERT_TRUE(model.ok());
+  ASSERT_TRUE(validate_imatrix(*im, *model).ok());
+  ThreadPool pool(1);
+  for (const char* name : {"blk.0.ffn_down.weight", "blk.10.ffn_down.weight", "blk.0.attn_q.weight"}) {
+    const GgufTensor* t = model->tensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    const int64_t n_per_row = t->ne[0], n_rows = t->n_rows();
+    std::vector<float> rows(static_cast<size_t>(n_per_row * n_rows));
+    for (int64_t r = 0; r < n_rows; ++r)
+      dequantize_row(t->type, t->data + static_cast<size_t>(r) * row_size(t->type, n_per_row),
+                     rows.data() + r * n_per_row, n_per_row);
+    const ImatrixEntry* e = im->find(name);
+    ASSERT_NE(e, nullptr) << name;
+    const std::vector<float> imp = e->importance();
+    // Q4_1 and Q5_1 are left out: their grids contain the base's (both find it: zero error).
+    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K,
+                          GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+      if (n_per_row % type_traits(type).block_size != 0) continue;
+      for (bool use_imp : {false, true}) {
+        const float* importance = use_imp ? imp.data() : nullptr;
+        std::vector<uint8_t> ours(row_size(type, n_per_row) * static_cast<size_t>(n_rows));
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_TRUE(quantize_rows(type, rows.data(), ours.data(), n_rows, n_per_row, importance, &pool).ok());
+        const double our_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const PeerResult peer = run_ggml(type, rows, n_per_row, importance);
+        ASSERT_EQ(peer.blocks.size(), ours.size());
+        const double e_ours = test::reconstruction_error(type, ours, rows.data(), n_rows, n_per_row, importance).rmse();
+        const double e_ggml =
+            test::reconstruction_error(type, peer.blocks, rows.data(), n_rows, n_per_row, importance).rmse();
+        std::printf("[real] %-22s %-5s %-7s rmse ours %.4e ggml %.4e ratio %.4f  time ours %.1f ms ggml %.1f ms\n",
+                    name, std::string(type_traits(type).name).c_str(), use_imp ? "imatrix" : "plain", e_ours, e_ggml,
+                    e_ours / e_ggml, our_s * 1e3, peer.seconds * 1e3);
+        if (type == GgmlType::Q8_0)
+          EXPECT_EQ(ours, peer.blocks);
+        else
+          EXPECT_LE(e_ours, e_ggml) << name << " " << type_traits(type).name << (use_imp ? " with imatrix" : "");
+      }
+    }
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

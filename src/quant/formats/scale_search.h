@@ -33,6 +33,15 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow
 // Weighted error of x against d * clamp(round(x / d), lo, hi) evaluated in float as the decoders do.
 double symmetric_error(const float* x, const float* w, int n, float d, int lo, int hi);
 
+// v clamped to [lo, hi] (integral bounds) and rounded to the nearest integer, halves to even: the same value as
+// nearest_int_clamped, in float arithmetic that compilers vectorize (|v| after clamping < 2^22). Inputs are
+// finite or +-Inf (never NaN: callers divide by non-zero scales).
+inline float round_clamped(float v, float lo, float hi) {
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  return (v + 12582912.0f) - 12582912.0f;
+}
+
 // Nearest integer, halves to even, for |v| < 2^22 (ggml's nearest_int; callers clamp first).
 inline int nearest_int_clamped(float v, int lo, int hi) {
   if (!(v > static_cast<float>(lo))) return lo;  // also NaN
