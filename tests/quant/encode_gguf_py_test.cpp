@@ -41,7 +41,8 @@ TEST(EncodeGgufPy, OurBlocksDecodeIdenticallyThroughGgufPy) {
   for (int64_t j = 0; j < n_per_row; ++j) rows[3 * n_per_row + j] *= 1e-28f;
   const std::vector<float> imp = test::lognormal_importance(n_per_row, 22);
   const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                            GgmlType::IQ4_NL, GgmlType::IQ4_XS};
   std::vector<std::vector<uint8_t>> encoded;
   GgufWriter w;
   w.set("general.architecture", GgufValue::of_string("pocketlm-test"));

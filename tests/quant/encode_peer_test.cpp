@@ -84,7 +84,8 @@ TEST(EncodePeer, WeightedRmseAtMostLlamaCpps) {
   const bool slow = std::getenv("POCKETLM_SANITIZED") != nullptr;
   const int64_t n_per_row = 1024, n_rows = slow ? 16 : 256;
   const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                            GgmlType::IQ4_NL, GgmlType::IQ4_XS};
   const std::vector<float> imp = test::lognormal_importance(n_per_row, 7);
   ThreadPool pool(1);  // one thread, as the peer call: the times compare like with like
   for (bool heavy : {false, true}) {
@@ -151,7 +152,8 @@ TEST(EncodePeer, RealWeightsAtMostLlamaCpps) {
     const std::vector<float> imp = e->importance();
     // Q4_1 and Q5_1 are left out: their grids contain the base's (both find it: zero error).
     for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K,
-                          GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+                          GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                          GgmlType::IQ4_XS}) {
       if (n_per_row % type_traits(type).block_size != 0) continue;
       for (bool use_imp : {false, true}) {
         const float* importance = use_imp ? imp.data() : nullptr;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "quant/formats/float.h"
+#include "quant/formats/iq4.h"
 #include "quant/formats/kquants.h"
 #include "quant/formats/legacy.h"
 #include "util/thread_pool.h"
@@ -18,6 +19,7 @@ bool can_quantize(GgmlType type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
     case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+    case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
       return true;
     default:
       return false;
@@ -39,6 +41,8 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp);
     case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp);
     case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp);
+    case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp);
+    case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp);
     default: break;
   }
   assert(false && "quantize_row: type cannot be written (check can_quantize)");

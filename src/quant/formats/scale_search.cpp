@@ -81,6 +81,95 @@ SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, 
   return out;
 }
 
+SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* levels, int n_levels) {
+  SymmetricFits out;
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  if (!(amax > 0.0f)) return out;
+  int zero = 0;  // the level nearest 0: where every value sits at t = 0
+  for (int k = 1; k < n_levels; ++k)
+    if (std::abs(levels[k]) < std::abs(levels[zero])) zero = k;
+  const double side = std::max(-static_cast<double>(levels[0]), static_cast<double>(levels[n_levels - 1]));
+  const double u_max = 2.0 * side;
+  static thread_local uint64_t events[kMaxEvents];
+  int L[kMaxGroup];
+  const int m = std::min(n, kMaxGroup);
+  for (int sign = 1; sign >= -1; sign -= 2) {
+    double best_score = 0.0, best_d = 0.0;
+    int count = 0;
+    double s1 = 0.0, s2 = 0.0;
+    for (int i = 0; i < m; ++i) {
+      L[i] = zero;
+      if (!(w[i] > 0.0f)) continue;
+      const double y = static_cast<double>(sign) * x[i];
+      const double g = levels[zero];
+      s1 += static_cast<double>(w[i]) * y * g;
+      s2 += static_cast<double>(w[i]) * g * g;
+      if (y == 0) continue;
+      const double r = static_cast<double>(amax) / std::fabs(y);
+      // Steps away from zero: towards the top levels for y > 0, the bottom ones for y < 0, at the midpoints.
+      for (int k = zero; y > 0 ? k + 1 < n_levels : k > 0; k += y > 0 ? 1 : -1) {
+        const int next = y > 0 ? k + 1 : k - 1;
+        const double mid = 0.5 * (levels[k] + levels[next]);
+        const double u = std::fabs(mid) * r;
+        if (u > u_max || count >= kMaxEvents) break;
+        const float uf = static_cast<float>(u);
+        uint32_t bits;
+        std::memcpy(&bits, &uf, sizeof(bits));
+        events[count++] = (static_cast<uint64_t>(bits) << 32) | static_cast<uint32_t>(i);
+      }
+    }
+    std::sort(events, events + count);
+    auto consider = [&] {
+      if (s1 > 0.0 && s2 > 0.0 && s1 * s1 / s2 > best_score) {
+        best_score = s1 * s1 / s2;
+        best_d = sign * s1 / s2;
+      }
+    };
+    consider();
+    for (int e = 0; e < count; ++e) {
+      const int i = static_cast<int>(events[e] & 0xFFFFFFFFu);
+      const double y = static_cast<double>(sign) * x[i];
+      const int l0 = L[i], l1 = y > 0 ? l0 + 1 : l0 - 1;
+      const double g0 = levels[l0], g1 = levels[l1];
+      s1 += static_cast<double>(w[i]) * y * (g1 - g0);
+      s2 += static_cast<double>(w[i]) * (g1 * g1 - g0 * g0);
+      L[i] = l1;
+      if (e + 1 < count && (events[e + 1] >> 32) == (events[e] >> 32)) continue;
+      consider();
+    }
+    (sign > 0 ? out.positive : out.negative) = best_d;
+    (sign > 0 ? out.positive_score : out.negative_score) = best_score;
+  }
+  return out;
+}
+
+double levels_error(const float* x, const float* w, int n, float d, const int8_t* levels, int n_levels) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  float mids[32], vals[32];
+  for (int k = 0; k < n_levels; ++k) vals[k] = static_cast<float>(levels[k]);
+  for (int k = 0; k + 1 < n_levels; ++k) mids[k] = 0.5f * (vals[k] + vals[k + 1]);
+  // The nearest level as a chain of selects (no table lookup), in eight lanes: the loop vectorizes.
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k8 = 0; k8 < 8; ++k8) {
+      const float v = x[i + k8] * id;
+      float q = vals[0];
+      for (int k = 0; k + 1 < n_levels; ++k) q = v > mids[k] ? vals[k + 1] : q;
+      const float diff = d * q - x[i + k8];
+      acc[k8] += w[i + k8] * diff * diff;
+    }
+  double err = 0;
+  for (; i < n; ++i) {
+    const float q = vals[nearest_level(x[i] * id, levels, n_levels)];
+    const float diff = d * q - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
+  for (float a : acc) err += a;
+  return err;
+}
+
 double fit_symmetric(const float* x, const float* w, int n, int lo, int hi) {
   const SymmetricFits f = fit_symmetric_both(x, w, n, lo, hi);
   return f.positive_score >= f.negative_score ? f.positive : f.negative;

@@ -30,6 +30,19 @@ struct AffineFit {
 };
 AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min);
 
+// Non-uniform grid (IQ4_NL/IQ4_XS): x ~ d * levels[L], `levels` ascending with values on both sides of zero.
+// The same exact sweep as fit_symmetric, over the points where the nearest level of some x / d changes.
+SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* levels, int n_levels);
+// Index of the level nearest to v (levels ascending).
+inline int nearest_level(float v, const int8_t* levels, int n_levels) {
+  int idx = 0;
+  for (int k = 0; k + 1 < n_levels; ++k)
+    idx += v > 0.5f * static_cast<float>(levels[k] + levels[k + 1]) ? 1 : 0;
+  return idx;
+}
+// Weighted error of x against d * levels[nearest], in float as the decoders evaluate it.
+double levels_error(const float* x, const float* w, int n, float d, const int8_t* levels, int n_levels);
+
 // Weighted error of x against d * clamp(round(x / d), lo, hi) evaluated in float as the decoders do.
 double symmetric_error(const float* x, const float* w, int n, float d, int lo, int hi);
 
