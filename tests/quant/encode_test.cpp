@@ -98,6 +98,21 @@ TEST(Encode, ImportanceLowersTheWeightedError) {
   }
 }
 
+TEST(Encode, ImportanceWithZeroColumnsStaysWellDefined) {
+  // Columns the calibration never activated have importance 0: whole blocks of them, or all of them.
+  const std::vector<float> x = test::gaussian_rows(4, 512, 15, true);
+  std::vector<float> half = test::lognormal_importance(512, 16), none(512, 0.0f);
+  std::fill(half.begin(), half.begin() + 256, 0.0f);
+  for (const Bound& b : kBounds)
+    for (const std::vector<float>* imp : {&half, &none}) {
+      const auto y = encode_decode(b.type, x, 512, imp->data());
+      ASSERT_TRUE(all_finite(y)) << type_traits(b.type).name;
+      // Zero-importance blocks fall back to unit weights: still an ordinary encoding of their values.
+      std::vector<float> xs(x.begin(), x.begin() + 256), ys(y.begin(), y.begin() + 256);
+      EXPECT_LT(rmse(xs, ys) / rms(xs), 2 * b.gaussian) << type_traits(b.type).name;
+    }
+}
+
 TEST(Encode, AllZeroRowsDecodeToZero) {
   const std::vector<float> x(2 * 512, 0.0f);
   for (const Bound& b : kBounds) {
