@@ -96,7 +96,7 @@ std::vector<double> super_candidates(const double* v, const double* sw, int n_su
   if (!(vmax > 0)) return {0.0};
   std::vector<double> out;
   // Max-based and slightly coarser steps, and finer ones that clip the largest sub-block values.
-  for (double f : {1.0 + 1.5 / kmax, 1.0 + 1.0 / kmax, 1.0 + 0.5 / kmax, 1.0, 0.95, 0.9, 0.8, 0.7, 0.6}) {
+  for (double f : {1.0 + 1.0 / kmax, 1.0, 0.9, 0.75}) {
     const double s = vmax * f / kmax;
     out.push_back(s);
     double num = 0, den = 0;
