@@ -146,6 +146,19 @@ TEST(Encode, OneHugeValueIsKept) {
   }
 }
 
+TEST(Encode, ValuesBeyondTheScaleRangeSaturateFinitely) {
+  // |x| so large that even the largest f16 scale cannot reach it: decoded values stay finite (saturated).
+  std::vector<float> x = test::gaussian_rows(1, 256, 7, false);
+  x[5] = 1e30f;
+  x[200] = -3e38f;
+  for (const Bound& b : kBounds) {
+    const auto y = encode_decode(b.type, x, 256);
+    ASSERT_TRUE(all_finite(y)) << type_traits(b.type).name;
+    EXPECT_GT(y[5], 6e4f) << type_traits(b.type).name;  // Q4_1/Q5_1 reach -65504 at most: their f16 min
+    EXPECT_LT(y[200], -6e4f) << type_traits(b.type).name;
+  }
+}
+
 TEST(Encode, TinyValuesStayFiniteAndSmall) {
   std::vector<float> x = test::gaussian_rows(1, 256, 6, false);
   for (float& v : x) v *= 5e-29f;  // ~1e-30: every scale underflows f16

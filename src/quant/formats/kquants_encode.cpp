@@ -38,6 +38,12 @@ double affine_sub_error(const float* x, const float* w, int n, float D, float M,
     for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(D != 0.0f ? nearest_int_clamped((x[i] + M) / D, 0, nmax) : 0);
   double err = 0;
   for (float a : acc) err += a;
+  if (std::isfinite(err)) return err;
+  err = 0;  // values near float's limit overflow the float lanes: the same sum in double
+  for (int i = 0; i < n; ++i) {
+    const double diff = static_cast<double>(D * round_clamped((x[i] + M) * iD, 0.0f, fmax_) - M) - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
   return err;
 }
 

@@ -124,6 +124,15 @@ void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* impo
 
 void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*importance*/) {
   quantize_row_q8_0(x, y, n);
+  // ggml stores an infinite scale when amax / 127 overflows f16 (|x| > ~8.3e6), which decodes to Inf/NaN.
+  // Such blocks get the largest finite scale instead, their values saturating at +-127 * 65504.
+  for (int64_t b = 0; b < n / QK8_0; ++b) {
+    if ((y[b].d & 0x7FFFu) < 0x7C00u) continue;
+    y[b].d = 0x7BFFu;
+    const float d = fp16_to_fp32(y[b].d);
+    for (int j = 0; j < QK8_0; ++j)
+      y[b].qs[j] = static_cast<int8_t>(nearest_int_clamped(x[QK8_0 * b + j] / d, -127, 127));
+  }
 }
 
 }  // namespace pocketlm

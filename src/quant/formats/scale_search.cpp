@@ -1,6 +1,7 @@
 #include "quant/formats/scale_search.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 
@@ -50,6 +51,7 @@ void sort_events(uint64_t* ev, int count, double u_lo, double u_hi) {
 }  // namespace
 
 SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi) {
+  assert(n <= kMaxGroup);
   SymmetricFits out;
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -117,6 +119,7 @@ SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, 
 }
 
 SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* levels, int n_levels) {
+  assert(n <= kMaxGroup);
   SymmetricFits out;
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -205,6 +208,12 @@ double levels_error_n(const float* x, const float* w, int n, float d, const int8
     err += static_cast<double>(w[i]) * diff * diff;
   }
   for (float a : acc) err += a;
+  if (std::isfinite(err)) return err;
+  err = 0;  // values near float's limit overflow the float lanes: the same sum in double
+  for (i = 0; i < n; ++i) {
+    const double diff = static_cast<double>(d * vals[nearest_level(x[i] * id, levels, N)]) - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
   return err;
 }
 }  // namespace
@@ -214,7 +223,7 @@ double levels_error(const float* x, const float* w, int n, float d, const int8_t
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   double err = 0;
   for (int i = 0; i < n; ++i) {
-    const float diff = d * static_cast<float>(levels[nearest_level(x[i] * id, levels, n_levels)]) - x[i];
+    const double diff = static_cast<double>(d * static_cast<float>(levels[nearest_level(x[i] * id, levels, n_levels)])) - x[i];
     err += static_cast<double>(w[i]) * diff * diff;
   }
   return err;
@@ -243,6 +252,13 @@ double symmetric_error(const float* x, const float* w, int n, float d, int lo, i
     err += static_cast<double>(w[i]) * diff * diff;
   }
   for (float a : acc) err += a;
+  if (std::isfinite(err)) return err;
+  // Values near float's limit overflow the float lanes: the same sum in double.
+  err = 0.0;
+  for (i = 0; i < n; ++i) {
+    const double diff = static_cast<double>(d * round_clamped(x[i] * id, flo, fhi)) - x[i];
+    err += static_cast<double>(w[i]) * diff * diff;
+  }
   return err;
 }
 
@@ -276,6 +292,15 @@ double round_and_fit(const float* x, const float* w, int n, int nmax, bool allow
     sl += a_l[k];
     sll += a_ll[k];
     sxl += a_xl[k];
+  }
+  if (!std::isfinite(sxl) || !std::isfinite(sll)) {  // values near float's limit: the sums in double
+    sl = sll = sxl = 0;
+    for (i = 0; i < n; ++i) {
+      const double l = round_clamped((x[i] - mf) * id, 0.0f, fmax_), wl = static_cast<double>(w[i]) * l;
+      sl += wl;
+      sll += wl * l;
+      sxl += wl * x[i];
+    }
   }
   const double det = s.w * sll - sl * sl;
   double d, m;
@@ -372,6 +397,7 @@ double affine_error(const float* x, const float* w, int n, int nmax, double d, d
 }  // namespace
 
 AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min) {
+  assert(n <= kMaxGroup);
   float lo = x[0], hi = x[0];
   Sums s;
   for (int i = 0; i < n; ++i) {

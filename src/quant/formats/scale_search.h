@@ -4,8 +4,11 @@
 // the parameters in the format's precision and re-rounds every L[i] against the stored ones (for fixed
 // parameters, rounding each value to its nearest grid point is optimal element by element).
 #include <cstdint>
+#include <cstring>
 
 namespace pocketlm {
+
+// Groups are at most 64 values (every format's blocks and sub-blocks are 16 or 32).
 
 // Symmetric grid: x ~ d * L, L integer in [lo, hi] (lo < 0 < hi; e.g. Q4_0: [-8, 7]). Exact global optimum
 // over d of the weighted error with L = clamp(round(x / d)): a sweep over every point where some L[i] changes
@@ -61,7 +64,7 @@ inline int nearest_int_clamped(float v, int lo, int hi) {
   if (v >= static_cast<float>(hi)) return hi;
   const float r = v + 12582912.0f;  // 1.5 * 2^23: the float's low mantissa bits hold the rounded integer
   uint32_t bits;
-  __builtin_memcpy(&bits, &r, sizeof(bits));
+  std::memcpy(&bits, &r, sizeof(bits));
   return static_cast<int>(bits & 0x007FFFFFu) - 0x00400000;
 }
 
