@@ -10,10 +10,11 @@ namespace pocketlm {
 
 // Groups are at most 64 values (every format's blocks and sub-blocks are 16 or 32).
 
-// Symmetric grid: x ~ d * L, L integer in [lo, hi] (lo < 0 < hi; e.g. Q4_0: [-8, 7]). Exact global optimum
-// over d of the weighted error with L = clamp(round(x / d)): a sweep over every point where some L[i] changes
-// (for both signs of d, since the grid is not symmetric), keeping the interval whose least-squares d is best.
-// Returns 0 when every x (or every weight) is 0.
+// Symmetric grid: x ~ d * L, L integer in [lo, hi] (lo < 0 < hi; e.g. Q4_0: [-8, 7]). Exact optimum of the
+// weighted error with L = clamp(round(x / d)) over every d that maps the largest |x| between half the grid
+// and 1.5x past its end (0.75-1.25x for grids of 16+ levels a side): a sweep over every point where some
+// L[i] changes, for both signs of d (the grid is not symmetric), keeping the rounding whose least-squares d
+// is best. Returns 0 when every x (or every weight) is 0.
 double fit_symmetric(const float* x, const float* w, int n, int lo, int hi);
 // The best d > 0 and the best d < 0 separately (0 when none), with their error reductions
 // (sum w x^2 - error): a two-level format may store either sign.
