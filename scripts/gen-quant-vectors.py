@@ -47,10 +47,13 @@ GEOMETRY = {
     T.Q8_0: (32, 34, [0]), T.Q8_1: (32, 36, [0, 2]),
     T.Q2_K: (256, 84, [80, 82]), T.Q3_K: (256, 110, [108]), T.Q4_K: (256, 144, [0, 2]),
     T.Q5_K: (256, 176, [0, 2]), T.Q6_K: (256, 210, [208]), T.Q8_K: (256, 292, []),
+    T.IQ4_NL: (32, 18, [0]), T.IQ4_XS: (256, 136, [0]),
 }
+# Types added later draw from their own random stream, so that the earlier files stay byte-identical.
+LATER_TYPES = (T.IQ4_NL, T.IQ4_XS)
 NAMES = {T.F32: "f32", T.F16: "f16", T.BF16: "bf16", T.Q4_0: "q4_0", T.Q4_1: "q4_1", T.Q5_0: "q5_0",
          T.Q5_1: "q5_1", T.Q8_0: "q8_0", T.Q8_1: "q8_1", T.Q2_K: "q2_K", T.Q3_K: "q3_K", T.Q4_K: "q4_K",
-         T.Q5_K: "q5_K", T.Q6_K: "q6_K", T.Q8_K: "q8_K"}
+         T.Q5_K: "q5_K", T.Q6_K: "q6_K", T.Q8_K: "q8_K", T.IQ4_NL: "iq4_nl", T.IQ4_XS: "iq4_xs"}
 
 F16_ONE = 0x3C00
 ADVERSARIAL_F16 = [0x7BFF, 0xFBFF, 0x0001, 0x03FF, 0x8001, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7D00]
@@ -416,11 +419,15 @@ def main() -> None:
     rng = np.random.default_rng(20240611)
     total = 0
     for qtype in GEOMETRY:
-        total += write_dequant(args.out, qtype, rng)
+        if qtype not in LATER_TYPES:
+            total += write_dequant(args.out, qtype, rng)
     for qtype in (T.Q8_0, T.Q8_1, T.Q8_K, T.F16, T.BF16):
         total += write_quantize(args.out, qtype, rng)
     for wtype in ACT_TYPE:
         total += write_vecdot(args.out, wtype, rng)
+    later = np.random.default_rng(20251125)
+    for qtype in LATER_TYPES:
+        total += write_dequant(args.out, qtype, later)
     print(f"wrote {len(GEOMETRY) + 5 + len(ACT_TYPE)} files, {total} bytes, to {os.path.normpath(args.out)}")
 
 

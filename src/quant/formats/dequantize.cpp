@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "quant/formats/float.h"
+#include "quant/formats/iq4.h"
 #include "quant/formats/kquants.h"
 #include "quant/formats/legacy.h"
 
@@ -30,6 +31,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q5_K: return dequantize_row_q5_K(static_cast<const block_q5_K*>(src), dst, n);
     case GgmlType::Q6_K: return dequantize_row_q6_K(static_cast<const block_q6_K*>(src), dst, n);
     case GgmlType::Q8_K: return dequantize_row_q8_K(static_cast<const block_q8_K*>(src), dst, n);
+    case GgmlType::IQ4_NL: return dequantize_row_iq4_nl(static_cast<const block_iq4_nl*>(src), dst, n);
+    case GgmlType::IQ4_XS: return dequantize_row_iq4_xs(static_cast<const block_iq4_xs*>(src), dst, n);
     default: break;
   }
   assert(false && "dequantize_row: type has no reference dequantizer (check type_traits().can_dequantize)");

@@ -105,4 +105,15 @@ void dequantize_row_q8_K(const block_q8_K* x, float* y, int64_t n);
 // An all-zero block gets d = 0, q = 0, bsums = 0. Defined for finite inputs.
 void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n);
 
+// Weight encoders (kquants_encode.cpp): one row of n values (a multiple of 256), finite inputs (callers check:
+// quantize.h); `importance` (nullable) holds n per-column weights. Two levels of search: each sub-block's
+// scale (and min) is a weighted least-squares fit (scale_search.h); then the super-block's f16 scale(s) are
+// chosen among candidates by the super-block's whole weighted error, with each sub-block's integer scale
+// (and min) tried at both neighbouring integers and every quant re-rounded against the stored values.
+void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance);
+void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance);
+void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance);
+void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance);
+void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance);
+
 }  // namespace pocketlm

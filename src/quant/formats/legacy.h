@@ -80,4 +80,16 @@ void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n);
 void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n);
 void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n);
 
+// Weight encoders (legacy_encode.cpp): one row of n values (a multiple of 32), finite inputs (callers check:
+// quantize.h). `importance` (nullable) holds n per-column weights, e.g. an imatrix row. Each block's scale
+// (and min) is a weighted least-squares search (scale_search.h, weights in encode_weights.h); the scale is
+// then stored in f16, its f16 neighbours are tried, and every quant re-rounded against the stored values.
+// Q8_0 is ggml's deterministic round-to-nearest (d = amax / 127), byte-identical to ggml; it ignores importance.
+// (Except where ggml would store an infinite scale, |x| > ~8.3e6: there the largest finite f16 is stored.)
+void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance);
+void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance);
+void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance);
+void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance);
+void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* importance);
+
 }  // namespace pocketlm
