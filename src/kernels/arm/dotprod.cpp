@@ -16,8 +16,9 @@ namespace dotprod {
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace dotprod
 
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
 const KernelTable* dotprod_table() {
-  static const KernelTable table = dotprod::make_table("dotprod");
+  static constexpr KernelTable table = dotprod::make_table("dotprod");
   return &table;
 }
 

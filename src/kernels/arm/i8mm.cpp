@@ -17,8 +17,9 @@ namespace i8mm {
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace i8mm
 
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
 const KernelTable* i8mm_table() {
-  static const KernelTable table = i8mm::make_table("i8mm");
+  static constexpr KernelTable table = i8mm::make_table("i8mm");
   return &table;
 }
 

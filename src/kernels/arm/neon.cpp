@@ -16,8 +16,9 @@ namespace neon {
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace neon
 
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
 const KernelTable* neon_table() {
-  static const KernelTable table = neon::make_table("neon");
+  static constexpr KernelTable table = neon::make_table("neon");
   return &table;
 }
 

@@ -121,7 +121,9 @@ void gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const ui
   }
 }
 
-inline KernelTable make_table(const char* name) {
+// constexpr so a path's table can be constant-initialised: its *_table() then runs no code compiled with the
+// path's ISA flags, and dispatch may call it on any CPU before checking the features.
+constexpr KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
   auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };
