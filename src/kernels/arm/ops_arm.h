@@ -183,9 +183,14 @@ struct Ops {
 #endif
 };
 
-// Registers the tile shapes are sized for: (rows, activation columns) per GEMM tile. NEON has 32 x 128-bit
-// registers, the same 4 KiB of register file as AVX2's 16 x 256-bit ones, and every Ops value here takes two
-// of them, so AVX2's tile fits: a 4 x 2 tile keeps 8 float accumulators (16 registers), 4 unpacked weight
-// blocks (8) and one activation block (2), leaving 6 for temporaries. (Measured shapes need real hardware;
-// qemu says nothing about speed.)
-inline constexpr int kTileRows = 4, kTileCols = 2;
+// Tile shapes (rows, activation columns per GEMM tile), chosen by the instructions per output of each
+// format's inner loop (static count from objdump, spills included; docs/kernels.md has the table: qemu
+// cannot time them). Every Ops value takes two of NEON's 32 registers and a k-quant super-block unpacks
+// to more registers than there are, so 2 x 2 beats AVX2's 4 x 2 for every format (q4_K: 135 against 184
+// instructions per output with SDOT). i8mm's 2 x 2 SMMLA accumulators take one register each, so it
+// affords 4 columns (q4_0: 9.2 against 12.2 at 2 x 2).
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+inline constexpr int kTileRows = 2, kTileCols = 4;
+#else
+inline constexpr int kTileRows = 2, kTileCols = 2;
+#endif
