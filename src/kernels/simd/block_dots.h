@@ -268,3 +268,55 @@ struct LoadBF16 {
 using FmtF32 = FmtFloat<float, LoadF32>;
 using FmtF16 = FmtFloat<uint16_t, LoadF16>;
 using FmtBF16 = FmtFloat<uint16_t, LoadBF16>;
+
+// ---------------------------------------------------------------- optional 2 x 2 tiles
+// A path whose Ops set kPairedTile (ARM i8mm: SMMLA multiplies a 2x8 by an 8x2 int8 matrix) computes two
+// weight rows x two activation columns at once for the formats specialised here; gemm_tiles.h uses it for
+// the even part of every tile and the per-output accum() above for the rest. Written over a template
+// parameter O (= Ops), so on paths without kPairedTile its names are never looked up. Integer sums stay
+// exact; only the float summation order changes (one float sum per output instead of 8 partial sums).
+template <class O>
+concept PairedOps = requires { requires O::kPairedTile; };
+
+template <class Fmt, class O = Ops>
+struct Paired {
+  static constexpr bool kOn = false;
+};
+
+template <class WBlock, class ABlock, bool kSigned, bool kHasMin, class Quants, class O>
+  requires PairedOps<O>
+struct Paired<Fmt32<WBlock, ABlock, kSigned, kHasMin, Quants>, O> {
+  static constexpr bool kOn = true;
+  struct Acc {
+    typename O::PF v, m;  // (w0.a0, w0.a1, w1.a0, w1.a1): scaled dots, and the mins' products (_1 types)
+  };
+  static void init(Acc& acc) { acc = {O::pair_zero_f(), O::pair_zero_f()}; }
+  static void accum(Acc& acc, const Q32& w0, const Q32& w1, const Q32& a0, const Q32& a1) {
+    const typename O::P32 isum = O::pair_dot(O::pair_zero_i32(), w0.q, w1.q, a0.q, a1.q);
+    acc.v = O::pair_fma(O::pair_to_f(isum), O::pair_outer(w0.d, w1.d, a0.d, a1.d), acc.v);
+    if constexpr (kHasMin) acc.m = O::pair_add(acc.m, O::pair_outer(w0.m, w1.m, a0.m, a1.m));
+  }
+  static void finish(const Acc& acc, float out[4]) { O::pair_store(out, O::pair_add(acc.v, acc.m)); }
+};
+
+template <class WBlock, bool kSigned, bool kHasMin, void (*Unpack)(const WBlock&, QK&), class O>
+  requires PairedOps<O>
+struct Paired<FmtK<WBlock, kSigned, kHasMin, Unpack>, O> {
+  static constexpr bool kOn = true;
+  struct Acc {
+    typename O::PF v;
+  };
+  static void init(Acc& acc) { acc.v = O::pair_zero_f(); }
+  static void accum(Acc& acc, const QK& w0, const QK& w1, const block_q8_K* a0, const block_q8_K* a1) {
+    typename O::P32 isum = O::pair_zero_i32();
+    for (int j = 0; j < 8; ++j)
+      isum = O::pair_dot_scaled(isum, w0.q[j], w1.q[j], O::load_i8(a0->qs + 32 * j), O::load_i8(a1->qs + 32 * j),
+                                w0.sc[j], w1.sc[j]);
+    acc.v = O::pair_fma(O::pair_to_f(isum), O::pair_outer(w0.d, w1.d, a0->d, a1->d), acc.v);
+    if constexpr (kHasMin) {
+      const typename O::P32 msum = O::pair_madd_i16(w0.mins, w1.mins, O::load_i16(a0->bsums), O::load_i16(a1->bsums));
+      acc.v = O::pair_fma(O::pair_to_f(msum), O::pair_outer(-w0.dmin, -w1.dmin, a0->d, a1->d), acc.v);
+    }
+  }
+  static void finish(const Acc& acc, float out[4]) { O::pair_store(out, acc.v); }
+};

@@ -5,9 +5,51 @@
 // Included INSIDE each path's namespace after its Ops and block_dots.h (see ops_x86.h for why).
 #pragma once
 
+// The same tile in 2 x 2 steps, for paths and formats with a Paired<> kernel (block_dots.h); R, C even.
+template <class Fmt, int R, int C>
+void gemm_tile_paired(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
+                      int64_t ldo) {
+  using P = Paired<Fmt>;
+  const typename Fmt::W* wr[R];
+  const typename Fmt::A* ac[C];
+  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const typename Fmt::W*>(w + static_cast<size_t>(r) * w_stride);
+  for (int c = 0; c < C; ++c) ac[c] = reinterpret_cast<const typename Fmt::A*>(a + static_cast<size_t>(c) * a_stride);
+  typename P::Acc acc[R / 2][C / 2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R / 2; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C / 2; ++c) P::init(acc[r][c]);
+  for (int64_t b = 0; b < nb; ++b) {
+    typename Fmt::U u[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) u[r] = Fmt::unpack(wr[r][b]);
+#pragma GCC unroll 16
+    for (int c = 0; c < C / 2; ++c) {
+      const typename Fmt::AV a0 = Fmt::act(ac[2 * c][b]), a1 = Fmt::act(ac[2 * c + 1][b]);
+#pragma GCC unroll 16
+      for (int r = 0; r < R / 2; ++r) P::accum(acc[r][c], u[2 * r], u[2 * r + 1], a0, a1);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R / 2; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C / 2; ++c) {
+      float v[4];  // (row 2r, col 2c), (2r, 2c+1), (2r+1, 2c), (2r+1, 2c+1)
+      P::finish(acc[r][c], v);
+      out[2 * c * ldo + 2 * r] = v[0];
+      out[(2 * c + 1) * ldo + 2 * r] = v[1];
+      out[2 * c * ldo + 2 * r + 1] = v[2];
+      out[(2 * c + 1) * ldo + 2 * r + 1] = v[3];
+    }
+}
+
 template <class Fmt, int R, int C>
 void gemm_tile(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
                int64_t ldo) {
+  if constexpr (Paired<Fmt>::kOn && R % 2 == 0 && C % 2 == 0) {
+    gemm_tile_paired<Fmt, R, C>(nb, w, w_stride, a, a_stride, out, ldo);
+    return;
+  }
   const typename Fmt::W* wr[R];
   const typename Fmt::A* ac[C];
   for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const typename Fmt::W*>(w + static_cast<size_t>(r) * w_stride);
@@ -109,7 +151,9 @@ void weighted_rows(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_strid
   }
 }
 
-inline KernelTable make_table(const char* name) {
+// constexpr so a path's table can be constant-initialised: its *_table() then runs no code compiled with the
+// path's ISA flags, and dispatch may call it on any CPU before checking the features.
+constexpr KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
   auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };

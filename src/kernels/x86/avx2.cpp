@@ -18,7 +18,7 @@ namespace avx2 {
 }  // namespace avx2
 
 const KernelTable* avx2_table() {
-  static const KernelTable table = avx2::make_table("avx2");
+  static constexpr KernelTable table = avx2::make_table("avx2");
   return &table;
 }
 

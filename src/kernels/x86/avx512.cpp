@@ -18,7 +18,7 @@ namespace avx512 {
 }  // namespace avx512
 
 const KernelTable* avx512_table() {
-  static const KernelTable table = avx512::make_table("avx512");
+  static constexpr KernelTable table = avx512::make_table("avx512");
   return &table;
 }
 

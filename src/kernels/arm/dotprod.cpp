@@ -1,0 +1,25 @@
+// The AArch64 dotprod path (ARMv8.2-A + FEAT_DotProd): int8 dots by SDOT.
+// Compiled with its own -march flags (src/CMakeLists.txt); dispatch.cpp calls it only on a CPU that has them.
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_table.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels {
+namespace dotprod {
+#include "kernels/arm/ops_arm.h"
+#include "kernels/simd/block_dots.h"
+#include "kernels/simd/gemm_tiles.h"
+}  // namespace dotprod
+
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
+const KernelTable* dotprod_table() {
+  static constexpr KernelTable table = dotprod::make_table("dotprod");
+  return &table;
+}
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,26 @@
+// The AArch64 i8mm path (ARMv8.6-A + FEAT_DotProd + FEAT_I8MM): SDOT, and SMMLA 2 x 2 tiles (block_dots.h's
+// Paired<>) for the 32-blocks and the k-quants.
+// Compiled with its own -march flags (src/CMakeLists.txt); dispatch.cpp calls it only on a CPU that has them.
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_table.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels {
+namespace i8mm {
+#include "kernels/arm/ops_arm.h"
+#include "kernels/simd/block_dots.h"
+#include "kernels/simd/gemm_tiles.h"
+}  // namespace i8mm
+
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
+const KernelTable* i8mm_table() {
+  static constexpr KernelTable table = i8mm::make_table("i8mm");
+  return &table;
+}
+
+}  // namespace pocketlm::kernels

@@ -1,0 +1,25 @@
+// The baseline AArch64 path (ARMv8-A Advanced SIMD): int8 dots by widening multiplies and pairwise adds.
+// Compiled with its own -march flags (src/CMakeLists.txt); dispatch.cpp calls it only on a CPU that has them.
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_table.h"
+#include "quant/formats/kquants.h"
+#include "quant/formats/legacy.h"
+
+namespace pocketlm::kernels {
+namespace neon {
+#include "kernels/arm/ops_arm.h"
+#include "kernels/simd/block_dots.h"
+#include "kernels/simd/gemm_tiles.h"
+}  // namespace neon
+
+// Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
+const KernelTable* neon_table() {
+  static constexpr KernelTable table = neon::make_table("neon");
+  return &table;
+}
+
+}  // namespace pocketlm::kernels
