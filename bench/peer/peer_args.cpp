@@ -26,9 +26,10 @@ const char* usage() {
          "  top1     -m MODEL -f TEXTFILE --positions N [-c CTX] [--logits-out FILE]\n"
          "  info     -m MODEL\n"
          "  bench    -m MODEL [-p N] [-n N] [-r R] [--serve]   (llama-bench's pp/tg tests; repack on, fa auto)\n"
-         "common flags: -t THREADS (default 2), --fa (flash attention; off by default),\n"
+         "common flags: -t THREADS (default 2), --fa (flash attention; off by default; bench: auto, --no-fa off),\n"
          "  -ctk TYPE / -ctv TYPE (KV cache types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1; default f16),\n"
-         "  --repack (use llama.cpp's repacked/AMX weight buffers; off by default, as with its --no-repack),\n"
+         "  --repack (use llama.cpp's repacked/AMX weight buffers; off by default, as with its --no-repack;\n"
+         "    bench: on, as llama-bench, --no-repack turns it off),\n"
          "  --verbose (llama.cpp's log on stderr)\n"
          "text given with -p or -f is used byte for byte (no escape processing).\n";
 }

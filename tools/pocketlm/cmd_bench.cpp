@@ -19,6 +19,7 @@
 #include "bench/speed_test.h"
 #include "commands.h"
 #include "common.h"
+#include "util/atomic_file.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
 
@@ -33,6 +34,7 @@ struct BenchFlags {
   int reps = 5;
   std::string cache_type_k = "f16", cache_type_v = "f16";
   std::string output = "md";
+  std::string json_out;  // also write the JSON here
   std::string peer;      // "" or "llamacpp"
   std::string peer_bin;  // default: pocketlm-peer beside this executable
   std::string peer_fa = "auto";
@@ -59,6 +61,16 @@ bool parse_list(const std::vector<std::string>& items, const char* flag, int min
     }
   }
   return true;
+}
+
+// The 1-minute load average (/proc/loadavg), or -1 when unknown.
+double load_average() {
+  std::FILE* fp = std::fopen("/proc/loadavg", "r");
+  if (!fp) return -1;
+  double v = -1;
+  if (std::fscanf(fp, "%lf", &v) != 1) v = -1;
+  std::fclose(fp);
+  return v;
 }
 
 std::string peer_binary(const BenchFlags& f) {
@@ -146,6 +158,15 @@ int bench(const BenchFlags& f) {
     return 1;
   }
   const KvType kv = f.cache_type_k == "f32" ? KvType::F32 : KvType::F16;
+
+  // Timings on a shared machine are noise: say so before starting (and record the load in the JSON).
+  const double load_before = load_average();
+  if (load_before > 0.5) {
+    std::fprintf(stderr, "warning: the machine is busy (1-minute load average %.2f on %u logical CPUs) before the "
+                         "benchmark starts: other processes compete for the cores, so timings will be noisy%s\n",
+                 load_before, std::thread::hardware_concurrency(),
+                 with_peer ? "; llama.cpp's spin-waiting thread pool suffers most when cores are oversubscribed" : "");
+  }
 
   // Bandwidth once per thread count, before any model is loaded.
   std::map<int, Bandwidth> bw;
@@ -306,7 +327,22 @@ int bench(const BenchFlags& f) {
     }
   }
   progress.finish();
+  const double load_after = load_average();
+  for (json& row : rows) {
+    row["load_average_before"] = load_before;
+    row["load_average_after"] = load_after;
+  }
 
+  if (!f.json_out.empty()) {
+    auto file = AtomicFile::create(f.json_out);
+    const std::string text = rows.dump(2) + "\n";
+    Status s = file ? file->write(text.data(), text.size()) : Status(file.error());
+    if (s.ok()) s = file->commit();
+    if (!s.ok()) {
+      std::fprintf(stderr, "error: --json-out: %s\n", s.error().message().c_str());
+      return 1;
+    }
+  }
   if (f.output == "json") {
     std::printf("%s\n", rows.dump(2).c_str());
     return 0;
@@ -318,6 +354,8 @@ int bench(const BenchFlags& f) {
     for (const auto& [t, b] : bw) std::printf(" %.1f GB/s (%d thread%s)", b.gb_per_s, t, t == 1 ? "" : "s");
     std::printf("; roofline = bandwidth ÷ bytes read per generated token (weights + KV cache at the mean context)\n");
   }
+  std::printf("1-minute load average: %.2f before, %.2f after (%u logical CPUs)\n", load_before, load_after,
+              std::thread::hardware_concurrency());
   if (with_peer && !rows.empty()) {
     const json& p = rows[0].at("peer");
     std::printf("llama.cpp %s: flash attention %s (asked: %s), weight repacking %s; t/s are medians of %d (min–max)\n",
@@ -347,6 +385,7 @@ void add_bench_command(CLI::App& root) {
       ->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   app->add_option("-o,--output", f->output, "md (table) | json (one object per model, test and thread count)")
       ->capture_default_str()->check(CLI::IsMember({"md", "json"}));
+  app->add_option("--json-out", f->json_out, "also write the JSON array to this file (atomically)");
   app->add_option("--peer", f->peer, "llamacpp: run the same tests through llama.cpp, interleaved, and print the ratio")
       ->check(CLI::IsMember({"llamacpp"}));
   app->add_option("--peer-bin", f->peer_bin, "the pocketlm-peer harness (default: beside this pocketlm binary)");
