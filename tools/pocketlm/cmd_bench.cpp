@@ -223,7 +223,11 @@ int bench(const BenchFlags& f) {
         }
         auto line = peer->read_line();
         if (!line) {
-          std::fprintf(stderr, "error: %s\n", line.error().message().c_str());
+          const std::string why = line.error().message();
+          // 132 = killed by SIGILL: llama.cpp's AMX/repacked kernels on a CPU that reports more than it runs.
+          const bool sigill = why.find("exit status 132") != std::string::npos;
+          std::fprintf(stderr, "error: llama.cpp %s on %s: %s%s\n", cmd.c_str(), path.c_str(), why.c_str(),
+                       sigill ? " (illegal instruction: try --peer-no-repack)" : "");
           return std::nullopt;
         }
         json j = json::parse(*line, nullptr, false);
@@ -362,7 +366,7 @@ int bench(const BenchFlags& f) {
                 p.value("llama_cpp", "").c_str(), p.value("flash_attn", "").c_str(),
                 p.value("flash_attn_asked", "").c_str(), p.value("repack", false) ? "on" : "off", f.reps);
   } else {
-    std::printf("t/s are medians of %d repetitions (min–max)\n", f.reps);
+    std::printf("t/s are medians of %d repetition%s (min–max)\n", f.reps, f.reps == 1 ? "" : "s");
   }
   return 0;
 }
