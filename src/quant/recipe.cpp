@@ -241,17 +241,27 @@ Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const R
     if (r == Role::Output) s.tied = false;
   }
 
-  std::vector<TensorPlan> plan;
-  plan.reserve(tensors.size());
-  for (const RecipeTensor& t : tensors) {
-    TensorPlan p{t.name, t.type, std::nullopt, ""};
-    if (!allows_quantization(t)) {
-      plan.push_back(std::move(p));
-      continue;
-    }
+  // llama.cpp visits tensors by layer number (tensors outside the layers first), then by name; its attn_v and
+  // ffn_down counters, which pick the "more bits" layers, count in that order, whatever the file's order.
+  std::vector<size_t> order(tensors.size());
+  std::vector<int> layer(tensors.size(), -1);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    order[i] = i;
+    std::sscanf(tensors[i].name.c_str(), "blk.%d.", &layer[i]);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (layer[a] != layer[b]) return layer[a] < layer[b];
+    return tensors[a].name < tensors[b].name;
+  });
+
+  std::vector<TensorPlan> plan(tensors.size());
+  for (size_t idx : order) {
+    const RecipeTensor& t = tensors[idx];
+    TensorPlan& p = plan[idx];
+    p = TensorPlan{t.name, t.type, std::nullopt, ""};
+    if (!allows_quantization(t)) continue;
     if (!is_quantized(recipe.base)) {
       p.type = recipe.base;
-      plan.push_back(std::move(p));
       continue;
     }
     GgmlType ty = role_rule(s, t, role_of(t.name), p.reason);
@@ -280,7 +290,6 @@ Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const R
     }
     p.type = ty;
     if (p.type == recipe.base && !p.wanted) p.reason.clear();
-    plan.push_back(std::move(p));
   }
   return plan;
 }

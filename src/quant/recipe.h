@@ -59,8 +59,9 @@ struct TensorPlan {
   bool fallback() const { return wanted.has_value(); }
 };
 
-// The plan, one entry per tensor in the given order. The order matters as it does in llama.cpp: the
-// i-th attn_v / ffn_down tensor met is taken as layer i when choosing the "more bits" layers.
+// The plan, one entry per tensor in the given order. As in llama.cpp, the "more bits" layers are chosen by
+// counting attn_v / ffn_down tensors in llama.cpp's visiting order (by layer number, then name), not the
+// file's (which is often blk.0, blk.1, blk.10, ...).
 Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const RecipeModelInfo& model,
                                               std::span<const RecipeTensor> tensors);
 

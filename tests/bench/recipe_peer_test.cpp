@@ -12,6 +12,7 @@
 #include <string>
 
 #include "bench/synthetic_model.h"
+#include "gguf/reader.h"
 #include "quant/recipe.h"
 #include "test_paths.h"
 
@@ -98,6 +99,29 @@ TEST_F(RecipePeer, PlansEqualLlamaQuantizeDryRun) {
   }
   fs::remove_all(dir);
   EXPECT_GT(checked, 2000);
+}
+
+TEST_F(RecipePeer, PlansOfTheRealSmolLM2FileEqualLlamaQuantizeDryRun) {
+  // The real file's tensor list and metadata (read by recipe_tensors / recipe_model_info), requantized.
+  const fs::path smol = test::smollm2_path();
+  if (!fs::exists(smol)) GTEST_SKIP() << smol << " absent (scripts/fetch-models.sh)";
+  auto f = GgufFile::open(smol.string());
+  ASSERT_TRUE(f.ok());
+  auto info = recipe_model_info(*f);
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  EXPECT_EQ(info->n_layer, 30);
+  EXPECT_EQ(info->n_head_kv, 3);
+  const auto tensors = recipe_tensors(*f);
+  for (const char* recipe : {"Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "Q4_0", "Q8_0", "F16"}) {
+    auto plan = plan_recipe(*find_recipe(recipe), *info, tensors);
+    ASSERT_TRUE(plan.ok());
+    const auto peer = peer_plan(quantize_, smol.string(), recipe);
+    ASSERT_EQ(peer.size(), plan->size()) << recipe;
+    for (const TensorPlan& p : *plan) {
+      ASSERT_TRUE(peer.count(p.name)) << p.name;
+      EXPECT_EQ(std::string(type_traits(p.type).name), peer.at(p.name)) << recipe << " " << p.name;
+    }
+  }
 }
 
 }  // namespace

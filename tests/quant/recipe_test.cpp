@@ -3,6 +3,7 @@
 // test in tests/bench/recipe_peer_test.cpp compares whole plans with `llama-quantize --dry-run`.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -116,6 +117,26 @@ TEST(Recipe, SmolLM2FallsBackToLegacyTypesWithReasons) {
   EXPECT_EQ(q5.at(blk(0, "attn_q")).type, GgmlType::Q5_1);
   auto q3 = plan_of("smollm2-135m", "Q3_K_S", 49152);
   EXPECT_EQ(q3.at(blk(0, "attn_q")).type, GgmlType::Q4_0);
+}
+
+TEST(Recipe, LayersAreCountedInLlamaCppsOrderNotTheFiles) {
+  // Files often list blk.0, blk.1, blk.10, ...; the plan must not depend on that.
+  auto s = find_synth_shape("llama-1b");
+  RecipeModelInfo m{"llama", s->n_layer, s->n_head, s->n_head_kv, 0, false};
+  auto tensors = synth_tensor_list(*s, 32000);
+  auto by_layer = plan_recipe(*find_recipe("Q4_K_M"), m, tensors);
+  std::sort(tensors.begin(), tensors.end(), [](const RecipeTensor& a, const RecipeTensor& b) { return a.name < b.name; });
+  ASSERT_EQ(tensors[18].name.substr(0, 7), "blk.10.");  // lexicographic indeed: blk.0, blk.1, blk.10
+  auto by_name = plan_recipe(*find_recipe("Q4_K_M"), m, tensors);
+  ASSERT_TRUE(by_layer.ok() && by_name.ok());
+  std::map<std::string, GgmlType> want;
+  for (const auto& p : *by_layer) want[p.name] = p.type;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ((*by_name)[i].name, tensors[i].name);  // the plan keeps the given order
+    EXPECT_EQ((*by_name)[i].type, want.at(tensors[i].name)) << tensors[i].name;
+  }
+  EXPECT_EQ(want.at(blk(10, "attn_v")), GgmlType::Q6_K);
+  EXPECT_EQ(want.at(blk(2, "attn_v")), GgmlType::Q4_K);
 }
 
 TEST(Recipe, RowsNotAMultipleOf32BecomeF16) {
