@@ -5,7 +5,8 @@ set -euo pipefail
 
 DEB_PKGS=(
   build-essential cmake ninja-build pkg-config git
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev   # tests; Google Benchmark for bench/kernels
+  time                                # GNU time: peak RSS in scripts/bench.sh
   libcli11-dev nlohmann-json3-dev libfmt-dev
   clang libclang-rt-14-dev            # libFuzzer + sanitizer runtimes
   g++-aarch64-linux-gnu qemu-user     # ARM NEON/dotprod/i8mm builds and tests

@@ -7,7 +7,7 @@
 namespace pocketlm::peer {
 
 struct PeerArgs {
-  std::string command;                   // tokenize | greedy | top1 | info
+  std::string command;                   // tokenize | greedy | top1 | info | bench
   std::string model;                     // -m
   std::optional<std::string> prompt;     // -p TEXT (verbatim: no escape processing)
   std::optional<std::string> text_file;  // -f FILE (verbatim bytes)
@@ -22,6 +22,11 @@ struct PeerArgs {
   std::string cache_type_k = "f16";      // -ctk
   std::string cache_type_v = "f16";      // -ctv
   bool repack = false;                   // --repack: llama.cpp's weight repacking / AMX buffers
+  bool repack_set = false;               // --repack or --no-repack given (bench defaults to repack on)
+  std::string fa_mode = "auto";          // bench: --fa → on, --no-fa → off, else auto (llama-bench's default)
+  int n_prompt = 0;                      // bench: -p N (pp N)
+  int repetitions = 5;                   // bench: -r
+  bool serve = false;                    // bench: --serve (commands on stdin, see peer_bench.h)
   bool verbose = false;                  // --verbose: keep llama.cpp's log on stderr
 };
 

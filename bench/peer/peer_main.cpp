@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "peer_args.h"
+#include "peer_bench.h"
 #include "peer_llama.h"
 
 namespace pocketlm::peer {
@@ -195,6 +196,7 @@ json run(const PeerArgs& a) {
   if (a.command == "tokenize") return run_tokenize(a);
   if (a.command == "greedy") return run_greedy(a);
   if (a.command == "top1") return run_top1(a);
+  if (a.command == "bench") return run_bench(a);
   return run_info(a);
 }
 
@@ -215,10 +217,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    init_backend(args->verbose);
+    if (args->command == "bench") capture_llama_log(args->verbose);
+    init_backend(args->verbose || args->command == "bench");
     const nlohmann::json out = run(*args);
     // Pieces of byte-level tokens can cut a UTF-8 character; such bytes print as U+FFFD.
-    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (!out.is_null()) std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     llama_backend_free();
   } catch (const std::exception& e) {
     std::cerr << "pocketlm-peer " << args->command << ": " << e.what() << "\n";

@@ -7,4 +7,6 @@ void add_run_command(CLI::App& root);
 void add_chat_command(CLI::App& root);
 void add_tokenize_command(CLI::App& root);
 void add_inspect_command(CLI::App& root);
+void add_synth_command(CLI::App& root);
+void add_bench_command(CLI::App& root);
 }  // namespace pocketlm::cli

@@ -1,0 +1,85 @@
+// pocketlm_kernel_bench: matmul() of a 2048 x 2048 weight of every type pocketlm multiplies, with 1 token
+// (GEMV: decode) and 32 tokens (GEMM: prompt), on 1 and 2 threads. Reports the weight bytes streamed
+// (bytes_per_second: weights streamed per second) and the counter GFLOP (a rate: GFLOP/s, 2 * rows * cols *
+// tokens per call). The weights are
+// random but valid blocks (bench/random_weights.h); activations are N(0, 1).
+//
+//   build/bin/pocketlm_kernel_bench                           # all
+//   build/bin/pocketlm_kernel_bench --benchmark_filter='q4_K'  # one type
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/random_weights.h"
+#include "kernels/matmul.h"
+#include "util/thread_pool.h"
+
+namespace pocketlm {
+namespace {
+
+constexpr int64_t kRows = 2048;
+constexpr int64_t kCols = 2048;
+
+void BM_matmul(benchmark::State& state, GgmlType type) {
+  const int64_t n_tokens = state.range(0);
+  const int n_threads = static_cast<int>(state.range(1));
+  if (!has_vec_dot(type)) {
+    state.SkipWithError("no kernel for this type");
+    return;
+  }
+  std::vector<uint8_t> bytes(row_size(type, kCols) * kRows);
+  if (Status s = fill_random_weights(type, kRows * kCols, 1, bytes); !s.ok()) {
+    state.SkipWithError(s.error().message().c_str());
+    return;
+  }
+  GgufTensor w;
+  w.name = "bench.weight";
+  w.type = type;
+  w.n_dims = 2;
+  w.ne[0] = kCols;
+  w.ne[1] = kRows;
+  w.data = bytes.data();
+  w.nbytes = bytes.size();
+
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(kCols * n_tokens));
+  for (float& v : x) v = normal(rng);
+  std::vector<float> y(static_cast<size_t>(kRows * n_tokens));
+  std::vector<uint8_t> scratch;
+  ThreadPool pool(n_threads);
+
+  for (auto _ : state) {
+    matmul(w, x.data(), n_tokens, y.data(), pool, scratch);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const auto iters = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(iters * static_cast<double>(bytes.size())));
+  state.counters["GFLOP"] = benchmark::Counter(iters * 2.0 * kRows * kCols * static_cast<double>(n_tokens) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["weight_MiB"] = static_cast<double>(bytes.size()) / (1024.0 * 1024.0);
+  state.SetLabel(std::string(type_traits(type).name));
+}
+
+const int kRegistered = [] {
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                     GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                     GgmlType::Q6_K}) {
+    const std::string name = "matmul_2048x2048/" + std::string(type_traits(t).name);
+    benchmark::RegisterBenchmark(name.c_str(), BM_matmul, t)
+        ->ArgNames({"tokens", "threads"})
+        ->ArgsProduct({{1, 32}, {1, 2}})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+  return 0;
+}();
+
+}  // namespace
+}  // namespace pocketlm
+
+BENCHMARK_MAIN();
