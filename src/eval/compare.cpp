@@ -286,6 +286,8 @@ namespace {
 
 std::string f2(double v) {
   char b[32];
+  if (std::fabs(v) < 0.005) v = 0.0;  // no "-0.00"
+
   std::snprintf(b, sizeof b, "%.2f", v);
   return b;
 }

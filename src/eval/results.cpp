@@ -57,7 +57,8 @@ std::string header_to_json(const ResultsHeader& h) {
             {"tokenizer_hash", h.tokenizer_hash},
             {"file_type", h.file_type},
             {"chat_template", h.chat_template},
-            {"max_tokens", h.max_tokens}};
+            {"max_tokens", h.max_tokens},
+            {"prompt_version", h.prompt_version}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -87,6 +88,7 @@ Expected<ResultsHeader> parse_header(const json& j) {
   h.file_type = j.value("file_type", "");
   h.chat_template = j.value("chat_template", "");
   h.max_tokens = j.value("max_tokens", 0);
+  h.prompt_version = j.value("prompt_version", 1);
   return h;
 }
 
@@ -172,6 +174,9 @@ Expected<ResultsLog> ResultsLog::open(const std::string& path, const ResultsHead
     if (o.tokenizer_hash != header.tokenizer_hash || o.file_size != header.file_size || o.n_params != header.n_params)
       return Error(path + " holds results of another model (" + o.model + ", " + std::to_string(o.file_size) +
                    " bytes); write to another file with -o, or delete it to start over");
+    if (o.prompt_version != header.prompt_version)
+      return Error(path + " was written with task prompts version " + std::to_string(o.prompt_version) + ", this build uses " +
+                   std::to_string(header.prompt_version) + "; write to another file with -o");
     if (o.max_tokens != header.max_tokens)
       return Error(path + " was written with --max-tokens " + std::to_string(o.max_tokens) + ", this run uses " +
                    std::to_string(header.max_tokens) + "; write to another file with -o");

@@ -18,6 +18,9 @@
 namespace pocketlm {
 
 inline constexpr int kResultsFormatVersion = 1;
+// Bumped whenever a prompt, stop rule or metric of task_runner.cpp changes: results of another version
+// are not mixed into one file.
+inline constexpr int kTaskPromptVersion = 1;
 
 struct ResultsHeader {
   std::string model;           // path as given
@@ -28,6 +31,7 @@ struct ResultsHeader {
   std::string file_type;       // e.g. "Q4_1", from general.file_type when present
   std::string chat_template;   // the family used ("chatml", ...) or "none"
   int max_tokens = 0;          // --max-tokens (0: per task)
+  int prompt_version = kTaskPromptVersion;
 };
 ResultsHeader describe_model(const GgufFile& f);
 

@@ -139,7 +139,7 @@ std::string render_svg(const SvgChart& c) {
   double lx = left, ly = top + ph + 62;
   for (const auto& s : c.series) {
     const std::string name = xml_escape(s.name + (s.right_axis ? " (right axis)" : ""));
-    const double w = 34 + 7.0 * static_cast<double>(name.size());
+    const double w = 44 + 7.4 * static_cast<double>(name.size());
     if (lx + w > W - 10) {
       lx = left;
       ly += 18;

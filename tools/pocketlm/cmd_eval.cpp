@@ -70,7 +70,7 @@ void print_summary(const std::vector<TaskExample>& examples, const std::map<std:
       a.refs.push_back(ex.references);
     }
   }
-  std::printf("\n| task | n | scores (mean, 0-100) | corpus | tokens | t/s |\n|---|---:|---|---|---:|---:|\n");
+  std::printf("\n| task | n | scores (mean, 0-100) | corpus | tokens | tokens/s incl. prompt |\n|---|---:|---|---|---:|---:|\n");
   for (const auto& t : order) {
     const Acc& a = acc[t];
     std::string scores;
