@@ -353,7 +353,7 @@ std::string report_markdown(const CompareReport& r) {
 }
 
 std::string report_json(const CompareReport& r) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;  // fields in the order written
   json j;
   j["resamples"] = r.resamples;
   j["seed"] = r.seed;
