@@ -130,9 +130,14 @@ std::string render_svg(const SvgChart& c) {
              "\" stroke-width=\"2\"/>\n";
       else
         o += "<circle cx=\"" + fmt(px) + "\" cy=\"" + fmt(py) + "\" r=\"5\" fill=\"" + s.color + "\"/>\n";
-      if (i < s.labels.size() && !s.labels[i].empty())
-        o += "<text x=\"" + fmt(px + 8) + "\" y=\"" + fmt(py - 8) + "\" fill=\"" + s.color + "\" font-size=\"11\">" + xml_escape(s.labels[i]) +
+      if (i < s.labels.size() && !s.labels[i].empty()) {
+        // Left-axis labels above right of the point, right-axis labels below left (above left at the bottom
+        // edge): the two series' labels do not collide.
+        const double ly = !s.right_axis ? py - 8 : (py + 18 > top + ph - 2 ? py - 8 : py + 18);
+        o += "<text x=\"" + fmt(s.right_axis ? px - 8 : px + 8) + "\" y=\"" + fmt(ly) + "\" text-anchor=\"" +
+             (s.right_axis ? "end" : "start") + "\" fill=\"" + s.color + "\" font-size=\"11\">" + xml_escape(s.labels[i]) +
              "</text>\n";
+      }
     }
   }
   // Legend below the plot.
