@@ -28,13 +28,14 @@ double bleu_from_stats(const BleuStats& s, bool effective_order);
 double sentence_bleu(std::string_view hypothesis, const std::vector<std::string>& references);
 double corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::vector<std::string>>& references);
 
-// B-Norm: the sentence-level BLEU that the commit-message literature calls B-Norm (Tao et al., "On the
+// B-Norm: the sentence-level BLEU that Tao et al. call B-Norm ("On the
 // Evaluation of Commit Message Generation Models", ICSME 2021; the script descends from Moses' bleu.py by
 // Hieu Hoang): hypothesis and references stripped, lowercased and split into runs of word characters and
 // single other characters; then mteval-v11a-style normalization; n-grams 1..4 with clipped counts against
 // all references; the *shortest* reference length; add-one smoothing on orders 2..4; brevity penalty
 // min(0, 1 - (r+1)/(c+1)) in log space. Returns a score in [0, 100] (the script's mean over sentences is the
-// mean of these).
+// mean of these). NNGen's own paper reports B-Moses (corpus multi-bleu.perl), which this is not; see
+// docs/evaluation-tasks.md.
 double nngen_bleu(std::string_view hypothesis, const std::vector<std::string>& references);
 
 }  // namespace pocketlm
