@@ -12,8 +12,9 @@ DEB_PKGS=(
   g++-aarch64-linux-gnu qemu-user     # ARM NEON/dotprod/i8mm builds and tests
   libpcre2-dev                        # Unicode-aware regex (\p{L}, \p{N}) for BPE pre-tokenizers
   unicode-data                        # UnicodeData.txt for the tokenizer tables
+  librsvg2-bin                        # rsvg-convert: eval compare plots (SVG) to PNG for a look
 )
-PY_PKGS=(numpy "gguf==0.19.0")
+PY_PKGS=(numpy "gguf==0.19.0" "sacrebleu==2.6.0" "rouge-score==0.1.2")  # last two: task-metric oracles
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -34,7 +35,7 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-if ! python3 -c "import numpy, gguf" 2>/dev/null; then
+if ! python3 -c "import numpy, gguf, sacrebleu, rouge_score" 2>/dev/null; then
   echo "[install-deps] pip install ${PY_PKGS[*]}"
   python3 -m pip install -q "${PY_PKGS[@]}"
 fi

@@ -1,0 +1,154 @@
+#include "eval/task_runner.h"
+
+#include <algorithm>
+
+#include "eval/metrics_bleu.h"
+#include "eval/metrics_chrf.h"
+#include "eval/metrics_rouge.h"
+#include "tokenizer/chat_template.h"
+#include "util/stats.h"
+
+namespace pocketlm {
+
+std::string language_name(std::string_view code) {
+  static const std::pair<std::string_view, std::string_view> kNames[] = {
+      {"en", "English"}, {"fr", "French"},  {"de", "German"},   {"es", "Spanish"}, {"it", "Italian"},
+      {"pt", "Portuguese"}, {"nl", "Dutch"}, {"ru", "Russian"}, {"zh", "Chinese"}, {"ja", "Japanese"},
+      {"ko", "Korean"}, {"ar", "Arabic"}, {"pl", "Polish"}, {"cs", "Czech"}, {"tr", "Turkish"}};
+  for (const auto& [c, n] : kNames)
+    if (c == code) return std::string(n);
+  return std::string(code);
+}
+
+TaskPrompt task_prompt(const TaskExample& ex) {
+  TaskPrompt p;
+  switch (ex.kind) {
+    case TaskKind::Summarize:
+      p.user = "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
+               "#Person2#.\n\n" + ex.input;
+      p.stop_text = "\n\n";
+      p.max_tokens = 128;
+      break;
+    case TaskKind::Translate:
+      p.user = "Translate the following text from " + language_name(ex.source_lang) + " to " +
+               language_name(ex.target_lang) + ". Reply with the translation only.\n\n" + ex.input;
+      p.stop_text = "\n";
+      p.max_tokens = 256;
+      break;
+    case TaskKind::CommitMessage:
+      p.user = "Write a one-line commit message for the following diff. Reply with the message only.\n\n" + ex.input;
+      p.stop_text = "\n";
+      p.max_tokens = 48;
+      break;
+  }
+  return p;
+}
+
+std::vector<std::string> task_metric_names(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::Summarize: return {"rougeL", "rouge1", "rouge2"};
+    case TaskKind::Translate: return {"chrf", "bleu"};
+    case TaskKind::CommitMessage: return {"nngen_bleu", "rougeL"};
+  }
+  return {};
+}
+
+TaskScores score_output(const TaskExample& ex, std::string_view output) {
+  switch (ex.kind) {
+    case TaskKind::Summarize: {
+      const RougeScores r = rouge_multi(ex.references, output);
+      return {{"rougeL", 100 * r.rougeL.fmeasure}, {"rouge1", 100 * r.rouge1.fmeasure}, {"rouge2", 100 * r.rouge2.fmeasure}};
+    }
+    case TaskKind::Translate:
+      return {{"chrf", sentence_chrf(output, ex.references)}, {"bleu", sentence_bleu(output, ex.references)}};
+    case TaskKind::CommitMessage:
+      return {{"nngen_bleu", nngen_bleu(output, ex.references)}, {"rougeL", 100 * rouge_multi(ex.references, output).rougeL.fmeasure}};
+  }
+  return {};
+}
+
+TaskRunner::TaskRunner(const Model& model, Session& session, std::string chat_template)
+    : model_(model), session_(session), template_(std::move(chat_template)) {}
+
+Expected<std::vector<int32_t>> TaskRunner::prompt_tokens(const TaskExample& ex) const {
+  const TaskPrompt p = task_prompt(ex);
+  std::string text;
+  if (template_.empty()) {
+    text = p.user + "\n";
+  } else {
+    PLM_TRY(text, apply_chat_template(template_, {{"user", p.user}}, true));
+  }
+  return model_.tokenizer().encode(text, true, true);
+}
+
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && is_blank(s[b])) ++b;
+  while (e > b && is_blank(s[e - 1])) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+// The output so far with leading blanks dropped; true (and `out` cut) when the stop text has appeared.
+bool cut_at_stop(const std::string& decoded, const std::string& stop, std::string& out) {
+  size_t b = 0;
+  while (b < decoded.size() && is_blank(decoded[b])) ++b;
+  out = decoded.substr(b);
+  if (stop.empty()) return false;
+  const size_t pos = out.find(stop);
+  if (pos == std::string::npos) return false;
+  out.resize(pos);
+  return true;
+}
+
+}  // namespace
+
+Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
+  const TaskPrompt p = task_prompt(ex);
+  const int limit = max_tokens > 0 ? max_tokens : p.max_tokens;
+  PLM_TRY(std::vector<int32_t> ids, prompt_tokens(ex));
+  const Tokenizer& tok = model_.tokenizer();
+  TaskOutput r;
+  r.prompt_tokens = static_cast<int64_t>(ids.size());
+  if (r.prompt_tokens + 1 > session_.n_ctx())
+    return Error("the prompt is " + std::to_string(r.prompt_tokens) + " tokens, which does not fit the context of " +
+                 std::to_string(session_.n_ctx()) + " tokens (raise -c)");
+  const double t0 = now_seconds();
+  session_.reset();
+  auto logits = session_.eval(ids);
+  if (!logits) return logits.error();
+  std::span<const float> cur = *logits;
+  std::vector<int32_t> gen;
+  std::string out;
+  r.stop = "max_tokens";
+  while (static_cast<int>(gen.size()) < limit) {
+    const auto next = static_cast<int32_t>(std::max_element(cur.begin(), cur.end()) - cur.begin());
+    if (tok.is_eog(next)) {
+      r.stop = "eog";
+      break;
+    }
+    gen.push_back(next);
+    if (cut_at_stop(tok.decode(gen), p.stop_text, out)) {
+      r.stop = "text";
+      break;
+    }
+    if (static_cast<int>(gen.size()) >= limit) break;
+    if (session_.n_past() >= session_.n_ctx()) {
+      r.stop = "context";
+      break;
+    }
+    auto l = session_.eval(std::span<const int32_t>(&next, 1));
+    if (!l) return l.error();
+    cur = *l;
+  }
+  if (r.stop != "text") cut_at_stop(tok.decode(gen), p.stop_text, out);
+  r.output = trim(out);
+  r.tokens = static_cast<int64_t>(gen.size());
+  r.seconds = now_seconds() - t0;
+  return r;
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,54 @@
+#pragma once
+// Runs one task example through a model: the prompt for its task kind rendered with the model's chat
+// template, greedy decoding until a stop rule fires, and the task's metrics on the output. The prompts,
+// stop rules and metrics are documented in docs/evaluation-tasks.md; change them only together with it.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "eval/task_set.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "util/error.h"
+
+namespace pocketlm {
+
+struct TaskPrompt {
+  std::string user;       // the user message
+  std::string stop_text;  // generation stops where this appears after the first non-blank character
+  int max_tokens = 0;     // generation stops after this many tokens
+};
+TaskPrompt task_prompt(const TaskExample& ex);
+std::string language_name(std::string_view code);  // "fr" -> "French"; unknown codes are returned as given
+
+// Metric name -> score in [0, 100], in a fixed order; the first is the task's primary metric.
+using TaskScores = std::vector<std::pair<std::string, double>>;
+TaskScores score_output(const TaskExample& ex, std::string_view output);
+std::vector<std::string> task_metric_names(TaskKind kind);
+
+struct TaskOutput {
+  std::string output;         // trimmed, cut at the stop text
+  int64_t prompt_tokens = 0;
+  int64_t tokens = 0;         // generated tokens (the EOG token not counted)
+  double seconds = 0;         // prompt + generation
+  std::string stop;           // "eog" | "text" | "max_tokens" | "context"
+};
+
+class TaskRunner {
+ public:
+  // chat_template: a template name or Jinja source (tokenizer/chat_template.h), or "" for the plain
+  // prompt "USER\n" (models without a template, e.g. stories260K).
+  TaskRunner(const Model& model, Session& session, std::string chat_template);
+  // max_tokens > 0 overrides the task's maximum.
+  Expected<TaskOutput> run(const TaskExample& ex, int max_tokens = 0);
+  Expected<std::vector<int32_t>> prompt_tokens(const TaskExample& ex) const;
+
+ private:
+  const Model& model_;
+  Session& session_;
+  std::string template_;
+};
+
+}  // namespace pocketlm
