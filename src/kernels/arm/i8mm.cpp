@@ -14,6 +14,7 @@ namespace pocketlm::kernels {
 namespace i8mm {
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
+#include "kernels/simd/activations.h"
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace i8mm
 

@@ -13,6 +13,7 @@ namespace pocketlm::kernels {
 namespace neon {
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
+#include "kernels/simd/activations.h"
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace neon
 

@@ -96,6 +96,7 @@ struct Ops {
   // ---- float ----
   static F8 zero_f() { return {{vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}}; }
   static F8 set_f(float v) { return {{vdupq_n_f32(v), vdupq_n_f32(v)}}; }
+  static float first_f(F8 v) { return vgetq_lane_f32(v.val[0], 0); }
   static F8 lane0_f(float v) { return {{vsetq_lane_f32(v, vdupq_n_f32(0.0f), 0), vdupq_n_f32(0.0f)}}; }  // (v, 0, ..., 0)
   static F8 mul_f(F8 a, F8 b) { return {{vmulq_f32(a.val[0], b.val[0]), vmulq_f32(a.val[1], b.val[1])}}; }
   static void store_f32(float* p, F8 v) {
@@ -113,6 +114,32 @@ struct Ops {
   }
   static float hsum(F8 v) { return vaddvq_f32(vaddq_f32(v.val[0], v.val[1])); }
   static float f16(uint16_t h) { return vgetq_lane_f32(f16x4(vdup_n_u16(h)), 0); }
+  static uint16_t to_f16(float v) {
+    return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0);
+  }
+
+  // ---- activation quantization (bit-exact with the scalar quantizers) ----
+  static F8 abs_f(F8 v) { return {{vabsq_f32(v.val[0]), vabsq_f32(v.val[1])}}; }
+  static F8 max_f(F8 a, F8 b) { return {{vmaxq_f32(a.val[0], b.val[0]), vmaxq_f32(a.val[1], b.val[1])}}; }
+  static float hmax(F8 v) { return vmaxvq_f32(vmaxq_f32(v.val[0], v.val[1])); }
+  static F8 round_away(F8 v) { return {{vrndaq_f32(v.val[0]), vrndaq_f32(v.val[1])}}; }  // C's roundf
+  static F8 round_even(F8 v) { return {{vrndnq_f32(v.val[0]), vrndnq_f32(v.val[1])}}; }  // C's rint
+  // Four vectors of integral floats -> 32 int8, saturating (also +-inf), in order.
+  static int16x8_t narrow_sat(F8 v) {
+    const float32x4_t lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(127.0f);
+    const int32x4_t a = vcvtq_s32_f32(vminq_f32(vmaxq_f32(v.val[0], lo), hi));
+    const int32x4_t b = vcvtq_s32_f32(vminq_f32(vmaxq_f32(v.val[1], lo), hi));
+    return vcombine_s16(vqmovn_s32(a), vqmovn_s32(b));
+  }
+  static I8 pack_i8(F8 a, F8 b, F8 c, F8 d) {
+    return {{vcombine_s8(vqmovn_s16(narrow_sat(a)), vqmovn_s16(narrow_sat(b))),
+             vcombine_s8(vqmovn_s16(narrow_sat(c)), vqmovn_s16(narrow_sat(d)))}};
+  }
+  static void store_i8(void* p, I8 v) {
+    vst1q_s8(static_cast<int8_t*>(p), v.val[0]);
+    vst1q_s8(static_cast<int8_t*>(p) + 16, v.val[1]);
+  }
+  static int sum_i8(I8 v) { return vaddlvq_s8(v.val[0]) + vaddlvq_s8(v.val[1]); }
 
 #if defined(__ARM_FEATURE_MATMUL_INT8)
   // ---- 2 x 2 tiles (block_dots.h's Paired<>): two weight rows w0, w1 against two activation columns a0, a1.

@@ -293,8 +293,11 @@ struct Paired<Fmt32<WBlock, ABlock, kSigned, kHasMin, Quants>, O> {
   static void init(Acc& acc) { acc = {O::pair_zero_f(), O::pair_zero_f()}; }
   static void accum(Acc& acc, const Q32& w0, const Q32& w1, const Q32& a0, const Q32& a1) {
     const typename O::P32 isum = O::pair_dot(O::pair_zero_i32(), w0.q, w1.q, a0.q, a1.q);
-    acc.v = O::pair_fma(O::pair_to_f(isum), O::pair_outer(w0.d, w1.d, a0.d, a1.d), acc.v);
-    if constexpr (kHasMin) acc.m = O::pair_add(acc.m, O::pair_outer(w0.m, w1.m, a0.m, a1.m));
+    // Q32 keeps scales broadcast (lane 0 holds the value; an activation's m has its sum in lane 0 only).
+    acc.v = O::pair_fma(O::pair_to_f(isum),
+                        O::pair_outer(O::first_f(w0.d), O::first_f(w1.d), O::first_f(a0.d), O::first_f(a1.d)), acc.v);
+    if constexpr (kHasMin)
+      acc.m = O::pair_add(acc.m, O::pair_outer(O::first_f(w0.m), O::first_f(w1.m), O::first_f(a0.m), O::first_f(a1.m)));
   }
   static void finish(const Acc& acc, float out[4]) { O::pair_store(out, O::pair_add(acc.v, acc.m)); }
 };

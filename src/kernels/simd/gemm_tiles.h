@@ -172,10 +172,8 @@ constexpr KernelTable make_table(const char* name) {
   set(GgmlType::Q6_K, gemm<FmtQ6_K, GgmlType::Q6_K>);
   t.weighted_rows_f32 = weighted_rows<float, LoadF32>;
   t.weighted_rows_f16 = weighted_rows<uint16_t, LoadF16>;
-  if constexpr (requires { Ops::pack_i8; }) {
-    t.quantize[static_cast<uint32_t>(GgmlType::Q8_0)] = quantize_q8_0;
-    t.quantize[static_cast<uint32_t>(GgmlType::Q8_1)] = quantize_q8_1;
-    t.quantize[static_cast<uint32_t>(GgmlType::Q8_K)] = quantize_q8_K;
-  }
+  t.quantize[static_cast<uint32_t>(GgmlType::Q8_0)] = quantize_q8_0;
+  t.quantize[static_cast<uint32_t>(GgmlType::Q8_1)] = quantize_q8_1;
+  t.quantize[static_cast<uint32_t>(GgmlType::Q8_K)] = quantize_q8_K;
   return t;
 }
