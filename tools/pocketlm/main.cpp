@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   pocketlm::cli::add_chat_command(app);
   pocketlm::cli::add_tokenize_command(app);
   pocketlm::cli::add_inspect_command(app);
+  pocketlm::cli::add_perplexity_command(app);
   try {
     app.parse(static_cast<int>(argp.size()), argp.data());
   } catch (const CLI::ParseError& e) {
