@@ -67,6 +67,8 @@ class LogitsWriter {
   // After n_chunk chunks: fsync and rename onto the path.
   Status commit();
   uint64_t bytes_written() const { return file_.bytes_written(); }
+  // Where the bytes go until commit() (a signal handler may remove it on Ctrl-C).
+  const std::string& temp_path() const { return file_.temp_path(); }
 
  private:
   LogitsWriter(AtomicFile f, LogitsFileInfo info) : file_(std::move(f)), info_(info) {}

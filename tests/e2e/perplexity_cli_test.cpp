@@ -6,6 +6,10 @@
 // Slow suite (PerplexitySmolLM2Slow, filter with --gtest_filter=-*Slow*): SmolLM2 at -c 512 over 20 chunks,
 // and the KL divergence of SmolLM2 requantized to Q4_0 against the release, both against llama.cpp.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <cmath>
 #include <cstdlib>
@@ -178,6 +182,33 @@ TEST_F(PerplexityStories, TextShorterThanOneChunkIsAClearError) {
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("shorter than one chunk of -c 128 tokens"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out)) << "no logits file may be left behind";
+}
+
+// Ctrl-C while saving logits leaves neither the file nor its temporary.
+TEST_F(PerplexityStories, InterruptedSaveLeavesNoFile) {
+  const fs::path dir = scratch_dir() / "interrupted";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string out = (dir / "base.plm").string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(127);
+    const std::string cli = test::cli_path().string(), m = model(), w = wiki();
+    ::execl(cli.c_str(), cli.c_str(), "perplexity", "-m", m.c_str(), "-f", w.c_str(), "-c", "64", "-t", "1",
+            "--save-logits", out.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool started = false;  // the temporary file exists once the header is written
+  for (int i = 0; i < 600 && !started; ++i) {
+    for (const auto& e : fs::directory_iterator(dir)) started |= e.path().string().find(".tmp.") != std::string::npos;
+    if (!started) ::usleep(20000);
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(started) << "the run never started writing";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  EXPECT_TRUE(fs::is_empty(dir)) << fs::directory_iterator(dir)->path();
 }
 
 class PerplexityStoriesBadLogits : public PerplexityStories {

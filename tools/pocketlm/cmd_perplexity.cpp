@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -58,6 +60,20 @@ class ChunkLog {
   bool quiet_, hold_;
   std::string held_;
 };
+
+// Ctrl-C (or a kill) during --save-logits must not leave a multi-gigabyte temporary file behind: the
+// handler removes it (unlink is async-signal-safe), then dies of the same signal.
+char g_partial_file[4096];
+extern "C" void remove_partial_file(int sig) {
+  if (g_partial_file[0] != 0) ::unlink(g_partial_file);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+void remove_on_signal(const std::string& path) {
+  if (path.size() >= sizeof g_partial_file) return;
+  std::memcpy(g_partial_file, path.c_str(), path.size() + 1);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, remove_partial_file);
+}
 
 nlohmann::json mean_err(const eval::MeanErr& m) { return {{"value", m.value}, {"error", m.err}}; }
 
@@ -251,6 +267,7 @@ int run(const PerplexityFlags& f) {
       return 1;
     }
     writer.emplace(std::move(w).value());
+    remove_on_signal(writer->temp_path());
     std::fprintf(stderr, "perplexity: saving log-probs to %s (%s: %zu bytes per scored position)\n", f.save_logits.c_str(),
                  human_bytes(static_cast<double>(eval::logits_file_bytes(n_ctx, tok.n_vocab(), plan.n_chunk))).c_str(),
                  eval::log_prob_row_bytes(tok.n_vocab()));
@@ -282,6 +299,7 @@ int run(const PerplexityFlags& f) {
         std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
         return 1;
       }
+      g_partial_file[0] = 0;  // renamed into place: nothing to remove any more
       out["saved_logits"] = {{"path", f.save_logits},
                              {"bytes", writer->bytes_written()},
                              {"bytes_per_position", eval::log_prob_row_bytes(tok.n_vocab())}};
