@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -211,6 +212,15 @@ int run(const PerplexityFlags& f) {
   } else if (f.file.empty()) {
     std::fprintf(stderr, "error: give the text with -f FILE (e.g. wiki.test.raw)\n");
     return 1;
+  }
+  if (!f.save_logits.empty()) {
+    std::error_code ec;
+    for (const std::string& in : {f.model.model, f.file}) {
+      if (!in.empty() && std::filesystem::equivalent(f.save_logits, in, ec)) {
+        std::fprintf(stderr, "error: --save-logits %s would overwrite the input %s\n", f.save_logits.c_str(), in.c_str());
+        return 1;
+      }
+    }
   }
 
   std::vector<int32_t> ids;
