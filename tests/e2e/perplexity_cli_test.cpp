@@ -1,4 +1,5 @@
-// `pocketlm perplexity` against llama-perplexity (the oracle), run in the same test with the same flags:
+// `pocketlm perplexity` against llama-perplexity (the oracle), run in the same test with the same flags
+// (plus -fa off for llama.cpp: pocketlm computes attention as llama.cpp's non-flash path does):
 //  - stories260K (F32), wiki.test.raw, -c 128, 40 chunks: PPL within 0.02 % of llama.cpp's;
 //  - KL divergence of a model against its own saved log-probs is 0 with 100 % top-1; llama.cpp's own
 //    --kl-divergence-base file reads back with the same PPL(base) llama.cpp reports;
@@ -85,7 +86,9 @@ TEST_F(PerplexityStories, MatchesLlamaPerplexityAtC128Over40Chunks) {
   ours.insert(ours.end(), flags.begin(), flags.end());
   const auto r = test::run_cli(ours);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string()};
+  // Flash attention off: the attention arithmetic pocketlm follows (docs/architecture.md). llama.cpp's own
+  // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
+  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
   theirs.insert(theirs.end(), flags.begin(), flags.end());
   const auto l = test::run_process(theirs);
   ASSERT_EQ(l.exit_code, 0) << l.err;
@@ -334,7 +337,9 @@ TEST_F(PerplexitySmolLM2Slow, MatchesLlamaPerplexityAtC512Over20Chunks) {
   ours.insert(ours.end(), flags.begin(), flags.end());
   const auto r = test::run_cli(ours);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string()};
+  // Flash attention off: the attention arithmetic pocketlm follows (docs/architecture.md). llama.cpp's own
+  // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
+  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
   theirs.insert(theirs.end(), flags.begin(), flags.end());
   const auto l = test::run_process(theirs);
   ASSERT_EQ(l.exit_code, 0) << l.err;

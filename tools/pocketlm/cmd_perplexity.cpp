@@ -1,5 +1,6 @@
 // pocketlm perplexity: PPL of a model over a text, chunked as llama-perplexity does; --save-logits writes
 // the base model's distributions, --kl-divergence scores another model against them (docs/evaluation.md).
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -251,16 +252,6 @@ int run(const PerplexityFlags& f) {
     std::fprintf(stderr, "warning: the model was trained on a context of %lld tokens; -c is %lld\n",
                  static_cast<long long>(model->config().n_ctx_train), static_cast<long long>(n_ctx));
 
-  ModelFlags mf = f.model;
-  mf.n_ctx = n_ctx;
-  auto session = make_session(*model, mf);
-  if (!session) return 1;
-  const int64_t n_batch = std::min(f.batch, n_ctx);
-  const int threads = f.model.threads > 0 ? f.model.threads : physical_cores();
-  std::fprintf(stderr, "perplexity: %lld chunks of %lld tokens, scoring the last %lld of each; batch %lld, %d threads, KV %s\n",
-               static_cast<long long>(plan.n_chunk), static_cast<long long>(n_ctx), static_cast<long long>(plan.scored()),
-               static_cast<long long>(n_batch), threads, f.model.cache_type_k.c_str());
-
   std::optional<eval::LogitsWriter> writer;
   if (!f.save_logits.empty()) {
     eval::LogitsFileInfo info;
@@ -270,18 +261,37 @@ int run(const PerplexityFlags& f) {
     info.bos_replaced = plan.bos >= 0;
     info.bos = plan.bos;
     info.tokenizer_fingerprint = eval::tokenizer_fingerprint(tok);
+    // The file is created with the signals blocked and the handler installed before they are unblocked,
+    // so a Ctrl-C at any moment removes it. No other thread exists yet (the session's pool comes later).
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, sig);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
     auto w = eval::LogitsWriter::create(f.save_logits, info,
                                         std::span<const int32_t>(ids).first(static_cast<size_t>(plan.n_chunk * n_ctx)));
+    if (w) {
+      writer.emplace(std::move(w).value());
+      remove_on_signal(writer->temp_path());
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (!w) {
       std::fprintf(stderr, "error: %s\n", w.error().message().c_str());
       return 1;
     }
-    writer.emplace(std::move(w).value());
-    remove_on_signal(writer->temp_path());
     std::fprintf(stderr, "perplexity: saving log-probs to %s (%s: %zu bytes per scored position)\n", f.save_logits.c_str(),
                  human_bytes(static_cast<double>(eval::logits_file_bytes(n_ctx, tok.n_vocab(), plan.n_chunk))).c_str(),
                  eval::log_prob_row_bytes(tok.n_vocab()));
   }
+
+  ModelFlags mf = f.model;
+  mf.n_ctx = n_ctx;
+  auto session = make_session(*model, mf);
+  if (!session) return 1;
+  const int64_t n_batch = std::min(f.batch, n_ctx);
+  const int threads = f.model.threads > 0 ? f.model.threads : physical_cores();
+  std::fprintf(stderr, "perplexity: %lld chunks of %lld tokens, scoring the last %lld of each; batch %lld, %d threads, KV %s\n",
+               static_cast<long long>(plan.n_chunk), static_cast<long long>(n_ctx), static_cast<long long>(plan.scored()),
+               static_cast<long long>(n_batch), threads, f.model.cache_type_k.c_str());
 
   ChunkLog log(json);
   Progress progress(kld_mode ? "kl-divergence" : "perplexity", plan.n_chunk * n_ctx, "tokens");
