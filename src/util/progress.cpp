@@ -25,6 +25,11 @@ void Progress::set(int64_t done) {
   draw(false);
 }
 
+void Progress::set_note(std::string note) {
+  std::lock_guard<std::mutex> lock(mu_);
+  note_ = std::move(note);
+}
+
 void Progress::finish() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -71,13 +76,14 @@ void Progress::draw(bool final_line) {
   bar.append(static_cast<size_t>(kWidth - filled), '.');
   const std::string unit = unit_.empty() ? "" : " " + unit_;
   if (final_line) {
-    std::fprintf(out_, "%s%s [%s] %" PRId64 "/%" PRId64 "%s in %s (%.1f%s/s)\n", tty_ ? "\r" : "", label_.c_str(),
-                 bar.c_str(), done, total_, unit.c_str(), format_duration(elapsed).c_str(), rate, unit.c_str());
+    std::fprintf(out_, "%s%s [%s] %" PRId64 "/%" PRId64 "%s in %s (%.1f%s/s)%s%s\n", tty_ ? "\r" : "", label_.c_str(),
+                 bar.c_str(), done, total_, unit.c_str(), format_duration(elapsed).c_str(), rate, unit.c_str(),
+                 note_.empty() ? "" : " ", note_.c_str());
   } else {
     const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : -1;
-    std::fprintf(out_, "%s%s [%s] %" PRId64 "/%" PRId64 "%s %.1f%s/s ETA %s%s", tty_ ? "\r" : "", label_.c_str(),
+    std::fprintf(out_, "%s%s [%s] %" PRId64 "/%" PRId64 "%s %.1f%s/s ETA %s%s%s%s", tty_ ? "\r" : "", label_.c_str(),
                  bar.c_str(), done, total_, unit.c_str(), rate, unit.c_str(), format_duration(eta).c_str(),
-                 tty_ ? "\033[K" : "\n");
+                 note_.empty() ? "" : " ", note_.c_str(), tty_ ? "\033[K" : "\n");
   }
   std::fflush(out_);
 }

@@ -21,13 +21,15 @@ class Progress {
   void add(int64_t n = 1);  // n more items done
   void set(int64_t done);   // absolute count
   void finish();            // final line with the total time; idempotent
+  // A short note shown at the end of the line (e.g. "PPL 12.34"); drawn with the next update.
+  void set_note(std::string note);
 
   int64_t done() const { return done_.load(); }
   static std::string format_duration(double seconds);  // "0:07", "1:02:03"
 
  private:
   void draw(bool final_line);
-  std::string label_, unit_;
+  std::string label_, unit_, note_;
   int64_t total_;
   std::FILE* out_;
   bool tty_;
