@@ -26,8 +26,9 @@ void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_s
     const int64_t a = neox ? i : 2 * i;
     const int64_t b = neox ? i + half : 2 * i + 1;
     const float x0 = x[a], x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    // As llama.cpp's CPU build evaluates these (C with FMA contraction): one rounding on the outer add.
+    x[a] = std::fma(x0, c, -(x1 * s));
+    x[b] = std::fma(x0, s, x1 * c);
     theta *= theta_scale;
   }
 }

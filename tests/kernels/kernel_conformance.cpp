@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "kernels/ref/activation_ref.h"
 #include "kernels/ref/vec_dot.h"
 #include "quant/formats/dequantize.h"
 #include "quant/formats/float.h"
@@ -234,7 +235,7 @@ void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int6
     }
 }
 
-// Activation quantizers: bytes identical to the scalar quantizers, including rounding ties (x * id exactly
+// Activation quantizers: bytes identical to their scalar oracle (ref/activation_ref.h), including rounding ties (x * id exactly
 // k + 0.5), all-zero blocks, huge and denormal values.
 void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, ConformanceReport& rep) {
   const QuantizeFn simd = path.find_quantize(at);
@@ -256,7 +257,7 @@ void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, Con
     const size_t bytes = row_size(at, n);
     std::vector<uint8_t> got(bytes, 0xAB), want(bytes, 0xCD);
     simd(x.data(), got.data(), n);
-    quantize_activations(at, x.data(), want.data(), n);
+    ref::quantize_activations_simd_semantics(at, x.data(), want.data(), n);
     ++rep.checks;
     if (got != want && rep.failures.size() < 20) {
       size_t i = 0;

@@ -1,6 +1,10 @@
-// Activation quantizers (f32 rows -> q8_0, q8_1, q8_K), written once over Ops, bit-exact with the scalar
-// quantizers in quant/formats/ (same float operations, same rounding: q8_0/q8_1 halves away from zero,
-// q8_K halves to even). Inputs are finite: a NaN activation has no defined quant.
+// Activation quantizers (f32 rows -> q8_0, q8_1, q8_K), written once over Ops. Inputs are finite: a NaN
+// activation has no defined quant.
+//
+// q8_0 / q8_1 follow llama.cpp's x86 SIMD arithmetic, not ggml's generic C: the multiplier is 127 / amax
+// (not 1 / (amax / 127)) and rounding is to nearest, halves to even (not away from zero). llama.cpp runs
+// that code on the CPUs people compare us on, and matching it keeps greedy outputs identical for longer.
+// Their scalar oracle is ref/activation_ref.h; q8_K is the same as the formats' scalar quantizer.
 //
 // Included INSIDE each path's namespace, like block_dots.h.
 #pragma once
@@ -11,10 +15,10 @@ inline float q8_block(const float* x, int8_t* qs) {
   const F8 m = Ops::max_f(Ops::max_f(Ops::abs_f(x0), Ops::abs_f(x1)), Ops::max_f(Ops::abs_f(x2), Ops::abs_f(x3)));
   const float amax = Ops::hmax(m);
   const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
   const F8 idv = Ops::set_f(id);
-  Ops::store_i8(qs, Ops::pack_i8(Ops::round_away(Ops::mul_f(x0, idv)), Ops::round_away(Ops::mul_f(x1, idv)),
-                                 Ops::round_away(Ops::mul_f(x2, idv)), Ops::round_away(Ops::mul_f(x3, idv))));
+  Ops::store_i8(qs, Ops::pack_i8(Ops::round_even(Ops::mul_f(x0, idv)), Ops::round_even(Ops::mul_f(x1, idv)),
+                                 Ops::round_even(Ops::mul_f(x2, idv)), Ops::round_even(Ops::mul_f(x3, idv))));
   return d;
 }
 

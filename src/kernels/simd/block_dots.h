@@ -12,9 +12,9 @@
 // ---------------------------------------------------------------- 32-element blocks (q8_0, q4_*, q5_*)
 // A weight block unpacks to its 32 integer quants (signed for _0 types, unsigned for _1), its scale and,
 // for _1 types, its min; an activation block to its 32 quants, scale and (q8_1) its scaled sum.
-// Scales are kept broadcast in vectors, so a block pair costs one vector multiply and one FMA; the _1 types'
-// min term m * s rides in lane 0 of a vector (the other lanes zero), so it is one more FMA into the same
-// accumulator instead of scalar work.
+// Scales are kept broadcast in vectors, so a block pair costs one vector multiply and one FMA. The _1 types'
+// min term m * s is a separate scalar sum (an FMA per block), added after the vector's horizontal sum: the
+// order llama.cpp's x86 code uses, so results agree with it to the last bit where the inputs do.
 struct Q32 {
   Ops::I8 q;
   Ops::F8 d;
@@ -22,6 +22,7 @@ struct Q32 {
 };
 struct Acc32 {
   Ops::F8 v;
+  float m;
 };
 
 // Quants::get(block) -> the 32 quants (a struct, not a function pointer: vector return types don't make
@@ -42,13 +43,13 @@ struct Fmt32 {
     if constexpr (kHasMin) return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::lane0_f(Ops::f16(b.s))};
     else return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::zero_f()};
   }
-  static void init(Acc& acc) { acc.v = Ops::zero_f(); }
+  static void init(Acc& acc) { acc = {Ops::zero_f(), 0.0f}; }
   static void accum(Acc& acc, const U& w, const AV& a) {
     const Ops::I32 isum = kSigned ? Ops::dot_s8(Ops::zero_i32(), w.q, a.q) : Ops::dot_u8(Ops::zero_i32(), w.q, a.q);
     acc.v = Ops::fma(Ops::to_f(isum), Ops::mul_f(w.d, a.d), acc.v);
-    if constexpr (kHasMin) acc.v = Ops::fma(w.m, a.m, acc.v);
+    if constexpr (kHasMin) acc.m = __builtin_fmaf(Ops::first_f(w.m), Ops::first_f(a.m), acc.m);
   }
-  static float finish(const Acc& acc) { return Ops::hsum(acc.v); }
+  static float finish(const Acc& acc) { return Ops::hsum(acc.v) + acc.m; }
 };
 
 inline Ops::I8 fifth_bits(const uint8_t qh[4]) {

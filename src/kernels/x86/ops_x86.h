@@ -75,6 +75,7 @@ struct Ops {
   // ---- float ----
   static F8 zero_f() { return _mm256_setzero_ps(); }
   static F8 set_f(float v) { return _mm256_set1_ps(v); }
+  static float first_f(F8 v) { return _mm256_cvtss_f32(v); }  // lane 0
   static F8 lane0_f(float v) { return _mm256_zextps128_ps256(_mm_set_ss(v)); }  // (v, 0, ..., 0)
   static F8 to_f(I32 v) { return _mm256_cvtepi32_ps(v); }
   static F8 fma(F8 a, F8 b, F8 acc) { return _mm256_fmadd_ps(a, b, acc); }  // acc + a * b
