@@ -215,8 +215,8 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
 // Every prompt's greedy continuation equals the peer's or diverges only at a near tie, and as many prompts
 // are identical over all 64 tokens as the bar allows: kMinIdentical (issue 3's goal), or, where llama.cpp is
 // itself less stable than that on this model, llama.cpp's own agreement between two of its CPU variants
-// (f16 vs f32 KV cache), measured in the same run, minus a margin of 2 prompts (the same idea as the top-1
-// test's bar).
+// (f16 vs f32 KV cache), measured in the same run: pocketlm must be at least as close to llama.cpp as
+// llama.cpp is to itself. (Measured: pocketlm 4/14, llama.cpp f16 vs f32 KV 3/14.)
 TEST_F(PeerVsPocketlm, GreedyContinuations) {
   if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
   int identical = 0, peer_self_identical = 0;
@@ -244,7 +244,7 @@ TEST_F(PeerVsPocketlm, GreedyContinuations) {
   std::cout << "[ greedy   ] " << identical << "/" << std::size(kGreedyPrompts) << " prompts identical to llama.cpp over "
             << kGreedyTokens << " tokens; llama.cpp f16 vs f32 KV cache: " << peer_self_identical << "/"
             << std::size(kGreedyPrompts) << "\n";
-  EXPECT_GE(identical, std::min(kMinIdentical, peer_self_identical - 2));
+  EXPECT_GE(identical, std::min(kMinIdentical, peer_self_identical));
 }
 
 // ---- (b) top-1 agreement on wikitext --------------------------------------------------------------------
