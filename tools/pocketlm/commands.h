@@ -10,4 +10,5 @@ void add_inspect_command(CLI::App& root);
 void add_synth_command(CLI::App& root);
 void add_bench_command(CLI::App& root);
 void add_eval_command(CLI::App& root);
+void add_quantize_command(CLI::App& root);
 }  // namespace pocketlm::cli
