@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,6 +93,19 @@ TEST_F(QuantizeCli, DryRunPrintsThePlanAndWritesNothing) {
   EXPECT_NE(r.out.find("--output-tensor-type"), std::string::npos) << r.out;
 }
 
+// SmolLM2's 576-wide rows: the Q4_K_M plan falls back to q5_0 there and says so; its Q4_1 base is flagged.
+TEST_F(QuantizeCli, DryRunOnSmolLM2ShowsTheWidthFallbacksAndTheRequantization) {
+  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << test::smollm2_path() << " missing (scripts/fetch-models.sh)";
+  const auto r = test::run_cli({"quantize", test::smollm2_path().string(), "Q4_K_M", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("FALLBACK: row width 576 is not a multiple of 256 (q4_K's block): q5_0 instead"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("requantized from q4_1"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("are already q4_1: they are dequantized and quantized again"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("(general.file_type 15)"), std::string::npos) << r.out;
+}
+
 TEST_F(QuantizeCli, BadInputsAreClearErrorsWithNoOutputFile) {
   const std::string out = path("out.gguf");
   expect_error({"quantize", in(), out, "q4_k_x"}, "unknown quantization type or recipe 'q4_k_x' (recipes: ");
@@ -139,6 +153,31 @@ TEST_F(QuantizeCli, FullDiskIsAClearErrorAndLeavesNothing) {
   EXPECT_NE(text.find("No space left on device"), std::string::npos) << text;
   EXPECT_NE(text.find("was not written"), std::string::npos) << text;
   EXPECT_NE(text.find("files: \n"), std::string::npos) << "something was left on the full disk: " << text;
+}
+
+// Ctrl-C mid-way (SmolLM2: tens of seconds of work): exit status 130, "interrupted", no OUT, no temporary file.
+TEST_F(QuantizeCli, CtrlCLeavesNoFile) {
+  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << test::smollm2_path() << " missing (scripts/fetch-models.sh)";
+  const std::string out = path("smol.gguf"), err = path("smol.err");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (!std::freopen(err.c_str(), "w", stderr) || !std::freopen("/dev/null", "w", stdout)) _exit(127);
+    std::string cli = test::cli_path().string(), model = test::smollm2_path().string();
+    ::execl(cli.c_str(), cli.c_str(), "quantize", model.c_str(), out.c_str(), "Q4_K_M", "-t", "1",
+            static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until it is quantizing (the progress line shows), then interrupt.
+  for (int i = 0; i < 200 && slurp(err).find("tensors") == std::string::npos; ++i) ::usleep(50000);
+  ::usleep(300000);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(err);
+  EXPECT_NE(slurp(err).find("interrupted: " + out + " was not written"), std::string::npos) << slurp(err);
+  fs::remove(err);
+  EXPECT_TRUE(outputs().empty()) << "left behind: " << outputs().front();
 }
 
 std::vector<int32_t> pocketlm_greedy(const std::string& model, const std::string& prompt, int n) {

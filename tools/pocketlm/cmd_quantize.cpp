@@ -160,6 +160,12 @@ void add_quantize_command(CLI::App& root) {
   app->add_flag("--pure", f->pure, "a recipe name means its base type for every weight (no per-tensor mix)");
   app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   app->add_flag("-q,--quiet", f->quiet, "no progress line, notes or per-tensor table");
+  app->footer(
+      "examples:\n"
+      "  pocketlm quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf\n"
+      "  pocketlm quantize model-f16.gguf Q4_K_M --dry-run          # the per-tensor plan, nothing written\n"
+      "  pocketlm quantize model-f16.gguf model-q4_K.gguf q4_K --hot-fp16 --rules rules.json\n"
+      "rules.json: [{\"pattern\": \"attn_v\\\\.weight$\", \"type\": \"q6_K\"}, ...] (first match wins)");
   app->callback([f] {
     const int rc = quantize(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
