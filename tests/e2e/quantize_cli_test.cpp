@@ -237,6 +237,59 @@ TEST_F(QuantizeCli, LlamaImatrixOutputSteersTheQuantizer) {
   ASSERT_TRUE(m.ok()) << m.error().message();
 }
 
+// Top-1 agreement with the F32 model (pocketlm computing both) over the first 250 tokens of a story text.
+double top1_vs_base(const std::string& model) {
+  auto a = Model::load(test::stories_path().string());
+  auto b = Model::load(model);
+  EXPECT_TRUE(a.ok() && b.ok()) << (b.ok() ? "" : b.error().message());
+  if (!a.ok() || !b.ok()) return 0;
+  std::string text = slurp((test::shared_dir() / "testdata/text/tinystories-val.dev.txt").string());
+  text.resize(std::min<size_t>(text.size(), 1500));
+  std::vector<int32_t> toks = (*a)->tokenizer().encode(text, true, false);
+  if (toks.size() > 250) toks.resize(250);
+  auto sa = Session::create(**a, SessionOptions{256, KvType::F32, 2});
+  auto sb = Session::create(**b, SessionOptions{256, KvType::F32, 2});
+  auto la = (*sa)->eval(toks, true);
+  auto lb = (*sb)->eval(toks, true);
+  if (!la.ok() || !lb.ok()) return 0;
+  const size_t nv = static_cast<size_t>((*a)->tokenizer().n_vocab());
+  size_t agree = 0;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    auto ra = la->subspan(i * nv, nv), rb = lb->subspan(i * nv, nv);
+    agree += (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
+  }
+  return static_cast<double>(agree) / static_cast<double>(toks.size());
+}
+
+// The same recipes through llama-quantize: the same type for every tensor, and our files agree with the F32
+// model at least as often (a small tolerance: 250 positions).
+TEST_F(QuantizeCli, SameRecipesAsLlamaQuantizeAndAtLeastItsAgreement) {
+  const fs::path lq = test::peer_dir() / "build/bin/llama-quantize";
+  if (!fs::exists(lq)) GTEST_SKIP() << "no llama-quantize (scripts/build-peer.sh builds the peer)";
+  for (const std::string recipe : {"Q4_0", "Q4_K_M", "Q3_K_M", "Q2_K"}) {
+    SCOPED_TRACE(recipe);
+    const std::string ours = path("ours.gguf"), theirs = path("theirs.gguf");
+    const auto r = test::run_cli({"quantize", in(), ours, recipe, "-q", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(sh(lq.string() + " " + in() + " " + theirs + " " + recipe + " 2", path("lq.log")), 0) << slurp(path("lq.log"));
+    auto a = GgufFile::open(ours);
+    auto b = GgufFile::open(theirs);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a->get_int("general.file_type"), *b->get_int("general.file_type"));
+    ASSERT_EQ(a->tensors().size(), b->tensors().size());
+    for (const GgufTensor& t : a->tensors()) {  // llama-quantize orders tensors its own way: match by name
+      const GgufTensor* u = b->tensor(t.name);
+      ASSERT_NE(u, nullptr) << t.name;
+      EXPECT_EQ(t.type, u->type) << t.name;
+    }
+    const double ta = top1_vs_base(ours), tb = top1_vs_base(theirs);
+    std::printf("[quantize-vs-llama] stories260K %s: top-1 agreement with F32: pocketlm %.1f %%, llama-quantize %.1f %%\n",
+                recipe.c_str(), 100 * ta, 100 * tb);
+    std::fflush(stdout);  // before run_cli forks again
+    EXPECT_GE(ta, tb - 0.02);
+  }
+}
+
 TEST_F(QuantizeCli, WallTimeBesideLlamaQuantize) {
   const fs::path lq = test::peer_dir() / "build/bin/llama-quantize";
   if (!fs::exists(lq)) GTEST_SKIP() << "no llama-quantize (scripts/build-peer.sh builds the peer)";
@@ -260,6 +313,7 @@ TEST_F(QuantizeCli, WallTimeBesideLlamaQuantize) {
   std::printf("[quantize-time] stories260K q4_0, 1 thread, best of 3 (process wall time): pocketlm %.3f s, "
               "llama-quantize %.3f s\n",
               ours, theirs);
+  std::fflush(stdout);
 }
 
 }  // namespace
