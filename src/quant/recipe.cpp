@@ -73,6 +73,7 @@ std::optional<GgmlType> legacy_fallback(GgmlType t) {
     case GgmlType::Q4_K: return GgmlType::Q5_0;
     case GgmlType::Q5_K: return GgmlType::Q5_1;
     case GgmlType::Q6_K: return GgmlType::Q8_0;
+    case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
     default: return std::nullopt;
   }
 }
@@ -290,6 +291,35 @@ Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const R
     }
     p.type = ty;
     if (p.type == recipe.base && !p.wanted) p.reason.clear();
+  }
+  return plan;
+}
+
+bool recipe_allows_quantization(const RecipeTensor& t) { return allows_quantization(t); }
+
+GgmlType recipe_fallback_type(GgmlType type, int64_t width) {
+  if (width % block_of(type) == 0) return type;
+  const std::optional<GgmlType> fb = legacy_fallback(type);
+  if (fb && width % block_of(*fb) == 0) return *fb;
+  return GgmlType::F16;
+}
+
+std::vector<TensorPlan> plan_uniform(GgmlType type, std::span<const RecipeTensor> tensors) {
+  std::vector<TensorPlan> plan;
+  plan.reserve(tensors.size());
+  for (const RecipeTensor& t : tensors) {
+    TensorPlan p{t.name, t.type, std::nullopt, ""};
+    if (allows_quantization(t) && !t.ne.empty()) {
+      const int64_t width = t.ne[0];
+      p.type = recipe_fallback_type(type, width);
+      if (p.type != type) {
+        p.wanted = type;
+        p.reason = "row width " + std::to_string(width) + " is not a multiple of " + std::to_string(block_of(type)) +
+                   " (" + tname(type) + "'s block)" + (legacy_fallback(type) && p.type == GgmlType::F16 ? " nor of 32" : "") +
+                   ": " + tname(p.type) + " instead";
+      }
+    }
+    plan.push_back(std::move(p));
   }
   return plan;
 }

@@ -65,6 +65,19 @@ struct TensorPlan {
 Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const RecipeModelInfo& model,
                                               std::span<const RecipeTensor> tensors);
 
+// A single type for every weight llama.cpp would quantize (llama-quantize --pure): 1-D tensors, norms and the
+// other tensors recipes never touch keep their type; a row width the type's block does not divide falls back
+// as in plan_recipe (q4_K -> q5_0, q6_K -> q8_0, iq4_xs -> iq4_nl, ...; f16 when no 32-element block fits
+// either), recorded with the reason. `type` must be a type quantize_rows can write.
+std::vector<TensorPlan> plan_uniform(GgmlType type, std::span<const RecipeTensor> tensors);
+
+// Whether llama.cpp quantizes this tensor at all (2-D or more, a ".weight", not a norm, router, ...).
+bool recipe_allows_quantization(const RecipeTensor& t);
+
+// The type llama.cpp falls back to when `type`'s block does not divide a row of `width` values (the type
+// itself when it fits; f16 when no block of the family fits either).
+GgmlType recipe_fallback_type(GgmlType type, int64_t width);
+
 // Reads the model info and tensor list of a GGUF file (errors name the file and key).
 Expected<RecipeModelInfo> recipe_model_info(const GgufFile& f);
 std::vector<RecipeTensor> recipe_tensors(const GgufFile& f);

@@ -11,4 +11,5 @@ void add_synth_command(CLI::App& root);
 void add_bench_command(CLI::App& root);
 void add_eval_command(CLI::App& root);
 void add_perplexity_command(CLI::App& root);
+void add_quantize_command(CLI::App& root);
 }  // namespace pocketlm::cli

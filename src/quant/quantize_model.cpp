@@ -1,0 +1,446 @@
+#include "quant/quantize_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gguf/writer.h"
+#include "kernels/matmul.h"
+#include "quant/formats/dequantize.h"
+#include "quant/formats/quantize.h"
+#include "util/progress.h"
+#include "util/thread_pool.h"
+
+namespace pocketlm {
+namespace {
+
+std::string tname(GgmlType t) { return std::string(type_traits(t).name); }
+
+bool is_float_type(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+std::string writable_types() {
+  std::string s;
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                     GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                     GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+    s += (s.empty() ? "" : " ") + tname(t);
+  }
+  return s;
+}
+
+Expected<GgmlType> writable_type(std::string_view name) {
+  const std::optional<GgmlType> t = type_from_name(name);
+  if (!t) return Error("unknown tensor type '" + std::string(name) + "' (types: " + writable_types() + ")");
+  if (!can_quantize(*t))
+    return Error("pocketlm cannot write type " + tname(*t) + " (types: " + writable_types() + ")");
+  return *t;
+}
+
+int64_t count_elements(const std::vector<int64_t>& ne) {
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  return n;
+}
+
+std::string human(double bytes) {
+  char buf[32];
+  if (bytes >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+  else if (bytes >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / (1024.0 * 1024));
+  else if (bytes >= 1024.0) std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  return buf;
+}
+
+std::string shape_of(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+int64_t QuantizeTensorPlan::n_elements() const { return count_elements(ne); }
+double QuantizeTensorPlan::bits_per_weight() const {
+  const int64_t n = n_elements();
+  return n > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(n) : 0.0;
+}
+int QuantizePlan::n_fallback() const {
+  int n = 0;
+  for (const auto& t : tensors) n += t.fallback ? 1 : 0;
+  return n;
+}
+
+std::optional<uint32_t> ftype_of_single_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: return 0;
+    case GgmlType::F16: return 1;
+    case GgmlType::Q4_0: return 2;
+    case GgmlType::Q4_1: return 3;
+    case GgmlType::Q8_0: return 7;
+    case GgmlType::Q5_0: return 8;
+    case GgmlType::Q5_1: return 9;
+    case GgmlType::Q2_K: return 10;
+    case GgmlType::Q3_K: return 11;
+    case GgmlType::Q4_K: return 14;
+    case GgmlType::Q5_K: return 16;
+    case GgmlType::Q6_K: return 18;
+    case GgmlType::IQ4_NL: return 25;
+    case GgmlType::IQ4_XS: return 30;
+    case GgmlType::BF16: return 32;
+    default: return std::nullopt;
+  }
+}
+
+Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view text, const std::string& name) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error(name + ": not valid JSON: " + e.what());
+  }
+  if (j.is_object() && j.contains("rules")) j = j["rules"];
+  if (!j.is_array())
+    return Error(name + ": expected a JSON list of {\"pattern\": \"<regex>\", \"type\": \"<type>\"} objects");
+  std::vector<QuantizeRule> rules;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string where = name + ": rule " + std::to_string(i + 1);
+    const nlohmann::json& r = j[i];
+    if (!r.is_object()) return Error(where + ": expected an object {\"pattern\": ..., \"type\": ...}");
+    for (const auto& [key, value] : r.items()) {
+      if (key != "pattern" && key != "type") return Error(where + ": unknown key '" + key + "' (expected pattern, type)");
+    }
+    if (!r.contains("pattern") || !r["pattern"].is_string()) return Error(where + ": missing string \"pattern\"");
+    if (!r.contains("type") || !r["type"].is_string()) return Error(where + ": missing string \"type\"");
+    QuantizeRule rule;
+    rule.pattern = r["pattern"].get<std::string>();
+    rule.where = where;
+    try {
+      rule.re = std::regex(rule.pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return Error(where + ": bad regular expression '" + rule.pattern + "': " + e.what());
+    }
+    auto type = writable_type(r["type"].get<std::string>());
+    if (!type) return type.error().with_context(where);
+    rule.type = *type;
+    rules.push_back(std::move(rule));
+  }
+  return rules;
+}
+
+Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(path + ": cannot open the rules file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_quantize_rules(ss.str(), path);
+}
+
+Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o) {
+  QuantizePlan plan;
+  const std::vector<RecipeTensor> tensors = recipe_tensors(in);
+  std::vector<TensorPlan> base;
+  auto recipe = find_recipe(o.target);
+  if (recipe && !o.pure) {
+    PLM_TRY(RecipeModelInfo info, recipe_model_info(in));
+    info.has_imatrix = o.imatrix != nullptr;
+    PLM_TRY(base, plan_recipe(*recipe, info, tensors));
+    plan.target = std::string(recipe->name);
+    plan.is_recipe = true;
+    plan.base = recipe->base;
+    plan.ftype = recipe->ftype;
+  } else {
+    GgmlType type = GgmlType::F32;
+    if (recipe) {
+      type = recipe->base;
+    } else {
+      auto t = writable_type(o.target);
+      if (!t) {
+        std::string recipes;
+        for (const QuantRecipe& r : all_recipes()) recipes += (recipes.empty() ? "" : " ") + std::string(r.name);
+        if (!type_from_name(o.target))
+          return Error("unknown quantization type or recipe '" + o.target + "' (recipes: " + recipes +
+                       "; types: " + writable_types() + ")");
+        return t.error();
+      }
+      type = *t;
+    }
+    base = plan_uniform(type, tensors);
+    plan.target = tname(type);
+    plan.base = type;
+    plan.ftype = ftype_of_single_type(type).value_or(0);
+  }
+
+  if (o.imatrix) {
+    Status v = validate_imatrix(*o.imatrix, in);
+    if (!v.ok()) return v.error().with_context("imatrix " + o.imatrix_path);
+  }
+
+  const bool tied = in.tensor("output.weight") == nullptr;
+  std::map<GgmlType, int> requantized;
+  std::map<GgmlType, int> not_runnable;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const RecipeTensor& rt = tensors[i];
+    const GgufTensor& gt = in.tensors()[i];
+    QuantizeTensorPlan p;
+    p.name = rt.name;
+    p.ne = rt.ne;
+    p.src_type = rt.type;
+    p.type = base[i].type;
+    p.reason = base[i].reason;
+    p.fallback = base[i].fallback();
+    if (recipe_allows_quantization(rt)) {
+      // Explicit choices: the rules (first match), then the embedding / head flags. These are the user's own
+      // words, so a type whose block does not divide the rows is an error, not a silent substitute.
+      std::optional<GgmlType> want;
+      std::string by;
+      for (const QuantizeRule& r : o.rules) {
+        if (std::regex_search(rt.name, r.re)) {
+          want = r.type;
+          by = r.where + " ('" + r.pattern + "')";
+          break;
+        }
+      }
+      const bool is_embd = rt.name == "token_embd.weight" || rt.name == "per_layer_token_embd.weight";
+      if (is_embd && o.token_embedding_type) {
+        want = o.token_embedding_type;
+        by = "--token-embedding-type";
+      } else if (o.output_tensor_type && (rt.name == "output.weight" || (tied && rt.name == "token_embd.weight"))) {
+        want = o.output_tensor_type;
+        by = rt.name == "output.weight" ? "--output-tensor-type" : "--output-tensor-type (the embedding is tied to the head)";
+      }
+      if (want) {
+        const int64_t block = type_traits(*want).block_size;
+        if (rt.ne[0] % block != 0) {
+          const GgmlType fits = recipe_fallback_type(*want, rt.ne[0]);
+          return Error(by + ": tensor '" + rt.name + "' " + shape_of(rt.ne) + " has rows of " +
+                       std::to_string(rt.ne[0]) + " values, not a multiple of " + tname(*want) + "'s block of " +
+                       std::to_string(block) + " (" + tname(fits) + " fits)");
+        }
+        p.type = *want;
+        p.reason = by;
+        p.fallback = false;
+      }
+    }
+    p.quantize = p.type != p.src_type;
+    if (p.quantize && !type_traits(p.src_type).can_dequantize)
+      return Error(in.path() + ": tensor '" + p.name + "' is " + tname(p.src_type) +
+                   ", which pocketlm cannot decode (so it cannot be converted to " + tname(p.type) + ")");
+    p.requantize = p.quantize && !is_float_type(p.src_type);
+    if (p.requantize) ++requantized[p.src_type];
+    p.has_importance = p.quantize && o.imatrix && !is_float_type(p.type) && p.type != GgmlType::Q8_0 &&
+                       o.imatrix->find(p.name) != nullptr;
+    p.bytes = p.quantize ? row_size(p.type, p.ne[0]) * static_cast<size_t>(gt.n_rows()) : gt.nbytes;
+    if (p.ne.size() >= 2 && !has_vec_dot(p.type) && p.name != "token_embd.weight") ++not_runnable[p.type];
+    plan.src_bytes += gt.nbytes;
+    plan.out_bytes += p.bytes;
+    plan.n_elements += gt.n_elements();
+    plan.tensors.push_back(std::move(p));
+  }
+  for (const auto& [t, n] : requantized) {
+    plan.warnings.push_back(std::to_string(n) + " tensor(s) of " + in.path() + " are already " + tname(t) +
+                            ": they are dequantized and quantized again, which adds a second rounding error "
+                            "(start from an F32/F16/BF16 model when you can)");
+  }
+  for (const auto& [t, n] : not_runnable) {
+    plan.warnings.push_back(std::to_string(n) + " matrix weight(s) become " + tname(t) +
+                            ", which llama.cpp runs but pocketlm cannot multiply yet (no " + tname(t) + " kernels)");
+  }
+  if (o.imatrix && (plan.base == GgmlType::Q8_0 || is_float_type(plan.base)))
+    plan.warnings.push_back("the importance matrix does not change " + tname(plan.base) +
+                            " (round-to-nearest / float); it steers only the other types in the plan");
+  return plan;
+}
+
+Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& plan, const QuantizeOptions& o,
+                                        const std::string& out_path) {
+  if (plan.tensors.size() != in.tensors().size()) return Error("quantize: the plan was made for another file");
+  const auto t0 = std::chrono::steady_clock::now();
+  ThreadPool pool(o.n_threads > 0 ? o.n_threads : physical_cores());
+
+  GgufWriter w;
+  for (const auto& [key, value] : in.metadata()) {
+    if (key == "general.alignment" || key == "split.no" || key == "split.count" || key == "split.tensors.count")
+      continue;
+    w.set(key, value);
+  }
+  if (in.has("general.alignment") || in.alignment() != kGgufDefaultAlignment) w.set_alignment(in.alignment());
+  w.set("general.quantization_version", GgufValue::of_u32(2));
+  w.set("general.file_type", GgufValue::of_u32(plan.ftype));
+  if (o.imatrix) {
+    w.set("quantize.imatrix.file", GgufValue::of_string(o.imatrix_path));
+    if (!o.imatrix->datasets.empty())
+      w.set("quantize.imatrix.dataset", GgufValue::of_string(o.imatrix->datasets.front()));
+    w.set("quantize.imatrix.entries_count", GgufValue::of_u32(static_cast<uint32_t>(o.imatrix->entries.size())));
+    if (o.imatrix->chunk_count > 0)
+      w.set("quantize.imatrix.chunks_count", GgufValue::of_u32(static_cast<uint32_t>(o.imatrix->chunk_count)));
+  }
+
+  auto result = std::make_shared<QuantizeResult>();
+  result->tensors.resize(plan.tensors.size());
+  std::shared_ptr<Progress> progress;
+  if (o.progress)
+    progress = std::make_shared<Progress>("quantize " + plan.target, static_cast<int64_t>(plan.tensors.size()), "tensors");
+
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    {
+      QuantizeTensorResult& res = result->tensors[i];
+      res.name = plan.tensors[i].name;
+      res.type = plan.tensors[i].type;
+      res.bytes = plan.tensors[i].bytes;
+      res.quantized = plan.tensors[i].quantize;
+    }
+    auto produce = [i, &plan, &in, &o, &pool, result, progress](std::vector<uint8_t>& out) -> Status {
+      const QuantizeTensorPlan& p = plan.tensors[i];
+      const GgufTensor& t = in.tensors()[i];
+      QuantizeTensorResult& res = result->tensors[i];
+      if (o.cancel && o.cancel->load()) return Error("interrupted");
+      if (!p.quantize) {
+        out.assign(t.data, t.data + t.nbytes);
+        if (progress) progress->add(1);
+        return Status::Ok();
+      }
+      const int64_t n_per_row = t.ne[0], n_rows = t.n_rows();
+      const size_t src_row = row_size(t.type, n_per_row), dst_row = row_size(p.type, n_per_row);
+      // The input as floats: the F32 data in place, anything else decoded.
+      std::vector<float> decoded;
+      const float* x = reinterpret_cast<const float*>(t.data);
+      if (t.type != GgmlType::F32) {
+        decoded.resize(static_cast<size_t>(n_rows * n_per_row));
+        pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+          for (int64_t r = r0; r < r1; ++r)
+            dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, decoded.data() + r * n_per_row, n_per_row);
+        });
+        x = decoded.data();
+      }
+      out.resize(p.bytes);
+      const int64_t rows_per_mat = t.ne[1];
+      const int64_t n_mat = n_rows / rows_per_mat;
+      const ImatrixEntry* entry = p.has_importance ? o.imatrix->find(p.name) : nullptr;
+      const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / n_per_row);
+      std::vector<std::vector<float>> importance(static_cast<size_t>(n_mat));
+      for (int64_t m = 0; m < n_mat; ++m) {
+        if (entry) importance[static_cast<size_t>(m)] = entry->importance(entry->n_mat > 1 ? m : 0);
+        const float* imp = entry ? importance[static_cast<size_t>(m)].data() : nullptr;
+        for (int64_t r = 0; r < rows_per_mat; r += chunk) {
+          if (o.cancel && o.cancel->load()) return Error("interrupted");
+          const int64_t row = m * rows_per_mat + r, nr = std::min(chunk, rows_per_mat - r);
+          auto q = quantize_rows(p.type, x + row * n_per_row, out.data() + static_cast<size_t>(row) * dst_row, nr,
+                                 n_per_row, imp, &pool);
+          if (!q) return q.error();
+        }
+      }
+      // The reconstruction error, weighted by the importance of each column when there is one.
+      const int nt = pool.size();
+      std::vector<double> err(static_cast<size_t>(nt), 0.0), ref(static_cast<size_t>(nt), 0.0),
+          wsum(static_cast<size_t>(nt), 0.0);
+      std::vector<std::vector<float>> scratch(static_cast<size_t>(nt));
+      pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int th) {
+        std::vector<float>& y = scratch[static_cast<size_t>(th)];
+        y.resize(static_cast<size_t>(n_per_row));
+        double e = 0, s = 0, ws = 0;
+        for (int64_t r = r0; r < r1; ++r) {
+          dequantize_row(p.type, out.data() + static_cast<size_t>(r) * dst_row, y.data(), n_per_row);
+          const float* xr = x + r * n_per_row;
+          const float* imp = entry ? importance[static_cast<size_t>(r / rows_per_mat)].data() : nullptr;
+          for (int64_t j = 0; j < n_per_row; ++j) {
+            const double wj = imp ? imp[j] : 1.0;
+            const double d = static_cast<double>(xr[j]) - static_cast<double>(y[static_cast<size_t>(j)]);
+            e += wj * d * d;
+            s += wj * static_cast<double>(xr[j]) * static_cast<double>(xr[j]);
+            ws += wj;
+          }
+        }
+        err[static_cast<size_t>(th)] += e;
+        ref[static_cast<size_t>(th)] += s;
+        wsum[static_cast<size_t>(th)] += ws;
+      });
+      double e = 0, s = 0, ws = 0;
+      for (int k = 0; k < nt; ++k) {
+        e += err[static_cast<size_t>(k)];
+        s += ref[static_cast<size_t>(k)];
+        ws += wsum[static_cast<size_t>(k)];
+      }
+      res.rmse = ws > 0 ? std::sqrt(e / ws) : 0.0;
+      res.rel_rmse = s > 0 ? std::sqrt(e / s) : 0.0;
+      if (progress) progress->add(1);
+      return Status::Ok();
+    };
+    PLM_CHECK(w.add_tensor_lazy(plan.tensors[i].name, plan.tensors[i].type, plan.tensors[i].ne, std::move(produce)));
+  }
+  Status written = w.write(out_path);
+  if (!written.ok()) return written.error();
+  if (progress) progress->finish();
+  result->file_bytes = plan.out_bytes;
+  result->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return std::move(*result);
+}
+
+std::string format_quantize_plan(const QuantizePlan& plan) {
+  std::string s;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-34s %-14s %-6s %-6s %10s %6s  %s\n", "tensor", "shape", "from", "to", "bytes",
+                "bpw", "note");
+  s += line;
+  for (const auto& t : plan.tensors) {
+    std::string note = t.reason;
+    if (!t.quantize) note = note.empty() ? "kept" : note + " (kept)";
+    if (t.requantize) note += std::string(note.empty() ? "" : "; ") + "requantized from " + tname(t.src_type);
+    if (t.has_importance) note += std::string(note.empty() ? "" : "; ") + "imatrix";
+    if (t.fallback) note = "FALLBACK: " + note;
+    std::snprintf(line, sizeof line, "%-34s %-14s %-6s %-6s %10llu %6.2f  %s\n", t.name.c_str(), shape_of(t.ne).c_str(),
+                  tname(t.src_type).c_str(), tname(t.type).c_str(), static_cast<unsigned long long>(t.bytes),
+                  t.bits_per_weight(), note.c_str());
+    s += line;
+  }
+  std::map<std::string, int> mix;
+  for (const auto& t : plan.tensors) ++mix[tname(t.type)];
+  std::string mixs;
+  for (const auto& [k, n] : mix) mixs += (mixs.empty() ? "" : ", ") + std::to_string(n) + " " + k;
+  const double bpw = plan.n_elements > 0 ? 8.0 * static_cast<double>(plan.out_bytes) / static_cast<double>(plan.n_elements) : 0;
+  std::snprintf(line, sizeof line,
+                "total: %zu tensors (%s), %d fallback(s); %s -> %s, %.2f bits/weight; %s (general.file_type %u)\n",
+                plan.tensors.size(), mixs.c_str(), plan.n_fallback(), human(static_cast<double>(plan.src_bytes)).c_str(),
+                human(static_cast<double>(plan.out_bytes)).c_str(), bpw,
+                ((plan.is_recipe ? "recipe " : "single type ") + plan.target).c_str(), plan.ftype);
+  s += line;
+  return s;
+}
+
+std::string format_quantize_results(const QuantizePlan& plan, const QuantizeResult& r) {
+  std::string s;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-34s %-6s %10s %12s %9s\n", "tensor", "type", "bytes", "rmse", "rel.rmse");
+  s += line;
+  double worst = 0;
+  std::string worst_name;
+  for (size_t i = 0; i < r.tensors.size(); ++i) {
+    const auto& t = r.tensors[i];
+    if (t.quantized) {
+      const char* w = plan.tensors[i].has_importance ? " (imatrix-weighted)" : "";
+      std::snprintf(line, sizeof line, "%-34s %-6s %10llu %12.4e %9.5f%s\n", t.name.c_str(), tname(t.type).c_str(),
+                    static_cast<unsigned long long>(t.bytes), t.rmse, t.rel_rmse, w);
+      if (t.rel_rmse > worst) {
+        worst = t.rel_rmse;
+        worst_name = t.name;
+      }
+    } else {
+      std::snprintf(line, sizeof line, "%-34s %-6s %10llu %12s %9s\n", t.name.c_str(), tname(t.type).c_str(),
+                    static_cast<unsigned long long>(t.bytes), "-", "copied");
+    }
+    s += line;
+  }
+  if (!worst_name.empty()) {
+    std::snprintf(line, sizeof line, "largest relative RMSE: %.5f (%s)\n", worst, worst_name.c_str());
+    s += line;
+  }
+  return s;
+}
+
+}  // namespace pocketlm

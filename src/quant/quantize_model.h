@@ -1,0 +1,112 @@
+#pragma once
+// Quantizing a whole GGUF model (`pocketlm quantize`): a plan (recipe or single type, then the user's rules
+// and the token-embedding / output-head overrides, each tensor's type with the reason when it is not the
+// recipe's), then the file, streamed tensor by tensor (read or dequantize -> quantize_rows -> the writer),
+// with each tensor's reconstruction error measured on the way. The output is written atomically: after an
+// error or a cancel no output file exists.
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/reader.h"
+#include "quant/formats/ggml_type.h"
+#include "quant/imatrix.h"
+#include "quant/recipe.h"
+#include "util/error.h"
+
+namespace pocketlm {
+
+// One line of a rules file: tensors whose name the regex finds (std::regex_search, ECMAScript) get `type`.
+struct QuantizeRule {
+  std::string pattern;
+  std::regex re;
+  GgmlType type = GgmlType::F32;
+  std::string where;  // "rules.json: rule 3" for messages
+};
+
+// Reads a JSON rules file: a list of {"pattern": "<regex>", "type": "<type name>"} objects, applied in order
+// after the recipe, first match wins. Errors name the file, the rule (1-based) and the problem (not JSON, a
+// missing key, a bad regex with std::regex's reason, a type pocketlm cannot write).
+Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path);
+Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view json, const std::string& name);
+
+struct QuantizeOptions {
+  // A recipe name (Q4_K_M, Q8_0, ...: llama.cpp's mixes) or a type name (q4_K, iq4_nl, f16, ...: every weight
+  // llama.cpp quantizes gets that type). A name that is both (Q8_0, Q4_0, ...) is the recipe, as in
+  // llama-quantize; `pure` makes it the single type.
+  std::string target;
+  bool pure = false;
+  std::optional<GgmlType> token_embedding_type;  // token_embd.weight (and per_layer_token_embd)
+  std::optional<GgmlType> output_tensor_type;    // output.weight, or the embedding when it is tied to the head
+  std::vector<QuantizeRule> rules;
+  const Imatrix* imatrix = nullptr;  // validated against the model by plan_quantization
+  std::string imatrix_path;          // recorded in the output's quantize.imatrix.file
+  int n_threads = 0;                 // 0: physical cores
+  bool progress = true;              // a progress line on stderr
+  const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT) to stop: the error "interrupted"
+};
+
+struct QuantizeTensorPlan {
+  std::string name;
+  std::vector<int64_t> ne;   // ggml order
+  GgmlType src_type = GgmlType::F32;
+  GgmlType type = GgmlType::F32;
+  std::string reason;        // why `type` is not the target's base type ("" when it is)
+  bool fallback = false;     // the wanted type's block does not divide the row width
+  bool quantize = false;     // false: the bytes are copied as they are (kept type)
+  bool requantize = false;   // the source is already quantized (dequantized first: a second rounding)
+  bool has_importance = false;
+  uint64_t bytes = 0;        // in the output
+  int64_t n_elements() const;
+  double bits_per_weight() const;
+};
+
+struct QuantizePlan {
+  std::string target;        // "Q4_K_M" (recipe) or "q4_K" (single type)
+  bool is_recipe = false;
+  GgmlType base = GgmlType::F32;
+  uint32_t ftype = 0;        // general.file_type of the output
+  std::vector<QuantizeTensorPlan> tensors;  // in the input's order
+  uint64_t src_bytes = 0, out_bytes = 0;    // tensor data only
+  int64_t n_elements = 0;
+  std::vector<std::string> warnings;        // requantized inputs, types pocketlm cannot run yet, ...
+  int n_fallback() const;
+};
+
+// The plan for `in`: errors for an unknown recipe/type, an imatrix that does not match the model (the first
+// mismatch, from validate_imatrix), a rule or override whose type cannot hold a tensor's rows.
+Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o);
+
+struct QuantizeTensorResult {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  uint64_t bytes = 0;
+  bool quantized = false;  // false: copied, no error to measure
+  double rmse = 0;         // weighted RMSE of the reconstruction vs the input floats (importance-weighted
+                           // when the tensor has an imatrix entry, else plain)
+  double rel_rmse = 0;     // rmse / weighted RMS of the input
+};
+
+struct QuantizeResult {
+  std::vector<QuantizeTensorResult> tensors;
+  uint64_t file_bytes = 0;
+  double seconds = 0;
+};
+
+// Writes `out_path` (atomically) following `plan`, made by plan_quantization from the same `in` and `o`.
+Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& plan, const QuantizeOptions& o,
+                                        const std::string& out_path);
+
+// Text tables for the CLI: the plan (--dry-run) and the results.
+std::string format_quantize_plan(const QuantizePlan& plan);
+std::string format_quantize_results(const QuantizePlan& plan, const QuantizeResult& r);
+
+// llama.cpp's general.file_type for a model that is all `type` (LLAMA_FTYPE_MOSTLY_*; q4_K -> Q4_K_S's 14,
+// q3_K -> Q3_K_S's 11 ...), nullopt for types with no such value.
+std::optional<uint32_t> ftype_of_single_type(GgmlType type);
+
+}  // namespace pocketlm

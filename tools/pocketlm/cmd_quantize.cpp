@@ -1,0 +1,175 @@
+// pocketlm quantize IN.gguf OUT.gguf TYPE|RECIPE: llama-quantize's job (same recipes, file types and
+// fallbacks) with pocketlm's encoders, per-tensor rules, a dry run and a per-tensor error table.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "commands.h"
+#include "common.h"
+#include "quant/formats/quantize.h"
+#include "quant/imatrix.h"
+#include "quant/quantize_model.h"
+
+namespace pocketlm::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_interrupt(int) { g_interrupted.store(true); }
+
+struct QuantizeFlags {
+  std::vector<std::string> args;  // IN OUT TARGET (or IN TARGET with --dry-run)
+  std::string imatrix, rules, token_embedding_type, output_tensor_type;
+  bool dry_run = false, hot_fp16 = false, pure = false, quiet = false;
+  int threads = 0;
+};
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "error: %s\n", msg.c_str());
+  return 1;
+}
+
+std::optional<GgmlType> parse_type_flag(const std::string& flag, const std::string& value, std::string& err) {
+  if (value.empty()) return std::nullopt;
+  const std::optional<GgmlType> t = type_from_name(value);
+  if (!t || !can_quantize(*t)) {
+    err = flag + ": unknown or unwritable tensor type '" + value +
+          "' (types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs)";
+    return std::nullopt;
+  }
+  return t;
+}
+
+int quantize(const QuantizeFlags& f) {
+  std::string in_path, out_path, target;
+  if (f.args.size() == 3) {
+    in_path = f.args[0];
+    out_path = f.args[1];
+    target = f.args[2];
+  } else if (f.args.size() == 2 && f.dry_run) {
+    in_path = f.args[0];
+    target = f.args[1];
+  } else {
+    return fail("usage: pocketlm quantize IN.gguf OUT.gguf TYPE|RECIPE [options] (IN.gguf TYPE|RECIPE with --dry-run)");
+  }
+
+  QuantizeOptions o;
+  o.target = target;
+  o.pure = f.pure;
+  o.n_threads = f.threads;
+  o.progress = !f.quiet;
+  o.cancel = &g_interrupted;
+  if (f.hot_fp16) o.token_embedding_type = o.output_tensor_type = GgmlType::F16;
+  std::string err;
+  if (auto t = parse_type_flag("--token-embedding-type", f.token_embedding_type, err)) o.token_embedding_type = t;
+  if (!err.empty()) return fail(err);
+  if (auto t = parse_type_flag("--output-tensor-type", f.output_tensor_type, err)) o.output_tensor_type = t;
+  if (!err.empty()) return fail(err);
+  if (!f.rules.empty()) {
+    auto rules = read_quantize_rules(f.rules);
+    if (!rules) return fail(rules.error().message());
+    o.rules = std::move(*rules);
+  }
+
+  // Output checks that would otherwise fail only after all the work.
+  if (!f.dry_run) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path out(out_path);
+    const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    if (fs::is_directory(out, ec)) return fail(out_path + ": is a directory (give the output file's name)");
+    if (!fs::is_directory(dir, ec)) return fail(out_path + ": the directory " + dir.string() + " does not exist");
+  }
+
+  auto in = GgufFile::open(in_path);
+  if (!in) return fail(in.error().message());
+  std::optional<Imatrix> im;
+  if (!f.imatrix.empty()) {
+    auto r = read_imatrix(f.imatrix);
+    if (!r) return fail(r.error().message());
+    im = std::move(*r);
+    o.imatrix = &*im;
+    o.imatrix_path = f.imatrix;
+  }
+  auto plan = plan_quantization(*in, o);
+  if (!plan) return fail(plan.error().message());
+  for (const std::string& w : plan->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+
+  if (f.dry_run) {
+    std::printf("%s", format_quantize_plan(*plan).c_str());
+    std::printf("dry run: nothing written\n");
+    return 0;
+  }
+  if (!f.quiet) {
+    for (const auto& t : plan->tensors) {
+      if (t.fallback) std::fprintf(stderr, "note: %s: %s\n", t.name.c_str(), t.reason.c_str());
+    }
+  }
+
+  // Ctrl-C (or SIGTERM) stops at the next tensor or row chunk: the temporary file is removed and OUT does not
+  // appear. A file-size limit (ulimit -f) becomes a write error instead of killing the process.
+  auto old_int = std::signal(SIGINT, on_interrupt);
+  auto old_term = std::signal(SIGTERM, on_interrupt);
+  auto old_xfsz = std::signal(SIGXFSZ, SIG_IGN);
+  auto r = quantize_model(*in, *plan, o, out_path);
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  std::signal(SIGXFSZ, old_xfsz);
+  if (!r) {
+    if (g_interrupted.load()) {
+      fail("interrupted: " + out_path + " was not written");
+      return 130;  // as a shell reports a SIGINT
+    }
+    return fail(r.error().message() + " (" + out_path + " was not written)");
+  }
+  if (!f.quiet) std::printf("%s", format_quantize_results(*plan, *r).c_str());
+  const double bpw = plan->n_elements > 0 ? 8.0 * static_cast<double>(plan->out_bytes) / static_cast<double>(plan->n_elements) : 0;
+  std::printf("wrote %s: %s %s, %s -> %s (%.2f bits/weight), %zu tensors (%d fallback), %.2f s\n", out_path.c_str(),
+              plan->is_recipe ? "recipe" : "type", plan->target.c_str(),
+              human_bytes(static_cast<double>(plan->src_bytes)).c_str(),
+              human_bytes(static_cast<double>(plan->out_bytes)).c_str(), bpw, plan->tensors.size(),
+              plan->n_fallback(), r->seconds);
+  return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& root) {
+  auto f = std::make_shared<QuantizeFlags>();
+  CLI::App* app = root.add_subcommand(
+      "quantize",
+      "quantize a GGUF model: pocketlm quantize IN.gguf OUT.gguf TYPE|RECIPE (recipes Q4_K_M Q4_K_S Q5_K_M Q5_K_S "
+      "Q3_K_M Q3_K_S Q2_K Q6_K Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 F16; types f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K "
+      "q4_K q5_K q6_K iq4_nl iq4_xs)");
+  app->add_option("args", f->args, "IN.gguf OUT.gguf TYPE|RECIPE (OUT.gguf may be left out with --dry-run)")
+      ->required()
+      ->expected(2, 3);
+  app->add_option("--imatrix", f->imatrix, "importance matrix (llama-imatrix GGUF or legacy .dat)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--rules", f->rules,
+                  "JSON list of {\"pattern\": regex, \"type\": name}, applied in order after the recipe "
+                  "(first match wins)")
+      ->check(CLI::ExistingFile);
+  app->add_flag("--dry-run", f->dry_run, "print the per-tensor plan (types, bytes, bits/weight, fallbacks); write nothing");
+  app->add_flag("--hot-fp16", f->hot_fp16, "token embedding and output head in f16");
+  app->add_option("--token-embedding-type", f->token_embedding_type, "type of token_embd.weight");
+  app->add_option("--output-tensor-type", f->output_tensor_type,
+                  "type of output.weight (of the embedding when it is tied to the head)");
+  app->add_flag("--pure", f->pure, "a recipe name means its base type for every weight (no per-tensor mix)");
+  app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
+  app->add_flag("-q,--quiet", f->quiet, "no progress line, notes or per-tensor table");
+  app->footer(
+      "examples:\n"
+      "  pocketlm quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf\n"
+      "  pocketlm quantize model-f16.gguf Q4_K_M --dry-run          # the per-tensor plan, nothing written\n"
+      "  pocketlm quantize model-f16.gguf model-q4_K.gguf q4_K --hot-fp16 --rules rules.json\n"
+      "rules.json: [{\"pattern\": \"attn_v\\\\.weight$\", \"type\": \"q6_K\"}, ...] (first match wins)");
+  app->callback([f] {
+    const int rc = quantize(*f);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace pocketlm::cli
