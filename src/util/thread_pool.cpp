@@ -49,14 +49,17 @@ bool spin_until(Pred done) {
 }
 }  // namespace
 
+// The claim word is (generation << 32) | (chunk count << 16) | next chunk. Everything a claimer needs to
+// decide is in that one word: reading the chunk count from a separate field could see the next job's value
+// while the word still belongs to the previous job, and hand out a chunk that does not exist.
 void ThreadPool::run_chunks(uint32_t gen, int thread) {
   for (;;) {
     uint64_t c = claim_.load(std::memory_order_acquire);
-    // A claim that succeeds proves job `gen` is still running, so job_ and its sizes are still valid.
-    const uint32_t n_chunks = job_chunks_;
-    if (static_cast<uint32_t>(c >> 32) != gen || static_cast<uint32_t>(c) >= n_chunks) return;
+    const auto n_chunks = static_cast<uint32_t>((c >> 16) & 0xFFFF), index = static_cast<uint32_t>(c & 0xFFFF);
+    if (static_cast<uint32_t>(c >> 32) != gen || index >= n_chunks) return;
     if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
-    const auto [b, e] = chunk(job_n_, static_cast<int>(n_chunks), static_cast<int>(static_cast<uint32_t>(c)));
+    // A successful claim proves job `gen` is unfinished, so job_ and job_n_ are still its own.
+    const auto [b, e] = chunk(job_n_, static_cast<int>(n_chunks), static_cast<int>(index));
     if (b < e) (*job_)(b, e, thread);
     if (chunks_done_.fetch_add(1) + 1 == n_chunks && caller_asleep_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -71,13 +74,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
-  const auto n_chunks = static_cast<uint32_t>(std::min<int64_t>(n, 4 * static_cast<int64_t>(n_threads_)));
+  const auto n_chunks =
+      static_cast<uint32_t>(std::min<int64_t>({n, 4 * static_cast<int64_t>(n_threads_), int64_t{0xFFFF}}));
   const auto gen = static_cast<uint32_t>(generation_.load() + 1);
   job_ = &fn;
   job_n_ = n;
-  job_chunks_ = n_chunks;
   chunks_done_.store(0);
-  claim_.store(static_cast<uint64_t>(gen) << 32);
+  claim_.store(static_cast<uint64_t>(gen) << 32 | static_cast<uint64_t>(n_chunks) << 16);
   generation_.store(gen);  // wakes the workers (seq_cst: pairs with sleepers_)
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);

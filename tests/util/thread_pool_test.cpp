@@ -41,6 +41,22 @@ TEST(ThreadPool, ManyRoundsDoNotDeadlock) {
   EXPECT_EQ(sum.load(), 20000);
 }
 
+// Jobs of different sizes back to back: a worker still leaving one job must never take a chunk of the
+// next (each index is covered exactly once, every round, and the call returns only when all are done).
+TEST(ThreadPool, BackToBackJobsOfDifferentSizes) {
+  for (int threads : {2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 3000; ++round) {
+      const int64_t n = (round % 3 == 0) ? 2 : (round % 3 == 1) ? 37 : 5;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round << " n " << n << " threads " << threads;
+    }
+  }
+}
+
 // After a job, workers poll for a bounded time, then sleep: an idle pool must not keep a core busy.
 TEST(ThreadPool, IdleWorkersSleep) {
   ThreadPool pool(2);
