@@ -231,7 +231,8 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
     tc.task = task;
     const auto& keys = task_keys[task];
     tc.n_examples = keys.size();
-    for (const auto& [m, val] : by_key[0].at(keys[0])->scores) {
+    for (const auto& entry : by_key[0].at(keys[0])->scores) {
+      const auto& m = entry.first;  // (a named reference: clang 14 cannot capture a structured binding)
       bool everywhere = true;
       for (size_t v = 0; v < nv && everywhere; ++v)
         for (const auto& k : keys) {
