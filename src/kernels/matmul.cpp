@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
@@ -25,6 +26,7 @@ struct Plan {
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch) {
   if (targets.empty() || n_tokens <= 0) return;
+  assert(targets.size() <= 8 && "matmul_many: at most 8 targets");
   const int64_t k = targets[0].w->ne[0];
   // One quantized copy of x per distinct activation type (usually one: Q/K/V or gate/up share a type).
   GgmlType types[4];
