@@ -1,5 +1,6 @@
 #pragma once
-// Runs any program (the llama.cpp peer's tools, e.g. llama-perplexity) in tests and captures its output.
+// Runs any program in tests (the llama.cpp peer's tools, e.g. llama-perplexity; run_cli is this with the
+// pocketlm CLI as argv[0]) and captures stdout, stderr and the exit code.
 #include <string>
 #include <vector>
 
