@@ -68,25 +68,30 @@ void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n) {
 
 namespace {
 // One 32-value block: returns the float32 scale d; writes the rounded quants.
-float quantize_block_q8(const float* x, int8_t* qs) {
+float quantize_block_q8(const float* x, int8_t* qs, Q8Rounding rounding) {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_away(x[j] * id));
+  if (rounding == Q8Rounding::X86Simd) {
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_even(x[j] * id));
+  } else {
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_away(x[j] * id));
+  }
   return d;
 }
 }  // namespace
 
-void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n) {
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n, Q8Rounding rounding) {
   assert(n % QK8_0 == 0);
-  for (int64_t b = 0; b < n / QK8_0; ++b, x += QK8_0) y[b].d = fp32_to_fp16(quantize_block_q8(x, y[b].qs));
+  for (int64_t b = 0; b < n / QK8_0; ++b, x += QK8_0) y[b].d = fp32_to_fp16(quantize_block_q8(x, y[b].qs, rounding));
 }
 
-void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n) {
+void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n, Q8Rounding rounding) {
   assert(n % QK8_1 == 0);
   for (int64_t b = 0; b < n / QK8_1; ++b, x += QK8_1) {
-    const float d = quantize_block_q8(x, y[b].qs);
+    const float d = quantize_block_q8(x, y[b].qs, rounding);
     int sum = 0;
     for (int j = 0; j < QK8_1; ++j) sum += y[b].qs[j];
     y[b].d = fp32_to_fp16(d);

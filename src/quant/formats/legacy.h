@@ -77,8 +77,11 @@ void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n);
 // Activation quantizers with the rounding of ggml's reference versions: d = amax / 127 (stored as f16),
 // q = round-half-away-from-zero(x * (1/d)) using the float32 d. Q8_1 adds s = f16(d * sum(q)).
 // Defined for finite inputs; non-finite inputs give unspecified (but defined) bytes.
-void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n);
-void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n);
+// Q8Rounding::X86Simd instead gives llama.cpp's x86 SIMD arithmetic: q = round-half-to-even(x * (127/amax))
+// (the oracle of our SIMD activation quantizers, kernels/ref/activation_ref.h).
+enum class Q8Rounding { Generic, X86Simd };
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n, Q8Rounding rounding = Q8Rounding::Generic);
+void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n, Q8Rounding rounding = Q8Rounding::Generic);
 
 // Weight encoders (legacy_encode.cpp): one row of n values (a multiple of 32), finite inputs (callers check:
 // quantize.h). `importance` (nullable) holds n per-column weights, e.g. an imatrix row. Each block's scale
