@@ -14,6 +14,8 @@ constexpr int64_t kBand = 16;  // rows per unit of work: whole GEMM tiles on eve
 
 struct Plan {
   const GgufTensor* w;
+  kernels::GemmFn gemm;
+  size_t w_row;
   int64_t row_begin, n_out;
   float* y;
   const uint8_t* acts;  // x in this weight's activation type
@@ -62,7 +64,8 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     int ti = 0;
     while (types[ti] != at) ++ti;
     const int64_t n_out = t.row_end - t.row_begin;
-    plans[i] = {t.w, t.row_begin, n_out, t.y, base + offsets[ti], row_size(at, k), n_bands};
+    plans[i] = {t.w, kernels::gemm_for(t.w->type), row_size(t.w->type, k), t.row_begin, n_out, t.y,
+                base + offsets[ti], row_size(at, k), n_bands};
     n_bands += (n_out + kBand - 1) / kBand;
   }
   pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
@@ -70,10 +73,9 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     for (int64_t band = b; band < e; ++band) {
       while (p + 1 < n_plans && band >= plans[p + 1].first_band) ++p;
       const Plan& pl = plans[p];
-      const size_t w_row = row_size(pl.w->type, k);
       const int64_t r0 = (band - pl.first_band) * kBand, r1 = std::min(r0 + kBand, pl.n_out);
-      const uint8_t* w0 = pl.w->data + static_cast<size_t>(pl.row_begin + r0) * w_row;
-      kernels::gemm_for(pl.w->type)(k, w0, w_row, r1 - r0, pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
+      const uint8_t* w0 = pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row;
+      pl.gemm(k, w0, pl.w_row, r1 - r0, pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
     }
   });
 }
