@@ -27,12 +27,19 @@ using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 
 inline constexpr int kMaxTypeId = 40;
 
+// The quantized KV row formats (runtime/kv_types.h KvType::Q8 / Q4).
+enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
+
 struct KernelTable {
   const char* name = nullptr;        // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
   GemmFn gemm[kMaxTypeId] = {};      // indexed by GgmlType; nullptr: this path has no kernel for the type
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
   QuantizeFn quantize[kMaxTypeId] = {};  // indexed by the activation type; nullptr: use the scalar quantizer
+  // Quantized KV cache rows (runtime/kv_types.h), indexed by KvRow: K . Q with K rows in that format and the
+  // queries as q8 rows (k = head_dim), and P . V over V rows in that format. nullptr: use the scalar one.
+  GemmFn kv_gemm[2] = {};
+  WeightedRowsFn kv_weighted_rows[2] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
     const auto i = static_cast<uint32_t>(t);

@@ -26,6 +26,7 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
   if (scratch.size() < static_cast<size_t>(pool.size())) scratch.resize(static_cast<size_t>(pool.size()));
   const uint8_t* k_base = kv.k_rows(layer);
   const uint8_t* v_base = kv.v_rows(layer);
+  const int64_t window = kv.window(layer);
 
   pool.parallel_for(shape.n_head_kv * n_chunks, [&](int64_t b, int64_t e, int thread) {
     AttentionScratch& s = scratch[static_cast<size_t>(thread)];
@@ -45,10 +46,12 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
       for (int64_t col = 0; col < n_cols; ++col) {
         float* row = scores + col * n_kv;
         const int64_t visible = pos0 + t0 + col / group + 1;
-        for (int64_t j = 0; j < visible; ++j) row[j] *= scale;
-        ops::softmax(row, visible);
+        const int64_t first = window > 0 ? std::max<int64_t>(0, visible - window) : 0;  // sliding window
+        for (int64_t j = first; j < visible; ++j) row[j] *= scale;
+        ops::softmax(row + first, visible - first);
         if (f16)
-          for (int64_t j = 0; j < visible; ++j) row[j] = fp16_to_fp32(fp32_to_fp16(row[j]));
+          for (int64_t j = first; j < visible; ++j) row[j] = fp16_to_fp32(fp32_to_fp16(row[j]));
+        std::fill(row, row + first, 0.0f);
         std::fill(row + visible, row + n_kv, 0.0f);
       }
       // out rows of this job's columns start zeroed, then accumulate P . V.

@@ -25,7 +25,8 @@ struct AttentionScratch {
 };
 
 // q and out: n_tokens rows of n_head * head_dim floats; token t is at position pos0 + t and sees cache
-// positions [0, pos0 + t]. The cache must already hold the batch's own K and V.
+// positions [0, pos0 + t], or on a sliding-window layer (kv.window(layer) = W > 0) only (pos0 + t - W, pos0 + t].
+// The cache must already hold the batch's own K and V.
 void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, const KvCache& kv,
                const AttentionShape& shape, float scale, float* out, ThreadPool& pool,
                std::vector<AttentionScratch>& scratch);

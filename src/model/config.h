@@ -29,6 +29,15 @@ struct ModelConfig {
   int64_t rope_dim = 0;       // rope.dimension_count (defaults to head_dim)
   RopeType rope_type = RopeType::Normal;
   bool tied_embeddings = false;  // no output.weight: the head reuses token_embd
+  // Sliding-window attention: a local layer's token at position p sees positions (p - sliding_window, p].
+  int64_t sliding_window = 0;           // attention.sliding_window (0: no local layers)
+  std::vector<uint8_t> layer_is_local;  // per layer, 1 for a sliding-window layer; empty: all global
+
+  // The window of layer il in tokens, 0 for a global layer.
+  int64_t window(int64_t il) const {
+    return il >= 0 && static_cast<size_t>(il) < layer_is_local.size() && layer_is_local[static_cast<size_t>(il)]
+               ? sliding_window : 0;
+  }
 
   static Expected<ModelConfig> from_gguf(const GgufFile& f);
   std::string summary() const;

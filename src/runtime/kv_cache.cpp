@@ -1,11 +1,13 @@
 #include "runtime/kv_cache.h"
 
+#include <utility>
+
 #include "quant/formats/float.h"
 
 namespace pocketlm {
 
-KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t kv_dim, KvType type)
-    : n_layer_(n_layer), n_ctx_(n_ctx), kv_dim_(kv_dim), type_(type) {
+KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t kv_dim, KvType type, std::vector<int64_t> windows)
+    : n_layer_(n_layer), n_ctx_(n_ctx), kv_dim_(kv_dim), type_(type), windows_(std::move(windows)) {
   const size_t n = static_cast<size_t>(n_layer * n_ctx * kv_dim);
   if (type == KvType::F32) {
     k32_.resize(n);

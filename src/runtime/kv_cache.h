@@ -10,7 +10,11 @@ namespace pocketlm {
 
 class KvCache {
  public:
-  KvCache(int64_t n_layer, int64_t n_ctx, int64_t kv_dim, KvType type);
+  // windows: per layer, its sliding window in tokens (0 or absent: global layer).
+  KvCache(int64_t n_layer, int64_t n_ctx, int64_t kv_dim, KvType type, std::vector<int64_t> windows = {});
+  int64_t window(int64_t layer) const {
+    return static_cast<size_t>(layer) < windows_.size() ? windows_[static_cast<size_t>(layer)] : 0;
+  }
 
   // Stores the K and V rows of the token at `pos` (kv_dim floats each), rounding to the cache type.
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
@@ -39,6 +43,7 @@ class KvCache {
   void read(const std::vector<float>& f32, const std::vector<uint16_t>& f16, size_t at, int64_t n, float* out) const;
   int64_t n_layer_, n_ctx_, kv_dim_;
   KvType type_;
+  std::vector<int64_t> windows_;
   std::vector<float> k32_, v32_;
   std::vector<uint16_t> k16_, v16_;
 };

@@ -2,16 +2,22 @@
 
 #include <algorithm>
 
-#include "model/arch/llama.h"
+#include "model/arch/forward.h"
 #include "runtime/kv_cache.h"
 
 namespace pocketlm {
 
 struct Session::State {
   State(const ModelConfig& c, int64_t n_ctx, KvType type, int threads)
-      : kv(c.n_layer, n_ctx, c.n_head_kv * c.head_dim, type), pool(threads) {}
+      : kv(c.n_layer, n_ctx, c.n_head_kv * c.head_dim, type, layer_windows(c)), pool(threads), forward(forward_for(c)) {}
+  static std::vector<int64_t> layer_windows(const ModelConfig& c) {
+    std::vector<int64_t> w(static_cast<size_t>(c.n_layer));
+    for (int64_t il = 0; il < c.n_layer; ++il) w[static_cast<size_t>(il)] = c.window(il);
+    return w;
+  }
   KvCache kv;
   ThreadPool pool;
+  ForwardFn forward;
   ForwardScratch scratch;
   std::vector<float> all_logits;
 };
@@ -49,7 +55,7 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     const size_t n = std::min<size_t>(kMaxBatch, tokens.size() - b);
     const bool last = b + n == tokens.size();
     const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
-    llama_forward(*model_, tokens.subspan(b, n), n_past_, which, st_->kv, st_->scratch, st_->pool);
+    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, st_->kv, st_->scratch, st_->pool);
     n_past_ += static_cast<int64_t>(n);
     if (all_logits)
       std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),

@@ -6,11 +6,10 @@
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/kv_types.h"
 #include "util/error.h"
 
 namespace pocketlm {
-
-enum class KvType { F32, F16 };
 
 struct SessionOptions {
   int64_t n_ctx = 0;            // 0: min(model's training context, 4096)

@@ -1,7 +1,7 @@
 #pragma once
 // The Llama-family forward pass (llama, SmolLM2 — tied or separate head): embedding, per layer
 // RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU FFN → residual, final norm and head.
-#include "model/attention.h"
+#include "model/arch/forward.h"
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -12,20 +12,7 @@
 
 namespace pocketlm {
 
-// Buffers reused across calls, sized for up to max_batch tokens.
-struct ForwardScratch {
-  std::vector<float> x, xn, q, k, v, att, att_out, gate, up, hidden, logits, scores;
-  std::vector<uint8_t> act;  // quantized activations
-  std::vector<AttentionScratch> attn;
-  int64_t max_batch = 0;
-  void reserve(const ModelConfig& c, int64_t n_tokens, int64_t n_ctx, int n_threads);
-};
-
-// Which logits a forward call computes: none (a prompt batch before the last), the last token's, or all.
-enum class Logits { None, Last, All };
-
-// Runs `tokens` at positions pos0.. through the model, writing K/V into `kv`. Fills scratch.logits with
-// the logits `which` asks for (n_vocab floats per token).
+// A ForwardFn (model/arch/forward.h).
 void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
                    ForwardScratch& s, ThreadPool& pool);
 

@@ -1,0 +1,35 @@
+#pragma once
+// What every architecture's forward pass shares: the scratch buffers, which logits to compute, and the
+// lookup from general.architecture to the pass (forward_for).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/attention.h"
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "util/thread_pool.h"
+
+namespace pocketlm {
+
+// Buffers reused across calls, sized for up to max_batch tokens.
+struct ForwardScratch {
+  std::vector<float> x, xn, q, k, v, att, att_out, gate, up, hidden, logits, scores;
+  std::vector<uint8_t> act;  // quantized activations
+  std::vector<AttentionScratch> attn;
+  int64_t max_batch = 0;
+  void reserve(const ModelConfig& c, int64_t n_tokens, int64_t n_ctx, int n_threads);
+};
+
+// Which logits a forward call computes: none (a prompt batch before the last), the last token's, or all.
+enum class Logits { None, Last, All };
+
+// Runs `tokens` at positions pos0.. through the model, writing K/V into `kv`. Fills scratch.logits with
+// the logits `which` asks for (n_vocab floats per token).
+using ForwardFn = void (*)(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which,
+                           KvCache& kv, ForwardScratch& s, ThreadPool& pool);
+
+// The forward pass of c.arch (ModelConfig::from_gguf only accepts architectures that have one).
+ForwardFn forward_for(const ModelConfig& c);
+
+}  // namespace pocketlm
