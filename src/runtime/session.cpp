@@ -8,21 +8,32 @@
 namespace pocketlm {
 
 struct Session::State {
-  State(const ModelConfig& c, int64_t n_ctx, KvType type, int threads)
-      : kv(c.n_layer, n_ctx, c.n_head_kv * c.head_dim, type, layer_windows(c)), pool(threads), forward(forward_for(c)) {}
-  static std::vector<int64_t> layer_windows(const ModelConfig& c) {
-    std::vector<int64_t> w(static_cast<size_t>(c.n_layer));
-    for (int64_t il = 0; il < c.n_layer; ++il) w[static_cast<size_t>(il)] = c.window(il);
-    return w;
-  }
-  KvCache kv;
+  State(std::unique_ptr<KvCache> cache, int threads, ForwardFn f) : kv(std::move(cache)), pool(threads), forward(f) {}
+  std::unique_ptr<KvCache> kv;
   ThreadPool pool;
   ForwardFn forward;
   ForwardScratch scratch;
   std::vector<float> all_logits;
 };
 
-inline constexpr int64_t kMaxBatch = 512;  // prompt tokens per forward call
+KvLayout kv_layout_for(const ModelConfig& c, const SessionOptions& opts) {
+  KvLayout l;
+  l.n_layer = c.n_layer;
+  l.n_head_kv = c.n_head_kv;
+  l.head_dim = c.head_dim;
+  l.type_k = opts.kv_type;
+  l.type_v = opts.kv_type_v.value_or(opts.kv_type);
+  l.block_tokens = opts.kv_block;
+  l.windows.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) l.windows[static_cast<size_t>(il)] = c.window(il);
+  return l;
+}
+
+size_t kv_bytes_for_context(const KvLayout& layout, int64_t n_ctx) {
+  int64_t blocks = 0;
+  for (int64_t il = 0; il < layout.n_layer; ++il) blocks += layout.max_blocks(il, n_ctx, kMaxBatch);
+  return static_cast<size_t>(blocks) * layout.block_bytes();
+}
 
 Session::~Session() = default;
 
@@ -30,15 +41,39 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, SessionOp
   const ModelConfig& c = model.config();
   int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   if (n_ctx > (1 << 20)) return Error("context size " + std::to_string(n_ctx) + " is too large (max 1048576)");
+  const KvLayout layout = kv_layout_for(c, opts);
+  PLM_CHECK(layout.validate());
+  std::shared_ptr<KvPool> kv_pool = opts.kv_pool;
+  if (kv_pool) {
+    if (kv_pool->block_bytes() != layout.block_bytes())
+      return Error("shared KV pool has " + std::to_string(kv_pool->block_bytes()) + "-byte blocks, this model and cache types need " +
+                   std::to_string(layout.block_bytes()));
+  } else {
+    const size_t budget = opts.kv_budget > 0 ? opts.kv_budget : kv_bytes_for_context(layout, n_ctx);
+    PLM_TRY(kv_pool, KvPool::create(layout.block_bytes(), budget));
+  }
   std::unique_ptr<Session> s(new Session());
   s->model_ = &model;
   s->n_ctx_ = n_ctx;
   const int threads = opts.n_threads > 0 ? opts.n_threads : physical_cores();
-  s->st_ = std::make_unique<State>(c, n_ctx, opts.kv_type, threads);
+  s->st_ = std::make_unique<State>(std::make_unique<KvCache>(layout, n_ctx, std::move(kv_pool)), threads, forward_for(c));
   return s;
 }
 
-size_t Session::kv_bytes() const { return st_->kv.bytes(); }
+size_t Session::kv_bytes() const { return st_->kv->bytes_held(); }
+const KvCache& Session::kv_cache() const { return *st_->kv; }
+
+void Session::reset() {
+  st_->kv->clear();
+  n_past_ = 0;
+}
+
+Status Session::truncate(int64_t n) {
+  if (n >= n_past_) return Status::Ok();
+  PLM_CHECK(st_->kv->truncate(n));
+  n_past_ = std::max<int64_t>(0, n);
+  return Status::Ok();
+}
 
 Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
   const ModelConfig& c = model_->config();
@@ -55,7 +90,9 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     const size_t n = std::min<size_t>(kMaxBatch, tokens.size() - b);
     const bool last = b + n == tokens.size();
     const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
-    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, st_->kv, st_->scratch, st_->pool);
+    // A full pool stops here, before anything is written: the tokens so far stay usable.
+    PLM_CHECK(st_->kv->reserve(n_past_, static_cast<int64_t>(n)));
+    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, st_->pool);
     n_past_ += static_cast<int64_t>(n);
     if (all_logits)
       std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),

@@ -2,10 +2,13 @@
 // A Session is one sequence being decoded: its KV cache and position. eval() appends tokens, runs the
 // forward pass and returns logits.
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 #include "runtime/kv_types.h"
 #include "util/error.h"
 
@@ -13,9 +16,20 @@ namespace pocketlm {
 
 struct SessionOptions {
   int64_t n_ctx = 0;            // 0: min(model's training context, 4096)
-  KvType kv_type = KvType::F16;
+  KvType kv_type = KvType::F16; // K cache type, and V's unless kv_type_v is set
   int n_threads = 0;            // 0: physical cores
+  std::optional<KvType> kv_type_v;
+  size_t kv_budget = 0;         // bytes for the KV pool this session creates; 0: exactly what n_ctx needs
+  int64_t kv_block = 32;        // tokens per KV block
+  // A pool shared with other sessions (same model and cache types, block size kv_block); null: own pool.
+  std::shared_ptr<KvPool> kv_pool;
 };
+
+// The KV layout a model and options give (what a shared pool must be created for).
+KvLayout kv_layout_for(const ModelConfig& c, const SessionOptions& opts);
+// Bytes a pool needs for one sequence of n_ctx tokens (window layers hold only their window).
+size_t kv_bytes_for_context(const KvLayout& layout, int64_t n_ctx);
+inline constexpr int64_t kMaxBatch = 512;  // prompt tokens per forward call
 
 class Session {
  public:
@@ -27,10 +41,12 @@ class Session {
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
-  void reset() { n_past_ = 0; }
-  // Forgets every token after the first n (their KV entries are overwritten by the next eval).
-  void truncate(int64_t n) { n_past_ = n < n_past_ ? (n < 0 ? 0 : n) : n_past_; }
-  size_t kv_bytes() const;
+  void reset();
+  // Forgets every token after the first n; their blocks go back to the pool. An error (nothing changes)
+  // when a sliding-window layer has already dropped what position n would see: then reset() and re-eval.
+  Status truncate(int64_t n);
+  size_t kv_bytes() const;            // bytes of the KV blocks this sequence holds now
+  const KvCache& kv_cache() const;
 
  private:
   struct State;

@@ -64,7 +64,11 @@ int chat(const ChatFlags& f) {
                    static_cast<long long>(session->n_ctx()));
       return 1;
     }
-    session->truncate(static_cast<int64_t>(common));
+    // A sliding-window model may no longer hold what a deep roll-back needs: then start the cache over.
+    if (!session->truncate(static_cast<int64_t>(common)).ok()) {
+      session->reset();
+      common = 0;
+    }
     fed.assign(ids.begin(), ids.end());
     const double t0 = now_seconds();
     auto logits = session->eval(std::span<const int32_t>(ids).subspan(common));

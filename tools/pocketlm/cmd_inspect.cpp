@@ -6,6 +6,9 @@
 #include "commands.h"
 #include "common.h"
 #include "gguf/reader.h"
+#include "model/config.h"
+#include "runtime/kv_memory.h"
+#include "runtime/session.h"
 
 namespace pocketlm::cli {
 namespace {
@@ -13,7 +16,32 @@ namespace {
 struct InspectFlags {
   std::string model;
   bool no_tensors = false;
+  int64_t n_ctx = 0;  // > 0: print the KV cache memory for this context
+  std::string cache_type_k = "f16", cache_type_v = "f16";
+  int64_t kv_block = 32;
 };
+
+// The KV cache a session of f.n_ctx tokens would hold, by layer kind, with its formula.
+int print_kv_memory(const GgufFile& g, const InspectFlags& f) {
+  auto c = ModelConfig::from_gguf(g);
+  auto tk = parse_kv_type(f.cache_type_k);
+  auto tv = parse_kv_type(f.cache_type_v);
+  if (!c || !tk || !tv) {
+    std::fprintf(stderr, "error: %s\n", (!c ? c.error() : !tk ? tk.error() : tv.error()).message().c_str());
+    return 1;
+  }
+  SessionOptions o;
+  o.kv_type = *tk;
+  o.kv_type_v = *tv;
+  o.kv_block = f.kv_block;
+  const KvLayout layout = kv_layout_for(*c, o);
+  if (auto st = layout.validate(); !st) {
+    std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  std::printf("\n## KV cache\n\n%s", format_kv_memory(kv_memory_report(layout, f.n_ctx, kMaxBatch)).c_str());
+  return 0;
+}
 
 int inspect(const InspectFlags& f) {
   auto g = GgufFile::open(f.model);
@@ -50,6 +78,7 @@ int inspect(const InspectFlags& f) {
   std::printf("\n%lld parameters, %s of tensor data, %.3f bits per weight\n", static_cast<long long>(total_el),
               human_bytes(static_cast<double>(total_bytes)).c_str(),
               total_el ? 8.0 * static_cast<double>(total_bytes) / static_cast<double>(total_el) : 0.0);
+  if (f.n_ctx > 0) return print_kv_memory(*g, f);
   return 0;
 }
 
@@ -60,6 +89,11 @@ void add_inspect_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand("inspect", "print a GGUF file's metadata and tensors");
   app->add_option("model", f->model, "GGUF file")->required()->check(CLI::ExistingFile);
   app->add_flag("--no-tensors", f->no_tensors, "print only metadata and totals");
+  app->add_option("--ctx", f->n_ctx, "also print the KV cache memory of a context of this many tokens")->check(CLI::Range(1, 1 << 20));
+  const auto types = CLI::IsMember({"f16", "f32", "q8", "q4", "q8_0", "q4_0"});
+  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk), with --ctx")->capture_default_str()->check(types);
+  app->add_option("--cache-type-v", f->cache_type_v, "KV cache type for V (-ctv), with --ctx")->capture_default_str()->check(types);
+  app->add_option("--kv-block", f->kv_block, "tokens per KV block, with --ctx")->capture_default_str()->check(CLI::Range(1, 4096));
   app->callback([f] {
     const int rc = inspect(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

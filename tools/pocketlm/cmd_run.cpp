@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "runtime/kv_memory.h"
 #include "common.h"
 #include "util/stats.h"
 
@@ -93,6 +94,9 @@ int run(const RunFlags& f) {
                human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
                human_bytes(static_cast<double>(rss_loaded)).c_str(), human_bytes(static_cast<double>(peak_rss_bytes())).c_str(),
                sampler.seed());
+  const KvCache& kv = session->kv_cache();
+  std::fprintf(stderr, "%s",
+               format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(), kv.peak_bytes_held()).c_str());
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "util/thread_pool.h"
 
@@ -12,8 +13,12 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-m,--model", f.model, "GGUF model file")->required()->check(CLI::ExistingFile);
   app.add_option("-c,--ctx-size", f.n_ctx, "context size in tokens (KV cache capacity)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("-t,--threads", f.threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
-  app.add_option("--cache-type-k", f.cache_type_k, "KV cache type for K (-ctk): f16 | f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
-  app.add_option("--cache-type-v", f.cache_type_v, "KV cache type for V (-ctv): f16 | f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  const auto types = CLI::IsMember({"f16", "f32", "q8", "q4", "q8_0", "q4_0"});
+  app.add_option("--cache-type-k", f.cache_type_k, "KV cache type for K (-ctk): f16 | f32 | q8 | q4 (int8/int4, one scale per token and KV head)")
+      ->capture_default_str()->check(types);
+  app.add_option("--cache-type-v", f.cache_type_v, "KV cache type for V (-ctv): f16 | f32 | q8 | q4")->capture_default_str()->check(types);
+  app.add_option("--kv-budget", f.kv_budget, "hard limit on KV cache bytes (K/M/G suffix); a full cache is an error (default: what -c needs)");
+  app.add_option("--kv-block", f.kv_block, "tokens per KV cache block")->capture_default_str()->check(CLI::Range(1, 4096));
 }
 
 void add_sampler_flags(CLI::App& app, SamplerParams& p) {
@@ -37,17 +42,47 @@ std::unique_ptr<Model> load_model(const std::string& path) {
   return std::move(m).value();
 }
 
-std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
-  if (f.cache_type_k != f.cache_type_v) {
-    std::fprintf(stderr, "error: -ctk %s and -ctv %s differ; mixed K/V cache types are not supported yet\n",
-                 f.cache_type_k.c_str(), f.cache_type_v.c_str());
-    return nullptr;
+Expected<size_t> parse_byte_size(const std::string& s, const std::string& flag) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    return Error(flag + " '" + s + "': not a size (e.g. 64M, 1.5G, 300000000)");
   }
+  std::string suffix = s.substr(used);
+  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
+  if (!suffix.empty() && (suffix.back() == 'i')) suffix.pop_back();
+  double mult = 1;
+  if (suffix == "K" || suffix == "k") mult = 1024.0;
+  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty()) return Error(flag + " '" + s + "': unknown unit '" + suffix + "' (use K, M or G)");
+  if (!(v > 0) || v * mult > 1e15) return Error(flag + " '" + s + "': out of range");
+  return static_cast<size_t>(v * mult);
+}
+
+Expected<SessionOptions> session_options(const ModelFlags& f) {
   SessionOptions o;
   o.n_ctx = f.n_ctx;
   o.n_threads = f.threads > 0 ? f.threads : physical_cores();
-  o.kv_type = f.cache_type_k == "f32" ? KvType::F32 : KvType::F16;
-  auto s = Session::create(m, o);
+  PLM_TRY(o.kv_type, parse_kv_type(f.cache_type_k));
+  PLM_TRY(KvType v, parse_kv_type(f.cache_type_v));
+  o.kv_type_v = v;
+  if (!f.kv_budget.empty()) {
+    PLM_TRY(o.kv_budget, parse_byte_size(f.kv_budget, "--kv-budget"));
+  }
+  o.kv_block = f.kv_block;
+  return o;
+}
+
+std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
+  auto o = session_options(f);
+  if (!o) {
+    std::fprintf(stderr, "error: %s\n", o.error().message().c_str());
+    return nullptr;
+  }
+  auto s = Session::create(m, *o);
   if (!s) {
     std::fprintf(stderr, "error: %s\n", s.error().message().c_str());
     return nullptr;

@@ -17,7 +17,13 @@ struct ModelFlags {
   int threads = 0;
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
+  std::string kv_budget;   // e.g. "64M", "1.5G", "300000000"; empty: what -c needs
+  int64_t kv_block = 32;
 };
+// Parses a byte size with an optional K/M/G suffix (powers of 1024); an error names the flag.
+Expected<size_t> parse_byte_size(const std::string& s, const std::string& flag);
+// The session options the model flags give (errors name the flag).
+Expected<SessionOptions> session_options(const ModelFlags& f);
 void add_model_flags(CLI::App& app, ModelFlags& f);
 void add_sampler_flags(CLI::App& app, SamplerParams& p);
 
