@@ -87,14 +87,6 @@ void KvCache::clear() {
   end_ = 0;
 }
 
-void KvCache::release_front(Layer& L, int64_t new_first_block) {
-  const int64_t drop = std::clamp<int64_t>(new_first_block - L.first_block, 0, static_cast<int64_t>(L.ids.size()));
-  if (drop == 0) return;
-  pool_->release(std::span<const int32_t>(L.ids.data(), static_cast<size_t>(drop)));
-  L.ids.erase(L.ids.begin(), L.ids.begin() + drop);
-  L.first_block += drop;
-}
-
 Status KvCache::reserve(int64_t pos, int64_t n) {
   const int64_t B = layout_.block_tokens;
   if (n <= 0) return Status::Ok();
@@ -102,20 +94,27 @@ Status KvCache::reserve(int64_t pos, int64_t n) {
   if (pos + n > n_ctx_)
     return Error("context overflow: " + std::to_string(pos) + " + " + std::to_string(n) + " tokens > context size " + std::to_string(n_ctx_));
   const int64_t last_block = (pos + n - 1) / B;
+  // Plan, changing nothing: per layer the front blocks a window layer is done with (drop) and the blocks
+  // to add. A window layer reuses its dropped blocks for its new positions (a ring); only the rest come
+  // from the pool.
+  std::vector<int64_t> drop(layers_.size(), 0), add(layers_.size(), 0);
   int64_t need = 0;
   for (size_t il = 0; il < layers_.size(); ++il) {
-    Layer& L = layers_[il];
+    const Layer& L = layers_[il];
     const int64_t w = layout_.window(static_cast<int64_t>(il));
+    int64_t first = L.first_block;
     if (w > 0) {
-      // Blocks wholly before what this batch's first token can see (and the roll-back margin) are done.
-      const int64_t lowest = std::max<int64_t>(0, pos - w + 1 - layout_.keep());
-      if (L.ids.empty()) L.first_block = floor_div(lowest, B);
-      else release_front(L, floor_div(lowest, B));
-      if (L.ids.empty()) L.first_block = std::max(L.first_block, floor_div(lowest, B));
-      if (L.first_block * B > std::max<int64_t>(0, pos - w + 1))
-        return Error("KV cache: window layer " + std::to_string(il) + " no longer holds the positions before " + std::to_string(pos));
+      const int64_t seen = std::max<int64_t>(0, pos - w + 1);  // what the batch's first token sees
+      if (!L.ids.empty() && L.first_block * B > seen)
+        return Error("KV cache: sliding-window layer " + std::to_string(il) + " no longer holds position " + std::to_string(seen));
+      const int64_t new_first = floor_div(std::max<int64_t>(0, seen - layout_.keep()), B);
+      if (L.ids.empty()) first = new_first;
+      else drop[il] = std::clamp<int64_t>(new_first - L.first_block, 0, static_cast<int64_t>(L.ids.size()));
+      first = std::max(first, L.ids.empty() ? new_first : L.first_block + drop[il]);
     }
-    need += std::max<int64_t>(0, last_block + 1 - (L.first_block + static_cast<int64_t>(L.ids.size())));
+    const int64_t held_end = L.ids.empty() ? first : L.first_block + static_cast<int64_t>(L.ids.size());
+    add[il] = std::max<int64_t>(0, last_block + 1 - std::max(held_end, first));
+    need += std::max<int64_t>(0, add[il] - drop[il]);
   }
   std::vector<int32_t> ids(static_cast<size_t>(need));
   if (!pool_->allocate(ids)) {
@@ -130,9 +129,23 @@ Status KvCache::reserve(int64_t pos, int64_t n) {
                   static_cast<double>(pool_->capacity_bytes()) * mib);
     return Error(buf);
   }
+  // Apply.
   size_t next = 0;
-  for (Layer& L : layers_)
-    while (L.first_block + static_cast<int64_t>(L.ids.size()) <= last_block) L.ids.push_back(ids[next++]);
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    Layer& L = layers_[il];
+    const int64_t w = layout_.window(static_cast<int64_t>(il));
+    if (L.ids.empty() && w > 0)
+      L.first_block = floor_div(std::max<int64_t>(0, std::max<int64_t>(0, pos - w + 1) - layout_.keep()), B);
+    std::vector<int32_t> dropped(L.ids.begin(), L.ids.begin() + drop[il]);
+    L.ids.erase(L.ids.begin(), L.ids.begin() + drop[il]);
+    L.first_block += drop[il];
+    if (L.ids.empty() && w > 0)
+      L.first_block = std::max(L.first_block, floor_div(std::max<int64_t>(0, std::max<int64_t>(0, pos - w + 1) - layout_.keep()), B));
+    size_t reused = 0;
+    for (int64_t a = 0; a < add[il]; ++a) L.ids.push_back(reused < dropped.size() ? dropped[reused++] : ids[next++]);
+    pool_->release(std::span<const int32_t>(dropped.data() + reused, dropped.size() - reused));
+  }
+  assert(next == ids.size());
   end_ = std::max(end_, pos + n);
   peak_blocks_ = std::max(peak_blocks_, static_cast<size_t>(blocks_held()));
   return Status::Ok();

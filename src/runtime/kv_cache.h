@@ -73,7 +73,8 @@ class KvCache {
   KvCache& operator=(const KvCache&) = delete;
 
   // Makes positions [pos, pos + n) writable on every layer (taking blocks from the pool) and returns the
-  // blocks of window layers no batch from pos on can see. On error (pool full) nothing changes.
+  // blocks of window layers no batch from pos on can see (reused as a ring for the new positions). On
+  // error (pool full) nothing changes.
   Status reserve(int64_t pos, int64_t n);
   // Stores the K and V of the token at `pos` (n_head_kv * head_dim floats each), converting to the cache
   // types. `pos` must be inside a reserve()d range.
@@ -105,7 +106,6 @@ class KvCache {
     std::vector<int32_t> ids;  // blocks of logical indices [first_block, first_block + ids.size())
     int64_t first_block = 0;
   };
-  void release_front(Layer& L, int64_t new_first_block);
   KvLayout layout_;
   int64_t n_ctx_;
   std::shared_ptr<KvPool> pool_;
