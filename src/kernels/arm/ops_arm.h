@@ -94,6 +94,12 @@ struct Ops {
   static I32 dot_u8_scaled(I32 acc, I8 w, I8 a, I16 scales) { return dot_s8_scaled(acc, w, a, scales); }
   // Sum of the 8 int32 lanes.
   static int hsum_i32(I32 v) { return vaddvq_s32(vaddq_s32(v.val[0], v.val[1])); }
+  // The sums of four I32s, out[0..3] (one reduction tree for the four).
+  static void hsum4_i32(I32 a, I32 b, I32 c, I32 d, int32_t* out) {
+    const int32x4_t ab = vpaddq_s32(vaddq_s32(a.val[0], a.val[1]), vaddq_s32(b.val[0], b.val[1]));
+    const int32x4_t cd = vpaddq_s32(vaddq_s32(c.val[0], c.val[1]), vaddq_s32(d.val[0], d.val[1]));
+    vst1q_s32(out, vpaddq_s32(ab, cd));
+  }
 
   // ---- float ----
   static F8 zero_f() { return {{vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}}; }
@@ -239,3 +245,6 @@ inline constexpr int kTileRows = 2, kTileCols = 2;
 #endif
 // The quantized-KV K . Q tiles (simd/kv_rows.h): K rows x queries.
 inline constexpr int kKvTileRows = kTileRows, kKvTileCols = kTileCols;
+// The quantized-KV P . V accumulators (simd/kv_rows.h): queries x 8-float vectors (two registers each) held
+// across the rows.
+inline constexpr int kKvPvAccumulators = 8;
