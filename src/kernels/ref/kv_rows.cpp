@@ -1,5 +1,6 @@
 #include "kernels/ref/kv_rows.h"
 
+#include <cassert>
 #include <cmath>
 
 #include "quant/formats/float.h"
@@ -87,6 +88,7 @@ void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_s
 }  // namespace
 
 void quantize_kv_row(KvType t, const float* x, uint8_t* dst, int64_t head_dim) {
+  assert(t == KvType::Q8 || (t == KvType::Q4 && head_dim % 32 == 0));
   uint8_t* qs = dst + 2;
   if (t == KvType::Q8) {
     float amax = 0.0f;
@@ -118,6 +120,7 @@ void quantize_kv_row(KvType t, const float* x, uint8_t* dst, int64_t head_dim) {
 }
 
 void dequantize_kv_row(KvType t, const uint8_t* src, float* dst, int64_t head_dim) {
+  assert(t == KvType::Q8 || (t == KvType::Q4 && head_dim % 32 == 0));
   const float d = fp16_to_fp32(kv_row_scale_bits(src));
   const uint8_t* qs = src + 2;
   for (int64_t i = 0; i < head_dim; ++i)
