@@ -6,7 +6,8 @@
 #   -cpu max         (dotprod + i8mm): dispatch must see i8mm,dotprod,neon and pick i8mm; each path forced
 #   -cpu cortex-a76  (dotprod, no i8mm): must see dotprod,neon and pick dotprod
 #   -cpu cortex-a57  (ARMv8.0, no dotprod): must see only neon and pick it; forcing i8mm must be refused
-# Usage: scripts/test-arm.sh [BUILD_DIR]   (default build-arm). Called by scripts/test.sh.
+# Usage: scripts/test-arm.sh [BUILD_DIR]   (default build-arm; POCKETLM_JOBS=N: build jobs, default nproc).
+# Called by scripts/test.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${1:-$ROOT/build-arm}"
@@ -18,7 +19,7 @@ done
 echo "== ARM kernels: cross build (g++-aarch64-linux-gnu, -Werror) =="
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLM_WERROR=ON \
   -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" -DPOCKETLM_KERNELS_ONLY=ON >/dev/null
-ninja -C "$BUILD" -j"$(nproc)" pocketlm_kernel_conformance
+ninja -C "$BUILD" -j"${POCKETLM_JOBS:-$(nproc)}" pocketlm_kernel_conformance
 BIN="$BUILD/tests/pocketlm_kernel_conformance"
 
 FAILED=0; RUNS=0

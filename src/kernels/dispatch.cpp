@@ -86,6 +86,7 @@ GemmFn gemm_for(GgmlType weight_type) {
 
 }  // namespace pocketlm::kernels
 
+#include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
 
 namespace pocketlm::kernels {
@@ -99,5 +100,27 @@ WeightedRowsFn weighted_rows_for(bool f16) {
   WeightedRowsFn f = f16 ? t.weighted_rows_f16 : t.weighted_rows_f32;
   if (f == nullptr) f = f16 ? scalar_table()->weighted_rows_f16 : scalar_table()->weighted_rows_f32;
   return f;
+}
+
+namespace {
+int kv_row_index(KvType t) { return t == KvType::Q8 ? kKvRowQ8 : t == KvType::Q4 ? kKvRowQ4 : -1; }
+}  // namespace
+
+GemmFn kv_gemm_for(KvType t) {
+  const int i = kv_row_index(t);
+  if (i < 0) return nullptr;
+  if (GemmFn f = active_table().kv_gemm[i]) return f;
+  return scalar_table()->kv_gemm[i];
+}
+
+WeightedRowsFn kv_weighted_rows_for(KvType t) {
+  const int i = kv_row_index(t);
+  if (i < 0) return nullptr;
+  if (WeightedRowsFn f = active_table().kv_weighted_rows[i]) return f;
+  return scalar_table()->kv_weighted_rows[i];
+}
+
+void quantize_kv_row(KvType t, const float* x, uint8_t* dst, int64_t head_dim) {
+  ref::quantize_kv_row(t, x, dst, head_dim);
 }
 }  // namespace pocketlm::kernels

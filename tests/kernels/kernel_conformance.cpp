@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kernels/ref/activation_ref.h"
+#include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
 #include "quant/formats/dequantize.h"
 #include "quant/formats/float.h"
@@ -270,7 +271,144 @@ void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, Con
   }
 }
 
+
+// ---------------------------------------------------------------- quantized KV rows (ref/kv_rows.h)
+enum class KvFill { Quantized, RawBytes, Zero, MaxScale, NonFinite };
+
+const char* kv_fill_name(KvFill f) {
+  switch (f) {
+    case KvFill::Quantized: return "quantized";
+    case KvFill::RawBytes: return "raw-bytes";
+    case KvFill::Zero: return "zero";
+    case KvFill::MaxScale: return "max-scale";
+    case KvFill::NonFinite: return "nan/inf-scale";
+  }
+  return "?";
+}
+
+KvType kv_type_of(KvRow r) { return r == kKvRowQ8 ? KvType::Q8 : KvType::Q4; }
+
+// n rows of `t` (stride kv_row_bytes + 5, so rows are unaligned and padded): quantized N(0, sigma) floats
+// with a random sigma per row, or raw quant bytes (q8 in [-127, 127], any nibbles) under a random, the
+// largest or a non-finite f16 scale.
+std::vector<uint8_t> make_kv_rows(KvType t, int64_t hd, int64_t n, size_t stride, KvFill fill, std::mt19937& rng) {
+  std::vector<uint8_t> rows(stride * static_cast<size_t>(n), 0x5A);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> log_sigma(-3.0f, 1.0f);
+  std::uniform_int_distribution<int> q8(-127, 127), byte(0, 255);
+  std::vector<float> x(static_cast<size_t>(hd));
+  const size_t rb = kv_row_bytes(t, hd);
+  for (int64_t j = 0; j < n; ++j) {
+    uint8_t* row = rows.data() + static_cast<size_t>(j) * stride;
+    if (fill == KvFill::Quantized || fill == KvFill::Zero) {
+      const float sigma = std::pow(10.0f, log_sigma(rng));
+      for (auto& v : x) v = fill == KvFill::Zero ? 0.0f : sigma * normal(rng);
+      ref::quantize_kv_row(t, x.data(), row, hd);
+      continue;
+    }
+    for (size_t i = 2; i < rb; ++i)
+      row[i] = static_cast<uint8_t>(t == KvType::Q8 ? static_cast<uint8_t>(static_cast<int8_t>(q8(rng))) : byte(rng));
+    float d = std::pow(10.0f, log_sigma(rng)) * 0.01f;
+    if (fill == KvFill::MaxScale) d = j % 2 ? -65504.0f : 65504.0f;
+    if (fill == KvFill::NonFinite && j % 3 == 1) d = j % 2 ? NAN : -INFINITY;
+    const uint16_t h = fp32_to_fp16(d);
+    std::memcpy(row, &h, 2);
+  }
+  return rows;
+}
+
+// K . Q: the path's scores must equal the reference's bit for bit (NaN where it is NaN).
+void check_kv_gemm(const KernelTable& path, KvRow kr, int64_t hd, int64_t rows, int64_t cols, KvFill fill,
+                   std::mt19937& rng, ConformanceReport& rep) {
+  const GemmFn simd = path.kv_gemm[kr];
+  const GemmFn ref = scalar_table()->kv_gemm[kr];
+  if (simd == nullptr) return;
+  const KvType t = kv_type_of(kr);
+  const size_t ks = kv_row_bytes(t, hd) + 5, qs = kv_row_bytes(KvType::Q8, hd) + 3;
+  const std::vector<uint8_t> k = make_kv_rows(t, hd, rows, ks, fill, rng);
+  const std::vector<uint8_t> q =
+      make_kv_rows(KvType::Q8, hd, cols, qs, fill == KvFill::RawBytes ? KvFill::RawBytes : KvFill::Quantized, rng);
+  const int64_t ldo = rows + 3;
+  std::vector<float> got(static_cast<size_t>(ldo * cols), -777.0f), want(got.size(), -777.0f);
+  simd(hd, k.data(), ks, rows, q.data(), qs, cols, got.data(), ldo);
+  ref(hd, k.data(), ks, rows, q.data(), qs, cols, want.data(), ldo);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ++rep.checks;
+    const bool ok = std::memcmp(&got[i], &want[i], 4) == 0 || (std::isnan(got[i]) && std::isnan(want[i]));
+    if (!ok && rep.failures.size() < 20) {
+      std::ostringstream os;
+      os << path.name << " kv_gemm " << kv_type_name(t) << " " << kv_fill_name(fill) << " head_dim=" << hd
+         << " rows=" << rows << " cols=" << cols << " at (row " << static_cast<int64_t>(i) % ldo << ", col "
+         << static_cast<int64_t>(i) / ldo << "): got " << got[i] << ", reference " << want[i] << " (must be equal)";
+      rep.failures.push_back(os.str());
+    }
+  }
+}
+
+// P . V: within kRelTolerance of sum_j p_j |v_j[i]| (the paths use an FMA per term, the reference a
+// multiply and an add); outputs outside [0, dim) untouched.
+void check_kv_weighted_rows(const KernelTable& path, KvRow kr, int64_t n_rows, int64_t dim, int64_t n_cols,
+                            std::mt19937& rng, ConformanceReport& rep) {
+  const WeightedRowsFn simd = path.kv_weighted_rows[kr];
+  const WeightedRowsFn ref = scalar_table()->kv_weighted_rows[kr];
+  if (simd == nullptr) return;
+  const KvType t = kv_type_of(kr);
+  const size_t vs = kv_row_bytes(t, dim) + 7;
+  const std::vector<uint8_t> v = make_kv_rows(t, dim, n_rows, vs, KvFill::Quantized, rng);
+  std::vector<float> mag(static_cast<size_t>(n_rows * dim));
+  for (int64_t j = 0; j < n_rows; ++j) {
+    ref::dequantize_kv_row(t, v.data() + static_cast<size_t>(j) * vs, mag.data() + j * dim, dim);
+    for (int64_t i = 0; i < dim; ++i) mag[static_cast<size_t>(j * dim + i)] = std::fabs(mag[static_cast<size_t>(j * dim + i)]);
+  }
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const size_t p_stride = static_cast<size_t>(n_rows + 1), out_stride = static_cast<size_t>(dim + 4);
+  std::vector<float> p(p_stride * static_cast<size_t>(n_cols));
+  for (size_t i = 0; i < p.size(); ++i) p[i] = (i % 5 == 2) ? 0.0f : std::fabs(normal(rng));
+  std::vector<float> got(out_stride * static_cast<size_t>(n_cols)), want(got.size());
+  for (size_t i = 0; i < got.size(); ++i) got[i] = want[i] = normal(rng);
+  simd(n_rows, dim, v.data(), vs, p.data(), p_stride, n_cols, got.data(), out_stride);
+  ref(n_rows, dim, v.data(), vs, p.data(), p_stride, n_cols, want.data(), out_stride);
+  for (int64_t c = 0; c < n_cols; ++c)
+    for (int64_t i = 0; i < static_cast<int64_t>(out_stride); ++i) {
+      const size_t at = static_cast<size_t>(c) * out_stride + static_cast<size_t>(i);
+      double m = 1.0;
+      if (i < dim)
+        for (int64_t j = 0; j < n_rows; ++j)
+          m += p[static_cast<size_t>(c) * p_stride + static_cast<size_t>(j)] * mag[static_cast<size_t>(j * dim + i)];
+      ++rep.checks;
+      const bool ok = i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
+      if (!ok && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << " kv_weighted_rows " << kv_type_name(t) << " rows=" << n_rows << " dim=" << dim
+           << " cols=" << n_cols << " at (col " << c << ", " << i << "): got " << got[at] << ", reference " << want[at];
+        rep.failures.push_back(os.str());
+      }
+    }
+}
+
 }  // namespace
+
+ConformanceReport check_kv_rows(const KernelTable& path, unsigned seed) {
+  ConformanceReport rep;
+  std::mt19937 rng(seed);
+  for (KvRow kr : {kKvRowQ8, kKvRowQ4}) {
+    // Shapes: odd rows/cols around the tiles (rows x queries), head_dim 32 .. 256; q8 also 80 (a 16-value
+    // tail after the 32-chunks) and 8.
+    const int64_t shapes[][3] = {{64, 1, 1}, {64, 13, 9}, {128, 7, 3}, {128, 33, 4}, {256, 5, 5},
+                                 {256, 16, 1}, {32, 3, 2}, {96, 9, 7}, {128, 2, 70}};
+    for (const auto& s : shapes) check_kv_gemm(path, kr, s[0], s[1], s[2], KvFill::Quantized, rng, rep);
+    if (kr == kKvRowQ8) {
+      check_kv_gemm(path, kr, 80, 9, 3, KvFill::Quantized, rng, rep);
+      check_kv_gemm(path, kr, 8, 5, 2, KvFill::RawBytes, rng, rep);
+    }
+    for (KvFill f : {KvFill::RawBytes, KvFill::Zero, KvFill::MaxScale, KvFill::NonFinite})
+      check_kv_gemm(path, kr, 128, 11, 5, f, rng, rep);
+    const int64_t wshapes[][3] = {{1, 32, 1}, {7, 64, 3}, {33, 128, 5}, {100, 96, 9}, {5, 256, 4}, {300, 64, 3}};
+    for (const auto& s : wshapes) check_kv_weighted_rows(path, kr, s[0], s[1], s[2], rng, rep);
+    if (kr == kKvRowQ8) check_kv_weighted_rows(path, kr, 9, 72, 2, rng, rep);  // not whole 32-groups
+  }
+  return rep;
+}
 
 ConformanceReport check_path(const KernelTable& path, unsigned seed) {
   ConformanceReport rep;
@@ -291,6 +429,10 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
     for (const auto& s : shapes) check_weighted_rows(path, f16, s[0], s[1], s[2], rng, rep);
   }
+  const ConformanceReport kv = check_kv_rows(path, seed);
+  rep.checks += kv.checks;
+  for (const auto& f : kv.failures)
+    if (rep.failures.size() < 40) rep.failures.push_back(f);
   return rep;
 }
 

@@ -25,8 +25,14 @@ struct ConformanceReport {
   std::vector<std::string> failures;  // one line per mismatch (capped)
 };
 
-// Runs every check for every type `path` implements; deterministic for a given seed.
+// Runs every check for every type `path` implements (check_kv_rows included); deterministic for a seed.
 ConformanceReport check_path(const KernelTable& path, unsigned seed = 1234);
+
+// The quantized KV row kernels (kv_gemm, kv_weighted_rows for q8 and q4) against the scalar reference
+// (ref/kv_rows.h): K . Q scores bit for bit (rows x queries 1..33 x 1..70, head_dim 8..256, quantized rows,
+// raw quant bytes, zero rows, the largest and non-finite scales); P . V within kRelTolerance of
+// sum_j p_j |v_j[i]| (head_dim 32..256, masked p = 0 entries, 1..300 rows).
+ConformanceReport check_kv_rows(const KernelTable& path, unsigned seed = 1234);
 
 // Relative tolerance used for the float checks (documented in docs/kernels.md).
 inline constexpr double kRelTolerance = 2e-5;

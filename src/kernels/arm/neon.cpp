@@ -14,6 +14,8 @@ namespace neon {
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
+#include "kernels/kv_score.h"
+#include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
 }  // namespace neon
 

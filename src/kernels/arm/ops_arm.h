@@ -92,6 +92,14 @@ struct Ops {
              dot16_scaled(acc.val[1], w.val[1], a.val[1], scales.val[1])}};
   }
   static I32 dot_u8_scaled(I32 acc, I8 w, I8 a, I16 scales) { return dot_s8_scaled(acc, w, a, scales); }
+  // Sum of the 8 int32 lanes.
+  static int hsum_i32(I32 v) { return vaddvq_s32(vaddq_s32(v.val[0], v.val[1])); }
+  // The sums of four I32s, out[0..3] (one reduction tree for the four).
+  static void hsum4_i32(I32 a, I32 b, I32 c, I32 d, int32_t* out) {
+    const int32x4_t ab = vpaddq_s32(vaddq_s32(a.val[0], a.val[1]), vaddq_s32(b.val[0], b.val[1]));
+    const int32x4_t cd = vpaddq_s32(vaddq_s32(c.val[0], c.val[1]), vaddq_s32(d.val[0], d.val[1]));
+    vst1q_s32(out, vpaddq_s32(ab, cd));
+  }
 
   // ---- float ----
   static F8 zero_f() { return {{vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}}; }
@@ -111,6 +119,13 @@ struct Ops {
   static F8 load_f16(const uint16_t* p) { return {{f16x4(vld1_u16(p)), f16x4(vld1_u16(p + 4))}}; }
   static F8 load_bf16(const uint16_t* p) {
     return {{vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)), vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p + 4), 16))}};
+  }
+  // 8 int8 at p as floats (quantized KV rows).
+  static F8 load_i8_f(const void* p) { return widen_f(vmovl_s8(vld1_s8(static_cast<const int8_t*>(p)))); }
+  // Bytes 8K .. 8K + 7 of v as floats.
+  template <int K> static F8 i8_to_f(I8 v) {
+    const int8x16_t x = v.val[K / 2];
+    return widen_f(K % 2 ? vmovl_high_s8(x) : vmovl_s8(vget_low_s8(x)));
   }
   static float hsum(F8 v) { return vaddvq_f32(vaddq_f32(v.val[0], v.val[1])); }
   static float f16(uint16_t h) { return vgetq_lane_f32(f16x4(vdup_n_u16(h)), 0); }
@@ -177,6 +192,7 @@ struct Ops {
 #endif
 
  private:
+  static F8 widen_f(int16x8_t w) { return {{vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), vcvtq_f32_s32(vmovl_high_s16(w))}}; }
   static int8x16_t shr4(int8x16_t v) { return vreinterpretq_s8_u8(vshrq_n_u8(vreinterpretq_u8_s8(v), 4)); }
   static float32x4_t f16x4(uint16x4_t h) { return vcvt_f32_f16(vreinterpret_f16_u16(h)); }
   static int32x4_t madd16(int32x4_t acc, int16x8_t a, int16x8_t b) {
@@ -227,3 +243,8 @@ inline constexpr int kTileRows = 2, kTileCols = 4;
 #else
 inline constexpr int kTileRows = 2, kTileCols = 2;
 #endif
+// The quantized-KV K . Q tiles (simd/kv_rows.h): K rows x queries.
+inline constexpr int kKvTileRows = kTileRows, kKvTileCols = kTileCols;
+// The quantized-KV P . V accumulators (simd/kv_rows.h): queries x 8-float vectors (two registers each) held
+// across the rows.
+inline constexpr int kKvPvAccumulators = 8;

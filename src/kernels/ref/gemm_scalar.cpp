@@ -1,5 +1,6 @@
 // The scalar path: each output is one reference vec_dot (ref/vec_dot.h), so it is the oracle by definition.
 #include "kernels/kernel_table.h"
+#include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
 #include "quant/formats/float.h"
 
@@ -57,6 +58,10 @@ KernelTable make() {
   set(GgmlType::Q6_K, gemm_ref<GgmlType::Q6_K>);
   t.weighted_rows_f32 = weighted_rows_ref<false>;
   t.weighted_rows_f16 = weighted_rows_ref<true>;
+  for (KvRow r : {kKvRowQ8, kKvRowQ4}) {
+    t.kv_gemm[r] = ref::kv_gemm(r);
+    t.kv_weighted_rows[r] = ref::kv_weighted_rows(r);
+  }
   return t;
 }
 

@@ -2,7 +2,7 @@
 // once and reuses it for C columns, and loads each activation block once for R rows. R and C are the
 // path's kTileRows x kTileCols; edges run smaller tiles. Decode (one column) is the same code with C = 1.
 //
-// Included INSIDE each path's namespace after its Ops and block_dots.h (see ops_x86.h for why).
+// Included INSIDE each path's namespace after its Ops, block_dots.h and kv_rows.h (see ops_x86.h for why).
 #pragma once
 
 // The same tile in 2 x 2 steps, for paths and formats with a Paired<> kernel (block_dots.h); R, C even.
@@ -175,5 +175,6 @@ constexpr KernelTable make_table(const char* name) {
   t.quantize[static_cast<uint32_t>(GgmlType::Q8_0)] = quantize_q8_0;
   t.quantize[static_cast<uint32_t>(GgmlType::Q8_1)] = quantize_q8_1;
   t.quantize[static_cast<uint32_t>(GgmlType::Q8_K)] = quantize_q8_K;
+  set_kv_rows(t);  // simd/kv_rows.h
   return t;
 }

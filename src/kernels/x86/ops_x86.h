@@ -72,6 +72,20 @@ struct Ops {
     return dot_u8_scaled(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scales);
   }
 
+  // Sum of the 8 int32 lanes.
+  static int hsum_i32(I32 v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
+  // The sums of four I32s, out[0..3] (one reduction tree for the four).
+  static void hsum4_i32(I32 a, I32 b, I32 c, I32 d, int32_t* out) {
+    const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1)));
+  }
+
   // ---- float ----
   static F8 zero_f() { return _mm256_setzero_ps(); }
   static F8 set_f(float v) { return _mm256_set1_ps(v); }
@@ -86,6 +100,15 @@ struct Ops {
   static F8 load_bf16(const uint16_t* p) {
     const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  }
+  // 8 int8 at p as floats (quantized KV rows).
+  static F8 load_i8_f(const void* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))));
+  }
+  // Bytes 8K .. 8K + 7 of v as floats.
+  template <int K> static F8 i8_to_f(I8 v) {
+    const __m128i half = K < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(K % 2 ? _mm_unpackhi_epi64(half, half) : half));
   }
   static float hsum(F8 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -141,4 +164,13 @@ struct Ops {
 inline constexpr int kTileRows = 4, kTileCols = 4;   // 32 vector registers
 #else
 inline constexpr int kTileRows = 4, kTileCols = 2;   // 16 vector registers
+#endif
+// The quantized-KV K . Q tiles (simd/kv_rows.h): K rows x queries.
+// (AVX2 2 x 4 measured the same as 4 x 2 for a GQA group of 4: q8 +4 %, q4 -3 %.)
+inline constexpr int kKvTileRows = kTileRows, kKvTileCols = kTileCols;
+// The quantized-KV P . V accumulators (simd/kv_rows.h): queries x 8-float vectors held across the rows.
+#if defined(__AVX512F__)
+inline constexpr int kKvPvAccumulators = 16;
+#else
+inline constexpr int kKvPvAccumulators = 8;
 #endif
