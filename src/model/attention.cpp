@@ -6,7 +6,6 @@
 #include "kernels/ref/vec_dot.h"
 #include "model/ops.h"
 #include "quant/formats/float.h"
-#include "runtime/kv_kernels_tmp.h"
 
 namespace pocketlm {
 

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "kernels/dispatch.h"
-#include "runtime/kv_kernels_tmp.h"
+#include "kernels/ref/kv_rows.h"
 #include "quant/formats/float.h"
 
 namespace pocketlm {
@@ -43,7 +43,7 @@ void decode_row(KvType t, const uint8_t* src, float* out, int64_t n) {
     }
     case KvType::Q8:
     case KvType::Q4:
-      kernels::dequantize_kv_row(t, src, out, n);
+      ref::dequantize_kv_row(t, src, out, n);
       return;
   }
 }
