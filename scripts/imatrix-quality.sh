@@ -4,6 +4,8 @@
 # wiki.test.raw, measured by `pocketlm perplexity --kl-divergence` for every file. Prints a Markdown table
 # (docs/quantization.md, "imatrix: quality").
 #   scripts/imatrix-quality.sh [BUILD_DIR] [CHUNKS]
+# CALIB=FILE calibrates on another text (default: tinystories-val.dev.txt); CALIB=wiki-tail uses the second
+# half of wiki.test.raw (disjoint from the scored chunks at the default CHUNKS).
 # Needs the llama.cpp peer (scripts/build-peer.sh): llama-quantize at $PEER/build/bin.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,12 +15,16 @@ PEER=${POCKETLM_PEER_DIR:-$ROOT/.peer}
 SHARED=${POCKETLM_SHARED_DIR:-$ROOT/../shared}
 M=$SHARED/models/stories260K.gguf
 EVAL=$SHARED/testdata/text/wiki.test.raw
-CALIB=$SHARED/testdata/text/tinystories-val.dev.txt
+CALIB=${CALIB:-$SHARED/testdata/text/tinystories-val.dev.txt}
 T=${THREADS:-2}
 W=$(mktemp -d /tmp/plm-imatrix-quality.XXXXXX)
 trap 'rm -rf "$W"' EXIT
+if [ "$CALIB" = wiki-tail ]; then
+  tail -c +$(( $(stat -c %s "$EVAL") / 2 )) "$EVAL" > "$W/wiki-tail.txt"
+  CALIB=$W/wiki-tail.txt
+fi
 
-# The imatrix: ours, over the TinyStories validation text (the model's own domain, and not the text scored).
+# The imatrix: ours, by default over the TinyStories validation text (the model's own domain, not the text scored).
 "$B" imatrix -m "$M" -f "$CALIB" -c 128 -t "$T" -o "$W/imatrix.gguf" 2> "$W/imatrix.log"
 "$B" perplexity -m "$M" -f "$EVAL" -c 128 --chunks "$CHUNKS" -t "$T" --save-logits "$W/base.plm" > /dev/null 2>&1
 
