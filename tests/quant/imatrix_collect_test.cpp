@@ -234,3 +234,54 @@ TEST_F(ImatrixStories, EveryLayerWeightSeesEveryTokenWhateverTheBatchAndThreads)
 
 }  // namespace
 }  // namespace pocketlm
+
+namespace pocketlm {
+namespace {
+
+// SmolLM2's ChatML template: the user turn holds the task prompt `pocketlm eval` sends, the assistant turn
+// the first reference; without answers the sequence ends at the opening of the assistant turn.
+TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
+  if (!std::filesystem::exists(test::smollm2_path())) GTEST_SKIP() << "no SmolLM2 (scripts/fetch-models.sh)";
+  auto m = Model::load(test::smollm2_path().string());
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  const Tokenizer& tok = (*m)->tokenizer();
+  auto tmpl = (*m)->gguf().get_string("tokenizer.chat_template");
+  ASSERT_TRUE(tmpl.ok());
+  TaskExample ex;
+  ex.id = "1";
+  ex.kind = TaskKind::CommitMessage;
+  ex.task = "commit_message";
+  ex.input = "--- a/x.c\n+++ b/x.c\n-int x = 1;\n+int x = 2;";
+  ex.references = {"Set x to 2", "Change x"};
+  TaskExample tiny = ex;
+  tiny.input = "x";
+  const std::vector<TaskExample> exs = {ex, tiny};
+  auto with = imatrix_task_sequences(tok, *tmpl, exs, true, 512, -1, 16);
+  ASSERT_TRUE(with.ok()) << with.error().message();
+  ASSERT_EQ(with->sequences.size(), 2u);
+  const std::string text = tok.decode(with->sequences[0], /*render_special=*/true);
+  EXPECT_NE(text.find("<|im_start|>user\nWrite a one-line commit message for the following diff."), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("+int x = 2;<|im_end|>\n<|im_start|>assistant\nSet x to 2<|im_end|>"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Change x"), std::string::npos) << text;
+  auto without = imatrix_task_sequences(tok, *tmpl, exs, false, 512, 1, 16);
+  ASSERT_TRUE(without.ok());
+  ASSERT_EQ(without->sequences.size(), 1u);  // at most one example
+  const std::string prompt = tok.decode(without->sequences[0], true);
+  EXPECT_TRUE(prompt.ends_with("<|im_start|>assistant\n")) << prompt;
+  EXPECT_EQ(prompt.find("Set x to 2"), std::string::npos);
+  // Cut to -c, and counted; an example under the minimum is skipped and counted.
+  auto cut = imatrix_task_sequences(tok, *tmpl, exs, true, 40, -1, 40);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->truncated, 1);  // the diff; the one-letter input renders under 40 tokens
+  EXPECT_EQ(cut->too_short, 1);
+  ASSERT_EQ(cut->sequences.size(), 1u);
+  EXPECT_EQ(cut->sequences[0].size(), 40u);
+  auto none = imatrix_task_sequences(tok, *tmpl, exs, false, 512, -1, 100000);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message().find("no task example gives at least 100000 tokens"), std::string::npos);
+  EXPECT_EQ(with->too_short, 0);
+}
+
+}  // namespace
+}  // namespace pocketlm
