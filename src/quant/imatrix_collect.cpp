@@ -19,7 +19,7 @@ bool ImatrixCollector::wants(std::string_view name, bool process_output) {
 void ImatrixCollector::observe(const GgufTensor& w, int64_t row_begin, int64_t, const float* x, int64_t n_tokens) {
   // A weight split over several calls sees the same input each time: count it once.
   if (row_begin != 0 || n_tokens < opts_.min_tokens || !problem_.empty()) return;
-  auto [it, inserted] = index_.try_emplace(&w, -1);
+  auto [it, inserted] = index_.try_emplace(w.name, -1);
   if (inserted && wants(w.name, opts_.process_output)) {
     it->second = static_cast<int64_t>(accs_.size());
     Acc a;
@@ -30,6 +30,11 @@ void ImatrixCollector::observe(const GgufTensor& w, int64_t row_begin, int64_t, 
   }
   if (it->second < 0) return;
   Acc& a = accs_[static_cast<size_t>(it->second)];
+  if (w.ne[0] != a.n_cols) {
+    problem_ = "the weight " + a.name + " was seen with rows of " + std::to_string(a.n_cols) + " and of " +
+               std::to_string(w.ne[0]) + " values";
+    return;
+  }
   const int64_t k = a.n_cols;
   double* s = a.sums.data();
   for (int64_t t = 0; t < n_tokens; ++t) {

@@ -61,7 +61,8 @@ class ImatrixCollector final : public MatmulObserver {
     int64_t count = 0;
   };
   ImatrixCollectOptions opts_;
-  std::unordered_map<const GgufTensor*, int64_t> index_;  // -1: a weight that is not recorded
+  // By name, not by tensor address: a forward pass may hand the kernel a temporary view of a weight.
+  std::unordered_map<std::string, int64_t> index_;  // -1: a weight that is not recorded
   std::vector<Acc> accs_;
   std::string problem_;
 };

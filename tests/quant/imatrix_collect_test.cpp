@@ -133,6 +133,30 @@ TEST(ImatrixCollect, SumsSquaresAndCountsLikeLlamaImatrix) {
   }
 }
 
+TEST(ImatrixCollect, AWeightIsKnownByNameNotByAddress) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> scratch;
+  TestWeight w("blk.0.attn_v.weight", 32, 4);
+  const std::vector<float> x = random_rows(16, 32, 6);
+  std::vector<float> y(16 * 4);
+  ImatrixCollector c;
+  {
+    const ScopedMatmulObserver watch(c);
+    for (int i = 0; i < 2; ++i) {
+      const GgufTensor view = w.t;  // a temporary view, as a forward pass may make
+      matmul(view, x.data(), 16, y.data(), pool, scratch);
+    }
+    TestWeight wide("blk.0.attn_v.weight", 64, 4);  // the same name with another width: a problem
+    const std::vector<float> x2 = random_rows(16, 64, 7);
+    matmul(wide.t, x2.data(), 16, y.data(), pool, scratch);
+  }
+  const Imatrix im = c.result(16, {});
+  ASSERT_EQ(im.entries.size(), 1u);
+  EXPECT_EQ(im.entries[0].counts, std::vector<float>{32.0f});
+  EXPECT_NE(c.problem().find("blk.0.attn_v.weight was seen with rows of 32 and of 64 values"), std::string::npos)
+      << c.problem();
+}
+
 TEST(ImatrixCollect, NonFiniteActivationsAreAProblemNamingTheWeight) {
   ThreadPool pool(1);
   std::vector<uint8_t> scratch;
