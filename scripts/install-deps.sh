@@ -8,6 +8,7 @@ DEB_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev   # tests; Google Benchmark for bench/kernels
   time                                # GNU time: peak RSS in scripts/bench.sh
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  libyaml-cpp-dev                     # YAML rule files (pocketlm quantize --rules FILE.yaml)
   clang libclang-rt-14-dev            # libFuzzer + sanitizer runtimes
   g++-aarch64-linux-gnu qemu-user     # ARM NEON/dotprod/i8mm builds and tests
   libpcre2-dev                        # Unicode-aware regex (\p{L}, \p{N}) for BPE pre-tokenizers

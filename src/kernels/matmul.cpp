@@ -23,12 +23,20 @@ struct Plan {
   int64_t first_band;   // index of this weight's first band in the shared band list
 };
 
+thread_local MatmulObserver* t_observer = nullptr;
+
 }  // namespace
+
+ScopedMatmulObserver::ScopedMatmulObserver(MatmulObserver& o) : previous_(t_observer) { t_observer = &o; }
+ScopedMatmulObserver::~ScopedMatmulObserver() { t_observer = previous_; }
 
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch) {
   if (targets.empty() || n_tokens <= 0) return;
   assert(targets.size() <= 8 && "matmul_many: at most 8 targets");
+  if (MatmulObserver* o = t_observer; o != nullptr) [[unlikely]] {
+    for (const MatmulTarget& t : targets) o->observe(*t.w, t.row_begin, t.row_end, x, n_tokens);
+  }
   const int64_t k = targets[0].w->ne[0];
   // One quantized copy of x per distinct activation type (usually one: Q/K/V or gate/up share a type).
   GgmlType types[4];

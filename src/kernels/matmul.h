@@ -34,6 +34,32 @@ struct MatmulTarget {
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch);
 
+// An opt-in view of every product's input, for importance matrices (`pocketlm imatrix`): while a
+// ScopedMatmulObserver lives, every matmul / matmul_rows / matmul_many made *by the thread that created it*
+// calls observe() once per weight, before the activations are quantized, with the f32 rows x (n_tokens rows
+// of w.ne[0] floats) and the weight's row range. The call happens on that thread, before the product, so an
+// observer needs no locking. A weight computed in several matmul_rows calls is reported once per call: an
+// observer that counts tokens should count only the call with row_begin == 0. Without an observer the cost
+// is one thread-local load and a branch per call.
+class MatmulObserver {
+ public:
+  virtual ~MatmulObserver() = default;
+  virtual void observe(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x,
+                       int64_t n_tokens) = 0;
+};
+
+// Installs `o` for the calling thread until destroyed; nests (the previous observer comes back).
+class ScopedMatmulObserver {
+ public:
+  explicit ScopedMatmulObserver(MatmulObserver& o);
+  ~ScopedMatmulObserver();
+  ScopedMatmulObserver(const ScopedMatmulObserver&) = delete;
+  ScopedMatmulObserver& operator=(const ScopedMatmulObserver&) = delete;
+
+ private:
+  MatmulObserver* previous_;
+};
+
 // Dequantizes row `row` of an embedding-like tensor into `out` (ne[0] floats).
 void get_row(const GgufTensor& w, int64_t row, float* out);
 

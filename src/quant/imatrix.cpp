@@ -328,6 +328,7 @@ std::vector<ImatrixTensorStats> imatrix_statistics(const Imatrix& im) {
       s.sum = sum;
       s.mean = sum / static_cast<double>(act.size());
       s.stddev = std::sqrt(std::max(0.0, sq / static_cast<double>(act.size()) - s.mean * s.mean));
+      s.cv = s.mean > 0 ? s.stddev / s.mean : 0.0;
       s.active = 1.0 - static_cast<double>(s.zero_columns) / static_cast<double>(act.size());
       if (sum > 0)
         for (double a : act)
@@ -377,12 +378,12 @@ std::string format_imatrix_statistics(const Imatrix& im, const std::vector<Imatr
   }
   os << "\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-36s %12s %10s %10s %10s %10s %8s %6s %8s %7s %7s\n", "tensor", "sum(act^2)",
-                "min", "max", "mean", "stddev", "active%", "zero", "entropy", "zd%", "cossim");
+  std::snprintf(line, sizeof(line), "%-36s %12s %10s %10s %10s %10s %7s %8s %6s %8s %7s %7s\n", "tensor",
+                "sum(act^2)", "min", "max", "mean", "stddev", "cv", "active%", "zero", "entropy", "zd%", "cossim");
   os << line;
   for (const auto& s : stats) {
-    std::snprintf(line, sizeof(line), "%-36s %12.4g %10.4g %10.4g %10.4g %10.4g %8.2f %6lld %8.3f %7.2f %7s\n",
-                  s.name.c_str(), s.sum, s.min, s.max, s.mean, s.stddev, 100 * s.active,
+    std::snprintf(line, sizeof(line), "%-36s %12.4g %10.4g %10.4g %10.4g %10.4g %7.3f %8.2f %6lld %8.3f %7.2f %7s\n",
+                  s.name.c_str(), s.sum, s.min, s.max, s.mean, s.stddev, s.cv, 100 * s.active,
                   static_cast<long long>(s.zero_columns), s.entropy, 100 * s.zd,
                   s.has_cossim ? std::to_string(s.cossim).substr(0, 6).c_str() : "-");
     os << line;

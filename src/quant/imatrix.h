@@ -73,6 +73,7 @@ struct ImatrixTensorStats {
   std::string name;
   int64_t n = 0;            // columns with data (over all matrices)
   double sum = 0, mean = 0, min = 0, max = 0, stddev = 0;
+  double cv = 0;            // coefficient of variation: stddev / mean (0 when the mean is 0)
   int64_t zero_columns = 0; // columns whose mean is <= 1e-5 (never or barely activated)
   double active = 0;        // 1 - zero_columns / n
   double entropy = 0;       // of the columns' share of the sum, in bits

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -98,6 +99,21 @@ std::optional<uint32_t> ftype_of_single_type(GgmlType type) {
   }
 }
 
+Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type, const std::string& where) {
+  QuantizeRule rule;
+  rule.pattern = pattern;
+  rule.where = where;
+  try {
+    rule.re = std::regex(rule.pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return Error(where + ": bad regular expression '" + rule.pattern + "': " + e.what());
+  }
+  auto t = writable_type(type);
+  if (!t) return t.error().with_context(where);
+  rule.type = *t;
+  return rule;
+}
+
 Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view text, const std::string& name) {
   nlohmann::json j;
   try {
@@ -118,17 +134,7 @@ Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view text, 
     }
     if (!r.contains("pattern") || !r["pattern"].is_string()) return Error(where + ": missing string \"pattern\"");
     if (!r.contains("type") || !r["type"].is_string()) return Error(where + ": missing string \"type\"");
-    QuantizeRule rule;
-    rule.pattern = r["pattern"].get<std::string>();
-    rule.where = where;
-    try {
-      rule.re = std::regex(rule.pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return Error(where + ": bad regular expression '" + rule.pattern + "': " + e.what());
-    }
-    auto type = writable_type(r["type"].get<std::string>());
-    if (!type) return type.error().with_context(where);
-    rule.type = *type;
+    PLM_TRY(QuantizeRule rule, make_quantize_rule(r["pattern"].get<std::string>(), r["type"].get<std::string>(), where));
     rules.push_back(std::move(rule));
   }
   return rules;
@@ -139,7 +145,16 @@ Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path)
   if (!in) return Error(path + ": cannot open the rules file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_quantize_rules(ss.str(), path);
+  const std::string text = ss.str();
+  const auto ends = [&](std::string_view suffix) {
+    if (path.size() < suffix.size()) return false;
+    for (size_t i = 0; i < suffix.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(path[path.size() - suffix.size() + i])) != suffix[i]) return false;
+    return true;
+  };
+  if (ends(".yaml") || ends(".yml")) return parse_quantize_rules_yaml(text, path);
+  if (ends(".json") || nlohmann::json::accept(text)) return parse_quantize_rules(text, path);
+  return parse_quantize_rules_yaml(text, path);
 }
 
 Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o) {

@@ -28,11 +28,16 @@ struct QuantizeRule {
   std::string where;  // "rules.json: rule 3" for messages
 };
 
-// Reads a JSON rules file: a list of {"pattern": "<regex>", "type": "<type name>"} objects, applied in order
-// after the recipe, first match wins. Errors name the file, the rule (1-based) and the problem (not JSON, a
-// missing key, a bad regex with std::regex's reason, a type pocketlm cannot write).
+// Reads a rules file, JSON or YAML: a list of {pattern: <regex>, type: <type name>} objects (or an object
+// {rules: [...]}), applied in order after the recipe, first match wins. A .yaml/.yml file is YAML, a .json
+// file JSON; any other name is JSON when it parses as JSON, else YAML. Errors name the file, the rule
+// (1-based; for YAML also the line) and the problem (a syntax error, a missing key, a bad regex with
+// std::regex's reason, a type pocketlm cannot write).
 Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path);
 Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view json, const std::string& name);
+Expected<std::vector<QuantizeRule>> parse_quantize_rules_yaml(std::string_view yaml, const std::string& name);
+// One rule from its two strings; `where` prefixes errors ("rules.yaml:4: rule 2").
+Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type, const std::string& where);
 
 struct QuantizeOptions {
   // A recipe name (Q4_K_M, Q8_0, ...: llama.cpp's mixes) or a type name (q4_K, iq4_nl, f16, ...: every weight

@@ -12,4 +12,5 @@ void add_bench_command(CLI::App& root);
 void add_eval_command(CLI::App& root);
 void add_perplexity_command(CLI::App& root);
 void add_quantize_command(CLI::App& root);
+void add_imatrix_command(CLI::App& root);
 }  // namespace pocketlm::cli
