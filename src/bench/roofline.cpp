@@ -2,7 +2,7 @@
 
 namespace pocketlm {
 
-DecodeBytes decode_bytes(const Model& model, KvType kv_type) {
+DecodeBytes decode_bytes(const Model& model, KvType type_k, std::optional<KvType> type_v) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   DecodeBytes d;
@@ -10,16 +10,17 @@ DecodeBytes decode_bytes(const Model& model, KvType kv_type) {
     if (t) d.weights += t->nbytes;
   };
   for (const LayerWeights& l : w.layers) {
-    for (const GgufTensor* t : {l.attn_norm, l.wq, l.wk, l.wv, l.wo, l.ffn_norm, l.ffn_gate, l.ffn_up, l.ffn_down}) add(t);
+    for (const GgufTensor* t : l.all()) add(t);
   }
   add(w.output_norm);
   add(w.output);  // the whole head: every vocabulary row is scored
   if (w.token_embd && w.token_embd != w.output) {
     d.weights += row_size(w.token_embd->type, w.token_embd->ne[0]);  // one embedding row
   }
-  const uint64_t elem = kv_type == KvType::F32 ? 4 : 2;
+  // Every layer's rows at every position (a sliding-window layer reads fewer once the context passes its
+  // window: this is the upper bound).
   d.kv_per_position = static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(c.n_head_kv) *
-                      static_cast<uint64_t>(c.head_dim + c.head_dim_v) * elem;
+                      (kv_row_bytes(type_k, c.head_dim) + kv_row_bytes(type_v.value_or(type_k), c.head_dim_v));
   return d;
 }
 

@@ -3,6 +3,7 @@
 // for one row, unless it is also the output head) plus the KV cache of every earlier position, so decode
 // can go no faster than  bandwidth ÷ bytes read per token.
 #include <cstdint>
+#include <optional>
 
 #include "model/model.h"
 #include "runtime/session.h"
@@ -16,10 +17,13 @@ struct DecodeBytes {
   double per_token(double context) const { return static_cast<double>(weights) + static_cast<double>(kv_per_position) * context; }
 };
 
-DecodeBytes decode_bytes(const Model& model, KvType kv_type);
+DecodeBytes decode_bytes(const Model& model, KvType type_k, std::optional<KvType> type_v = {});
 
 // Mean number of positions attended over by tg N from an empty cache: token i (0-based) sees i + 1.
-inline double tg_mean_context(int64_t n_gen) { return (static_cast<double>(n_gen) + 1.0) / 2.0; }
+// With `depth` positions already cached, each token also sees those.
+inline double tg_mean_context(int64_t n_gen, int64_t depth = 0) {
+  return static_cast<double>(depth) + (static_cast<double>(n_gen) + 1.0) / 2.0;
+}
 
 // Tokens/s at the roofline.
 inline double roofline_tokens_per_s(double gb_per_s, double bytes_per_token) { return gb_per_s * 1e9 / bytes_per_token; }

@@ -32,7 +32,8 @@ struct BenchFlags {
   std::vector<std::string> models;
   std::vector<std::string> n_prompt = {"512"}, n_gen = {"128"}, threads;
   int reps = 5;
-  std::string cache_type_k = "f16", cache_type_v = "f16";
+  std::string cache_type_k = "f16", cache_type_v = "f16";  // comma lists
+  std::vector<std::string> n_depth = {"0"};
   std::string output = "md";
   std::string json_out;  // also write the JSON here
   std::string peer;      // "" or "llamacpp"
@@ -81,6 +82,13 @@ std::string peer_binary(const BenchFlags& f) {
   return ec ? "pocketlm-peer" : (self.parent_path() / "pocketlm-peer").string();
 }
 
+// llama.cpp's name for the nearest cache type (its q8_0/q4_0 carry a scale per 32 values, ours per row).
+std::string peer_kv_type(const std::string& t) {
+  if (t == "q8") return "q8_0";
+  if (t == "q4") return "q4_0";
+  return t;
+}
+
 json stats_json(const std::vector<double>& ts) {
   const SampleStats s = summarize(ts);
   return {{"median_ts", s.median}, {"min_ts", s.min}, {"max_ts", s.max}, {"mean_ts", s.mean}, {"stdev_ts", s.stdev},
@@ -102,11 +110,11 @@ std::string size_cell(double bytes) {
 
 void print_markdown(const json& rows, bool with_peer) {
   if (with_peer) {
-    std::printf("| model | size | params | threads | test | pocketlm t/s | llama.cpp t/s | ratio | roofline |\n");
-    std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| model | size | params | threads | KV | test | pocketlm t/s | llama.cpp t/s | ratio | roofline |\n");
+    std::printf("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
   } else {
-    std::printf("| model | size | params | threads | test | t/s | roofline |\n");
-    std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| model | size | params | threads | KV | test | t/s | vs first KV | roofline |\n");
+    std::printf("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
   }
   for (const json& r : rows) {
     char params[32];
@@ -122,8 +130,14 @@ void print_markdown(const json& rows, bool with_peer) {
       }
     }
     const std::string name = std::filesystem::path(r.at("model").get<std::string>()).filename().string();
-    std::printf("| %s | %s | %s | %d | %s | %s", name.c_str(), size_cell(r.at("model_size").get<double>()).c_str(), params,
-                r.at("threads").get<int>(), r.at("test").get<std::string>().c_str(), ts_cell(r).c_str());
+    const std::string kv = r.at("type_k").get<std::string>() + "/" + r.at("type_v").get<std::string>();
+    std::printf("| %s | %s | %s | %d | %s | %s | %s", name.c_str(), size_cell(r.at("model_size").get<double>()).c_str(), params,
+                r.at("threads").get<int>(), kv.c_str(), r.at("test").get<std::string>().c_str(), ts_cell(r).c_str());
+    if (!with_peer) {
+      char rel[32] = "";
+      if (r.contains("ratio_to_first_kv")) std::snprintf(rel, sizeof rel, "%.3f×", r.at("ratio_to_first_kv").get<double>());
+      std::printf(" | %s", rel);
+    }
     if (with_peer) {
       char ratio[32];
       std::snprintf(ratio, sizeof ratio, "%.2f×", r.at("ratio").get<double>());
@@ -138,14 +152,35 @@ int bench(const BenchFlags& f) {
   if (!parse_list(f.n_prompt, "-p", 0, pp) || !parse_list(f.n_gen, "-n", 0, tg)) return 1;
   if (f.threads.empty()) threads.push_back(physical_cores());
   else if (!parse_list(f.threads, "-t", 1, threads)) return 1;
-  if (f.cache_type_k != f.cache_type_v) {
-    std::fprintf(stderr, "error: -ctk %s and -ctv %s differ; mixed K/V cache types are not supported yet\n",
-                 f.cache_type_k.c_str(), f.cache_type_v.c_str());
+  // -ctk/-ctv lists pair up by position (a single value applies to every entry of the other list).
+  std::vector<std::string> ks, vs;
+  for (auto [src, dst] : {std::pair{&f.cache_type_k, &ks}, std::pair{&f.cache_type_v, &vs}}) {
+    size_t start = 0;
+    while (start <= src->size()) {
+      const size_t comma = std::min(src->find(',', start), src->size());
+      const std::string item = src->substr(start, comma - start);
+      if (auto t = parse_kv_type(item); !t) {
+        std::fprintf(stderr, "error: %s: %s\n", dst == &ks ? "-ctk" : "-ctv", t.error().message().c_str());
+        return 1;
+      }
+      dst->push_back(item);
+      start = comma + 1;
+    }
+  }
+  if (ks.size() != vs.size() && ks.size() != 1 && vs.size() != 1) {
+    std::fprintf(stderr, "error: -ctk has %zu types and -ctv %zu: give lists of the same length, or one type\n", ks.size(), vs.size());
     return 1;
   }
+  std::vector<std::pair<std::string, std::string>> kv_configs;
+  for (size_t i = 0; i < std::max(ks.size(), vs.size()); ++i)
+    kv_configs.emplace_back(ks[ks.size() == 1 ? 0 : i], vs[vs.size() == 1 ? 0 : i]);
+  std::vector<int> depths;
+  if (!parse_list(f.n_depth, "-d", 0, depths)) return 1;
   std::vector<SpeedTest> tests;
-  for (int n : pp) if (n > 0) tests.push_back({SpeedTest::Kind::Prompt, n});
-  for (int n : tg) if (n > 0) tests.push_back({SpeedTest::Kind::Generate, n});
+  for (int d : depths) {
+    for (int n : pp) if (n > 0) tests.push_back({SpeedTest::Kind::Prompt, n, d});
+    for (int n : tg) if (n > 0) tests.push_back({SpeedTest::Kind::Generate, n, d});
+  }
   if (tests.empty()) {
     std::fprintf(stderr, "error: no tests: every -p and -n is 0\n");
     return 1;
@@ -157,7 +192,10 @@ int bench(const BenchFlags& f) {
                          "then `ninja -C build pocketlm-peer`; or give --peer-bin PATH)\n", peer_bin.c_str());
     return 1;
   }
-  const KvType kv = f.cache_type_k == "f32" ? KvType::F32 : KvType::F16;
+  if (with_peer && (kv_configs.size() > 1 || depths != std::vector<int>{0})) {
+    std::fprintf(stderr, "error: --peer runs one KV configuration at depth 0: drop the -ctk/-ctv lists and -d\n");
+    return 1;
+  }
 
   // Timings on a shared machine are noise: say so before starting (and record the load in the JSON).
   const double load_before = load_average();
@@ -181,20 +219,20 @@ int bench(const BenchFlags& f) {
   }
 
   const int64_t per_rep = with_peer ? 2 : 1;
-  const int64_t total = static_cast<int64_t>(f.models.size() * threads.size() * tests.size()) * f.reps * per_rep;
+  const int64_t total = static_cast<int64_t>(f.models.size() * threads.size() * tests.size()) * f.reps *
+                        (static_cast<int64_t>(kv_configs.size()) + per_rep - 1);
   Progress progress("bench", total, "runs");
   std::mt19937 rng(42);
   json rows = json::array();
   for (const std::string& path : f.models) {
     auto model = load_model(path);
     if (!model) return 1;
-    const DecodeBytes db = decode_bytes(*model, kv);
     for (int nt : threads) {
       std::unique_ptr<ChildProcess> peer;
       json peer_setup;
       if (with_peer) {
         std::vector<std::string> argv = {peer_bin, "bench", "-m", path, "-t", std::to_string(nt), "--serve",
-                                         "-ctk", f.cache_type_k, "-ctv", f.cache_type_v};
+                                         "-ctk", peer_kv_type(kv_configs[0].first), "-ctv", peer_kv_type(kv_configs[0].second)};
         if (f.peer_fa == "on") argv.push_back("--fa");
         if (f.peer_fa == "off") argv.push_back("--no-fa");
         if (f.peer_no_repack) argv.push_back("--no-repack");
@@ -239,33 +277,43 @@ int bench(const BenchFlags& f) {
       };
 
       for (const SpeedTest& t : tests) {
-        ModelFlags mf;
-        mf.threads = nt;
-        mf.n_ctx = t.n;  // as llama-bench: the context holds exactly the test
-        mf.cache_type_k = f.cache_type_k;
-        mf.cache_type_v = f.cache_type_v;
-        auto session = make_session(*model, mf);
-        if (!session) return 1;
-        // Warm-up (not timed): ours, then the peer's.
-        if (auto w = time_speed_test(*model, *session, t, true, rng); !w) {
-          std::fprintf(stderr, "error: %s %s: %s\n", path.c_str(), t.name().c_str(), w.error().message().c_str());
-          return 1;
+        // One session per KV configuration; the timed repetitions alternate between them (and the peer),
+        // so a slow stretch of the shared machine hits every configuration alike.
+        std::vector<std::unique_ptr<Session>> sessions;
+        for (const auto& [ck, cv] : kv_configs) {
+          ModelFlags mf;
+          mf.threads = nt;
+          mf.n_ctx = t.n + t.depth;  // as llama-bench: the context holds exactly the test
+          mf.cache_type_k = ck;
+          mf.cache_type_v = cv;
+          auto session = make_session(*model, mf);
+          if (!session) return 1;
+          // Warm-up (not timed).
+          if (auto w = time_speed_test(*model, *session, t, true, rng); !w) {
+            std::fprintf(stderr, "error: %s %s: %s\n", path.c_str(), t.name().c_str(), w.error().message().c_str());
+            return 1;
+          }
+          sessions.push_back(std::move(session));
         }
         std::optional<json> last_peer;
         if (peer && !(last_peer = peer_run(t, true))) return 1;
-        std::vector<double> ours_ts, peer_ts;
-        std::vector<int64_t> ours_ns, peer_ns;
+        std::vector<std::vector<double>> ours_ts(kv_configs.size());
+        std::vector<std::vector<int64_t>> ours_ns(kv_configs.size());
+        std::vector<double> peer_ts;
+        std::vector<int64_t> peer_ns;
         for (int r = 0; r < f.reps; ++r) {
-          // A short pause lets the other engine's threads finish polling and go to sleep before a timed run.
-          if (peer) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          auto secs = time_speed_test(*model, *session, t, false, rng);
-          if (!secs) {
-            std::fprintf(stderr, "error: %s %s: %s\n", path.c_str(), t.name().c_str(), secs.error().message().c_str());
-            return 1;
+          for (size_t k = 0; k < kv_configs.size(); ++k) {
+            // A short pause lets the other engine's threads finish polling and go to sleep before a timed run.
+            if (peer) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            auto secs = time_speed_test(*model, *sessions[k], t, false, rng);
+            if (!secs) {
+              std::fprintf(stderr, "error: %s %s: %s\n", path.c_str(), t.name().c_str(), secs.error().message().c_str());
+              return 1;
+            }
+            ours_ns[k].push_back(static_cast<int64_t>(*secs * 1e9));
+            ours_ts[k].push_back(static_cast<double>(t.n) / *secs);
+            progress.add();
           }
-          ours_ns.push_back(static_cast<int64_t>(*secs * 1e9));
-          ours_ts.push_back(static_cast<double>(t.n) / *secs);
-          progress.add();
           if (peer) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             last_peer = peer_run(t, false);
@@ -276,53 +324,60 @@ int bench(const BenchFlags& f) {
             progress.add();
           }
         }
-        json row = {{"model", path},
-                    {"model_type", model->config().name},
-                    {"model_size", model->weights().total_bytes()},
-                    {"n_params", [&] {
-                       int64_t n = 0;
-                       for (const auto& ten : model->gguf().tensors()) n += ten.n_elements();
-                       return n;
-                     }()},
-                    {"test", t.name()},
-                    {"n_prompt", t.kind == SpeedTest::Kind::Prompt ? t.n : 0},
-                    {"n_gen", t.kind == SpeedTest::Kind::Generate ? t.n : 0},
-                    {"threads", nt},
-                    {"type_k", f.cache_type_k},
-                    {"type_v", f.cache_type_v},
-                    {"repetitions", f.reps},
-                    {"samples_ns", ours_ns}};
-        row.update(stats_json(ours_ts));
-        const bool roof = t.kind == SpeedTest::Kind::Generate && bw.count(nt);
-        double roof_ts = 0;
-        if (roof) {
-          const double ctx = tg_mean_context(t.n);
-          const double bytes = db.per_token(ctx);
-          roof_ts = roofline_tokens_per_s(bw[nt].gb_per_s, bytes);
-          row["bandwidth_gbs"] = bw[nt].gb_per_s;
-          row["bytes_per_token"] = bytes;
-          row["weight_bytes_per_token"] = db.weights;
-          row["kv_bytes_per_token"] = static_cast<double>(db.kv_per_position) * ctx;
-          row["mean_context"] = ctx;
-          row["roofline_ts"] = roof_ts;
-          row["roofline_pct"] = 100.0 * row["median_ts"].get<double>() / roof_ts;
+        for (size_t k = 0; k < kv_configs.size(); ++k) {
+          const auto& [ck, cv] = kv_configs[k];
+          const KvType tk = *parse_kv_type(ck), tv = *parse_kv_type(cv);
+          const DecodeBytes db = decode_bytes(*model, tk, tv);
+          json row = {{"model", path},
+                      {"model_type", model->config().name},
+                      {"model_size", model->weights().total_bytes()},
+                      {"n_params", [&] {
+                         int64_t n = 0;
+                         for (const auto& ten : model->gguf().tensors()) n += ten.n_elements();
+                         return n;
+                       }()},
+                      {"test", t.name()},
+                      {"n_prompt", t.kind == SpeedTest::Kind::Prompt ? t.n : 0},
+                      {"n_gen", t.kind == SpeedTest::Kind::Generate ? t.n : 0},
+                      {"n_depth", t.depth},
+                      {"threads", nt},
+                      {"type_k", ck},
+                      {"type_v", cv},
+                      {"repetitions", f.reps},
+                      {"samples_ns", ours_ns[k]}};
+          row.update(stats_json(ours_ts[k]));
+          if (k > 0) row["ratio_to_first_kv"] = row["median_ts"].get<double>() / summarize(ours_ts[0]).median;
+          const bool roof = t.kind == SpeedTest::Kind::Generate && bw.count(nt);
+          double roof_ts = 0;
+          if (roof) {
+            const double ctx = tg_mean_context(t.n, t.depth);
+            const double bytes = db.per_token(ctx);
+            roof_ts = roofline_tokens_per_s(bw[nt].gb_per_s, bytes);
+            row["bandwidth_gbs"] = bw[nt].gb_per_s;
+            row["bytes_per_token"] = bytes;
+            row["weight_bytes_per_token"] = db.weights;
+            row["kv_bytes_per_token"] = static_cast<double>(db.kv_per_position) * ctx;
+            row["mean_context"] = ctx;
+            row["roofline_ts"] = roof_ts;
+            row["roofline_pct"] = 100.0 * row["median_ts"].get<double>() / roof_ts;
+          }
+          if (peer) {
+            json pj = {{"engine", "llama.cpp"},
+                       {"llama_cpp", peer_setup.value("llama_cpp", "")},
+                       {"model_type", peer_setup.value("desc", "")},
+                       {"flash_attn", last_peer->value("flash_attn", "")},
+                       {"flash_attn_asked", peer_setup.value("flash_attn_asked", "")},
+                       {"repack", peer_setup.value("repack", false)},
+                       {"weight_buffers", peer_setup.value("weight_buffers", json::array())},
+                       {"n_ctx", last_peer->value("n_ctx", 0)},
+                       {"samples_ns", peer_ns}};
+            pj.update(stats_json(peer_ts));
+            if (roof) pj["roofline_pct"] = 100.0 * pj["median_ts"].get<double>() / roof_ts;
+            row["ratio"] = row["median_ts"].get<double>() / pj["median_ts"].get<double>();
+            row["peer"] = pj;
+          }
+          rows.push_back(row);
         }
-        if (peer) {
-          json pj = {{"engine", "llama.cpp"},
-                     {"llama_cpp", peer_setup.value("llama_cpp", "")},
-                     {"model_type", peer_setup.value("desc", "")},
-                     {"flash_attn", last_peer->value("flash_attn", "")},
-                     {"flash_attn_asked", peer_setup.value("flash_attn_asked", "")},
-                     {"repack", peer_setup.value("repack", false)},
-                     {"weight_buffers", peer_setup.value("weight_buffers", json::array())},
-                     {"n_ctx", last_peer->value("n_ctx", 0)},
-                     {"samples_ns", peer_ns}};
-          pj.update(stats_json(peer_ts));
-          if (roof) pj["roofline_pct"] = 100.0 * pj["median_ts"].get<double>() / roof_ts;
-          row["ratio"] = row["median_ts"].get<double>() / pj["median_ts"].get<double>();
-          row["peer"] = pj;
-        }
-        rows.push_back(row);
       }
       if (peer) {
         const int st = peer->finish("quit");
@@ -383,10 +438,12 @@ void add_bench_command(CLI::App& root) {
   app->add_option("-t,--threads", f->threads, "thread counts (comma list; default: physical cores)");
   app->add_option("-r,--repetitions", f->reps, "timed repetitions per test (after one warm-up)")
       ->capture_default_str()->check(CLI::Range(1, 1000));
-  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk): f16 | f32")
-      ->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
-  app->add_option("--cache-type-v", f->cache_type_v, "KV cache type for V (-ctv): f16 | f32")
-      ->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  app->add_option("--cache-type-k", f->cache_type_k, "KV cache types for K (-ctk): comma list of f16 | f32 | q8 | q4, each benchmarked in the same run")
+      ->capture_default_str();
+  app->add_option("--cache-type-v", f->cache_type_v, "KV cache types for V (-ctv), paired with -ctk's by position")
+      ->capture_default_str();
+  app->add_option("-d,--n-depth", f->n_depth, "positions already cached before each test (comma list, llama-bench's -d)")
+      ->capture_default_str();
   app->add_option("-o,--output", f->output, "md (table) | json (one object per model, test and thread count)")
       ->capture_default_str()->check(CLI::IsMember({"md", "json"}));
   app->add_option("--json-out", f->json_out, "also write the JSON array to this file (atomically)");
