@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace pocketlm {
@@ -12,7 +13,47 @@ struct ArchInfo {
 };
 constexpr ArchInfo kArchs[] = {
     {"llama", RopeType::Normal},
+    {"gemma3", RopeType::NeoX},
 };
+
+// Gemma 3's sliding-window layout, as its GGUF files describe it: attention.sliding_window (W) and, when
+// present, attention.sliding_window_pattern, either one flag per layer or a period N (layer il is global when
+// il % N == N - 1); without it the published period, 6 (five local layers, then one global).
+Status read_gemma3(const GgufFile& f, ModelConfig& c) {
+  const std::string p = c.arch + ".";
+  auto bad = [&](const std::string& key, const std::string& why) { return Error(f.path() + ": metadata '" + p + key + "': " + why); };
+  PLM_TRY(c.sliding_window, f.get_int_or(p + "attention.sliding_window", 0));
+  if (c.sliding_window < 0) return bad("attention.sliding_window", "negative: " + std::to_string(c.sliding_window));
+  if (c.sliding_window > 0) {
+    c.layer_is_local.assign(static_cast<size_t>(c.n_layer), 0);
+    const GgufValue* pat = f.find(p + "attention.sliding_window_pattern");
+    if (pat && pat->type == GgufType::ARRAY) {
+      if (pat->arr.size() != static_cast<size_t>(c.n_layer))
+        return bad("attention.sliding_window_pattern", std::to_string(pat->arr.size()) + " flags for " + std::to_string(c.n_layer) + " layers");
+      for (size_t il = 0; il < pat->arr.size(); ++il) {
+        const GgufValue& v = pat->arr[il];
+        if (v.type != GgufType::BOOL && !v.is_integer()) return bad("attention.sliding_window_pattern", "element " + std::to_string(il) + " is not a flag");
+        c.layer_is_local[il] = (v.type == GgufType::BOOL ? v.u != 0 : v.as_int() != 0) ? 1 : 0;
+      }
+    } else {
+      PLM_TRY(int64_t period, f.get_int_or(p + "attention.sliding_window_pattern", 6));
+      if (period < 0 || period > c.n_layer) return bad("attention.sliding_window_pattern", "period out of range: " + std::to_string(period));
+      for (int64_t il = 0; il < c.n_layer; ++il)
+        c.layer_is_local[static_cast<size_t>(il)] = period == 0 || il % period < period - 1 ? 1 : 0;
+    }
+    PLM_TRY(double base_local, f.get_float_or(p + "rope.freq_base_swa", 10000.0));
+    if (!(base_local > 0)) return bad("rope.freq_base_swa", "must be positive");
+    c.rope_freq_base_local = static_cast<float>(base_local);
+  }
+  c.embed_scale = std::sqrt(static_cast<float>(c.n_embd));
+  // query_pre_attn_scalar of the published configs: n_embd / n_head for the 27B model (62 layers), the head
+  // size for every other size.
+  c.query_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layer == 62 ? c.n_embd / c.n_head : c.head_dim));
+  PLM_TRY(double softcap, f.get_float_or(p + "final_logit_softcapping", 0.0));
+  if (!(softcap >= 0)) return bad("final_logit_softcapping", "must be >= 0");
+  c.final_logit_softcap = static_cast<float>(softcap);
+  return {};
+}
 }  // namespace
 
 Expected<ModelConfig> ModelConfig::from_gguf(const GgufFile& f) {
@@ -63,6 +104,9 @@ Expected<ModelConfig> ModelConfig::from_gguf(const GgufFile& f) {
   c.tied_embeddings = f.tensor("output.weight") == nullptr;
   // n_vocab from the embedding matrix (authoritative), cross-checked later with the tokenizer.
   if (const GgufTensor* emb = f.tensor("token_embd.weight")) c.n_vocab = emb->ne[1];
+  if (c.arch == "gemma3") {
+    if (auto st = read_gemma3(f, c); !st) return st.error();
+  }
   return c;
 }
 
@@ -75,7 +119,15 @@ std::string ModelConfig::summary() const {
                 static_cast<long long>(n_head), static_cast<long long>(n_head_kv), static_cast<long long>(head_dim),
                 static_cast<long long>(n_ff), static_cast<double>(rope_freq_base), static_cast<long long>(rope_dim),
                 static_cast<long long>(n_ctx_train), tied_embeddings ? "yes" : "no");
-  return buf;
+  std::string out = buf;
+  if (sliding_window > 0) {
+    int64_t n_local = 0;
+    for (uint8_t l : layer_is_local) n_local += l;
+    std::snprintf(buf, sizeof buf, " window=%lld local_layers=%lld/%lld rope_base_local=%g", static_cast<long long>(sliding_window),
+                  static_cast<long long>(n_local), static_cast<long long>(n_layer), static_cast<double>(rope_freq_base_local));
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace pocketlm

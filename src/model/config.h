@@ -29,15 +29,27 @@ struct ModelConfig {
   int64_t rope_dim = 0;       // rope.dimension_count (defaults to head_dim)
   RopeType rope_type = RopeType::Normal;
   bool tied_embeddings = false;  // no output.weight: the head reuses token_embd
+  // Gemma-style scaling: the embedding rows are multiplied by embed_scale (sqrt(n_embd) for gemma3, 1 for
+  // llama), each query by query_scale before K.Q (attention then applies no 1/sqrt(head_dim) of its own),
+  // and a final logit soft-cap c > 0 maps logits to c * tanh(logit / c).
+  float embed_scale = 1.0f;
+  float query_scale = 0.0f;       // 0: the attention's usual 1/sqrt(head_dim)
+  float final_logit_softcap = 0.0f;
   // Sliding-window attention: a local layer's token at position p sees positions (p - sliding_window, p].
   int64_t sliding_window = 0;           // attention.sliding_window (0: no local layers)
   std::vector<uint8_t> layer_is_local;  // per layer, 1 for a sliding-window layer; empty: all global
+  // RoPE of the sliding-window layers (gemma3: base 10000, no scaling, while global layers use rope.freq_base).
+  float rope_freq_base_local = 10000.0f;
+  float rope_freq_scale_local = 1.0f;
 
   // The window of layer il in tokens, 0 for a global layer.
   int64_t window(int64_t il) const {
     return il >= 0 && static_cast<size_t>(il) < layer_is_local.size() && layer_is_local[static_cast<size_t>(il)]
                ? sliding_window : 0;
   }
+
+  float rope_base(int64_t il) const { return window(il) > 0 ? rope_freq_base_local : rope_freq_base; }
+  float rope_scale(int64_t il) const { return window(il) > 0 ? rope_freq_scale_local : rope_freq_scale; }
 
   static Expected<ModelConfig> from_gguf(const GgufFile& f);
   std::string summary() const;

@@ -1,6 +1,9 @@
 #include "model/ops.h"
 
+#include <array>
 #include <cmath>
+
+#include "quant/formats/float.h"
 
 namespace pocketlm::ops {
 
@@ -51,6 +54,43 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+
+namespace {
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoef = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x)));
+}
+
+// GELU of every half-precision value, itself rounded to half precision and widened back.
+const std::array<float, 65536>& gelu_f16_table() {
+  static const std::array<float, 65536> table = [] {
+    std::array<float, 65536> t{};
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(h)))));
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
+float gelu(float x) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return gelu_f16_table()[fp32_to_fp16(x)];
+}
+
+void geglu(const float* gate, const float* up, float* out, int64_t n) {
+  const std::array<float, 65536>& table = gelu_f16_table();
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    const float a = g <= -10.0f ? 0.0f : g >= 10.0f ? g : table[fp32_to_fp16(g)];
+    out[i] = a * up[i];
+  }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
 }
 
 }  // namespace pocketlm::ops

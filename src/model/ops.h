@@ -20,4 +20,14 @@ void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
+// GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x²))), as llama.cpp's CPU build evaluates it:
+// for |x| < 10 the input is rounded to f16 and the result is the f16-rounded GELU of that value (a table
+// of all 65,536 halves); below -10 it is 0, from 10 up it is x.
+float gelu(float x);
+// out[i] = gelu(gate[i]) * up[i]   (Gemma's GeGLU FFN)
+void geglu(const float* gate, const float* up, float* out, int64_t n);
+
+// x[i] = cap * tanh(x[i] / cap)   (final logit soft-capping)
+void softcap(float* x, int64_t n, float cap);
+
 }  // namespace pocketlm::ops

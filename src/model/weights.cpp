@@ -57,6 +57,12 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
     PLM_TRY(L.ffn_gate, need(f, p + "ffn_gate.weight", {d, c.n_ff}, Use::Matmul));
     PLM_TRY(L.ffn_up, need(f, p + "ffn_up.weight", {d, c.n_ff}, Use::Matmul));
     PLM_TRY(L.ffn_down, need(f, p + "ffn_down.weight", {c.n_ff, d}, Use::Matmul));
+    if (c.arch == "gemma3") {
+      PLM_TRY(L.attn_q_norm, need(f, p + "attn_q_norm.weight", {c.head_dim}, Use::Norm));
+      PLM_TRY(L.attn_k_norm, need(f, p + "attn_k_norm.weight", {c.head_dim}, Use::Norm));
+      PLM_TRY(L.post_attn_norm, need(f, p + "post_attention_norm.weight", {d}, Use::Norm));
+      PLM_TRY(L.post_ffn_norm, need(f, p + "post_ffw_norm.weight", {d}, Use::Norm));
+    }
   }
   return w;
 }
@@ -64,7 +70,8 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
 size_t ModelWeights::total_bytes() const {
   size_t n = token_embd->nbytes + output_norm->nbytes + (output != token_embd ? output->nbytes : 0);
   for (const auto& L : layers)
-    for (const GgufTensor* t : {L.attn_norm, L.wq, L.wk, L.wv, L.wo, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down}) n += t->nbytes;
+    for (const GgufTensor* t : L.all())
+      if (t) n += t->nbytes;
   return n;
 }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "e2e/peer_client.h"
+#include "e2e/peer_compare.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "test_paths.h"
@@ -38,62 +39,6 @@ constexpr int64_t kGreedyCtx = 512;
 constexpr int kTop1Positions = 1024;
 constexpr int kTop1Ctx = 512;
 constexpr size_t kWikiPrefixBytes = 20 * 1024;
-
-int32_t argmax(std::span<const float> logits) {
-  size_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = i;
-  }
-  return static_cast<int32_t>(best);
-}
-
-// KL(P || Q) of the softmaxes of two logit rows, in nats.
-double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits) {
-  const auto log_sum_exp = [](std::span<const float> x) {
-    double m = x[0];
-    for (const float v : x) m = std::max(m, static_cast<double>(v));
-    double sum = 0.0;
-    for (const float v : x) sum += std::exp(static_cast<double>(v) - m);
-    return m + std::log(sum);
-  };
-  const double lp = log_sum_exp(p_logits);
-  const double lq = log_sum_exp(q_logits);
-  double kl = 0.0;
-  for (size_t i = 0; i < p_logits.size(); ++i) {
-    const double a = static_cast<double>(p_logits[i]) - lp;
-    kl += std::exp(a) * (a - (static_cast<double>(q_logits[i]) - lq));
-  }
-  return kl;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::move(ss).str();
-}
-
-std::filesystem::path wiki_path() { return shared_dir() / "testdata" / "text" / "wiki.test.raw"; }
-
-// "ids differ at index i: ... a b [c] d ..." around the first difference, for failure messages.
-std::string first_difference(const std::vector<int32_t>& ours, const std::vector<int32_t>& peer) {
-  size_t i = 0;
-  while (i < ours.size() && i < peer.size() && ours[i] == peer[i]) ++i;
-  if (i == ours.size() && i == peer.size()) return "identical";
-  auto window = [i](const std::vector<int32_t>& v) {
-    std::string s;
-    const size_t lo = i >= 4 ? i - 4 : 0;
-    for (size_t k = lo; k < std::min(v.size(), i + 5); ++k) {
-      if (k == i) s += '[';
-      s += std::to_string(v[k]);
-      s += k == i ? "] " : " ";
-    }
-    return s;
-  };
-  return "first difference at index " + std::to_string(i) + " (pocketlm " + std::to_string(ours.size()) +
-         " ids, peer " + std::to_string(peer.size()) + "): pocketlm ... " + window(ours) + "| peer ... " +
-         window(peer);
-}
 
 class PeerVsPocketlm : public ::testing::Test {
  protected:
@@ -137,12 +82,6 @@ std::string* PeerVsPocketlm::load_error_ = nullptr;
 
 // ---- (a) greedy continuations ---------------------------------------------------------------------------
 
-struct GreedyPrompt {
-  const char* name;
-  const char* text;
-  bool parse_special = false;
-};
-
 const GreedyPrompt kGreedyPrompts[] = {
     {"story", "Once upon a time, in a small village by the sea, there lived an old fisherman who"},
     {"question", "Question: Why is the sky blue?\nAnswer: The sky is blue because"},
@@ -166,51 +105,6 @@ const GreedyPrompt kGreedyPrompts[] = {
 constexpr float kNearTie = 0.25f;
 constexpr int kMinIdentical = 5;
 
-
-struct GreedyOutcome {
-  bool identical = false;
-  float gap = 0.0f;  // at the first divergence: pocketlm's logit for its pick minus for the peer's
-  std::string detail;
-};
-
-GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt, const std::vector<int32_t>& want,
-                             int32_t eog, const nlohmann::json& peer_text,
-                             const std::function<std::unique_ptr<Session>()>& make_session, const Tokenizer& tok) {
-  GreedyOutcome out;
-  auto session = make_session();
-  auto logits = session->eval(prompt);
-  if (!logits.ok()) return {false, 1e9f, logits.error().message()};
-  std::vector<int32_t> got;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const int32_t next = argmax(*logits);
-    got.push_back(next);
-    if (next != want[i] || i + 1 == want.size()) break;  // stop at the first divergence
-    logits = session->eval(std::span<const int32_t>(&got.back(), 1));
-    if (!logits.ok()) return {false, 1e9f, logits.error().message()};
-  }
-  if (got != want) {
-    const auto& row = *logits;
-    const int32_t theirs = want[got.size() - 1];
-    out.gap = row[static_cast<size_t>(got.back())] - row[static_cast<size_t>(theirs)];
-    out.detail = std::string(p.name) + ": " + first_difference(got, want) + "; pocketlm's logit gap " +
-                 std::to_string(out.gap) + "; peer continuation: " + peer_text.dump();
-    return out;
-  }
-  std::string text;
-  for (const int32_t id : got) text += tok.token_to_piece(id, /*render_special=*/true);
-  const auto shown = [](const std::string& s) {
-    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  };
-  if (shown(text) != shown(peer_text.get<std::string>())) return {false, 1e9f, std::string(p.name) + ": same ids, different text"};
-  if (eog >= 0) {
-    // The peer stopped early because its argmax was an end-of-generation token; ours must be it too.
-    if (!want.empty()) logits = session->eval(std::span<const int32_t>(&got.back(), 1));
-    if (!logits.ok() || argmax(*logits) != eog) return {false, 1e9f, std::string(p.name) + ": did not stop at EOG"};
-  }
-  out.identical = true;
-  out.detail = std::string(p.name) + ": identical (" + std::to_string(got.size()) + " tokens)";
-  return out;
-}
 
 // Every prompt's greedy continuation equals the peer's or diverges only at a near tie, and as many prompts
 // are identical over all 64 tokens as the bar allows: kMinIdentical (issue 3's goal), or, where llama.cpp is
@@ -259,43 +153,14 @@ TEST_F(PeerVsPocketlm, Top1AgreementOnWikitext) {
   args.insert(args.end(), {"--logits-out", peer_logits_file.str()});
   const auto peer = run_peer(args);
   const auto tokens = json_ids(peer.at("tokens"));
-  const auto targets = json_ids(peer.at("targets"));
   const auto peer_top1 = json_ids(peer.at("top1"));
   const auto n_vocab = static_cast<size_t>(peer.at("n_vocab").get<int64_t>());
   ASSERT_EQ(model().config().n_vocab, static_cast<int64_t>(n_vocab));
   ASSERT_EQ(tokens.size(), static_cast<size_t>(kTop1Positions));
   ASSERT_EQ(peer_top1.size(), tokens.size());
-  std::ifstream peer_logits(peer_logits_file.path(), std::ios::binary);
-
-  size_t offset = 0;
-  size_t agree = 0;
-  size_t ours_correct = 0;
-  size_t peer_correct = 0;
-  double kl_sum = 0.0;
-  double kl_max = 0.0;
-  std::vector<float> peer_row(n_vocab);
-  for (const auto& chunk : peer.at("chunks")) {
-    const auto len = chunk.get<size_t>();
-    ASSERT_LE(offset + len, tokens.size());
-    auto session = new_session(kTop1Ctx);  // each chunk in a fresh context, as the peer does
-    const auto logits = session->eval(std::span<const int32_t>(tokens.data() + offset, len), /*all_logits=*/true);
-    ASSERT_TRUE(logits.ok()) << logits.error().message();
-    ASSERT_EQ(logits->size(), len * n_vocab);
-    for (size_t r = 0; r < len; ++r) {
-      const auto row = logits->subspan(r * n_vocab, n_vocab);
-      const int32_t ours = argmax(row);
-      agree += ours == peer_top1[offset + r] ? 1 : 0;
-      ours_correct += ours == targets[offset + r] ? 1 : 0;
-      peer_correct += peer_top1[offset + r] == targets[offset + r] ? 1 : 0;
-      peer_logits.read(reinterpret_cast<char*>(peer_row.data()), static_cast<std::streamsize>(n_vocab * sizeof(float)));
-      ASSERT_TRUE(peer_logits) << "peer logits file too short";
-      const double kl = kl_divergence(peer_row, row);
-      kl_sum += kl;
-      kl_max = std::max(kl_max, kl);
-    }
-    offset += len;
-  }
-  ASSERT_EQ(offset, tokens.size());
+  const Top1Comparison cmp = compare_top1(peer, peer_logits_file.path(), [] { return new_session(kTop1Ctx); });
+  const size_t agree = cmp.agree, ours_correct = cmp.ours_correct, peer_correct = cmp.peer_correct;
+  const double kl_sum = cmp.kl_sum, kl_max = cmp.kl_max;
 
   // For scale: how often llama.cpp agrees with itself when only its KV cache type changes (f16 -> f32).
   args = top1_args;

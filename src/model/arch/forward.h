@@ -29,6 +29,15 @@ enum class Logits { None, Last, All };
 using ForwardFn = void (*)(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which,
                            KvCache& kv, ForwardScratch& s, ThreadPool& pool);
 
+// Steps every architecture's pass shares.
+// x (n tokens x n_embd) = the embedding rows of `tokens`, times c.embed_scale.
+void embed_tokens(const Model& model, std::span<const int32_t> tokens, ForwardScratch& s);
+// The final norm and the output head (soft-capped when c.final_logit_softcap > 0) over the tokens `which`
+// asks for, into s.logits.
+void output_logits(const Model& model, int64_t n_tokens, Logits which, ForwardScratch& s, ThreadPool& pool);
+// a[i] += b[i]
+void add_inplace(float* a, const float* b, int64_t n);
+
 // The forward pass of c.arch (ModelConfig::from_gguf only accepts architectures that have one).
 ForwardFn forward_for(const ModelConfig& c);
 

@@ -9,14 +9,6 @@
 
 namespace pocketlm {
 
-namespace {
-
-void add_inplace(float* a, const float* b, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) a[i] += b[i];
-}
-
-}  // namespace
-
 void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
                    ForwardScratch& s, ThreadPool& pool) {
   const ModelConfig& c = model.config();
@@ -27,7 +19,7 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
   const bool neox = c.rope_type == RopeType::NeoX;
   s.reserve(c, n, kv.n_ctx(), pool.size());
 
-  for (int64_t t = 0; t < n; ++t) get_row(*w.token_embd, tokens[static_cast<size_t>(t)], &s.x[static_cast<size_t>(t * d)]);
+  embed_tokens(model, tokens, s);
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = w.layers[static_cast<size_t>(l)];
@@ -58,12 +50,7 @@ void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t 
     add_inplace(s.x.data(), s.att_out.data(), n * d);
   }
 
-  if (which == Logits::None) return;
-  const auto* out_norm = reinterpret_cast<const float*>(w.output_norm->data);
-  const int64_t first = which == Logits::All ? 0 : n - 1, n_out = n - first;
-  for (int64_t t = first; t < n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[(t - first) * d], d, c.norm_eps);
-  s.logits.resize(static_cast<size_t>(n_out * c.n_vocab));
-  matmul(*w.output, s.xn.data(), n_out, s.logits.data(), pool, s.act);
+  output_logits(model, n, which, s, pool);
 }
 
 }  // namespace pocketlm

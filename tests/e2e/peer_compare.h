@@ -1,0 +1,55 @@
+#pragma once
+// What the peer comparisons (pocketlm against llama.cpp through bench/peer) share: argmax and KL of logit
+// rows, greedy continuations compared token by token, and top-1 agreement over the peer's `top1` output.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pocketlm::test {
+
+int32_t argmax(std::span<const float> logits);
+// KL(P || Q) of the softmaxes of two logit rows, in nats.
+double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits);
+std::string read_file(const std::filesystem::path& path);
+std::filesystem::path wiki_path();  // shared/testdata/text/wiki.test.raw
+// "first difference at index i: ... a b [c] d ..." for failure messages, or "identical".
+std::string first_difference(const std::vector<int32_t>& ours, const std::vector<int32_t>& peer);
+
+struct GreedyPrompt {
+  const char* name;
+  const char* text;
+  bool parse_special = false;
+};
+
+struct GreedyOutcome {
+  bool identical = false;
+  float gap = 0.0f;  // at the first divergence: pocketlm's logit for its pick minus for the peer's
+  std::string detail;
+};
+
+// Decodes greedily from `prompt` in a new session and compares with the peer's ids `want` (and its text,
+// and, when the peer stopped at end-of-generation token `eog` >= 0, that pocketlm stops there too).
+GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt, const std::vector<int32_t>& want,
+                             int32_t eog, const nlohmann::json& peer_text,
+                             const std::function<std::unique_ptr<Session>()>& make_session, const Tokenizer& tok);
+
+struct Top1Comparison {
+  size_t positions = 0, agree = 0, ours_correct = 0, peer_correct = 0;
+  double kl_sum = 0.0, kl_max = 0.0;  // KL(llama.cpp || pocketlm) per position
+};
+
+// Runs every chunk of the peer's `top1` answer (its "tokens" split by "chunks") through a fresh session and
+// compares each position's argmax and distribution with the peer's (top1 ids; logits rows in the file the
+// peer wrote with --logits-out). Fails the test (gtest assertions) on inconsistent peer output.
+Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::path& peer_logits,
+                            const std::function<std::unique_ptr<Session>()>& make_session);
+
+}  // namespace pocketlm::test

@@ -1,0 +1,168 @@
+// pocketlm against the llama.cpp peer (bench/peer) on Gemma 3 270M Q4_K_M (issue 5), in the same run, both
+// with an f16 KV cache and llama.cpp's flash attention off:
+//  (a) greedy 64-token continuations: identical to the peer's for at least 5 prompts, one of them longer than
+//      the 512-token sliding window; any other prompt diverges only at a near tie (kNearTie),
+//  (b) top-1 next-token agreement over 1,024 positions of wiki.test.raw in one 1,024-token context, so the
+//      second half of every local layer's attention runs through the window: >= 99 %, small mean KL,
+//  (c) tokenization (SentencePiece with Gemma's 262k vocabulary, no space prefix) identical to the peer's.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "e2e/peer_client.h"
+#include "e2e/peer_compare.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "test_paths.h"
+
+namespace pocketlm::test {
+namespace {
+
+constexpr int kThreads = 2;
+constexpr int kGreedyTokens = 64;
+constexpr int kTop1Positions = 1024;
+constexpr int kTop1Ctx = 1024;  // > the 512-token window: positions 512.. see only the last 512 on local layers
+constexpr float kNearTie = 0.25f;
+constexpr int kMinIdentical = 5;
+
+class PeerGemma3 : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (model_ != nullptr || !std::filesystem::exists(gemma3_path())) return;
+    auto loaded = Model::load(gemma3_path().string());
+    if (loaded.ok()) model_ = std::move(loaded).value().release();
+    else load_error_ = new std::string(loaded.error().message());
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    model_ = nullptr;
+    delete load_error_;
+    load_error_ = nullptr;
+  }
+  void SetUp() override {
+    if (!std::filesystem::exists(gemma3_path())) GTEST_SKIP() << gemma3_path() << " missing: run scripts/fetch-models.sh";
+    POCKETLM_REQUIRE_PEER();
+    ASSERT_EQ(load_error_, nullptr) << "Model::load: " << *load_error_;
+  }
+  static std::string model_path() { return gemma3_path().string(); }
+  static const Model& model() { return *model_; }
+  static std::unique_ptr<Session> new_session(int64_t n_ctx) {
+    auto s = Session::create(model(), SessionOptions{.n_ctx = n_ctx, .kv_type = KvType::F16, .n_threads = kThreads});
+    if (!s.ok()) throw std::runtime_error("Session::create: " + s.error().message());
+    return std::move(s).value();
+  }
+  static Model* model_;
+  static std::string* load_error_;
+};
+Model* PeerGemma3::model_ = nullptr;
+std::string* PeerGemma3::load_error_ = nullptr;
+
+// A prompt longer than the window: the opening of wiki.test.raw (about 700 tokens).
+std::string long_prompt() {
+  std::string text = read_file(wiki_path()).substr(0, 3000);
+  while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0x80)) text.pop_back();  // whole characters
+  return text;
+}
+
+TEST_F(PeerGemma3, GreedyContinuations) {
+  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
+  const std::string long_text = long_prompt();
+  const GreedyPrompt prompts[] = {
+      {"story", "Once upon a time, in a small village by the sea, there lived an old fisherman who"},
+      {"question", "Question: Why is the sky blue?\nAnswer: The sky is blue because"},
+      {"code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"},
+      {"history", "The Roman Empire was one of the largest empires in history. It"},
+      {"chat", "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n", true},
+      {"recipe", "To make a simple tomato soup, you will need"},
+      {"longer than the window", long_text.c_str()},
+  };
+  int identical = 0;
+  bool long_identical = false;
+  for (const GreedyPrompt& p : prompts) {
+    std::vector<std::string> args = {"greedy", "-m", model_path(), "-p", p.text, "-n", std::to_string(kGreedyTokens),
+                                     "-t", std::to_string(kThreads)};
+    if (p.parse_special) args.push_back("--parse-special");
+    const auto peer = run_peer(args);
+    const auto prompt = json_ids(peer.at("prompt_ids"));
+    const auto want = json_ids(peer.at("ids"));
+    const auto& stop = peer.at("stop");
+    const int32_t eog = stop.is_object() ? stop.at("eog").get<int32_t>() : -1;
+    EXPECT_EQ(model().tokenizer().encode(p.text, true, p.parse_special), prompt) << p.name << ": prompt tokenization";
+    const int64_t n_ctx = static_cast<int64_t>(prompt.size()) + kGreedyTokens + 1;
+    const auto r = compare_greedy(p, prompt, want, eog, peer.at("text"), [n_ctx] { return new_session(n_ctx); },
+                                  model().tokenizer());
+    std::cout << "[ greedy   ] " << r.detail << " (prompt " << prompt.size() << " tokens)\n";
+    identical += r.identical ? 1 : 0;
+    if (prompt.size() > 512) long_identical = r.identical;
+    if (!r.identical) {
+      EXPECT_LE(r.gap, kNearTie) << "not a near tie: " << r.detail;
+    }
+  }
+  std::cout << "[ greedy   ] " << identical << "/" << std::size(prompts) << " prompts identical to llama.cpp over "
+            << kGreedyTokens << " tokens\n";
+  EXPECT_GE(identical, kMinIdentical);
+  EXPECT_TRUE(long_identical) << "the prompt longer than the sliding window must match";
+}
+
+TEST_F(PeerGemma3, Top1AgreementThroughTheWindow) {
+  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
+  ASSERT_EQ(model().config().sliding_window, 512);
+  const TempFile peer_logits_file("");
+  const auto peer = run_peer({"top1", "-m", model_path(), "-f", wiki_path().string(), "--positions",
+                              std::to_string(kTop1Positions), "-c", std::to_string(kTop1Ctx), "-t",
+                              std::to_string(kThreads), "--logits-out", peer_logits_file.str()});
+  ASSERT_EQ(model().config().n_vocab, peer.at("n_vocab").get<int64_t>());
+  ASSERT_EQ(peer.at("chunks").size(), 1u);
+  const Top1Comparison cmp = compare_top1(peer, peer_logits_file.path(), [] { return new_session(kTop1Ctx); });
+  ASSERT_EQ(cmp.positions, static_cast<size_t>(kTop1Positions));
+  const auto n = static_cast<double>(cmp.positions);
+  const double pct = 100.0 * static_cast<double>(cmp.agree) / n;
+  std::cout << "[ top-1    ] Gemma 3 pocketlm vs llama.cpp agreement " << pct << " % (" << cmp.agree << "/"
+            << cmp.positions << " positions, -c " << kTop1Ctx << ", window 512); mean KL(llama.cpp || pocketlm) "
+            << cmp.kl_sum / n << " (max " << cmp.kl_max << "); next-token accuracy pocketlm "
+            << 100.0 * static_cast<double>(cmp.ours_correct) / n << " %, llama.cpp "
+            << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
+  RecordProperty("top1_agreement_pct", std::to_string(pct));
+  EXPECT_GE(pct, 99.0);
+  EXPECT_LT(cmp.kl_sum / n, 0.01);
+}
+
+TEST_F(PeerGemma3, TokenizeLikeLlamaCpp) {
+  std::string wiki = read_file(wiki_path()).substr(0, 20 * 1024);
+  while (!wiki.empty() && (static_cast<unsigned char>(wiki.back()) & 0x80)) wiki.pop_back();
+  const TempFile file(wiki);
+  const auto peer_wiki = json_ids(run_peer({"tokenize", "-m", model_path(), "-f", file.str()}).at("ids"));
+  const auto ours_wiki = model().tokenizer().encode(wiki, true, false);
+  EXPECT_GT(peer_wiki.size(), 1000u);
+  EXPECT_TRUE(ours_wiki == peer_wiki) << first_difference(ours_wiki, peer_wiki);
+  struct Case {
+    const char* name;
+    std::string text;
+    bool parse_special;
+  };
+  const Case cases[] = {
+      {"empty", "", false},
+      {"leading and runs of spaces", "   a  b   c    d", false},
+      {"newlines and tabs", "\n\nline one\n\tline two\r\n", false},
+      {"numbers", "1234567890 3.14159 1,000,000", false},
+      {"accents cjk emoji", "h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\xa6\x99", false},
+      {"code", "for (int i = 0; i < n; ++i) {\n    sum += x[i];\n}\n", false},
+      {"turn markers as text", "<start_of_turn>user\nHi<end_of_turn>", false},
+      {"turn markers parsed", "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<std::string> args = {"tokenize", "-m", model_path(), "-p", c.text};
+    if (c.parse_special) args.push_back("--parse-special");
+    EXPECT_EQ(model().tokenizer().encode(c.text, true, c.parse_special), json_ids(run_peer(args).at("ids")));
+  }
+}
+
+}  // namespace
+}  // namespace pocketlm::test
