@@ -37,7 +37,7 @@ Status read_gemma3(const GgufFile& f, ModelConfig& c) {
       }
     } else {
       PLM_TRY(int64_t period, f.get_int_or(p + "attention.sliding_window_pattern", 6));
-      if (period < 0 || period > c.n_layer) return bad("attention.sliding_window_pattern", "period out of range: " + std::to_string(period));
+      if (period < 0) return bad("attention.sliding_window_pattern", "negative period: " + std::to_string(period));
       for (int64_t il = 0; il < c.n_layer; ++il)
         c.layer_is_local[static_cast<size_t>(il)] = period == 0 || il % period < period - 1 ? 1 : 0;
     }

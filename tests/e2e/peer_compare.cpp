@@ -141,6 +141,10 @@ Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::p
         ADD_FAILURE() << "peer logits file too short";
         return r;
       }
+      const auto top = static_cast<size_t>(peer_top1[offset + i]);
+      const double dtop = std::fabs(static_cast<double>(row[top]) - peer_row[top]);
+      r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
+      r.sum_top_logit_diff += dtop;
       const double kl = kl_divergence(peer_row, row);
       r.kl_sum += kl;
       r.kl_max = std::max(r.kl_max, kl);
@@ -149,6 +153,32 @@ Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::p
   }
   EXPECT_EQ(offset, tokens.size());
   r.positions = offset;
+  return r;
+}
+
+Top1Comparison compare_peer_runs(const std::vector<int32_t>& top1_a, const std::vector<int32_t>& top1_b,
+                                 const std::filesystem::path& logits_a, const std::filesystem::path& logits_b,
+                                 size_t n_vocab) {
+  Top1Comparison r;
+  std::ifstream fa(logits_a, std::ios::binary), fb(logits_b, std::ios::binary);
+  std::vector<float> ra(n_vocab), rb(n_vocab);
+  for (size_t i = 0; i < top1_a.size() && i < top1_b.size(); ++i) {
+    fa.read(reinterpret_cast<char*>(ra.data()), static_cast<std::streamsize>(n_vocab * sizeof(float)));
+    fb.read(reinterpret_cast<char*>(rb.data()), static_cast<std::streamsize>(n_vocab * sizeof(float)));
+    if (!fa || !fb) {
+      ADD_FAILURE() << "peer logits file too short";
+      return r;
+    }
+    r.agree += top1_a[i] == top1_b[i] ? 1 : 0;
+    const auto top = static_cast<size_t>(top1_a[i]);
+    const double dtop = std::fabs(static_cast<double>(rb[top]) - ra[top]);
+    r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
+    r.sum_top_logit_diff += dtop;
+    const double kl = kl_divergence(ra, rb);
+    r.kl_sum += kl;
+    r.kl_max = std::max(r.kl_max, kl);
+    ++r.positions;
+  }
   return r;
 }
 

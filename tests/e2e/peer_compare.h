@@ -44,7 +44,15 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
 struct Top1Comparison {
   size_t positions = 0, agree = 0, ours_correct = 0, peer_correct = 0;
   double kl_sum = 0.0, kl_max = 0.0;  // KL(llama.cpp || pocketlm) per position
+  // Largest |pocketlm - llama.cpp| of the logit of llama.cpp's top token (the scale of a "near tie").
+  double max_top_logit_diff = 0.0, sum_top_logit_diff = 0.0;
 };
+
+// The same figures between two llama.cpp runs of one `top1` request (e.g. f16 vs f32 KV cache): how far
+// llama.cpp moves from itself when only its own arithmetic changes. `top1_a` are run a's picks.
+Top1Comparison compare_peer_runs(const std::vector<int32_t>& top1_a, const std::vector<int32_t>& top1_b,
+                                 const std::filesystem::path& logits_a, const std::filesystem::path& logits_b,
+                                 size_t n_vocab);
 
 // Runs every chunk of the peer's `top1` answer (its "tokens" split by "chunks") through a fresh session and
 // compares each position's argmax and distribution with the peer's (top1 ids; logits rows in the file the
