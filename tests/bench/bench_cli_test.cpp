@@ -67,9 +67,28 @@ TEST(BenchCli, JsonHasOneObjectPerModelTestAndThreadCount) {
   // -p 0 skips pp; the default output is a markdown table.
   r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "4", "-t", "1", "-r", "1", "--no-bandwidth"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| model | size | params | threads | test | t/s |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("| tg4 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| model | size | params | threads | KV | test | t/s | vs first KV |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| f16/f16 | tg4 |"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("pp"), std::string::npos) << r.out;
+}
+
+// -ctk/-ctv lists pair up by position and run in the same invocation; -d prefills a depth before each test.
+TEST(BenchCli, KvTypeListsAndDepth) {
+  REQUIRE_STORIES();
+  const std::string m = test::stories_path().string();
+  auto r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "4", "-t", "1", "-r", "2", "--no-bandwidth", "-ctk", "f16,q8",
+                          "-ctv", "f16,q8", "-d", "0,16", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 4u);  // 2 KV pairs x 2 depths
+  std::set<std::pair<std::string, int64_t>> seen;
+  for (const auto& row : rows) {
+    seen.insert({row.at("type_k").get<std::string>() + "/" + row.at("type_v").get<std::string>(), row.at("n_depth").get<int64_t>()});
+    EXPECT_EQ(row.at("samples_ns").size(), 2u);
+    EXPECT_EQ(row.contains("ratio_to_first_kv"), row.at("type_k") == "q8");
+  }
+  EXPECT_EQ(seen, (std::set<std::pair<std::string, int64_t>>{{"f16/f16", 0}, {"q8/q8", 0}, {"f16/f16", 16}, {"q8/q8", 16}}));
+  EXPECT_EQ(rows[2].at("test"), "tg4 @ d16");
 }
 
 TEST(BenchCli, ArgumentErrorsAreNamed) {
@@ -84,7 +103,9 @@ TEST(BenchCli, ArgumentErrorsAreNamed) {
       {{"bench", "-m", m, "-n", "8,,9"}, "-n: ''"},
       {{"bench", "-m", m, "-t", "0"}, "-t: '0'"},
       {{"bench", "-m", m, "-p", "0", "-n", "0"}, "no tests"},
-      {{"bench", "-m", m, "-ctk", "f32", "-ctv", "f16"}, "differ"},
+      {{"bench", "-m", m, "-ctk", "f16,q8", "-ctv", "f16,q8,f32"}, "-ctk has 2 types and -ctv 3"},
+      {{"bench", "-m", m, "-ctk", "q9"}, "-ctk"},
+      {{"bench", "-m", m, "-d", "-4"}, "-d"},
       {{"bench", "-m", m, "-r", "0"}, "-r"},
       {{"bench", "-m", m, "-o", "csv"}, "csv"},
       {{"bench", "-m", m + ".missing"}, "missing"},
