@@ -106,6 +106,19 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
   return out;
 }
 
+namespace {
+// Adds one position's distance between a reference row and another: the shift of the reference's top token
+// and KL(reference || other).
+void add_distance(Top1Comparison& r, size_t top, std::span<const float> ref, std::span<const float> other) {
+  const double dtop = std::fabs(static_cast<double>(other[top]) - ref[top]);
+  r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
+  r.sum_top_logit_diff += dtop;
+  const double kl = kl_divergence(ref, other);
+  r.kl_sum += kl;
+  r.kl_max = std::max(r.kl_max, kl);
+}
+}  // namespace
+
 Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::path& peer_logits_path,
                             const std::function<std::unique_ptr<Session>()>& make_session) {
   Top1Comparison r;
@@ -141,13 +154,7 @@ Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::p
         ADD_FAILURE() << "peer logits file too short";
         return r;
       }
-      const auto top = static_cast<size_t>(peer_top1[offset + i]);
-      const double dtop = std::fabs(static_cast<double>(row[top]) - peer_row[top]);
-      r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
-      r.sum_top_logit_diff += dtop;
-      const double kl = kl_divergence(peer_row, row);
-      r.kl_sum += kl;
-      r.kl_max = std::max(r.kl_max, kl);
+      add_distance(r, static_cast<size_t>(peer_top1[offset + i]), peer_row, row);
     }
     offset += len;
   }
@@ -170,13 +177,7 @@ Top1Comparison compare_peer_runs(const std::vector<int32_t>& top1_a, const std::
       return r;
     }
     r.agree += top1_a[i] == top1_b[i] ? 1 : 0;
-    const auto top = static_cast<size_t>(top1_a[i]);
-    const double dtop = std::fabs(static_cast<double>(rb[top]) - ra[top]);
-    r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
-    r.sum_top_logit_diff += dtop;
-    const double kl = kl_divergence(ra, rb);
-    r.kl_sum += kl;
-    r.kl_max = std::max(r.kl_max, kl);
+    add_distance(r, static_cast<size_t>(top1_a[i]), ra, rb);
     ++r.positions;
   }
   return r;
