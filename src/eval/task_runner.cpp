@@ -36,7 +36,8 @@ TaskPrompt task_prompt(const TaskExample& ex) {
       p.max_tokens = 256;
       break;
     case TaskKind::CommitMessage:
-      p.user = "Write a one-line commit message for the following diff. Reply with the message only.\n\n" + ex.input;
+      p.user = "Here is a code change (a diff):\n\n" + ex.input +
+               "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
       p.stop_text = "\n";
       p.max_tokens = 48;
       break;
@@ -92,25 +93,59 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-// The output so far with leading blanks dropped; true (and `out` cut) when the stop text has appeared.
-bool cut_at_stop(const std::string& decoded, const std::string& stop, std::string& out) {
+bool is_fence_line(std::string_view line) {
+  const std::string t = trim(line);
+  return t.size() >= 3 && t.compare(0, 3, "```") == 0 && t.find(' ') == std::string::npos;
+}
+
+// Where the answer starts in the output so far: past leading blanks and the complete lines that come before
+// an answer rather than being one: code fences ("```", "```diff") and lead-ins ("Here is the summary:").
+size_t answer_start(const std::string& s) {
   size_t b = 0;
-  while (b < decoded.size() && is_blank(decoded[b])) ++b;
-  out = decoded.substr(b);
-  if (stop.empty()) return false;
-  const size_t pos = out.find(stop);
-  if (pos == std::string::npos) return false;
-  out.resize(pos);
-  return true;
+  for (;;) {
+    while (b < s.size() && is_blank(s[b])) ++b;
+    const size_t nl = s.find('\n', b);
+    if (nl == std::string::npos) return b;  // the line is not complete yet
+    const std::string line = trim(std::string_view(s).substr(b, nl - b));
+    if (!is_fence_line(line) && line.back() != ':') return b;
+    b = nl + 1;
+  }
+}
+
+// A one-line answer wrapped in quotes or backticks ("`Fix the build`") without them.
+std::string unwrap(std::string s) {
+  while (s.size() >= 2 && (s.front() == '"' || s.front() == '`' || s.front() == '\'') && s.back() == s.front())
+    s = trim(std::string_view(s).substr(1, s.size() - 2));
+  return s;
 }
 
 }  // namespace
 
+TaskAnswer extract_answer(const std::string& decoded, const std::string& stop) {
+  TaskAnswer a;
+  std::string out = decoded.substr(answer_start(decoded));
+  const size_t pos = stop.empty() ? std::string::npos : out.find(stop);
+  if (pos != std::string::npos) {
+    out.resize(pos);
+    a.complete = true;
+  }
+  a.text = unwrap(trim(out));
+  return a;
+}
+
+int translation_token_cap(int64_t source_tokens) {
+  return static_cast<int>(std::min<int64_t>(3 * source_tokens + 32, 1 << 20));
+}
+
 Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
   const TaskPrompt p = task_prompt(ex);
-  const int limit = max_tokens > 0 ? max_tokens : p.max_tokens;
-  PLM_TRY(std::vector<int32_t> ids, prompt_tokens(ex));
   const Tokenizer& tok = model_.tokenizer();
+  int limit = max_tokens > 0 ? max_tokens : p.max_tokens;
+  if (max_tokens <= 0 && ex.kind == TaskKind::Translate) {
+    const size_t source_tokens = tok.encode(ex.input, false, false).size();
+    limit = std::min(limit, translation_token_cap(static_cast<int64_t>(source_tokens)));
+  }
+  PLM_TRY(std::vector<int32_t> ids, prompt_tokens(ex));
   TaskOutput r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
   if (r.prompt_tokens + 1 > session_.n_ctx())
@@ -122,7 +157,6 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
   if (!logits) return logits.error();
   std::span<const float> cur = *logits;
   std::vector<int32_t> gen;
-  std::string out;
   r.stop = "max_tokens";
   while (static_cast<int>(gen.size()) < limit) {
     const auto next = static_cast<int32_t>(std::max_element(cur.begin(), cur.end()) - cur.begin());
@@ -131,7 +165,7 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
       break;
     }
     gen.push_back(next);
-    if (cut_at_stop(tok.decode(gen), p.stop_text, out)) {
+    if (extract_answer(tok.decode(gen), p.stop_text).complete) {
       r.stop = "text";
       break;
     }
@@ -144,8 +178,7 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
     if (!l) return l.error();
     cur = *l;
   }
-  if (r.stop != "text") cut_at_stop(tok.decode(gen), p.stop_text, out);
-  r.output = trim(out);
+  r.output = extract_answer(tok.decode(gen), p.stop_text).text;
   r.tokens = static_cast<int64_t>(gen.size());
   r.seconds = now_seconds() - t0;
   return r;

@@ -23,6 +23,18 @@ struct TaskPrompt {
 TaskPrompt task_prompt(const TaskExample& ex);
 std::string language_name(std::string_view code);  // "fr" -> "French"; unknown codes are returned as given
 
+// The answer in a model's output so far: leading blanks and the complete lines before the answer (code
+// fences, lead-ins ending in ':') skipped, cut before the stop text, trimmed, and unwrapped from matching
+// quotes or backticks. `complete` once the stop text has appeared after the answer's start.
+struct TaskAnswer {
+  std::string text;
+  bool complete = false;
+};
+TaskAnswer extract_answer(const std::string& decoded, const std::string& stop);
+// The most tokens a translation may take without --max-tokens: three times the source's tokens plus 32 (stops a
+// repetition loop early; every reference of the shared sets fits, in SmolLM2's and Gemma 3's tokens).
+int translation_token_cap(int64_t source_tokens);
+
 // Metric name -> score in [0, 100], in a fixed order; the first is the task's primary metric.
 using TaskScores = std::vector<std::pair<std::string, double>>;
 TaskScores score_output(const TaskExample& ex, std::string_view output);

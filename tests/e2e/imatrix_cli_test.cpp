@@ -197,9 +197,9 @@ TEST_F(ImatrixCli, MergingAddsSumsCountsAndDatasets) {
 TEST_F(ImatrixCli, TasksAreRenderedAndCollected) {
   const std::string tasks = write_file(
       "work.jsonl",
-      R"({"id": "a", "task": "summarize", "input": "#Person1#: Where is the red ball? #Person2#: It is in the park under the big tree, next to the dog.", "references": ["#Person2# says the ball is in the park."]})"
+      R"({"id": "a", "task": "summarize", "input": "#Person1#: Ball? #Person2#: Park.", "references": ["In the park."]})"
       "\n"
-      R"({"id": "b", "task": "commit_message", "input": "--- a/x.c\n+++ b/x.c\n-int x = 1;\n+int x = 2;", "references": ["Set x to 2"]})"
+      R"({"id": "b", "task": "commit_message", "input": "-x=1\n+x=2", "references": ["Set x to 2"]})"
       "\n"
       "not json\n");
   auto r = test::run_cli({"imatrix", "-m", model(), "--tasks", tasks, "-c", "128", "-o", path("t.gguf")});

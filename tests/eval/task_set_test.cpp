@@ -107,6 +107,50 @@ TEST(EvalTaskSet, PromptsAndStopRulesPerKind) {
   EXPECT_GT(task_prompt(t).max_tokens, 0);
 }
 
+TEST(EvalTaskSet, CommitPromptPutsTheInstructionAfterTheDiff) {
+  TaskExample t;
+  t.kind = TaskKind::CommitMessage;
+  t.input = "--- a/x.c\n+++ b/x.c\n-int x;\n";
+  const std::string u = task_prompt(t).user;
+  const size_t diff = u.find(t.input), ask = u.find("commit message");
+  ASSERT_NE(diff, std::string::npos) << u;
+  ASSERT_NE(ask, std::string::npos) << u;
+  EXPECT_LT(diff, ask) << "a small model follows the instruction it read last";
+}
+
+TEST(EvalTaskSet, AnswerSkipsFencesAndLeadInsThenStops) {
+  // Plain answers: cut at the stop text, blanks trimmed.
+  EXPECT_EQ(extract_answer("  Fix the build\nmore", "\n").text, "Fix the build");
+  EXPECT_TRUE(extract_answer("Fix the build\n", "\n").complete);
+  EXPECT_FALSE(extract_answer("Fix the bu", "\n").complete);
+  EXPECT_EQ(extract_answer("\n\nFix", "\n").text, "Fix");  // leading newlines do not stop it
+  // Lines before the answer: a fence, a lead-in ending in ':', in any order; the answer is the next line.
+  const TaskAnswer a = extract_answer("Here is a one-line commit message:\n```\nBump version to 2.1\n```\n", "\n");
+  EXPECT_EQ(a.text, "Bump version to 2.1");
+  EXPECT_TRUE(a.complete);
+  EXPECT_EQ(extract_answer("```diff\n", "\n").text, "");  // the fence line alone is not an answer
+  EXPECT_FALSE(extract_answer("```diff\n", "\n").complete);
+  EXPECT_FALSE(extract_answer("Here is the translation:\n", "\n").complete);
+  // A lead-in is only a complete line ending in ':'; an answer with a colon inside is kept.
+  EXPECT_EQ(extract_answer("Fix: handle empty input\n", "\n").text, "Fix: handle empty input");
+  EXPECT_EQ(extract_answer("Here is", "\n").text, "Here is");
+  // A fence with text after it on the line is the answer's line, not a fence.
+  EXPECT_EQ(extract_answer("```x = 1``` done\n", "\n").text, "```x = 1``` done");
+  // Matching quotes or backticks around the answer go; unmatched ones stay.
+  EXPECT_EQ(extract_answer("\"Update changelog\"\n", "\n").text, "Update changelog");
+  EXPECT_EQ(extract_answer("`fix typo`\n", "\n").text, "fix typo");
+  EXPECT_EQ(extract_answer("\"quoted\" start\n", "\n").text, "\"quoted\" start");
+  // Summaries stop at a blank line; a single newline inside is kept.
+  EXPECT_EQ(extract_answer("Summary:\n\nA and B talk.\nThey agree.\n\nNext", "\n\n").text,
+            "A and B talk.\nThey agree.");
+}
+
+TEST(EvalTaskSet, TranslationCapGrowsWithTheSource) {
+  EXPECT_EQ(translation_token_cap(0), 32);
+  EXPECT_EQ(translation_token_cap(10), 62);
+  EXPECT_LT(translation_token_cap(10), task_prompt(TaskExample{.kind = TaskKind::Translate}).max_tokens);
+}
+
 TEST(EvalTaskSet, ScoresUseTheTaskMetrics) {
   TaskExample t;
   t.kind = TaskKind::Translate;

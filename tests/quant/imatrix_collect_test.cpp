@@ -284,9 +284,11 @@ TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
   ASSERT_TRUE(with.ok()) << with.error().message();
   ASSERT_EQ(with->sequences.size(), 2u);
   const std::string text = tok.decode(with->sequences[0], /*render_special=*/true);
-  EXPECT_NE(text.find("<|im_start|>user\nWrite a one-line commit message for the following diff."), std::string::npos)
+  EXPECT_NE(text.find("<|im_start|>user\nHere is a code change (a diff):\n\n--- a/x.c"), std::string::npos) << text;
+  EXPECT_NE(text.find("+int x = 2;\nWrite a one-line git commit message that describes this change. Reply with the "
+                      "message only, no code.<|im_end|>\n<|im_start|>assistant\nSet x to 2<|im_end|>"),
+            std::string::npos)
       << text;
-  EXPECT_NE(text.find("+int x = 2;<|im_end|>\n<|im_start|>assistant\nSet x to 2<|im_end|>"), std::string::npos) << text;
   EXPECT_EQ(text.find("Change x"), std::string::npos) << text;
   auto without = imatrix_task_sequences(tok, *tmpl, exs, false, 512, 1, 16);
   ASSERT_TRUE(without.ok());
@@ -295,12 +297,12 @@ TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
   EXPECT_TRUE(prompt.ends_with("<|im_start|>assistant\n")) << prompt;
   EXPECT_EQ(prompt.find("Set x to 2"), std::string::npos);
   // Cut to -c, and counted; an example under the minimum is skipped and counted.
-  auto cut = imatrix_task_sequences(tok, *tmpl, exs, true, 40, -1, 40);
+  auto cut = imatrix_task_sequences(tok, *tmpl, exs, true, 56, -1, 56);
   ASSERT_TRUE(cut.ok());
-  EXPECT_EQ(cut->truncated, 1);  // the diff; the one-letter input renders under 40 tokens
+  EXPECT_EQ(cut->truncated, 1);  // the diff; the one-letter input renders under 56 tokens
   EXPECT_EQ(cut->too_short, 1);
   ASSERT_EQ(cut->sequences.size(), 1u);
-  EXPECT_EQ(cut->sequences[0].size(), 40u);
+  EXPECT_EQ(cut->sequences[0].size(), 56u);
   auto none = imatrix_task_sequences(tok, *tmpl, exs, false, 512, -1, 100000);
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message().find("no task example gives at least 100000 tokens"), std::string::npos);
