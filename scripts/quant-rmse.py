@@ -67,7 +67,8 @@ def main():
             d = values(t) - x
             return float(np.sqrt((d * d * w).sum() / (x.shape[0] * w.sum())))
         ra, rb = wrmse(ta), wrmse(tq)
-        rows.append((name, ta.tensor_type.name, tq.tensor_type.name, ra, rb, ra / rb if rb > 0 else float("inf")))
+        ratio = 1.0 if ra == rb else (ra / rb if rb > 0 else float("inf"))  # both exact (e.g. q8_0 of q8_0 values): 1
+        rows.append((name, ta.tensor_type.name, tq.tensor_type.name, ra, rb, ratio))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             wr = csv.writer(f)
