@@ -20,24 +20,34 @@ std::string language_name(std::string_view code) {
   return std::string(code);
 }
 
+namespace {
+
+std::string with_newline(const std::string& s) { return s.empty() || s.back() == '\n' ? s : s + "\n"; }
+
+}  // namespace
+
 TaskPrompt task_prompt(const TaskExample& ex) {
   TaskPrompt p;
   switch (ex.kind) {
     case TaskKind::Summarize:
       p.user = "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
                "#Person2#.\n\n" + ex.input;
+      p.completion = "Dialogue:\n" + with_newline(ex.input) +
+                     "\nSummary of the dialogue in one or two sentences, naming the speakers #Person1# and #Person2#:";
       p.stop_text = "\n\n";
       p.max_tokens = 128;
       break;
     case TaskKind::Translate:
       p.user = "Translate the following text from " + language_name(ex.source_lang) + " to " +
                language_name(ex.target_lang) + ". Reply with the translation only.\n\n" + ex.input;
+      p.completion = language_name(ex.source_lang) + ": " + ex.input + "\n" + language_name(ex.target_lang) + ":";
       p.stop_text = "\n";
       p.max_tokens = 256;
       break;
     case TaskKind::CommitMessage:
       p.user = "Here is a code change (a diff):\n\n" + ex.input +
                "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
+      p.completion = "Diff:\n" + with_newline(ex.input) + "\nCommit message (one line):";
       p.stop_text = "\n";
       p.max_tokens = 48;
       break;
@@ -75,7 +85,7 @@ Expected<std::vector<int32_t>> TaskRunner::prompt_tokens(const TaskExample& ex) 
   const TaskPrompt p = task_prompt(ex);
   std::string text;
   if (template_.empty()) {
-    text = p.user + "\n";
+    text = p.completion;
   } else {
     PLM_TRY(text, apply_chat_template(template_, {{"user", p.user}}, true));
   }
@@ -146,6 +156,7 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
     limit = std::min(limit, translation_token_cap(static_cast<int64_t>(source_tokens)));
   }
   PLM_TRY(std::vector<int32_t> ids, prompt_tokens(ex));
+  const std::string& stop = template_.empty() ? p.completion_stop : p.stop_text;
   TaskOutput r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
   if (r.prompt_tokens + 1 > session_.n_ctx())
@@ -165,7 +176,7 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
       break;
     }
     gen.push_back(next);
-    if (extract_answer(tok.decode(gen), p.stop_text).complete) {
+    if (extract_answer(tok.decode(gen), stop).complete) {
       r.stop = "text";
       break;
     }
@@ -178,7 +189,7 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
     if (!l) return l.error();
     cur = *l;
   }
-  r.output = extract_answer(tok.decode(gen), p.stop_text).text;
+  r.output = extract_answer(tok.decode(gen), stop).text;
   r.tokens = static_cast<int64_t>(gen.size());
   r.seconds = now_seconds() - t0;
   return r;

@@ -15,10 +15,15 @@
 
 namespace pocketlm {
 
+// A task example as a prompt, in the two styles: `user`, the user message of a chat (rendered through the
+// model's chat template: instruction-tuned models), and `completion`, the whole prompt as text to continue
+// (models without a chat template: base models, stories260K), e.g. "English: …\nFrench:".
 struct TaskPrompt {
-  std::string user;       // the user message
-  std::string stop_text;  // generation stops where this appears after the first non-blank character
-  int max_tokens = 0;     // generation stops after this many tokens
+  std::string user;                   // the user message
+  std::string completion;             // the completion-style prompt
+  std::string stop_text;              // chat style: generation stops where this appears after the answer starts
+  std::string completion_stop = "\n";  // completion style: the same, one line
+  int max_tokens = 0;                 // generation stops after this many tokens
 };
 TaskPrompt task_prompt(const TaskExample& ex);
 std::string language_name(std::string_view code);  // "fr" -> "French"; unknown codes are returned as given
@@ -50,8 +55,8 @@ struct TaskOutput {
 
 class TaskRunner {
  public:
-  // chat_template: a template name or Jinja source (tokenizer/chat_template.h), or "" for the plain
-  // prompt "USER\n" (models without a template, e.g. stories260K).
+  // chat_template: a template name or Jinja source (tokenizer/chat_template.h), or "" for the completion-style
+  // prompt (models without a template: base models such as Gemma 3 270M's release, stories260K).
   TaskRunner(const Model& model, Session& session, std::string chat_template);
   // max_tokens > 0 overrides the task's maximum.
   Expected<TaskOutput> run(const TaskExample& ex, int max_tokens = 0);

@@ -104,8 +104,8 @@ Expected<TaskSequences> imatrix_task_sequences(const Tokenizer& tok, const std::
     const std::string answer = with_answer && !ex.references.empty() ? ex.references.front() : std::string();
     std::string text;
     if (chat_template.empty()) {
-      text = p.user + "\n";
-      if (with_answer) text += answer + "\n";
+      text = p.completion;
+      if (with_answer) text += " " + answer + "\n";
     } else {
       std::vector<ChatMessage> msgs = {{"user", p.user}};
       if (with_answer) msgs.push_back({"assistant", answer});

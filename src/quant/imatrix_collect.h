@@ -76,8 +76,8 @@ Expected<std::vector<std::vector<int32_t>>> imatrix_text_chunks(const Tokenizer&
 
 // Task calibration ("calibration data from the product workload"): each example's prompt (the one
 // `pocketlm eval` sends, eval/task_runner.h) as a user turn, followed, with with_answer, by its first
-// reference as the assistant's reply, rendered through `chat_template` ("" = plain "PROMPT\nANSWER\n" for
-// models without one) and tokenized with special tokens parsed. Each example is one sequence, cut to n_ctx
+// reference as the assistant's reply, rendered through `chat_template` ("" for models without one: the
+// completion-style prompt, then a space, the answer and a newline) and tokenized with special tokens parsed. Each example is one sequence, cut to n_ctx
 // tokens (`truncated` counts those cut); at most max_examples (< 0: all).
 struct TaskSequences {
   std::vector<std::vector<int32_t>> sequences;

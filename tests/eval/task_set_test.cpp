@@ -118,6 +118,26 @@ TEST(EvalTaskSet, CommitPromptPutsTheInstructionAfterTheDiff) {
   EXPECT_LT(diff, ask) << "a small model follows the instruction it read last";
 }
 
+TEST(EvalTaskSet, CompletionPromptsForModelsWithoutATemplate) {
+  TaskExample t;
+  t.kind = TaskKind::Translate;
+  t.source_lang = "en";
+  t.target_lang = "fr";
+  t.input = "The cat sleeps.";
+  EXPECT_EQ(task_prompt(t).completion, "English: The cat sleeps.\nFrench:");
+  EXPECT_EQ(task_prompt(t).completion_stop, "\n");
+  t.kind = TaskKind::CommitMessage;
+  t.input = "-a\n+b\n";  // a trailing newline is not doubled
+  EXPECT_EQ(task_prompt(t).completion, "Diff:\n-a\n+b\n\nCommit message (one line):");
+  t.input = "-a\n+b";
+  EXPECT_EQ(task_prompt(t).completion, "Diff:\n-a\n+b\n\nCommit message (one line):");
+  t.kind = TaskKind::Summarize;
+  t.input = "#Person1#: Hi. #Person2#: Bye.";
+  const std::string c = task_prompt(t).completion;
+  EXPECT_TRUE(c.starts_with("Dialogue:\n#Person1#: Hi. #Person2#: Bye.\n\nSummary")) << c;
+  EXPECT_TRUE(c.ends_with(":")) << c;
+}
+
 TEST(EvalTaskSet, AnswerSkipsFencesAndLeadInsThenStops) {
   // Plain answers: cut at the stop text, blanks trimmed.
   EXPECT_EQ(extract_answer("  Fix the build\nmore", "\n").text, "Fix the build");

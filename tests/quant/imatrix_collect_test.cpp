@@ -307,6 +307,13 @@ TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message().find("no task example gives at least 100000 tokens"), std::string::npos);
   EXPECT_EQ(with->too_short, 0);
+  // Without a template (a base model): the completion-style prompt, a space, the answer.
+  auto plain = imatrix_task_sequences(tok, "", exs, true, 512, 1, 16);
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  const std::string ptext = tok.decode(plain->sequences[0], true);
+  EXPECT_NE(ptext.find("Diff:\n--- a/x.c"), std::string::npos) << ptext;
+  EXPECT_TRUE(ptext.ends_with("+int x = 2;\n\nCommit message (one line): Set x to 2\n")) << ptext;
+  EXPECT_EQ(ptext.find("<|im_start|>"), std::string::npos) << ptext;
 }
 
 }  // namespace

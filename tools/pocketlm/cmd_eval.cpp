@@ -123,7 +123,7 @@ int eval_run(const EvalFlags& f) {
     auto t = model->gguf().get_string_or("tokenizer.chat_template", "");
     if (t) tmpl = *t;
     if (tmpl.empty())
-      std::fprintf(stderr, "note: %s has no chat template; prompts are plain text (the user message and a newline)\n",
+      std::fprintf(stderr, "note: %s has no chat template; prompts are completion-style text (docs/evaluation-tasks.md)\n",
                    f.model.model.c_str());
   }
   if (!tmpl.empty()) {

@@ -50,8 +50,8 @@ Expected<std::string> task_template(const Model& model, const ImatrixFlags& f) {
     if (t) tmpl = *t;
   }
   if (tmpl.empty()) {
-    std::fprintf(stderr, "imatrix: note: %s has no chat template; examples are plain text (prompt, newline%s)\n",
-                 f.model.c_str(), f.no_answers ? "" : ", answer, newline");
+    std::fprintf(stderr, "imatrix: note: %s has no chat template; examples are completion-style text (prompt%s)\n",
+                 f.model.c_str(), f.no_answers ? "" : ", space, answer, newline");
     return tmpl;
   }
   auto probe = apply_chat_template(tmpl, {{"user", "x"}}, true);
