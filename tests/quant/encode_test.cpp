@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "quant/encode_rows.h"
 #include "quant/formats/dequantize.h"
+#include "quant/formats/float.h"
+#include "quant/formats/kquants.h"
 #include "quant/formats/quantize.h"
 #include "util/thread_pool.h"
 
@@ -241,6 +244,46 @@ TEST(Encode, FloatTypesRoundTrip) {
     EXPECT_NEAR(h[i], x[i], std::fabs(x[i]) * 1e-3 + 1e-7);
     EXPECT_NEAR(bf[i], x[i], std::fabs(x[i]) * 8e-3 + 1e-7);
   }
+}
+
+// Values that already lie on a q4_K grid as llama.cpp writes it without an imatrix (each super-block's
+// largest sub-block scale and min at 63, every sub-block using levels 0 and 15): encoding them again finds
+// that grid. This is what requantizing a dequantized Q4_K_M release does for its q4_K tensors (Gemma 3's
+// release); the encoder once settled a factor 64/63 off with every sub-scale one lower.
+TEST(Encode, Q4_KValuesOnAGridComeBackExactly) {
+  constexpr int kBlocks = 64;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> six(0, 63), four(0, 15), sub(0, 7);
+  std::uniform_real_distribution<float> scale(1e-4f, 5e-3f);
+  std::vector<block_q4_K> grid(kBlocks);
+  for (block_q4_K& b : grid) {
+    b.d = fp32_to_fp16(scale(rng));
+    b.dmin = fp32_to_fp16(scale(rng) * 4);
+    int sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = 1 + six(rng) % 63;
+      mn[j] = six(rng);
+    }
+    sc[sub(rng)] = 63;
+    mn[sub(rng)] = 63;
+    for (int j = 0; j < 4; ++j) {  // the 12-byte packing of quant/formats/kquants.h (k_scale_min)
+      b.scales[j] = static_cast<uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
+      b.scales[j + 4] = static_cast<uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
+      b.scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
+    uint8_t q[256];
+    for (int i = 0; i < 256; ++i) q[i] = static_cast<uint8_t>(four(rng));
+    for (int j = 0; j < 8; ++j) {
+      q[32 * j] = 0;
+      q[32 * j + 1] = 15;
+    }
+    for (int p = 0; p < 4; ++p)
+      for (int l = 0; l < 32; ++l) b.qs[32 * p + l] = static_cast<uint8_t>(q[64 * p + l] | q[64 * p + 32 + l] << 4);
+  }
+  std::vector<float> x(kBlocks * 256);
+  dequantize_row(GgmlType::Q4_K, reinterpret_cast<const uint8_t*>(grid.data()), x.data(), kBlocks * 256);
+  const std::vector<float> y = encode_decode(GgmlType::Q4_K, x, kBlocks * 256);
+  EXPECT_LT(rmse(x, y), 1e-6 * rms(x)) << "relative RMSE " << rmse(x, y) / rms(x);
 }
 
 }  // namespace

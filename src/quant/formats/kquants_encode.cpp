@@ -128,23 +128,38 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   }
   const std::vector<double> dcands = super_candidates(dsub, sw, n_sub, kmax);
   const std::vector<double> mcands = super_candidates(msub, sw, n_sub, kmax);
-  // Scale first (with the max-based min scale), then the min scale given the chosen scale.
+  // Start from the best pair made the same way for both (the same factor of the largest sub-block value, or
+  // both its refits: the candidate lists are built alike), then the scale given the min scale, the min scale
+  // given the scale, and the scale again. Judging the scales with a min scale made another way could settle
+  // both a factor off together (d * 64/63 with every sub-scale one lower fits almost as well).
   uint16_t best_d = fp16_finite(dcands[0]), best_m = fp16_finite(mcands[0]);
   double best = HUGE_VAL;
-  for (double c : dcands) {
-    const uint16_t dh = fp16_finite(c);
-    const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, best_m, nullptr);
+  for (size_t i = 0; i < dcands.size() && i < mcands.size(); ++i) {
+    const uint16_t dh = fp16_finite(dcands[i]), mh = fp16_finite(mcands[i]);
+    const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, nullptr);
     if (err < best) {
       best = err;
       best_d = dh;
+      best_m = mh;
     }
   }
-  for (double c : mcands) {
-    const uint16_t mh = fp16_finite(c);
-    const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, mh, nullptr);
-    if (err < best) {
-      best = err;
-      best_m = mh;
+  for (int round = 0; round < 2; ++round) {
+    for (double c : dcands) {
+      const uint16_t dh = fp16_finite(c);
+      const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, best_m, nullptr);
+      if (err < best) {
+        best = err;
+        best_d = dh;
+      }
+    }
+    if (round == 1) break;
+    for (double c : mcands) {
+      const uint16_t mh = fp16_finite(c);
+      const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, mh, nullptr);
+      if (err < best) {
+        best = err;
+        best_m = mh;
+      }
     }
   }
   // Local refinement of both: small relative steps of each in turn.
@@ -161,6 +176,48 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
         best_m = mh;
       }
     }
+  }
+  // Joint refit of both super-scales with every integer held (sub-block multipliers and quants): a weighted
+  // least-squares solve of x ~ d * (sc * L) - dmin * mn, and the f16 neighbours of its solution. The
+  // per-sub-block fits above are not unique when a sub-block uses few levels, so the candidates can all miss
+  // the super-scales of values that lie on a grid (a q4_K tensor dequantized and quantized again).
+  for (int iter = 0; iter < 2; ++iter) {
+    AffineSuper t;
+    affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, best_m, &t);
+    const float d0 = fp16_to_fp32(best_d), m0 = fp16_to_fp32(best_m);
+    double saa = 0, sab = 0, sbb = 0, sax = 0, sbx = 0;
+    for (int j = 0; j < n_sub; ++j) {
+      uint8_t L[32];
+      affine_sub_error(x + sub * j, w + sub * j, sub, d0 * static_cast<float>(t.sc[j]),
+                       m0 * static_cast<float>(t.mn[j]), nmax, L);
+      for (int i = 0; i < sub; ++i) {
+        const double wi = w[sub * j + i], xi = x[sub * j + i];
+        const double a = static_cast<double>(t.sc[j]) * L[i], b = t.mn[j];
+        saa += wi * a * a;
+        sab += wi * a * b;
+        sbb += wi * b * b;
+        sax += wi * a * xi;
+        sbx += wi * b * xi;
+      }
+    }
+    const double det = saa * sbb - sab * sab;
+    if (!(det > 1e-12 * saa * sbb) || !(saa > 0)) break;
+    const double dn = (sax * sbb - sbx * sab) / det, mn = (sax * sab - sbx * saa) / det;
+    if (!(dn > 0) || !(mn >= 0)) break;
+    bool improved = false;
+    const uint16_t dh0 = fp16_finite(dn), mh0 = fp16_finite(mn);
+    for (int dd = -1; dd <= 1; ++dd)
+      for (int dm = -1; dm <= 1; ++dm) {
+        const uint16_t dh = dd == 0 ? dh0 : fp16_step(dh0, dd), mh = dm == 0 ? mh0 : fp16_step(mh0, dm);
+        const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, nullptr);
+        if (err < best) {
+          best = err;
+          best_d = dh;
+          best_m = mh;
+          improved = true;
+        }
+      }
+    if (!improved) break;
   }
   s.d = best_d;
   s.dmin = best_m;
@@ -275,6 +332,36 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
       best = err;
       best_d = dh;
     }
+  }
+  // Refit of the super-scale with every integer held (sub-scales and quants), and its f16 neighbours: as in
+  // encode_affine_super, this recovers values that lie on a grid when the sub-block fits do not.
+  for (int iter = 0; iter < 2; ++iter) {
+    SymmetricSuper t;
+    symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, best_d, &t);
+    const float d0 = fp16_to_fp32(best_d);
+    double num = 0, den = 0;
+    for (int j = 0; j < 16; ++j) {
+      const float D = d0 * static_cast<float>(t.sc[j]);
+      if (D == 0.0f) continue;
+      for (int i = 0; i < 16; ++i) {
+        const double a = static_cast<double>(t.sc[j]) * nearest_int_clamped(x[16 * j + i] / D, lo, hi);
+        num += static_cast<double>(w[16 * j + i]) * a * x[16 * j + i];
+        den += static_cast<double>(w[16 * j + i]) * a * a;
+      }
+    }
+    if (!(den > 0)) break;
+    bool improved = false;
+    const uint16_t dh0 = fp16_finite(num / den);
+    for (int dir = -1; dir <= 1; ++dir) {
+      const uint16_t dh = dir == 0 ? dh0 : fp16_step(dh0, dir);
+      const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
+      if (err < best) {
+        best = err;
+        best_d = dh;
+        improved = true;
+      }
+    }
+    if (!improved) break;
   }
   s.d = best_d;
   symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, best_d, &s);
