@@ -68,7 +68,7 @@ void BM_matmul(benchmark::State& state, GgmlType type) {
 const int kRegistered = [] {
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
                      GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
-                     GgmlType::Q6_K}) {
+                     GgmlType::Q6_K, GgmlType::Q4_0_G64, GgmlType::Q4_0_G128}) {
     const std::string name = "matmul_2048x2048/" + std::string(type_traits(t).name);
     benchmark::RegisterBenchmark(name.c_str(), BM_matmul, t)
         ->ArgNames({"tokens", "threads"})

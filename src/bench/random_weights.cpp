@@ -38,6 +38,8 @@ const Layout* layout_of(GgmlType t) {
       {GgmlType::Q4_K, {0, 1.0 / (31.5 * 4.6)}, {2, 7.5 / (31.5 * 4.6)}},
       {GgmlType::Q5_K, {0, 1.0 / (31.5 * 9.2)}, {2, 15.5 / (31.5 * 9.2)}},
       {GgmlType::Q6_K, {208, 1.0 / (64.0 * 18.5)}, {kNone, 0}},
+      {GgmlType::Q4_0_G64, {0, 1.0 / 4.6}, {kNone, 0}},  // pocketlm-only: q4_0 with one scale per 64 / 128
+      {GgmlType::Q4_0_G128, {0, 1.0 / 4.6}, {kNone, 0}},
   };
   for (const Layout& l : kLayouts) {
     if (l.type == t) return &l;

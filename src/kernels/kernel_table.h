@@ -25,31 +25,48 @@ using WeightedRowsFn = void (*)(int64_t n_rows, int64_t dim, const uint8_t* v, s
 // the scalar quantizers (kernels/ref/vec_dot.h quantize_activations).
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 
-inline constexpr int kMaxTypeId = 40;
+// The tables index their functions by a dense slot per type: ggml's ids 0..39 are their own slots, and the
+// pocketlm-only types (ids 1064, 1128: quant/formats/ggml_type.h) take the slots after them.
+inline constexpr int kGgmlTypeSlots = 40;
+inline constexpr int kTypeSlots = kGgmlTypeSlots + 2;
+// The slot of a type, or -1 for a type no table can hold.
+constexpr int type_slot(GgmlType t) {
+  const auto i = static_cast<uint32_t>(t);
+  if (i < static_cast<uint32_t>(kGgmlTypeSlots)) return static_cast<int>(i);
+  switch (t) {
+    case GgmlType::Q4_0_G64: return kGgmlTypeSlots;
+    case GgmlType::Q4_0_G128: return kGgmlTypeSlots + 1;
+    default: return -1;
+  }
+}
 
 // The quantized KV row formats (runtime/kv_types.h KvType::Q8 / Q4).
 enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
 
 struct KernelTable {
   const char* name = nullptr;        // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
-  GemmFn gemm[kMaxTypeId] = {};      // indexed by GgmlType; nullptr: this path has no kernel for the type
+  GemmFn gemm[kTypeSlots] = {};      // indexed by type_slot(); nullptr: this path has no kernel for the type
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
-  QuantizeFn quantize[kMaxTypeId] = {};  // indexed by the activation type; nullptr: use the scalar quantizer
+  QuantizeFn quantize[kTypeSlots] = {};  // indexed by the activation type's slot; nullptr: the scalar quantizer
   // Quantized KV cache rows (runtime/kv_types.h), indexed by KvRow: K . Q with K rows in that format and the
   // queries as q8 rows (k = head_dim), and P . V over V rows in that format. nullptr: use the scalar one.
   GemmFn kv_gemm[2] = {};
   WeightedRowsFn kv_weighted_rows[2] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
-    const auto i = static_cast<uint32_t>(t);
-    return i < static_cast<uint32_t>(kMaxTypeId) ? quantize[i] : nullptr;
+    const int i = type_slot(t);
+    return i >= 0 ? quantize[i] : nullptr;
   }
 
   GemmFn find(GgmlType t) const {
-    const auto i = static_cast<uint32_t>(t);
-    return i < static_cast<uint32_t>(kMaxTypeId) ? gemm[i] : nullptr;
+    const int i = type_slot(t);
+    return i >= 0 ? gemm[i] : nullptr;
   }
+
+  // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
+  constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
+  constexpr void set_quantize(GgmlType t, QuantizeFn f) { quantize[type_slot(t)] = f; }
 };
 
 // Each path's table, or nullptr when the path is not compiled into this binary. They do not check the CPU:

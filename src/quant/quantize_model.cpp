@@ -33,6 +33,8 @@ std::string writable_types() {
                      GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
     s += (s.empty() ? "" : " ") + tname(t);
   }
+  s += "; pocketlm-only, which llama.cpp cannot read:";
+  for (GgmlType t : {GgmlType::Q4_0_G64, GgmlType::Q4_0_G128}) s += " " + tname(t);
   return s;
 }
 
@@ -77,6 +79,15 @@ int QuantizePlan::n_fallback() const {
   for (const auto& t : tensors) n += t.fallback ? 1 : 0;
   return n;
 }
+std::vector<std::string> QuantizePlan::pocketlm_only_types() const {
+  std::vector<GgmlType> types;
+  for (const auto& t : tensors)
+    if (is_pocketlm_only(t.type) && std::find(types.begin(), types.end(), t.type) == types.end()) types.push_back(t.type);
+  std::sort(types.begin(), types.end());
+  std::vector<std::string> names;
+  for (GgmlType t : types) names.push_back(tname(t));
+  return names;
+}
 
 std::optional<uint32_t> ftype_of_single_type(GgmlType type) {
   switch (type) {
@@ -95,6 +106,9 @@ std::optional<uint32_t> ftype_of_single_type(GgmlType type) {
     case GgmlType::IQ4_NL: return 25;
     case GgmlType::IQ4_XS: return 30;
     case GgmlType::BF16: return 32;
+    // pocketlm-only: llama.cpp has no file type for them; Q4_0's (MOSTLY_Q4_0), the nearest, is recorded.
+    case GgmlType::Q4_0_G64:
+    case GgmlType::Q4_0_G128: return 2;
     default: return std::nullopt;
   }
 }
@@ -281,13 +295,16 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
 
   GgufWriter w;
   for (const auto& [key, value] : in.metadata()) {
-    if (key == "general.alignment" || key == "split.no" || key == "split.count" || key == "split.tensors.count")
+    if (key == "general.alignment" || key == "split.no" || key == "split.count" || key == "split.tensors.count" ||
+        key == kPocketlmOnlyTypesKey)  // recomputed below from the output's own types
       continue;
     w.set(key, value);
   }
   if (in.has("general.alignment") || in.alignment() != kGgufDefaultAlignment) w.set_alignment(in.alignment());
   w.set("general.quantization_version", GgufValue::of_u32(2));
   w.set("general.file_type", GgufValue::of_u32(plan.ftype));
+  if (const std::vector<std::string> only = plan.pocketlm_only_types(); !only.empty())
+    w.set(kPocketlmOnlyTypesKey, GgufValue::of_strings(only));
   if (o.imatrix) {
     w.set("quantize.imatrix.file", GgufValue::of_string(o.imatrix_path));
     if (!o.imatrix->datasets.empty())

@@ -80,7 +80,14 @@ struct QuantizePlan {
   int64_t n_elements = 0;
   std::vector<std::string> warnings;        // requantized inputs, types pocketlm cannot run yet, ...
   int n_fallback() const;
+  // Names of the pocketlm-only types (ggml_type.h: q4_0_g64, q4_0_g128) the output holds, by type id; empty
+  // when llama.cpp can read the output. Never produced by a recipe: only a single TYPE, a rule or a flag.
+  std::vector<std::string> pocketlm_only_types() const;
 };
+
+// Metadata key of an output that holds pocketlm-only types: a string array of their names
+// (QuantizePlan::pocketlm_only_types()), so a reader can tell why llama.cpp refuses the file.
+inline constexpr const char* kPocketlmOnlyTypesKey = "pocketlm.only_types";
 
 // The plan for `in`: errors for an unknown recipe/type, an imatrix that does not match the model (the first
 // mismatch, from validate_imatrix), a rule or override whose type cannot hold a tensor's rows.
@@ -111,7 +118,7 @@ std::string format_quantize_plan(const QuantizePlan& plan);
 std::string format_quantize_results(const QuantizePlan& plan, const QuantizeResult& r);
 
 // llama.cpp's general.file_type for a model that is all `type` (LLAMA_FTYPE_MOSTLY_*; q4_K -> Q4_K_S's 14,
-// q3_K -> Q3_K_S's 11 ...), nullopt for types with no such value.
+// q3_K -> Q3_K_S's 11, the pocketlm-only q4_0_g64/g128 -> Q4_0's 2 ...), nullopt for types with no such value.
 std::optional<uint32_t> ftype_of_single_type(GgmlType type);
 
 }  // namespace pocketlm

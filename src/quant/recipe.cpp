@@ -74,6 +74,10 @@ std::optional<GgmlType> legacy_fallback(GgmlType t) {
     case GgmlType::Q5_K: return GgmlType::Q5_1;
     case GgmlType::Q6_K: return GgmlType::Q8_0;
     case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
+    // pocketlm-only group sizes (never a recipe's type; asked for by a single TYPE or a rule): the next
+    // smaller group, then llama.cpp's q4_0.
+    case GgmlType::Q4_0_G128: return GgmlType::Q4_0_G64;
+    case GgmlType::Q4_0_G64: return GgmlType::Q4_0;
     default: return std::nullopt;
   }
 }
@@ -298,9 +302,8 @@ Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const R
 bool recipe_allows_quantization(const RecipeTensor& t) { return allows_quantization(t); }
 
 GgmlType recipe_fallback_type(GgmlType type, int64_t width) {
-  if (width % block_of(type) == 0) return type;
-  const std::optional<GgmlType> fb = legacy_fallback(type);
-  if (fb && width % block_of(*fb) == 0) return *fb;
+  for (std::optional<GgmlType> t = type; t; t = legacy_fallback(*t))
+    if (width % block_of(*t) == 0) return *t;
   return GgmlType::F16;
 }
 

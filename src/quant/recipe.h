@@ -75,7 +75,8 @@ std::vector<TensorPlan> plan_uniform(GgmlType type, std::span<const RecipeTensor
 bool recipe_allows_quantization(const RecipeTensor& t);
 
 // The type llama.cpp falls back to when `type`'s block does not divide a row of `width` values (the type
-// itself when it fits; f16 when no block of the family fits either).
+// itself when it fits; f16 when no block of the family fits either). The pocketlm-only group sizes step
+// down: q4_0_g128 -> q4_0_g64 -> q4_0 -> f16.
 GgmlType recipe_fallback_type(GgmlType type, int64_t width);
 
 // Reads the model info and tensor list of a GGUF file (errors name the file and key).

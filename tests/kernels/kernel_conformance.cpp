@@ -22,7 +22,9 @@ enum class Scales { Unit, Random, Zero, Max, NonFinite };
 
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
                            GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                           // pocketlm-only group sizes (last, so the random streams of the others stay as they were)
+                           GgmlType::Q4_0_G64, GgmlType::Q4_0_G128};
 
 const char* scales_name(Scales s) {
   switch (s) {
@@ -50,6 +52,8 @@ std::vector<size_t> scale_offsets(GgmlType t) {
     case GgmlType::Q4_K: return {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)};
     case GgmlType::Q5_K: return {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)};
     case GgmlType::Q6_K: return {offsetof(block_q6_K, d)};
+    case GgmlType::Q4_0_G64: return {offsetof(block_q4_0_g64, d)};
+    case GgmlType::Q4_0_G128: return {offsetof(block_q4_0_g128, d)};
     default: return {};
   }
 }

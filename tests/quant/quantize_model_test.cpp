@@ -15,6 +15,7 @@
 #include "quant/formats/dequantize.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
+#include "quant/model_agreement.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -72,50 +73,6 @@ class QuantizeModel : public ::testing::Test {
   fs::path dir_;
   QuantizeResult last_;
 };
-
-// Greedy continuation of `prompt` (n tokens) with pocketlm.
-std::vector<int32_t> greedy(const Model& m, const std::string& prompt, int n) {
-  auto s = Session::create(m, SessionOptions{256, KvType::F32, 2});
-  EXPECT_TRUE(s.ok());
-  std::vector<int32_t> toks = m.tokenizer().encode(prompt, true, false), out;
-  auto logits = (*s)->eval(toks);
-  for (int i = 0; i < n && logits.ok(); ++i) {
-    const auto& l = *logits;
-    const int32_t next = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
-    out.push_back(next);
-    const int32_t one[1] = {next};
-    logits = (*s)->eval(one);
-  }
-  EXPECT_TRUE(logits.ok());
-  return out;
-}
-
-// Share of positions of `text` where the two models' top-1 next tokens agree (one pass, all logits).
-double top1_agreement(const Model& a, const Model& b, const std::string& text) {
-  std::vector<int32_t> toks = a.tokenizer().encode(text, true, false);
-  if (toks.size() > 250) toks.resize(250);
-  auto sa = Session::create(a, SessionOptions{256, KvType::F32, 2});
-  auto sb = Session::create(b, SessionOptions{256, KvType::F32, 2});
-  auto la = (*sa)->eval(toks, true);
-  auto lb = (*sb)->eval(toks, true);
-  EXPECT_TRUE(la.ok() && lb.ok());
-  if (!la.ok() || !lb.ok()) return 0;
-  const size_t nv = static_cast<size_t>(a.tokenizer().n_vocab());
-  size_t agree = 0;
-  for (size_t i = 0; i < toks.size(); ++i) {
-    auto ra = la->subspan(i * nv, nv), rb = lb->subspan(i * nv, nv);
-    agree += (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
-  }
-  return static_cast<double>(agree) / static_cast<double>(toks.size());
-}
-
-std::string sample_text() {
-  std::ifstream in(test::shared_dir() / "testdata" / "text" / "tinystories-val.dev.txt");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (s.size() > 1500) s.resize(1500);
-  if (s.empty()) s = "Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.";
-  return s;
-}
 
 TEST_F(QuantizeModel, RecipeQ4KMPlanSaysWhereTheStoriesWidthsForceFallbacks) {
   QuantizeOptions o;
@@ -280,9 +237,9 @@ TEST_F(QuantizeModel, Q8_0MatchesTheF32ModelAndTheTableMatchesTheFile) {
   auto m = Model::load(out);
   ASSERT_TRUE(base.ok() && m.ok()) << (m.ok() ? "" : m.error().message());
   const std::string prompt = "Once upon a time, there was a little";
-  const auto ga = greedy(**base, prompt, 16), gb = greedy(**m, prompt, 16);
+  const auto ga = test::greedy(**base, prompt, 16), gb = test::greedy(**m, prompt, 16);
   EXPECT_EQ(ga, gb) << "F32: " << (*base)->tokenizer().decode(ga) << "\nq8_0: " << (*m)->tokenizer().decode(gb);
-  const double agree = top1_agreement(**base, **m, sample_text());
+  const double agree = test::top1_agreement(**base, **m, test::tinystories_sample());
   std::printf("[quantize] stories260K q8_0 vs F32: top-1 agreement %.2f %%\n", 100 * agree);
   EXPECT_GE(agree, 0.95);
 }
@@ -296,11 +253,11 @@ TEST_F(QuantizeModel, Q4_0AndQ4KMLoadAndGenerate) {
     ASSERT_FALSE(out.empty());
     auto m = Model::load(out);
     ASSERT_TRUE(m.ok()) << m.error().message();
-    const auto g = greedy(**m, "Once upon a time", 16);
+    const auto g = test::greedy(**m, "Once upon a time", 16);
     ASSERT_EQ(g.size(), 16u);
     const std::string text = (*m)->tokenizer().decode(g);
     EXPECT_FALSE(text.empty());
-    const double agree = top1_agreement(**base, **m, sample_text());
+    const double agree = test::top1_agreement(**base, **m, test::tinystories_sample());
     std::printf("[quantize] stories260K %s vs F32: %s, top-1 agreement %.2f %%, continuation: %s\n", target,
                 std::to_string(fs::file_size(out)).c_str(), 100 * agree, text.c_str());
     EXPECT_GE(agree, 0.6);  // a 4-bit 260K-parameter model still mostly agrees

@@ -65,8 +65,11 @@ int inspect(const InspectFlags& f) {
   size_t total_bytes = 0;
   std::map<std::string, std::pair<int, size_t>> by_type;
   if (!f.no_tensors) std::printf("\n## tensors\n\n| name | type | shape | bytes |\n|---|---|---|---:|\n");
+  std::map<std::string, int> only;  // pocketlm-only types (ggml_type.h): llama.cpp cannot read the file
   for (const auto& t : g->tensors()) {
-    const std::string type(type_traits(t.type).name);
+    const TypeTraits& tt = type_traits(t.type);
+    const std::string type = std::string(tt.name) + (tt.pocketlm_only ? " (pocketlm-only)" : "");
+    if (tt.pocketlm_only) ++only[std::string(tt.name)];
     if (!f.no_tensors) std::printf("| %s | %s | %s | %zu |\n", t.name.c_str(), type.c_str(), t.shape_string().c_str(), t.nbytes);
     total_el += t.n_elements();
     total_bytes += t.nbytes;
@@ -78,6 +81,11 @@ int inspect(const InspectFlags& f) {
   std::printf("\n%lld parameters, %s of tensor data, %.3f bits per weight\n", static_cast<long long>(total_el),
               human_bytes(static_cast<double>(total_bytes)).c_str(),
               total_el ? 8.0 * static_cast<double>(total_bytes) / static_cast<double>(total_el) : 0.0);
+  if (!only.empty()) {
+    std::string names;
+    for (const auto& [name, n] : only) names += (names.empty() ? "" : ", ") + name + " (" + std::to_string(n) + " tensors)";
+    std::printf("pocketlm-only tensor types: %s; llama.cpp-based tools cannot read this file\n", names.c_str());
+  }
   if (f.n_ctx > 0) return print_kv_memory(*g, f);
   return 0;
 }

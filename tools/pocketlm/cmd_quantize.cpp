@@ -36,7 +36,8 @@ std::optional<GgmlType> parse_type_flag(const std::string& flag, const std::stri
   const std::optional<GgmlType> t = type_from_name(value);
   if (!t || !can_quantize(*t)) {
     err = flag + ": unknown or unwritable tensor type '" + value +
-          "' (types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs)";
+          "' (types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs; pocketlm-only, "
+          "which llama.cpp cannot read: q4_0_g64 q4_0_g128)";
     return std::nullopt;
   }
   return t;
@@ -97,8 +98,14 @@ int quantize(const QuantizeFlags& f) {
   if (!plan) return fail(plan.error().message());
   for (const std::string& w : plan->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 
+  // pocketlm-only types (q4_0_g64, ...) make a file llama.cpp-based tools refuse: say so, whatever asked for them.
+  std::string only;
+  for (const std::string& t : plan->pocketlm_only_types()) only += (only.empty() ? "" : ", ") + t;
   if (f.dry_run) {
     std::printf("%s", format_quantize_plan(*plan).c_str());
+    if (!only.empty() && !f.quiet)
+      std::fprintf(stderr, "note: the plan uses pocketlm-only tensor types (%s): llama.cpp-based tools could not "
+                   "read the output\n", only.c_str());
     std::printf("dry run: nothing written\n");
     return 0;
   }
@@ -131,6 +138,9 @@ int quantize(const QuantizeFlags& f) {
               human_bytes(static_cast<double>(plan->src_bytes)).c_str(),
               human_bytes(static_cast<double>(plan->out_bytes)).c_str(), bpw, plan->tensors.size(),
               plan->n_fallback(), r->seconds);
+  if (!only.empty() && !f.quiet)
+    std::fprintf(stderr, "note: %s holds pocketlm-only tensor types (%s, listed in its %s metadata): llama.cpp-based "
+                 "tools cannot read it\n", out_path.c_str(), only.c_str(), kPocketlmOnlyTypesKey);
   return 0;
 }
 
@@ -142,7 +152,7 @@ void add_quantize_command(CLI::App& root) {
       "quantize",
       "quantize a GGUF model: pocketlm quantize IN.gguf OUT.gguf TYPE|RECIPE (recipes Q4_K_M Q4_K_S Q5_K_M Q5_K_S "
       "Q3_K_M Q3_K_S Q2_K Q6_K Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 F16; types f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K "
-      "q4_K q5_K q6_K iq4_nl iq4_xs)");
+      "q4_K q5_K q6_K iq4_nl iq4_xs; pocketlm-only types, which llama.cpp cannot read: q4_0_g64 q4_0_g128)");
   app->add_option("args", f->args, "IN.gguf OUT.gguf TYPE|RECIPE (OUT.gguf may be left out with --dry-run)")
       ->required()
       ->expected(2, 3);

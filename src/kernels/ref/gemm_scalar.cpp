@@ -42,7 +42,7 @@ void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_s
 KernelTable make() {
   KernelTable t;
   t.name = "scalar";
-  auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };
+  auto set = [&t](GgmlType type, GemmFn f) { t.set_gemm(type, f); };
   set(GgmlType::F32, gemm_ref<GgmlType::F32>);
   set(GgmlType::F16, gemm_ref<GgmlType::F16>);
   set(GgmlType::BF16, gemm_ref<GgmlType::BF16>);
@@ -56,6 +56,8 @@ KernelTable make() {
   set(GgmlType::Q4_K, gemm_ref<GgmlType::Q4_K>);
   set(GgmlType::Q5_K, gemm_ref<GgmlType::Q5_K>);
   set(GgmlType::Q6_K, gemm_ref<GgmlType::Q6_K>);
+  set(GgmlType::Q4_0_G64, gemm_ref<GgmlType::Q4_0_G64>);
+  set(GgmlType::Q4_0_G128, gemm_ref<GgmlType::Q4_0_G128>);
   t.weighted_rows_f32 = weighted_rows_ref<false>;
   t.weighted_rows_f16 = weighted_rows_ref<true>;
   for (KvRow r : {kKvRowQ8, kKvRowQ4}) {

@@ -26,6 +26,8 @@ VecDotFn vec_dot_fn(GgmlType weight_type) {
     case GgmlType::Q4_K: return ref::vec_dot_q4_K_q8_K;
     case GgmlType::Q5_K: return ref::vec_dot_q5_K_q8_K;
     case GgmlType::Q6_K: return ref::vec_dot_q6_K_q8_K;
+    case GgmlType::Q4_0_G64: return ref::vec_dot_q4_0_g64_q8_0;
+    case GgmlType::Q4_0_G128: return ref::vec_dot_q4_0_g128_q8_0;
     default: return nullptr;
   }
 }
@@ -39,7 +41,9 @@ GgmlType vec_dot_type(GgmlType weight_type) {
     case GgmlType::BF16: return weight_type;
     case GgmlType::Q4_0:
     case GgmlType::Q5_0:
-    case GgmlType::Q8_0: return GgmlType::Q8_0;
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0_G64:
+    case GgmlType::Q4_0_G128: return GgmlType::Q8_0;
     case GgmlType::Q4_1:
     case GgmlType::Q5_1: return GgmlType::Q8_1;
     case GgmlType::Q2_K:

@@ -13,11 +13,13 @@
 
 namespace pocketlm {
 
-// True for the weight types with a reference dot: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K.
+// True for the weight types with a reference dot: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K,
+// and the pocketlm-only Q4_0_G64, Q4_0_G128.
 bool has_vec_dot(GgmlType weight_type);
 
 // The activation type a weight type is dotted with: F32->F32, F16->F16, BF16->BF16, Q4_0/Q5_0/Q8_0->Q8_0,
-// Q4_1/Q5_1->Q8_1, Q2_K..Q6_K->Q8_K. Asserts has_vec_dot(weight_type).
+// Q4_1/Q5_1->Q8_1, Q2_K..Q6_K->Q8_K; Q4_0_G64/Q4_0_G128->Q8_0 (one activation block per 32-element part).
+// Asserts has_vec_dot(weight_type).
 GgmlType vec_dot_type(GgmlType weight_type);
 
 // Bytes of one activation row of n elements for dotting with `weight_type` rows.

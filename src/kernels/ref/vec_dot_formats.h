@@ -20,6 +20,11 @@ float vec_dot_q4_1_q8_1(int64_t n, const void* w_row, const void* act_row);
 float vec_dot_q5_0_q8_0(int64_t n, const void* w_row, const void* act_row);
 float vec_dot_q5_1_q8_1(int64_t n, const void* w_row, const void* act_row);
 float vec_dot_q8_0_q8_0(int64_t n, const void* w_row, const void* act_row);
+// pocketlm-only Q4_0_G64 / Q4_0_G128 (with Q8_0): each 32-element part p of a block, against activation
+// block p, exactly as Q4_0: sum += (isum_p * dw) * dx_p. A G-block thus dots exactly as the G / 32 q4_0
+// blocks holding the same quants and d.
+float vec_dot_q4_0_g64_q8_0(int64_t n, const void* w_row, const void* act_row);
+float vec_dot_q4_0_g128_q8_0(int64_t n, const void* w_row, const void* act_row);
 
 // Super-blocks of 256 against Q8_K (dx = float scale, bsums = sums of 16 activation quants):
 //   Q2_K: sum += (dx * dw) * isum - (dx * dmin) * isum_mins, per block.

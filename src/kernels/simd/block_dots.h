@@ -58,7 +58,9 @@ inline Ops::I8 fifth_bits(const uint8_t qh[4]) {
   return Ops::and8(Ops::bits_to_bytes(bits), Ops::set_i8(0x10));
 }
 struct QuantsQ4_0 {
-  static Ops::I8 get(const block_q4_0& b) { return Ops::sub8(Ops::nibbles_split16(b.qs), Ops::set_i8(8)); }
+  // 16 bytes of Q4_0's packing -> its 32 signed quants (a q4_0 block, or one part of a q4_0_g64/g128 block).
+  static Ops::I8 part(const uint8_t* qs) { return Ops::sub8(Ops::nibbles_split16(qs), Ops::set_i8(8)); }
+  static Ops::I8 get(const block_q4_0& b) { return part(b.qs); }
 };
 struct QuantsQ4_1 {
   static Ops::I8 get(const block_q4_1& b) { return Ops::nibbles_split16(b.qs); }
@@ -80,6 +82,40 @@ using FmtQ4_1 = Fmt32<block_q4_1, block_q8_1, false, true, QuantsQ4_1>;
 using FmtQ5_0 = Fmt32<block_q5_0, block_q8_0, true, false, QuantsQ5_0>;
 using FmtQ5_1 = Fmt32<block_q5_1, block_q8_1, false, true, QuantsQ5_1>;
 using FmtQ8_0 = Fmt32<block_q8_0, block_q8_0, true, false, QuantsQ8_0>;
+
+// pocketlm-only Q4_0 group sizes (G = 64, 128; quant/formats/legacy.h): a block is G / 32 parts packed as
+// q4_0 blocks that share one scale. Each part unpacks as a q4_0 block with the shared d and runs q4_0's own
+// block dot (FmtQ4_0::accum) against its q8_0 activation block, so nothing here is new arithmetic.
+template <int G>
+struct FmtQ4_0G {
+  static constexpr int kParts = G / 32;
+  using W = block_q4_0_g<G>;
+  struct A {
+    block_q8_0 part[kParts];  // the kParts consecutive q8_0 blocks of the activation row
+  };
+  struct U {
+    Q32 part[kParts];
+  };
+  using AV = U;
+  using Acc = Acc32;
+  static constexpr int kBlock = G;
+  static U unpack(const W& b) {
+    U u;
+    const Ops::F8 d = Ops::set_f(Ops::f16(b.d));
+    for (int p = 0; p < kParts; ++p) u.part[p] = {QuantsQ4_0::part(b.qs + 16 * p), d, Ops::zero_f()};
+    return u;
+  }
+  static AV act(const A& a) {
+    AV v;
+    for (int p = 0; p < kParts; ++p) v.part[p] = FmtQ4_0::act(a.part[p]);
+    return v;
+  }
+  static void init(Acc& acc) { FmtQ4_0::init(acc); }
+  static void accum(Acc& acc, const U& w, const AV& a) {
+    for (int p = 0; p < kParts; ++p) FmtQ4_0::accum(acc, w.part[p], a.part[p]);
+  }
+  static float finish(const Acc& acc) { return FmtQ4_0::finish(acc); }
+};
 
 // ---------------------------------------------------------------- 256-element super-blocks (k-quants)
 // A super-block unpacks to 8 vectors of 32 quants with a pair of int16 scales each (one per 16 elements);
@@ -323,4 +359,19 @@ struct Paired<FmtK<WBlock, kSigned, kHasMin, Unpack>, O> {
     }
   }
   static void finish(const Acc& acc, float out[4]) { O::pair_store(out, acc.v); }
+};
+
+// The Q4_0 group sizes pair part by part with q4_0's 2 x 2 kernel.
+template <int G, class O>
+  requires PairedOps<O>
+struct Paired<FmtQ4_0G<G>, O> {
+  using Part = Paired<FmtQ4_0, O>;
+  static constexpr bool kOn = true;
+  using Acc = typename Part::Acc;
+  using U = typename FmtQ4_0G<G>::U;
+  static void init(Acc& acc) { Part::init(acc); }
+  static void accum(Acc& acc, const U& w0, const U& w1, const U& a0, const U& a1) {
+    for (int p = 0; p < FmtQ4_0G<G>::kParts; ++p) Part::accum(acc, w0.part[p], w1.part[p], a0.part[p], a1.part[p]);
+  }
+  static void finish(const Acc& acc, float out[4]) { Part::finish(acc, out); }
 };

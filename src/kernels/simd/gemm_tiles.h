@@ -156,7 +156,7 @@ void weighted_rows(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_strid
 constexpr KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
-  auto set = [&t](GgmlType type, GemmFn f) { t.gemm[static_cast<uint32_t>(type)] = f; };
+  auto set = [&t](GgmlType type, GemmFn f) { t.set_gemm(type, f); };
   set(GgmlType::F32, gemm<FmtF32, GgmlType::F32>);
   set(GgmlType::F16, gemm<FmtF16, GgmlType::F16>);
   set(GgmlType::BF16, gemm<FmtBF16, GgmlType::BF16>);
@@ -170,11 +170,13 @@ constexpr KernelTable make_table(const char* name) {
   set(GgmlType::Q4_K, gemm<FmtQ4_K, GgmlType::Q4_K>);
   set(GgmlType::Q5_K, gemm<FmtQ5_K, GgmlType::Q5_K>);
   set(GgmlType::Q6_K, gemm<FmtQ6_K, GgmlType::Q6_K>);
+  set(GgmlType::Q4_0_G64, gemm<FmtQ4_0G<QK4_0_G64>, GgmlType::Q4_0_G64>);
+  set(GgmlType::Q4_0_G128, gemm<FmtQ4_0G<QK4_0_G128>, GgmlType::Q4_0_G128>);
   t.weighted_rows_f32 = weighted_rows<float, LoadF32>;
   t.weighted_rows_f16 = weighted_rows<uint16_t, LoadF16>;
-  t.quantize[static_cast<uint32_t>(GgmlType::Q8_0)] = quantize_q8_0;
-  t.quantize[static_cast<uint32_t>(GgmlType::Q8_1)] = quantize_q8_1;
-  t.quantize[static_cast<uint32_t>(GgmlType::Q8_K)] = quantize_q8_K;
+  t.set_quantize(GgmlType::Q8_0, quantize_q8_0);
+  t.set_quantize(GgmlType::Q8_1, quantize_q8_1);
+  t.set_quantize(GgmlType::Q8_K, quantize_q8_K);
   set_kv_rows(t);  // simd/kv_rows.h
   return t;
 }

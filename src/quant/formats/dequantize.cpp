@@ -33,6 +33,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q8_K: return dequantize_row_q8_K(static_cast<const block_q8_K*>(src), dst, n);
     case GgmlType::IQ4_NL: return dequantize_row_iq4_nl(static_cast<const block_iq4_nl*>(src), dst, n);
     case GgmlType::IQ4_XS: return dequantize_row_iq4_xs(static_cast<const block_iq4_xs*>(src), dst, n);
+    case GgmlType::Q4_0_G64: return dequantize_row_q4_0_g(static_cast<const block_q4_0_g64*>(src), dst, n);
+    case GgmlType::Q4_0_G128: return dequantize_row_q4_0_g(static_cast<const block_q4_0_g128*>(src), dst, n);
     default: break;
   }
   assert(false && "dequantize_row: type has no reference dequantizer (check type_traits().can_dequantize)");

@@ -42,6 +42,9 @@ constexpr std::array kTypes = {
     TypeTraits{GgmlType::TQ1_0, "tq1_0", 256, 54, false},
     TypeTraits{GgmlType::TQ2_0, "tq2_0", 256, 66, false},
     TypeTraits{GgmlType::MXFP4, "mxfp4", 32, 17, false},
+    // pocketlm-only (ggml_type.h): f16 d + G/2 bytes of nibbles per block of G.
+    TypeTraits{GgmlType::Q4_0_G64, "q4_0_g64", 64, 34, true, true},
+    TypeTraits{GgmlType::Q4_0_G128, "q4_0_g128", 128, 66, true, true},
 };
 }  // namespace
 

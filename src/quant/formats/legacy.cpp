@@ -10,14 +10,29 @@ POCKETLM_EXACT_FLOAT_ARITHMETIC
 
 namespace pocketlm {
 
+namespace {
+// 32 values of Q4_0's packing (16 bytes of nibbles) with the scale d: a q4_0 block, or one part of a G-block.
+void dequantize_q4_0_part(const uint8_t qs[16], float d, float* y) {
+  for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q4_low(qs, j) - 8) * d;
+  for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q4_high(qs, j) - 8) * d;
+}
+}  // namespace
+
 void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
   assert(n % QK4_0 == 0);
-  for (int64_t b = 0; b < n / QK4_0; ++b, y += QK4_0) {
+  for (int64_t b = 0; b < n / QK4_0; ++b, y += QK4_0) dequantize_q4_0_part(x[b].qs, fp16_to_fp32(x[b].d), y);
+}
+
+template <int G>
+void dequantize_row_q4_0_g(const block_q4_0_g<G>* x, float* y, int64_t n) {
+  assert(n % G == 0);
+  for (int64_t b = 0; b < n / G; ++b) {
     const float d = fp16_to_fp32(x[b].d);
-    for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(q4_low(x[b].qs, j) - 8) * d;
-    for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(q4_high(x[b].qs, j) - 8) * d;
+    for (int p = 0; p < block_q4_0_g<G>::kParts; ++p, y += 32) dequantize_q4_0_part(x[b].qs + 16 * p, d, y);
   }
 }
+template void dequantize_row_q4_0_g<QK4_0_G64>(const block_q4_0_g64*, float*, int64_t);
+template void dequantize_row_q4_0_g<QK4_0_G128>(const block_q4_0_g128*, float*, int64_t);
 
 void dequantize_row_q4_1(const block_q4_1* x, float* y, int64_t n) {
   assert(n % QK4_1 == 0);

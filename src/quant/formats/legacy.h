@@ -5,6 +5,7 @@
 // fifth bit of element j in bit j of the little-endian 32-bit word qh. Value of element j:
 //   Q4_0: d * (q - 8)      Q4_1: d * q + m      Q5_0: d * (q - 16)      Q5_1: d * q + m      Q8_0/Q8_1: d * q
 // Q8_1 is only an activation format: s = d * sum(q), rounded to half, lets Q4_1/Q5_1 dots add the mins.
+// pocketlm-only group sizes (ggml_type.h): Q4_0_G64 / Q4_0_G128 are Q4_0 with one scale per 64 / 128 values.
 #include <cstdint>
 #include <cstring>  // memcpy
 
@@ -50,6 +51,23 @@ static_assert(sizeof(block_q5_1) == 24 && alignof(block_q5_1) == 2);
 static_assert(sizeof(block_q8_0) == 34 && alignof(block_q8_0) == 2);
 static_assert(sizeof(block_q8_1) == 36 && alignof(block_q8_1) == 2);
 
+// pocketlm-only (not ggml types; ids 1064 / 1128, see ggml_type.h): Q4_0's element rule, d * (q - 8), with
+// one f16 scale per G = 64 or 128 values. The quants are Q4_0's packing applied per 32-element part: part p
+// (elements 32p .. 32p + 31) is qs[16p .. 16p + 15], packed exactly as a block_q4_0's qs. So a G-block is
+// G / 32 q4_0 blocks that share one d (and decodes to exactly what those q4_0 blocks would).
+inline constexpr int QK4_0_G64 = 64, QK4_0_G128 = 128;
+template <int G>
+struct block_q4_0_g {
+  static_assert(G % 32 == 0);
+  static constexpr int kParts = G / 32;  // 32-element parts, each packed as a q4_0 block's qs
+  uint16_t d;                            // scale (f16), shared by every part
+  uint8_t qs[G / 2];                     // part p: qs + 16 * p
+};
+using block_q4_0_g64 = block_q4_0_g<QK4_0_G64>;
+using block_q4_0_g128 = block_q4_0_g<QK4_0_G128>;
+static_assert(sizeof(block_q4_0_g64) == 34 && alignof(block_q4_0_g64) == 2);    // 4.25 bits/weight
+static_assert(sizeof(block_q4_0_g128) == 66 && alignof(block_q4_0_g128) == 2);  // 4.125 bits/weight
+
 // Element access, the one statement of the packing. Q4_0/Q4_1: element j (0..15) is the low nibble of
 // qs[j] and element j + 16 its high nibble. Q5_0/Q5_1 add bit j of qh as the fifth bit of element j.
 inline int q4_low(const uint8_t qs[16], int j) { return qs[j] & 0x0F; }   // element j
@@ -73,6 +91,9 @@ void dequantize_row_q5_0(const block_q5_0* x, float* y, int64_t n);
 void dequantize_row_q5_1(const block_q5_1* x, float* y, int64_t n);
 void dequantize_row_q8_0(const block_q8_0* x, float* y, int64_t n);
 void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n);
+// The pocketlm-only group sizes (n a multiple of G); instantiated for G = 64 and 128.
+template <int G>
+void dequantize_row_q4_0_g(const block_q4_0_g<G>* x, float* y, int64_t n);
 
 // Activation quantizers with the rounding of ggml's reference versions: d = amax / 127 (stored as f16),
 // q = round-half-away-from-zero(x * (1/d)) using the float32 d. Q8_1 adds s = f16(d * sum(q)).
@@ -94,5 +115,14 @@ void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* impo
 void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance);
 void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance);
 void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* importance);
+// The pocketlm-only group sizes: Q4_0's search over the G values sharing a scale (n a multiple of G);
+// instantiated for G = 64 and 128.
+template <int G>
+void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance);
+
+extern template void dequantize_row_q4_0_g<QK4_0_G64>(const block_q4_0_g64*, float*, int64_t);
+extern template void dequantize_row_q4_0_g<QK4_0_G128>(const block_q4_0_g128*, float*, int64_t);
+extern template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
+extern template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*);
 
 }  // namespace pocketlm

@@ -14,23 +14,24 @@ POCKETLM_EXACT_FLOAT_ARITHMETIC
 namespace pocketlm {
 namespace {
 
-// Symmetric blocks (Q4_0: q - 8, Q5_0: q - 16): fitted d, stored in f16 (best of the rounded value and its
-// neighbours), quants L in [lo, hi] re-rounded against the stored d. Returns the f16 bits.
-uint16_t encode_symmetric_block(const float* x, const float* w, int lo, int hi, int L[32]) {
-  const double d = fit_symmetric(x, w, 32, lo, hi);
+// Symmetric groups of n values (Q4_0: q - 8, Q5_0: q - 16; n = 32, or 64 / 128 for the pocketlm-only
+// Q4_0 group sizes): fitted d, stored in f16 (best of the rounded value and its neighbours), quants L in
+// [lo, hi] re-rounded against the stored d. Returns the f16 bits.
+uint16_t encode_symmetric_block(const float* x, const float* w, int n, int lo, int hi, int* L) {
+  const double d = fit_symmetric(x, w, n, lo, hi);
   uint16_t best = fp16_finite(d);
-  double best_err = symmetric_error(x, w, 32, fp16_to_fp32(best), lo, hi);
+  double best_err = symmetric_error(x, w, n, fp16_to_fp32(best), lo, hi);
   const uint16_t centre = best;
   for (int dir = -1; dir <= 1; dir += 2) {
     const uint16_t h = fp16_step(centre, dir);
-    const double err = symmetric_error(x, w, 32, fp16_to_fp32(h), lo, hi);
+    const double err = symmetric_error(x, w, n, fp16_to_fp32(h), lo, hi);
     if (err < best_err) {
       best_err = err;
       best = h;
     }
   }
   const float df = fp16_to_fp32(best);
-  for (int j = 0; j < 32; ++j) L[j] = df != 0.0f ? nearest_int_clamped(x[j] / df, lo, hi) : 0;
+  for (int j = 0; j < n; ++j) L[j] = df != 0.0f ? nearest_int_clamped(x[j] / df, lo, hi) : 0;
   return best;
 }
 
@@ -75,14 +76,16 @@ void pack_fifth_bits(const int L[32], int bias, uint8_t qh[4]) {
   std::memcpy(qh, &bits, sizeof(bits));
 }
 
-template <typename Fn>
+// Calls fn(b, x, w) for each group of G values of a row, w = the group's search weights (sigma2 = the row's
+// mean square, encode_weights.h).
+template <int G = 32, typename Fn>
 void for_each_block(const float* x, int64_t n, const float* importance, Fn&& fn) {
-  assert(n % 32 == 0);
+  assert(n % G == 0);
   const double sigma2 = mean_square(x, n);
-  float w[32];
-  for (int64_t b = 0; b < n / 32; ++b) {
-    search_weights(x + 32 * b, importance ? importance + 32 * b : nullptr, 32, sigma2, w);
-    fn(b, x + 32 * b, w);
+  float w[G];
+  for (int64_t b = 0; b < n / G; ++b) {
+    search_weights(x + G * b, importance ? importance + G * b : nullptr, G, sigma2, w);
+    fn(b, x + G * b, w);
   }
 }
 
@@ -91,15 +94,26 @@ void for_each_block(const float* x, int64_t n, const float* importance, Fn&& fn)
 void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    y[b].d = encode_symmetric_block(xb, w, -8, 7, L);
+    y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L);
     pack_nibbles(L, 8, y[b].qs);
   });
 }
 
+template <int G>
+void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance) {
+  for_each_block<G>(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[G];
+    y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L);
+    for (int p = 0; p < block_q4_0_g<G>::kParts; ++p) pack_nibbles(L + 32 * p, 8, y[b].qs + 16 * p);
+  });
+}
+template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
+template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*);
+
 void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    y[b].d = encode_symmetric_block(xb, w, -16, 15, L);
+    y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L);
     pack_nibbles(L, 16, y[b].qs);
     pack_fifth_bits(L, 16, y[b].qh);
   });

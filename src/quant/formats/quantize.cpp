@@ -20,6 +20,7 @@ bool can_quantize(GgmlType type) {
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
     case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
     case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
+    case GgmlType::Q4_0_G64: case GgmlType::Q4_0_G128:
       return true;
     default:
       return false;
@@ -43,6 +44,8 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp);
     case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp);
     case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp);
+    case GgmlType::Q4_0_G64: return encode_row_q4_0_g(src, static_cast<block_q4_0_g64*>(dst), n, imp);
+    case GgmlType::Q4_0_G128: return encode_row_q4_0_g(src, static_cast<block_q4_0_g128*>(dst), n, imp);
     default: break;
   }
   assert(false && "quantize_row: type cannot be written (check can_quantize)");

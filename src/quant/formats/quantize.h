@@ -11,7 +11,7 @@ namespace pocketlm {
 class ThreadPool;
 
 // Types quantize_rows can produce: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-// IQ4_NL, IQ4_XS.
+// IQ4_NL, IQ4_XS, and the pocketlm-only Q4_0_G64, Q4_0_G128 (ggml_type.h).
 bool can_quantize(GgmlType type);
 
 // Encodes n_rows rows of n_per_row floats from src into dst (row_size(type, n_per_row) bytes per row) and

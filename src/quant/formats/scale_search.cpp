@@ -11,8 +11,8 @@ POCKETLM_EXACT_FLOAT_ARITHMETIC
 
 namespace pocketlm {
 namespace {
-constexpr int kMaxGroup = 64;      // the largest group any encoder fits (legacy blocks: 32)
-constexpr int kMaxEvents = 4096;   // kMaxGroup * the largest grid half-width we sweep (32) * 2
+constexpr int kMaxGroup = 128;     // the largest group any encoder fits (legacy blocks: 32; q4_0_g128: 128)
+constexpr int kMaxEvents = 8192;   // kMaxGroup * the largest grid half-width we sweep (32) * 2
 
 // Sorts events packed as (float u bits << 32 | index), all with u in [u_lo, u_hi]: a bucket pass by u (monotone,
 // so the buckets come in order) and an insertion sort inside each (a handful of events each): the same order

@@ -8,7 +8,8 @@
 
 namespace pocketlm {
 
-// Groups are at most 64 values (every format's blocks and sub-blocks are 16 or 32).
+// Groups are at most 128 values (ggml's blocks and sub-blocks are 16 or 32; pocketlm's q4_0_g64 / q4_0_g128
+// groups 64 and 128).
 
 // Symmetric grid: x ~ d * L, L integer in [lo, hi] (lo < 0 < hi; e.g. Q4_0: [-8, 7]). Exact optimum of the
 // weighted error with L = clamp(round(x / d)) over every d that maps the largest |x| between half the grid
