@@ -51,9 +51,9 @@ IMARGS=(-c "$CTX" -t "$T")
 [ -f "$W/imatrix.gguf" ] || "$B" imatrix -m "$M" -f "$CALIB" "${IMARGS[@]}" -o "$W/imatrix.gguf" 2> "$W/imatrix.log"
 [ -f "$W/base.plm" ] || "$B" perplexity -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --save-logits "$W/base.plm" > /dev/null 2>&1
 
-score() {  # FILE -> "same_top_% mean_kld"
+score() {  # FILE -> "same_top_% mean_kld±error"
   "$B" perplexity -m "$1" --kl-divergence "$W/base.plm" -t "$T" -o json 2> /dev/null |
-    python3 -c 'import json,sys; k=json.load(sys.stdin)["kl_divergence"]; print("%.2f %.5f" % (100*k["same_top"]["value"], k["kld"]["mean"]))'
+    python3 -c 'import json,sys; k=json.load(sys.stdin)["kl_divergence"]; print("%.2f %.5f±%.5f" % (100*k["same_top"]["value"], k["kld"]["mean"], k["kld"]["mean_error"]))'
 }
 seconds() { local t0; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }'; }
 

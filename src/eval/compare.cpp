@@ -145,6 +145,17 @@ Expected<ProxyValues> read_proxy(const std::string& arg) {
   if (!j.is_object()) return Error(arg + ": expected a JSON object");
   p.kld = pick({"kld", "mean_kld", "kld_mean", "kl_divergence"}, {"mean"});
   p.ppl = pick({"ppl", "perplexity"}, {"value", "mean", "ppl"});
+  // `pocketlm perplexity --kl-divergence … -o json`: {"kl_divergence": {"kld": {"mean": …}, "ppl": {"value": …}}}.
+  if (j.contains("kl_divergence") && j.at("kl_divergence").is_object()) {
+    const auto& k = j.at("kl_divergence");
+    auto sub = [&k](const char* key, const char* field) -> std::optional<double> {
+      if (k.contains(key) && k.at(key).is_object() && k.at(key).contains(field) && k.at(key).at(field).is_number())
+        return k.at(key).at(field).get<double>();
+      return std::nullopt;
+    };
+    if (!p.kld) p.kld = sub("kld", "mean");
+    if (!p.ppl) p.ppl = sub("ppl", "value");
+  }
   if (!p.kld && !p.ppl)
     return Error(arg + ": no \"kld\" (or \"mean_kld\", \"kld_mean\", \"kl_divergence\") nor \"ppl\"/\"perplexity\" field");
   return p;

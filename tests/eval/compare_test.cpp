@@ -141,6 +141,13 @@ TEST(EvalCompare, ProxyFromJsonOrNumber) {
   ASSERT_TRUE(j) << j.error().message();
   EXPECT_DOUBLE_EQ(*j->kld, 0.02);
   EXPECT_DOUBLE_EQ(*j->ppl, 12.5);
+  // pocketlm perplexity --kl-divergence -o json, as written.
+  std::ofstream(p) << R"({"chunks": 8, "kl_divergence": {"kld": {"mean": 0.138, "mean_error": 0.004},)"
+                      R"( "ppl": {"value": 26.5, "error": 1.2}, "same_top": {"value": 0.78}}})";
+  auto ours = read_proxy(p);
+  ASSERT_TRUE(ours) << ours.error().message();
+  EXPECT_DOUBLE_EQ(*ours->kld, 0.138);
+  EXPECT_DOUBLE_EQ(*ours->ppl, 26.5);
   std::ofstream(p) << R"({"something": 1})";
   auto bad = read_proxy(p);
   ASSERT_FALSE(bad);
