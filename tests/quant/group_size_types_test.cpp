@@ -362,21 +362,9 @@ TEST(GroupSizeTypesGguf, WriterWritesThemAndRefusesRowsThatDoNotFit) {
 }
 
 // ---------------------------------------------------------------- stories260K through rules and the CLI
-class GroupSizeModel : public ::testing::Test {
+class GroupSizeModel : public test::StoriesQuantizeTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing (shared/ data folder)";
-    auto f = GgufFile::open(test::stories_path().string());
-    ASSERT_TRUE(f.ok()) << f.error().message();
-    in_ = std::make_unique<GgufFile>(std::move(*f));
-    dir_ = fs::temp_directory_path() / ("plm_group_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
+  GroupSizeModel() : StoriesQuantizeTest("plm_group") {}
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string write_text(const std::string& name, const std::string& text) const {
     std::ofstream(dir_ / name) << text;
@@ -403,8 +391,6 @@ class GroupSizeModel : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
     return r.ok() ? path(name) : "";
   }
-  std::unique_ptr<GgufFile> in_;
-  fs::path dir_;
 };
 
 const char* kFfnRules = "rules:\n  - pattern: ffn_(gate|up)\n    type: q4_0_g64\n";

@@ -23,21 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class QuantizeModel : public ::testing::Test {
+class QuantizeModel : public test::StoriesQuantizeTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing (shared/ data folder)";
-    auto f = GgufFile::open(test::stories_path().string());
-    ASSERT_TRUE(f.ok()) << f.error().message();
-    in_ = std::make_unique<GgufFile>(std::move(*f));
-    dir_ = fs::temp_directory_path() / ("plm_quantize_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
+  QuantizeModel() : StoriesQuantizeTest("plm_quantize") {}
   QuantizePlan plan(QuantizeOptions o) {
     auto p = plan_quantization(*in_, o);
     EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message());
@@ -69,8 +57,6 @@ class QuantizeModel : public ::testing::Test {
     for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
     return names;
   }
-  std::unique_ptr<GgufFile> in_;
-  fs::path dir_;
   QuantizeResult last_;
 };
 
