@@ -84,6 +84,8 @@ GemmFn gemm_for(GgmlType weight_type) {
   return scalar_table()->find(weight_type);
 }
 
+GemmFn packed_gemm_for(GgmlType weight_type) { return active_table().find_packed(weight_type); }
+
 }  // namespace pocketlm::kernels
 
 #include "kernels/ref/kv_rows.h"

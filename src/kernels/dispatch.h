@@ -27,6 +27,9 @@ Expected<const KernelTable*> table_by_name(const std::string& name);
 // The GEMM for a weight type: the active path's, or the scalar one where the path has none.
 GemmFn gemm_for(GgmlType weight_type);
 
+// The active path's GEMM over packed activations (kernels/packed_acts.h) for a weight type, or nullptr.
+GemmFn packed_gemm_for(GgmlType weight_type);
+
 // Quantizes an activation row with the active path (scalar where it has none); bit-exact either way.
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n);
 

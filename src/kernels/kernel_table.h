@@ -52,6 +52,10 @@ struct KernelTable {
   // Quantized KV cache rows (runtime/kv_types.h), indexed by KvRow: K . Q with K rows in that format and the
   // queries as q8 rows (k = head_dim), and P . V over V rows in that format. nullptr: use the scalar one.
   GemmFn kv_gemm[2] = {};
+  // GEMMs over column-interleaved activations (kernels/packed_acts.h; prefill): same signature, but `a` is
+  // packed_groups(n_cols) groups of packed_group_bytes(vec_dot_type(t), k) bytes and a_stride is that size.
+  // nullptr: the path has none for the type (gemm[] then serves every column count).
+  GemmFn gemm_packed[kTypeSlots] = {};
   WeightedRowsFn kv_weighted_rows[2] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
@@ -64,8 +68,14 @@ struct KernelTable {
     return i >= 0 ? gemm[i] : nullptr;
   }
 
+  GemmFn find_packed(GgmlType t) const {
+    const int i = type_slot(t);
+    return i >= 0 ? gemm_packed[i] : nullptr;
+  }
+
   // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
   constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
+  constexpr void set_packed_gemm(GgmlType t, GemmFn f) { gemm_packed[type_slot(t)] = f; }
   constexpr void set_quantize(GgmlType t, QuantizeFn f) { quantize[type_slot(t)] = f; }
 };
 

@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "kernels/packed_acts.h"
 #include "kernels/ref/activation_ref.h"
 #include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
@@ -191,6 +192,45 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
       }
     }
   }
+}
+
+// A packed GEMM (kernels/packed_acts.h): the same activation rows packed into column groups, against the
+// scalar GEMM on the unpacked rows; the same tolerances as check_case, and columns of the padded last group
+// never written.
+void check_packed_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols, Scales mode,
+                       std::mt19937& rng, ConformanceReport& rep) {
+  const GemmFn packed = path.find_packed(t);
+  if (packed == nullptr) return;
+  const GgmlType at = vec_dot_type(t);
+  const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
+  const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
+  const size_t ws = row_size(t, k), as = activation_row_size(t, k), gs = packed_group_bytes(at, k);
+  std::vector<uint8_t> pa(gs * static_cast<size_t>(packed_groups(cols)));
+  for (int64_t g = 0; g < packed_groups(cols); ++g) pack_activation_group(at, a.data(), as, k, cols, g, pa.data() + gs * g);
+  const int64_t ldo = rows + 3;
+  // One spare column after the last: a padded lane must not be stored there.
+  std::vector<float> got(static_cast<size_t>(ldo * (cols + 1)), -777.0f), want(got.size(), -777.0f);
+  packed(k, w.data(), ws, rows, pa.data(), gs, cols, got.data(), ldo);
+  scalar_table()->find(t)(k, w.data(), ws, rows, a.data(), as, cols, want.data(), ldo);
+  for (int64_t c = 0; c <= cols; ++c)
+    for (int64_t r = 0; r < ldo; ++r) {
+      const float g = got[static_cast<size_t>(c * ldo + r)], e = want[static_cast<size_t>(c * ldo + r)];
+      ++rep.checks;
+      bool ok;
+      if (r >= rows || c == cols) ok = g == -777.0f;
+      else if (mode == Scales::Unit || mode == Scales::Zero) ok = g == e;
+      else if (!std::isfinite(e)) ok = !std::isfinite(g);
+      else {
+        const double mag = magnitude(t, k, w.data() + static_cast<size_t>(r) * ws, a.data() + static_cast<size_t>(c) * as);
+        ok = std::isfinite(g) && std::fabs(static_cast<double>(g) - e) <= kRelTolerance * mag + 1e-30;
+      }
+      if (!ok && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << " packed " << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows
+           << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
+        rep.failures.push_back(os.str());
+      }
+    }
 }
 
 // Weighted rows (attention's P.V): f32 and f16 rows, zero weights (masked positions) included.
@@ -429,6 +469,17 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 4, 7, 3, Scales::NonFinite, rng, rep);
   }
   for (GgmlType at : {GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) check_quantize(path, at, rng, rep);
+  // Packed GEMMs (prefill): columns around the 16-column groups, rows around the tile.
+  for (GgmlType t : kTypes) {
+    if (path.find_packed(t) == nullptr) continue;
+    const int64_t blk = type_traits(t).block_size;
+    const int64_t shapes[][3] = {{1, 1, 1}, {2, 5, 16}, {3, 4, 17}, {1, 9, 33}, {4, 17, 15}, {2, 3, 48}};
+    for (const auto& s : shapes) check_packed_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep);
+    check_packed_case(path, t, blk * 2, 6, 19, Scales::Unit, rng, rep);
+    check_packed_case(path, t, blk * 3, 5, 16, Scales::Zero, rng, rep);
+    check_packed_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep);
+    check_packed_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep);
+  }
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
     for (const auto& s : shapes) check_weighted_rows(path, f16, s[0], s[1], s[2], rng, rep);

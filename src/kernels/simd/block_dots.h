@@ -246,15 +246,21 @@ inline void unpack_q5_K(const block_q5_K& b, QK& u) {
   scales_mins_k(b, u);
 }
 
+// Half h (128 quants) of a q6_K block as 4 vectors of its unsigned 6-bit quants (0..63; the value is q - 32).
+inline void q6_K_unsigned(const block_q6_K& b, int h, Ops::I8 q[4]) {
+  const Ops::I8 qh = Ops::load_i8(b.qh + 32 * h);
+  const Ops::I8 la = Ops::load_i8(b.ql + 64 * h);
+  const Ops::I8 lb = Ops::load_i8(b.ql + 64 * h + 32);
+  q[0] = Ops::or8(Ops::nibbles_lo(la), Ops::shl_mask<4>(qh, 0x30));
+  q[1] = Ops::or8(Ops::nibbles_lo(lb), Ops::shl_mask<2>(qh, 0x30));
+  q[2] = Ops::or8(Ops::nibbles_hi(la), Ops::and8(qh, Ops::set_i8(0x30)));
+  q[3] = Ops::or8(Ops::nibbles_hi(lb), Ops::shr_mask<2>(qh, 0x30));
+}
+
 inline void unpack_q6_K(const block_q6_K& b, QK& u) {
   for (int h = 0; h < 2; ++h) {
-    const Ops::I8 qh = Ops::load_i8(b.qh + 32 * h);
-    const Ops::I8 la = Ops::load_i8(b.ql + 64 * h);
-    const Ops::I8 lb = Ops::load_i8(b.ql + 64 * h + 32);
-    const Ops::I8 q[4] = {Ops::or8(Ops::nibbles_lo(la), Ops::shl_mask<4>(qh, 0x30)),
-                          Ops::or8(Ops::nibbles_lo(lb), Ops::shl_mask<2>(qh, 0x30)),
-                          Ops::or8(Ops::nibbles_hi(la), Ops::and8(qh, Ops::set_i8(0x30))),
-                          Ops::or8(Ops::nibbles_hi(lb), Ops::shr_mask<2>(qh, 0x30))};
+    Ops::I8 q[4];
+    q6_K_unsigned(b, h, q);
     for (int k = 0; k < 4; ++k) u.q[4 * h + k] = Ops::sub8(q[k], Ops::set_i8(32));
   }
   for (int j = 0; j < 8; ++j) u.sc[j] = Ops::scales_i16(b.scales[2 * j], b.scales[2 * j + 1]);

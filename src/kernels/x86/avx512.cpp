@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels/kernel_table.h"
+#include "kernels/packed_acts.h"
 #include "quant/formats/kquants.h"
 #include "quant/formats/legacy.h"
 
@@ -17,10 +18,11 @@ namespace avx512 {
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
+#include "kernels/simd/packed_gemm.h"
 }  // namespace avx512
 
 const KernelTable* avx512_table() {
-  static constexpr KernelTable table = avx512::make_table("avx512");
+  static constexpr KernelTable table = avx512::with_packed_gemms(avx512::make_table("avx512"));
   return &table;
 }
 

@@ -159,6 +159,39 @@ struct Ops {
   }
 };
 
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+// 16 x int32 / 16 x float lanes, one per activation column of a packed group (simd/packed_gemm.h).
+struct Lanes {
+  using VI = __m512i;
+  using VF = __m512;
+  static VI zero_i() { return _mm512_setzero_si512(); }
+  static VF zero_f() { return _mm512_setzero_ps(); }
+  static VI load_i(const void* p) { return _mm512_loadu_si512(p); }
+  static VF load_f(const float* p) { return _mm512_loadu_ps(p); }
+  static void store_f(float* p, VF v) { _mm512_storeu_ps(p, v); }
+  // Lane c += sum_i w4[i] * a[c][i]: the 4 bytes at w4 (unsigned, broadcast) against column c's 4 quants.
+  static VI dot4(VI acc, const uint8_t* w4, VI a) {
+    int32_t v;
+    __builtin_memcpy(&v, w4, 4);
+    return _mm512_dpbusd_epi32(acc, _mm512_set1_epi32(v), a);
+  }
+  // Lane c += m2[0] * b[c][0] + m2[1] * b[c][1] (int16 pairs).
+  static VI madd2(VI acc, const int16_t* m2, VI b) {
+    int32_t v;
+    __builtin_memcpy(&v, m2, 4);
+    return _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(v), b);
+  }
+  static VI add_i(VI a, VI b) { return _mm512_add_epi32(a, b); }
+  static VI mul_i(VI a, int32_t s) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(s)); }
+  // The maskz forms: GCC 12's unmasked ones read an "undefined" source that -Wmaybe-uninitialized flags.
+  static VI neg_shl3(VI a) { return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_maskz_slli_epi32(0xFFFF, a, 3)); }
+  static VF to_f(VI v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
+  static VF mul_f(VF a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+  static VF fma(VF a, VF b, VF acc) { return _mm512_fmadd_ps(a, b, acc); }
+};
+inline constexpr int kPackedRows = 4;  // weight rows per packed tile
+#endif
+
 // Registers the tile shapes are sized for: (rows, activation columns) per GEMM tile.
 #if defined(__AVX512F__)
 inline constexpr int kTileRows = 4, kTileCols = 4;   // 32 vector registers

@@ -1,0 +1,205 @@
+// GEMMs over column-interleaved activations (kernels/packed_acts.h), for prefill: a tile of R weight rows x
+// the 16 columns of one packed group. Per 4 weight quants, one broadcast of the 4 weight bytes and one int8
+// dot-product instruction serve 16 columns (Lanes::dot4), so each output lane is an exact integer dot and
+// the float work (convert, scale, accumulate) is done once per block for 16 outputs. Weights are read in
+// their GGUF layout: a tile unpacks each weight block once into unsigned bytes on the stack.
+//
+// Integer sums are exact, so results differ from the scalar reference only by float summation order:
+//   q4_0:  sum_b d_w d_a (sum_i u_i a_i - 8 sum_i a_i), u = the nibble (0..15);
+//   k-quants: d_w d_a sum_g sc_g (sum_{i in g} u_i a_i) - f_w d_a sum_p m_p . bsums_p, where u are the
+//   unsigned quants and (m, f) the type's min terms (q4_K: the mins and dmin; q6_K: 32 sc and d, the
+//   offset of its signed quants).
+//
+// Written over a path's Lanes (16 x int32 / float) and Ops (the 32-byte helpers of block_dots.h); included
+// INSIDE the path's namespace after them. Only paths whose Ops define kHasLanes build it.
+#pragma once
+
+template <int R>
+void packed_store(const typename Lanes::VF (&acc)[R], float* out, int64_t ldo, int n_valid) {
+  alignas(64) float v[kPackCols];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    Lanes::store_f(v, acc[r]);
+    for (int c = 0; c < n_valid; ++c) out[c * ldo + r] = v[c];
+  }
+}
+
+// ---------------------------------------------------------------- q4_0 x packed q8_0
+template <int R>
+void packed_tile_q4_0(int64_t nb, const uint8_t* w, size_t w_stride, const PackedQ8_0* a, float* out, int64_t ldo,
+                      int n_valid) {
+  typename Lanes::VF acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = Lanes::zero_f();
+  for (int64_t b = 0; b < nb; ++b) {
+    alignas(32) uint8_t u[R][32];
+    float dw[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(w + static_cast<size_t>(r) * w_stride)[b];
+      Ops::store_i8(u[r], Ops::nibbles_split16(blk.qs));
+      dw[r] = Ops::f16(blk.d);
+    }
+    const typename Lanes::VI bias = Lanes::neg_shl3(Lanes::load_i(a[b].sum));  // -8 sum(a): u = q + 8
+    typename Lanes::VI isum[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) isum[r] = bias;
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const typename Lanes::VI av = Lanes::load_i(a[b].qs[j]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) isum[r] = Lanes::dot4(isum[r], u[r] + 4 * j, av);
+    }
+    const typename Lanes::VF da = Lanes::load_f(a[b].d);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = Lanes::fma(Lanes::to_f(isum[r]), Lanes::mul_f(da, dw[r]), acc[r]);
+  }
+  packed_store<R>(acc, out, ldo, n_valid);
+}
+
+// ---------------------------------------------------------------- k-quants x packed q8_K
+// A super-block unpacked: unsigned quants, an integer scale per group of kGroup quants, the min terms per
+// pair of 16-quant groups (m[p] pairs with bsums 2p and 2p+1), and the float factors.
+template <int kGroup>
+struct KRow {
+  alignas(32) uint8_t q[256];
+  int32_t sc[256 / kGroup];
+  int16_t m[8][2];
+  float d, f;  // main factor d, min factor -f
+};
+
+struct PackQ4_K {
+  using W = block_q4_K;
+  static constexpr int kGroup = 32;
+  static void unpack(const W& b, KRow<32>& u) {
+    for (int p = 0; p < 4; ++p) {
+      const Ops::I8 bytes = Ops::load_i8(b.qs + 32 * p);
+      Ops::store_i8(u.q + 64 * p, Ops::nibbles_lo(bytes));
+      Ops::store_i8(u.q + 64 * p + 32, Ops::nibbles_hi(bytes));
+    }
+    for (int j = 0; j < 8; ++j) {
+      int sc = 0, m = 0;
+      scale_min_k(b.scales, j, sc, m);
+      u.sc[j] = sc;
+      u.m[j][0] = u.m[j][1] = static_cast<int16_t>(m);
+    }
+    u.d = Ops::f16(b.d);
+    u.f = Ops::f16(b.dmin);
+  }
+};
+
+struct PackQ6_K {
+  using W = block_q6_K;
+  static constexpr int kGroup = 16;
+  static void unpack(const W& b, KRow<16>& u) {
+    for (int h = 0; h < 2; ++h) {
+      Ops::I8 q[4];
+      q6_K_unsigned(b, h, q);
+      for (int k = 0; k < 4; ++k) Ops::store_i8(u.q + 128 * h + 32 * k, q[k]);
+    }
+    for (int g = 0; g < 16; ++g) u.sc[g] = b.scales[g];
+    for (int p = 0; p < 8; ++p) {
+      u.m[p][0] = static_cast<int16_t>(32 * b.scales[2 * p]);
+      u.m[p][1] = static_cast<int16_t>(32 * b.scales[2 * p + 1]);
+    }
+    u.d = Ops::f16(b.d);
+    u.f = u.d;
+  }
+};
+
+template <class K, int R>
+void packed_tile_k(int64_t nb, const uint8_t* w, size_t w_stride, const PackedQ8_K* a, float* out, int64_t ldo,
+                   int n_valid) {
+  constexpr int G = K::kGroup, kSteps = G / 4;
+  typename Lanes::VF acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = Lanes::zero_f();
+  for (int64_t b = 0; b < nb; ++b) {
+    KRow<G> u[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      K::unpack(reinterpret_cast<const typename K::W*>(w + static_cast<size_t>(r) * w_stride)[b], u[r]);
+    typename Lanes::VI tot[R], msum[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) tot[r] = msum[r] = Lanes::zero_i();
+    for (int g = 0; g < 256 / G; ++g) {
+      typename Lanes::VI part[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) part[r] = Lanes::zero_i();
+#pragma GCC unroll 8
+      for (int s = 0; s < kSteps; ++s) {
+        const typename Lanes::VI av = Lanes::load_i(a[b].qs[g * kSteps + s]);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) part[r] = Lanes::dot4(part[r], u[r].q + g * G + 4 * s, av);
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) tot[r] = Lanes::add_i(tot[r], Lanes::mul_i(part[r], u[r].sc[g]));
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      const typename Lanes::VI bs = Lanes::load_i(a[b].bsums[p]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) msum[r] = Lanes::madd2(msum[r], u[r].m[p], bs);
+    }
+    const typename Lanes::VF da = Lanes::load_f(a[b].d);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      acc[r] = Lanes::fma(Lanes::to_f(tot[r]), Lanes::mul_f(da, u[r].d), acc[r]);
+      acc[r] = Lanes::fma(Lanes::to_f(msum[r]), Lanes::mul_f(da, -u[r].f), acc[r]);
+    }
+  }
+  packed_store<R>(acc, out, ldo, n_valid);
+}
+
+// ---------------------------------------------------------------- drivers
+// Rows in tiles of kPackedRows (the last narrower), for every packed group; a_stride is the group's bytes.
+template <template <int> class TileOf, class PackedA, int R = kPackedRows>
+void packed_rows(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+                 int64_t n_cols, float* out, int64_t ldo) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R)
+    for (int64_t g = 0; g * kPackCols < n_cols; ++g) {
+      const int n_valid = static_cast<int>(n_cols - g * kPackCols < kPackCols ? n_cols - g * kPackCols : kPackCols);
+      TileOf<R>::run(nb, w + static_cast<size_t>(r) * w_stride, w_stride,
+                     reinterpret_cast<const PackedA*>(a + static_cast<size_t>(g) * a_stride),
+                     out + g * kPackCols * ldo + r, ldo, n_valid);
+    }
+  if constexpr (R > 1) {
+    if (r < n_rows)
+      packed_rows<TileOf, PackedA, R - 1>(nb, w + static_cast<size_t>(r) * w_stride, w_stride, n_rows - r, a, a_stride,
+                                          n_cols, out + r, ldo);
+  }
+}
+
+template <int R>
+struct TileQ4_0 {
+  static void run(int64_t nb, const uint8_t* w, size_t ws, const PackedQ8_0* a, float* out, int64_t ldo, int n) {
+    packed_tile_q4_0<R>(nb, w, ws, a, out, ldo, n);
+  }
+};
+template <class K>
+struct TileK {
+  template <int R>
+  struct T {
+    static void run(int64_t nb, const uint8_t* w, size_t ws, const PackedQ8_K* a, float* out, int64_t ldo, int n) {
+      packed_tile_k<K, R>(nb, w, ws, a, out, ldo, n);
+    }
+  };
+};
+
+// Table entries (kernel_table.h's GemmFn, with `a` packed: a_stride = packed_group_bytes).
+inline void packed_gemm_q4_0(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a,
+                             size_t a_stride, int64_t n_cols, float* out, int64_t ldo) {
+  packed_rows<TileQ4_0, PackedQ8_0>(k / QK4_0, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+}
+template <class K>
+void packed_gemm_k(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+                   int64_t n_cols, float* out, int64_t ldo) {
+  packed_rows<TileK<K>::template T, PackedQ8_K>(k / QK_K, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+}
+
+// Adds the packed GEMMs to a path's table (constexpr, like make_table).
+constexpr KernelTable with_packed_gemms(KernelTable t) {
+  t.set_packed_gemm(GgmlType::Q4_0, packed_gemm_q4_0);
+  t.set_packed_gemm(GgmlType::Q4_K, packed_gemm_k<PackQ4_K>);
+  t.set_packed_gemm(GgmlType::Q6_K, packed_gemm_k<PackQ6_K>);
+  return t;
+}
