@@ -1,0 +1,193 @@
+// Decode GEMVs (one activation column) for the k-quants on the AVX-512 path, in 64-byte registers: a
+// super-block row is 4 registers of quants, its sub-block scales are spread over the 16-bit products with
+// one permute per register (vpermw), and the q8_K activation is loaded once per tile of rows. They replace
+// the generic tile (simd/gemm_tiles.h, 32-byte vectors) only where n_cols == 1; wider batches keep it, and
+// prefill uses the packed GEMMs (simd/packed_gemm.h).
+//
+// Integer sums are exact; the float epilogue is one FMA per super-block (and one for q4_K's mins), so the
+// results differ from the scalar reference only by float summation order, like every path's.
+//
+// Included INSIDE the avx512 namespace after gemm_tiles.h (it falls back to its gemm<>).
+#pragma once
+
+namespace gemv_detail {
+
+inline __m512i nibbles_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
+inline __m512i nibbles_hi(__m512i v) {
+  return _mm512_and_si512(_mm512_maskz_srli_epi16(~0u, v, 4), _mm512_set1_epi8(0x0F));  // maskz: see Lanes
+}
+// Two 32-byte pieces as one register (lo, hi).
+// (GCC 12's plain insert/broadcast/cast forms read an "undefined" register that -Werror=uninitialized
+// rejects; the zext and masked forms below are the same instructions.)
+inline __m512i zext(__m256i v) {
+  const __m512i z = _mm512_setzero_si512();
+  return _mm512_mask_inserti64x4(z, 0xFF, z, v, 0);
+}
+inline __m512i zext(__m128i v) {
+  const __m512i z = _mm512_setzero_si512();
+  return _mm512_mask_inserti32x4(z, 0xFFFF, z, v, 0);
+}
+inline __m512i halves(__m256i lo, __m256i hi) {
+  const __m512i l = zext(lo);
+  return _mm512_mask_inserti64x4(l, 0xFF, l, hi, 1);
+}
+inline __m512i load_2x32(const void* lo, const void* hi) {
+  return halves(_mm256_loadu_si256(static_cast<const __m256i*>(lo)), _mm256_loadu_si256(static_cast<const __m256i*>(hi)));
+}
+inline __m512i broadcast_32(const void* p) {
+  return _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
+}
+// Word index vectors for vpermw: word i of the result takes word f(i) of the source.
+inline __m512i word_index(int a, int b, int per) {  // first 32 / per groups from a, a+1, ...; per words each
+  alignas(64) int16_t idx[32];
+  for (int i = 0; i < 32; ++i) idx[i] = static_cast<int16_t>(i < 16 ? a + i / per : b + (i - 16) / per);
+  return _mm512_load_si512(idx);
+}
+inline float hsum(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+inline float hsum(__m512 v) {
+  const __m128 z = _mm_setzero_ps();
+  const __m128 a = _mm_add_ps(_mm512_mask_extractf32x4_ps(z, 0xF, v, 0), _mm512_mask_extractf32x4_ps(z, 0xF, v, 1));
+  const __m128 b = _mm_add_ps(_mm512_mask_extractf32x4_ps(z, 0xF, v, 2), _mm512_mask_extractf32x4_ps(z, 0xF, v, 3));
+  return hsum(_mm_add_ps(a, b));
+}
+
+// Software prefetch of the block kPrefetchBlocks ahead in the same row: the hardware prefetchers stop at
+// each 4 KiB page, and a tile reads R rows at once.
+inline constexpr size_t kPrefetchBytes = 1024;
+inline void prefetch_ahead(const void* blk, size_t size) {
+  const char* p = static_cast<const char*>(blk) + kPrefetchBytes;
+  for (size_t o = 0; o < size; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+// q4_K: the 6-bit scales and mins of the 8 sub-blocks as 8 bytes each (quant/formats/kquants.h's
+// k_scale_min, four at a time in 32-bit words).
+inline void q4_K_scales_mins(const uint8_t* s, uint64_t& sc, uint64_t& mn) {
+  uint32_t w0, w1, w2;
+  __builtin_memcpy(&w0, s, 4);
+  __builtin_memcpy(&w1, s + 4, 4);
+  __builtin_memcpy(&w2, s + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3F3F3F3Fu, mn_lo = w1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+  sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
+  mn = mn_lo | static_cast<uint64_t>(mn_hi) << 32;
+}
+
+// R rows of q4_K against one q8_K row. Register j pairs sub-blocks (0,2), (1,3), (4,6), (5,7): the low and
+// high nibbles of 64 consecutive quant bytes.
+template <int R>
+void q4_K_rows(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) {
+  const __m512i idx[4] = {word_index(0, 2, 16), word_index(1, 3, 16), word_index(4, 6, 16), word_index(5, 7, 16)};
+  __m512 acc[R];
+  __m128 accm[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    accm[r] = _mm_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const block_q8_K& A = a[b];
+    const __m512i av[4] = {load_2x32(A.qs, A.qs + 64), load_2x32(A.qs + 32, A.qs + 96),
+                           load_2x32(A.qs + 128, A.qs + 192), load_2x32(A.qs + 160, A.qs + 224)};
+    const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(A.bsums)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(A.bsums + 8)));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const block_q4_K& blk = reinterpret_cast<const block_q4_K*>(w + static_cast<size_t>(r) * ws)[b];
+      prefetch_ahead(&blk, sizeof(blk));
+      uint64_t sc8, mn8;
+      q4_K_scales_mins(blk.scales, sc8, mn8);
+      const __m512i sc = zext(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(sc8))));
+      const __m512i q01 = _mm512_loadu_si512(blk.qs), q23 = _mm512_loadu_si512(blk.qs + 64);
+      const __m512i q[4] = {nibbles_lo(q01), nibbles_hi(q01), nibbles_lo(q23), nibbles_hi(q23)};
+      __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j)
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], av[j]), _mm512_permutexvar_epi16(idx[j], sc));
+      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(Ops::f16(blk.d) * A.d), acc[r]);
+      const __m128i mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mn8)));
+      accm[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mn, bsums)), _mm_set1_ps(-Ops::f16(blk.dmin) * A.d), accm[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + hsum(accm[r]);
+}
+
+// R rows of q6_K against one q8_K row. Register c holds quants 64c..64c+63 (in order), as unsigned 6-bit
+// values; the -32 offset is sum_g sc_g * 32 * bsum_g, taken off the integer sum.
+template <int R>
+void q6_K_rows(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) {
+  const __m512i idx[4] = {word_index(0, 2, 8), word_index(4, 6, 8), word_index(8, 10, 8), word_index(12, 14, 8)};
+  // Shifts that bring the 2 high bits of each quant to bits 4..5: register 2h takes qh << 4 (low half) and
+  // qh << 2 (high half); register 2h + 1 takes qh (low) and qh >> 2 (high).
+  const __m512i shl = halves(_mm256_set1_epi16(4), _mm256_set1_epi16(2));
+  const __m512i shr = halves(_mm256_setzero_si256(), _mm256_set1_epi16(2));
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const block_q8_K& A = a[b];
+    const __m512i av[4] = {_mm512_loadu_si512(A.qs), _mm512_loadu_si512(A.qs + 64), _mm512_loadu_si512(A.qs + 128),
+                           _mm512_loadu_si512(A.qs + 192)};
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.bsums));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const block_q6_K& blk = reinterpret_cast<const block_q6_K*>(w + static_cast<size_t>(r) * ws)[b];
+      prefetch_ahead(&blk, sizeof(blk));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
+      const __m512i sc = zext(sc16);
+      __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __m512i lo = _mm512_loadu_si512(blk.ql + 64 * h);
+        const __m512i qh = broadcast_32(blk.qh + 32 * h);
+        const __m512i q0 = _mm512_or_si512(nibbles_lo(lo), _mm512_and_si512(_mm512_sllv_epi16(qh, shl), m30));
+        const __m512i q1 = _mm512_or_si512(nibbles_hi(lo), _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m30));
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q0, av[2 * h]), _mm512_permutexvar_epi16(idx[2 * h], sc));
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q1, av[2 * h + 1]),
+                                   _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+      }
+      const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+      isum = _mm512_sub_epi32(isum, zext(off));
+      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(Ops::f16(blk.d) * A.d), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+template <template <int> class Rows, int R = 4>
+void rows_in_tiles(int64_t nb, const uint8_t* w, size_t ws, int64_t n_rows, const block_q8_K* a, float* out) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R) Rows<R>::run(nb, w + static_cast<size_t>(r) * ws, ws, a, out + r);
+  if constexpr (R > 1) {
+    if (r < n_rows) rows_in_tiles<Rows, R - 1>(nb, w + static_cast<size_t>(r) * ws, ws, n_rows - r, a, out + r);
+  }
+}
+template <int R>
+struct Q4KRows {
+  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) { q4_K_rows<R>(nb, w, ws, a, out); }
+};
+template <int R>
+struct Q6KRows {
+  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) { q6_K_rows<R>(nb, w, ws, a, out); }
+};
+
+// A table entry: the GEMV for one column, the generic tiles otherwise.
+template <class Fmt, GgmlType kType, template <int> class Rows>
+void gemm_or_gemv(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+                  int64_t n_cols, float* out, int64_t ldo) {
+  if (n_cols != 1) {
+    gemm<Fmt, kType>(k, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+    return;
+  }
+  rows_in_tiles<Rows>(k / 256, w, w_stride, n_rows, reinterpret_cast<const block_q8_K*>(a), out);
+}
+
+}  // namespace gemv_detail
+
+constexpr KernelTable with_wide_gemv(KernelTable t) {
+  t.set_gemm(GgmlType::Q4_K, gemv_detail::gemm_or_gemv<FmtQ4_K, GgmlType::Q4_K, gemv_detail::Q4KRows>);
+  t.set_gemm(GgmlType::Q6_K, gemv_detail::gemm_or_gemv<FmtQ6_K, GgmlType::Q6_K, gemv_detail::Q6KRows>);
+  return t;
+}
