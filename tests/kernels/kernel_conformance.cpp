@@ -461,11 +461,12 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
     // Shapes: odd rows/cols around the tile sizes, one block to many.
     const int64_t shapes[][3] = {{1, 1, 1}, {1, 5, 1}, {2, 7, 3}, {3, 13, 9}, {8, 4, 4}, {16, 9, 2}, {4, 1, 7},
-                                 {5, 9, 1}, {3, 4, 1}};  // (one column: the decode GEMVs)
+                                 {5, 9, 1}, {3, 4, 1}, {4, 5, 1}, {6, 3, 1}, {2, 8, 1}};  // (one column: decode)
     for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep);
     if (is_float_type(t)) check_case(path, t, 100, 5, 3, Scales::Random, rng, rep);  // k not a multiple of 32
     check_case(path, t, blk * 2, 6, 5, Scales::Unit, rng, rep);
     check_case(path, t, blk * 3, 7, 1, Scales::Unit, rng, rep);
+    check_case(path, t, blk * 4, 6, 1, Scales::Unit, rng, rep);
     check_case(path, t, blk * 3, 5, 3, Scales::Zero, rng, rep);
     check_case(path, t, blk * 2, 5, 3, Scales::Max, rng, rep);
     check_case(path, t, blk * 4, 7, 3, Scales::NonFinite, rng, rep);
