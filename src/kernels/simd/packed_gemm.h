@@ -2,7 +2,8 @@
 // the 16 columns of one packed group. Per 4 weight quants, one broadcast of the 4 weight bytes and one int8
 // dot-product instruction serve 16 columns (Lanes::dot4), so each output lane is an exact integer dot and
 // the float work (convert, scale, accumulate) is done once per block for 16 outputs. Weights are read in
-// their GGUF layout: a tile unpacks each weight block once into unsigned bytes on the stack.
+// their GGUF layout: a call unpacks its band of rows once into unsigned bytes (a per-thread buffer, a few
+// hundred KiB at most), which every column group then reads.
 //
 // Integer sums are exact, so results differ from the scalar reference only by float summation order:
 //   q4_0:  sum_b d_w d_a (sum_i u_i a_i - 8 sum_i a_i), u = the nibble (0..15);
@@ -24,21 +25,45 @@ void packed_store(const typename Lanes::VF (&acc)[R], float* out, int64_t ldo, i
   }
 }
 
+// Per-thread scratch for a band's unpacked rows (grown as needed, freed when the thread ends).
+struct UnpackBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  UnpackBuffer() = default;
+  UnpackBuffer(const UnpackBuffer&) = delete;
+  UnpackBuffer& operator=(const UnpackBuffer&) = delete;
+  ~UnpackBuffer() { ::operator delete(p, std::align_val_t(64)); }
+  template <class T>
+  T* get(size_t n) {
+    if (n * sizeof(T) > bytes) {
+      ::operator delete(p, std::align_val_t(64));
+      bytes = n * sizeof(T);
+      p = ::operator new(bytes, std::align_val_t(64));
+    }
+    return static_cast<T*>(p);
+  }
+};
+inline UnpackBuffer& unpack_buffer() {
+  thread_local UnpackBuffer buf;
+  return buf;
+}
+
 // ---------------------------------------------------------------- q4_0 x packed q8_0
+struct URowQ4_0 {
+  uint8_t q[32];  // nibbles u = q + 8, in element order
+  float d;
+};
+inline void unpack_q4_0(const block_q4_0& b, URowQ4_0& u) {
+  Ops::store_i8(u.q, Ops::nibbles_split16(b.qs));
+  u.d = Ops::f16(b.d);
+}
+
+// R unpacked rows (row r at u + r * nb) x one packed group.
 template <int R>
-void packed_tile_q4_0(int64_t nb, const uint8_t* w, size_t w_stride, const PackedQ8_0* a, float* out, int64_t ldo,
-                      int n_valid) {
+void packed_tile_q4_0(int64_t nb, const URowQ4_0* u, const PackedQ8_0* a, float* out, int64_t ldo, int n_valid) {
   typename Lanes::VF acc[R];
   for (int r = 0; r < R; ++r) acc[r] = Lanes::zero_f();
   for (int64_t b = 0; b < nb; ++b) {
-    alignas(32) uint8_t u[R][32];
-    float dw[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(w + static_cast<size_t>(r) * w_stride)[b];
-      Ops::store_i8(u[r], Ops::nibbles_split16(blk.qs));
-      dw[r] = Ops::f16(blk.d);
-    }
     const typename Lanes::VI bias = Lanes::neg_shl3(Lanes::load_i(a[b].sum));  // -8 sum(a): u = q + 8
     typename Lanes::VI isum[R];
 #pragma GCC unroll 8
@@ -47,11 +72,11 @@ void packed_tile_q4_0(int64_t nb, const uint8_t* w, size_t w_stride, const Packe
     for (int j = 0; j < 8; ++j) {
       const typename Lanes::VI av = Lanes::load_i(a[b].qs[j]);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) isum[r] = Lanes::dot4(isum[r], u[r] + 4 * j, av);
+      for (int r = 0; r < R; ++r) isum[r] = Lanes::dot4(isum[r], u[r * nb + b].q + 4 * j, av);
     }
     const typename Lanes::VF da = Lanes::load_f(a[b].d);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = Lanes::fma(Lanes::to_f(isum[r]), Lanes::mul_f(da, dw[r]), acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = Lanes::fma(Lanes::to_f(isum[r]), Lanes::mul_f(da, u[r * nb + b].d), acc[r]);
   }
   packed_store<R>(acc, out, ldo, n_valid);
 }
@@ -106,17 +131,15 @@ struct PackQ6_K {
   }
 };
 
-template <class K, int R>
-void packed_tile_k(int64_t nb, const uint8_t* w, size_t w_stride, const PackedQ8_K* a, float* out, int64_t ldo,
-                   int n_valid) {
-  constexpr int G = K::kGroup, kSteps = G / 4;
+template <int G, int R>
+void packed_tile_k(int64_t nb, const KRow<G>* u, const PackedQ8_K* a, float* out, int64_t ldo, int n_valid) {
+  constexpr int kSteps = G / 4;
   typename Lanes::VF acc[R];
   for (int r = 0; r < R; ++r) acc[r] = Lanes::zero_f();
   for (int64_t b = 0; b < nb; ++b) {
-    KRow<G> u[R];
+    const KRow<G>* ub[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-      K::unpack(reinterpret_cast<const typename K::W*>(w + static_cast<size_t>(r) * w_stride)[b], u[r]);
+    for (int r = 0; r < R; ++r) ub[r] = u + r * nb + b;
     typename Lanes::VI tot[R], msum[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) tot[r] = msum[r] = Lanes::zero_i();
@@ -128,78 +151,82 @@ void packed_tile_k(int64_t nb, const uint8_t* w, size_t w_stride, const PackedQ8
       for (int s = 0; s < kSteps; ++s) {
         const typename Lanes::VI av = Lanes::load_i(a[b].qs[g * kSteps + s]);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) part[r] = Lanes::dot4(part[r], u[r].q + g * G + 4 * s, av);
+        for (int r = 0; r < R; ++r) part[r] = Lanes::dot4(part[r], ub[r]->q + g * G + 4 * s, av);
       }
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) tot[r] = Lanes::add_i(tot[r], Lanes::mul_i(part[r], u[r].sc[g]));
+      for (int r = 0; r < R; ++r) tot[r] = Lanes::add_i(tot[r], Lanes::mul_i(part[r], ub[r]->sc[g]));
     }
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
       const typename Lanes::VI bs = Lanes::load_i(a[b].bsums[p]);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) msum[r] = Lanes::madd2(msum[r], u[r].m[p], bs);
+      for (int r = 0; r < R; ++r) msum[r] = Lanes::madd2(msum[r], ub[r]->m[p], bs);
     }
     const typename Lanes::VF da = Lanes::load_f(a[b].d);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      acc[r] = Lanes::fma(Lanes::to_f(tot[r]), Lanes::mul_f(da, u[r].d), acc[r]);
-      acc[r] = Lanes::fma(Lanes::to_f(msum[r]), Lanes::mul_f(da, -u[r].f), acc[r]);
+      acc[r] = Lanes::fma(Lanes::to_f(tot[r]), Lanes::mul_f(da, ub[r]->d), acc[r]);
+      acc[r] = Lanes::fma(Lanes::to_f(msum[r]), Lanes::mul_f(da, -ub[r]->f), acc[r]);
     }
   }
   packed_store<R>(acc, out, ldo, n_valid);
 }
 
 // ---------------------------------------------------------------- drivers
-// Rows in tiles of kPackedRows (the last narrower), for every packed group; a_stride is the group's bytes.
-template <template <int> class TileOf, class PackedA, int R = kPackedRows>
-void packed_rows(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
-                 int64_t n_cols, float* out, int64_t ldo) {
-  int64_t r = 0;
-  for (; r + R <= n_rows; r += R)
-    for (int64_t g = 0; g * kPackCols < n_cols; ++g) {
-      const int n_valid = static_cast<int>(n_cols - g * kPackCols < kPackCols ? n_cols - g * kPackCols : kPackCols);
-      TileOf<R>::run(nb, w + static_cast<size_t>(r) * w_stride, w_stride,
-                     reinterpret_cast<const PackedA*>(a + static_cast<size_t>(g) * a_stride),
-                     out + g * kPackCols * ldo + r, ldo, n_valid);
-    }
-  if constexpr (R > 1) {
-    if (r < n_rows)
-      packed_rows<TileOf, PackedA, R - 1>(nb, w + static_cast<size_t>(r) * w_stride, w_stride, n_rows - r, a, a_stride,
-                                          n_cols, out + r, ldo);
-  }
-}
-
 template <int R>
 struct TileQ4_0 {
-  static void run(int64_t nb, const uint8_t* w, size_t ws, const PackedQ8_0* a, float* out, int64_t ldo, int n) {
-    packed_tile_q4_0<R>(nb, w, ws, a, out, ldo, n);
+  using U = URowQ4_0;
+  using A = PackedQ8_0;
+  static void run(int64_t nb, const U* u, const A* a, float* out, int64_t ldo, int n) {
+    packed_tile_q4_0<R>(nb, u, a, out, ldo, n);
   }
 };
-template <class K>
+template <int G>
 struct TileK {
   template <int R>
   struct T {
-    static void run(int64_t nb, const uint8_t* w, size_t ws, const PackedQ8_K* a, float* out, int64_t ldo, int n) {
-      packed_tile_k<K, R>(nb, w, ws, a, out, ldo, n);
+    using U = KRow<G>;
+    using A = PackedQ8_K;
+    static void run(int64_t nb, const U* u, const A* a, float* out, int64_t ldo, int n) {
+      packed_tile_k<G, R>(nb, u, a, out, ldo, n);
     }
   };
 };
 
-// Table entries (kernel_table.h's GemmFn, with `a` packed: a_stride = packed_group_bytes).
-inline void packed_gemm_q4_0(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a,
-                             size_t a_stride, int64_t n_cols, float* out, int64_t ldo) {
-  packed_rows<TileQ4_0, PackedQ8_0>(k / QK4_0, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+// Unpacked rows in tiles of kPackedRows (the last narrower) x one packed group.
+template <template <int> class TileOf, int R = kPackedRows>
+void packed_rows(int64_t nb, const typename TileOf<1>::U* u, int64_t n_rows, const typename TileOf<1>::A* a,
+                 float* out, int64_t ldo, int n_valid) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R) TileOf<R>::run(nb, u + r * nb, a, out + r, ldo, n_valid);
+  if constexpr (R > 1) {
+    if (r < n_rows) packed_rows<TileOf, R - 1>(nb, u + r * nb, n_rows - r, a, out + r, ldo, n_valid);
+  }
 }
-template <class K>
-void packed_gemm_k(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
-                   int64_t n_cols, float* out, int64_t ldo) {
-  packed_rows<TileK<K>::template T, PackedQ8_K>(k / QK_K, w, w_stride, n_rows, a, a_stride, n_cols, out, ldo);
+
+// The band's rows unpacked once, then every packed group (kernel_table.h's GemmFn, with `a` packed:
+// a_stride = packed_group_bytes).
+template <template <int> class TileOf, class WBlock, int kBlock, void (*Unpack)(const WBlock&, typename TileOf<1>::U&)>
+void packed_gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+                 int64_t n_cols, float* out, int64_t ldo) {
+  using U = typename TileOf<1>::U;
+  const int64_t nb = k / kBlock;
+  U* u = unpack_buffer().get<U>(static_cast<size_t>(n_rows * nb));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* row = reinterpret_cast<const WBlock*>(w + static_cast<size_t>(r) * w_stride);
+    for (int64_t b = 0; b < nb; ++b) Unpack(row[b], u[r * nb + b]);
+  }
+  for (int64_t g = 0; g * kPackCols < n_cols; ++g) {
+    const int n_valid = static_cast<int>(n_cols - g * kPackCols < kPackCols ? n_cols - g * kPackCols : kPackCols);
+    packed_rows<TileOf>(nb, u, n_rows, reinterpret_cast<const typename TileOf<1>::A*>(a + static_cast<size_t>(g) * a_stride),
+                        out + g * kPackCols * ldo, ldo, n_valid);
+  }
 }
 
 // Adds the packed GEMMs to a path's table (constexpr, like make_table).
 constexpr KernelTable with_packed_gemms(KernelTable t) {
-  t.set_packed_gemm(GgmlType::Q4_0, packed_gemm_q4_0);
-  t.set_packed_gemm(GgmlType::Q4_K, packed_gemm_k<PackQ4_K>);
-  t.set_packed_gemm(GgmlType::Q6_K, packed_gemm_k<PackQ6_K>);
+  t.set_packed_gemm(GgmlType::Q4_0, packed_gemm<TileQ4_0, block_q4_0, QK4_0, unpack_q4_0>);
+  t.set_packed_gemm(GgmlType::Q4_K, packed_gemm<TileK<32>::template T, block_q4_K, QK_K, PackQ4_K::unpack>);
+  t.set_packed_gemm(GgmlType::Q6_K, packed_gemm<TileK<16>::template T, block_q6_K, QK_K, PackQ6_K::unpack>);
   return t;
 }

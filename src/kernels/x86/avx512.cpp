@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "kernels/kernel_table.h"
 #include "kernels/packed_acts.h"
