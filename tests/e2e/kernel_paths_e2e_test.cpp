@@ -22,27 +22,13 @@
 #include "kernels/dispatch.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pocketlm {
 namespace {
 
-// KL(p || q) of the softmaxes of two logit rows.
-double kl_divergence(const std::vector<float>& p_logits, const std::vector<float>& q_logits) {
-  auto log_softmax = [](const std::vector<float>& l) {
-    const double m = *std::max_element(l.begin(), l.end());
-    double z = 0;
-    for (float v : l) z += std::exp(v - m);
-    std::vector<double> out(l.size());
-    for (size_t i = 0; i < l.size(); ++i) out[i] = l[i] - m - std::log(z);
-    return out;
-  };
-  const std::vector<double> lp = log_softmax(p_logits), lq = log_softmax(q_logits);
-  double kl = 0;
-  for (size_t i = 0; i < lp.size(); ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
-  return kl;
-}
 
 struct Step {
   int32_t token;
@@ -120,7 +106,7 @@ TEST_F(KernelPathsE2E, Smollm2GreedyMatchesScalarPathExceptAtNearTies) {
       const std::vector<Step> got = decode(**model, prompt, 24, forced);
       for (size_t i = 0; i < ref.size(); ++i) {
         ++compared;
-        const double kl = kl_divergence(ref[i].logits, got[i].logits);
+        const double kl = test::softmax_kl(ref[i].logits, got[i].logits);
         EXPECT_LT(kl, 0.05) << path->name << " '" << text << "' step " << i;
         worst_kl = std::max(worst_kl, kl);
         sum_kl += kl;

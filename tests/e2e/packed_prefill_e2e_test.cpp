@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
+#include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,20 +45,6 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& p
   return std::vector<float>(logits->begin(), logits->end());
 }
 
-double kl_of_softmax(const std::vector<float>& p, const std::vector<float>& q) {
-  auto log_softmax = [](const std::vector<float>& l) {
-    const double m = *std::max_element(l.begin(), l.end());
-    double z = 0;
-    for (float v : l) z += std::exp(v - m);
-    std::vector<double> out(l.size());
-    for (size_t i = 0; i < l.size(); ++i) out[i] = l[i] - m - std::log(z);
-    return out;
-  };
-  const std::vector<double> lp = log_softmax(p), lq = log_softmax(q);
-  double kl = 0;
-  for (size_t i = 0; i < lp.size(); ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
-  return kl;
-}
 
 class PackedPrefillE2E : public ::testing::Test {
  protected:
@@ -85,7 +72,7 @@ class PackedPrefillE2E : public ::testing::Test {
       const std::vector<float> got = last_logits(model, prompt);
       EXPECT_EQ(got.size(), ref.size());
       if (got.size() != ref.size()) continue;
-      const double kl = kl_of_softmax(ref, got);
+      const double kl = test::softmax_kl(ref, got);
       EXPECT_LT(kl, 0.02) << path->name;
       const auto got_top = std::max_element(got.begin(), got.end()) - got.begin();
       if (got_top != ref_top) {

@@ -159,25 +159,35 @@ double magnitude(GgmlType t, int64_t k, const uint8_t* w, const uint8_t* a) {
   return m;
 }
 
+// One GEMM case against the scalar GEMM. `packed`: the path's packed GEMM (kernels/packed_acts.h) on the same
+// activation rows packed into 16-column groups. The output has a leading dimension wider than the row count
+// and one spare column, to catch writes outside the tile (and into a packed group's padding).
 void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols, Scales mode,
-                std::mt19937& rng, ConformanceReport& rep) {
-  const GemmFn simd = path.find(t);
+                std::mt19937& rng, ConformanceReport& rep, bool packed = false) {
+  const GemmFn simd = packed ? path.find_packed(t) : path.find(t);
   const GemmFn ref = scalar_table()->find(t);
   if (simd == nullptr || ref == nullptr) return;
   const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
   const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
   const size_t ws = row_size(t, k), as = activation_row_size(t, k);
-  // Output with a leading dimension wider than the row count, to catch writes outside the tile.
   const int64_t ldo = rows + 3;
-  std::vector<float> got(static_cast<size_t>(ldo * cols), -777.0f), want(got.size(), -777.0f);
-  simd(k, w.data(), ws, rows, a.data(), as, cols, got.data(), ldo);
+  std::vector<float> got(static_cast<size_t>(ldo * (cols + 1)), -777.0f), want(got.size(), -777.0f);
+  if (packed) {
+    const GgmlType at = vec_dot_type(t);
+    const size_t gs = packed_group_bytes(at, k);
+    std::vector<uint8_t> pa(gs * static_cast<size_t>(packed_groups(cols)));
+    for (int64_t g = 0; g < packed_groups(cols); ++g) pack_activation_group(at, a.data(), as, k, cols, g, pa.data() + gs * g);
+    simd(k, w.data(), ws, rows, pa.data(), gs, cols, got.data(), ldo);
+  } else {
+    simd(k, w.data(), ws, rows, a.data(), as, cols, got.data(), ldo);
+  }
   ref(k, w.data(), ws, rows, a.data(), as, cols, want.data(), ldo);
-  for (int64_t c = 0; c < cols; ++c) {
+  for (int64_t c = 0; c <= cols; ++c) {
     for (int64_t r = 0; r < ldo; ++r) {
       const float g = got[static_cast<size_t>(c * ldo + r)], e = want[static_cast<size_t>(c * ldo + r)];
       ++rep.checks;
       bool ok;
-      if (r >= rows) ok = g == -777.0f;  // padding untouched
+      if (r >= rows || c == cols) ok = g == -777.0f;  // padding untouched
       else if (mode == Scales::Unit || mode == Scales::Zero) ok = g == e;
       else if (!std::isfinite(e)) ok = !std::isfinite(g);
       else {
@@ -186,51 +196,13 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
       }
       if (!ok && rep.failures.size() < 20) {
         std::ostringstream os;
-        os << path.name << " " << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows
-           << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
+        os << path.name << (packed ? " packed " : " ") << type_traits(t).name << " " << scales_name(mode) << " k=" << k
+           << " rows=" << rows << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g
+           << ", reference " << e;
         rep.failures.push_back(os.str());
       }
     }
   }
-}
-
-// A packed GEMM (kernels/packed_acts.h): the same activation rows packed into column groups, against the
-// scalar GEMM on the unpacked rows; the same tolerances as check_case, and columns of the padded last group
-// never written.
-void check_packed_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols, Scales mode,
-                       std::mt19937& rng, ConformanceReport& rep) {
-  const GemmFn packed = path.find_packed(t);
-  if (packed == nullptr) return;
-  const GgmlType at = vec_dot_type(t);
-  const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
-  const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
-  const size_t ws = row_size(t, k), as = activation_row_size(t, k), gs = packed_group_bytes(at, k);
-  std::vector<uint8_t> pa(gs * static_cast<size_t>(packed_groups(cols)));
-  for (int64_t g = 0; g < packed_groups(cols); ++g) pack_activation_group(at, a.data(), as, k, cols, g, pa.data() + gs * g);
-  const int64_t ldo = rows + 3;
-  // One spare column after the last: a padded lane must not be stored there.
-  std::vector<float> got(static_cast<size_t>(ldo * (cols + 1)), -777.0f), want(got.size(), -777.0f);
-  packed(k, w.data(), ws, rows, pa.data(), gs, cols, got.data(), ldo);
-  scalar_table()->find(t)(k, w.data(), ws, rows, a.data(), as, cols, want.data(), ldo);
-  for (int64_t c = 0; c <= cols; ++c)
-    for (int64_t r = 0; r < ldo; ++r) {
-      const float g = got[static_cast<size_t>(c * ldo + r)], e = want[static_cast<size_t>(c * ldo + r)];
-      ++rep.checks;
-      bool ok;
-      if (r >= rows || c == cols) ok = g == -777.0f;
-      else if (mode == Scales::Unit || mode == Scales::Zero) ok = g == e;
-      else if (!std::isfinite(e)) ok = !std::isfinite(g);
-      else {
-        const double mag = magnitude(t, k, w.data() + static_cast<size_t>(r) * ws, a.data() + static_cast<size_t>(c) * as);
-        ok = std::isfinite(g) && std::fabs(static_cast<double>(g) - e) <= kRelTolerance * mag + 1e-30;
-      }
-      if (!ok && rep.failures.size() < 20) {
-        std::ostringstream os;
-        os << path.name << " packed " << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows
-           << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
-        rep.failures.push_back(os.str());
-      }
-    }
 }
 
 // Weighted rows (attention's P.V): f32 and f16 rows, zero weights (masked positions) included.
@@ -479,11 +451,11 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     if (path.find_packed(t) == nullptr) continue;
     const int64_t blk = type_traits(t).block_size;
     const int64_t shapes[][3] = {{1, 1, 1}, {2, 5, 16}, {3, 4, 17}, {1, 9, 33}, {4, 17, 15}, {2, 3, 48}};
-    for (const auto& s : shapes) check_packed_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep);
-    check_packed_case(path, t, blk * 2, 6, 19, Scales::Unit, rng, rep);
-    check_packed_case(path, t, blk * 3, 5, 16, Scales::Zero, rng, rep);
-    check_packed_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep);
-    check_packed_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep);
+    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep, true);
+    check_case(path, t, blk * 2, 6, 19, Scales::Unit, rng, rep, true);
+    check_case(path, t, blk * 3, 5, 16, Scales::Zero, rng, rep, true);
+    check_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep, true);
+    check_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep, true);
   }
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
