@@ -1,4 +1,4 @@
-// End to end, prefill through the packed GEMMs (kernels/packed_acts.h: batches of 8 tokens or more, on a
+// End to end, prefill through the packed GEMMs (kernels/packed_acts.h: batches of 6 tokens or more, on a
 // path that has them) gives the scalar path's next-token distribution on real weights: Gemma 3 270M (its
 // q4_K and q6_K tensors) and SmolLM2 requantized to Q4_0 here. The paths sum floats in different orders
 // and activations are re-quantized before every matmul (see kernel_paths_e2e_test.cpp), so the check is

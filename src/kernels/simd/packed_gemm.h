@@ -12,7 +12,8 @@
 //   offset of its signed quants).
 //
 // Written over a path's Lanes (16 x int32 / float) and Ops (the 32-byte helpers of block_dots.h); included
-// INSIDE the path's namespace after them. Only paths whose Ops define kHasLanes build it.
+// INSIDE the path's namespace after them. Only a path whose ops header defines Lanes and kPackedRows
+// includes it (today x86/avx512.cpp; AVX2 and the ARM paths run the shared tiles for every batch).
 #pragma once
 
 template <int R>

@@ -190,6 +190,7 @@ struct G32Q4_0 {
   using W = block_q4_0;
   using A = block_q8_0;
   static constexpr int kBias = 8;
+  static constexpr bool kMin = false;
   static __m512i quants(const W* b) { return nibbles_2x16(b[0].qs, b[1].qs); }
   template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; }); }
 };
@@ -197,6 +198,7 @@ struct G32Q4_1 {
   using W = block_q4_1;
   using A = block_q8_1;
   static constexpr int kBias = 0;
+  static constexpr bool kMin = true;  // m * s terms in the odd lanes of the scale product
   static __m512i quants(const W* b) { return nibbles_2x16(b[0].qs, b[1].qs); }
   template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W& x) { return x.m; }); }
 };
@@ -204,6 +206,7 @@ struct G32Q8_0 {
   using W = block_q8_0;
   using A = block_q8_0;
   static constexpr int kBias = 128;
+  static constexpr bool kMin = false;
   static __m512i quants(const W* b) { return _mm512_xor_si512(load_2x32(b[0].qs, b[1].qs), _mm512_set1_epi8(-128)); }
   template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; }); }
 };
@@ -257,7 +260,7 @@ void g32_rows(int64_t nb, const uint8_t* w, size_t ws, const typename F::A* a, f
   if (b + 1 < nb) g32_step<F, R, 2>(b, w, ws, a, acc, accm);
   for (int r = 0; r < R; ++r) {
     float m = 0.0f;
-    if constexpr (std::is_same_v<typename F::A, block_q8_1>) {
+    if constexpr (F::kMin) {
       alignas(32) float v[8];
       _mm256_store_ps(v, accm[r]);
       m = (v[1] + v[3]) + (v[5] + v[7]);
