@@ -1,6 +1,7 @@
-// Decode GEMVs (one activation column) for the k-quants on the AVX-512 path, in 64-byte registers: a
-// super-block row is 4 registers of quants, its sub-block scales are spread over the 16-bit products with
-// one permute per register (vpermw), and the q8_K activation is loaded once per tile of rows. They replace
+// Decode GEMVs (one activation column) on the AVX-512 path, in 64-byte registers, for q4_K and q6_K (a
+// super-block row is 4 registers of quants, its sub-block scales spread over the 16-bit products with one
+// permute per register, vpermw) and for q4_0, q4_1 and q8_0 (two blocks per register). The activation is
+// loaded once per tile of 4 rows, and each row's stream is prefetched well ahead. They replace
 // the generic tile (simd/gemm_tiles.h, 32-byte vectors) only where n_cols == 1; wider batches keep it, and
 // prefill uses the packed GEMMs (simd/packed_gemm.h).
 //
@@ -37,8 +38,9 @@ inline __m512i load_2x32(const void* lo, const void* hi) {
 inline __m512i broadcast_32(const void* p) {
   return _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
 }
-// Word index vectors for vpermw: word i of the result takes word f(i) of the source.
-inline __m512i word_index(int a, int b, int per) {  // first 32 / per groups from a, a+1, ...; per words each
+// An index vector for vpermw: result words 0..15 take source words a + i / per, words 16..31 take
+// b + (i - 16) / per (each source word repeated `per` times).
+inline __m512i word_index(int a, int b, int per) {
   alignas(64) int16_t idx[32];
   for (int i = 0; i < 32; ++i) idx[i] = static_cast<int16_t>(i < 16 ? a + i / per : b + (i - 16) / per);
   return _mm512_load_si512(idx);
