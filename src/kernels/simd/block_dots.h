@@ -201,25 +201,29 @@ inline void unpack_q3_K(const block_q3_K& b, QK& u) {
   u.dmin = 0.0f;
 }
 
-// Q4_K/Q5_K: 6-bit scale and min of sub-block j, as laid out in quant/formats/kquants.h (k_scale_min).
-inline void scale_min_k(const uint8_t* s, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
+// Q4_K/Q5_K: the 6-bit scales and mins of the 8 sub-blocks (quant/formats/kquants.h's k_scale_min), byte j
+// of `sc` / `mn` for sub-block j; decoded four at a time in 32-bit words (little-endian byte order).
+inline void scales_mins_6bit(const uint8_t* s, uint64_t& sc, uint64_t& mn) {
+  uint32_t w0, w1, w2;
+  __builtin_memcpy(&w0, s, 4);
+  __builtin_memcpy(&w1, s + 4, 4);
+  __builtin_memcpy(&w2, s + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3F3F3F3Fu, mn_lo = w1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+  sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
+  mn = mn_lo | static_cast<uint64_t>(mn_hi) << 32;
 }
+inline int byte_of(uint64_t v, int j) { return static_cast<int>((v >> (8 * j)) & 0xFF); }
 
 template <class Block>
 inline void scales_mins_k(const Block& b, QK& u) {
   int16_t mins[16];
+  uint64_t sc = 0, mn = 0;
+  scales_mins_6bit(b.scales, sc, mn);
   for (int j = 0; j < 8; ++j) {
-    int sc = 0, m = 0;
-    scale_min_k(b.scales, j, sc, m);
-    u.sc[j] = Ops::scales_i16(sc, sc);
-    mins[2 * j] = mins[2 * j + 1] = static_cast<int16_t>(m);
+    u.sc[j] = Ops::scales_i16(byte_of(sc, j), byte_of(sc, j));
+    mins[2 * j] = mins[2 * j + 1] = static_cast<int16_t>(byte_of(mn, j));
   }
   u.mins = Ops::load_i16(mins);
   u.d = Ops::f16(b.d);

@@ -102,11 +102,11 @@ struct PackQ4_K {
       Ops::store_i8(u.q + 64 * p, Ops::nibbles_lo(bytes));
       Ops::store_i8(u.q + 64 * p + 32, Ops::nibbles_hi(bytes));
     }
+    uint64_t sc = 0, mn = 0;
+    scales_mins_6bit(b.scales, sc, mn);
     for (int j = 0; j < 8; ++j) {
-      int sc = 0, m = 0;
-      scale_min_k(b.scales, j, sc, m);
-      u.sc[j] = sc;
-      u.m[j][0] = u.m[j][1] = static_cast<int16_t>(m);
+      u.sc[j] = byte_of(sc, j);
+      u.m[j][0] = u.m[j][1] = static_cast<int16_t>(byte_of(mn, j));
     }
     u.d = Ops::f16(b.d);
     u.f = Ops::f16(b.dmin);

@@ -66,20 +66,6 @@ inline void prefetch_ahead(const void* blk, size_t size) {
   for (size_t o = 0; o < size; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
 }
 
-// q4_K: the 6-bit scales and mins of the 8 sub-blocks as 8 bytes each (quant/formats/kquants.h's
-// k_scale_min, four at a time in 32-bit words).
-inline void q4_K_scales_mins(const uint8_t* s, uint64_t& sc, uint64_t& mn) {
-  uint32_t w0, w1, w2;
-  __builtin_memcpy(&w0, s, 4);
-  __builtin_memcpy(&w1, s + 4, 4);
-  __builtin_memcpy(&w2, s + 8, 4);
-  const uint32_t sc_lo = w0 & 0x3F3F3F3Fu, mn_lo = w1 & 0x3F3F3F3Fu;
-  const uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
-  const uint32_t mn_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
-  sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
-  mn = mn_lo | static_cast<uint64_t>(mn_hi) << 32;
-}
-
 // R rows of q4_K against one q8_K row. Register j pairs sub-blocks (0,2), (1,3), (4,6), (5,7): the low and
 // high nibbles of 64 consecutive quant bytes.
 template <int R>
@@ -102,7 +88,7 @@ void q4_K_rows(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, flo
       const block_q4_K& blk = reinterpret_cast<const block_q4_K*>(w + static_cast<size_t>(r) * ws)[b];
       prefetch_ahead(&blk, sizeof(blk));
       uint64_t sc8, mn8;
-      q4_K_scales_mins(blk.scales, sc8, mn8);
+      scales_mins_6bit(blk.scales, sc8, mn8);  // block_dots.h
       const __m512i sc = zext(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(sc8))));
       const __m512i q01 = _mm512_loadu_si512(blk.qs), q23 = _mm512_loadu_si512(blk.qs + 64);
       const __m512i q[4] = {nibbles_lo(q01), nibbles_hi(q01), nibbles_lo(q23), nibbles_hi(q23)};
