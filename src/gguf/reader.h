@@ -29,6 +29,9 @@ struct GgufTensor {
   uint64_t offset = 0;                      // relative to the start of the data section
   const uint8_t* data = nullptr;            // view into the mapped file
   size_t nbytes = 0;
+  // The rows are interleaved 16 at a time for decode (kernels/interleave.h), in a copy the model made at
+  // load (model/weights_repack.h); a file's own tensors always hold GGUF's rows.
+  bool interleaved_x16 = false;
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }

@@ -86,6 +86,8 @@ GemmFn gemm_for(GgmlType weight_type) {
 
 GemmFn packed_gemm_for(GgmlType weight_type) { return active_table().find_packed(weight_type); }
 
+GemvX16Fn gemv_x16_for(GgmlType weight_type) { return active_table().find_x16(weight_type); }
+
 }  // namespace pocketlm::kernels
 
 #include "kernels/ref/kv_rows.h"

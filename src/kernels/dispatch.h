@@ -30,6 +30,10 @@ GemmFn gemm_for(GgmlType weight_type);
 // The active path's GEMM over packed activations (kernels/packed_acts.h) for a weight type, or nullptr.
 GemmFn packed_gemm_for(GgmlType weight_type);
 
+// The active path's decode GEMV over row-interleaved weights (kernels/interleave.h) for a weight type, or
+// nullptr when it has none (model loading then keeps the type's tensors in their GGUF layout).
+GemvX16Fn gemv_x16_for(GgmlType weight_type);
+
 // Quantizes an activation row with the active path (scalar where it has none); bit-exact either way.
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n);
 

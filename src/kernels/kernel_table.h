@@ -21,6 +21,12 @@ using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_
 using WeightedRowsFn = void (*)(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
                                 size_t p_stride, int64_t n_cols, float* out, size_t out_stride);
 
+// Decode GEMV over row-interleaved weights (kernels/interleave.h): out[16 i + r] = dot(row r of group i, a)
+// for i < n_groups, r < 16; groups are `group_bytes` apart; `a` is one activation row in the weight type's
+// vec_dot_type; k is a multiple of the type's block.
+using GemvX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
+                           float* out);
+
 // Quantizes n floats (a multiple of the block) into an activation row (q8_0, q8_1 or q8_K), bit-exact with
 // the scalar quantizers (kernels/ref/vec_dot.h quantize_activations).
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
@@ -57,6 +63,9 @@ struct KernelTable {
   // nullptr: the path has none for the type (gemm[] then serves every column count).
   GemmFn gemm_packed[kTypeSlots] = {};
   WeightedRowsFn kv_weighted_rows[2] = {};
+  // Decode GEMVs over row-interleaved groups (kernels/interleave.h). nullptr: the path has none for the type,
+  // and model loading keeps that type's tensors in their GGUF layout.
+  GemvX16Fn gemv_x16[kTypeSlots] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
     const int i = type_slot(t);
@@ -73,9 +82,15 @@ struct KernelTable {
     return i >= 0 ? gemm_packed[i] : nullptr;
   }
 
+  GemvX16Fn find_x16(GgmlType t) const {
+    const int i = type_slot(t);
+    return i >= 0 ? gemv_x16[i] : nullptr;
+  }
+
   // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
   constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
   constexpr void set_packed_gemm(GgmlType t, GemmFn f) { gemm_packed[type_slot(t)] = f; }
+  constexpr void set_gemv_x16(GgmlType t, GemvX16Fn f) { gemv_x16[type_slot(t)] = f; }
   constexpr void set_quantize(GgmlType t, QuantizeFn f) { quantize[type_slot(t)] = f; }
 };
 

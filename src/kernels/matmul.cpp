@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "kernels/dispatch.h"
+#include "kernels/interleave.h"
 #include "kernels/packed_acts.h"
 #include "kernels/ref/vec_dot.h"
 #include "quant/formats/dequantize.h"
@@ -11,7 +12,8 @@
 namespace pocketlm {
 namespace {
 
-constexpr int64_t kBand = 16;  // rows per unit of work: whole GEMM tiles on every path
+constexpr int64_t kBand = 16;  // rows per unit of work: whole GEMM tiles on every path, one x16 group
+static_assert(kBand == kernels::kX16Rows);
 // Batches of at least this many tokens use the path's packed GEMMs where it has them (kernels/packed_acts.h):
 // below it, the padding of a 16-column group costs more than the packed kernel saves. Measured (llama-1b
 // Q4_K_M, AVX-512, 2 threads, prompt t/s shared tiles / packed): 4 tokens 42.7 / 33.2, 6 tokens 45.9 / 48.5.
@@ -20,6 +22,7 @@ constexpr int64_t kMinPackedTokens = 6;
 struct Plan {
   const GgufTensor* w;
   kernels::GemmFn gemm;
+  kernels::GemvX16Fn gemv_x16;  // set: one x16 group per band (decode of an interleaved tensor)
   size_t w_row;
   int64_t row_begin, n_out;
   float* y;
@@ -29,6 +32,19 @@ struct Plan {
 };
 
 thread_local MatmulObserver* t_observer = nullptr;
+
+// Rows [r0, r1) of an interleaved tensor back in GGUF's row layout, in a per-thread buffer: batches of more
+// than one token (prefill, and decode on a path without an x16 GEMV) run the row kernels on it. A band is
+// at most 16 rows, so this costs one pass over the band's bytes, shared by every token of the batch.
+const uint8_t* rows_from_x16(const GgufTensor& w, int64_t r0, int64_t r1, size_t w_row) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(r1 - r0) * w_row) buf.resize(static_cast<size_t>(r1 - r0) * w_row);
+  const size_t group_bytes = w_row * kernels::kX16Rows;
+  for (int64_t r = r0; r < r1; ++r)
+    kernels::deinterleave_x16_row(w.type, w.data + static_cast<size_t>(r / kernels::kX16Rows) * group_bytes, w.ne[0],
+                                  static_cast<int>(r % kernels::kX16Rows), buf.data() + static_cast<size_t>(r - r0) * w_row);
+  return buf.data();
+}
 
 }  // namespace
 
@@ -104,11 +120,14 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     int ti = 0;
     while (types[ti] != at) ++ti;
     const int64_t n_out = t.row_end - t.row_begin;
+    kernels::GemvX16Fn x16 = nullptr;
+    if (t.w->interleaved_x16 && n_tokens == 1 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0)
+      x16 = kernels::gemv_x16_for(t.w->type);
     if (packed[i] != nullptr)
-      plans[i] = {t.w, packed[i], row_size(t.w->type, k), t.row_begin, n_out, t.y, base + packed_offsets[ti],
+      plans[i] = {t.w, packed[i], nullptr, row_size(t.w->type, k), t.row_begin, n_out, t.y, base + packed_offsets[ti],
                   group_bytes[ti], n_bands};
     else
-      plans[i] = {t.w, kernels::gemm_for(t.w->type), row_size(t.w->type, k), t.row_begin, n_out, t.y,
+      plans[i] = {t.w, kernels::gemm_for(t.w->type), x16, row_size(t.w->type, k), t.row_begin, n_out, t.y,
                   base + offsets[ti], row_size(at, k), n_bands};
     n_bands += (n_out + kBand - 1) / kBand;
   }
@@ -118,7 +137,13 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
       while (p + 1 < n_plans && band >= plans[p + 1].first_band) ++p;
       const Plan& pl = plans[p];
       const int64_t r0 = (band - pl.first_band) * kBand, r1 = std::min(r0 + kBand, pl.n_out);
-      const uint8_t* w0 = pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row;
+      if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: the band is one group
+        pl.gemv_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, 1,
+                    pl.acts, pl.y + r0);
+        continue;
+      }
+      const uint8_t* w0 = pl.w->interleaved_x16 ? rows_from_x16(*pl.w, pl.row_begin + r0, pl.row_begin + r1, pl.w_row)
+                                                : pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row;
       pl.gemm(k, w0, pl.w_row, r1 - r0, pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
     }
   });
@@ -137,6 +162,10 @@ void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, Thr
 
 void get_row(const GgufTensor& w, int64_t row, float* out) {
   const size_t w_row = row_size(w.type, w.ne[0]);
+  if (w.interleaved_x16) {
+    dequantize_row(w.type, rows_from_x16(w, row, row + 1, w_row), out, w.ne[0]);
+    return;
+  }
   dequantize_row(w.type, w.data + static_cast<size_t>(row) * w_row, out, w.ne[0]);
 }
 

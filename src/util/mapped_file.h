@@ -24,6 +24,11 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Drops the whole pages inside [p, p + n) from this process's resident set (a mapped file only; bytes in
+  // memory stay). They read back from the file if touched again: a caller that made a copy of a range
+  // releases the original so that memory is not counted twice.
+  void release(const void* p, size_t n) const;
+
  private:
   MappedFile() = default;
   const uint8_t* data_ = nullptr;

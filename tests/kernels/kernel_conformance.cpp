@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "kernels/interleave.h"
 #include "kernels/packed_acts.h"
 #include "kernels/ref/activation_ref.h"
 #include "kernels/ref/kv_rows.h"
@@ -162,17 +163,26 @@ double magnitude(GgmlType t, int64_t k, const uint8_t* w, const uint8_t* a) {
 // One GEMM case against the scalar GEMM. `packed`: the path's packed GEMM (kernels/packed_acts.h) on the same
 // activation rows packed into 16-column groups. The output has a leading dimension wider than the row count
 // and one spare column, to catch writes outside the tile (and into a packed group's padding).
+enum class Kernel { Rows, Packed, X16 };
+
 void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols, Scales mode,
-                std::mt19937& rng, ConformanceReport& rep, bool packed = false) {
+                std::mt19937& rng, ConformanceReport& rep, Kernel kind = Kernel::Rows) {
+  const bool packed = kind == Kernel::Packed;
   const GemmFn simd = packed ? path.find_packed(t) : path.find(t);
+  const GemvX16Fn x16 = path.find_x16(t);
   const GemmFn ref = scalar_table()->find(t);
-  if (simd == nullptr || ref == nullptr) return;
+  if ((kind == Kernel::X16 ? x16 == nullptr : simd == nullptr) || ref == nullptr) return;
   const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
   const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
   const size_t ws = row_size(t, k), as = activation_row_size(t, k);
   const int64_t ldo = rows + 3;
   std::vector<float> got(static_cast<size_t>(ldo * (cols + 1)), -777.0f), want(got.size(), -777.0f);
-  if (packed) {
+  if (kind == Kernel::X16) {  // one column; rows a multiple of 16, interleaved as the model does at load
+    std::vector<uint8_t> wx(w.size());
+    for (int64_t g = 0; g < rows / kX16Rows; ++g)
+      interleave_x16(t, w.data() + ws * kX16Rows * g, ws, k, wx.data() + ws * kX16Rows * g);
+    x16(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), got.data());
+  } else if (packed) {
     const GgmlType at = vec_dot_type(t);
     const size_t gs = packed_group_bytes(at, k);
     std::vector<uint8_t> pa(gs * static_cast<size_t>(packed_groups(cols)));
@@ -196,7 +206,7 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
       }
       if (!ok && rep.failures.size() < 20) {
         std::ostringstream os;
-        os << path.name << (packed ? " packed " : " ") << type_traits(t).name << " " << scales_name(mode) << " k=" << k
+        os << path.name << (packed ? " packed " : kind == Kernel::X16 ? " x16 " : " ") << type_traits(t).name << " " << scales_name(mode) << " k=" << k
            << " rows=" << rows << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g
            << ", reference " << e;
         rep.failures.push_back(os.str());
@@ -451,11 +461,23 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     if (path.find_packed(t) == nullptr) continue;
     const int64_t blk = type_traits(t).block_size;
     const int64_t shapes[][3] = {{1, 1, 1}, {2, 5, 16}, {3, 4, 17}, {1, 9, 33}, {4, 17, 15}, {2, 3, 48}};
-    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep, true);
-    check_case(path, t, blk * 2, 6, 19, Scales::Unit, rng, rep, true);
-    check_case(path, t, blk * 3, 5, 16, Scales::Zero, rng, rep, true);
-    check_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep, true);
-    check_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep, true);
+    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep, Kernel::Packed);
+    check_case(path, t, blk * 2, 6, 19, Scales::Unit, rng, rep, Kernel::Packed);
+    check_case(path, t, blk * 3, 5, 16, Scales::Zero, rng, rep, Kernel::Packed);
+    check_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep, Kernel::Packed);
+    check_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep, Kernel::Packed);
+  }
+  // Decode GEMVs over row-interleaved groups (kernels/interleave.h): 1..3 groups, one block to many.
+  for (GgmlType t : kTypes) {
+    if (path.find_x16(t) == nullptr) continue;
+    const int64_t blk = type_traits(t).block_size;
+    const int64_t shapes[][2] = {{1, 16}, {2, 32}, {3, 16}, {8, 48}, {5, 16}};
+    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], 1, Scales::Random, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 3, 16, 1, Scales::Unit, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 32, 1, Scales::Unit, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 16, 1, Scales::Zero, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 16, 1, Scales::Max, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 4, 32, 1, Scales::NonFinite, rng, rep, Kernel::X16);
   }
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};

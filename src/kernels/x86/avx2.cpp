@@ -17,10 +17,11 @@ namespace avx2 {
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
+#include "kernels/x86/gemv_x16.h"
 }  // namespace avx2
 
 const KernelTable* avx2_table() {
-  static constexpr KernelTable table = avx2::make_table("avx2");
+  static constexpr KernelTable table = avx2::with_x16_gemv(avx2::make_table("avx2"));
   return &table;
 }
 

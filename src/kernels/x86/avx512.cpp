@@ -21,10 +21,11 @@ namespace avx512 {
 #include "kernels/simd/gemm_tiles.h"
 #include "kernels/simd/packed_gemm.h"
 #include "kernels/x86/gemv_avx512.h"
+#include "kernels/x86/gemv_x16.h"
 }  // namespace avx512
 
 const KernelTable* avx512_table() {
-  static constexpr KernelTable table = avx512::with_wide_gemv(avx512::with_packed_gemms(avx512::make_table("avx512")));
+  static constexpr KernelTable table = avx512::with_x16_gemv(avx512::with_wide_gemv(avx512::with_packed_gemms(avx512::make_table("avx512"))));
   return &table;
 }
 

@@ -1,0 +1,190 @@
+// Decode GEMVs over row-interleaved weights (kernels/interleave.h: 16 rows per group) in 32-byte registers,
+// for q4_0, q4_K and q6_K. A 64-byte chunk of a group holds the same quant dword of 16 rows; its two halves
+// are the rows at positions 0-7 and 8-15. Each half is multiplied against one broadcast activation dword
+// (vpmaddubsw), so each 32-bit lane of a result is one row: no horizontal sums, one scale decode serves 16
+// rows, and each group is one sequential stream the hardware prefetcher follows.
+//
+// Integer sums are exact (int16 partial sums are bounded below 32767 by the format's ranges, noted at each
+// kernel); the float epilogue is one FMA per block, so results differ from the scalar reference only by float
+// summation order, like every path's.
+//
+// Included INSIDE an x86 path's namespace after ops_x86.h.
+#pragma once
+
+namespace x16 {
+
+inline __m256i bcast4(const int8_t* p) { return _mm256_broadcastd_epi32(_mm_loadu_si32(p)); }
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+// 8 f16 values (the rows of one half, in position order) as floats.
+inline __m256 f16x8(const uint8_t* p) { return _mm256_cvtph_ps(load16(p)); }
+inline __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
+inline __m256i nib_hi(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
+// Results of the two halves (positions 0-7 = rows 0-3, 8-11; positions 8-15 = rows 4-7, 12-15) in row order.
+inline void store_rows(float* out, __m256 h0, __m256 h1) {
+  _mm256_storeu_ps(out, _mm256_permute2f128_ps(h0, h1, 0x20));
+  _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+// The sum of the 32 quants of a q8_0 block, in every lane.
+inline __m256i sum_all(__m256i av) {
+  __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1));
+  s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4E));
+  s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xB1));
+  return _mm256_add_epi32(s, _mm256_permute2x128_si256(s, s, 1));
+}
+
+// ---------------------------------------------------------------- q4_0 (group block: 288 bytes)
+// Per half, the 8 products of a 32-block (low and high nibbles of 4 dwords) add up in int16 lanes: each is at
+// most 2 * 15 * 127 = 3810, eight of them 30480.
+inline void q4_0_groups(int64_t nb, const uint8_t* g, const block_q8_0* a, float* out) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < nb; ++b, g += 288) {
+    const block_q8_0& A = a[b];
+    const __m256i off = _mm256_slli_epi32(sum_all(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs))), 3);
+    const __m256 da = _mm256_set1_ps(Ops::f16(A.d));
+    const uint8_t* qs = g + 32;
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const __m256i v = load32(qs + (i * 16 + 8 * h) * 4);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(nib_lo(v), bcast4(A.qs + 4 * i)));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(nib_hi(v), bcast4(A.qs + 16 + 4 * i)));
+      }
+      const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), off);  // minus 8 * sum(a)
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
+    }
+  }
+  store_rows(out, acc[0], acc[1]);
+}
+
+// ---------------------------------------------------------------- q4_K (group block: 2304 bytes)
+// Per sub-block (32 quants) and half, 8 products of at most 2 * 15 * 128 = 3840 add up in int16 lanes (30720);
+// one vpmaddwd then applies the 6-bit scale, duplicated into both words of the row's lane.
+inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  const __m256i w30 = _mm256_set1_epi16(0x0030), w3000 = _mm256_set1_epi16(0x3000);
+  // (scale 2c, scale 2c + 1) words of a lane -> (scale 2c, scale 2c) / (scale 2c + 1, scale 2c + 1).
+  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
+                                        8, 9, 12, 13, 12, 13);
+  const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < nb; ++b, g += 2304) {
+    const block_q8_K& A = a[b];
+    // Sums of 32 quants: word j = bsum(2j) + bsum(2j + 1); lane c = (sum 2c, sum 2c + 1).
+    alignas(16) int32_t bs32[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(bs32), _mm_hadd_epi16(load16(A.bsums), load16(A.bsums + 8)));
+    const uint8_t* qs = g + 256;
+    __m256i isum[2] = {zero, zero}, msum[2] = {zero, zero};
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      // 16 rows' (scale, min) pairs of sub-blocks 2c and 2c + 1: byte 2r + e of sc / mn (6-bit values).
+      const __m256i lo = load32(g + 64 + 32 * c);
+      const __m256i hw = _mm256_cvtepu8_epi16(load16(g + 192 + 16 * c));
+      const __m256i sc = _mm256_or_si256(_mm256_and_si256(lo, m4),
+                                         _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 4), w30),
+                                                         _mm256_and_si256(_mm256_slli_epi16(hw, 8), w3000)));
+      const __m256i mn = _mm256_or_si256(nib_hi(lo), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
+                                                                      _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
+      const __m256i bsum = _mm256_set1_epi32(bs32[c]);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        __m256i s0 = zero, s1 = zero;
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; ++t) {
+          const __m256i v = load32(qs + ((8 * c + t) * 16 + 8 * h) * 4);
+          s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_and_si256(v, m4), bcast4(A.qs + 64 * c + 4 * t)));
+          s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(nib_hi(v), bcast4(A.qs + 64 * c + 32 + 4 * t)));
+        }
+        // Rows 0-3, 8-11 (h = 0) or 4-7, 12-15 (h = 1): the in-lane unpack of the naturally ordered pairs.
+        const __m256i scw = h == 0 ? _mm256_unpacklo_epi8(sc, zero) : _mm256_unpackhi_epi8(sc, zero);
+        const __m256i mnw = h == 0 ? _mm256_unpacklo_epi8(mn, zero) : _mm256_unpackhi_epi8(mn, zero);
+        isum[h] = _mm256_add_epi32(isum[h], _mm256_add_epi32(_mm256_madd_epi16(s0, _mm256_shuffle_epi8(scw, dup0)),
+                                                             _mm256_madd_epi16(s1, _mm256_shuffle_epi8(scw, dup1))));
+        msum[h] = _mm256_add_epi32(msum[h], _mm256_madd_epi16(mnw, bsum));
+      }
+    }
+    const __m256 da = _mm256_set1_ps(A.d);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h]), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
+      acc[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[h]), _mm256_mul_ps(f16x8(g + 32 + 16 * h), da), acc[h]);
+    }
+  }
+  store_rows(out, acc[0], acc[1]);
+}
+
+// ---------------------------------------------------------------- q6_K (group block: 3360 bytes)
+// Quants are unsigned 6-bit (the -32 comes off through the activation sums): a product pair is at most
+// 2 * 63 * 128 = 16128, so each goes straight to int32 with its scale (vpmaddwd).
+inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), zero = _mm256_setzero_si256();
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < nb; ++b, g += 3360) {
+    const block_q8_K& A = a[b];
+    const uint8_t* sc = g + 32;  // [16 sub-blocks][16 rows] int8
+    const uint8_t* ql = sc + 256;
+    const uint8_t* qh = ql + 2048;
+    alignas(32) int32_t bs16[8];  // lane p = (bsum 2p, bsum 2p + 1)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bs16), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.bsums)));
+    const __m256 da = _mm256_set1_ps(A.d);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      // The rows of this half: lanes of the in-lane unpack (lo: rows 0-3, 8-11; hi: rows 4-7, 12-15).
+      auto scales = [&](int j0, int j1) {
+        const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 16 * j0)), w1 = _mm256_cvtepi8_epi16(load16(sc + 16 * j1));
+        return h == 0 ? _mm256_unpacklo_epi16(w0, w1) : _mm256_unpackhi_epi16(w0, w1);
+      };
+      __m256i off = zero;  // sum over sub-blocks of scale * bsum
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) off = _mm256_add_epi32(off, _mm256_madd_epi16(scales(2 * p, 2 * p + 1), _mm256_set1_epi32(bs16[p])));
+      __m256i isum = _mm256_sub_epi32(zero, _mm256_slli_epi32(off, 5));
+#pragma GCC unroll 2
+      for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+          // Quants 128 n + 32 m + l for l in [16 half, 16 half + 16) take scale 8 n + 2 m + half.
+          __m256i s[4];
+#pragma GCC unroll 4
+          for (int m = 0; m < 4; ++m) {
+            const int j = 8 * n + 2 * m + half;
+            s[m] = scales(j, j);
+          }
+#pragma GCC unroll 4
+          for (int l4 = 4 * half; l4 < 4 * half + 4; ++l4) {
+            const __m256i x = load32(ql + ((16 * n + l4) * 16 + 8 * h) * 4);
+            const __m256i y = load32(ql + ((16 * n + 8 + l4) * 16 + 8 * h) * 4);
+            const __m256i hb = load32(qh + ((8 * n + l4) * 16 + 8 * h) * 4);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(x, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
+                _mm256_or_si256(_mm256_and_si256(y, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
+                _mm256_or_si256(nib_hi(x), _mm256_and_si256(hb, m30)),
+                _mm256_or_si256(nib_hi(y), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; ++m)
+              isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[m], bcast4(A.qs + 128 * n + 32 * m + 4 * l4)), s[m]));
+          }
+        }
+      }
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
+    }
+  }
+  store_rows(out, acc[0], acc[1]);
+}
+
+// Table entries (kernel_table.h's GemvX16Fn): n_groups consecutive groups of 16 rows.
+template <class A, int kBlock, void (*F)(int64_t, const uint8_t*, const A*, float*)>
+void groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+  const int64_t nb = k / kBlock;
+  for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const A*>(a), out + 16 * i);
+}
+
+}  // namespace x16
+
+constexpr KernelTable with_x16_gemv(KernelTable t) {
+  t.set_gemv_x16(GgmlType::Q4_0, x16::groups<block_q8_0, 32, x16::q4_0_groups>);
+  t.set_gemv_x16(GgmlType::Q4_K, x16::groups<block_q8_K, 256, x16::q4_K_groups>);
+  t.set_gemv_x16(GgmlType::Q6_K, x16::groups<block_q8_K, 256, x16::q6_K_groups>);
+  return t;
+}

@@ -1,0 +1,50 @@
+#include "model/weights_repack.h"
+
+#include <cstdlib>
+#include <map>
+
+#include "kernels/dispatch.h"
+#include "kernels/interleave.h"
+
+namespace pocketlm {
+
+void RepackedWeights::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
+
+void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
+  std::map<const GgufTensor*, const GgufTensor*> done;  // tied embeddings: one copy for both uses
+  auto convert = [&](const GgufTensor*& t) {
+    if (t == nullptr || t->interleaved_x16) return;
+    if (auto it = done.find(t); it != done.end()) {
+      t = it->second;
+      return;
+    }
+    const int64_t rows = t->n_rows(), k = t->ne[0];
+    if (!kernels::has_x16_layout(t->type) || kernels::gemv_x16_for(t->type) == nullptr || rows % kernels::kX16Rows != 0)
+      return;
+    const size_t row_bytes = row_size(t->type, k), group_bytes = row_bytes * kernels::kX16Rows;
+    const size_t alloc = (t->nbytes + 63) / 64 * 64;
+    auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, alloc));
+    if (p == nullptr) return;  // out of memory: the mapped layout still works
+    buffers_.emplace_back(p);
+    // Group by group, releasing what has been copied, so the peak stays one group above the final size.
+    for (int64_t g = 0; g < rows / kernels::kX16Rows; ++g) {
+      const uint8_t* src = t->data + static_cast<size_t>(g) * group_bytes;
+      kernels::interleave_x16(t->type, src, row_bytes, k, p + static_cast<size_t>(g) * group_bytes);
+      f.mapped()->release(src, group_bytes);
+    }
+    f.mapped()->release(t->data, t->nbytes);  // the partial pages at the group edges
+    auto copy = std::make_unique<GgufTensor>(*t);
+    copy->data = p;
+    copy->interleaved_x16 = true;
+    done[t] = copy.get();
+    t = copy.get();
+    tensors_.push_back(std::move(copy));
+    bytes_ += t->nbytes;
+  };
+  for (LayerWeights& L : w.layers)
+    for (const GgufTensor** t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) convert(*t);
+  convert(w.output);
+  if (auto it = done.find(w.token_embd); it != done.end()) w.token_embd = it->second;  // tied: rows read by get_row
+}
+
+}  // namespace pocketlm

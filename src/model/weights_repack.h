@@ -1,0 +1,34 @@
+#pragma once
+// Decode layouts made at load: the matrices a decode step streams (attention, FFN and output projections)
+// are copied into the row-interleaved x16 layout (kernels/interleave.h) when the active kernel path has a
+// GEMV for their type, and the mapped pages they came from are released, so weights are not held twice.
+// ModelWeights is re-pointed at the copies; the GgufFile's own tensor table is left as the file has it.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gguf/reader.h"
+#include "model/weights.h"
+
+namespace pocketlm {
+
+class RepackedWeights {
+ public:
+  // Repacks what the active path can use and re-points `w` at the copies. Tensors whose rows are not a
+  // multiple of 16, or whose type has no x16 GEMV on this path, stay mapped.
+  void repack(const GgufFile& f, ModelWeights& w);
+
+  int count() const { return static_cast<int>(tensors_.size()); }
+  size_t bytes() const { return bytes_; }  // anonymous memory held (equal to the mapped bytes released)
+
+ private:
+  struct FreeAligned {
+    void operator()(uint8_t* p) const;
+  };
+  std::vector<std::unique_ptr<GgufTensor>> tensors_;
+  std::vector<std::unique_ptr<uint8_t, FreeAligned>> buffers_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace pocketlm
