@@ -11,9 +11,11 @@ struct Bandwidth {
   size_t bytes = 0;     // buffer size read per pass
   int n_threads = 0;
   int passes = 0;
+  int streams = 0;      // sequential streams per thread of the fastest read pattern (1, 2, 4 or 8)
 };
 
-// Reads a `bytes`-long buffer (first touched by the same threads) `passes` times with n_threads threads.
+// Reads a `bytes`-long buffer (first touched by the same threads) `passes` times with n_threads threads, in
+// each read pattern (1, 2, 4, 8 streams per thread), and keeps the fastest pass.
 Bandwidth measure_read_bandwidth(int n_threads, size_t bytes = size_t{256} << 20, int passes = 5);
 
 }  // namespace pocketlm

@@ -1,5 +1,6 @@
 #include "model/weights_repack.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 
@@ -7,6 +8,14 @@
 #include "kernels/interleave.h"
 
 namespace pocketlm {
+
+std::string RepackedWeights::summary() const {
+  if (tensors_.empty()) return "mapped";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "mapped; %.1f MiB of %d tensors in the x16 decode layout, their mapped pages released",
+                static_cast<double>(bytes_) / 1048576.0, count());
+  return buf;
+}
 
 void RepackedWeights::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gguf/reader.h"
@@ -21,6 +22,9 @@ class RepackedWeights {
 
   int count() const { return static_cast<int>(tensors_.size()); }
   size_t bytes() const { return bytes_; }  // anonymous memory held (equal to the mapped bytes released)
+  // For memory reports: "mapped" or "mapped; 612.0 MiB of 112 tensors in the x16 decode layout, their mapped
+  // pages released".
+  std::string summary() const;
 
  private:
   struct FreeAligned {

@@ -87,11 +87,11 @@ int run(const RunFlags& f) {
   std::printf("\n");
   std::fprintf(stderr,
                "\nload: %.2f s | prompt: %zu tokens, %.1f t/s | generation: %d tokens, %.2f t/s | "
-               "KV cache: %s | weights: %s (mapped) | RSS after load: %s | peak RSS: %s | seed: %u\n",
+               "KV cache: %s | weights: %s (%s) | RSS after load: %s | peak RSS: %s | seed: %u\n",
                load_s, ids.size(), static_cast<double>(ids.size()) / t_prompt, n_gen,
                n_decode / std::max(t_gen, 1e-9),
                human_bytes(static_cast<double>(session->kv_bytes())).c_str(),
-               human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
+               human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(), model->repacked().summary().c_str(),
                human_bytes(static_cast<double>(rss_loaded)).c_str(), human_bytes(static_cast<double>(peak_rss_bytes())).c_str(),
                sampler.seed());
   const KvCache& kv = session->kv_cache();

@@ -17,11 +17,12 @@ namespace dotprod {
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
+#include "kernels/arm/gemv_x16_dotprod.h"
 }  // namespace dotprod
 
 // Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
 const KernelTable* dotprod_table() {
-  static constexpr KernelTable table = dotprod::make_table("dotprod");
+  static constexpr KernelTable table = dotprod::with_x16_gemv(dotprod::make_table("dotprod"));
   return &table;
 }
 

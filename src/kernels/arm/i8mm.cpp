@@ -18,11 +18,12 @@ namespace i8mm {
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
+#include "kernels/arm/gemv_x16_dotprod.h"
 }  // namespace i8mm
 
 // Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.
 const KernelTable* i8mm_table() {
-  static constexpr KernelTable table = i8mm::make_table("i8mm");
+  static constexpr KernelTable table = i8mm::with_x16_gemv(i8mm::make_table("i8mm"));
   return &table;
 }
 

@@ -173,18 +173,6 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   store_rows(out, acc[0], acc[1]);
 }
 
-// Table entries (kernel_table.h's GemvX16Fn): n_groups consecutive groups of 16 rows.
-template <class A, int kBlock, void (*F)(int64_t, const uint8_t*, const A*, float*)>
-void groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
-  const int64_t nb = k / kBlock;
-  for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const A*>(a), out + 16 * i);
-}
-
 }  // namespace x16
 
-constexpr KernelTable with_x16_gemv(KernelTable t) {
-  t.set_gemv_x16(GgmlType::Q4_0, x16::groups<block_q8_0, 32, x16::q4_0_groups>);
-  t.set_gemv_x16(GgmlType::Q4_K, x16::groups<block_q8_K, 256, x16::q4_K_groups>);
-  t.set_gemv_x16(GgmlType::Q6_K, x16::groups<block_q8_K, 256, x16::q6_K_groups>);
-  return t;
-}
+#include "kernels/simd/gemv_x16_table.h"
