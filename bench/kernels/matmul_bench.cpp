@@ -1,5 +1,8 @@
 // pocketlm_kernel_bench: matmul() of a 2048 x 2048 weight of every type pocketlm multiplies, with 1 token
-// (GEMV: decode) and 32 tokens (GEMM: prompt), on 1 and 2 threads. Reports the weight bytes streamed
+// (GEMV: decode) and 32 tokens (GEMM: prompt), on 1 and 2 threads; for the types with a row-interleaved
+// decode layout (kernels/interleave.h) also in that layout (x16:1), as a loaded model holds them. The
+// counter ns_per_block is the time per weight block of one row (32 or 256 weights): the weights (2-5 MiB)
+// sit in L3, so at 1 token it is the kernel's compute cost, not the memory's. Reports the weight bytes streamed
 // (bytes_per_second: weights streamed per second) and the counter GFLOP (a rate: GFLOP/s, 2 * rows * cols *
 // tokens per call). The weights are
 // random but valid blocks (bench/random_weights.h); activations are N(0, 1).
@@ -14,6 +17,8 @@
 #include <vector>
 
 #include "bench/random_weights.h"
+#include "kernels/dispatch.h"
+#include "kernels/interleave.h"
 #include "kernels/matmul.h"
 #include "util/thread_pool.h"
 
@@ -26,6 +31,7 @@ constexpr int64_t kCols = 2048;
 void BM_matmul(benchmark::State& state, GgmlType type) {
   const int64_t n_tokens = state.range(0);
   const int n_threads = static_cast<int>(state.range(1));
+  const bool x16 = state.range(2) != 0;
   if (!has_vec_dot(type)) {
     state.SkipWithError("no kernel for this type");
     return;
@@ -43,6 +49,20 @@ void BM_matmul(benchmark::State& state, GgmlType type) {
   w.ne[1] = kRows;
   w.data = bytes.data();
   w.nbytes = bytes.size();
+  std::vector<uint8_t> interleaved;
+  if (x16) {
+    if (kernels::gemv_x16_for(type) == nullptr) {
+      state.SkipWithError("the active path has no x16 GEMV for this type");
+      return;
+    }
+    interleaved.resize(bytes.size());
+    const size_t rb = row_size(type, kCols);
+    for (int64_t g = 0; g < kRows / kernels::kX16Rows; ++g)
+      kernels::interleave_x16(type, bytes.data() + rb * kernels::kX16Rows * g, rb, kCols,
+                              interleaved.data() + rb * kernels::kX16Rows * g);
+    w.data = interleaved.data();
+    w.interleaved_x16 = true;
+  }
 
   std::mt19937 rng(2);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -62,6 +82,8 @@ void BM_matmul(benchmark::State& state, GgmlType type) {
   state.counters["GFLOP"] = benchmark::Counter(iters * 2.0 * kRows * kCols * static_cast<double>(n_tokens) / 1e9,
                                                  benchmark::Counter::kIsRate);
   state.counters["weight_MiB"] = static_cast<double>(bytes.size()) / (1024.0 * 1024.0);
+  const double blocks = static_cast<double>(kRows * (kCols / type_traits(type).block_size));
+  state.counters["ns_per_block"] = benchmark::Counter(iters * blocks / 1e9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.SetLabel(std::string(type_traits(type).name));
 }
 
@@ -71,8 +93,14 @@ const int kRegistered = [] {
                      GgmlType::Q6_K, GgmlType::Q4_0_G64, GgmlType::Q4_0_G128}) {
     const std::string name = "matmul_2048x2048/" + std::string(type_traits(t).name);
     benchmark::RegisterBenchmark(name.c_str(), BM_matmul, t)
-        ->ArgNames({"tokens", "threads"})
-        ->ArgsProduct({{1, 32}, {1, 2}})
+        ->ArgNames({"tokens", "threads", "x16"})
+        ->ArgsProduct({{1, 32}, {1, 2}, {0}})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+    if (kernels::has_x16_layout(t))
+      benchmark::RegisterBenchmark(name.c_str(), BM_matmul, t)
+          ->ArgNames({"tokens", "threads", "x16"})
+          ->ArgsProduct({{1, 32}, {1, 2}, {1}})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }

@@ -77,7 +77,7 @@ inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
     _mm_store_si128(reinterpret_cast<__m128i*>(bs32), _mm_hadd_epi16(load16(A.bsums), load16(A.bsums + 8)));
     const uint8_t* qs = g + 256;
     __m256i isum[2] = {zero, zero}, msum[2] = {zero, zero};
-#pragma GCC unroll 4
+#pragma GCC unroll 1
     for (int c = 0; c < 4; ++c) {
       // 16 rows' (scale, min) pairs of sub-blocks 2c and 2c + 1: byte 2r + e of sc / mn (6-bit values).
       const __m256i lo = load32(g + 64 + 32 * c);
@@ -88,20 +88,25 @@ inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
       const __m256i mn = _mm256_or_si256(nib_hi(lo), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
                                                                       _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
       const __m256i bsum = _mm256_set1_epi32(bs32[c]);
+      // The two halves side by side, so each broadcast activation serves 16 rows (and nothing spills).
+      __m256i s0[2] = {zero, zero}, s1[2] = {zero, zero};
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) {
+        const __m256i alo = bcast4(A.qs + 64 * c + 4 * t), ahi = bcast4(A.qs + 64 * c + 32 + 4 * t);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = load32(qs + ((8 * c + t) * 16 + 8 * h) * 4);
+          s0[h] = _mm256_add_epi16(s0[h], _mm256_maddubs_epi16(_mm256_and_si256(v, m4), alo));
+          s1[h] = _mm256_add_epi16(s1[h], _mm256_maddubs_epi16(nib_hi(v), ahi));
+        }
+      }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
-        __m256i s0 = zero, s1 = zero;
-#pragma GCC unroll 8
-        for (int t = 0; t < 8; ++t) {
-          const __m256i v = load32(qs + ((8 * c + t) * 16 + 8 * h) * 4);
-          s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_and_si256(v, m4), bcast4(A.qs + 64 * c + 4 * t)));
-          s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(nib_hi(v), bcast4(A.qs + 64 * c + 32 + 4 * t)));
-        }
         // Rows 0-3, 8-11 (h = 0) or 4-7, 12-15 (h = 1): the in-lane unpack of the naturally ordered pairs.
         const __m256i scw = h == 0 ? _mm256_unpacklo_epi8(sc, zero) : _mm256_unpackhi_epi8(sc, zero);
         const __m256i mnw = h == 0 ? _mm256_unpacklo_epi8(mn, zero) : _mm256_unpackhi_epi8(mn, zero);
-        isum[h] = _mm256_add_epi32(isum[h], _mm256_add_epi32(_mm256_madd_epi16(s0, _mm256_shuffle_epi8(scw, dup0)),
-                                                             _mm256_madd_epi16(s1, _mm256_shuffle_epi8(scw, dup1))));
+        isum[h] = _mm256_add_epi32(isum[h], _mm256_add_epi32(_mm256_madd_epi16(s0[h], _mm256_shuffle_epi8(scw, dup0)),
+                                                             _mm256_madd_epi16(s1[h], _mm256_shuffle_epi8(scw, dup1))));
         msum[h] = _mm256_add_epi32(msum[h], _mm256_madd_epi16(mnw, bsum));
       }
     }
@@ -116,10 +121,45 @@ inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
 }
 
 // ---------------------------------------------------------------- q6_K (group block: 3360 bytes)
-// Quants are unsigned 6-bit (the -32 comes off through the activation sums): a product pair is at most
-// 2 * 63 * 128 = 16128, so each goes straight to int32 with its scale (vpmaddwd).
+// Quants are unsigned 6-bit values (the -32 comes off through the activation sums): a product pair is at most
+// 2 * 63 * 128 = 16128, so two of them add up in int16 before vpmaddwd applies the sub-block's scale.
+//
+// Quant 128 n + 32 m + l (l < 32) of a row: low 4 bits from ql dword 16 n + 8 (m & 1) + l / 4 (low nibble for
+// m < 2, high for m >= 2), top 2 bits from bits 2 m .. 2 m + 1 of qh dword 8 n + l / 4; it takes scale
+// 8 n + 2 m + l / 16.
+template <int M>
+inline __m256i q6_quants(const uint8_t* ql, const uint8_t* qh, int n, int l4, int h) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i lo = load32(ql + ((16 * n + 8 * (M & 1) + l4) * 16 + 8 * h) * 4);
+  const __m256i hb = load32(qh + ((8 * n + l4) * 16 + 8 * h) * 4);
+  const __m256i low = M < 2 ? _mm256_and_si256(lo, m4) : nib_hi(lo);
+  const __m256i top = M == 0 ? _mm256_slli_epi16(hb, 4) : M == 1 ? _mm256_slli_epi16(hb, 2) : M == 2 ? hb : _mm256_srli_epi16(hb, 2);
+  return _mm256_or_si256(low, _mm256_and_si256(top, m30));
+}
+
+// One sub-block (16 quants of each row) for both halves: isum[h] += scale * sum(q * a).
+template <int M>
+inline void q6_sub(const block_q8_K& A, const uint8_t* sc, const uint8_t* ql, const uint8_t* qh, int n, int half,
+                   __m256i (&isum)[2]) {
+  const __m256i w = _mm256_cvtepi8_epi16(load16(sc + 16 * (8 * n + 2 * M + half)));
+  const __m256i s[2] = {_mm256_unpacklo_epi16(w, w), _mm256_unpackhi_epi16(w, w)};  // rows of each half, doubled
+#pragma GCC unroll 2
+  for (int pair = 0; pair < 2; ++pair) {
+    __m256i p[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i) {
+      const int l4 = 4 * half + 2 * pair + i;
+      const __m256i a = bcast4(A.qs + 128 * n + 32 * M + 4 * l4);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) p[h] = _mm256_add_epi16(p[h], _mm256_maddubs_epi16(q6_quants<M>(ql, qh, n, l4, h), a));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) isum[h] = _mm256_add_epi32(isum[h], _mm256_madd_epi16(p[h], s[h]));
+  }
+}
+
 inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float* out) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), zero = _mm256_setzero_si256();
+  const __m256i zero = _mm256_setzero_si256();
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
@@ -128,47 +168,29 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
     const uint8_t* qh = ql + 2048;
     alignas(32) int32_t bs16[8];  // lane p = (bsum 2p, bsum 2p + 1)
     _mm256_store_si256(reinterpret_cast<__m256i*>(bs16), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.bsums)));
+    // -32 * sum over sub-blocks of scale * bsum, per row.
+    __m256i off[2] = {zero, zero};
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 32 * p)), w1 = _mm256_cvtepi8_epi16(load16(sc + 32 * p + 16));
+      const __m256i bp = _mm256_set1_epi32(bs16[p]);
+      off[0] = _mm256_add_epi32(off[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(w0, w1), bp));
+      off[1] = _mm256_add_epi32(off[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(w0, w1), bp));
+    }
+    __m256i isum[2] = {_mm256_sub_epi32(zero, _mm256_slli_epi32(off[0], 5)), _mm256_sub_epi32(zero, _mm256_slli_epi32(off[1], 5))};
+#pragma GCC unroll 1
+    for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 1
+      for (int half = 0; half < 2; ++half) {
+        q6_sub<0>(A, sc, ql, qh, n, half, isum);
+        q6_sub<1>(A, sc, ql, qh, n, half, isum);
+        q6_sub<2>(A, sc, ql, qh, n, half, isum);
+        q6_sub<3>(A, sc, ql, qh, n, half, isum);
+      }
+    }
     const __m256 da = _mm256_set1_ps(A.d);
 #pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      // The rows of this half: lanes of the in-lane unpack (lo: rows 0-3, 8-11; hi: rows 4-7, 12-15).
-      auto scales = [&](int j0, int j1) {
-        const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 16 * j0)), w1 = _mm256_cvtepi8_epi16(load16(sc + 16 * j1));
-        return h == 0 ? _mm256_unpacklo_epi16(w0, w1) : _mm256_unpackhi_epi16(w0, w1);
-      };
-      __m256i off = zero;  // sum over sub-blocks of scale * bsum
-#pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) off = _mm256_add_epi32(off, _mm256_madd_epi16(scales(2 * p, 2 * p + 1), _mm256_set1_epi32(bs16[p])));
-      __m256i isum = _mm256_sub_epi32(zero, _mm256_slli_epi32(off, 5));
-#pragma GCC unroll 2
-      for (int n = 0; n < 2; ++n) {
-#pragma GCC unroll 2
-        for (int half = 0; half < 2; ++half) {
-          // Quants 128 n + 32 m + l for l in [16 half, 16 half + 16) take scale 8 n + 2 m + half.
-          __m256i s[4];
-#pragma GCC unroll 4
-          for (int m = 0; m < 4; ++m) {
-            const int j = 8 * n + 2 * m + half;
-            s[m] = scales(j, j);
-          }
-#pragma GCC unroll 4
-          for (int l4 = 4 * half; l4 < 4 * half + 4; ++l4) {
-            const __m256i x = load32(ql + ((16 * n + l4) * 16 + 8 * h) * 4);
-            const __m256i y = load32(ql + ((16 * n + 8 + l4) * 16 + 8 * h) * 4);
-            const __m256i hb = load32(qh + ((8 * n + l4) * 16 + 8 * h) * 4);
-            const __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(x, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
-                _mm256_or_si256(_mm256_and_si256(y, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
-                _mm256_or_si256(nib_hi(x), _mm256_and_si256(hb, m30)),
-                _mm256_or_si256(nib_hi(y), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
-#pragma GCC unroll 4
-            for (int m = 0; m < 4; ++m)
-              isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[m], bcast4(A.qs + 128 * n + 32 * m + 4 * l4)), s[m]));
-          }
-        }
-      }
-      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
-    }
+    for (int h = 0; h < 2; ++h) acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h]), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
   }
   store_rows(out, acc[0], acc[1]);
 }
