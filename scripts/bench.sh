@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# The issue-4 benchmarks, end to end: fetch the models, build, make the synthetic llama-1b models, run
-# `pocketlm bench --peer llamacpp` (pocketlm and llama.cpp interleaved in one run) on SmolLM2-135M Q4_1 and
-# synthetic llama-1b Q4_K_M and Q4_0, compare peak RSS of `pocketlm run` and `llama-completion` on llama-1b
+# The speed benchmarks, end to end: fetch the models, build, make the synthetic llama-1b and llama-3b
+# models, run `pocketlm bench --peer llamacpp` (pocketlm and llama.cpp interleaved in one run) on SmolLM2-135M
+# Q4_1, Gemma 3 270M Q4_K_M and synthetic llama-1b / llama-3b Q4_K_M and Q4_0 (and on 1 thread for decode),
+# llama-bench itself on the same, pocketlm with its decode layout off (before/after), compare peak RSS of `pocketlm run` and `llama-completion` on llama-1b
 # Q4_K_M with -c 2048, and write the results into docs/benchmarks.md (between its "bench.sh results" markers;
 # raw JSON and logs go to out/bench/).
 #
-#   scripts/bench.sh                      # the full run: -t 2 -p 512 -n 128 -r 5 (slow with scalar kernels)
+#   scripts/bench.sh                      # the full run: -t 2 -p 512 -n 128 -r 3, 1-thread tg64 (about 20 min)
 #   BENCH_ARGS="-p 64 -n 16 -r 2" scripts/bench.sh   # a quick check with smaller tests
 #
 # Environment: BUILD (build dir, default build/), POCKETLM_PEER_DIR (llama.cpp build, default .peer/),
-# THREADS (default 2), BENCH_ARGS (overrides "-p 512 -n 128 -r 5"), NO_DOC=1 (do not touch docs/).
+# THREADS (default 2), BENCH_ARGS (overrides "-p 512 -n 128 -r 3"), TG1 and REPS1 (the 1-thread decode test,
+# default 64 tokens, 3 repetitions), NO_DOC=1 (do not touch docs/).
 # Run it on an otherwise idle machine: `pocketlm bench` warns when the load average says it is not.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${BUILD:-$ROOT/build}"
 PEER_DIR="${POCKETLM_PEER_DIR:-$ROOT/.peer}"
 THREADS="${THREADS:-2}"
-BENCH_ARGS="${BENCH_ARGS:--p 512 -n 128 -r 5}"
+BENCH_ARGS="${BENCH_ARGS:--p 512 -n 128 -r 3}"
 OUT="$ROOT/out/bench"
 DOC="$ROOT/docs/benchmarks.md"
 SYNTH="$ROOT/models/synth"
@@ -36,18 +38,43 @@ PLM="$BUILD/bin/pocketlm"
 PEER_BIN="$BUILD/bin/pocketlm-peer"
 [ -x "$PEER_BIN" ] || { echo "[bench] $PEER_BIN was not built (is $PEER_DIR/build/bin/libllama.so there?)" >&2; exit 1; }
 
-# 2. Synthetic llama-1b models (Llama-3.2-1B dims, SmolLM2's tokenizer), made once.
-for type in Q4_K_M Q4_0; do
-  f="$SYNTH/llama-1b-$type.gguf"
-  if [ -f "$f" ]; then log "$f present"; else "$PLM" synth --shape llama-1b --type "$type" --seed 1 -o "$f"; fi
+# 2. Synthetic llama-1b and llama-3b models (Llama-3.2 dims, SmolLM2's tokenizer), made once.
+for shape in llama-1b llama-3b; do
+  for type in Q4_K_M Q4_0; do
+    f="$SYNTH/$shape-$type.gguf"
+    if [ -f "$f" ]; then log "$f present"; else "$PLM" synth --shape "$shape" --type "$type" --seed 1 -o "$f"; fi
+  done
 done
 L1B_KM="$SYNTH/llama-1b-Q4_K_M.gguf"
 L1B_40="$SYNTH/llama-1b-Q4_0.gguf"
+GEMMA="$ROOT/models/gemma-3-270m-q4_k_m.gguf"
+MODELS=("$SMOL" "$GEMMA" "$L1B_KM" "$L1B_40" "$SYNTH/llama-3b-Q4_K_M.gguf" "$SYNTH/llama-3b-Q4_0.gguf")
+LLAMA_MODELS=("$L1B_KM" "$L1B_40" "$SYNTH/llama-3b-Q4_K_M.gguf" "$SYNTH/llama-3b-Q4_0.gguf")
+margs() { for m in "$@"; do printf -- '-m\n%s\n' "$m"; done; }
+mapfile -t M_ALL < <(margs "${MODELS[@]}")
+mapfile -t M_LLAMA < <(margs "${LLAMA_MODELS[@]}")
+LLAMA_BENCH="$PEER_DIR/build/bin/llama-bench"
 
-# 3. Speed: one bench run, pocketlm and llama.cpp interleaved repetition by repetition.
+# 3. Speed: pocketlm bench with llama.cpp interleaved repetition by repetition (same run), on THREADS threads
+#    for every model, and on 1 thread for decode on the llama models (the issue's tg64); then llama-bench
+#    itself on the same models and tests, and pocketlm with its decode layout off (POCKETLM_REPACK=0: the
+#    GGUF rows, as before the x16 layouts) for the before/after.
 # shellcheck disable=SC2086
-"$PLM" bench --peer llamacpp --peer-bin "$PEER_BIN" -t "$THREADS" $BENCH_ARGS \
-  -m "$SMOL" -m "$L1B_KM" -m "$L1B_40" --json-out "$OUT/bench.json" | tee "$OUT/bench.md"
+"$PLM" bench --peer llamacpp --peer-bin "$PEER_BIN" -t "$THREADS" $BENCH_ARGS "${M_ALL[@]}" \
+  --json-out "$OUT/bench.json" | tee "$OUT/bench.md"
+"$PLM" bench --peer llamacpp --peer-bin "$PEER_BIN" -t 1 -p 0 -n "${TG1:-64}" -r "${REPS1:-3}" "${M_LLAMA[@]}" \
+  --json-out "$OUT/bench-t1.json" | tee "$OUT/bench-t1.md"
+if [ -x "$LLAMA_BENCH" ]; then
+  # shellcheck disable=SC2086
+  LD_LIBRARY_PATH="$PEER_DIR/build/bin" "$LLAMA_BENCH" -t "$THREADS" $BENCH_ARGS "${M_ALL[@]}" -o md \
+    2>/dev/null | tee "$OUT/llama-bench.md"
+  LD_LIBRARY_PATH="$PEER_DIR/build/bin" "$LLAMA_BENCH" -t 1 -p 0 -n "${TG1:-64}" -r "${REPS1:-3}" "${M_LLAMA[@]}" -o md \
+    2>/dev/null | tee "$OUT/llama-bench-t1.md"
+else
+  echo "(llama-bench not built at $LLAMA_BENCH)" | tee "$OUT/llama-bench.md" "$OUT/llama-bench-t1.md"
+fi
+POCKETLM_REPACK=0 "$PLM" bench -t "$THREADS" -p 0 -n 128 -r 3 --no-bandwidth -m "$L1B_KM" -m "$L1B_40" \
+  | tee "$OUT/bench-rows.md"
 
 # 4. Peak RSS: pocketlm run vs llama-completion, same model, prompt, context and length (GNU time's %M).
 PROMPT="Once upon a time, in a small village by the sea, there lived an old fisherman who"
@@ -72,17 +99,22 @@ echo "$RSS_TABLE" | tee "$OUT/rss.md"
 [ "${NO_DOC:-0}" = 1 ] && exit 0
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-python3 - "$DOC" "$OUT/bench.md" "$OUT/rss.md" "$COMMIT" "$CPU" "$(nproc)" "$THREADS" "$BENCH_ARGS" <<'PY'
-import sys, datetime
-doc, bench_md, rss_md, commit, cpu, ncpu, threads, args = sys.argv[1:]
+python3 - "$DOC" "$OUT" "$COMMIT" "$CPU" "$(nproc)" "$THREADS" "$BENCH_ARGS" <<'PY'
+import sys, datetime, os
+doc, out, commit, cpu, ncpu, threads, args = sys.argv[1:]
+read = lambda name: open(os.path.join(out, name)).read().strip()
 start, end = "<!-- bench.sh results: start -->", "<!-- bench.sh results: end -->"
 text = open(doc).read()
 if start not in text or end not in text:
     sys.exit(f"{doc}: the markers {start} / {end} are missing")
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 body = (f"{start}\n_Generated by `scripts/bench.sh` on {when}, commit {commit}, {cpu} ({ncpu} logical CPUs), "
-        f"`-t {threads} {args}`._\n\n### Speed\n\n{open(bench_md).read().strip()}\n\n"
-        f"### Peak RSS (llama-1b Q4_K_M, -c 2048)\n\n{open(rss_md).read().strip()}\n{end}")
+        f"`-t {threads} {args}`._\n\n### Speed, {threads} threads (`pocketlm bench --peer llamacpp`)\n\n{read('bench.md')}\n\n"
+        f"### Decode, 1 thread (`pocketlm bench --peer llamacpp -t 1 -p 0 -n 64`)\n\n{read('bench-t1.md')}\n\n"
+        f"### llama-bench itself, same models and tests\n\n{threads} threads:\n\n{read('llama-bench.md')}\n\n"
+        f"1 thread:\n\n{read('llama-bench-t1.md')}\n\n"
+        f"### Before: pocketlm with the GGUF row layout (`POCKETLM_REPACK=0`), same run\n\n{read('bench-rows.md')}\n\n"
+        f"### Peak RSS (llama-1b Q4_K_M, -c 2048)\n\n{read('rss.md')}\n{end}")
 head, rest = text.split(start, 1)
 tail = rest.split(end, 1)[1]
 tmp = doc + ".tmp"
