@@ -88,6 +88,8 @@ GemmFn packed_gemm_for(GgmlType weight_type) { return active_table().find_packed
 
 GemvX16Fn gemv_x16_for(GgmlType weight_type) { return active_table().find_x16(weight_type); }
 
+GemmX16Fn gemm_x16_for(GgmlType weight_type) { return active_table().find_gemm_x16(weight_type); }
+
 }  // namespace pocketlm::kernels
 
 #include "kernels/ref/kv_rows.h"

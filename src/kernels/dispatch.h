@@ -33,6 +33,8 @@ GemmFn packed_gemm_for(GgmlType weight_type);
 // The active path's decode GEMV over row-interleaved weights (kernels/interleave.h) for a weight type, or
 // nullptr when it has none (model loading then keeps the type's tensors in their GGUF layout).
 GemvX16Fn gemv_x16_for(GgmlType weight_type);
+// Its batch GEMM over the same groups, or nullptr (batches then de-interleave a band for the row kernels).
+GemmX16Fn gemm_x16_for(GgmlType weight_type);
 
 // Quantizes an activation row with the active path (scalar where it has none); bit-exact either way.
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n);

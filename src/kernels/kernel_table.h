@@ -27,6 +27,10 @@ using WeightedRowsFn = void (*)(int64_t n_rows, int64_t dim, const uint8_t* v, s
 using GemvX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
                            float* out);
 
+// The same over a batch: out[c * ldo + 16 i + r] for columns c < n_cols (activation rows a_stride bytes apart).
+using GemmX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
+                           size_t a_stride, int64_t n_cols, float* out, int64_t ldo);
+
 // Quantizes n floats (a multiple of the block) into an activation row (q8_0, q8_1 or q8_K), bit-exact with
 // the scalar quantizers (kernels/ref/vec_dot.h quantize_activations).
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
@@ -66,6 +70,8 @@ struct KernelTable {
   // Decode GEMVs over row-interleaved groups (kernels/interleave.h). nullptr: the path has none for the type,
   // and model loading keeps that type's tensors in their GGUF layout.
   GemvX16Fn gemv_x16[kTypeSlots] = {};
+  // Batches over the same groups (prefill). nullptr: batches de-interleave a band and run gemm[] on it.
+  GemmX16Fn gemm_x16[kTypeSlots] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
     const int i = type_slot(t);
@@ -87,10 +93,16 @@ struct KernelTable {
     return i >= 0 ? gemv_x16[i] : nullptr;
   }
 
+  GemmX16Fn find_gemm_x16(GgmlType t) const {
+    const int i = type_slot(t);
+    return i >= 0 ? gemm_x16[i] : nullptr;
+  }
+
   // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
   constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
   constexpr void set_packed_gemm(GgmlType t, GemmFn f) { gemm_packed[type_slot(t)] = f; }
   constexpr void set_gemv_x16(GgmlType t, GemvX16Fn f) { gemv_x16[type_slot(t)] = f; }
+  constexpr void set_gemm_x16(GgmlType t, GemmX16Fn f) { gemm_x16[type_slot(t)] = f; }
   constexpr void set_quantize(GgmlType t, QuantizeFn f) { quantize[type_slot(t)] = f; }
 };
 

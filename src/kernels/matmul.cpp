@@ -23,6 +23,7 @@ struct Plan {
   const GgufTensor* w;
   kernels::GemmFn gemm;
   kernels::GemvX16Fn gemv_x16;  // set: one x16 group per band (decode of an interleaved tensor)
+  kernels::GemmX16Fn gemm_x16;  // set: the same for a batch
   size_t w_row;
   int64_t row_begin, n_out;
   float* y;
@@ -121,13 +122,16 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     while (types[ti] != at) ++ti;
     const int64_t n_out = t.row_end - t.row_begin;
     kernels::GemvX16Fn x16 = nullptr;
-    if (t.w->interleaved_x16 && n_tokens == 1 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0)
-      x16 = kernels::gemv_x16_for(t.w->type);
+    kernels::GemmX16Fn x16_batch = nullptr;
+    if (t.w->interleaved_x16 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0) {
+      if (n_tokens == 1) x16 = kernels::gemv_x16_for(t.w->type);
+      else if (packed[i] == nullptr) x16_batch = kernels::gemm_x16_for(t.w->type);
+    }
     if (packed[i] != nullptr)
-      plans[i] = {t.w, packed[i], nullptr, row_size(t.w->type, k), t.row_begin, n_out, t.y, base + packed_offsets[ti],
-                  group_bytes[ti], n_bands};
+      plans[i] = {t.w, packed[i], nullptr, nullptr, row_size(t.w->type, k), t.row_begin, n_out, t.y,
+                  base + packed_offsets[ti], group_bytes[ti], n_bands};
     else
-      plans[i] = {t.w, kernels::gemm_for(t.w->type), x16, row_size(t.w->type, k), t.row_begin, n_out, t.y,
+      plans[i] = {t.w, kernels::gemm_for(t.w->type), x16, x16_batch, row_size(t.w->type, k), t.row_begin, n_out, t.y,
                   base + offsets[ti], row_size(at, k), n_bands};
     n_bands += (n_out + kBand - 1) / kBand;
   }
@@ -140,6 +144,11 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
       if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: the band is one group
         pl.gemv_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, 1,
                     pl.acts, pl.y + r0);
+        continue;
+      }
+      if (pl.gemm_x16 != nullptr) {
+        pl.gemm_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, 1,
+                    pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
         continue;
       }
       const uint8_t* w0 = pl.w->interleaved_x16 ? rows_from_x16(*pl.w, pl.row_begin + r0, pl.row_begin + r1, pl.w_row)

@@ -170,18 +170,20 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
   const bool packed = kind == Kernel::Packed;
   const GemmFn simd = packed ? path.find_packed(t) : path.find(t);
   const GemvX16Fn x16 = path.find_x16(t);
+  const GemmX16Fn x16_batch = path.find_gemm_x16(t);
   const GemmFn ref = scalar_table()->find(t);
-  if ((kind == Kernel::X16 ? x16 == nullptr : simd == nullptr) || ref == nullptr) return;
+  if ((kind == Kernel::X16 ? (cols == 1 ? x16 == nullptr : x16_batch == nullptr) : simd == nullptr) || ref == nullptr) return;
   const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
   const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
   const size_t ws = row_size(t, k), as = activation_row_size(t, k);
   const int64_t ldo = rows + 3;
   std::vector<float> got(static_cast<size_t>(ldo * (cols + 1)), -777.0f), want(got.size(), -777.0f);
-  if (kind == Kernel::X16) {  // one column; rows a multiple of 16, interleaved as the model does at load
+  if (kind == Kernel::X16) {  // rows a multiple of 16, interleaved as the model does at load
     std::vector<uint8_t> wx(w.size());
     for (int64_t g = 0; g < rows / kX16Rows; ++g)
       interleave_x16(t, w.data() + ws * kX16Rows * g, ws, k, wx.data() + ws * kX16Rows * g);
-    x16(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), got.data());
+    if (cols == 1) x16(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), got.data());
+    else x16_batch(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), as, cols, got.data(), ldo);
   } else if (packed) {
     const GgmlType at = vec_dot_type(t);
     const size_t gs = packed_group_bytes(at, k);
@@ -467,7 +469,18 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 2, 5, 18, Scales::Max, rng, rep, Kernel::Packed);
     check_case(path, t, blk * 4, 7, 20, Scales::NonFinite, rng, rep, Kernel::Packed);
   }
-  // Decode GEMVs over row-interleaved groups (kernels/interleave.h): 1..3 groups, one block to many.
+  // Decode GEMVs and batch GEMMs over row-interleaved groups (kernels/interleave.h): 1..3 groups, one block to
+  // many, 1..11 columns (the batch kernels take 4 at a time).
+  for (GgmlType t : kTypes) {
+    if (path.find_gemm_x16(t) == nullptr) continue;
+    const int64_t blk = type_traits(t).block_size;
+    const int64_t shapes[][3] = {{1, 16, 2}, {2, 32, 4}, {3, 16, 5}, {4, 48, 11}, {2, 16, 7}};
+    for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 32, 6, Scales::Unit, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 16, 3, Scales::Zero, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 2, 16, 4, Scales::Max, rng, rep, Kernel::X16);
+    check_case(path, t, blk * 3, 32, 9, Scales::NonFinite, rng, rep, Kernel::X16);
+  }
   for (GgmlType t : kTypes) {
     if (path.find_x16(t) == nullptr) continue;
     const int64_t blk = type_traits(t).block_size;

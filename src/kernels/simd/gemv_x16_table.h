@@ -12,6 +12,27 @@ void groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, c
   const int64_t nb = k / kBlock;
   for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const A*>(a), out + 16 * i);
 }
+
+// kernel_table.h's GemmX16Fn, where the path defines x16::*_cols<C> (16 rows x C columns): columns 4 at a
+// time, the rest in one narrower tile.
+template <class A, int kBlock, template <int> class Cols>
+void group_cols(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, size_t a_stride,
+                int64_t n_cols, float* out, int64_t ldo) {
+  const int64_t nb = k / kBlock;
+  for (int64_t i = 0; i < n_groups; ++i) {
+    const uint8_t* g = w + static_cast<size_t>(i) * group_bytes;
+    int64_t c = 0;
+    for (; c + 4 <= n_cols; c += 4) Cols<4>::run(nb, g, a + static_cast<size_t>(c) * a_stride, a_stride, out + c * ldo + 16 * i, ldo);
+    const uint8_t* ac = a + static_cast<size_t>(c) * a_stride;
+    float* oc = out + c * ldo + 16 * i;
+    switch (n_cols - c) {
+      case 3: Cols<3>::run(nb, g, ac, a_stride, oc, ldo); break;
+      case 2: Cols<2>::run(nb, g, ac, a_stride, oc, ldo); break;
+      case 1: Cols<1>::run(nb, g, ac, a_stride, oc, ldo); break;
+      default: break;
+    }
+  }
+}
 }  // namespace x16
 
 constexpr KernelTable with_x16_gemv(KernelTable t) {

@@ -13,6 +13,8 @@
 
 namespace x16 {
 
+template <int I> struct IntC { static constexpr int value = I; };
+
 inline __m256i bcast4(const int8_t* p) { return _mm256_broadcastd_epi32(_mm_loadu_si32(p)); }
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -195,6 +197,182 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   store_rows(out, acc[0], acc[1]);
 }
 
+// ---------------------------------------------------------------- batches: 16 rows x C columns
+// Prefill over the same layouts: each 32-byte half of a chunk is unpacked once and multiplied against C
+// columns' broadcast activations (C = 4: 8 int16 accumulators, the rest in L1), so the unpacking and the
+// scale decode are shared by 4 columns, as the weight bytes are.
+template <int C>
+inline void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[2][C];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < C; ++j) acc[h][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 288) {
+    const block_q8_0* A[C];
+    __m256i off[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
+      off[j] = _mm256_slli_epi32(sum_all(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[j]->qs))), 3);
+    }
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+      __m256i s[C];
+      for (int j = 0; j < C; ++j) s[j] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const __m256i v = load32(g + 32 + (i * 16 + 8 * h) * 4);
+        const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+        for (int j = 0; j < C; ++j) {
+          s[j] = _mm256_add_epi16(s[j], _mm256_maddubs_epi16(lo, bcast4(A[j]->qs + 4 * i)));
+          s[j] = _mm256_add_epi16(s[j], _mm256_maddubs_epi16(hi, bcast4(A[j]->qs + 16 + 4 * i)));
+        }
+      }
+      const __m256 d = f16x8(g + 16 * h);
+      for (int j = 0; j < C; ++j)
+        acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s[j], ones), off[j])),
+                                    _mm256_mul_ps(d, _mm256_set1_ps(Ops::f16(A[j]->d))), acc[h][j]);
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[0][j], acc[1][j]);
+}
+
+template <int C>
+inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  const __m256i w30 = _mm256_set1_epi16(0x0030), w3000 = _mm256_set1_epi16(0x3000);
+  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
+                                        8, 9, 12, 13, 12, 13);
+  const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));
+  __m256 acc[2][C];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < C; ++j) acc[h][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 2304) {
+    const block_q8_K* A[C];
+    alignas(16) int32_t bs32[C][4];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
+      _mm_store_si128(reinterpret_cast<__m128i*>(bs32[j]), _mm_hadd_epi16(load16(A[j]->bsums), load16(A[j]->bsums + 8)));
+    }
+    const uint8_t* qs = g + 256;
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+      __m256i isum[C], msum[C];
+      for (int j = 0; j < C; ++j) isum[j] = msum[j] = zero;
+#pragma GCC unroll 1
+      for (int c = 0; c < 4; ++c) {
+        const __m256i lo8 = load32(g + 64 + 32 * c);
+        const __m256i hw = _mm256_cvtepu8_epi16(load16(g + 192 + 16 * c));
+        const __m256i sc = _mm256_or_si256(_mm256_and_si256(lo8, m4),
+                                           _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 4), w30),
+                                                           _mm256_and_si256(_mm256_slli_epi16(hw, 8), w3000)));
+        const __m256i mn = _mm256_or_si256(nib_hi(lo8), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
+                                                                        _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
+        __m256i s0[C], s1[C];
+        for (int j = 0; j < C; ++j) s0[j] = s1[j] = zero;
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; ++t) {
+          const __m256i v = load32(qs + ((8 * c + t) * 16 + 8 * h) * 4);
+          const __m256i lo = _mm256_and_si256(v, m4), hi = nib_hi(v);
+#pragma GCC unroll 4
+          for (int j = 0; j < C; ++j) {
+            s0[j] = _mm256_add_epi16(s0[j], _mm256_maddubs_epi16(lo, bcast4(A[j]->qs + 64 * c + 4 * t)));
+            s1[j] = _mm256_add_epi16(s1[j], _mm256_maddubs_epi16(hi, bcast4(A[j]->qs + 64 * c + 32 + 4 * t)));
+          }
+        }
+        const __m256i scw = h == 0 ? _mm256_unpacklo_epi8(sc, zero) : _mm256_unpackhi_epi8(sc, zero);
+        const __m256i mnw = h == 0 ? _mm256_unpacklo_epi8(mn, zero) : _mm256_unpackhi_epi8(mn, zero);
+        const __m256i sc0 = _mm256_shuffle_epi8(scw, dup0), sc1 = _mm256_shuffle_epi8(scw, dup1);
+        for (int j = 0; j < C; ++j) {
+          isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(s0[j], sc0), _mm256_madd_epi16(s1[j], sc1)));
+          msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mnw, _mm256_set1_epi32(bs32[j][c])));
+        }
+      }
+      const __m256 d = f16x8(g + 16 * h), dm = f16x8(g + 32 + 16 * h);
+      for (int j = 0; j < C; ++j) {
+        const __m256 da = _mm256_set1_ps(A[j]->d);
+        acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(d, da), acc[h][j]);
+        acc[h][j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[j]), _mm256_mul_ps(dm, da), acc[h][j]);
+      }
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[0][j], acc[1][j]);
+}
+
+template <int C>
+inline void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 acc[2][C];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < C; ++j) acc[h][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 3360) {
+    const block_q8_K* A[C];
+    for (int j = 0; j < C; ++j) A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
+    const uint8_t* sc = g + 32;
+    const uint8_t* ql = sc + 256;
+    const uint8_t* qh = ql + 2048;
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+      __m256i isum[C];
+      for (int j = 0; j < C; ++j) {  // -32 * sum over sub-blocks of scale * bsum
+        __m256i off = zero;
+        for (int p = 0; p < 8; ++p) {
+          const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 32 * p)), w1 = _mm256_cvtepi8_epi16(load16(sc + 32 * p + 16));
+          const __m256i pair = h == 0 ? _mm256_unpacklo_epi16(w0, w1) : _mm256_unpackhi_epi16(w0, w1);
+          int32_t bp;
+          __builtin_memcpy(&bp, A[j]->bsums + 2 * p, 4);
+          off = _mm256_add_epi32(off, _mm256_madd_epi16(pair, _mm256_set1_epi32(bp)));
+        }
+        isum[j] = _mm256_sub_epi32(zero, _mm256_slli_epi32(off, 5));
+      }
+#pragma GCC unroll 1
+      for (int n = 0; n < 2; ++n)
+#pragma GCC unroll 1
+        for (int half = 0; half < 2; ++half) {
+          auto sub = [&](auto M) {
+            constexpr int m = decltype(M)::value;
+            const __m256i w = _mm256_cvtepi8_epi16(load16(sc + 16 * (8 * n + 2 * m + half)));
+            const __m256i s = h == 0 ? _mm256_unpacklo_epi16(w, w) : _mm256_unpackhi_epi16(w, w);
+#pragma GCC unroll 2
+            for (int pair = 0; pair < 2; ++pair) {
+              __m256i p[C];
+              for (int j = 0; j < C; ++j) p[j] = zero;
+#pragma GCC unroll 2
+              for (int i = 0; i < 2; ++i) {
+                const int l4 = 4 * half + 2 * pair + i;
+                const __m256i q = q6_quants<m>(ql, qh, n, l4, h);
+                for (int j = 0; j < C; ++j)
+                  p[j] = _mm256_add_epi16(p[j], _mm256_maddubs_epi16(q, bcast4(A[j]->qs + 128 * n + 32 * m + 4 * l4)));
+              }
+              for (int j = 0; j < C; ++j) isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(p[j], s));
+            }
+          };
+          sub(IntC<0>{});
+          sub(IntC<1>{});
+          sub(IntC<2>{});
+          sub(IntC<3>{});
+        }
+      const __m256 d = f16x8(g + 16 * h);
+      for (int j = 0; j < C; ++j)
+        acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(d, _mm256_set1_ps(A[j]->d)), acc[h][j]);
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[0][j], acc[1][j]);
+}
+
 }  // namespace x16
 
 #include "kernels/simd/gemv_x16_table.h"
+
+namespace x16 {
+template <int C> struct Q4_0Cols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q4_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q6_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
+}  // namespace x16
+
+constexpr KernelTable with_x16_gemm(KernelTable t) {
+  t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16::Q4_0Cols>);
+  t.set_gemm_x16(GgmlType::Q4_K, x16::group_cols<block_q8_K, 256, x16::Q4_KCols>);
+  t.set_gemm_x16(GgmlType::Q6_K, x16::group_cols<block_q8_K, 256, x16::Q6_KCols>);
+  return t;
+}
