@@ -1,6 +1,7 @@
 #include "model/weights_repack.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 
@@ -19,6 +20,29 @@ std::string RepackedWeights::summary() const {
 
 void RepackedWeights::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
 
+namespace {
+// Whether the active path keeps `t` in the x16 layout.
+bool repackable(const GgufTensor* t) {
+  return t != nullptr && !t->interleaved_x16 && kernels::has_x16_layout(t->type) &&
+         kernels::gemv_x16_for(t->type) != nullptr && t->n_rows() % kernels::kX16Rows == 0;
+}
+// The decode matrices, in load order (output last): attention and FFN projections, and the output head.
+template <class W, class F>
+void for_each_matrix(W& w, F&& f) {
+  for (auto& L : w.layers)
+    for (auto* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) f(*t);
+  f(w.output);
+}
+}  // namespace
+
+std::vector<const GgufTensor*> RepackedWeights::candidates(const ModelWeights& w) {
+  std::vector<const GgufTensor*> out;
+  for_each_matrix(w, [&](const GgufTensor* t) {
+    if (repackable(t) && std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  });
+  return out;
+}
+
 void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
   std::map<const GgufTensor*, const GgufTensor*> done;  // tied embeddings: one copy for both uses
   auto convert = [&](const GgufTensor*& t) {
@@ -27,9 +51,8 @@ void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
       t = it->second;
       return;
     }
+    if (!repackable(t)) return;
     const int64_t rows = t->n_rows(), k = t->ne[0];
-    if (!kernels::has_x16_layout(t->type) || kernels::gemv_x16_for(t->type) == nullptr || rows % kernels::kX16Rows != 0)
-      return;
     const size_t row_bytes = row_size(t->type, k), group_bytes = row_bytes * kernels::kX16Rows;
     const size_t alloc = (t->nbytes + 63) / 64 * 64;
     auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, alloc));
@@ -50,9 +73,7 @@ void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
     tensors_.push_back(std::move(copy));
     bytes_ += t->nbytes;
   };
-  for (LayerWeights& L : w.layers)
-    for (const GgufTensor** t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) convert(*t);
-  convert(w.output);
+  for_each_matrix(w, convert);
   if (auto it = done.find(w.token_embd); it != done.end()) w.token_embd = it->second;  // tied: rows read by get_row
 }
 

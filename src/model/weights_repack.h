@@ -16,6 +16,10 @@ namespace pocketlm {
 
 class RepackedWeights {
  public:
+  // The decode matrices of `w` that repack() would copy on the active kernel path (distinct tensors: tied
+  // embeddings once), without touching their data.
+  static std::vector<const GgufTensor*> candidates(const ModelWeights& w);
+
   // Repacks what the active path can use and re-points `w` at the copies. Tensors whose rows are not a
   // multiple of 16, or whose type has no x16 GEMV on this path, stay mapped.
   void repack(const GgufFile& f, ModelWeights& w);

@@ -6,7 +6,10 @@
 #include "commands.h"
 #include "common.h"
 #include "gguf/reader.h"
+#include "kernels/dispatch.h"
 #include "model/config.h"
+#include "model/weights.h"
+#include "model/weights_repack.h"
 #include "runtime/kv_memory.h"
 #include "runtime/session.h"
 
@@ -41,6 +44,21 @@ int print_kv_memory(const GgufFile& g, const InspectFlags& f) {
   }
   std::printf("\n## KV cache\n\n%s", format_kv_memory(kv_memory_report(layout, f.n_ctx, kMaxBatch)).c_str());
   return 0;
+}
+
+// What `run` would hold in the x16 decode layout on this CPU (model/weights_repack.h), for a model pocketlm
+// can run.
+void print_decode_layout(const GgufFile& g) {
+  auto config = ModelConfig::from_gguf(g);
+  if (!config) return;
+  auto weights = ModelWeights::bind(g, *config);
+  if (!weights) return;
+  size_t bytes = 0;
+  const auto tensors = RepackedWeights::candidates(*weights);
+  for (const GgufTensor* t : tensors) bytes += t->nbytes;
+  std::printf("decode layout on this CPU (%s kernels): %zu tensors, %s, held row-interleaved (x16) at load, their "
+              "mapped pages released (POCKETLM_REPACK=0: keep the file's rows)\n",
+              kernels::active_table().name, tensors.size(), human_bytes(static_cast<double>(bytes)).c_str());
 }
 
 int inspect(const InspectFlags& f) {
@@ -86,6 +104,7 @@ int inspect(const InspectFlags& f) {
     for (const auto& [name, n] : only) names += (names.empty() ? "" : ", ") + name + " (" + std::to_string(n) + " tensors)";
     std::printf("pocketlm-only tensor types: %s; llama.cpp-based tools cannot read this file\n", names.c_str());
   }
+  print_decode_layout(*g);
   if (f.n_ctx > 0) return print_kv_memory(*g, f);
   return 0;
 }
