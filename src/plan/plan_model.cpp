@@ -199,6 +199,11 @@ Expected<PlanModel> plan_model_from_shape(const std::string& spec, const PlanRec
     else if (key == "tied") s.tied_embeddings = n != 0;
     else return Error("shape '" + spec + "': unknown key '" + key + "' (layers, heads, kv_heads, head_dim, embd, ff, vocab, ctx, params, tied)");
   }
+  // Bounds far above any real model, so a typo cannot make a tensor list of a trillion entries.
+  if (s.n_layer > 4096 || s.n_head > 4096 || s.n_head_kv > 4096 || head_dim > 65536 || s.n_embd > (1 << 20) ||
+      s.n_ff > (1 << 22) || n_vocab > (1 << 24) || s.n_ctx_train > (1 << 24) || params > 1e14)
+    return Error("shape '" + spec + "': a dimension is out of range (layers and heads <= 4096, embd <= 1M, ff <= 4M, "
+                 "vocab and ctx <= 16M, params <= 100T)");
   if (s.n_head_kv == 0) s.n_head_kv = s.n_head;
   if (s.n_embd == 0) s.n_embd = s.n_head * head_dim;
   if (s.n_layer <= 0 || s.n_head <= 0 || s.n_embd <= 0)
@@ -215,6 +220,7 @@ Expected<PlanModel> plan_model_from_shape(const std::string& spec, const PlanRec
     s.n_ff = (static_cast<int64_t>(std::ceil(rest / (3.0 * e * static_cast<double>(s.n_layer)))) + 255) / 256 * 256;
   }
   if (s.n_ff <= 0) return Error("shape '" + spec + "': give ff or params");
+  if (s.n_ff > (1 << 22)) return Error("shape '" + spec + "': ff " + std::to_string(s.n_ff) + " is out of range (params too large for the shape?)");
 
   PlanModel m;
   m.source = "shape " + spec;
