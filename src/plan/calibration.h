@@ -25,12 +25,12 @@ inline constexpr double kPlanActivationBytesPerValue = 2.3;
 // Per thread, the attention's score rows are kept near this many floats (model/attention.cpp's job size).
 inline constexpr double kPlanAttentionScoreFloats = 256.0 * 1024.0;
 
-// BEGIN GENERATED (scripts/calibrate-plan.sh)
+// BEGIN GENERATED (scripts/calibrate-plan.sh, 2026-12-07T03:46:04Z, load average 5.5)
 inline constexpr PlanCalibration kPlanCalibration{
-    .overhead_fixed_bytes = 8.0e6,
-    .overhead_per_vocab_bytes = 150.0,
-    .decode_efficiency = 0.6,
-    .prefill_efficiency = 0.3,
+    .overhead_fixed_bytes = 12260000.0,
+    .overhead_per_vocab_bytes = 444.4,
+    .decode_efficiency = 0.235,
+    .prefill_efficiency = 0.057,
 };
 // END GENERATED
 }  // namespace pocketlm
