@@ -46,6 +46,30 @@ TEST(PlanCli, AllDevicesTableAndRecipeBreakdown) {
     EXPECT_NE(b.out.find(s), std::string::npos) << s << "\n" << b.out;
 }
 
+TEST(PlanCli, DraftModelAndRulesAreCounted) {
+  if (!fs::exists(test::smollm2_path()) || !fs::exists(test::gemma3_path())) GTEST_SKIP() << "run scripts/fetch-models.sh";
+  auto plain = test::run_cli({"plan", "-m", test::gemma3_path().string(), "-c", "2048", "--device", "tablet", "-o", "json"});
+  auto draft = test::run_cli({"plan", "-m", test::gemma3_path().string(), "-c", "2048", "--device", "tablet", "--draft",
+                              test::smollm2_path().string(), "-o", "json"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(draft.exit_code, 0) << draft.err;
+  const auto p = nlohmann::json::parse(plain.out)["devices"][0], d = nlohmann::json::parse(draft.out)["devices"][0];
+  EXPECT_EQ(p["draft_bytes"].get<uint64_t>(), 0u);
+  // The draft's weights (92 MiB) and its KV at the same context (45 MiB) at least.
+  EXPECT_GT(d["draft_bytes"].get<uint64_t>(), 96'000'000ull + 47'000'000ull);
+  EXPECT_EQ(d["peak_rss_bytes"].get<uint64_t>(), p["peak_rss_bytes"].get<uint64_t>() + d["draft_bytes"].get<uint64_t>());
+
+  const fs::path rules = fs::temp_directory_path() / ("plm_plan_rules_" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(rules) << "- pattern: ffn_(up|gate)\\.weight$\n  type: q8_0\n";
+  auto r = test::run_cli({"plan", "-m", test::smollm2_path().string(), "--rules", rules.string(), "--device", "tablet", "-o", "json"});
+  fs::remove(rules);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out)["devices"][0];
+  const auto base = nlohmann::json::parse(test::run_cli({"plan", "-m", test::smollm2_path().string(), "--device", "tablet", "-o", "json"}).out)["devices"][0];
+  // q4_1 (20 B per 32) -> q8_0 (34 B per 32) on 2 x 30 layers x 576 x 1536 weights.
+  EXPECT_EQ(j["weights_bytes"].get<uint64_t>() - base["weights_bytes"].get<uint64_t>(), 2ull * 30 * 576 * 1536 / 32 * (34 - 20));
+}
+
 TEST(PlanCli, LessonExercise) {
   auto r = test::run_cli({"plan", "--shape", "layers=24,heads=16,head_dim=64,params=3B", "--recipe", "Q8_0", "-c", "1024", "-ctk",
                           "q8", "-ctv", "q8", "--device", "budget-phone", "-o", "json"});
