@@ -46,9 +46,6 @@ int plan(const PlanFlags& f) {
   auto tv = parse_kv_type(f.cache_type_v.empty() ? f.cache_type_k : f.cache_type_v);
   if (!tv) return fail("-ctv: " + tv.error().message());
   if (f.n_ctx < 0) return fail("-c must be positive");
-  if (model->config.n_ctx_train > 0 && f.n_ctx > model->config.n_ctx_train)
-    return fail("-c " + std::to_string(f.n_ctx) + " is larger than the model's trained context of " +
-                std::to_string(model->config.n_ctx_train) + " tokens");
 
   std::vector<DeviceProfile> user;
   if (!f.devices_file.empty()) {
