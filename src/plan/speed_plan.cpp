@@ -1,0 +1,47 @@
+#include "plan/speed_plan.h"
+
+#include <algorithm>
+
+#include "bench/roofline.h"
+#include "plan/calibration.h"
+
+namespace pocketlm {
+
+SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProfile& d) {
+  const ModelConfig& c = m.config;
+  SpeedPlan s;
+  const double kv_per_position = static_cast<double>(c.n_layer * c.n_head_kv) *
+                                 static_cast<double>(kv_row_bytes(mem.type_k, c.head_dim) + kv_row_bytes(mem.type_v, c.head_dim_v));
+  const double weights = static_cast<double>(m.decode_weight_bytes());
+  const double params = static_cast<double>(m.matmul_params());
+  // K.Q and P.V: 2 x 2 x head_dim ops per query head and attended position.
+  const double attn_ops_per_position = 4.0 * static_cast<double>(c.n_layer * c.n_head * c.head_dim);
+  const double ops = d.cpu_int8_tops * 1e12;
+
+  auto decode_at = [&](double context, bool* memory_bound) {
+    const double bytes = weights + kv_per_position * context;
+    const double roof = roofline_tokens_per_s(d.bandwidth_gbps, bytes);
+    const double compute = ops / (2.0 * params + attn_ops_per_position * context);
+    if (memory_bound) *memory_bound = roof <= compute;
+    return std::min(roof, compute) * kPlanCalibration.decode_efficiency;
+  };
+  const double ctx_tg = tg_mean_context(kPlanDecodeTokens);
+  s.decode_bytes_per_token = weights + kv_per_position * ctx_tg;
+  s.decode_roofline_tps = roofline_tokens_per_s(d.bandwidth_gbps, s.decode_bytes_per_token);
+  s.decode_compute_tps = ops / (2.0 * params + attn_ops_per_position * ctx_tg);
+  s.decode_tps = decode_at(ctx_tg, &s.decode_memory_bound);
+  s.decode_tps_full_context = decode_at(static_cast<double>(mem.n_ctx), nullptr);
+
+  const double ctx_pp = (static_cast<double>(kPlanPrefillTokens) + 1.0) / 2.0;
+  s.prefill_compute_tps = ops / (2.0 * params + attn_ops_per_position * ctx_pp);
+  s.prefill_memory_tps = roofline_tokens_per_s(d.bandwidth_gbps, static_cast<double>(m.weight_bytes())) *
+                         static_cast<double>(kPlanPrefillTokens);
+  s.prefill_tps = std::min(s.prefill_compute_tps, s.prefill_memory_tps) * kPlanCalibration.prefill_efficiency;
+  if (d.power_w > 0) {
+    s.joules_per_token = d.power_w / s.decode_tps;
+    s.prefill_joules_per_token = d.power_w / s.prefill_tps;
+  }
+  return s;
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,40 @@
+#pragma once
+// SpeedPlan: predicted prefill and decode tokens/s of a model on a device, and the energy per token.
+//   decode:  a token reads every weight once plus the KV of the positions it attends over (bench/roofline),
+//            so at most bandwidth / bytes per token; and at most cpu_int8_tops / (2 x params + attention).
+//   prefill: a 512-token batch streams the weights once and does 2 x params ops per token, so at most
+//            min(cpu_int8_tops / ops per token, bandwidth x 512 / weight bytes).
+// Each bound is multiplied by the efficiency this engine reaches on the machine it was calibrated on
+// (plan/calibration.h, scripts/calibrate-plan.sh). Energy: the device's power over the tokens/s.
+#include <cstdint>
+
+#include "plan/device_profile.h"
+#include "plan/memory_plan.h"
+#include "plan/plan_model.h"
+
+namespace pocketlm {
+
+struct SpeedPlan {
+  // Decode from an empty cache, as `pocketlm bench` tg128 (mean context 64.5 positions) ...
+  double decode_bytes_per_token = 0;
+  double decode_roofline_tps = 0;  // bandwidth / bytes per token
+  double decode_compute_tps = 0;   // int8 compute / ops per token
+  double decode_tps = 0;           // min of the two x decode efficiency
+  bool decode_memory_bound = true;
+  // ... and with the context full (every token attends over n_ctx positions).
+  double decode_tps_full_context = 0;
+  // Prefill: pp512.
+  double prefill_compute_tps = 0;
+  double prefill_memory_tps = 0;
+  double prefill_tps = 0;
+  // Energy (0 when the device's power is unknown).
+  double joules_per_token = 0;          // decode
+  double prefill_joules_per_token = 0;
+};
+
+inline constexpr int64_t kPlanDecodeTokens = 128;  // tg128
+inline constexpr int64_t kPlanPrefillTokens = 512; // pp512
+
+SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProfile& d);
+
+}  // namespace pocketlm
