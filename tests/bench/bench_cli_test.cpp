@@ -59,6 +59,8 @@ TEST(BenchCli, JsonHasOneObjectPerModelTestAndThreadCount) {
                   row.at("bandwidth_gbs").get<double>() * 1e9 / row.at("bytes_per_token").get<double>(), 1e-6);
       EXPECT_NEAR(row.at("roofline_pct").get<double>(),
                   100 * row.at("median_ts").get<double>() / row.at("roofline_ts").get<double>(), 1e-9);
+      EXPECT_NEAR(row.at("effective_gbs").get<double>(),
+                  row.at("median_ts").get<double>() * row.at("bytes_per_token").get<double>() / 1e9, 1e-9);
     }
   }
   EXPECT_EQ(seen, (std::set<std::pair<std::string, int>>{{"pp32", 1}, {"pp32", 2}, {"tg8", 1}, {"tg8", 2}}));
@@ -186,6 +188,8 @@ TEST(BenchCli, PeerRunsTheSameTestsInterleaved) {
     EXPECT_EQ(p.at("n_ctx").get<int>() >= (row.at("test") == "pp16" ? 16 : 4), true);
   }
   EXPECT_TRUE(rows[1].at("peer").contains("roofline_pct"));
+  EXPECT_NEAR(rows[1].at("peer").at("effective_gbs").get<double>(),
+              rows[1].at("peer").at("median_ts").get<double>() * rows[1].at("bytes_per_token").get<double>() / 1e9, 1e-9);
   // The table names the ratio column and what llama.cpp ran with.
   r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "2", "-t", "1", "-r", "1", "--no-bandwidth", "--peer",
                      "llamacpp", "--peer-bin", test::peer_binary()->string(), "--peer-fa", "off"});

@@ -122,10 +122,12 @@ void print_markdown(const json& rows, bool with_peer) {
     std::string roof = "";
     if (r.contains("roofline_pct")) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%.0f %% of %.1f", r.at("roofline_pct").get<double>(), r.at("roofline_ts").get<double>());
+      std::snprintf(buf, sizeof buf, "%.0f %% of %.1f, %.1f GB/s", r.at("roofline_pct").get<double>(),
+                    r.at("roofline_ts").get<double>(), r.at("effective_gbs").get<double>());
       roof = buf;
       if (with_peer && r.contains("peer") && r.at("peer").contains("roofline_pct")) {
-        std::snprintf(buf, sizeof buf, " (llama.cpp %.0f %%)", r.at("peer").at("roofline_pct").get<double>());
+        std::snprintf(buf, sizeof buf, " (llama.cpp %.0f %%, %.1f GB/s)", r.at("peer").at("roofline_pct").get<double>(),
+                      r.at("peer").at("effective_gbs").get<double>());
         roof += buf;
       }
     }
@@ -360,6 +362,7 @@ int bench(const BenchFlags& f) {
             row["mean_context"] = ctx;
             row["roofline_ts"] = roof_ts;
             row["roofline_pct"] = 100.0 * row["median_ts"].get<double>() / roof_ts;
+            row["effective_gbs"] = row["median_ts"].get<double>() * bytes / 1e9;  // bytes read per second
           }
           if (peer) {
             json pj = {{"engine", "llama.cpp"},
@@ -372,7 +375,10 @@ int bench(const BenchFlags& f) {
                        {"n_ctx", last_peer->value("n_ctx", 0)},
                        {"samples_ns", peer_ns}};
             pj.update(stats_json(peer_ts));
-            if (roof) pj["roofline_pct"] = 100.0 * pj["median_ts"].get<double>() / roof_ts;
+            if (roof) {
+              pj["roofline_pct"] = 100.0 * pj["median_ts"].get<double>() / roof_ts;
+              pj["effective_gbs"] = pj["median_ts"].get<double>() * row["bytes_per_token"].get<double>() / 1e9;
+            }
             row["ratio"] = row["median_ts"].get<double>() / pj["median_ts"].get<double>();
             row["peer"] = pj;
           }
@@ -411,7 +417,8 @@ int bench(const BenchFlags& f) {
   if (!bw.empty()) {
     std::printf("read bandwidth:");
     for (const auto& [t, b] : bw) std::printf(" %.1f GB/s (%d thread%s)", b.gb_per_s, t, t == 1 ? "" : "s");
-    std::printf("; roofline = bandwidth ÷ bytes read per generated token (weights + KV cache at the mean context)\n");
+    std::printf("; roofline = bandwidth ÷ bytes read per generated token (weights + KV cache at the mean context); "
+                "GB/s = t/s × those bytes, what each engine streams\n");
   }
   std::printf("1-minute load average: %.2f before, %.2f after (%u logical CPUs)\n", load_before, load_after,
               std::thread::hardware_concurrency());
