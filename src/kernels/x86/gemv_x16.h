@@ -22,6 +22,17 @@ inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const 
 inline __m256 f16x8(const uint8_t* p) { return _mm256_cvtph_ps(load16(p)); }
 inline __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
 inline __m256i nib_hi(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
+// Software prefetch of a group's stream `Ahead` bytes past the block being read (one prefetch per line of the
+// block). One group is one sequential stream, so this only keeps more lines in flight than the hardware
+// prefetcher does. Measured on llama-1b decode (Zen 3, medians of 3; run-to-run spread ~10 %): q4_0 gains
+// at 2 threads (27.1 -> 30.0 t/s at 2 KiB, 30.7 at 8 KiB, 30.0 at 4 KiB) and 1 thread (15.9 -> 21.7 / 19.1 /
+// 18.7); q4_K does not (2 threads 25.4 -> 23.2 / 24.3 / 21.4 per block, 21.2 with one prefetch per chunk in
+// the inner loop), so only q4_0 prefetches.
+template <size_t Ahead>
+inline void prefetch_block(const uint8_t* block, size_t bytes) {
+  if constexpr (Ahead > 0)
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(block) + Ahead + o, _MM_HINT_T0);
+}
 // Results of the two halves (positions 0-7 = rows 0-3, 8-11; positions 8-15 = rows 4-7, 12-15) in row order.
 inline void store_rows(float* out, __m256 h0, __m256 h1) {
   _mm256_storeu_ps(out, _mm256_permute2f128_ps(h0, h1, 0x20));
@@ -41,6 +52,7 @@ inline __m256i sum_all(__m256i av) {
 inline void q4_0_groups(int64_t nb, const uint8_t* g, const block_q8_0* a, float* out) {
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b, g += 288) {
+    prefetch_block<2048>(g, 288);
     const block_q8_0& A = a[b];
     const __m256i off = _mm256_slli_epi32(sum_all(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs))), 3);
     const __m256 da = _mm256_set1_ps(Ops::f16(A.d));
