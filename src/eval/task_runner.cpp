@@ -55,6 +55,13 @@ TaskPrompt task_prompt(const TaskExample& ex) {
   return p;
 }
 
+PromptTurn task_turn(const TaskExample& ex, bool with_answer) {
+  TaskPrompt p = task_prompt(ex);
+  PromptTurn t{.user = std::move(p.user), .completion = std::move(p.completion)};
+  if (with_answer) t.answer = ex.references.empty() ? std::string() : ex.references.front();
+  return t;
+}
+
 std::vector<std::string> task_metric_names(TaskKind kind) {
   switch (kind) {
     case TaskKind::Summarize: return {"rougeL", "rouge1", "rouge2"};
@@ -82,13 +89,7 @@ TaskRunner::TaskRunner(const Model& model, Session& session, std::string chat_te
     : model_(model), session_(session), template_(std::move(chat_template)) {}
 
 Expected<std::vector<int32_t>> TaskRunner::prompt_tokens(const TaskExample& ex) const {
-  const TaskPrompt p = task_prompt(ex);
-  std::string text;
-  if (template_.empty()) {
-    text = p.completion;
-  } else {
-    PLM_TRY(text, apply_chat_template(template_, {{"user", p.user}}, true));
-  }
+  PLM_TRY(std::string text, render_prompt(template_, task_turn(ex, /*with_answer=*/false)));
   return model_.tokenizer().encode(text, true, true);
 }
 

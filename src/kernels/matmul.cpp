@@ -6,7 +6,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/packed_acts.h"
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/dequantize.h"
+#include "formats/dequantize.h"
 
 namespace pocketlm {
 namespace {

@@ -7,7 +7,7 @@
 #include "common.h"
 #include "gguf/reader.h"
 #include "model/config.h"
-#include "runtime/kv_memory.h"
+#include "model/kv_memory.h"
 #include "runtime/session.h"
 
 namespace pocketlm::cli {

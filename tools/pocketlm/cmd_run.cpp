@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "commands.h"
-#include "runtime/kv_memory.h"
+#include "model/kv_memory.h"
 #include "common.h"
 #include "util/stats.h"
 

@@ -1,4 +1,4 @@
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 #include <algorithm>
 #include <array>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 namespace pocketlm {
 

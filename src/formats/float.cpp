@@ -1,4 +1,4 @@
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 

@@ -3,11 +3,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "quant/formats/encode_weights.h"
-#include "quant/formats/float.h"
-#include "quant/formats/legacy.h"
-#include "quant/formats/rounding.h"
-#include "quant/formats/scale_search.h"
+#include "formats/encode_weights.h"
+#include "formats/float.h"
+#include "formats/legacy.h"
+#include "formats/rounding.h"
+#include "formats/scale_search.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 
 namespace pocketlm {

@@ -1,6 +1,6 @@
 #pragma once
 // The weights the encoders' searches minimise against, and the storing of a fitted scale in f16. Internal to
-// src/quant/formats (legacy_encode.cpp, kquants_encode.cpp).
+// src/formats (legacy_encode.cpp, kquants_encode.cpp).
 //
 // Weight of element j: importance[j] * sqrt(sigma2 + x[j]^2) with an importance vector (an imatrix column's
 // mean squared activation), sqrt(sigma2 + x[j]^2) without one. sigma2 is the mean of x^2 over the row (legacy
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 

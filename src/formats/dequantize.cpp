@@ -1,13 +1,13 @@
-#include "quant/formats/dequantize.h"
+#include "formats/dequantize.h"
 
 #include <cassert>
 #include <cstring>
 #include <limits>
 
-#include "quant/formats/float.h"
-#include "quant/formats/iq4.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/float.h"
+#include "formats/iq4.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm {
 

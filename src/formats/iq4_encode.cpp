@@ -5,11 +5,11 @@
 #include <cstring>
 #include <vector>
 
-#include "quant/formats/encode_weights.h"
-#include "quant/formats/float.h"
-#include "quant/formats/iq4.h"
-#include "quant/formats/rounding.h"
-#include "quant/formats/scale_search.h"
+#include "formats/encode_weights.h"
+#include "formats/float.h"
+#include "formats/iq4.h"
+#include "formats/rounding.h"
+#include "formats/scale_search.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

@@ -1,6 +1,6 @@
 #pragma once
 // Rounding rules shared by the quantizers, and the switch that keeps float arithmetic exactly as written.
-// Internal to src/quant/formats and src/kernels/ref.
+// Internal to src/formats and src/kernels/ref.
 #include <cmath>
 #include <cstdint>
 

@@ -2,7 +2,7 @@
 // KvCache: the KV cache of one sequence, as per-layer tables of blocks taken from a KvPool (paged KV).
 //
 // A block holds block_tokens consecutive positions of one layer: first their K rows, then their V rows. A
-// token's K (or V) is n_head_kv rows of head_dim values in the cache type (runtime/kv_types.h), one after
+// token's K (or V) is n_head_kv rows of head_dim values in the cache type (formats/kv_types.h), one after
 // the other; so within a block, head h of position p is at (p % block_tokens) * token_bytes + h * head_bytes.
 //
 // Global layers keep every position. A sliding-window layer (window W) keeps only the blocks its next
@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kv_pool.h"
-#include "runtime/kv_types.h"
+#include "model/kv_pool.h"
+#include "formats/kv_types.h"
 #include "util/error.h"
 
 namespace pocketlm {

@@ -2,7 +2,7 @@
 // One entry point to turn a row of any supported tensor type back into float32.
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm {
 

@@ -1,4 +1,4 @@
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/kv_rows.h"
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 

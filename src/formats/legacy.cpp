@@ -1,10 +1,10 @@
-#include "quant/formats/legacy.h"
+#include "formats/legacy.h"
 
 #include <cassert>
 #include <cmath>
 
-#include "quant/formats/float.h"
-#include "quant/formats/rounding.h"
+#include "formats/float.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

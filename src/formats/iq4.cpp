@@ -1,9 +1,9 @@
-#include "quant/formats/iq4.h"
+#include "formats/iq4.h"
 
 #include <cassert>
 
-#include "quant/formats/float.h"
-#include "quant/formats/rounding.h"
+#include "formats/float.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

@@ -7,8 +7,8 @@
 #include <map>
 #include <random>
 
-#include "runtime/kv_cache.h"
-#include "runtime/kv_memory.h"
+#include "model/kv_cache.h"
+#include "model/kv_memory.h"
 
 namespace pocketlm {
 namespace {

@@ -1,11 +1,11 @@
-#include "quant/formats/kquants.h"
+#include "formats/kquants.h"
 
 #include <cassert>
 #include <cmath>
 #include <cstring>
 
-#include "quant/formats/float.h"
-#include "quant/formats/rounding.h"
+#include "formats/float.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

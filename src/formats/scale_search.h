@@ -1,6 +1,6 @@
 #pragma once
 // Weighted least-squares fits of one group of values onto an integer grid: the search behind every encoder.
-// Internal to src/quant/formats. Each fit minimises sum_i w[i] * (x[i] - value(L[i]))^2; the caller then stores
+// Internal to src/formats. Each fit minimises sum_i w[i] * (x[i] - value(L[i]))^2; the caller then stores
 // the parameters in the format's precision and re-rounds every L[i] against the stored ones (for fixed
 // parameters, rounding each value to its nearest grid point is optimal element by element).
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "quant/formats/quantize.h"
+#include "formats/quantize.h"
 
 #include <atomic>
 #include <cassert>
@@ -6,10 +6,10 @@
 #include <cstring>
 #include <string>
 
-#include "quant/formats/float.h"
-#include "quant/formats/iq4.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/float.h"
+#include "formats/iq4.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {

@@ -1,4 +1,4 @@
-#include "runtime/kv_memory.h"
+#include "model/kv_memory.h"
 
 #include <cstdio>
 #include <map>

@@ -1,11 +1,11 @@
-#include "quant/formats/scale_search.h"
+#include "formats/scale_search.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstring>
 
-#include "quant/formats/rounding.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 
