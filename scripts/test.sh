@@ -3,10 +3,11 @@
 #   0. the layer check (scripts/check-layers.py: no #include points up)
 #   1. Release build with -Werror, every GoogleTest test through ctest (labels unit, e2e, peer, slow)
 #   2. the ARM kernel paths (NEON, dotprod, i8mm), cross-built and checked under qemu-aarch64 (test-arm.sh)
-#   3. AddressSanitizer + UndefinedBehaviorSanitizer: every `unit` test and the slow tests named below
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer: every `unit` test and the slow tests named below; then
+#      ThreadSanitizer on two sessions generating at once on one model (a build of just that test)
 #   4. libFuzzer targets (GGUF reader, tokenizer, imatrix, logits file) for a bounded time with the sanitizers
 # Each stage's wall time is printed as it ends, and all of them with the total at the end (also on failure).
-# Set POCKETLM_FUZZ_SECONDS (default 60 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_FUZZ=1 /
+# Set POCKETLM_FUZZ_SECONDS (default 60 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_TSAN=1 / POCKETLM_SKIP_FUZZ=1 /
 # POCKETLM_SKIP_ARM=1 to trim. Only the unit tests (minutes): scripts/build.sh && ctest --test-dir build -L unit
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -101,6 +102,15 @@ if [ -z "${POCKETLM_SKIP_SANITIZE:-}" ]; then
   run_ctest "$ROOT/build-asan" "${ASAN_ENV[@]}" -- -L unit
   slow_regex="^($(IFS='|'; echo "${ASAN_SLOW_TESTS[*]}" | sed 's/[.]/[.]/g; s/[*]/.*/g'))\$"
   run_ctest "$ROOT/build-asan" "${ASAN_ENV[@]}" -- -R "$slow_regex"
+fi
+
+if [ -z "${POCKETLM_SKIP_TSAN:-}" ]; then
+  # Only the core library and the concurrent-sessions test: a full TSan build would cost as much as ASan's.
+  stage "[3/4] ThreadSanitizer: two sessions on one model"
+  cmake -S "$ROOT" -B "$ROOT/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLM_WERROR=ON \
+    -DPOCKETLM_TSAN=ON >/dev/null
+  ninja -C "$ROOT/build-tsan" -j"$(nproc)" pocketlm_concurrency_tests
+  run_ctest "$ROOT/build-tsan" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- -R '^ConcurrentSessions[.]'
 fi
 
 if [ -z "${POCKETLM_SKIP_FUZZ:-}" ]; then

@@ -5,6 +5,7 @@
 #include "eval/metrics_bleu.h"
 #include "eval/metrics_chrf.h"
 #include "eval/metrics_rouge.h"
+#include "runtime/generator.h"
 #include "tokenizer/chat_template.h"
 #include "util/stats.h"
 
@@ -160,35 +161,24 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
   const std::string& stop = template_.empty() ? p.completion_stop : p.stop_text;
   TaskOutput r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
-  if (r.prompt_tokens + 1 > session_.n_ctx())
-    return Error("the prompt is " + std::to_string(r.prompt_tokens) + " tokens, which does not fit the context of " +
-                 std::to_string(session_.n_ctx()) + " tokens (raise -c)");
   const double t0 = now_seconds();
   session_.reset();
-  auto logits = session_.eval(ids);
-  if (!logits) return logits.error();
-  std::span<const float> cur = *logits;
+  Sampler greedy(SamplerParams{.temp = 0.0f, .seed = 0});
+  GenerateOptions opts;
+  opts.max_tokens = limit;
+  // The task's own stop rule: the stop text after the answer's start (extract_answer), checked per token.
   std::vector<int32_t> gen;
-  r.stop = "max_tokens";
-  while (static_cast<int>(gen.size()) < limit) {
-    const auto next = static_cast<int32_t>(std::max_element(cur.begin(), cur.end()) - cur.begin());
-    if (tok.is_eog(next)) {
-      r.stop = "eog";
-      break;
-    }
-    gen.push_back(next);
-    if (extract_answer(tok.decode(gen), stop).complete) {
-      r.stop = "text";
-      break;
-    }
-    if (static_cast<int>(gen.size()) >= limit) break;
-    if (session_.n_past() >= session_.n_ctx()) {
-      r.stop = "context";
-      break;
-    }
-    auto l = session_.eval(std::span<const int32_t>(&next, 1));
-    if (!l) return l.error();
-    cur = *l;
+  PLM_TRY(GenerateResult res, Generator(session_, tok).generate(ids, greedy, opts, [&](int32_t t, std::string_view) {
+    if (t < 0) return true;
+    gen.push_back(t);
+    return !extract_answer(tok.decode(gen), stop).complete;
+  }));
+  switch (res.stats.stop) {
+    case StopReason::EndOfGeneration: r.stop = "eog"; break;
+    case StopReason::Callback: r.stop = "text"; break;
+    case StopReason::ContextFull: r.stop = "context"; break;
+    case StopReason::MaxTokens:
+    case StopReason::StopString: r.stop = "max_tokens"; break;
   }
   r.output = extract_answer(tok.decode(gen), stop).text;
   r.tokens = static_cast<int64_t>(gen.size());

@@ -4,6 +4,11 @@ namespace pocketlm {
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
   PLM_TRY(GgufFile f, GgufFile::open(path));
+  return load(std::move(f));
+}
+
+Expected<std::unique_ptr<Model>> Model::load(GgufFile f) {
+  const std::string path = f.path();
   std::unique_ptr<Model> m(new Model(std::move(f)));
   PLM_TRY(m->config_, ModelConfig::from_gguf(m->gguf_));
   PLM_TRY(m->weights_, ModelWeights::bind(m->gguf_, m->config_));
