@@ -14,8 +14,11 @@ namespace pocketlm::kernels {
 // The paths this binary has and this CPU can run, best first (the scalar path is always last).
 std::vector<const KernelTable*> runnable_tables();
 
-// The path in use (best runnable, or POCKETLM_ISA's). Aborts with a message if POCKETLM_ISA is invalid.
+// The path in use (best runnable, or POCKETLM_ISA's). An invalid POCKETLM_ISA leaves the best path active.
 const KernelTable& active_table();
+// The error of an invalid POCKETLM_ISA ("POCKETLM_ISA: kernel path 'x' is not built in or ..."), or Ok.
+// Model::load returns it, so a client gets an error, not a process abort.
+Status isa_override_status();
 
 // Switches the active path (tests and benchmarks compare paths in one process). Not safe while kernels run
 // on other threads. Errors like table_by_name.

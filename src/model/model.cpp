@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "kernels/dispatch.h"
+
 namespace pocketlm {
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
@@ -8,6 +10,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
 }
 
 Expected<std::unique_ptr<Model>> Model::load(GgufFile f) {
+  PLM_CHECK(kernels::isa_override_status());
   const std::string path = f.path();
   std::unique_ptr<Model> m(new Model(std::move(f)));
   PLM_TRY(m->config_, ModelConfig::from_gguf(m->gguf_));
