@@ -13,11 +13,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PASSED=0; FAILED=0
 
-# The tests the sanitizer stage runs besides the unit tests (ctest names; * is a wildcard), each for what only
+# The tests the sanitizer stage runs besides the unit tests (ctest names; * is a wildcard; the slow and e2e
+# ones chosen), each for what only
 # it exercises under ASan/UBSan. The other slow, e2e and peer tests repeat these code paths on bigger models
 # or compare with llama.cpp; the release stage runs them all.
 ASAN_SLOW_TESTS=(
-  'StoriesReference.*'  # the CLI end to end on stories260K: flag parsing, run, tokenize, errors (e2e)
+  'SessionKv.SmolLM2Q8CacheIsHalfTheBytesAndCloseToF16'  # slow: the q8 KV cache on a real model, multi-block
+  'StoriesReference.*' 'Cli.*'           # e2e: the CLI's run/tokenize/flag and error paths on stories260K
+  'CExample.*' 'BadIsaIsAnError'          # e2e: the C example streaming SmolLM2; a bad POCKETLM_ISA is an error
+  'PerplexityStoriesBadLogits.*'          # e2e: every corrupt/mismatched logits file the perplexity CLI refuses
+  'EvalStories.*'                         # e2e: eval's JSONL/resume/compare paths
+  'ImatrixCli.MergingAddsSumsCountsAndDatasets' 'ImatrixCli.TasksAreRenderedAndCollected'
+  'ImatrixCli.BadInputsAreClearErrorsThatWriteNothing'  # e2e: imatrix files written, merged, refused
 )
 
 STAGE_TIMES=(); STAGE_NAME=""; STAGE_T0=0; T_START=$SECONDS
