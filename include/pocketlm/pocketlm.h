@@ -65,16 +65,16 @@ plm_status plm_context_create(const plm_model* model, const plm_context_params* 
 void plm_context_free(plm_context* ctx);
 
 typedef struct plm_generate_params {
-  int32_t max_tokens;       /* < 0: until end of generation or a full context */
-  int32_t chat;             /* nonzero: the prompt is a user message, rendered through the model's chat
-                               template; zero: the prompt is text to continue */
-  float temperature;        /* <= 0: greedy */
-  int32_t top_k;            /* <= 0: off */
-  float top_p;              /* >= 1: off */
-  float min_p;              /* <= 0: off */
-  float repeat_penalty;     /* 1: off */
-  uint32_t seed;            /* 0xFFFFFFFF: random */
-  const char* const* stop;  /* stop strings (n_stop of them): generation ends before the first one */
+  int32_t max_tokens;      /* < 0: until end of generation or a full context */
+  int32_t chat;            /* nonzero: the prompt is a user message, rendered through the model's chat
+                              template; zero: the prompt is text to continue */
+  float temperature;       /* <= 0: greedy */
+  int32_t top_k;           /* <= 0: off */
+  float top_p;             /* >= 1: off */
+  float min_p;             /* <= 0: off */
+  float repeat_penalty;    /* 1: off */
+  uint32_t seed;           /* 0xFFFFFFFF: random */
+  const char* const* stop; /* stop strings (n_stop of them): generation ends before the first one */
   size_t n_stop;
 } plm_generate_params;
 plm_generate_params plm_generate_default_params(void);
@@ -85,14 +85,14 @@ plm_generate_params plm_generate_default_params(void);
 typedef int (*plm_token_callback)(const char* text, size_t len, void* user_data);
 
 typedef struct plm_stats {
-  double load_seconds;              /* the model's load time */
+  double load_seconds; /* the model's load time */
   int64_t prompt_tokens;
   double prompt_tokens_per_second;
   int64_t generated_tokens;
-  double tokens_per_second;         /* generation (single-token forward passes) */
-  uint64_t kv_bytes;                /* KV cache bytes the context holds */
-  uint64_t peak_rss_bytes;          /* the process's peak resident memory */
-  const char* stop_reason;          /* "eog", "max_tokens", "stop_string", "context", "callback" */
+  double tokens_per_second; /* generation (single-token forward passes) */
+  uint64_t kv_bytes;        /* KV cache bytes the context holds */
+  uint64_t peak_rss_bytes;  /* the process's peak resident memory */
+  const char* stop_reason;  /* "eog", "max_tokens", "stop_string", "context", "callback" */
 } plm_stats;
 
 /* Generates from `prompt` in a fresh sequence (the context's cache is cleared first), streaming through

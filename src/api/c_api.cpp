@@ -114,7 +114,8 @@ plm_status plm_context_create(const plm_model* model, const plm_context_params* 
     *out = nullptr;
     if (model == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: model is NULL");
     const plm_context_params p = params ? *params : plm_context_default_params();
-    if (p.n_ctx < 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: n_ctx " + std::to_string(p.n_ctx) + " < 0");
+    if (p.n_ctx < 0)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: n_ctx " + std::to_string(p.n_ctx) + " < 0");
     if (p.n_threads < 0)
       return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: n_threads " + std::to_string(p.n_threads) + " < 0");
     pocketlm::SessionOptions o;
@@ -155,25 +156,29 @@ plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate
     if (prompt == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: prompt is NULL");
     const plm_generate_params p = params ? *params : plm_generate_default_params();
     if (p.n_stop > 0 && p.stop == nullptr)
-      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: n_stop is " + std::to_string(p.n_stop) + " but stop is NULL");
+      return fail(PLM_ERR_INVALID_ARGUMENT,
+                  "plm_generate: n_stop is " + std::to_string(p.n_stop) + " but stop is NULL");
     pocketlm::GenerateOptions opts;
     opts.max_tokens = p.max_tokens;
     for (size_t i = 0; i < p.n_stop; ++i) {
-      if (p.stop[i] == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: stop[" + std::to_string(i) + "] is NULL");
+      if (p.stop[i] == nullptr)
+        return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: stop[" + std::to_string(i) + "] is NULL");
       opts.stop.emplace_back(p.stop[i]);
     }
     const pocketlm::Model& model = *ctx->model->model;
     std::string text = prompt;
     if (p.chat) {
       auto tmpl = model.gguf().get_string("tokenizer.chat_template");
-      if (!tmpl) return fail(PLM_ERR_FORMAT, "plm_generate: " + model.gguf().path() + " has no tokenizer.chat_template");
+      if (!tmpl)
+        return fail(PLM_ERR_FORMAT, "plm_generate: " + model.gguf().path() + " has no tokenizer.chat_template");
       auto rendered = pocketlm::render_prompt(*tmpl, pocketlm::PromptTurn{.user = text});
       if (!rendered) return fail(PLM_ERR_FORMAT, "plm_generate: " + rendered.error().message());
       text = std::move(rendered).value();
     }
     const pocketlm::Tokenizer& tok = model.tokenizer();
     const std::vector<int32_t> ids = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
-    if (ids.empty()) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: the prompt is empty (and the model adds no BOS)");
+    if (ids.empty())
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_generate: the prompt is empty (and the model adds no BOS)");
     pocketlm::Session& session = *ctx->session;
     if (static_cast<int64_t>(ids.size()) >= session.n_ctx())
       return fail(PLM_ERR_CONTEXT_FULL, "plm_generate: the prompt is " + std::to_string(ids.size()) +
@@ -208,8 +213,8 @@ plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate
       stats->stop_reason = pocketlm::stop_reason_name(st.stop);
     }
     if (cancelled)
-      return fail(PLM_ERR_CANCELLED, "plm_generate: cancelled by the token callback after " +
-                                         std::to_string(r->stats.tokens) + " tokens");
+      return fail(PLM_ERR_CANCELLED,
+                  "plm_generate: cancelled by the token callback after " + std::to_string(r->stats.tokens) + " tokens");
     return PLM_OK;
   });
 }

@@ -13,9 +13,9 @@ namespace pocketlm {
 
 std::string language_name(std::string_view code) {
   static const std::pair<std::string_view, std::string_view> kNames[] = {
-      {"en", "English"}, {"fr", "French"},  {"de", "German"},   {"es", "Spanish"}, {"it", "Italian"},
-      {"pt", "Portuguese"}, {"nl", "Dutch"}, {"ru", "Russian"}, {"zh", "Chinese"}, {"ja", "Japanese"},
-      {"ko", "Korean"}, {"ar", "Arabic"}, {"pl", "Polish"}, {"cs", "Czech"}, {"tr", "Turkish"}};
+      {"en", "English"},    {"fr", "French"}, {"de", "German"},  {"es", "Spanish"}, {"it", "Italian"},
+      {"pt", "Portuguese"}, {"nl", "Dutch"},  {"ru", "Russian"}, {"zh", "Chinese"}, {"ja", "Japanese"},
+      {"ko", "Korean"},     {"ar", "Arabic"}, {"pl", "Polish"},  {"cs", "Czech"},   {"tr", "Turkish"}};
   for (const auto& [c, n] : kNames)
     if (c == code) return std::string(n);
   return std::string(code);
@@ -31,8 +31,10 @@ TaskPrompt task_prompt(const TaskExample& ex) {
   TaskPrompt p;
   switch (ex.kind) {
     case TaskKind::Summarize:
-      p.user = "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
-               "#Person2#.\n\n" + ex.input;
+      p.user =
+          "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
+          "#Person2#.\n\n" +
+          ex.input;
       p.completion = "Dialogue:\n" + with_newline(ex.input) +
                      "\nSummary of the dialogue in one or two sentences, naming the speakers #Person1# and #Person2#:";
       p.stop_text = "\n\n";
@@ -46,8 +48,9 @@ TaskPrompt task_prompt(const TaskExample& ex) {
       p.max_tokens = 256;
       break;
     case TaskKind::CommitMessage:
-      p.user = "Here is a code change (a diff):\n\n" + ex.input +
-               "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
+      p.user =
+          "Here is a code change (a diff):\n\n" + ex.input +
+          "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
       p.completion = "Diff:\n" + with_newline(ex.input) + "\nCommit message (one line):";
       p.stop_text = "\n";
       p.max_tokens = 48;
@@ -76,12 +79,15 @@ TaskScores score_output(const TaskExample& ex, std::string_view output) {
   switch (ex.kind) {
     case TaskKind::Summarize: {
       const RougeScores r = rouge_multi(ex.references, output);
-      return {{"rougeL", 100 * r.rougeL.fmeasure}, {"rouge1", 100 * r.rouge1.fmeasure}, {"rouge2", 100 * r.rouge2.fmeasure}};
+      return {{"rougeL", 100 * r.rougeL.fmeasure},
+              {"rouge1", 100 * r.rouge1.fmeasure},
+              {"rouge2", 100 * r.rouge2.fmeasure}};
     }
     case TaskKind::Translate:
       return {{"chrf", sentence_chrf(output, ex.references)}, {"bleu", sentence_bleu(output, ex.references)}};
     case TaskKind::CommitMessage:
-      return {{"nngen_bleu", nngen_bleu(output, ex.references)}, {"rougeL", 100 * rouge_multi(ex.references, output).rougeL.fmeasure}};
+      return {{"nngen_bleu", nngen_bleu(output, ex.references)},
+              {"rougeL", 100 * rouge_multi(ex.references, output).rougeL.fmeasure}};
   }
   return {};
 }

@@ -33,8 +33,10 @@ Picked pick() {
   const char* forced = std::getenv("POCKETLM_ISA");
   if (forced != nullptr && forced[0] != '\0') {
     auto t = table_by_name(forced);
-    if (t) p.table = *t;
-    else p.status = Error("POCKETLM_ISA: " + t.error().message());
+    if (t)
+      p.table = *t;
+    else
+      p.status = Error("POCKETLM_ISA: " + t.error().message());
   }
   return p;
 }

@@ -34,16 +34,20 @@ struct GenerateOptions {
 
 // Speed and memory of one generate() call.
 struct GenerateStats {
-  int64_t prompt_tokens = 0;    // tokens evaluated before the first sample
+  int64_t prompt_tokens = 0;  // tokens evaluated before the first sample
   double prompt_seconds = 0;
-  int64_t tokens = 0;           // generated (and output) tokens
-  int64_t decode_steps = 0;     // single-token forward passes, timed in decode_seconds
-  double decode_seconds = 0;    // from the first sample to the end
-  size_t kv_bytes = 0;          // KV blocks the session holds at the end
-  size_t peak_rss_bytes = 0;    // the process's resident-memory high-water mark at the end
+  int64_t tokens = 0;         // generated (and output) tokens
+  int64_t decode_steps = 0;   // single-token forward passes, timed in decode_seconds
+  double decode_seconds = 0;  // from the first sample to the end
+  size_t kv_bytes = 0;        // KV blocks the session holds at the end
+  size_t peak_rss_bytes = 0;  // the process's resident-memory high-water mark at the end
   StopReason stop = StopReason::MaxTokens;
-  double prompt_tokens_per_second() const { return prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / prompt_seconds : 0; }
-  double tokens_per_second() const { return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0; }
+  double prompt_tokens_per_second() const {
+    return prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / prompt_seconds : 0;
+  }
+  double tokens_per_second() const {
+    return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0;
+  }
 };
 
 // Called once per generated token with the text it releases (possibly empty while a stop string may be

@@ -45,7 +45,8 @@ TEST(CppApi, GeneratesStreamsStopsAndCancels) {
 
   p.stop.clear();
   int calls = 0;
-  const api::GenerateResult cancelled = ctx.generate("Once upon a time", p, [&](std::string_view) { return ++calls < 2; });
+  const api::GenerateResult cancelled =
+      ctx.generate("Once upon a time", p, [&](std::string_view) { return ++calls < 2; });
   EXPECT_EQ(cancelled.status.code, PLM_ERR_CANCELLED);
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(full.text.substr(0, cancelled.text.size()), cancelled.text);

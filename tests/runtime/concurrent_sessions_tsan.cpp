@@ -20,8 +20,8 @@ std::vector<int32_t> greedy(const Model& m, const std::string& prompt, int n) {
   EXPECT_TRUE(s.ok());
   if (!s.ok()) return {};
   Sampler sampler(SamplerParams{.temp = 0.0f, .seed = 1});
-  auto r = Generator(**s, m.tokenizer()).generate(m.tokenizer().encode(prompt, true, true), sampler,
-                                                  {.max_tokens = n, .ignore_eos = true});
+  auto r = Generator(**s, m.tokenizer())
+               .generate(m.tokenizer().encode(prompt, true, true), sampler, {.max_tokens = n, .ignore_eos = true});
   EXPECT_TRUE(r.ok()) << r.error().message();
   return r.ok() ? r->tokens : std::vector<int32_t>{};
 }

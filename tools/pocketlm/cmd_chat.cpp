@@ -31,7 +31,8 @@ int chat(const ChatFlags& f) {
   if (tmpl.empty()) {
     auto t = model->gguf().get_string("tokenizer.chat_template");
     if (!t) {
-      std::fprintf(stderr, "error: %s has no tokenizer.chat_template; pick one with --chat-template NAME\n", f.model.model.c_str());
+      std::fprintf(stderr, "error: %s has no tokenizer.chat_template; pick one with --chat-template NAME\n",
+                   f.model.model.c_str());
       return 1;
     }
     tmpl = *t;
@@ -61,8 +62,8 @@ int chat(const ChatFlags& f) {
     while (common < fed.size() && common < ids.size() && fed[common] == ids[common]) ++common;
     if (common == ids.size()) --common;  // always evaluate at least one token to get logits
     if (static_cast<int64_t>(ids.size()) >= session->n_ctx()) {
-      std::fprintf(stderr, "error: the conversation is %zu tokens, more than the context of %lld (raise -c)\n", ids.size(),
-                   static_cast<long long>(session->n_ctx()));
+      std::fprintf(stderr, "error: the conversation is %zu tokens, more than the context of %lld (raise -c)\n",
+                   ids.size(), static_cast<long long>(session->n_ctx()));
       return 1;
     }
     // A sliding-window model may no longer hold what a deep roll-back needs: then start the cache over.
@@ -72,12 +73,13 @@ int chat(const ChatFlags& f) {
     }
     GenerateOptions opts;
     opts.max_tokens = f.n_predict;
-    auto r = Generator(*session, tok).generate(std::span<const int32_t>(ids).subspan(common), sampler, opts,
-                                               [](int32_t, std::string_view text) {
-                                                 std::fwrite(text.data(), 1, text.size(), stdout);
-                                                 std::fflush(stdout);
-                                                 return true;
-                                               });
+    auto r =
+        Generator(*session, tok)
+            .generate(std::span<const int32_t>(ids).subspan(common), sampler, opts, [](int32_t, std::string_view text) {
+              std::fwrite(text.data(), 1, text.size(), stdout);
+              std::fflush(stdout);
+              return true;
+            });
     if (!r) {
       std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
       return 1;
@@ -109,9 +111,11 @@ void add_chat_command(CLI::App& root) {
   add_model_flags(*app, f->model);
   app->add_option("-p,--prompt", f->prompt, "one user turn, then exit (default: interactive)");
   app->add_option("--system", f->system, "system message");
-  app->add_option("--chat-template", f->chat_template,
-                  "template name or Jinja source overriding the model's (chatml, llama2, llama3, gemma, phi3, mistral)");
-  app->add_option("-n,--n-predict", f->n_predict, "max tokens per reply (-1 = until end of turn)")->capture_default_str();
+  app->add_option(
+      "--chat-template", f->chat_template,
+      "template name or Jinja source overriding the model's (chatml, llama2, llama3, gemma, phi3, mistral)");
+  app->add_option("-n,--n-predict", f->n_predict, "max tokens per reply (-1 = until end of turn)")
+      ->capture_default_str();
   f->sampling.temp = 0.8f;
   add_sampler_flags(*app, f->sampling);
   app->callback([f] {

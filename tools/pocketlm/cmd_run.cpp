@@ -4,9 +4,9 @@
 #include <memory>
 
 #include "commands.h"
+#include "common.h"
 #include "model/kv_memory.h"
 #include "runtime/generator.h"
-#include "common.h"
 #include "util/stats.h"
 
 namespace pocketlm::cli {
@@ -81,7 +81,9 @@ int run(const RunFlags& f) {
                human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str(), sampler.seed());
   const KvCache& kv = session->kv_cache();
   std::fprintf(stderr, "%s",
-               format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(), kv.peak_bytes_held()).c_str());
+               format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(),
+                                kv.peak_bytes_held())
+                   .c_str());
   return 0;
 }
 
@@ -94,7 +96,8 @@ void add_run_command(CLI::App& root) {
   auto* p = app->add_option("-p,--prompt", f->prompt, "prompt text");
   auto* file = app->add_option("-f,--file", f->file, "read the prompt from a file")->check(CLI::ExistingFile);
   p->excludes(file);
-  app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1 = until end of generation or full context)")->capture_default_str();
+  app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1 = until end of generation or full context)")
+      ->capture_default_str();
   app->add_flag("--no-bos", f->no_bos, "do not add the BOS token");
   app->add_flag("--ignore-eos", f->ignore_eos, "keep generating past end-of-generation tokens");
   app->add_flag("--no-display-prompt", f->no_display_prompt, "do not echo the prompt to stdout");
