@@ -71,11 +71,11 @@ run_ctest() {
   if [ "$rc" != 0 ]; then echo "tests: $PASSED passed, $FAILED failed"; exit "$rc"; fi
 }
 
+stage "install deps"
+"$ROOT/scripts/install-deps.sh"  # python3 among them: the layer check needs it
 stage "[0/4] layer check (scripts/check-layers.py)"
 python3 "$ROOT/scripts/check-layers.py"
-
-stage "install deps, models, llama.cpp peer"
-"$ROOT/scripts/install-deps.sh"
+stage "models, llama.cpp peer"
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build-peer.sh"
 
