@@ -49,8 +49,9 @@ typedef struct plm_context plm_context;
 /* Loads (memory-maps and validates) a GGUF model. On failure *out is set to NULL. */
 plm_status plm_model_load(const char* path, plm_model** out);
 /* The same from an open descriptor: `length` bytes at `offset` (0: to the end of the file), as Android's
- * AAsset_openFileDescriptor gives for an uncompressed asset. The descriptor stays the caller's and may be
- * closed once this returns. */
+ * AAsset_openFileDescriptor gives for an uncompressed asset. `offset` must be a multiple of 32 (GGUF's tensor
+ * alignment; zipalign -p aligns to pages), else PLM_ERR_INVALID_ARGUMENT. The descriptor stays the caller's
+ * and may be closed once this returns. */
 plm_status plm_model_load_fd(int fd, uint64_t offset, uint64_t length, plm_model** out);
 void plm_model_free(plm_model* model);
 

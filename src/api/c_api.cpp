@@ -99,6 +99,13 @@ plm_status plm_model_load_fd(int fd, uint64_t offset, uint64_t length, plm_model
     if (out == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_model_load_fd: out is NULL");
     *out = nullptr;
     if (fd < 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_model_load_fd: fd " + std::to_string(fd) + " is not open");
+    // GGUF aligns tensor data to 32 bytes from the start of the file: an offset that is not a multiple of 32
+    // would put every tensor at a misaligned address.
+    if (offset % 32 != 0)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_model_load_fd: offset " + std::to_string(offset) +
+                                                " is not a multiple of 32, so the tensors would be misaligned in "
+                                                "memory; store the model uncompressed at an aligned offset "
+                                                "(zipalign -p aligns to pages)");
     const double t0 = pocketlm::now_seconds();
     return load(pocketlm::MappedFile::open_fd(fd, offset, length, "fd " + std::to_string(fd)), t0, out);
   });

@@ -1,6 +1,7 @@
 // The C API (include/pocketlm/pocketlm.h) on bad input: each misuse returns its status and a message that
 // names the problem, never a crash (also run under ASan/UBSan: the `unit` label). Loading from a descriptor,
-// at an offset, gives the same model as from the path.
+// at an aligned offset, gives the same model as from the path; an offset that would misalign the tensors is
+// refused.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -141,9 +142,9 @@ TEST_F(CApi, CancelFromTheCallbackStopsWithCancelled) {
 TEST_F(CApi, LoadFromADescriptorAtAnOffsetGivesTheSameModel) {
   open();
   const std::string expected = greedy(ctx_, "Once upon a time", 24);
-  // The GGUF inside a bigger file, past an unaligned prefix (as in an APK).
+  // The GGUF inside a bigger file, past a prefix that is not a whole page (as in an APK).
   const fs::path p = fs::temp_directory_path() / ("plm_c_api_fd_" + std::to_string(::getpid()) + ".bin");
-  const uint64_t prefix = 4096 + 123;
+  const uint64_t prefix = 4096 + 96;
   const auto size = static_cast<uint64_t>(fs::file_size(test::stories_path()));
   {
     std::ofstream out(p, std::ios::binary);
@@ -165,8 +166,11 @@ TEST_F(CApi, LoadFromADescriptorAtAnOffsetGivesTheSameModel) {
   EXPECT_EQ(greedy(c, "Once upon a time", 24), expected);
   plm_context_free(c);
   plm_model_free(m);
-  // A range past the end of the file is refused.
+  // A range past the end of the file is refused, and so is an offset that would misalign the tensors.
   const int fd2 = ::open(p.c_str(), O_RDONLY);
+  EXPECT_EQ(plm_model_load_fd(fd2, prefix + 4, size, &m), PLM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(plm_last_error()).find("offset 4196 is not a multiple of 32"), std::string::npos)
+      << plm_last_error();
   EXPECT_EQ(plm_model_load_fd(fd2, prefix, size + 1000, &m), PLM_ERR_IO);
   EXPECT_NE(std::string(plm_last_error()).find("past the end of the file"), std::string::npos) << plm_last_error();
   ::close(fd2);
