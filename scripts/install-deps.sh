@@ -5,6 +5,8 @@ set -euo pipefail
 
 DEB_PKGS=(
   build-essential cmake ninja-build pkg-config git
+  python3                             # scripts/check-layers.py, the metric oracles
+  clang-format-14                     # .clang-format (the code's style; apply to the files you change)
   libgtest-dev libgmock-dev libbenchmark-dev   # tests; Google Benchmark for bench/kernels
   time                                # GNU time: peak RSS in scripts/bench.sh
   libcli11-dev nlohmann-json3-dev libfmt-dev

@@ -16,8 +16,8 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/float.h"
-#include "runtime/kv_types.h"
+#include "formats/float.h"
+#include "formats/kv_types.h"
 
 namespace pocketlm {
 namespace {

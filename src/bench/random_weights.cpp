@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 
 namespace pocketlm {

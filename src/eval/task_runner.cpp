@@ -5,6 +5,7 @@
 #include "eval/metrics_bleu.h"
 #include "eval/metrics_chrf.h"
 #include "eval/metrics_rouge.h"
+#include "runtime/generator.h"
 #include "tokenizer/chat_template.h"
 #include "util/stats.h"
 
@@ -12,9 +13,9 @@ namespace pocketlm {
 
 std::string language_name(std::string_view code) {
   static const std::pair<std::string_view, std::string_view> kNames[] = {
-      {"en", "English"}, {"fr", "French"},  {"de", "German"},   {"es", "Spanish"}, {"it", "Italian"},
-      {"pt", "Portuguese"}, {"nl", "Dutch"}, {"ru", "Russian"}, {"zh", "Chinese"}, {"ja", "Japanese"},
-      {"ko", "Korean"}, {"ar", "Arabic"}, {"pl", "Polish"}, {"cs", "Czech"}, {"tr", "Turkish"}};
+      {"en", "English"},    {"fr", "French"}, {"de", "German"},  {"es", "Spanish"}, {"it", "Italian"},
+      {"pt", "Portuguese"}, {"nl", "Dutch"},  {"ru", "Russian"}, {"zh", "Chinese"}, {"ja", "Japanese"},
+      {"ko", "Korean"},     {"ar", "Arabic"}, {"pl", "Polish"},  {"cs", "Czech"},   {"tr", "Turkish"}};
   for (const auto& [c, n] : kNames)
     if (c == code) return std::string(n);
   return std::string(code);
@@ -30,8 +31,10 @@ TaskPrompt task_prompt(const TaskExample& ex) {
   TaskPrompt p;
   switch (ex.kind) {
     case TaskKind::Summarize:
-      p.user = "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
-               "#Person2#.\n\n" + ex.input;
+      p.user =
+          "Summarize the following dialogue in one or two sentences. Refer to the speakers as #Person1# and "
+          "#Person2#.\n\n" +
+          ex.input;
       p.completion = "Dialogue:\n" + with_newline(ex.input) +
                      "\nSummary of the dialogue in one or two sentences, naming the speakers #Person1# and #Person2#:";
       p.stop_text = "\n\n";
@@ -45,14 +48,22 @@ TaskPrompt task_prompt(const TaskExample& ex) {
       p.max_tokens = 256;
       break;
     case TaskKind::CommitMessage:
-      p.user = "Here is a code change (a diff):\n\n" + ex.input +
-               "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
+      p.user =
+          "Here is a code change (a diff):\n\n" + ex.input +
+          "\nWrite a one-line git commit message that describes this change. Reply with the message only, no code.";
       p.completion = "Diff:\n" + with_newline(ex.input) + "\nCommit message (one line):";
       p.stop_text = "\n";
       p.max_tokens = 48;
       break;
   }
   return p;
+}
+
+PromptTurn task_turn(const TaskExample& ex, bool with_answer) {
+  TaskPrompt p = task_prompt(ex);
+  PromptTurn t{.user = std::move(p.user), .completion = std::move(p.completion)};
+  if (with_answer) t.answer = ex.references.empty() ? std::string() : ex.references.front();
+  return t;
 }
 
 std::vector<std::string> task_metric_names(TaskKind kind) {
@@ -68,12 +79,15 @@ TaskScores score_output(const TaskExample& ex, std::string_view output) {
   switch (ex.kind) {
     case TaskKind::Summarize: {
       const RougeScores r = rouge_multi(ex.references, output);
-      return {{"rougeL", 100 * r.rougeL.fmeasure}, {"rouge1", 100 * r.rouge1.fmeasure}, {"rouge2", 100 * r.rouge2.fmeasure}};
+      return {{"rougeL", 100 * r.rougeL.fmeasure},
+              {"rouge1", 100 * r.rouge1.fmeasure},
+              {"rouge2", 100 * r.rouge2.fmeasure}};
     }
     case TaskKind::Translate:
       return {{"chrf", sentence_chrf(output, ex.references)}, {"bleu", sentence_bleu(output, ex.references)}};
     case TaskKind::CommitMessage:
-      return {{"nngen_bleu", nngen_bleu(output, ex.references)}, {"rougeL", 100 * rouge_multi(ex.references, output).rougeL.fmeasure}};
+      return {{"nngen_bleu", nngen_bleu(output, ex.references)},
+              {"rougeL", 100 * rouge_multi(ex.references, output).rougeL.fmeasure}};
   }
   return {};
 }
@@ -82,13 +96,7 @@ TaskRunner::TaskRunner(const Model& model, Session& session, std::string chat_te
     : model_(model), session_(session), template_(std::move(chat_template)) {}
 
 Expected<std::vector<int32_t>> TaskRunner::prompt_tokens(const TaskExample& ex) const {
-  const TaskPrompt p = task_prompt(ex);
-  std::string text;
-  if (template_.empty()) {
-    text = p.completion;
-  } else {
-    PLM_TRY(text, apply_chat_template(template_, {{"user", p.user}}, true));
-  }
+  PLM_TRY(std::string text, render_prompt(template_, task_turn(ex, /*with_answer=*/false)));
   return model_.tokenizer().encode(text, true, true);
 }
 
@@ -159,35 +167,24 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
   const std::string& stop = template_.empty() ? p.completion_stop : p.stop_text;
   TaskOutput r;
   r.prompt_tokens = static_cast<int64_t>(ids.size());
-  if (r.prompt_tokens + 1 > session_.n_ctx())
-    return Error("the prompt is " + std::to_string(r.prompt_tokens) + " tokens, which does not fit the context of " +
-                 std::to_string(session_.n_ctx()) + " tokens (raise -c)");
   const double t0 = now_seconds();
   session_.reset();
-  auto logits = session_.eval(ids);
-  if (!logits) return logits.error();
-  std::span<const float> cur = *logits;
+  Sampler greedy(SamplerParams{.temp = 0.0f, .seed = 0});
+  GenerateOptions opts;
+  opts.max_tokens = limit;
+  // The task's own stop rule: the stop text after the answer's start (extract_answer), checked per token.
   std::vector<int32_t> gen;
-  r.stop = "max_tokens";
-  while (static_cast<int>(gen.size()) < limit) {
-    const auto next = static_cast<int32_t>(std::max_element(cur.begin(), cur.end()) - cur.begin());
-    if (tok.is_eog(next)) {
-      r.stop = "eog";
-      break;
-    }
-    gen.push_back(next);
-    if (extract_answer(tok.decode(gen), stop).complete) {
-      r.stop = "text";
-      break;
-    }
-    if (static_cast<int>(gen.size()) >= limit) break;
-    if (session_.n_past() >= session_.n_ctx()) {
-      r.stop = "context";
-      break;
-    }
-    auto l = session_.eval(std::span<const int32_t>(&next, 1));
-    if (!l) return l.error();
-    cur = *l;
+  PLM_TRY(GenerateResult res, Generator(session_, tok).generate(ids, greedy, opts, [&](int32_t t, std::string_view) {
+    if (t < 0) return true;
+    gen.push_back(t);
+    return !extract_answer(tok.decode(gen), stop).complete;
+  }));
+  switch (res.stats.stop) {
+    case StopReason::EndOfGeneration: r.stop = "eog"; break;
+    case StopReason::Callback: r.stop = "text"; break;
+    case StopReason::ContextFull: r.stop = "context"; break;
+    case StopReason::MaxTokens:
+    case StopReason::StopString: r.stop = "max_tokens"; break;
   }
   r.output = extract_answer(tok.decode(gen), stop).text;
   r.tokens = static_cast<int64_t>(gen.size());

@@ -11,6 +11,7 @@
 #include "eval/task_set.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "tokenizer/chat_template.h"
 #include "util/error.h"
 
 namespace pocketlm {
@@ -26,6 +27,9 @@ struct TaskPrompt {
   int max_tokens = 0;                 // generation stops after this many tokens
 };
 TaskPrompt task_prompt(const TaskExample& ex);
+// The example's prompt as a turn for render_prompt (tokenizer/chat_template.h); with_answer appends its first
+// reference as the reply (a calibration sequence for `pocketlm imatrix --tasks`).
+PromptTurn task_turn(const TaskExample& ex, bool with_answer);
 std::string language_name(std::string_view code);  // "fr" -> "French"; unknown codes are returned as given
 
 // The answer in a model's output so far: leading blanks and the complete lines before the answer (code

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gguf/value.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 

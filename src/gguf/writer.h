@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "gguf/value.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 
 namespace pocketlm {

@@ -1,6 +1,5 @@
 #include "kernels/dispatch.h"
 
-#include <cstdio>
 #include <cstdlib>
 
 #include "util/cpu_features.h"
@@ -21,17 +20,30 @@ bool can_run(const KernelTable* t) {
   return false;
 }
 
-const KernelTable& pick() {
+// The path POCKETLM_ISA names, or the best runnable one. A name this binary or CPU cannot run leaves the best
+// path active and is kept as an error (isa_override_status): loading a model reports it; nothing aborts.
+struct Picked {
+  const KernelTable* table = nullptr;
+  Status status;
+};
+
+Picked pick() {
+  Picked p;
+  p.table = runnable_tables().front();
   const char* forced = std::getenv("POCKETLM_ISA");
   if (forced != nullptr && forced[0] != '\0') {
     auto t = table_by_name(forced);
-    if (!t) {
-      std::fprintf(stderr, "pocketlm: POCKETLM_ISA: %s\n", t.error().message().c_str());
-      std::abort();
-    }
-    return **t;
+    if (t)
+      p.table = *t;
+    else
+      p.status = Error("POCKETLM_ISA: " + t.error().message());
   }
-  return *runnable_tables().front();
+  return p;
+}
+
+const Picked& picked() {
+  static const Picked p = pick();
+  return p;
 }
 
 }  // namespace
@@ -66,12 +78,14 @@ Expected<const KernelTable*> table_by_name(const std::string& name) {
 
 namespace {
 const KernelTable*& active_slot() {
-  static const KernelTable* table = &pick();
+  static const KernelTable* table = picked().table;
   return table;
 }
 }  // namespace
 
 const KernelTable& active_table() { return *active_slot(); }
+
+Status isa_override_status() { return picked().status; }
 
 Status use_path(const std::string& name) {
   PLM_TRY(const KernelTable* t, table_by_name(name));

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.h"
-#include "runtime/kv_types.h"
+#include "formats/kv_types.h"
 #include "util/error.h"
 
 namespace pocketlm::kernels {
@@ -14,8 +14,11 @@ namespace pocketlm::kernels {
 // The paths this binary has and this CPU can run, best first (the scalar path is always last).
 std::vector<const KernelTable*> runnable_tables();
 
-// The path in use (best runnable, or POCKETLM_ISA's). Aborts with a message if POCKETLM_ISA is invalid.
+// The path in use (best runnable, or POCKETLM_ISA's). An invalid POCKETLM_ISA leaves the best path active.
 const KernelTable& active_table();
+// The error of an invalid POCKETLM_ISA ("POCKETLM_ISA: kernel path 'x' is not built in or ..."), or Ok.
+// Model::load returns it, so a client gets an error, not a process abort.
+Status isa_override_status();
 
 // Switches the active path (tests and benchmarks compare paths in one process). Not safe while kernels run
 // on other threads. Errors like table_by_name.
@@ -42,7 +45,7 @@ void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64
 // The active path's weighted-rows kernel for f32 or f16 rows.
 WeightedRowsFn weighted_rows_for(bool f16);
 
-// Quantized KV cache rows (runtime/kv_types.h, kernels/ref/kv_rows.h): the active path's K . Q GEMM for K
+// Quantized KV cache rows (formats/kv_types.h, kernels/ref/kv_rows.h): the active path's K . Q GEMM for K
 // rows of type t against queries quantized as q8 rows (quantize_kv_row(KvType::Q8, ...)), and its P . V over
 // V rows of type t; the scalar ones where the path has none. t must be Q8 or Q4 (nullptr otherwise: f32/f16
 // rows use gemm_for / weighted_rows_for). K . Q scores are bit-identical on every path.

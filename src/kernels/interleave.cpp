@@ -3,8 +3,8 @@
 #include <cassert>
 #include <cstring>
 
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 namespace {

@@ -21,7 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm::kernels {
 

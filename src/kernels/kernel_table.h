@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm::kernels {
 
@@ -36,7 +36,7 @@ using GemmX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int6
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
 
 // The tables index their functions by a dense slot per type: ggml's ids 0..39 are their own slots, and the
-// pocketlm-only types (ids 1064, 1128: quant/formats/ggml_type.h) take the slots after them.
+// pocketlm-only types (ids 1064, 1128: formats/ggml_type.h) take the slots after them.
 inline constexpr int kGgmlTypeSlots = 40;
 inline constexpr int kTypeSlots = kGgmlTypeSlots + 2;
 // The slot of a type, or -1 for a type no table can hold.
@@ -50,7 +50,7 @@ constexpr int type_slot(GgmlType t) {
   }
 }
 
-// The quantized KV row formats (runtime/kv_types.h KvType::Q8 / Q4).
+// The quantized KV row formats (formats/kv_types.h KvType::Q8 / Q4).
 enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
 
 struct KernelTable {
@@ -59,7 +59,7 @@ struct KernelTable {
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
   QuantizeFn quantize[kTypeSlots] = {};  // indexed by the activation type's slot; nullptr: the scalar quantizer
-  // Quantized KV cache rows (runtime/kv_types.h), indexed by KvRow: K . Q with K rows in that format and the
+  // Quantized KV cache rows (formats/kv_types.h), indexed by KvRow: K . Q with K rows in that format and the
   // queries as q8 rows (k = head_dim), and P . V over V rows in that format. nullptr: use the scalar one.
   GemmFn kv_gemm[2] = {};
   // GEMMs over column-interleaved activations (kernels/packed_acts.h; prefill): same signature, but `a` is

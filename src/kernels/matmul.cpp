@@ -7,7 +7,7 @@
 #include "kernels/interleave.h"
 #include "kernels/packed_acts.h"
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/dequantize.h"
+#include "formats/dequantize.h"
 
 namespace pocketlm {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "gguf/reader.h"
 #include "kernels/ref/vec_dot.h"  // has_vec_dot, vec_dot_type
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {

@@ -2,9 +2,9 @@
 
 #include <cstring>
 
-#include "quant/formats/float.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/float.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 

@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm::kernels {
 

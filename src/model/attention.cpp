@@ -5,7 +5,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
 #include "model/ops.h"
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {

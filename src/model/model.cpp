@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "kernels/dispatch.h"
+
 namespace pocketlm {
 
 bool ModelLoadOptions::default_decode_layout() {
@@ -11,6 +13,12 @@ bool ModelLoadOptions::default_decode_layout() {
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
   PLM_TRY(GgufFile f, GgufFile::open(path));
+  return load(std::move(f), options);
+}
+
+Expected<std::unique_ptr<Model>> Model::load(GgufFile f, const ModelLoadOptions& options) {
+  PLM_CHECK(kernels::isa_override_status());
+  const std::string path = f.path();
   std::unique_ptr<Model> m(new Model(std::move(f)));
   PLM_TRY(m->config_, ModelConfig::from_gguf(m->gguf_));
   PLM_TRY(m->weights_, ModelWeights::bind(m->gguf_, m->config_));

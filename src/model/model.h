@@ -25,6 +25,8 @@ class Model {
   // Opens and validates: config from metadata, every tensor the arch needs present with the right shape
   // and a type pocketlm can compute with, and the tokenizer. Errors name the file and the tensor/key.
   static Expected<std::unique_ptr<Model>> load(const std::string& path, const ModelLoadOptions& options = {});
+  // The same over a GGUF file already opened (e.g. mapped from a descriptor: MappedFile::open_fd).
+  static Expected<std::unique_ptr<Model>> load(GgufFile file, const ModelLoadOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }

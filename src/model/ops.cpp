@@ -3,7 +3,7 @@
 #include <array>
 #include <cmath>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm::ops {
 

@@ -2,7 +2,7 @@
 // MemoryPlan: the peak resident memory of generating with a model at a context size, part by part:
 //   weights   every tensor's bytes from the tensor table (mapped, or repacked into an anonymous buffer:
 //             either way each byte is resident once a prompt has run through every layer),
-//   kv        the KV cache (runtime/kv_memory's report: the formula, sliding windows, block rounding),
+//   kv        the KV cache (model/kv_memory's report: the formula, sliding windows, block rounding),
 //   scratch   the forward pass's buffers for a 512-token prompt batch (model/arch/forward.h's
 //             ForwardScratch, the matmul's quantized activations, the attention's per-thread scores),
 //   overhead  the runtime (fixed), the tokenizer and sampler (per vocabulary entry) and the GGUF metadata,
@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "plan/plan_model.h"
-#include "runtime/kv_memory.h"
-#include "runtime/kv_types.h"
+#include "model/kv_memory.h"
+#include "formats/kv_types.h"
 #include "util/error.h"
 
 namespace pocketlm {

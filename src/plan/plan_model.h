@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 
 namespace pocketlm {

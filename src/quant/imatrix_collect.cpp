@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "eval/task_runner.h"
 #include "runtime/session.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pocketlm {
@@ -94,26 +92,15 @@ Expected<std::vector<std::vector<int32_t>>> imatrix_text_chunks(const Tokenizer&
   return chunks;
 }
 
-Expected<TaskSequences> imatrix_task_sequences(const Tokenizer& tok, const std::string& chat_template,
-                                               std::span<const TaskExample> examples, bool with_answer, int64_t n_ctx,
-                                               int64_t max_examples, int64_t min_tokens) {
-  TaskSequences out;
-  for (const TaskExample& ex : examples) {
-    if (max_examples >= 0 && static_cast<int64_t>(out.sequences.size()) >= max_examples) break;
-    const TaskPrompt p = task_prompt(ex);
-    const std::string answer = with_answer && !ex.references.empty() ? ex.references.front() : std::string();
-    std::string text;
-    if (chat_template.empty()) {
-      text = p.completion;
-      if (with_answer) text += " " + answer + "\n";
-    } else {
-      std::vector<ChatMessage> msgs = {{"user", p.user}};
-      if (with_answer) msgs.push_back({"assistant", answer});
-      auto r = apply_chat_template(chat_template, msgs, /*add_assistant_prompt=*/!with_answer);
-      if (!r) return r.error().with_context(ex.file + ":" + std::to_string(ex.line));
-      text = std::move(r).value();
-    }
-    std::vector<int32_t> ids = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
+Expected<PromptSequences> imatrix_prompt_sequences(const Tokenizer& tok, const std::string& chat_template,
+                                                   std::span<const CalibrationPrompt> prompts, int64_t n_ctx,
+                                                   int64_t max_prompts, int64_t min_tokens) {
+  PromptSequences out;
+  for (const CalibrationPrompt& p : prompts) {
+    if (max_prompts >= 0 && static_cast<int64_t>(out.sequences.size()) >= max_prompts) break;
+    auto text = render_prompt(chat_template, p.turn);
+    if (!text) return text.error().with_context(p.source);
+    std::vector<int32_t> ids = tok.encode(*text, /*add_special=*/true, /*parse_special=*/true);
     if (static_cast<int64_t>(ids.size()) > n_ctx) {
       ids.resize(static_cast<size_t>(n_ctx));
       ++out.truncated;
@@ -125,7 +112,7 @@ Expected<TaskSequences> imatrix_task_sequences(const Tokenizer& tok, const std::
     out.sequences.push_back(std::move(ids));
   }
   if (out.sequences.empty())
-    return Error("no task example gives at least " + std::to_string(min_tokens) + " tokens to collect over");
+    return Error("no calibration example gives at least " + std::to_string(min_tokens) + " tokens to collect over");
   return out;
 }
 

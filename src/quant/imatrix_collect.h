@@ -11,8 +11,8 @@
 //   - a non-finite activation stops the run with an error naming the weight.
 // Sums are accumulated in double (llama-imatrix uses float) and stored as f32.
 //
-// Calibration sequences come from a text (imatrix_text_chunks: llama-imatrix's chunking) or a task file
-// (imatrix_task_sequences: each example rendered through the model's chat template).
+// Calibration sequences come from a text (imatrix_text_chunks: llama-imatrix's chunking) or from prompts
+// (imatrix_prompt_sequences: e.g. a task file's examples, each rendered through the model's chat template).
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -21,9 +21,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "eval/task_set.h"
 #include "kernels/matmul.h"
 #include "quant/imatrix.h"
+#include "tokenizer/chat_template.h"
 #include "util/error.h"
 
 namespace pocketlm {
@@ -74,19 +74,22 @@ Expected<std::vector<std::vector<int32_t>>> imatrix_text_chunks(const Tokenizer&
                                                                 int64_t n_ctx, int64_t max_chunks,
                                                                 const std::string& text_name);
 
-// Task calibration ("calibration data from the product workload"): each example's prompt (the one
-// `pocketlm eval` sends, eval/task_runner.h) as a user turn, followed, with with_answer, by its first
-// reference as the assistant's reply, rendered through `chat_template` ("" for models without one: the
-// completion-style prompt, then a space, the answer and a newline) and tokenized with special tokens parsed. Each example is one sequence, cut to n_ctx
-// tokens (`truncated` counts those cut); at most max_examples (< 0: all).
-struct TaskSequences {
+// Prompt calibration ("calibration data from the product workload", e.g. eval's task examples as
+// task_calibration_prompts gives them): each turn rendered by render_prompt (tokenizer/chat_template.h) with
+// `chat_template` ("" for models without one) and tokenized with special tokens parsed. Each prompt is one
+// sequence, cut to n_ctx tokens (`truncated` counts those cut); at most max_prompts (< 0: all).
+struct CalibrationPrompt {
+  PromptTurn turn;
+  std::string source;  // where it comes from ("FILE:LINE"), for errors
+};
+struct PromptSequences {
   std::vector<std::vector<int32_t>> sequences;
   int64_t truncated = 0;
-  int64_t too_short = 0;  // examples shorter than the collector's min_tokens (they add nothing)
+  int64_t too_short = 0;  // prompts shorter than the collector's min_tokens (they add nothing)
 };
-Expected<TaskSequences> imatrix_task_sequences(const Tokenizer& tok, const std::string& chat_template,
-                                               std::span<const TaskExample> examples, bool with_answer, int64_t n_ctx,
-                                               int64_t max_examples, int64_t min_tokens);
+Expected<PromptSequences> imatrix_prompt_sequences(const Tokenizer& tok, const std::string& chat_template,
+                                                   std::span<const CalibrationPrompt> prompts, int64_t n_ctx,
+                                                   int64_t max_prompts, int64_t min_tokens);
 
 // Runs each sequence through `session` from an empty cache, in forward calls of at most n_batch tokens (a
 // sequence longer than n_batch is cut into near-equal pieces, so no piece falls under the collector's

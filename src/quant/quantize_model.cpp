@@ -14,8 +14,8 @@
 
 #include "gguf/writer.h"
 #include "kernels/matmul.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/quantize.h"
+#include "formats/dequantize.h"
+#include "formats/quantize.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "gguf/reader.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "quant/imatrix.h"
 #include "quant/recipe.h"
 #include "util/error.h"

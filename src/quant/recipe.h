@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "gguf/reader.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "util/error.h"
 
 namespace pocketlm {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "model/arch/forward.h"
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 
 namespace pocketlm {
 

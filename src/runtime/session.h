@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "model/model.h"
-#include "runtime/kv_cache.h"
-#include "runtime/kv_types.h"
+#include "model/kv_cache.h"
+#include "formats/kv_types.h"
 #include "util/error.h"
 
 namespace pocketlm {

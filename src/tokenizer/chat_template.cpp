@@ -254,4 +254,11 @@ Expected<std::string> apply_chat_template(std::string_view tmpl, const std::vect
   return ss.str();
 }
 
+Expected<std::string> render_prompt(std::string_view chat_template, const PromptTurn& turn) {
+  if (chat_template.empty()) return turn.answer ? turn.completion + " " + *turn.answer + "\n" : turn.completion;
+  std::vector<ChatMessage> msgs = {{"user", turn.user}};
+  if (turn.answer) msgs.push_back({"assistant", *turn.answer});
+  return apply_chat_template(chat_template, msgs, /*add_assistant_prompt=*/!turn.answer);
+}
+
 }  // namespace pocketlm

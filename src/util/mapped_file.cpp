@@ -13,30 +13,34 @@ namespace pocketlm {
 Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(path + ": cannot open: " + std::strerror(errno));
+  auto f = open_fd(fd, 0, 0, path);
+  ::close(fd);
+  return f;
+}
+
+Expected<std::shared_ptr<MappedFile>> MappedFile::open_fd(int fd, uint64_t offset, uint64_t length, std::string name) {
+  if (fd < 0) return Error(name + ": not an open file descriptor (" + std::to_string(fd) + ")");
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Error(path + ": cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Error(path + ": not a regular file");
-  }
+  if (::fstat(fd, &st) != 0) return Error(name + ": cannot stat: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return Error(name + ": not a regular file");
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  if (offset > file_size || length > file_size - offset)
+    return Error(name + ": " + std::to_string(length) + " bytes at offset " + std::to_string(offset) +
+                 " go past the end of the file (" + std::to_string(file_size) + " bytes)");
+  if (length == 0) length = file_size - offset;
   std::shared_ptr<MappedFile> f(new MappedFile());
-  f->path_ = path;
-  f->size_ = static_cast<size_t>(st.st_size);
+  f->path_ = std::move(name);
+  f->size_ = static_cast<size_t>(length);
   if (f->size_ > 0) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      return Error(path + ": mmap failed: " + std::strerror(e));
-    }
-    f->data_ = static_cast<const uint8_t*>(p);
+    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t base = offset / page * page;
+    f->map_size_ = static_cast<size_t>(offset - base + length);
+    void* p = ::mmap(nullptr, f->map_size_, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(base));
+    if (p == MAP_FAILED) return Error(f->path_ + ": mmap failed: " + std::strerror(errno));
+    f->map_base_ = p;
+    f->data_ = static_cast<const uint8_t*>(p) + (offset - base);
     f->mapped_ = true;
   }
-  ::close(fd);
   return f;
 }
 
@@ -60,7 +64,7 @@ void MappedFile::release(const void* p, size_t n) const {
 }
 
 MappedFile::~MappedFile() {
-  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_) ::munmap(map_base_, map_size_);
 }
 
 }  // namespace pocketlm

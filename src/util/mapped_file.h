@@ -14,6 +14,10 @@ namespace pocketlm {
 class MappedFile {
  public:
   static Expected<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // Maps `length` bytes from `offset` of an open descriptor (length 0: to the end of the file), e.g. a model
+  // stored uncompressed inside an Android APK (AAsset_openFileDescriptor). The descriptor stays the
+  // caller's: it may be closed once this returns. `name` is used in error messages.
+  static Expected<std::shared_ptr<MappedFile>> open_fd(int fd, uint64_t offset, uint64_t length, std::string name);
   // Wraps bytes already in memory (tests, fuzzing); the buffer is copied and owned.
   static std::shared_ptr<MappedFile> from_bytes(std::span<const uint8_t> bytes, std::string name);
   ~MappedFile();
@@ -34,6 +38,8 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool mapped_ = false;
+  void* map_base_ = nullptr;  // the mapping starts on a page boundary at or before data_
+  size_t map_size_ = 0;
   std::unique_ptr<uint8_t[]> owned_;
   std::string path_;
 };

@@ -13,7 +13,7 @@
 #include "e2e/peer_client.h"
 #include "gguf/reader.h"
 #include "model/model.h"
-#include "quant/formats/dequantize.h"
+#include "formats/dequantize.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 

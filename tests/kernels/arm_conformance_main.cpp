@@ -72,7 +72,11 @@ int main(int argc, char** argv) {
     runnable += t->name;
   }
   const char* forced = std::getenv("POCKETLM_ISA");
-  const KernelTable& active = k::active_table();  // aborts on an invalid POCKETLM_ISA
+  if (const pocketlm::Status st = k::isa_override_status(); !st.ok()) {
+    std::fprintf(stderr, "conformance: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  const KernelTable& active = k::active_table();
   std::printf("cpu features: %s\n", pocketlm::cpu_features().describe().c_str());
   std::printf("runnable SIMD paths: %s\n", runnable.empty() ? "(none)" : runnable.c_str());
   std::printf("active path: %s%s%s\n", active.name, forced != nullptr ? " (POCKETLM_ISA=" : "",

@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 namespace {

@@ -11,11 +11,11 @@
 #include "kernels/ref/activation_ref.h"
 #include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/float.h"
-#include "quant/formats/ggml_type.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/dequantize.h"
+#include "formats/float.h"
+#include "formats/ggml_type.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels::testing {
 namespace {

@@ -1,4 +1,4 @@
-// The quantized KV cache rows (runtime/kv_types.h, kernels/ref/kv_rows.h): the byte layout, the quantizers'
+// The quantized KV cache rows (formats/kv_types.h, kernels/ref/kv_rows.h): the byte layout, the quantizers'
 // round-trip bounds, the scalar K . Q against a double dot of the dequantized rows, every runnable SIMD path
 // against the scalar reference (kernel_conformance.h check_kv_rows), dispatch, and the error of a whole
 // attention (K . Q, softmax, P . V) with q8 (and q4) K/V rows against f32 K/V, within a derived bound.
@@ -15,7 +15,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/kernel_conformance.h"
 #include "kernels/ref/kv_rows.h"
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm::kernels {
 namespace {

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/float.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/dequantize.h"
+#include "formats/float.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm {
 namespace {

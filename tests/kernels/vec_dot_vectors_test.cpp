@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 #include "quant/quant_vectors.h"
 
 namespace pocketlm {

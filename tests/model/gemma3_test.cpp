@@ -12,7 +12,7 @@
 
 #include "gguf/writer.h"
 #include "model/model.h"
-#include "runtime/kv_memory.h"
+#include "model/kv_memory.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 namespace {

@@ -3,9 +3,9 @@
 
 #include <cstring>
 
-#include "quant/formats/ggml_type.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/ggml_type.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm {
 namespace {

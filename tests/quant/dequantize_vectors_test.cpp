@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "quant/formats/dequantize.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/dequantize.h"
+#include "formats/ggml_type.h"
 #include "quant_vectors.h"
 
 namespace pocketlm {

@@ -14,8 +14,8 @@
 
 #include "gguf/writer.h"
 #include "quant/encode_rows.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/quantize.h"
+#include "formats/dequantize.h"
+#include "formats/quantize.h"
 #include "test_paths.h"
 
 namespace pocketlm {

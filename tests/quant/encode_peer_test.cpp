@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "gguf/reader.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/quantize.h"
+#include "formats/dequantize.h"
+#include "formats/quantize.h"
 #include "quant/imatrix.h"
 #include "test_paths.h"
 #include "quant/encode_rows.h"

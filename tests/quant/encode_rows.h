@@ -5,8 +5,8 @@
 #include <random>
 #include <vector>
 
-#include "quant/formats/dequantize.h"
-#include "quant/formats/ggml_type.h"
+#include "formats/dequantize.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm::test {
 

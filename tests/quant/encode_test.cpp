@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "quant/encode_rows.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/float.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/quantize.h"
+#include "formats/dequantize.h"
+#include "formats/float.h"
+#include "formats/kquants.h"
+#include "formats/quantize.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -266,7 +266,7 @@ TEST(Encode, Q4_KValuesOnAGridComeBackExactly) {
     }
     sc[sub(rng)] = 63;
     mn[sub(rng)] = 63;
-    for (int j = 0; j < 4; ++j) {  // the 12-byte packing of quant/formats/kquants.h (k_scale_min)
+    for (int j = 0; j < 4; ++j) {  // the 12-byte packing of formats/kquants.h (k_scale_min)
       b.scales[j] = static_cast<uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
       b.scales[j + 4] = static_cast<uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
       b.scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);

@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 #include "quant_vectors.h"
 
 #if defined(__F16C__)

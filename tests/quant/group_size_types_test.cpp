@@ -1,4 +1,4 @@
-// The pocketlm-only Q4_0 group sizes, q4_0_g64 and q4_0_g128 (quant/formats/legacy.h): the type table,
+// The pocketlm-only Q4_0 group sizes, q4_0_g64 and q4_0_g128 (formats/legacy.h): the type table,
 // the layout (a G-block is G/32 q4_0 blocks sharing one scale: same decode, same dot), the encoder (every
 // value on its nearest grid point, importance steering the search, error growing with the group), the
 // kernels (every path's GEMM equals its own q4_0 GEMM on the equivalent rows), the GGUF reader and writer,
@@ -26,10 +26,10 @@
 #include "kernels/kernel_table.h"
 #include "kernels/ref/vec_dot.h"
 #include "model/model.h"
-#include "quant/formats/dequantize.h"
-#include "quant/formats/float.h"
-#include "quant/formats/legacy.h"
-#include "quant/formats/quantize.h"
+#include "formats/dequantize.h"
+#include "formats/float.h"
+#include "formats/legacy.h"
+#include "formats/quantize.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
 #include "quant/model_agreement.h"

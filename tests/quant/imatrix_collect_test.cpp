@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "eval/task_runner.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
 #include "quant/imatrix_collect.h"
@@ -279,8 +280,10 @@ TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
   ex.references = {"Set x to 2", "Change x"};
   TaskExample tiny = ex;
   tiny.input = "x";
-  const std::vector<TaskExample> exs = {ex, tiny};
-  auto with = imatrix_task_sequences(tok, *tmpl, exs, true, 512, -1, 16);
+  const auto prompts = [&](bool with_answer) {
+    return std::vector<CalibrationPrompt>{{task_turn(ex, with_answer), "a:1"}, {task_turn(tiny, with_answer), "a:2"}};
+  };
+  auto with = imatrix_prompt_sequences(tok, *tmpl, prompts(true), 512, -1, 16);
   ASSERT_TRUE(with.ok()) << with.error().message();
   ASSERT_EQ(with->sequences.size(), 2u);
   const std::string text = tok.decode(with->sequences[0], /*render_special=*/true);
@@ -290,25 +293,25 @@ TEST(ImatrixTasks, ExamplesAreRenderedThroughTheChatTemplate) {
             std::string::npos)
       << text;
   EXPECT_EQ(text.find("Change x"), std::string::npos) << text;
-  auto without = imatrix_task_sequences(tok, *tmpl, exs, false, 512, 1, 16);
+  auto without = imatrix_prompt_sequences(tok, *tmpl, prompts(false), 512, 1, 16);
   ASSERT_TRUE(without.ok());
   ASSERT_EQ(without->sequences.size(), 1u);  // at most one example
   const std::string prompt = tok.decode(without->sequences[0], true);
   EXPECT_TRUE(prompt.ends_with("<|im_start|>assistant\n")) << prompt;
   EXPECT_EQ(prompt.find("Set x to 2"), std::string::npos);
   // Cut to -c, and counted; an example under the minimum is skipped and counted.
-  auto cut = imatrix_task_sequences(tok, *tmpl, exs, true, 56, -1, 56);
+  auto cut = imatrix_prompt_sequences(tok, *tmpl, prompts(true), 56, -1, 56);
   ASSERT_TRUE(cut.ok());
   EXPECT_EQ(cut->truncated, 1);  // the diff; the one-letter input renders under 56 tokens
   EXPECT_EQ(cut->too_short, 1);
   ASSERT_EQ(cut->sequences.size(), 1u);
   EXPECT_EQ(cut->sequences[0].size(), 56u);
-  auto none = imatrix_task_sequences(tok, *tmpl, exs, false, 512, -1, 100000);
+  auto none = imatrix_prompt_sequences(tok, *tmpl, prompts(false), 512, -1, 100000);
   ASSERT_FALSE(none.ok());
-  EXPECT_NE(none.error().message().find("no task example gives at least 100000 tokens"), std::string::npos);
+  EXPECT_NE(none.error().message().find("no calibration example gives at least 100000 tokens"), std::string::npos);
   EXPECT_EQ(with->too_short, 0);
   // Without a template (a base model): the completion-style prompt, a space, the answer.
-  auto plain = imatrix_task_sequences(tok, "", exs, true, 512, 1, 16);
+  auto plain = imatrix_prompt_sequences(tok, "", prompts(true), 512, 1, 16);
   ASSERT_TRUE(plain.ok()) << plain.error().message();
   const std::string ptext = tok.decode(plain->sequences[0], true);
   EXPECT_NE(ptext.find("Diff:\n--- a/x.c"), std::string::npos) << ptext;

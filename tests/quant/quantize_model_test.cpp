@@ -12,7 +12,7 @@
 #include <fstream>
 
 #include "model/model.h"
-#include "quant/formats/dequantize.h"
+#include "formats/dequantize.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
 #include "quant/model_agreement.h"

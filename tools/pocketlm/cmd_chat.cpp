@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 #include "gguf/reader.h"
+#include "runtime/generator.h"
 #include "tokenizer/chat_template.h"
 #include "util/stats.h"
 
@@ -30,7 +31,8 @@ int chat(const ChatFlags& f) {
   if (tmpl.empty()) {
     auto t = model->gguf().get_string("tokenizer.chat_template");
     if (!t) {
-      std::fprintf(stderr, "error: %s has no tokenizer.chat_template; pick one with --chat-template NAME\n", f.model.model.c_str());
+      std::fprintf(stderr, "error: %s has no tokenizer.chat_template; pick one with --chat-template NAME\n",
+                   f.model.model.c_str());
       return 1;
     }
     tmpl = *t;
@@ -60,8 +62,8 @@ int chat(const ChatFlags& f) {
     while (common < fed.size() && common < ids.size() && fed[common] == ids[common]) ++common;
     if (common == ids.size()) --common;  // always evaluate at least one token to get logits
     if (static_cast<int64_t>(ids.size()) >= session->n_ctx()) {
-      std::fprintf(stderr, "error: the conversation is %zu tokens, more than the context of %lld (raise -c)\n", ids.size(),
-                   static_cast<long long>(session->n_ctx()));
+      std::fprintf(stderr, "error: the conversation is %zu tokens, more than the context of %lld (raise -c)\n",
+                   ids.size(), static_cast<long long>(session->n_ctx()));
       return 1;
     }
     // A sliding-window model may no longer hold what a deep roll-back needs: then start the cache over.
@@ -69,41 +71,32 @@ int chat(const ChatFlags& f) {
       session->reset();
       common = 0;
     }
-    fed.assign(ids.begin(), ids.end());
-    const double t0 = now_seconds();
-    auto logits = session->eval(std::span<const int32_t>(ids).subspan(common));
-    if (!logits) {
-      std::fprintf(stderr, "error: %s\n", logits.error().message().c_str());
+    GenerateOptions opts;
+    opts.max_tokens = f.n_predict;
+    auto r =
+        Generator(*session, tok)
+            .generate(std::span<const int32_t>(ids).subspan(common), sampler, opts, [](int32_t, std::string_view text) {
+              std::fwrite(text.data(), 1, text.size(), stdout);
+              std::fflush(stdout);
+              return true;
+            });
+    if (!r) {
+      std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
       return 1;
     }
-    std::span<const float> cur = *logits;
-    std::string reply;
-    int n_gen = 0;
-    while (f.n_predict < 0 || n_gen < f.n_predict) {
-      const int32_t next = sampler.sample(cur);
-      if (tok.is_eog(next)) break;
-      sampler.accept(next);
-      const std::string piece = tok.token_to_piece(next);
-      reply += piece;
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-      ++n_gen;
-      if (session->n_past() + 1 >= session->n_ctx()) {
-        std::fprintf(stderr, "\n[context full]\n");
-        break;
-      }
-      auto l = session->eval(std::span<const int32_t>(&next, 1));
-      if (!l) {
-        std::fprintf(stderr, "error: %s\n", l.error().message().c_str());
-        return 1;
-      }
-      fed.push_back(next);
-      cur = *l;
-    }
+    // The cache now holds the conversation and the reply's tokens but the last (never evaluated).
+    fed.assign(ids.begin(), ids.end());
+    fed.insert(fed.end(), r->tokens.begin(), r->tokens.end());
+    fed.resize(static_cast<size_t>(session->n_past()));
+    const GenerateStats& st = r->stats;
+    if (st.stop == StopReason::ContextFull) std::fprintf(stderr, "\n[context full]\n");
     std::printf("\n");
-    const double dt = now_seconds() - t0;
-    std::fprintf(stderr, "[%d tokens, %.1f t/s overall, peak RSS %s]\n", n_gen, n_gen / std::max(dt, 1e-9),
-                 human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
+    std::fflush(stdout);  // the stats line starts on a line of its own, also when stdout is a pipe
+    const double dt = st.prompt_seconds + st.decode_seconds;
+    std::fprintf(stderr, "[%lld tokens, %.1f t/s overall, peak RSS %s]\n", static_cast<long long>(st.tokens),
+                 static_cast<double>(st.tokens) / std::max(dt, 1e-9),
+                 human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str());
+    const std::string& reply = r->text;
     messages.push_back({"assistant", reply});
     if (!interactive) break;
   }
@@ -118,9 +111,11 @@ void add_chat_command(CLI::App& root) {
   add_model_flags(*app, f->model);
   app->add_option("-p,--prompt", f->prompt, "one user turn, then exit (default: interactive)");
   app->add_option("--system", f->system, "system message");
-  app->add_option("--chat-template", f->chat_template,
-                  "template name or Jinja source overriding the model's (chatml, llama2, llama3, gemma, phi3, mistral)");
-  app->add_option("-n,--n-predict", f->n_predict, "max tokens per reply (-1 = until end of turn)")->capture_default_str();
+  app->add_option(
+      "--chat-template", f->chat_template,
+      "template name or Jinja source overriding the model's (chatml, llama2, llama3, gemma, phi3, mistral)");
+  app->add_option("-n,--n-predict", f->n_predict, "max tokens per reply (-1 = until end of turn)")
+      ->capture_default_str();
   f->sampling.temp = 0.8f;
   add_sampler_flags(*app, f->sampling);
   app->callback([f] {

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "eval/task_runner.h"
 #include "eval/task_set.h"
 #include "quant/imatrix.h"
 #include "quant/imatrix_collect.h"
@@ -129,7 +130,10 @@ int run(const ImatrixFlags& f) {
       auto tmpl = task_template(*model, f);
       if (!tmpl) return fail(tmpl.error().message());
       const int64_t limit = f.chunks >= 0 ? f.chunks : f.task_limit;
-      auto r = imatrix_task_sequences(tok, *tmpl, set->examples, !f.no_answers, f.n_ctx, limit, co.min_tokens);
+      std::vector<CalibrationPrompt> prompts;
+      for (const TaskExample& ex : set->examples)
+        prompts.push_back({task_turn(ex, !f.no_answers), ex.file + ":" + std::to_string(ex.line)});
+      auto r = imatrix_prompt_sequences(tok, *tmpl, prompts, f.n_ctx, limit, co.min_tokens);
       if (!r) return fail(r.error().message());
       if (r->truncated > 0)
         std::fprintf(stderr, "imatrix: note: %lld example(s) longer than -c %lld were cut to it\n",

@@ -8,9 +8,9 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "model/config.h"
+#include "model/kv_memory.h"
 #include "model/weights.h"
 #include "model/weights_repack.h"
-#include "runtime/kv_memory.h"
 #include "runtime/session.h"
 
 namespace pocketlm::cli {

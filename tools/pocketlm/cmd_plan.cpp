@@ -8,7 +8,7 @@
 #include "plan/device_plan.h"
 #include "plan/device_profile.h"
 #include "plan/plan_model.h"
-#include "runtime/kv_types.h"
+#include "formats/kv_types.h"
 
 namespace pocketlm::cli {
 namespace {

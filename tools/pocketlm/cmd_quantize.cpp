@@ -9,7 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "quant/formats/quantize.h"
+#include "formats/quantize.h"
 #include "quant/imatrix.h"
 #include "quant/quantize_model.h"
 

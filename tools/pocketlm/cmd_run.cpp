@@ -4,8 +4,9 @@
 #include <memory>
 
 #include "commands.h"
-#include "runtime/kv_memory.h"
 #include "common.h"
+#include "model/kv_memory.h"
+#include "runtime/generator.h"
 #include "util/stats.h"
 
 namespace pocketlm::cli {
@@ -52,51 +53,37 @@ int run(const RunFlags& f) {
 
   Sampler sampler(f.sampling);
   for (int32_t id : ids) sampler.accept(id);
-  const double t0 = now_seconds();
-  auto logits = session->eval(ids);
-  if (!logits) {
-    std::fprintf(stderr, "error: %s\n", logits.error().message().c_str());
+  GenerateOptions opts;
+  opts.max_tokens = f.n_predict;
+  opts.ignore_eos = f.ignore_eos;
+  auto r = Generator(*session, tok).generate(ids, sampler, opts, [](int32_t, std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  if (!r) {
+    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
     return 1;
   }
-  const double t_prompt = now_seconds() - t0;
-  const double t1 = now_seconds();
-  int n_gen = 0, n_decode = 0;  // tokens printed; single-token forward passes timed in t_gen
-  std::span<const float> cur = *logits;
-  while (f.n_predict < 0 || n_gen < f.n_predict) {
-    const int32_t next = sampler.sample(cur);
-    if (!f.ignore_eos && tok.is_eog(next)) break;
-    sampler.accept(next);
-    const std::string piece = tok.token_to_piece(next);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-    ++n_gen;
-    if (session->n_past() >= session->n_ctx()) {
-      std::fprintf(stderr, "\n[context of %lld tokens is full; stopping]\n", static_cast<long long>(session->n_ctx()));
-      break;
-    }
-    if (f.n_predict >= 0 && n_gen >= f.n_predict) break;
-    auto l = session->eval(std::span<const int32_t>(&next, 1));
-    if (!l) {
-      std::fprintf(stderr, "error: %s\n", l.error().message().c_str());
-      return 1;
-    }
-    cur = *l;
-    ++n_decode;
-  }
-  const double t_gen = now_seconds() - t1;
+  const GenerateStats& st = r->stats;
+  if (st.stop == StopReason::ContextFull)
+    std::fprintf(stderr, "\n[context of %lld tokens is full; stopping]\n", static_cast<long long>(session->n_ctx()));
   std::printf("\n");
+  std::fflush(stdout);  // the stats line starts on a line of its own, also when stdout is a pipe
   std::fprintf(stderr,
-               "\nload: %.2f s | prompt: %zu tokens, %.1f t/s | generation: %d tokens, %.2f t/s | "
+               "\nload: %.2f s | prompt: %lld tokens, %.1f t/s | generation: %lld tokens, %.2f t/s | "
                "KV cache: %s | weights: %s (%s) | RSS after load: %s | peak RSS: %s | seed: %u\n",
-               load_s, ids.size(), static_cast<double>(ids.size()) / t_prompt, n_gen,
-               n_decode / std::max(t_gen, 1e-9),
-               human_bytes(static_cast<double>(session->kv_bytes())).c_str(),
+               load_s, static_cast<long long>(st.prompt_tokens), st.prompt_tokens_per_second(),
+               static_cast<long long>(st.tokens), st.tokens_per_second(),
+               human_bytes(static_cast<double>(st.kv_bytes)).c_str(),
                human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(), model->repacked().summary().c_str(),
-               human_bytes(static_cast<double>(rss_loaded)).c_str(), human_bytes(static_cast<double>(peak_rss_bytes())).c_str(),
-               sampler.seed());
+               human_bytes(static_cast<double>(rss_loaded)).c_str(),
+               human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str(), sampler.seed());
   const KvCache& kv = session->kv_cache();
   std::fprintf(stderr, "%s",
-               format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(), kv.peak_bytes_held()).c_str());
+               format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(),
+                                kv.peak_bytes_held())
+                   .c_str());
   return 0;
 }
 
@@ -109,7 +96,8 @@ void add_run_command(CLI::App& root) {
   auto* p = app->add_option("-p,--prompt", f->prompt, "prompt text");
   auto* file = app->add_option("-f,--file", f->file, "read the prompt from a file")->check(CLI::ExistingFile);
   p->excludes(file);
-  app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1 = until end of generation or full context)")->capture_default_str();
+  app->add_option("-n,--n-predict", f->n_predict, "tokens to generate (-1 = until end of generation or full context)")
+      ->capture_default_str();
   app->add_flag("--no-bos", f->no_bos, "do not add the BOS token");
   app->add_flag("--ignore-eos", f->ignore_eos, "keep generating past end-of-generation tokens");
   app->add_flag("--no-display-prompt", f->no_display_prompt, "do not echo the prompt to stdout");

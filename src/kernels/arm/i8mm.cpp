@@ -7,8 +7,8 @@
 #include <cstdint>
 
 #include "kernels/kernel_table.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 namespace i8mm {

@@ -1,7 +1,7 @@
 #include "kernels/ref/activation_ref.h"
 
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/legacy.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::ref {
 

@@ -5,7 +5,7 @@
 // instead of away from zero. q8_K is the same as quantize_activations.
 #include <cstdint>
 
-#include "quant/formats/ggml_type.h"
+#include "formats/ggml_type.h"
 
 namespace pocketlm::ref {
 

@@ -2,7 +2,7 @@
 #include "kernels/kernel_table.h"
 #include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 #include <cstring>
 

@@ -3,7 +3,7 @@
 #include <cassert>
 #include <cmath>
 
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm::ref {
 using kernels::KvRow;

@@ -1,5 +1,5 @@
 #pragma once
-// Scalar reference for the quantized KV cache rows (runtime/kv_types.h: one f16 scale per token and KV head,
+// Scalar reference for the quantized KV cache rows (formats/kv_types.h: one f16 scale per token and KV head,
 // then head_dim int8 (q8) or head_dim / 2 bytes of nibbles (q4)). The oracle the SIMD paths (simd/kv_rows.h)
 // are tested against, and the scalar path's table entries (kernel_table.h kv_gemm / kv_weighted_rows).
 //
@@ -20,7 +20,7 @@
 #include <cstdint>
 
 #include "kernels/kernel_table.h"
-#include "runtime/kv_types.h"
+#include "formats/kv_types.h"
 
 namespace pocketlm::ref {
 

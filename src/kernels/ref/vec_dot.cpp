@@ -5,9 +5,9 @@
 #include <limits>
 
 #include "kernels/ref/vec_dot_formats.h"
-#include "quant/formats/float.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/float.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm {
 

@@ -1,7 +1,7 @@
 #include "kernels/ref/vec_dot_formats.h"
 
-#include "quant/formats/float.h"
-#include "quant/formats/rounding.h"
+#include "formats/float.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

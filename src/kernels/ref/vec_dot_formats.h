@@ -1,7 +1,7 @@
 #pragma once
 // The per-format scalar dot products behind vec_dot() (vec_dot.h), one per weight type, each taking its
 // partner activation row. n is a multiple of the block size; rows are arrays of the block structs in
-// quant/formats/. Arithmetic follows ggml's generic (non-SIMD) CPU code, so that results match it bit for
+// formats/. Arithmetic follows ggml's generic (non-SIMD) CPU code, so that results match it bit for
 // bit: integer sums per block are exact; the float steps are listed with each family below.
 #include <cstdint>
 

@@ -1,9 +1,9 @@
 #include <cassert>
 
 #include "kernels/ref/vec_dot_formats.h"
-#include "quant/formats/float.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/rounding.h"
+#include "formats/float.h"
+#include "formats/kquants.h"
+#include "formats/rounding.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

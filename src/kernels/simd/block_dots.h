@@ -3,7 +3,7 @@
 // activation block accumulates. gemm_tiles.h runs them over tiles of rows x activation columns.
 //
 // Included INSIDE each path's namespace, after that path's Ops, like ops_x86.h (no #includes here; the block
-// structs come from quant/formats/, included by the path's .cpp before its namespace opens).
+// structs come from formats/, included by the path's .cpp before its namespace opens).
 //
 // Integer sums are exact. Float accumulation keeps 8 partial sums per output and adds them at the end, so
 // results differ from the scalar reference (ref/) only by float rounding order: see tests/kernels.
@@ -83,7 +83,7 @@ using FmtQ5_0 = Fmt32<block_q5_0, block_q8_0, true, false, QuantsQ5_0>;
 using FmtQ5_1 = Fmt32<block_q5_1, block_q8_1, false, true, QuantsQ5_1>;
 using FmtQ8_0 = Fmt32<block_q8_0, block_q8_0, true, false, QuantsQ8_0>;
 
-// pocketlm-only Q4_0 group sizes (G = 64, 128; quant/formats/legacy.h): a block is G / 32 parts packed as
+// pocketlm-only Q4_0 group sizes (G = 64, 128; formats/legacy.h): a block is G / 32 parts packed as
 // q4_0 blocks that share one scale. Each part unpacks as a q4_0 block with the shared d and runs q4_0's own
 // block dot (FmtQ4_0::accum) against its q8_0 activation block, so nothing here is new arithmetic.
 template <int G>
@@ -201,7 +201,7 @@ inline void unpack_q3_K(const block_q3_K& b, QK& u) {
   u.dmin = 0.0f;
 }
 
-// Q4_K/Q5_K: the 6-bit scales and mins of the 8 sub-blocks (quant/formats/kquants.h's k_scale_min), byte j
+// Q4_K/Q5_K: the 6-bit scales and mins of the 8 sub-blocks (formats/kquants.h's k_scale_min), byte j
 // of `sc` / `mn` for sub-block j; decoded four at a time in 32-bit words (little-endian byte order).
 inline void scales_mins_6bit(const uint8_t* s, uint64_t& sc, uint64_t& mn) {
   uint32_t w0, w1, w2;

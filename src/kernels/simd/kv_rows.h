@@ -1,4 +1,4 @@
-// The quantized KV cache rows (runtime/kv_types.h: q8 and q4, one f16 scale per token and KV head) on every
+// The quantized KV cache rows (formats/kv_types.h: q8 and q4, one f16 scale per token and KV head) on every
 // SIMD path, written once over the path's Ops (x86/ops_x86.h, arm/ops_arm.h); the scalar oracle is
 // ref/kv_rows.h.
 //   K . Q (kernel_table.h GemmFn): K rows (q8 or q4) against queries quantized to q8 rows. The integer dots

@@ -8,8 +8,8 @@
 
 #include "kernels/kernel_table.h"
 #include "kernels/packed_acts.h"
-#include "quant/formats/kquants.h"
-#include "quant/formats/legacy.h"
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 namespace avx512 {

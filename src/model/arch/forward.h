@@ -7,7 +7,7 @@
 
 #include "model/attention.h"
 #include "model/model.h"
-#include "runtime/kv_cache.h"
+#include "model/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {

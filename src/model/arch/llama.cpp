@@ -5,7 +5,7 @@
 #include "kernels/matmul.h"
 #include "model/attention.h"
 #include "model/ops.h"
-#include "quant/formats/float.h"
+#include "formats/float.h"
 
 namespace pocketlm {
 

@@ -1,0 +1,152 @@
+// Encoders of the 32-element formats (layouts in legacy.h). See docs/quantization.md for the search.
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+#include "formats/encode_weights.h"
+#include "formats/float.h"
+#include "formats/legacy.h"
+#include "formats/rounding.h"
+#include "formats/scale_search.h"
+
+POCKETLM_EXACT_FLOAT_ARITHMETIC
+
+namespace pocketlm {
+namespace {
+
+// Symmetric groups of n values (Q4_0: q - 8, Q5_0: q - 16; n = 32, or 64 / 128 for the pocketlm-only
+// Q4_0 group sizes): fitted d, stored in f16 (best of the rounded value and its neighbours), quants L in
+// [lo, hi] re-rounded against the stored d. Returns the f16 bits.
+uint16_t encode_symmetric_block(const float* x, const float* w, int n, int lo, int hi, int* L) {
+  const double d = fit_symmetric(x, w, n, lo, hi);
+  uint16_t best = fp16_finite(d);
+  double best_err = symmetric_error(x, w, n, fp16_to_fp32(best), lo, hi);
+  const uint16_t centre = best;
+  for (int dir = -1; dir <= 1; dir += 2) {
+    const uint16_t h = fp16_step(centre, dir);
+    const double err = symmetric_error(x, w, n, fp16_to_fp32(h), lo, hi);
+    if (err < best_err) {
+      best_err = err;
+      best = h;
+    }
+  }
+  const float df = fp16_to_fp32(best);
+  for (int j = 0; j < n; ++j) L[j] = df != 0.0f ? nearest_int_clamped(x[j] / df, lo, hi) : 0;
+  return best;
+}
+
+double affine_block_error(const float* x, const float* w, float d, float m, int nmax) {
+  double err = 0;
+  for (int j = 0; j < 32; ++j) {
+    const int l = d != 0.0f ? nearest_int_clamped((x[j] - m) / d, 0, nmax) : 0;
+    const double diff = static_cast<double>(static_cast<float>(l) * d + m) - x[j];  // decoder: q * d + m
+    err += static_cast<double>(w[j]) * diff * diff;
+  }
+  return err;
+}
+
+// Affine blocks (Q4_1, Q5_1: q * d + m): fitted (d, m), both stored in f16 trying each one's neighbours.
+void encode_affine_block(const float* x, const float* w, int nmax, uint16_t& d_out, uint16_t& m_out, int L[32]) {
+  const AffineFit f = fit_affine(x, w, 32, nmax, /*allow_positive_min=*/true);
+  const uint16_t d0 = fp16_finite(f.d), m0 = fp16_finite(f.m);
+  double best_err = HUGE_VAL;
+  for (int dd = -1; dd <= 1; ++dd)
+    for (int dm = -1; dm <= 1; ++dm) {
+      const uint16_t dh = dd == 0 ? d0 : fp16_step(d0, dd);
+      const uint16_t mh = dm == 0 ? m0 : fp16_step(m0, dm);
+      const double err = affine_block_error(x, w, fp16_to_fp32(dh), fp16_to_fp32(mh), nmax);
+      if (err < best_err) {
+        best_err = err;
+        d_out = dh;
+        m_out = mh;
+      }
+    }
+  const float d = fp16_to_fp32(d_out), m = fp16_to_fp32(m_out);
+  for (int j = 0; j < 32; ++j) L[j] = d != 0.0f ? nearest_int_clamped((x[j] - m) / d, 0, nmax) : 0;
+}
+
+void pack_nibbles(const int L[32], int bias, uint8_t qs[16]) {
+  for (int j = 0; j < 16; ++j)
+    qs[j] = static_cast<uint8_t>(((L[j] + bias) & 0x0F) | (((L[j + 16] + bias) & 0x0F) << 4));
+}
+
+void pack_fifth_bits(const int L[32], int bias, uint8_t qh[4]) {
+  uint32_t bits = 0;
+  for (int j = 0; j < 32; ++j) bits |= static_cast<uint32_t>(((L[j] + bias) >> 4) & 1) << j;
+  std::memcpy(qh, &bits, sizeof(bits));
+}
+
+// Calls fn(b, x, w) for each group of G values of a row, w = the group's search weights (sigma2 = the row's
+// mean square, encode_weights.h).
+template <int G = 32, typename Fn>
+void for_each_block(const float* x, int64_t n, const float* importance, Fn&& fn) {
+  assert(n % G == 0);
+  const double sigma2 = mean_square(x, n);
+  float w[G];
+  for (int64_t b = 0; b < n / G; ++b) {
+    search_weights(x + G * b, importance ? importance + G * b : nullptr, G, sigma2, w);
+    fn(b, x + G * b, w);
+  }
+}
+
+}  // namespace
+
+void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance) {
+  for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[32];
+    y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L);
+    pack_nibbles(L, 8, y[b].qs);
+  });
+}
+
+template <int G>
+void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance) {
+  for_each_block<G>(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[G];
+    y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L);
+    for (int p = 0; p < block_q4_0_g<G>::kParts; ++p) pack_nibbles(L + 32 * p, 8, y[b].qs + 16 * p);
+  });
+}
+template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
+template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*);
+
+void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance) {
+  for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[32];
+    y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L);
+    pack_nibbles(L, 16, y[b].qs);
+    pack_fifth_bits(L, 16, y[b].qh);
+  });
+}
+
+void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance) {
+  for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[32];
+    encode_affine_block(xb, w, 15, y[b].d, y[b].m, L);
+    pack_nibbles(L, 0, y[b].qs);
+  });
+}
+
+void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance) {
+  for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
+    int L[32];
+    encode_affine_block(xb, w, 31, y[b].d, y[b].m, L);
+    pack_nibbles(L, 0, y[b].qs);
+    pack_fifth_bits(L, 0, y[b].qh);
+  });
+}
+
+void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*importance*/) {
+  quantize_row_q8_0(x, y, n);
+  // ggml stores an infinite scale when amax / 127 overflows f16 (|x| > ~8.3e6), which decodes to Inf/NaN.
+  // Such blocks get the largest finite scale instead, their values saturating at +-127 * 65504.
+  for (int64_t b = 0; b < n / QK8_0; ++b) {
+    if ((y[b].d & 0x7FFFu) < 0x7C00u) continue;
+    y[b].d = 0x7BFFu;
+    const float d = fp16_to_fp32(y[b].d);
+    for (int j = 0; j < QK8_0; ++j)
+      y[b].qs[j] = static_cast<int8_t>(nearest_int_clamped(x[QK8_0 * b + j] / d, -127, 127));
+  }
+}
+
+}  // namespace pocketlm

@@ -1,0 +1,120 @@
+#include "runtime/generator.h"
+
+#include <algorithm>
+
+#include "util/stats.h"
+
+namespace pocketlm {
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::EndOfGeneration: return "eog";
+    case StopReason::MaxTokens: return "max_tokens";
+    case StopReason::StopString: return "stop_string";
+    case StopReason::ContextFull: return "context";
+    case StopReason::Callback: return "callback";
+  }
+  return "?";
+}
+
+namespace {
+
+// The generated text and how much of it has been released: text that could be the start of a stop string is
+// held back until the next token shows whether it is one.
+class StopMatcher {
+ public:
+  explicit StopMatcher(const std::vector<std::string>& stops) : stops_(stops) {}
+
+  // Adds a token's text; returns true when a stop string now appears (the text is cut before it).
+  bool add(std::string_view piece) {
+    text_ += piece;
+    // A stop string starts in the held-back tail or the new text: what was released cannot begin one.
+    for (const std::string& s : stops_) {
+      if (s.empty()) continue;
+      const size_t at = text_.find(s, released_);
+      if (at != std::string::npos) {
+        text_.resize(at);
+        return true;
+      }
+    }
+    return false;
+  }
+  // The text that can be released now: all of it but the longest tail that begins a stop string.
+  std::string_view release(bool all) {
+    size_t keep = 0;
+    if (!all)
+      for (const std::string& s : stops_)
+        for (size_t n = std::min(s.size() - (s.empty() ? 0 : 1), text_.size() - released_); n > keep; --n)
+          if (text_.compare(text_.size() - n, n, s, 0, n) == 0) {
+            keep = n;
+            break;
+          }
+    const size_t b = std::min(released_, text_.size()), e = std::max(b, text_.size() - keep);
+    released_ = e;
+    return std::string_view(text_).substr(b, e - b);
+  }
+  std::string take_text() { return std::move(text_); }
+
+ private:
+  const std::vector<std::string>& stops_;
+  std::string text_;
+  size_t released_ = 0;
+};
+
+}  // namespace
+
+Expected<GenerateResult> Generator::generate(std::span<const int32_t> tokens, Sampler& sampler,
+                                             const GenerateOptions& opts, const TokenCallback& on_token) {
+  if (tokens.empty()) return Error("generate: no prompt tokens to evaluate (at least one is needed for logits)");
+  if (session_.n_past() + static_cast<int64_t>(tokens.size()) >= session_.n_ctx())
+    return Error("the prompt is " + std::to_string(session_.n_past() + static_cast<int64_t>(tokens.size())) +
+                 " tokens, which does not fit the context of " + std::to_string(session_.n_ctx()) + " tokens");
+  GenerateResult r;
+  GenerateStats& st = r.stats;
+  st.prompt_tokens = static_cast<int64_t>(tokens.size());
+  const double t0 = now_seconds();
+  PLM_TRY(std::span<const float> cur, session_.eval(tokens));
+  const double t1 = now_seconds();
+  st.prompt_seconds = t1 - t0;
+
+  StopMatcher matcher(opts.stop);
+  st.stop = StopReason::MaxTokens;
+  while (opts.max_tokens < 0 || st.tokens < opts.max_tokens) {
+    const int32_t next = sampler.sample(cur);
+    if (!opts.ignore_eos && tok_.is_eog(next)) {
+      st.stop = StopReason::EndOfGeneration;
+      break;
+    }
+    sampler.accept(next);
+    r.tokens.push_back(next);
+    ++st.tokens;
+    const bool stopped = matcher.add(tok_.token_to_piece(next));
+    const std::string_view text = matcher.release(stopped);
+    if (on_token && !on_token(next, text)) {
+      st.stop = StopReason::Callback;
+      break;
+    }
+    if (stopped) {
+      st.stop = StopReason::StopString;
+      break;
+    }
+    if (opts.max_tokens >= 0 && st.tokens >= opts.max_tokens) break;
+    if (session_.n_past() >= session_.n_ctx()) {
+      st.stop = StopReason::ContextFull;
+      break;
+    }
+    PLM_TRY(cur, session_.eval(std::span<const int32_t>(&next, 1)));
+    ++st.decode_steps;
+  }
+  if (st.stop != StopReason::StopString && st.stop != StopReason::Callback) {
+    const std::string_view rest = matcher.release(/*all=*/true);
+    if (!rest.empty() && on_token) on_token(-1, rest);
+  }
+  st.decode_seconds = now_seconds() - t1;
+  st.kv_bytes = session_.kv_bytes();
+  st.peak_rss_bytes = peak_rss_bytes();
+  r.text = matcher.take_text();
+  return r;
+}
+
+}  // namespace pocketlm
