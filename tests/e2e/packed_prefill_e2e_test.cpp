@@ -6,7 +6,6 @@
 // kernel bug gives a large divergence.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,8 +17,8 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
-#include "quant/quantize_model.h"
 #include "runtime/session.h"
+#include "requantized_model.h"
 #include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -99,25 +98,11 @@ TEST_F(PackedPrefillE2E, Smollm2RequantizedToQ4_0) {
   bool any = false;
   for (const kernels::KernelTable* path : kernels::runnable_tables()) any = any || path->find_packed(GgmlType::Q4_0);
   if (!any) GTEST_SKIP() << "no kernel path on this CPU has packed GEMMs";
-  auto in = GgufFile::open(test::smollm2_path().string());
-  ASSERT_TRUE(in.ok()) << in.error().message();
-  QuantizeOptions o;
-  o.target = "Q4_0";
-  o.pure = true;  // every matrix q4_0 (the head too)
-  o.progress = false;
-  o.n_threads = 2;
-  auto plan = plan_quantization(*in, o);
-  ASSERT_TRUE(plan.ok()) << plan.error().message();
-  const std::string out =
-      (std::filesystem::temp_directory_path() / ("pocketlm-packed-q4_0-" + std::to_string(::getpid()) + ".gguf")).string();
-  auto r = quantize_model(*in, *plan, o, out);
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  {
-    auto model = Model::load(out);
-    ASSERT_TRUE(model.ok()) << model.error().message();
-    EXPECT_GT(check(**model, GgmlType::Q4_0), 0);
-  }
-  std::filesystem::remove(out);
+  const test::RequantizedModel q4_0(test::smollm2_path(), "Q4_0");
+  ASSERT_TRUE(q4_0.ok()) << q4_0.error();
+  auto model = Model::load(q4_0.path());
+  ASSERT_TRUE(model.ok()) << model.error().message();
+  EXPECT_GT(check(**model, GgmlType::Q4_0), 0);
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 // pages of the repacked tensors are released (RSS does not hold the weights twice).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,8 +17,8 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
-#include "quant/quantize_model.h"
 #include "runtime/session.h"
+#include "requantized_model.h"
 #include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -124,21 +123,9 @@ TEST(X16DecodeE2E, Smollm2RequantizedToQ4_0) {
   if (!std::filesystem::exists(test::smollm2_path())) GTEST_SKIP() << "SmolLM2 not fetched (scripts/fetch-models.sh)";
   if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers (requantizes the model)";
   if (kernels::gemv_x16_for(GgmlType::Q4_0) == nullptr) GTEST_SKIP() << "the active path has no x16 q4_0 GEMV";
-  auto in = GgufFile::open(test::smollm2_path().string());
-  ASSERT_TRUE(in.ok()) << in.error().message();
-  QuantizeOptions o;
-  o.target = "Q4_0";
-  o.pure = true;  // every matrix q4_0 (the head too)
-  o.progress = false;
-  o.n_threads = 2;
-  auto plan = plan_quantization(*in, o);
-  ASSERT_TRUE(plan.ok()) << plan.error().message();
-  const std::string out =
-      (std::filesystem::temp_directory_path() / ("pocketlm-x16-q4_0-" + std::to_string(::getpid()) + ".gguf")).string();
-  auto r = quantize_model(*in, *plan, o, out);
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  compare(out, GgmlType::Q4_0);
-  std::filesystem::remove(out);
+  const test::RequantizedModel q4_0(test::smollm2_path(), "Q4_0");
+  ASSERT_TRUE(q4_0.ok()) << q4_0.error();
+  compare(q4_0.path(), GgmlType::Q4_0);
 }
 
 }  // namespace

@@ -74,11 +74,22 @@ inline void q4_0_groups(int64_t nb, const uint8_t* g, const block_q8_0* a, float
 }
 
 // ---------------------------------------------------------------- q4_K (group block: 2304 bytes)
+// 16 rows' (scale, min) pairs of q4_K sub-blocks 2c and 2c + 1 in a group block: byte 2r + e of sc / mn
+// (6-bit values, rows in natural order).
+inline void q4_K_scales(const uint8_t* g, int c, __m256i& sc, __m256i& mn) {
+  const __m256i w30 = _mm256_set1_epi16(0x0030), w3000 = _mm256_set1_epi16(0x3000);
+  const __m256i lo = load32(g + 64 + 32 * c);
+  const __m256i hw = _mm256_cvtepu8_epi16(load16(g + 192 + 16 * c));
+  sc = _mm256_or_si256(nib_lo(lo), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 4), w30),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hw, 8), w3000)));
+  mn = _mm256_or_si256(nib_hi(lo), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
+}
+
 // Per sub-block (32 quants) and half, 8 products of at most 2 * 15 * 128 = 3840 add up in int16 lanes (30720);
 // one vpmaddwd then applies the 6-bit scale, duplicated into both words of the row's lane.
 inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
-  const __m256i w30 = _mm256_set1_epi16(0x0030), w3000 = _mm256_set1_epi16(0x3000);
   // (scale 2c, scale 2c + 1) words of a lane -> (scale 2c, scale 2c) / (scale 2c + 1, scale 2c + 1).
   const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
                                         8, 9, 12, 13, 12, 13);
@@ -93,14 +104,8 @@ inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
     __m256i isum[2] = {zero, zero}, msum[2] = {zero, zero};
 #pragma GCC unroll 1
     for (int c = 0; c < 4; ++c) {
-      // 16 rows' (scale, min) pairs of sub-blocks 2c and 2c + 1: byte 2r + e of sc / mn (6-bit values).
-      const __m256i lo = load32(g + 64 + 32 * c);
-      const __m256i hw = _mm256_cvtepu8_epi16(load16(g + 192 + 16 * c));
-      const __m256i sc = _mm256_or_si256(_mm256_and_si256(lo, m4),
-                                         _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 4), w30),
-                                                         _mm256_and_si256(_mm256_slli_epi16(hw, 8), w3000)));
-      const __m256i mn = _mm256_or_si256(nib_hi(lo), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
-                                                                      _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
+      __m256i sc, mn;
+      q4_K_scales(g, c, sc, mn);
       const __m256i bsum = _mm256_set1_epi32(bs32[c]);
       // The two halves side by side, so each broadcast activation serves 16 rows (and nothing spills).
       __m256i s0[2] = {zero, zero}, s1[2] = {zero, zero};
@@ -252,7 +257,6 @@ inline void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
 template <int C>
 inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
-  const __m256i w30 = _mm256_set1_epi16(0x0030), w3000 = _mm256_set1_epi16(0x3000);
   const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
                                         8, 9, 12, 13, 12, 13);
   const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));
@@ -273,13 +277,8 @@ inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
       for (int j = 0; j < C; ++j) isum[j] = msum[j] = zero;
 #pragma GCC unroll 1
       for (int c = 0; c < 4; ++c) {
-        const __m256i lo8 = load32(g + 64 + 32 * c);
-        const __m256i hw = _mm256_cvtepu8_epi16(load16(g + 192 + 16 * c));
-        const __m256i sc = _mm256_or_si256(_mm256_and_si256(lo8, m4),
-                                           _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 4), w30),
-                                                           _mm256_and_si256(_mm256_slli_epi16(hw, 8), w3000)));
-        const __m256i mn = _mm256_or_si256(nib_hi(lo8), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(hw, 2), w30),
-                                                                        _mm256_and_si256(_mm256_slli_epi16(hw, 6), w3000)));
+        __m256i sc, mn;
+        q4_K_scales(g, c, sc, mn);
         __m256i s0[C], s1[C];
         for (int j = 0; j < C; ++j) s0[j] = s1[j] = zero;
 #pragma GCC unroll 8
