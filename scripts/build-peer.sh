@@ -4,11 +4,15 @@
 # the same run. Idempotent: does nothing when the build is already there.
 #   .peer/src     llama.cpp source (cloned from the bundle)
 #   .peer/build   cmake build: bin/llama-completion, llama-perplexity, llama-quantize, ... and libllama.so
+# The build is made once per machine: .peer is a link to a cache folder keyed by the version and the CPU
+# flags (POCKETLM_CACHE_DIR, default ~/.cache/pocketlm), so a clean clone (CI) reuses it instead of spending
+# ten minutes rebuilding the same llama.cpp. A .peer that is a real folder (older checkouts) is used as it is.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEER="$ROOT/.peer"
 NLC_VERSION=3.22.1
-TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple)
+TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple
+       llama-speculative-simple llama-lookup llama-server)
 
 # CPU features: every SIMD extension this machine has, but never AMX. Some VMs report AMX without granting
 # programs the tile state, and llama.cpp's AMX kernels then die with SIGILL (llama-bench, llama-perplexity).
@@ -26,7 +30,17 @@ STAMP="$NLC_VERSION ${CPU_FLAGS[*]} ${TOOLS[*]}"
 if [ -x "$PEER/build/bin/llama-completion" ] && [ "$(cat "$PEER/build/.pocketlm-done" 2>/dev/null)" = "$STAMP" ]; then
   echo "[build-peer] llama.cpp already built in $PEER/build"; exit 0
 fi
-mkdir -p "$PEER"
+if [ ! -e "$PEER" ]; then
+  CACHE="${POCKETLM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pocketlm}"
+  STORE="$CACHE/peer-$NLC_VERSION-$(echo "${CPU_FLAGS[*]}" | sha256sum | cut -c1-12)"
+  mkdir -p "$STORE"
+  ln -s "$STORE" "$PEER"
+  echo "[build-peer] .peer -> $STORE"
+fi
+PEER="$(readlink -f "$PEER")"  # one real path for cmake, whichever clone links to it
+if [ -x "$PEER/build/bin/llama-completion" ] && [ "$(cat "$PEER/build/.pocketlm-done" 2>/dev/null)" = "$STAMP" ]; then
+  echo "[build-peer] llama.cpp already built in $PEER/build"; exit 0
+fi
 if [ ! -d "$PEER/src/.git" ]; then
   echo "[build-peer] fetching node-llama-cpp@$NLC_VERSION from npm"
   tmp="$(mktemp -d)"
@@ -37,7 +51,7 @@ if [ ! -d "$PEER/src/.git" ]; then
 fi
 echo "[build-peer] configuring llama.cpp (CPU: ${CPU_FLAGS[*]})"
 cmake -S "$PEER/src" -B "$PEER/build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON \
   -DBUILD_SHARED_LIBS=ON >"$PEER/configure.log" 2>&1 || { tail -30 "$PEER/configure.log"; exit 1; }
 all_targets="$(ninja -C "$PEER/build" -t targets all 2>/dev/null | cut -d: -f1)"
 targets=()

@@ -5,6 +5,7 @@ set -euo pipefail
 
 DEB_PKGS=(
   build-essential cmake ninja-build pkg-config git
+  ccache                              # compiler cache: CI builds of an unchanged file are hits (CMakeLists.txt)
   python3                             # scripts/check-layers.py, the metric oracles
   clang-format-14                     # .clang-format (the code's style; apply to the files you change)
   libgtest-dev libgmock-dev libbenchmark-dev   # tests; Google Benchmark for bench/kernels

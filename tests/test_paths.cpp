@@ -14,6 +14,7 @@ std::filesystem::path models_dir() { return from_env("POCKETLM_MODELS_DIR", POCK
 std::filesystem::path peer_dir() { return from_env("POCKETLM_PEER_DIR", POCKETLM_PEER_DIR); }
 std::filesystem::path source_dir() { return POCKETLM_SOURCE_DIR; }
 std::filesystem::path cli_path() { return POCKETLM_CLI; }
+std::filesystem::path chat_example_path() { return POCKETLM_CHAT_EXAMPLE; }
 std::filesystem::path smollm2_path() { return models_dir() / "SmolLM2-135M-Instruct.Q4_1.gguf"; }
 std::filesystem::path gemma3_path() { return models_dir() / "gemma-3-270m-q4_k_m.gguf"; }
 std::filesystem::path stories_path() { return shared_dir() / "models" / "stories260K.gguf"; }

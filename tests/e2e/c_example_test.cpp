@@ -18,7 +18,7 @@ TEST(CExample, ChatTurnEqualsRunAtTempZero) {
   if (!std::filesystem::exists(test::smollm2_path())) GTEST_SKIP() << "SmolLM2 absent: run scripts/fetch-models.sh";
   const std::string model = test::smollm2_path().string();
   const std::string message = "Name three colours of the rainbow.";
-  const test::CliResult ex = test::run_process({POCKETLM_CHAT_EXAMPLE, model, message, "32"});
+  const test::CliResult ex = test::run_process({test::chat_example_path().string(), model, message, "32"});
   ASSERT_EQ(ex.exit_code, 0) << ex.err;
   EXPECT_NE(ex.err.find("generation: "), std::string::npos) << ex.err;
   EXPECT_NE(ex.err.find("peak RSS: "), std::string::npos) << ex.err;

@@ -16,6 +16,9 @@ extern char** environ;
 #ifndef POCKETLM_PEER_BIN  // set by bench/peer/CMakeLists.txt
 #define POCKETLM_PEER_BIN ""
 #endif
+#ifndef POCKETLM_PEER_QUANTIZE_BIN
+#define POCKETLM_PEER_QUANTIZE_BIN ""
+#endif
 
 namespace pocketlm::test {
 namespace {
@@ -53,6 +56,11 @@ std::optional<std::filesystem::path> peer_binary() {
   std::error_code ec;
   if (p.empty() || !std::filesystem::is_regular_file(p, ec)) return std::nullopt;
   return p;
+}
+
+std::filesystem::path peer_quantize_binary() {
+  if (const char* env = std::getenv("POCKETLM_PEER_QUANTIZE_BIN"); env && *env) return env;
+  return POCKETLM_PEER_QUANTIZE_BIN;
 }
 
 std::string peer_missing_message() {

@@ -16,6 +16,10 @@ namespace pocketlm::test {
 // env POCKETLM_PEER_BIN overrides), or nullopt when it is not there.
 std::optional<std::filesystem::path> peer_binary();
 
+// The built pocketlm-peer-quantize (llama.cpp's quantize functions on raw floats; env
+// POCKETLM_PEER_QUANTIZE_BIN overrides); empty when the peer was not configured.
+std::filesystem::path peer_quantize_binary();
+
 // Why the peer is missing and which command provides it (for GTEST_SKIP).
 std::string peer_missing_message();
 

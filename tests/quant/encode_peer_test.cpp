@@ -17,6 +17,7 @@
 #include "formats/quantize.h"
 #include "quant/imatrix.h"
 #include "test_paths.h"
+#include "e2e/peer_client.h"
 #include "quant/encode_rows.h"
 #include "util/thread_pool.h"
 
@@ -25,14 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#ifndef POCKETLM_PEER_QUANTIZE_BIN
-#define POCKETLM_PEER_QUANTIZE_BIN ""
-#endif
-
-fs::path peer_quantize_bin() {
-  if (const char* env = std::getenv("POCKETLM_PEER_QUANTIZE_BIN")) return env;
-  return POCKETLM_PEER_QUANTIZE_BIN;
-}
+fs::path peer_quantize_bin() { return test::peer_quantize_binary(); }
 
 void write_floats(const fs::path& p, const float* v, size_t n) {
   std::ofstream f(p, std::ios::binary);
