@@ -6,7 +6,10 @@ set(CMAKE_SYSTEM_PROCESSOR aarch64)
 
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
-set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu)
+# The cross toolchain's sysroot, and / for Debian's multiarch arm64 packages (libpcre2-dev:arm64 installs into
+# /usr/lib/aarch64-linux-gnu, found through CMAKE_LIBRARY_ARCHITECTURE; scripts/install-deps.sh).
+set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu /)
+set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)

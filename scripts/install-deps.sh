@@ -33,6 +33,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The ARM build of the C example links Debian's arm64 PCRE2 (multiarch; scripts/test-arm.sh).
+if ! dpkg-query -W -f='${Status}' libpcre2-dev:arm64 2>/dev/null | grep -q "install ok installed"; then
+  echo "[install-deps] apt-get install libpcre2-dev:arm64 (multiarch)"
+  dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libpcre2-dev:arm64 >/dev/null
+fi
+
 # npm fetches the llama.cpp peer's source (node-llama-cpp); the machine image ships Node.js, Debian's is the fallback.
 if ! command -v npm >/dev/null 2>&1; then
   echo "[install-deps] apt-get install npm"

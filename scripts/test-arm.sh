@@ -6,11 +6,15 @@
 #   -cpu max         (dotprod + i8mm): dispatch must see i8mm,dotprod,neon and pick i8mm; each path forced
 #   -cpu cortex-a76  (dotprod, no i8mm): must see dotprod,neon and pick dotprod
 #   -cpu cortex-a57  (ARMv8.0, no dotprod): must see only neon and pick it; forcing i8mm must be refused
-# Usage: scripts/test-arm.sh [BUILD_DIR]   (default build-arm; POCKETLM_JOBS=N: build jobs, default nproc).
-# Called by scripts/test.sh.
+# Then the app side: pocketlm_core and examples/chat.c cross-built (-DPOCKETLM_CORE_ONLY=ON, PCRE2 from Debian's
+# arm64 multiarch package) and one streamed chat turn on SmolLM2 under qemu-aarch64 -cpu max, whose output must
+# equal the native build's (which tests/e2e/c_example_test.cpp checks against `pocketlm run --temp 0`).
+# Usage: scripts/test-arm.sh [BUILD_DIR] [NATIVE_BUILD_DIR]   (defaults build-arm, build; POCKETLM_JOBS=N: build
+# jobs, default nproc). Called by scripts/test.sh after the native build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${1:-$ROOT/build-arm}"
+NATIVE="${2:-$ROOT/build}"
 SYSROOT=/usr/aarch64-linux-gnu
 for tool in aarch64-linux-gnu-g++ qemu-aarch64; do
   command -v "$tool" >/dev/null || { echo "test-arm: $tool not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
@@ -54,6 +58,33 @@ elif ! grep -q "kernel path 'i8mm' is not built in or this CPU cannot run it" <<
   FAILED=$((FAILED + 1))
 else
   echo "refused: $(grep -o "kernel path 'i8mm'.*" <<<"$out")"
+fi
+
+echo "== C example: pocketlm_core + examples/chat.c cross-built for aarch64, a chat turn under qemu =="
+CORE="$BUILD-core"
+cmake -S "$ROOT" -B "$CORE" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLM_WERROR=ON -DPOCKETLM_NATIVE=OFF \
+  -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" -DPOCKETLM_CORE_ONLY=ON >/dev/null
+ninja -C "$CORE" -j"${POCKETLM_JOBS:-$(nproc)}" pocketlm_chat_example
+MODEL="$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+NATIVE_EX="$NATIVE/examples/pocketlm_chat_example"
+MESSAGE="Name three colours of the rainbow."
+RUNS=$((RUNS + 1))
+if [ ! -f "$MODEL" ] || [ ! -x "$NATIVE_EX" ]; then
+  echo "test-arm: FAILED: the chat example needs $MODEL (scripts/fetch-models.sh) and $NATIVE_EX (scripts/build.sh)"
+  FAILED=$((FAILED + 1))
+else
+  want="$("$NATIVE_EX" "$MODEL" "$MESSAGE" 32 2>/dev/null)"
+  echo "-- qemu-aarch64 -cpu max pocketlm_chat_example SmolLM2 \"$MESSAGE\" 32"
+  # The arm64 PCRE2 lives in Debian's multiarch folder, outside the cross sysroot qemu's -L names.
+  if got="$(LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu qemu-aarch64 -cpu max -L "$SYSROOT" \
+              "$CORE/examples/pocketlm_chat_example" "$MODEL" "$MESSAGE" 32 2>"$CORE/chat.err")" && [ "$got" = "$want" ] \
+     && [ -n "$got" ]; then
+    echo "same reply as the native build ($(wc -c <<<"$got") bytes); $(grep -o 'generation: [^|]*' "$CORE/chat.err" | head -1)"
+  else
+    echo "test-arm: FAILED: the chat example under qemu replied differently (or failed)"
+    echo "native: $want"; echo "qemu:   $got"; tail -5 "$CORE/chat.err"
+    FAILED=$((FAILED + 1))
+  fi
 fi
 
 echo "arm tests: $((RUNS - FAILED)) passed, $FAILED failed"

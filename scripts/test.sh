@@ -88,7 +88,7 @@ if [ -z "${POCKETLM_SKIP_ARM:-}" ]; then
   stage "[2/4] ARM kernels (cross build, qemu-aarch64)"
   arm_log="$(mktemp)"
   set +e
-  "$ROOT/scripts/test-arm.sh" "$ROOT/build-arm" 2>&1 | tee "$arm_log"
+  "$ROOT/scripts/test-arm.sh" "$ROOT/build-arm" "$ROOT/build" 2>&1 | tee "$arm_log"
   arm_rc=${PIPESTATUS[0]}
   set -e
   arm_line="$(grep '^arm tests:' "$arm_log" | tail -1)"

@@ -57,7 +57,8 @@ void plm_model_free(plm_model* model);
 
 typedef struct plm_context_params {
   int32_t n_ctx;     /* context in tokens; 0: min(the model's training context, 4096) */
-  int32_t n_threads; /* 0: the physical cores */
+  int32_t n_threads; /* 0: the physical cores. Contexts asking for the same number share one pool of
+                      * threads per process and take turns on it: two contexts never oversubscribe. */
 } plm_context_params;
 plm_context_params plm_context_default_params(void);
 

@@ -9,24 +9,10 @@
 
 #include "formats/ggml_type.h"
 #include "util/error.h"
+#include "util/splitmix64.h"
 
 namespace pocketlm {
 
-// A small, fast PRNG (splitmix64): deterministic across platforms, enough for benchmark data.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-53; }  // [0, 1)
-
- private:
-  uint64_t s_;
-};
 
 // Fills `out` (exactly row_size(type, n_elements) bytes; n_elements a multiple of the block size) with
 // valid random data of `type`. F32/F16/BF16: N(0, sigma)-like values. Errors for types it cannot make.

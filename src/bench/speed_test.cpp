@@ -49,7 +49,7 @@ SampleStats summarize(std::vector<double> v) {
   if (v.empty()) return s;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  s.median = percentile_sorted(std::span<const double>(v), 0.5);
   s.min = v.front();
   s.max = v.back();
   double sum = 0;

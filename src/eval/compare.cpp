@@ -11,28 +11,16 @@
 #include <set>
 
 #include "eval/svg_plot.h"
+#include "util/splitmix64.h"
+#include "util/stats.h"
 
 namespace pocketlm {
 
 namespace {
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Index in [0, n): a splitmix64 draw modulo n (the modulo bias is below n / 2^64).
-size_t draw(uint64_t& s, size_t n) { return static_cast<size_t>(splitmix64(s) % n); }
-
 double percentile(std::vector<double>& v, double q) {
   std::sort(v.begin(), v.end());
-  if (v.empty()) return 0;
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<size_t>(std::floor(pos));
-  const double frac = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] + (v[i + 1] - v[i]) * frac : v[i];
+  return percentile_sorted(std::span<const double>(v), q);
 }
 
 double mean(const std::vector<double>& v) {
@@ -53,11 +41,11 @@ BootstrapResult paired_bootstrap(const std::vector<std::vector<double>>& x, int 
   if (n == 0) return r;
   std::vector<std::vector<double>> samples(nv, std::vector<double>(static_cast<size_t>(resamples)));
   std::vector<double> sums(nv);
-  uint64_t state = seed;
+  SplitMix64 rng(seed);
   for (int b = 0; b < resamples; ++b) {
     std::fill(sums.begin(), sums.end(), 0.0);
     for (size_t k = 0; k < n; ++k) {
-      const size_t i = draw(state, n);
+      const auto i = static_cast<size_t>(rng.below(n));
       for (size_t v = 0; v < nv; ++v) sums[v] += x[v][i];
     }
     for (size_t v = 0; v < nv; ++v) samples[v][static_cast<size_t>(b)] = sums[v] / static_cast<double>(n);
@@ -165,12 +153,12 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
   const size_t nv = in.results.size();
   if (nv < 2) return Error("compare needs at least two results files");
   if (!in.labels.empty() && in.labels.size() != nv)
-    return Error("--labels has " + std::to_string(in.labels.size()) + " labels for " + std::to_string(nv) + " results files");
+    return Error(std::to_string(in.labels.size()) + " labels for " + std::to_string(nv) + " results files").about("labels");
   if (!in.kld.empty() && in.kld.size() != nv)
-    return Error("--kld has " + std::to_string(in.kld.size()) + " values for " + std::to_string(nv) + " results files");
+    return Error(std::to_string(in.kld.size()) + " KLD values for " + std::to_string(nv) + " results files").about("kld");
   if (!in.bits_per_weight.empty() && in.bits_per_weight.size() != nv)
-    return Error("--bits-per-weight has " + std::to_string(in.bits_per_weight.size()) + " values for " + std::to_string(nv) +
-                 " results files");
+    return Error(std::to_string(in.bits_per_weight.size()) + " bits-per-weight values for " + std::to_string(nv) +
+                 " results files").about("bits_per_weight");
   CompareReport rep;
   rep.resamples = opt.resamples;
   rep.seed = opt.seed;
@@ -191,7 +179,7 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
       const std::string& s = in.bits_per_weight[v];
       double x = 0;
       const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-      if (ec != std::errc() || ptr != s.data() + s.size() || x <= 0) return Error("--bits-per-weight: \"" + s + "\" is not a positive number");
+      if (ec != std::errc() || ptr != s.data() + s.size() || x <= 0) return Error("bits per weight \"" + s + "\" is not a positive number").about("bits_per_weight");
       vi.bits_per_weight = x;
     }
     if (!in.kld.empty()) {

@@ -1,5 +1,7 @@
 #include "eval/kld_stats.h"
 
+#include "util/stats.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,12 +13,6 @@ double mean_covariance(double sum_a, double sum_b, double sum_ab, int64_t count)
   if (count < 10) return 0.0;
   const auto n = static_cast<double>(count);
   return (sum_ab / n - (sum_a / n) * (sum_b / n)) / (n - 1);
-}
-
-double median(const std::vector<float>& s) {
-  const size_t n = s.size();
-  if (n == 0) return 0;
-  return n % 2 == 0 ? 0.5 * (static_cast<double>(s[n / 2]) + s[n / 2 - 1]) : s[n / 2];
 }
 
 MeanErr exp_of(MeanErr log_value) { return {std::exp(log_value.value), std::exp(log_value.value) * log_value.err}; }
@@ -31,14 +27,8 @@ MeanErr mean_and_error(double sum, double sum2, int64_t count) {
   return {mean, var > 0 && count > 10 ? std::sqrt(var / (n - 1)) : 0.0};
 }
 
-double percentile(const std::vector<float>& s, double fraction) {
-  if (s.empty()) return 0;
-  if (fraction <= 0) return s.front();
-  if (fraction >= 1) return s.back();
-  const double pos = fraction * static_cast<double>(s.size() - 1);
-  const auto i = static_cast<size_t>(pos);
-  const double t = pos - static_cast<double>(i);
-  return (1 - t) * s[i] + t * s[std::min(i + 1, s.size() - 1)];
+double percentile(const std::vector<float>& sorted, double fraction) {
+  return percentile_sorted(std::span<const float>(sorted), fraction);
 }
 
 void KldAccumulator::add(const KlPosition& p) {
@@ -109,7 +99,7 @@ KldReport KldAccumulator::report() const {
   r.kld_p99 = percentile(k, 0.99);
   r.kld_p95 = percentile(k, 0.95);
   r.kld_p90 = percentile(k, 0.90);
-  r.kld_median = median(k);
+  r.kld_median = percentile(k, 0.5);
   r.kld_p10 = percentile(k, 0.10);
   r.kld_p5 = percentile(k, 0.05);
   r.kld_p1 = percentile(k, 0.01);
@@ -121,7 +111,7 @@ KldReport KldAccumulator::report() const {
   r.dp_p95 = percentile(d, 0.95);
   r.dp_p90 = percentile(d, 0.90);
   r.dp_p75 = percentile(d, 0.75);
-  r.dp_median = median(d);
+  r.dp_median = percentile(d, 0.5);
   r.dp_p25 = percentile(d, 0.25);
   r.dp_p10 = percentile(d, 0.10);
   r.dp_p5 = percentile(d, 0.05);

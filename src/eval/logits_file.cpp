@@ -1,5 +1,7 @@
 #include "eval/logits_file.h"
 
+#include "util/splitmix64.h"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -17,12 +19,8 @@ constexpr int64_t kMaxCtx = int64_t{1} << 20;
 constexpr int64_t kMaxVocab = int64_t{1} << 24;
 
 uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-uint64_t finalize(uint64_t h) {  // splitmix64's finalizer
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  return h ^ (h >> 31);
+uint64_t finalize(uint64_t h) {
+  return splitmix64_mix(h);
 }
 
 template <class T>

@@ -52,15 +52,15 @@ Expected<std::vector<int32_t>> tokenize_for_perplexity(const Tokenizer& tok, std
 
 Expected<ChunkPlan> plan_chunks(const Tokenizer& tok, int64_t n_tokens, int64_t n_ctx, int64_t max_chunks,
                                 const std::string& text_name) {
-  if (n_ctx < 4) return Error("-c " + std::to_string(n_ctx) + " is too small: perplexity needs chunks of at least 4 tokens");
+  if (n_ctx < 4) return Error("chunks of " + std::to_string(n_ctx) + " tokens are too small: perplexity needs at least 4").about("n_ctx");
   if (n_tokens < n_ctx)
-    return Error(text_name + ": the text is " + std::to_string(n_tokens) + " tokens, shorter than one chunk of -c " +
-                 std::to_string(n_ctx) + " tokens; give a longer text or a smaller -c");
+    return Error(text_name + ": the text is " + std::to_string(n_tokens) + " tokens, shorter than one chunk of " +
+                 std::to_string(n_ctx) + " tokens; give a longer text or smaller chunks").about("n_ctx");
   ChunkPlan p;
   p.n_ctx = n_ctx;
   p.n_chunk = n_tokens / n_ctx;
   if (max_chunks >= 0) p.n_chunk = std::min(p.n_chunk, max_chunks);
-  if (p.n_chunk < 1) return Error("--chunks " + std::to_string(max_chunks) + ": nothing to evaluate");
+  if (p.n_chunk < 1) return Error(std::to_string(max_chunks) + " chunks asked for: nothing to evaluate").about("max_chunks");
   p.bos = tok.add_bos() ? tok.bos() : -1;
   return p;
 }

@@ -173,13 +173,13 @@ Expected<ResultsLog> ResultsLog::open(const std::string& path, const ResultsHead
     const ResultsHeader& o = c.header;
     if (o.tokenizer_hash != header.tokenizer_hash || o.file_size != header.file_size || o.n_params != header.n_params)
       return Error(path + " holds results of another model (" + o.model + ", " + std::to_string(o.file_size) +
-                   " bytes); write to another file with -o, or delete it to start over");
+                   " bytes); write to another file, or delete it to start over").about("output");
     if (o.prompt_version != header.prompt_version)
       return Error(path + " was written with task prompts version " + std::to_string(o.prompt_version) + ", this build uses " +
-                   std::to_string(header.prompt_version) + "; write to another file with -o");
+                   std::to_string(header.prompt_version) + "; write to another file").about("output");
     if (o.max_tokens != header.max_tokens)
-      return Error(path + " was written with --max-tokens " + std::to_string(o.max_tokens) + ", this run uses " +
-                   std::to_string(header.max_tokens) + "; write to another file with -o");
+      return Error(path + " was written with a limit of " + std::to_string(o.max_tokens) + ", this run uses " +
+                   std::to_string(header.max_tokens) + " generated tokens; write to another file").about("output");
   }
   if (c.torn_tail || (!c.has_header && c.good_bytes == 0)) {
     std::error_code ec;

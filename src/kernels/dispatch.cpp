@@ -1,5 +1,6 @@
 #include "kernels/dispatch.h"
 
+#include <atomic>
 #include <cstdlib>
 
 #include "util/cpu_features.h"
@@ -77,19 +78,19 @@ Expected<const KernelTable*> table_by_name(const std::string& name) {
 }
 
 namespace {
-const KernelTable*& active_slot() {
-  static const KernelTable* table = picked().table;
+std::atomic<const KernelTable*>& active_slot() {
+  static std::atomic<const KernelTable*> table{picked().table};
   return table;
 }
 }  // namespace
 
-const KernelTable& active_table() { return *active_slot(); }
+const KernelTable& active_table() { return *active_slot().load(std::memory_order_relaxed); }
 
 Status isa_override_status() { return picked().status; }
 
-Status use_path(const std::string& name) {
+Status force_path_for_tests(const std::string& name) {
   PLM_TRY(const KernelTable* t, table_by_name(name));
-  active_slot() = t;
+  active_slot().store(t, std::memory_order_relaxed);
   return {};
 }
 

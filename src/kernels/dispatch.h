@@ -20,9 +20,11 @@ const KernelTable& active_table();
 // Model::load returns it, so a client gets an error, not a process abort.
 Status isa_override_status();
 
-// Switches the active path (tests and benchmarks compare paths in one process). Not safe while kernels run
-// on other threads. Errors like table_by_name.
-Status use_path(const std::string& name);
+// Tests only (they compare paths in one process): switches the path of the whole process. The library never
+// calls it, so models and sessions in one process always share the one path picked at start-up; calling it
+// while kernels run on other threads mixes paths within a step (each switch is atomic, so nothing worse).
+// Errors like table_by_name.
+Status force_path_for_tests(const std::string& name);
 
 // Looks a runnable path up by name.
 Expected<const KernelTable*> table_by_name(const std::string& name);

@@ -1,4 +1,5 @@
 #include "model/kv_memory.h"
+#include "util/byte_size.h"
 
 #include <cstdio>
 #include <map>
@@ -7,11 +8,7 @@ namespace pocketlm {
 
 namespace {
 
-std::string mib(size_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
-  return buf;
-}
+std::string mib(size_t b) { return format_mib(static_cast<double>(b), 2); }
 
 double value_bytes(KvType t) {
   switch (t) {

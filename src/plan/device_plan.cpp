@@ -1,4 +1,5 @@
 #include "plan/device_plan.h"
+#include "util/byte_size.h"
 
 #include <nlohmann/json.hpp>
 
@@ -22,11 +23,7 @@ Expected<DevicePlan> plan_for_device(const PlanModel& m, MemoryOptions o, const 
 
 namespace {
 
-std::string mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
-  return buf;
-}
+std::string mib(uint64_t b) { return format_mib(static_cast<double>(b), 1); }
 
 std::string fmt(const char* f, double x) {
   char buf[64];

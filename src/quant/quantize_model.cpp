@@ -18,6 +18,7 @@
 #include "formats/quantize.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
+#include "util/byte_size.h"
 
 namespace pocketlm {
 namespace {
@@ -50,15 +51,6 @@ int64_t count_elements(const std::vector<int64_t>& ne) {
   int64_t n = 1;
   for (int64_t d : ne) n *= d;
   return n;
-}
-
-std::string human(double bytes) {
-  char buf[32];
-  if (bytes >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (bytes >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / (1024.0 * 1024));
-  else if (bytes >= 1024.0) std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  return buf;
 }
 
 std::string shape_of(const std::vector<int64_t>& ne) {
@@ -438,8 +430,8 @@ std::string format_quantize_plan(const QuantizePlan& plan) {
   const double bpw = plan.n_elements > 0 ? 8.0 * static_cast<double>(plan.out_bytes) / static_cast<double>(plan.n_elements) : 0;
   std::snprintf(line, sizeof line,
                 "total: %zu tensors (%s), %d fallback(s); %s -> %s, %.2f bits/weight; %s (general.file_type %u)\n",
-                plan.tensors.size(), mixs.c_str(), plan.n_fallback(), human(static_cast<double>(plan.src_bytes)).c_str(),
-                human(static_cast<double>(plan.out_bytes)).c_str(), bpw,
+                plan.tensors.size(), mixs.c_str(), plan.n_fallback(), human_bytes(static_cast<double>(plan.src_bytes)).c_str(),
+                human_bytes(static_cast<double>(plan.out_bytes)).c_str(), bpw,
                 ((plan.is_recipe ? "recipe " : "single type ") + plan.target).c_str(), plan.ftype);
   s += line;
   return s;

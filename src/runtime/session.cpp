@@ -8,9 +8,10 @@
 namespace pocketlm {
 
 struct Session::State {
-  State(std::unique_ptr<KvCache> cache, int threads, ForwardFn f) : kv(std::move(cache)), pool(threads), forward(f) {}
+  State(std::unique_ptr<KvCache> cache, std::shared_ptr<ThreadPool> threads, ForwardFn f)
+      : kv(std::move(cache)), pool(std::move(threads)), forward(f) {}
   std::unique_ptr<KvCache> kv;
-  ThreadPool pool;
+  std::shared_ptr<ThreadPool> pool;
   ForwardFn forward;
   ForwardScratch scratch;
   std::vector<float> all_logits;
@@ -55,8 +56,9 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, SessionOp
   std::unique_ptr<Session> s(new Session());
   s->model_ = &model;
   s->n_ctx_ = n_ctx;
-  const int threads = opts.n_threads > 0 ? opts.n_threads : physical_cores();
-  s->st_ = std::make_unique<State>(std::make_unique<KvCache>(layout, n_ctx, std::move(kv_pool)), threads, forward_for(c));
+  std::shared_ptr<ThreadPool> threads = opts.thread_pool ? opts.thread_pool : shared_thread_pool(opts.n_threads);
+  s->st_ = std::make_unique<State>(std::make_unique<KvCache>(layout, n_ctx, std::move(kv_pool)), std::move(threads),
+                                   forward_for(c));
   return s;
 }
 
@@ -92,7 +94,7 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
     // A full pool stops here, before anything is written: the tokens so far stay usable.
     PLM_CHECK(st_->kv->reserve(n_past_, static_cast<int64_t>(n)));
-    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, st_->pool);
+    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, *st_->pool);
     n_past_ += static_cast<int64_t>(n);
     if (all_logits)
       std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),

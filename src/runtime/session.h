@@ -11,13 +11,17 @@
 #include "model/kv_cache.h"
 #include "formats/kv_types.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace pocketlm {
 
 struct SessionOptions {
   int64_t n_ctx = 0;            // 0: min(model's training context, 4096)
   KvType kv_type = KvType::F16; // K cache type, and V's unless kv_type_v is set
-  int n_threads = 0;            // 0: physical cores
+  int n_threads = 0;            // 0: physical cores (ignored when thread_pool is given)
+  // The threads the forward pass runs on. Null: the process's shared pool of n_threads threads
+  // (shared_thread_pool), so sessions decoding at the same time take turns on it rather than oversubscribe.
+  std::shared_ptr<ThreadPool> thread_pool;
   std::optional<KvType> kv_type_v;
   size_t kv_budget = 0;         // bytes for the KV pool this session creates; 0: exactly what n_ctx needs
   int64_t kv_block = 32;        // tokens per KV block

@@ -247,7 +247,7 @@ Expected<std::string> apply_chat_template(std::string_view tmpl, const std::vect
     const std::string what = family.empty() ? "unrecognised chat template '" + head + "'"
                                             : "chat template '" + head + "' is of the " + family +
                                                   " family, which pocketlm does not implement";
-    return Error(what + "; use --chat-template NAME with one of: " + names_list());
+    return Error(what + "; name a template to use, one of: " + names_list()).about("chat_template");
   }
   std::ostringstream ss;
   it->render(ss, msgs, add_assistant_prompt);

@@ -14,10 +14,20 @@ class Error {
   explicit Error(std::string message) : message_(std::move(message)) {}
   const std::string& message() const { return message_; }
   // Prefixes context, e.g. the file name: "model.gguf: " + message.
-  Error with_context(const std::string& ctx) const { return Error(ctx + ": " + message_); }
+  Error with_context(const std::string& ctx) const { return Error(ctx + ": " + message_).about(setting_); }
+
+  // The setting the error is about, by its library name ("n_ctx", "chat_template", ...), or "". Messages never
+  // name a client's flags: a client maps the setting to its own spelling (the CLI: tools/pocketlm/common.cpp).
+  Error about(std::string setting) const {
+    Error e = *this;
+    e.setting_ = std::move(setting);
+    return e;
+  }
+  const std::string& setting() const { return setting_; }
 
  private:
   std::string message_;
+  std::string setting_;
 };
 
 template <class T>

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -68,12 +71,29 @@ void ThreadPool::run_chunks(uint32_t gen, int thread) {
   }
 }
 
+namespace {
+thread_local const ThreadPool* tl_running_job_of = nullptr;  // the pool whose job this thread is running
+
+// Marks the calling thread as inside a job of `pool` for its lifetime.
+struct InJob {
+  explicit InJob(const ThreadPool* pool) : saved(tl_running_job_of) { tl_running_job_of = pool; }
+  ~InJob() { tl_running_job_of = saved; }
+  const ThreadPool* saved;
+};
+}  // namespace
+
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
+  if (tl_running_job_of == this) {
+    std::fprintf(stderr, "pocketlm: internal error: ThreadPool::parallel_for called from inside one of its own jobs\n");
+    std::abort();
+  }
   if (n_threads_ == 1 || n == 1) {
     fn(0, n, 0);
     return;
   }
+  std::lock_guard<std::mutex> submit(submit_mu_);
+  InJob in_job(this);
   const auto n_chunks =
       static_cast<uint32_t>(std::min<int64_t>({n, 4 * static_cast<int64_t>(n_threads_), int64_t{0xFFFF}}));
   const auto gen = static_cast<uint32_t>(generation_.load() + 1);
@@ -106,8 +126,22 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
+    InJob in_job(this);
     run_chunks(static_cast<uint32_t>(seen), index);
   }
+}
+
+std::shared_ptr<ThreadPool> shared_thread_pool(int n_threads) {
+  if (n_threads <= 0) n_threads = physical_cores();
+  static std::mutex mu;
+  static std::map<int, std::weak_ptr<ThreadPool>> pools;  // by size; a pool lives while someone holds it
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<ThreadPool> pool = pools[n_threads].lock();
+  if (!pool) {
+    pool = std::make_shared<ThreadPool>(n_threads);
+    pools[n_threads] = pool;
+  }
+  return pool;
 }
 
 int physical_cores() {

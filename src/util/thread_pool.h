@@ -4,6 +4,10 @@
 // Claiming, not a fixed split, matters on a shared machine: if the OS deschedules one thread, the others
 // finish its share instead of waiting for it.
 //
+// One pool serves many callers: sessions decoding at the same time share it (shared_thread_pool()), and
+// their jobs run one after the other, each on every thread, instead of 2 x N threads fighting for N cores.
+// A job must not start another job on the same pool (that is an error caught at run time, not a deadlock).
+//
 // Waking a sleeping thread costs tens of microseconds, and a decode step runs a few hundred parallel_for
 // calls: so after a job a worker polls for the next one for a short, bounded time (kSpinMicros) before it
 // blocks on a condition variable. A pool with no work sleeps: it never keeps a core busy while idle.
@@ -11,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,6 +38,7 @@ class ThreadPool {
   void worker(int index);
   int n_threads_;
   std::vector<std::thread> workers_;
+  std::mutex submit_mu_;  // one job at a time: held by the caller for the whole of parallel_for
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
   void run_chunks(uint32_t generation, int thread);
@@ -49,6 +55,10 @@ class ThreadPool {
  public:
   static constexpr int kSpinMicros = 200;
 };
+
+// The process's pool of n_threads threads (0: physical cores), made on first use and shared by every caller
+// asking for that size while any of them holds it. Thread-safe.
+std::shared_ptr<ThreadPool> shared_thread_pool(int n_threads = 0);
 
 // Physical cores of this machine (hyper-threads not counted), at least 1.
 int physical_cores();

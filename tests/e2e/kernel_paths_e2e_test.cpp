@@ -60,7 +60,7 @@ std::vector<Step> decode(const Model& model, const std::vector<int32_t>& prompt,
 
 class KernelPathsE2E : public ::testing::Test {
  protected:
-  void TearDown() override { ASSERT_TRUE(kernels::use_path(kernels::runnable_tables().front()->name).ok()); }
+  void TearDown() override { ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok()); }
 };
 
 TEST_F(KernelPathsE2E, StoriesGreedyIsIdenticalOnEveryPath) {
@@ -69,12 +69,12 @@ TEST_F(KernelPathsE2E, StoriesGreedyIsIdenticalOnEveryPath) {
   auto tok = Tokenizer::from_gguf((*model)->gguf());
   ASSERT_TRUE(tok.ok());
   const std::vector<int32_t> prompt = (*tok)->encode("Once upon a time, there was a little girl", true, false);
-  ASSERT_TRUE(kernels::use_path("scalar").ok());
+  ASSERT_TRUE(kernels::force_path_for_tests("scalar").ok());
   std::vector<int32_t> want;
   for (const Step& s : decode(**model, prompt, 48, {})) want.push_back(s.token);
   int paths = 0;
   for (const kernels::KernelTable* path : kernels::runnable_tables()) {
-    ASSERT_TRUE(kernels::use_path(path->name).ok());
+    ASSERT_TRUE(kernels::force_path_for_tests(path->name).ok());
     std::vector<int32_t> got;
     for (const Step& s : decode(**model, prompt, 48, {})) got.push_back(s.token);
     EXPECT_EQ(got, want) << path->name;
@@ -96,13 +96,13 @@ TEST_F(KernelPathsE2E, Smollm2GreedyMatchesScalarPathExceptAtNearTies) {
   for (const char* text : {"The capital of France is", "Once upon a time, in a small village,",
                            "def fibonacci(n):"}) {
     const std::vector<int32_t> prompt = (*tok)->encode(text, true, false);
-    ASSERT_TRUE(kernels::use_path("scalar").ok());
+    ASSERT_TRUE(kernels::force_path_for_tests("scalar").ok());
     const std::vector<Step> ref = decode(**model, prompt, 24, {});
     std::vector<int32_t> forced;
     for (const Step& s : ref) forced.push_back(s.token);
     for (const kernels::KernelTable* path : kernels::runnable_tables()) {
       if (std::string(path->name) == "scalar") continue;
-      ASSERT_TRUE(kernels::use_path(path->name).ok());
+      ASSERT_TRUE(kernels::force_path_for_tests(path->name).ok());
       const std::vector<Step> got = decode(**model, prompt, 24, forced);
       for (size_t i = 0; i < ref.size(); ++i) {
         ++compared;

@@ -47,7 +47,7 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& p
 
 class PackedPrefillE2E : public ::testing::Test {
  protected:
-  void TearDown() override { ASSERT_TRUE(kernels::use_path(kernels::runnable_tables().front()->name).ok()); }
+  void TearDown() override { ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok()); }
 
   // Every SIMD path against the scalar path (those without a packed GEMM for `type` show the spread of
   // unpacked kernels for comparison); returns how many paths ran packed.
@@ -57,7 +57,7 @@ class PackedPrefillE2E : public ::testing::Test {
     if (!tok.ok()) return 0;
     const std::vector<int32_t> prompt = (*tok)->encode(kText, true, false);
     EXPECT_GE(prompt.size(), 32u);
-    EXPECT_TRUE(kernels::use_path("scalar").ok());
+    EXPECT_TRUE(kernels::force_path_for_tests("scalar").ok());
     const std::vector<float> ref = last_logits(model, prompt);
     std::vector<float> sorted = ref;
     std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
@@ -67,7 +67,7 @@ class PackedPrefillE2E : public ::testing::Test {
       if (std::string(path->name) == "scalar") continue;
       const bool is_packed = path->find_packed(type) != nullptr;
       packed += is_packed ? 1 : 0;
-      EXPECT_TRUE(kernels::use_path(path->name).ok());
+      EXPECT_TRUE(kernels::force_path_for_tests(path->name).ok());
       const std::vector<float> got = last_logits(model, prompt);
       EXPECT_EQ(got.size(), ref.size());
       if (got.size() != ref.size()) continue;

@@ -188,7 +188,7 @@ TEST_F(PerplexityStories, TextShorterThanOneChunkIsAClearError) {
   const auto r = test::run_cli({"perplexity", "-m", model(), "-f", path, "-c", "128", "--save-logits", out});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("shorter than one chunk of -c 128 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("shorter than one chunk of 128 tokens"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out)) << "no logits file may be left behind";
 }
 
@@ -290,7 +290,7 @@ TEST_F(PerplexityStoriesBadLogits, OtherText) {
 TEST_F(PerplexityStoriesBadLogits, OtherContextSize) {
   const auto r = kld(base_, {"-c", "128"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find(base_ + " was saved with -c 64, but -c 128 was given"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(base_ + " was saved with a context of 64 tokens, but 128 was asked for"), std::string::npos) << r.err;
 }
 
 TEST_F(PerplexityStoriesBadLogits, MoreChunksThanSaved) {

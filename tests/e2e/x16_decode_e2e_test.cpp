@@ -92,9 +92,9 @@ void compare(const std::string& path, GgmlType type) {
   // each matmul, so float-order differences move a few q8 roundings): x16 must stay within it. On the
   // scalar path the x16 model runs the row kernels on de-interleaved rows: bit-identical to the file's rows.
   const std::string active = kernels::active_table().name;
-  ASSERT_TRUE(kernels::use_path("scalar").ok());
+  ASSERT_TRUE(kernels::force_path_for_tests("scalar").ok());
   const Run scalar_rows = decode(**plain, prompt, forced), scalar_x16 = decode(**x16, prompt, forced);
-  ASSERT_TRUE(kernels::use_path(active).ok());
+  ASSERT_TRUE(kernels::force_path_for_tests(active).ok());
   ASSERT_EQ(a.steps.size(), b.steps.size());
   double worst = 0, spread = 0;
   for (size_t i = 0; i < a.steps.size(); ++i) {

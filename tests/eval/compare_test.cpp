@@ -127,7 +127,8 @@ TEST(EvalCompare, ReportOverCommonExamples) {
   in.labels = {"only-one"};
   auto bad = compare_results(in, {});
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.error().message().find("--labels"), std::string::npos);
+  EXPECT_NE(bad.error().message().find("1 labels for 3 results files"), std::string::npos) << bad.error().message();
+  EXPECT_EQ(bad.error().setting(), "labels");
   for (const auto& p : {a, b, c}) std::filesystem::remove(p);
 }
 

@@ -217,7 +217,7 @@ TEST_F(ImatrixStories, TextChunksStartWithBos) {
   EXPECT_EQ(two->size(), 2u);
   auto too_long = imatrix_text_chunks(tok, std::span(ids).first(50), 100, -1, "t.txt");
   ASSERT_FALSE(too_long.ok());
-  EXPECT_NE(too_long.error().message().find("t.txt: the text is 50 tokens, shorter than one chunk of -c 100"),
+  EXPECT_NE(too_long.error().message().find("t.txt: the text is 50 tokens, shorter than one chunk of 100"),
             std::string::npos)
       << too_long.error().message();
 }

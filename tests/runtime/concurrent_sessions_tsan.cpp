@@ -1,16 +1,20 @@
 // Two sessions on one model, generating at the same time on two threads, give the tokens each gives alone:
 // a Model is read-only once loaded, and nothing global changes while sessions decode. Built as its own small
 // binary (pocketlm_concurrency_tests) so CI can also build and run it under ThreadSanitizer cheaply
-// (scripts/test.sh, -DPOCKETLM_TSAN=ON).
+// (scripts/test.sh, -DPOCKETLM_TSAN=ON). Sessions asking for the same threads share the process's pool
+// (shared_thread_pool): their forward passes take turns on it.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <atomic>
+#include <memory>
 #include <thread>
 
 #include "model/model.h"
 #include "runtime/generator.h"
 #include "runtime/session.h"
 #include "test_paths.h"
+#include "util/thread_pool.h"
 
 namespace pocketlm {
 namespace {
@@ -44,6 +48,22 @@ TEST(ConcurrentSessions, TwoContextsOnOneModelEqualOneAtATime) {
     EXPECT_EQ(together_a, alone_a) << "round " << round;
     EXPECT_EQ(together_b, alone_b) << "round " << round;
   }
+}
+
+// The pool the sessions share, driven directly from two threads (what TSan checks the hand-off of).
+TEST(ConcurrentSessions, TwoCallersOnTheSharedPool) {
+  std::shared_ptr<ThreadPool> pool = shared_thread_pool(2);
+  auto caller = [&](int64_t n, std::atomic<int64_t>& sum) {
+    for (int round = 0; round < 300; ++round)
+      pool->parallel_for(n, [&](int64_t b, int64_t e, int) { sum += e - b; });
+  };
+  std::atomic<int64_t> sa{0}, sb{0};
+  std::thread ta([&] { caller(17, sa); });
+  std::thread tb([&] { caller(40, sb); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(sa.load(), 300 * 17);
+  EXPECT_EQ(sb.load(), 300 * 40);
 }
 
 }  // namespace

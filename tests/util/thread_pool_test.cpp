@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +56,50 @@ TEST(ThreadPool, BackToBackJobsOfDifferentSizes) {
       for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round << " n " << n << " threads " << threads;
     }
   }
+}
+
+// The process's pool: one per size while anyone holds it, so sessions asking for the same threads share.
+TEST(ThreadPool, SharedPoolIsOnePerSizeWhileHeld) {
+  std::shared_ptr<ThreadPool> a = shared_thread_pool(3), b = shared_thread_pool(3), c = shared_thread_pool(2);
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_NE(a.get(), c.get());
+  EXPECT_EQ(a->size(), 3);
+  EXPECT_EQ(c->size(), 2);
+  EXPECT_EQ(shared_thread_pool(0)->size(), physical_cores());
+  std::weak_ptr<ThreadPool> gone = c;
+  c.reset();
+  EXPECT_TRUE(gone.expired());  // nobody holds it: its threads are gone
+}
+
+// Two threads submitting to one pool at once: their jobs take turns, each covered exactly once.
+TEST(ThreadPool, TwoCallersTakeTurnsOnOnePool) {
+  ThreadPool pool(3);
+  auto caller = [&](int64_t n, int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> inside{0};
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int t) {
+        EXPECT_LT(t, 3);
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        ++inside;
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "n " << n << " round " << round;
+    }
+  };
+  std::thread x([&] { caller(37, 1500); });
+  std::thread y([&] { caller(101, 1500); });
+  x.join();
+  y.join();
+}
+
+TEST(ThreadPoolDeathTest, AJobStartingAJobOnItsOwnPoolIsAnErrorNotADeadlock) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        ThreadPool pool(2);
+        pool.parallel_for(8, [&](int64_t, int64_t, int) { pool.parallel_for(8, [](int64_t, int64_t, int) {}); });
+      },
+      "called from inside one of its own jobs");
 }
 
 // After a job, workers poll for a bounded time, then sleep: an idle pool must not keep a core busy.

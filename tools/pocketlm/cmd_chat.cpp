@@ -54,7 +54,7 @@ int chat(const ChatFlags& f) {
     messages.push_back({"user", user});
     auto rendered = apply_chat_template(tmpl, messages, true);
     if (!rendered) {
-      std::fprintf(stderr, "error: %s\n", rendered.error().message().c_str());
+      print_error(rendered.error());
       return 1;
     }
     std::vector<int32_t> ids = tok.encode(*rendered, true, true);
@@ -81,7 +81,7 @@ int chat(const ChatFlags& f) {
               return true;
             });
     if (!r) {
-      std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+      print_error(r.error());
       return 1;
     }
     // The cache now holds the conversation and the reply's tokens but the last (never evaluated).

@@ -105,7 +105,7 @@ int eval_run(const EvalFlags& f) {
   }
   auto set = load_task_files(f.tasks, f.limit);
   if (!set) {
-    std::fprintf(stderr, "error: %s\n", set.error().message().c_str());
+    print_error(set.error());
     return 1;
   }
   for (const auto& p : set->problems) std::fprintf(stderr, "warning: %s\n", p.c_str());
@@ -129,7 +129,7 @@ int eval_run(const EvalFlags& f) {
   if (!tmpl.empty()) {
     auto probe = apply_chat_template(tmpl, {{"user", "x"}}, true);
     if (!probe) {
-      std::fprintf(stderr, "error: %s\n", probe.error().message().c_str());
+      print_error(probe.error());
       return 1;
     }
   }
@@ -143,7 +143,7 @@ int eval_run(const EvalFlags& f) {
   std::vector<std::string> notes;
   auto log = ResultsLog::open(out_path, header, existing, notes);
   if (!log) {
-    std::fprintf(stderr, "error: %s\n", log.error().message().c_str());
+    print_error(log.error());
     return 1;
   }
   for (const auto& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
@@ -222,7 +222,7 @@ int eval_compare(const CompareFlags& f) {
   opt.x_axis = f.x_axis;
   auto rep = compare_results(in, opt);
   if (!rep) {
-    std::fprintf(stderr, "error: %s\n", rep.error().message().c_str());
+    print_error(rep.error());
     return 1;
   }
   for (const auto& n : rep->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
@@ -233,7 +233,7 @@ int eval_compare(const CompareFlags& f) {
   for (const auto& [path, text] : outs) {
     if (path->empty()) continue;
     if (auto st = write_atomic(*path, text); !st) {
-      std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+      print_error(st.error());
       return 1;
     }
     std::fprintf(stderr, "wrote %s\n", path->c_str());

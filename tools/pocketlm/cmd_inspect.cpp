@@ -39,7 +39,7 @@ int print_kv_memory(const GgufFile& g, const InspectFlags& f) {
   o.kv_block = f.kv_block;
   const KvLayout layout = kv_layout_for(*c, o);
   if (auto st = layout.validate(); !st) {
-    std::fprintf(stderr, "error: %s\n", st.error().message().c_str());
+    print_error(st.error());
     return 1;
   }
   std::printf("\n## KV cache\n\n%s", format_kv_memory(kv_memory_report(layout, f.n_ctx, kMaxBatch)).c_str());
@@ -64,7 +64,7 @@ void print_decode_layout(const GgufFile& g) {
 int inspect(const InspectFlags& f) {
   auto g = GgufFile::open(f.model);
   if (!g) {
-    std::fprintf(stderr, "error: %s\n", g.error().message().c_str());
+    print_error(g.error());
     return 1;
   }
   std::printf("file: %s\nGGUF version %u, %zu metadata keys, %zu tensors, alignment %llu, data at byte %llu, %s\n\n",

@@ -62,7 +62,7 @@ int run(const RunFlags& f) {
     return true;
   });
   if (!r) {
-    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    print_error(r.error());
     return 1;
   }
   const GenerateStats& st = r->stats;

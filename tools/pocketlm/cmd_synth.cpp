@@ -48,7 +48,7 @@ int synth(const SynthFlags& f) {
   }
   auto r = write_synthetic_model(o, f.out);
   if (!r) {
-    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    print_error(r.error());
     return 1;
   }
   std::map<std::string, int> counts;

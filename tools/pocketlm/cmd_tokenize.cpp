@@ -21,12 +21,12 @@ int tokenize(const TokenizeFlags& f) {
   // Only the tokenizer is needed: read the GGUF, not the weights.
   auto gguf = GgufFile::open(f.model);
   if (!gguf) {
-    std::fprintf(stderr, "error: %s\n", gguf.error().message().c_str());
+    print_error(gguf.error());
     return 1;
   }
   auto tok = Tokenizer::from_gguf(*gguf);
   if (!tok) {
-    std::fprintf(stderr, "error: %s\n", tok.error().message().c_str());
+    print_error(tok.error());
     return 1;
   }
   const std::vector<int32_t> ids = (*tok)->encode(text, !f.no_bos, !f.no_parse_special);

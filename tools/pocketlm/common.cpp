@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -36,7 +37,7 @@ void add_sampler_flags(CLI::App& app, SamplerParams& p) {
 std::unique_ptr<Model> load_model(const std::string& path) {
   auto m = Model::load(path);
   if (!m) {
-    std::fprintf(stderr, "error: %s\n", m.error().message().c_str());
+    print_error(m.error());
     return nullptr;
   }
   return std::move(m).value();
@@ -79,15 +80,27 @@ Expected<SessionOptions> session_options(const ModelFlags& f) {
 std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
   auto o = session_options(f);
   if (!o) {
-    std::fprintf(stderr, "error: %s\n", o.error().message().c_str());
+    print_error(o.error());
     return nullptr;
   }
   auto s = Session::create(m, *o);
   if (!s) {
-    std::fprintf(stderr, "error: %s\n", s.error().message().c_str());
+    print_error(s.error());
     return nullptr;
   }
   return std::move(s).value();
+}
+
+void print_error(const Error& e) {
+  // The library's setting names (Error::about) → this CLI's flags.
+  static const std::map<std::string, std::string> flags = {
+      {"n_ctx", "-c/--ctx-size"},       {"max_chunks", "--chunks"},      {"chat_template", "--chat-template NAME"},
+      {"output", "-o/--output"},        {"max_tokens", "--max-tokens"},  {"bits_per_weight", "--bits-per-weight"},
+      {"kv_type", "-ctk/-ctv"},         {"labels", "--labels"},          {"kld", "--kld"},
+      {"tests", "-p/-n"},               {"repetitions", "-r"},           {"peer", "--peer"},         {"kv_budget", "--kv-budget"},    {"n_threads", "-t/--threads"}};
+  const auto it = flags.find(e.setting());
+  if (it == flags.end()) std::fprintf(stderr, "error: %s\n", e.message().c_str());
+  else std::fprintf(stderr, "error: %s (set with %s)\n", e.message().c_str(), it->second.c_str());
 }
 
 bool read_text_file(const std::string& path, std::string& out) {
@@ -102,12 +115,5 @@ bool read_text_file(const std::string& path, std::string& out) {
   return true;
 }
 
-std::string human_bytes(double b) {
-  char buf[32];
-  if (b >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-  else if (b >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
-  else std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  return buf;
-}
 
 }  // namespace pocketlm::cli

@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "util/byte_size.h"  // human_bytes, for the commands
 
 namespace pocketlm::cli {
 
@@ -34,8 +35,10 @@ std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f);
 // Reads a whole file (for -f); prints an error and returns false on failure.
 bool read_text_file(const std::string& path, std::string& out);
 
-// One line for stderr: "prompt: N tokens, X t/s | generation: ... | peak RSS ..."
-std::string human_bytes(double bytes);
+
+// Prints "error: MESSAGE" on stderr and, when the error is about a setting (Error::setting), the flag that
+// sets it: library messages never name flags.
+void print_error(const Error& e);
 
 int run_main(CLI::App& app);
 int chat_main(CLI::App& app);
