@@ -80,7 +80,7 @@ if [ "${SKIP_SPEED:-0}" != 1 ]; then
     echo "== speed: $(basename "$model"): pocketlm bench pp512 tg128, -t $THREADS, $REPS repetitions" >&2
     bench=$("$CLI" bench -m "$model" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o json --no-bandwidth)
     plan=$("$CLI" plan -m "$model" -c 4096 --device this -t "$THREADS" -o json)
-    python3 -c 'import json,sys; b=json.loads(sys.argv[1]); d=json.loads(sys.argv[2])["devices"][0]; r={x["test"]:x["median_ts"] for x in b}; print(json.dumps({"model":sys.argv[3].split("/")[-1],"pp512_tps":r["pp512"],"tg128_tps":r["tg128"],"bandwidth_gbps":d["bandwidth_gbps"],"cpu_int8_tops":d["cpu_int8_tops"],**{k:d[k] for k in ("prefill_compute_tps","prefill_memory_tps","decode_roofline_tps","decode_compute_tps","prefill_tps","decode_tps")}}))' \
+    python3 -c 'import json,sys; b=json.loads(sys.argv[1]); p=json.loads(sys.argv[2]); d=p["devices"][0]; r={x["test"]:x["median_ts"] for x in b}; print(json.dumps({"model":sys.argv[3].split("/")[-1],"pp512_tps":r["pp512"],"tg128_tps":r["tg128"],"bandwidth_gbps":d["bandwidth_gbps"],"cpu_int8_tops":d["cpu_int8_tops"],"n_layer":p["model"]["n_layer"],**{k:d[k] for k in ("prefill_ops_per_token","prefill_compute_tps","prefill_memory_tps","decode_roofline_tps","decode_compute_tps","prefill_tps","decode_tps")}}))' \
       "$bench" "$plan" "$model" >> "$WORK/speed.jsonl"
     tail -1 "$WORK/speed.jsonl" >&2
   done
@@ -108,17 +108,30 @@ cal = {"overhead_fixed_bytes": round(fixed, -3), "overhead_per_vocab_bytes": rou
 prev = old.get("constants", {})
 if speed:
     dec = [s["tg128_tps"] / min(s["decode_roofline_tps"], s["decode_compute_tps"]) for s in speed]
-    pre = [s["pp512_tps"] / min(s["prefill_compute_tps"], s["prefill_memory_tps"]) for s in speed]
     cal["decode_efficiency"] = round(statistics.median(dec), 3)
-    cal["prefill_efficiency"] = round(statistics.median(pre), 3)
-    for s, e1, e2 in zip(speed, dec, pre):
-        s["decode_efficiency"], s["prefill_efficiency"] = round(e1, 3), round(e2, 3)
+    # Prefill: measured ops per token y = a * F + b * L (F: matmul + attention ops per token, L: layers), by least
+    # squares without intercept; efficiency = 1 / a, per-layer overhead = b / a ops (at that efficiency).
+    ys = [s["cpu_int8_tops"] * 1e12 / s["pp512_tps"] for s in speed]
+    fs = [s["prefill_ops_per_token"] for s in speed]
+    ls = [float(s["n_layer"]) for s in speed]
+    sff = sum(f * f for f in fs); sll = sum(l * l for l in ls); sfl = sum(f * l for f, l in zip(fs, ls))
+    sfy = sum(f * y for f, y in zip(fs, ys)); sly = sum(l * y for l, y in zip(ls, ys))
+    det = sff * sll - sfl * sfl
+    a, b = ((sfy * sll - sly * sfl) / det, (sff * sly - sfl * sfy) / det) if len(speed) >= 2 and det > 0 else (0.0, -1.0)
+    if b < 0 or a <= 0:  # no positive per-layer term: efficiency alone
+        a, b = sfy / sff, 0.0
+    cal["prefill_efficiency"] = round(1.0 / a, 4)
+    cal["prefill_layer_ops"] = round(b / a, -3)
+    for s, e1, f, l in zip(speed, dec, fs, ls):
+        s["decode_efficiency"], s["prefill_efficiency"] = round(e1, 3), round(s["pp512_tps"] * f / (s["cpu_int8_tops"] * 1e12), 4)
         s["predicted_decode_tps"] = round(cal["decode_efficiency"] * min(s["decode_roofline_tps"], s["decode_compute_tps"]), 2)
-        s["predicted_prefill_tps"] = round(cal["prefill_efficiency"] * min(s["prefill_compute_tps"], s["prefill_memory_tps"]), 2)
+        s["predicted_prefill_tps"] = round(cal["prefill_efficiency"] * min(s["cpu_int8_tops"] * 1e12 / (f + cal["prefill_layer_ops"] * l),
+                                                                       s["prefill_memory_tps"]), 2)
         for k in ("prefill_tps", "decode_tps"): s.pop(k, None)
 else:
     cal["decode_efficiency"] = prev.get("decode_efficiency", 0.6)
     cal["prefill_efficiency"] = prev.get("prefill_efficiency", 0.3)
+    cal["prefill_layer_ops"] = prev.get("prefill_layer_ops", 0.0)
     speed = old.get("speed", [])
 data = {"generated_by": "scripts/calibrate-plan.sh", "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "host": platform.node(), "threads": threads, "load_average": os.getloadavg()[0],
@@ -130,9 +143,9 @@ a, b = h.index("// BEGIN GENERATED"), h.index("// END GENERATED")
 block = ("// BEGIN GENERATED (scripts/calibrate-plan.sh, %s, load average %.1f)\n"
          "inline constexpr PlanCalibration kPlanCalibration{\n"
          "    .overhead_fixed_bytes = %.1f,\n    .overhead_per_vocab_bytes = %.1f,\n"
-         "    .decode_efficiency = %.3f,\n    .prefill_efficiency = %.3f,\n};\n") % (
+         "    .decode_efficiency = %.3f,\n    .prefill_efficiency = %.4f,\n    .prefill_layer_ops = %.1f,\n};\n") % (
     data["date"], data["load_average"], cal["overhead_fixed_bytes"], cal["overhead_per_vocab_bytes"],
-    cal["decode_efficiency"], cal["prefill_efficiency"])
+    cal["decode_efficiency"], cal["prefill_efficiency"], cal["prefill_layer_ops"])
 tmp = header_path + ".tmp"
 open(tmp, "w").write(h[:a] + block + h[b:]); os.replace(tmp, header_path)
 print(json.dumps(cal, indent=2))

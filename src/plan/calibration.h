@@ -15,6 +15,9 @@ struct PlanCalibration {
   // prefill (pp512) against min(int8 compute, weights streamed once per 512-token batch).
   double decode_efficiency;
   double prefill_efficiency;
+  // Prefill's work outside the matmuls, per layer and token, as int8 ops at prefill_efficiency (fitted with
+  // it by least squares: measured ops/token = (matmul + attention ops + this x n_layer) / efficiency).
+  double prefill_layer_ops;
 };
 
 // Not fitted: structural estimates the memory model uses.
@@ -31,6 +34,7 @@ inline constexpr PlanCalibration kPlanCalibration{
     .overhead_per_vocab_bytes = 444.4,
     .decode_efficiency = 0.235,
     .prefill_efficiency = 0.057,
+    .prefill_layer_ops = 0.0,
 };
 // END GENERATED
 }  // namespace pocketlm

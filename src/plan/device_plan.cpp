@@ -141,6 +141,7 @@ std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans) 
         {"best_kv_type", p.best_kv_type ? json(kv_type_name(*p.best_kv_type)) : json(nullptr)},
         {"prefill_tps", s.prefill_tps},
         {"prefill_compute_tps", s.prefill_compute_tps},
+        {"prefill_ops_per_token", s.prefill_ops_per_token},
         {"prefill_memory_tps", s.prefill_memory_tps},
         {"decode_tps", s.decode_tps},
         {"decode_tps_full_context", s.decode_tps_full_context},

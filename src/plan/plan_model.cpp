@@ -53,6 +53,12 @@ int64_t PlanModel::matmul_params() const {
   return n;
 }
 
+int64_t PlanModel::head_params() const {
+  const PlanTensor* head = tensor("output.weight");
+  if (head == nullptr) head = tensor("token_embd.weight");
+  return head != nullptr ? head->n_elements : 0;
+}
+
 namespace {
 
 PlanTensor make_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne) {

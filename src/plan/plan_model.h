@@ -37,6 +37,8 @@ struct PlanModel {
   uint64_t decode_weight_bytes() const;
   // Weights a token is multiplied by (matrices only; the embedding only when it is the head): 2 ops each.
   int64_t matmul_params() const;
+  // Of those, the output head's (token_embd when tied): a prompt batch runs it for its last token only.
+  int64_t head_params() const;
 };
 
 // What to do to the stored tensors: nothing, a recipe or type (quantize's TYPE|RECIPE), rules (quantize

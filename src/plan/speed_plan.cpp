@@ -33,10 +33,15 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
   s.decode_tps_full_context = decode_at(static_cast<double>(mem.n_ctx), nullptr);
 
   const double ctx_pp = (static_cast<double>(kPlanPrefillTokens) + 1.0) / 2.0;
-  s.prefill_compute_tps = ops / (2.0 * params + attn_ops_per_position * ctx_pp);
+  const double head = static_cast<double>(m.head_params());
+  s.prefill_ops_per_token = 2.0 * (params - head) + 2.0 * head / static_cast<double>(kPlanPrefillTokens) +
+                            attn_ops_per_position * ctx_pp;
+  s.prefill_compute_tps = ops / s.prefill_ops_per_token;
   s.prefill_memory_tps = roofline_tokens_per_s(d.bandwidth_gbps, static_cast<double>(m.weight_bytes())) *
                          static_cast<double>(kPlanPrefillTokens);
-  s.prefill_tps = std::min(s.prefill_compute_tps, s.prefill_memory_tps) * kPlanCalibration.prefill_efficiency;
+  const double overhead_ops = kPlanCalibration.prefill_layer_ops * static_cast<double>(c.n_layer);
+  s.prefill_tps = std::min(ops / (s.prefill_ops_per_token + overhead_ops), s.prefill_memory_tps) *
+                  kPlanCalibration.prefill_efficiency;
   if (d.power_w > 0) {
     s.joules_per_token = d.power_w / s.decode_tps;
     s.prefill_joules_per_token = d.power_w / s.prefill_tps;

@@ -2,8 +2,10 @@
 // SpeedPlan: predicted prefill and decode tokens/s of a model on a device, and the energy per token.
 //   decode:  a token reads every weight once plus the KV of the positions it attends over (bench/roofline),
 //            so at most bandwidth / bytes per token; and at most cpu_int8_tops / (2 x params + attention).
-//   prefill: a 512-token batch streams the weights once and does 2 x params ops per token, so at most
-//            min(cpu_int8_tops / ops per token, bandwidth x 512 / weight bytes).
+//   prefill: a 512-token batch streams the weights once and does 2 x params ops per token (the output head
+//            for the last token only), so at most min(cpu_int8_tops / ops per token, bandwidth x 512 / weight
+//            bytes). The work outside the matmuls (norms, RoPE, activation quantization, thread hand-offs)
+//            does not shrink with the model's width: it is a fitted cost per layer and token, in ops.
 // Each bound is multiplied by the efficiency this engine reaches on the machine it was calibrated on
 // (plan/calibration.h, scripts/calibrate-plan.sh). Energy: the device's power over the tokens/s.
 #include <cstdint>
@@ -24,7 +26,8 @@ struct SpeedPlan {
   // ... and with the context full (every token attends over n_ctx positions).
   double decode_tps_full_context = 0;
   // Prefill: pp512.
-  double prefill_compute_tps = 0;
+  double prefill_ops_per_token = 0;  // matmuls (head once per batch) + attention at the mean position
+  double prefill_compute_tps = 0;    // int8 compute / those ops
   double prefill_memory_tps = 0;
   double prefill_tps = 0;
   // Energy (0 when the device's power is unknown).
