@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEER="$ROOT/.peer"
 NLC_VERSION=3.22.1
-TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple)
+TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple
+       llama-speculative-simple llama-lookup)
 
 # CPU features: every SIMD extension this machine has, but never AMX. Some VMs report AMX without granting
 # programs the tile state, and llama.cpp's AMX kernels then die with SIGILL (llama-bench, llama-perplexity).

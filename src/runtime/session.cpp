@@ -8,9 +8,11 @@
 namespace pocketlm {
 
 struct Session::State {
-  State(std::unique_ptr<KvCache> cache, int threads, ForwardFn f) : kv(std::move(cache)), pool(threads), forward(f) {}
+  State(std::unique_ptr<KvCache> cache, std::shared_ptr<ThreadPool> p, ForwardFn f)
+      : kv(std::move(cache)), pool(std::move(p)), forward(f) {}
   std::unique_ptr<KvCache> kv;
-  ThreadPool pool;
+  std::shared_ptr<ThreadPool> pool;
+  std::vector<int32_t> tokens;
   ForwardFn forward;
   ForwardScratch scratch;
   std::vector<float> all_logits;
@@ -55,16 +57,20 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, SessionOp
   std::unique_ptr<Session> s(new Session());
   s->model_ = &model;
   s->n_ctx_ = n_ctx;
-  const int threads = opts.n_threads > 0 ? opts.n_threads : physical_cores();
-  s->st_ = std::make_unique<State>(std::make_unique<KvCache>(layout, n_ctx, std::move(kv_pool)), threads, forward_for(c));
+  std::shared_ptr<ThreadPool> pool = opts.thread_pool;
+  if (!pool) pool = std::make_shared<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : physical_cores());
+  s->st_ = std::make_unique<State>(std::make_unique<KvCache>(layout, n_ctx, std::move(kv_pool)), std::move(pool), forward_for(c));
   return s;
 }
 
 size_t Session::kv_bytes() const { return st_->kv->bytes_held(); }
 const KvCache& Session::kv_cache() const { return *st_->kv; }
 
+std::span<const int32_t> Session::tokens() const { return st_->tokens; }
+
 void Session::reset() {
   st_->kv->clear();
+  st_->tokens.clear();
   n_past_ = 0;
 }
 
@@ -72,6 +78,7 @@ Status Session::truncate(int64_t n) {
   if (n >= n_past_) return Status::Ok();
   PLM_CHECK(st_->kv->truncate(n));
   n_past_ = std::max<int64_t>(0, n);
+  st_->tokens.resize(static_cast<size_t>(n_past_));
   return Status::Ok();
 }
 
@@ -92,8 +99,10 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
     // A full pool stops here, before anything is written: the tokens so far stay usable.
     PLM_CHECK(st_->kv->reserve(n_past_, static_cast<int64_t>(n)));
-    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, st_->pool);
+    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, *st_->pool);
     n_past_ += static_cast<int64_t>(n);
+    st_->tokens.insert(st_->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(b),
+                       tokens.begin() + static_cast<std::ptrdiff_t>(b + n));
     if (all_logits)
       std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),
                 st_->all_logits.begin() + static_cast<std::ptrdiff_t>(b * nv));

@@ -11,6 +11,7 @@
 #include "model/kv_cache.h"
 #include "formats/kv_types.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace pocketlm {
 
@@ -23,6 +24,9 @@ struct SessionOptions {
   int64_t kv_block = 32;        // tokens per KV block
   // A pool shared with other sessions (same model and cache types, block size kv_block); null: own pool.
   std::shared_ptr<KvPool> kv_pool;
+  // A thread pool shared with other sessions that never run at the same time (a speculative draft and its
+  // target); null: the session makes its own of n_threads.
+  std::shared_ptr<ThreadPool> thread_pool;
 };
 
 // The KV layout a model and options give (what a shared pool must be created for).
@@ -40,6 +44,8 @@ class Session {
   // with all_logits, of every token (tokens.size() × n_vocab). An error if the context would overflow.
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
   int64_t n_past() const { return n_past_; }
+  // The tokens in the cache, in order (n_past() of them).
+  std::span<const int32_t> tokens() const;
   int64_t n_ctx() const { return n_ctx_; }
   void reset();
   // Forgets every token after the first n; their blocks go back to the pool. An error (nothing changes)
