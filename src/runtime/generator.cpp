@@ -75,6 +75,7 @@ Expected<GenerateResult> Generator::generate(std::span<const int32_t> tokens, Sa
   const int64_t start = session_.n_past();
   const double t0 = now_seconds();
   PLM_TRY(std::span<const float> cur, session_.eval(tokens));
+  if (draft_ != nullptr) PLM_CHECK(draft_->prepare(session_.tokens()));  // the draft's prefill is prompt time
   const double t1 = now_seconds();
   st.prompt_seconds = t1 - t0;
 

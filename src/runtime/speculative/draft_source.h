@@ -45,6 +45,12 @@ class DraftSource {
   // Starts a generation: the source draws its own random numbers (never the target's) from a stream derived
   // from the sampler's seed.
   virtual void begin(uint32_t seed) { (void)seed; }
+  // Takes in a prompt the target has just evaluated (a model draft evaluates it too), so that the first
+  // round's drafting is not charged with the draft's prefill. Optional: propose() catches up on its own.
+  virtual Status prepare(std::span<const int32_t> context) {
+    (void)context;
+    return Status::Ok();
+  }
   // Proposes up to n tokens continuing `context` (the whole sequence so far: every token the target holds
   // and the one it will evaluate next). `chain` is the target's sampler at that point: a model draft applies
   // the same chain (parameters and penalty window) to its own logits. Fewer tokens, or none, are fine.

@@ -25,13 +25,12 @@ float top_probability(std::span<const float> logits) {
   return static_cast<float>(1.0 / sum);
 }
 
-Status ModelDraft::propose(std::span<const int32_t> context, int n, const DraftParams& params, const Sampler& chain,
-                           Draft& out) {
-  out.clear();
-  if (context.empty() || n <= 0) return Status::Ok();
+Expected<std::span<const float>> ModelDraft::catch_up(std::span<const int32_t> context) {
   // A target token the draft's (smaller) vocabulary lacks cannot be fed to it: no draft from here on.
   const int64_t n_vocab = model_->config().n_vocab;
-  if (std::any_of(context.begin(), context.end(), [&](int32_t t) { return t < 0 || t >= n_vocab; })) return Status::Ok();
+  if (context.empty() || static_cast<int64_t>(context.size()) >= session_->n_ctx() ||
+      std::any_of(context.begin(), context.end(), [&](int32_t t) { return t < 0 || t >= n_vocab; }))
+    return std::span<const float>();
   // Roll back to the prefix shared with the sequence; the last token is always evaluated again for its logits.
   size_t keep = static_cast<size_t>(std::mismatch(cached_.begin(), cached_.end(), context.begin(), context.end()).first -
                                     cached_.begin());
@@ -41,12 +40,24 @@ Status ModelDraft::propose(std::span<const int32_t> context, int n, const DraftP
     keep = 0;
   }
   cached_.resize(keep);
-  const int64_t room = session_->n_ctx() - static_cast<int64_t>(context.size());
-  n = static_cast<int>(std::min<int64_t>(n, room));
-  if (n <= 0) return Status::Ok();
-
   PLM_TRY(std::span<const float> logits, session_->eval(context.subspan(keep)));
   cached_.assign(context.begin(), context.end());
+  return logits;
+}
+
+Status ModelDraft::prepare(std::span<const int32_t> context) {
+  PLM_TRY(std::span<const float> logits, catch_up(context));
+  (void)logits;
+  return Status::Ok();
+}
+
+Status ModelDraft::propose(std::span<const int32_t> context, int n, const DraftParams& params, const Sampler& chain,
+                           Draft& out) {
+  out.clear();
+  if (n <= 0) return Status::Ok();
+  PLM_TRY(std::span<const float> logits, catch_up(context));
+  if (logits.empty()) return Status::Ok();
+  n = static_cast<int>(std::min<int64_t>(n, session_->n_ctx() - static_cast<int64_t>(context.size()) + 1));
   Sampler draft_chain = chain;  // same parameters and penalty window; its random stream is not used
   for (int i = 0; i < n; ++i) {
     if (params.p_min > 0 && top_probability(logits) < params.p_min) break;

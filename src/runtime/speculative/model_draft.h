@@ -22,12 +22,17 @@ class ModelDraft final : public DraftSource {
   double cost_per_token() const override { return cost_; }
   std::string memory_summary() const override;
   void begin(uint32_t seed) override;
+  Status prepare(std::span<const int32_t> context) override;
   Status propose(std::span<const int32_t> context, int n, const DraftParams& params, const Sampler& chain,
                  Draft& out) override;
   const Model& model() const { return *model_; }
   const Session& session() const { return *session_; }
 
  private:
+  // Rolls the cache back to the prefix it shares with `context` and evaluates the rest (at least the last
+  // token): the logits after `context`. Empty when the context holds a token past the draft's vocabulary
+  // or does not fit its context.
+  Expected<std::span<const float>> catch_up(std::span<const int32_t> context);
   std::unique_ptr<Model> model_;
   std::unique_ptr<Session> session_;
   double cost_;
