@@ -20,8 +20,8 @@ namespace {
 
 using nlohmann::json;
 
-// What llama.cpp's speculative tools print at the end: "decoded N tokens in S seconds, speed: X t/s",
-// "n_drafted = D", "n_accept = A".
+// What llama.cpp's speculative tools print at the end (after a log prefix): "decoded N tokens in S seconds,
+// speed: X t/s", "n_drafted = D", "n_accept = A".
 struct PeerRun {
   double tokens_per_second = 0;
   long drafted = 0, accepted = 0;
@@ -55,10 +55,11 @@ std::optional<PeerRun> run_peer(const std::vector<std::string>& argv) {
         std::sscanf(line->c_str() + at, "decoded %d tokens in %lf seconds, speed: %lf t/s", &n, &secs, &speed) == 3) {
       r.tokens_per_second = speed;
       seen = true;
-    } else if (std::sscanf(line->c_str(), "n_drafted = %ld", &v) == 1 || std::sscanf(line->c_str(), "n_drafted    = %ld", &v) == 1) {
+    } else if (const size_t d = line->find("n_drafted"); d != std::string::npos &&
+               std::sscanf(line->c_str() + d, "n_drafted = %ld", &v) == 1) {
       r.drafted = v;
-    } else if (std::sscanf(line->c_str(), "n_accept = %ld", &v) == 1 || std::sscanf(line->c_str(), "n_accept  = %ld", &v) == 1 ||
-               std::sscanf(line->c_str(), "n_accept     = %ld", &v) == 1) {
+    } else if (const size_t a = line->find("n_accept"); a != std::string::npos &&
+               std::sscanf(line->c_str() + a, "n_accept = %ld", &v) == 1) {
       r.accepted = v;
     }
   }
@@ -155,10 +156,11 @@ int bench_speculative_main(const SpeculativeBenchFlags& f) {
       for (int rep = 0; rep < f.reps; ++rep) {
         std::vector<std::string> argv = {tools + "/" + (f.draft.lookup ? "llama-lookup" : "llama-speculative-simple"),
                                          "-m", path, "-f", prompt_path, "-n", std::to_string(f.n_gen), "--temp", "0",
-                                         "-c", std::to_string(f.n_ctx), "--draft-max", std::to_string(o.draft.max),
-                                         "--draft-min", std::to_string(o.draft.min), "-s", "1", "--ignore-eos"};
+                                         "-c", std::to_string(f.n_ctx), "--spec-draft-n-max", std::to_string(o.draft.max),
+                                         "--spec-draft-n-min", std::to_string(o.draft.min), "-s", "1", "--ignore-eos"};
         if (f.threads > 0) argv.insert(argv.end(), {"-t", std::to_string(f.threads)});
-        if (!f.draft.lookup) argv.insert(argv.end(), {"-md", draft_file, "--draft-p-min", std::to_string(o.draft.p_min)});
+        if (!f.draft.lookup)
+          argv.insert(argv.end(), {"-md", draft_file, "--spec-type", "draft-simple", "--draft-p-min", std::to_string(o.draft.p_min)});
         auto pr = run_peer(argv);
         if (!pr) return 1;
         peer_ts.push_back(pr->tokens_per_second);

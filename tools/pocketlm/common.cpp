@@ -77,7 +77,7 @@ Expected<SessionOptions> session_options(const ModelFlags& f) {
 }
 
 void add_draft_flags(CLI::App& app, DraftFlags& f) {
-  auto* d = app.add_option("--draft,--model-draft", f.model, "speculative decoding with this draft model (same vocabulary, smaller)")
+  auto* d = app.add_option("--draft,--model-draft,--spec-draft-model", f.model, "speculative decoding with this draft model (same vocabulary, smaller)")
                 ->check(CLI::ExistingFile);
   auto* s = app.add_option("--draft-self", f.self_type,
                            "speculative decoding with the target requantized in memory to TYPE (q4_0, q8_0, q2_K, ...)");
@@ -87,13 +87,13 @@ void add_draft_flags(CLI::App& app, DraftFlags& f) {
   auto* l = app.add_flag("--lookup", f.lookup, "speculative decoding with prompt lookup (n-grams of the prompt and output)");
   d->excludes(s)->excludes(l);
   s->excludes(l);
-  app.add_option("--draft-max,--draft-n", f.params.max, "most tokens drafted per round")
+  app.add_option("--draft-max,--draft-n,--spec-draft-n-max", f.params.max, "most tokens drafted per round")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  app.add_option("--draft-min,--draft-n-min", f.params.min, "a shorter draft is not verified")
+  app.add_option("--draft-min,--draft-n-min,--spec-draft-n-min", f.params.min, "a shorter draft is not verified")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
-  app.add_option("--draft-p-min", f.params.p_min, "stop drafting when the draft's top probability is below P")
+  app.add_option("--draft-p-min,--spec-draft-p-min", f.params.p_min, "stop drafting when the draft's top probability is below P")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
   app.add_flag("--draft-fixed", [&f](int64_t) { f.params.adaptive = false; },
