@@ -85,6 +85,14 @@ void add_draft_flags(CLI::App& app, DraftFlags& f) {
       ->check(CLI::Range(int64_t{1}, int64_t{512}))
       ->needs(s);
   auto* l = app.add_flag("--lookup", f.lookup, "speculative decoding with prompt lookup (n-grams of the prompt and output)");
+  app.add_option("--lookup-ngram-min", f.lookup_ngram_min, "with --lookup: shortest n-gram matched")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16))
+      ->needs(l);
+  app.add_option("--lookup-ngram-max", f.lookup_ngram_max, "with --lookup: longest n-gram matched (tried first)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16))
+      ->needs(l);
   d->excludes(s)->excludes(l);
   s->excludes(l);
   app.add_option("--draft-max,--draft-n,--spec-draft-n-max", f.params.max, "most tokens drafted per round")
@@ -112,6 +120,8 @@ bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFla
   c.model_path = df.model;
   c.self_layers = df.self_layers;
   c.lookup = df.lookup;
+  c.lookup_ngram_min = df.lookup_ngram_min;
+  c.lookup_ngram_max = df.lookup_ngram_max;
   if (!df.self_type.empty()) {
     c.self_type = type_from_name(df.self_type);
     if (!c.self_type) return fail("--draft-self " + df.self_type + ": not a GGUF type (q4_0, q8_0, q2_K, q4_K, ...)");

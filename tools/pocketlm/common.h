@@ -28,6 +28,7 @@ struct DraftFlags {
   std::string self_type;   // --draft-self TYPE
   int64_t self_layers = 0; // --draft-layers N
   bool lookup = false;     // --lookup
+  int lookup_ngram_min = 1, lookup_ngram_max = 4;  // --lookup-ngram-min, --lookup-ngram-max
   DraftParams params;      // --draft-max, --draft-min, --draft-p-min, --draft-fixed
 };
 void add_draft_flags(CLI::App& app, DraftFlags& f);
