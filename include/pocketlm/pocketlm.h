@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PLM_API_VERSION 1
+#define PLM_API_VERSION 2 /* 2: speculative decoding (plm_context_create_speculative) */
 
 typedef enum plm_status {
   PLM_OK = 0,
@@ -102,6 +102,36 @@ typedef struct plm_stats {
  * on success and on PLM_ERR_CANCELLED. */
 plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate_params* params,
                         plm_token_callback callback, void* user_data, plm_stats* stats);
+
+/* Speculative decoding (docs/speculative.md): a draft proposes tokens, the model checks them in one batched
+ * pass. The output has the model's own distribution (greedy: the same text), generated in fewer passes.
+ * Exactly one source: draft_model, self_type or lookup. */
+typedef struct plm_draft_params {
+  const char* draft_model; /* a draft model file: the same vocabulary, smaller; or NULL */
+  const char* self_type;   /* a self-draft: the model requantized in memory to this type ("q4_0"); or NULL */
+  int32_t self_layers;     /* with self_type: only the first N layers (0: all) */
+  int32_t lookup;          /* nonzero: prompt lookup (n-grams of the prompt and the output) */
+  int32_t draft_max;       /* most tokens drafted per round (default 16) */
+  int32_t draft_min;       /* a shorter draft is not verified (default 0) */
+  float draft_p_min;       /* a model draft stops below this top probability (default 0) */
+} plm_draft_params;
+plm_draft_params plm_draft_default_params(void);
+
+/* A context whose plm_generate runs speculative decoding with the draft `draft` describes (the draft's KV
+ * cache shares the context's). Errors as plm_context_create's, and PLM_ERR_IO / PLM_ERR_FORMAT for the draft
+ * model, PLM_ERR_INVALID_ARGUMENT for a draft that does not fit (another vocabulary, not smaller). */
+plm_status plm_context_create_speculative(const plm_model* model, const plm_context_params* params,
+                                          const plm_draft_params* draft, plm_context** out);
+
+typedef struct plm_draft_stats {
+  int64_t rounds;        /* batched passes of the model */
+  int64_t drafted;       /* tokens the draft proposed */
+  int64_t accepted;      /* of them, kept */
+  double draft_seconds;  /* time spent drafting */
+  double verify_seconds; /* time spent in the model's passes */
+} plm_draft_stats;
+/* The speculative figures of the context's last plm_generate (zeros without a draft). */
+plm_status plm_context_draft_stats(const plm_context* ctx, plm_draft_stats* out);
 
 #ifdef __cplusplus
 }

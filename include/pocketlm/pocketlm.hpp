@@ -63,6 +63,17 @@ struct ContextParams {
   int32_t n_threads = 0;  // 0: the physical cores
 };
 
+// Speculative decoding (docs/speculative.md): exactly one of draft_model, self_type, lookup.
+struct DraftParams {
+  std::string draft_model;  // a draft model file (same vocabulary, smaller)
+  std::string self_type;    // a self-draft: the model requantized in memory to this type ("q4_0")
+  int32_t self_layers = 0;  // with self_type: its first N layers (0: all)
+  bool lookup = false;      // prompt lookup (n-grams)
+  int32_t draft_max = 16;
+  int32_t draft_min = 0;
+  float draft_p_min = 0.0f;
+};
+
 struct GenerateParams {
   int32_t max_tokens = -1;
   bool chat = false;  // the prompt is a user message, rendered through the model's chat template
@@ -94,6 +105,28 @@ class Context {
     Status st = Status::last(plm_context_create(model.handle(), &cp, &h));
     out = Context(h);
     return st;
+  }
+  // A context whose generate() runs speculative decoding with `draft`.
+  static Status create_speculative(const Model& model, const ContextParams& p, const DraftParams& draft, Context& out) {
+    const plm_context_params cp{p.n_ctx, p.n_threads};
+    plm_draft_params dp = plm_draft_default_params();
+    dp.draft_model = draft.draft_model.empty() ? nullptr : draft.draft_model.c_str();
+    dp.self_type = draft.self_type.empty() ? nullptr : draft.self_type.c_str();
+    dp.self_layers = draft.self_layers;
+    dp.lookup = draft.lookup ? 1 : 0;
+    dp.draft_max = draft.draft_max;
+    dp.draft_min = draft.draft_min;
+    dp.draft_p_min = draft.draft_p_min;
+    plm_context* h = nullptr;
+    Status st = Status::last(plm_context_create_speculative(model.handle(), &cp, &dp, &h));
+    out = Context(h);
+    return st;
+  }
+  // The last generate()'s speculative figures (zeros without a draft).
+  plm_draft_stats draft_stats() const {
+    plm_draft_stats s{};
+    plm_context_draft_stats(h_, &s);
+    return s;
   }
   Context(Context&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
   Context& operator=(Context&& o) noexcept {

@@ -14,6 +14,7 @@
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "runtime/speculative/draft_setup.h"
 #include "tokenizer/chat_template.h"
 #include "util/mapped_file.h"
 #include "util/stats.h"
@@ -25,6 +26,9 @@ struct plm_model {
 
 struct plm_context {
   const plm_model* model = nullptr;
+  std::unique_ptr<pocketlm::DraftSource> draft;  // null: plain decoding
+  pocketlm::DraftParams draft_params;
+  pocketlm::SpeculativeStats draft_stats;         // of the last plm_generate
   std::unique_ptr<pocketlm::Session> session;
 };
 
@@ -115,27 +119,86 @@ void plm_model_free(plm_model* model) { delete model; }
 
 plm_context_params plm_context_default_params(void) { return plm_context_params{0, 0}; }
 
-plm_status plm_context_create(const plm_model* model, const plm_context_params* params, plm_context** out) {
-  return guarded("plm_context_create", [&] {
-    if (out == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: out is NULL");
+namespace {
+
+plm_status create_context(const char* where, const plm_model* model, const plm_context_params* params,
+                          const plm_draft_params* draft, plm_context** out) {
+  return guarded(where, [&] {
+    const std::string w = where;
+    if (out == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": out is NULL");
     *out = nullptr;
-    if (model == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: model is NULL");
+    if (model == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": model is NULL");
     const plm_context_params p = params ? *params : plm_context_default_params();
-    if (p.n_ctx < 0)
-      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: n_ctx " + std::to_string(p.n_ctx) + " < 0");
-    if (p.n_threads < 0)
-      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: n_threads " + std::to_string(p.n_threads) + " < 0");
+    if (p.n_ctx < 0) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": n_ctx " + std::to_string(p.n_ctx) + " < 0");
+    if (p.n_threads < 0) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": n_threads " + std::to_string(p.n_threads) + " < 0");
     pocketlm::SessionOptions o;
     o.n_ctx = p.n_ctx;
     o.n_threads = p.n_threads;
-    auto s = pocketlm::Session::create(*model->model, o);
-    if (!s) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create: " + s.error().message());
     auto c = std::make_unique<plm_context>();
     c->model = model;
+    if (draft != nullptr) {
+      pocketlm::DraftConfig dc;
+      if (draft->draft_model != nullptr) dc.model_path = draft->draft_model;
+      if (draft->self_type != nullptr) {
+        dc.self_type = pocketlm::type_from_name(draft->self_type);
+        if (!dc.self_type)
+          return fail(PLM_ERR_INVALID_ARGUMENT, w + ": self_type '" + draft->self_type + "' is not a GGUF type");
+      }
+      dc.self_layers = draft->self_layers;
+      dc.lookup = draft->lookup != 0;
+      if (!dc.enabled()) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": no draft source (draft_model, self_type or lookup)");
+      c->draft_params.max = draft->draft_max;
+      c->draft_params.min = draft->draft_min;
+      c->draft_params.p_min = draft->draft_p_min;
+      if (pocketlm::Status st = pocketlm::check_draft_params(c->draft_params); !st)
+        return fail(PLM_ERR_INVALID_ARGUMENT, w + ": " + st.error().message());
+      if (!dc.model_path.empty()) {
+        // A missing or malformed draft file is the file's problem, not the parameters'.
+        auto f = pocketlm::GgufFile::open(dc.model_path);
+        if (!f) return fail(PLM_ERR_IO, w + ": " + f.error().message());
+      }
+      auto d = pocketlm::make_draft_source(*model->model, dc, o);
+      if (!d) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": " + d.error().message());
+      c->draft = std::move(d).value();
+    }
+    auto s = pocketlm::Session::create(*model->model, o);
+    if (!s) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": " + s.error().message());
     c->session = std::move(s).value();
     *out = c.release();
     return PLM_OK;
   });
+}
+
+}  // namespace
+
+plm_status plm_context_create(const plm_model* model, const plm_context_params* params, plm_context** out) {
+  return create_context("plm_context_create", model, params, nullptr, out);
+}
+
+plm_draft_params plm_draft_default_params(void) {
+  const pocketlm::DraftParams d;
+  plm_draft_params p{};
+  p.draft_max = d.max;
+  p.draft_min = d.min;
+  p.draft_p_min = d.p_min;
+  return p;
+}
+
+plm_status plm_context_create_speculative(const plm_model* model, const plm_context_params* params,
+                                          const plm_draft_params* draft, plm_context** out) {
+  if (draft == nullptr) {
+    if (out != nullptr) *out = nullptr;
+    return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_create_speculative: draft is NULL");
+  }
+  return create_context("plm_context_create_speculative", model, params, draft, out);
+}
+
+plm_status plm_context_draft_stats(const plm_context* ctx, plm_draft_stats* out) {
+  if (ctx == nullptr || out == nullptr)
+    return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_draft_stats: ctx or out is NULL");
+  const pocketlm::SpeculativeStats& s = ctx->draft_stats;
+  *out = plm_draft_stats{s.rounds, s.drafted, s.accepted, s.draft_seconds, s.verify_seconds};
+  return PLM_OK;
 }
 
 void plm_context_free(plm_context* ctx) { delete ctx; }
@@ -201,13 +264,15 @@ plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate
     sp.seed = p.seed;
     pocketlm::Sampler sampler(sp);
     for (int32_t id : ids) sampler.accept(id);
+    opts.draft = ctx->draft_params;
     bool cancelled = false;
-    auto r = pocketlm::Generator(session, tok).generate(ids, sampler, opts, [&](int32_t, std::string_view piece) {
+    auto r = pocketlm::Generator(session, tok, ctx->draft.get()).generate(ids, sampler, opts, [&](int32_t, std::string_view piece) {
       if (callback == nullptr || piece.empty()) return true;
       cancelled = callback(piece.data(), piece.size(), user_data) != 0;
       return !cancelled;
     });
     if (!r) return fail(PLM_ERR_RUNTIME, "plm_generate: " + r.error().message());
+    ctx->draft_stats = r->stats.speculative;
     if (stats) {
       const pocketlm::GenerateStats& st = r->stats;
       stats->load_seconds = ctx->model->load_seconds;

@@ -11,6 +11,7 @@
 #include "eval/task_set.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "runtime/speculative/speculative_decoder.h"
 #include "tokenizer/chat_template.h"
 #include "util/error.h"
 
@@ -65,11 +66,20 @@ class TaskRunner {
   // max_tokens > 0 overrides the task's maximum.
   Expected<TaskOutput> run(const TaskExample& ex, int max_tokens = 0);
   Expected<std::vector<int32_t>> prompt_tokens(const TaskExample& ex) const;
+  // Generate by speculative decoding with this draft source (null: plain decoding); greedy output is the same.
+  void set_draft(DraftSource* draft, const DraftParams& params) {
+    draft_ = draft;
+    draft_params_ = params;
+  }
+  const SpeculativeStats& draft_stats() const { return draft_stats_; }  // summed over run() calls
 
  private:
   const Model& model_;
   Session& session_;
   std::string template_;
+  DraftSource* draft_ = nullptr;
+  DraftParams draft_params_;
+  SpeculativeStats draft_stats_;
 };
 
 }  // namespace pocketlm

@@ -149,4 +149,19 @@ void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*im
   }
 }
 
+void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n) {
+  for (int64_t b = 0; b < n / QK4_0; ++b) {
+    const float* xb = x + b * QK4_0;
+    float m = 0;
+    for (int j = 0; j < QK4_0; ++j)
+      if (std::fabs(xb[j]) > std::fabs(m)) m = xb[j];
+    y[b].d = fp16_finite(m / -8.0);
+    const float d = fp16_to_fp32(y[b].d), id = d != 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < QK4_0 / 2; ++j) {
+      const int lo = nearest_int_clamped(xb[j] * id, -8, 7) + 8, hi = nearest_int_clamped(xb[j + QK4_0 / 2] * id, -8, 7) + 8;
+      y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
 }  // namespace pocketlm

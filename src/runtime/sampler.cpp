@@ -31,7 +31,7 @@ void Sampler::apply_penalties(std::vector<Candidate>& c) const {
   }
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+void Sampler::run_chain(std::span<const float> logits) {
   cand_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
   apply_penalties(cand_);
@@ -41,7 +41,9 @@ int32_t Sampler::sample(std::span<const float> logits) {
     size_t best = 0;
     for (size_t i = 1; i < cand_.size(); ++i)
       if (cand_[i].logit > cand_[best].logit) best = i;
-    return cand_[best].id;
+    cand_[0] = {cand_[best].id, cand_[best].logit, 1.0f};
+    cand_.resize(1);
+    return;
   }
 
   auto by_logit = [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; };
@@ -80,10 +82,29 @@ int32_t Sampler::sample(std::span<const float> logits) {
   }
   for (auto& x : cand_) x.logit /= p_.temp;
   softmax();
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  run_chain(logits);
+  if (p_.temp <= 0.0f) return cand_[0].id;
   std::vector<float> weights(cand_.size());
   for (size_t i = 0; i < cand_.size(); ++i) weights[i] = cand_[i].p;
   std::discrete_distribution<size_t> dist(weights.begin(), weights.end());
   return cand_[dist(rng_)].id;
+}
+
+void Sampler::distribution(std::span<const float> logits, std::vector<TokenProb>& out) {
+  run_chain(logits);
+  out.resize(cand_.size());
+  for (size_t i = 0; i < cand_.size(); ++i) out[i] = {cand_[i].id, cand_[i].p};
+}
+
+int32_t draw_token(std::span<const TokenProb> dist, std::mt19937& rng) {
+  if (dist.size() == 1) return dist[0].id;
+  std::vector<float> weights(dist.size());
+  for (size_t i = 0; i < dist.size(); ++i) weights[i] = dist[i].p;
+  std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
+  return dist[pick(rng)].id;
 }
 
 }  // namespace pocketlm

@@ -12,6 +12,7 @@ struct Session::State {
       : kv(std::move(cache)), pool(std::move(threads)), forward(f) {}
   std::unique_ptr<KvCache> kv;
   std::shared_ptr<ThreadPool> pool;
+  std::vector<int32_t> tokens;
   ForwardFn forward;
   ForwardScratch scratch;
   std::vector<float> all_logits;
@@ -65,8 +66,11 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, SessionOp
 size_t Session::kv_bytes() const { return st_->kv->bytes_held(); }
 const KvCache& Session::kv_cache() const { return *st_->kv; }
 
+std::span<const int32_t> Session::tokens() const { return st_->tokens; }
+
 void Session::reset() {
   st_->kv->clear();
+  st_->tokens.clear();
   n_past_ = 0;
 }
 
@@ -74,6 +78,7 @@ Status Session::truncate(int64_t n) {
   if (n >= n_past_) return Status::Ok();
   PLM_CHECK(st_->kv->truncate(n));
   n_past_ = std::max<int64_t>(0, n);
+  st_->tokens.resize(static_cast<size_t>(n_past_));
   return Status::Ok();
 }
 
@@ -96,6 +101,8 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     PLM_CHECK(st_->kv->reserve(n_past_, static_cast<int64_t>(n)));
     st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, *st_->pool);
     n_past_ += static_cast<int64_t>(n);
+    st_->tokens.insert(st_->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(b),
+                       tokens.begin() + static_cast<std::ptrdiff_t>(b + n));
     if (all_logits)
       std::copy(st_->scratch.logits.begin(), st_->scratch.logits.begin() + static_cast<std::ptrdiff_t>(n * nv),
                 st_->all_logits.begin() + static_cast<std::ptrdiff_t>(b * nv));

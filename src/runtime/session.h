@@ -44,6 +44,8 @@ class Session {
   // with all_logits, of every token (tokens.size() × n_vocab). An error if the context would overflow.
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
   int64_t n_past() const { return n_past_; }
+  // The tokens in the cache, in order (n_past() of them).
+  std::span<const int32_t> tokens() const;
   int64_t n_ctx() const { return n_ctx_; }
   void reset();
   // Forgets every token after the first n; their blocks go back to the pool. An error (nothing changes)

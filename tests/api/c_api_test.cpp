@@ -179,3 +179,51 @@ TEST_F(CApi, LoadFromADescriptorAtAnOffsetGivesTheSameModel) {
 
 }  // namespace
 }  // namespace pocketlm
+
+namespace pocketlm {
+namespace {
+
+// Speculative decoding through the C API: the same greedy text as a plain context, the draft's figures, and
+// bad draft parameters as invalid arguments naming the problem.
+TEST_F(CApi, SpeculativeContextGivesThePlainTextAndItsDraftStats) {
+  open();
+  const std::string plain = greedy(ctx_, "Once upon a time", 40);
+  plm_context* spec = nullptr;
+  plm_context_params cp = plm_context_default_params();
+  cp.n_ctx = 256;
+  cp.n_threads = 1;
+  for (int source = 0; source < 2; ++source) {
+    plm_draft_params dp = plm_draft_default_params();
+    EXPECT_EQ(dp.draft_max, 16);
+    if (source == 0) dp.self_type = "q4_0";
+    else dp.lookup = 1;
+    ASSERT_EQ(plm_context_create_speculative(model_, &cp, &dp, &spec), PLM_OK) << plm_last_error();
+    EXPECT_EQ(greedy(spec, "Once upon a time", 40), plain) << "source " << source;
+    plm_draft_stats ds{};
+    ASSERT_EQ(plm_context_draft_stats(spec, &ds), PLM_OK);
+    EXPECT_GT(ds.rounds, 0);
+    EXPECT_LE(ds.accepted, ds.drafted);
+    plm_context_free(spec);
+    spec = nullptr;
+  }
+  plm_draft_stats none{};
+  ASSERT_EQ(plm_context_draft_stats(ctx_, &none), PLM_OK);
+  EXPECT_EQ(none.rounds, 0);
+
+  plm_draft_params bad = plm_draft_default_params();
+  bad.self_type = "q4_0";
+  bad.draft_max = 0;
+  EXPECT_EQ(plm_context_create_speculative(model_, &cp, &bad, &spec), PLM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(plm_last_error()).find("at least 1"), std::string::npos) << plm_last_error();
+  EXPECT_EQ(spec, nullptr);
+  bad = plm_draft_default_params();
+  EXPECT_EQ(plm_context_create_speculative(model_, &cp, &bad, &spec), PLM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(plm_last_error()).find("no draft source"), std::string::npos) << plm_last_error();
+  bad.draft_model = "/no/such/draft.gguf";
+  EXPECT_EQ(plm_context_create_speculative(model_, &cp, &bad, &spec), PLM_ERR_IO);
+  EXPECT_NE(std::string(plm_last_error()).find("/no/such/draft.gguf"), std::string::npos) << plm_last_error();
+  EXPECT_EQ(plm_context_create_speculative(model_, &cp, nullptr, &spec), PLM_ERR_INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace pocketlm

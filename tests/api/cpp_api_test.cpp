@@ -54,3 +54,29 @@ TEST(CppApi, GeneratesStreamsStopsAndCancels) {
 
 }  // namespace
 }  // namespace pocketlm
+
+namespace pocketlm {
+namespace {
+
+TEST(CppApi, SpeculativeContextGeneratesThePlainText) {
+  if (!std::filesystem::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing";
+  api::Model model = api::Model::load(test::stories_path().string());
+  ASSERT_TRUE(model) << model.status().message;
+  api::GenerateParams p;
+  p.temperature = 0;
+  p.max_tokens = 32;
+  api::Context plain, spec;
+  ASSERT_TRUE(api::Context::create(model, {.n_ctx = 256, .n_threads = 1}, plain));
+  api::DraftParams d;
+  d.self_type = "q4_0";
+  const api::Status st = api::Context::create_speculative(model, {.n_ctx = 256, .n_threads = 1}, d, spec);
+  ASSERT_TRUE(st) << st.message;
+  EXPECT_EQ(spec.generate("Once upon a time", p).text, plain.generate("Once upon a time", p).text);
+  EXPECT_GT(spec.draft_stats().rounds, 0);
+  EXPECT_EQ(plain.draft_stats().rounds, 0);
+  api::DraftParams none;
+  EXPECT_FALSE(api::Context::create_speculative(model, {.n_ctx = 256, .n_threads = 1}, none, spec));
+}
+
+}  // namespace
+}  // namespace pocketlm

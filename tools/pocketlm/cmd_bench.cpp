@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench/bench_run.h"
+#include "bench_speculative.h"
 #include "commands.h"
 #include "common.h"
 #include "util/atomic_file.h"
@@ -34,6 +35,10 @@ struct BenchFlags {
   bool peer_no_repack = false;
   bool no_bandwidth = false;
   int bandwidth_mib = 256;
+  // Speculative decoding (bench_speculative.h): with a draft, bench compares it with plain generation.
+  DraftFlags draft;
+  std::string spec_prompt = "Once upon a time", spec_prompt_file, peer_tools;
+  int64_t spec_ctx = 2048;
 };
 
 // "512,1024" and repeated flags → numbers; an error names the flag and the bad item.
@@ -120,6 +125,27 @@ bool config_from_flags(const BenchFlags& f, BenchConfig& c) {
 int bench(const BenchFlags& f) {
   BenchConfig c;
   if (!config_from_flags(f, c)) return 1;
+  if (!f.draft.model.empty() || !f.draft.self_type.empty() || f.draft.lookup) {
+    std::vector<int> tg;
+    for (int n : c.n_gen) if (n > 0) tg.push_back(n);
+    if (tg.size() != 1 || tg[0] < 2 || c.threads.size() > 1) {
+      std::fprintf(stderr, "error: with a draft, bench runs one generation length (-n N, N >= 2) and one thread count\n");
+      return 1;
+    }
+    SpeculativeBenchFlags s;
+    s.models = f.models;
+    s.n_gen = tg[0];
+    s.threads = c.threads.empty() ? physical_cores() : c.threads[0];
+    s.reps = f.reps;
+    s.n_ctx = f.spec_ctx;
+    s.prompt = f.spec_prompt;
+    s.prompt_file = f.spec_prompt_file;
+    s.draft = f.draft;
+    s.peer = f.peer;
+    s.peer_tools = f.peer_tools;
+    s.json_out = f.json_out;
+    return bench_speculative_main(s);
+  }
   std::unique_ptr<Progress> progress;
   BenchEvents ev;
   ev.note = [](const std::string& line) {
@@ -179,6 +205,13 @@ void add_bench_command(CLI::App& root) {
   app->add_flag("--no-bandwidth", f->no_bandwidth, "skip the memory bandwidth probe (no roofline column)");
   app->add_option("--bandwidth-mib", f->bandwidth_mib, "buffer size of the bandwidth probe")
       ->capture_default_str()->check(CLI::Range(16, 1 << 16));
+  add_draft_flags(*app, f->draft);
+  app->add_option("--spec-prompt", f->spec_prompt, "with a draft: the prompt generation starts from")->capture_default_str();
+  app->add_option("--spec-prompt-file", f->spec_prompt_file, "with a draft: read the prompt from a file")
+      ->check(CLI::ExistingFile);
+  app->add_option("--spec-ctx", f->spec_ctx, "with a draft: context size")->capture_default_str()->check(CLI::Range(64, 1 << 20));
+  app->add_option("--peer-tools", f->peer_tools,
+                  "with a draft and --peer: folder of llama-speculative-simple / llama-lookup (default .peer/build/bin)");
   app->callback([f] {
     const int rc = bench(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -17,6 +17,7 @@ namespace {
 
 struct ChatFlags {
   ModelFlags model;
+  DraftFlags draft;
   SamplerParams sampling;
   std::string prompt, system, chat_template;
   int n_predict = -1;
@@ -25,8 +26,9 @@ struct ChatFlags {
 int chat(const ChatFlags& f) {
   auto model = load_model(f.model.model);
   if (!model) return 1;
-  auto session = make_session(*model, f.model);
-  if (!session) return 1;
+  std::unique_ptr<DraftSource> draft;
+  std::unique_ptr<Session> session;
+  if (!make_draft_and_session(*model, f.model, f.draft, draft, session)) return 1;
   std::string tmpl = f.chat_template;
   if (tmpl.empty()) {
     auto t = model->gguf().get_string("tokenizer.chat_template");
@@ -73,8 +75,9 @@ int chat(const ChatFlags& f) {
     }
     GenerateOptions opts;
     opts.max_tokens = f.n_predict;
+    opts.draft = f.draft.params;
     auto r =
-        Generator(*session, tok)
+        Generator(*session, tok, draft.get())
             .generate(std::span<const int32_t>(ids).subspan(common), sampler, opts, [](int32_t, std::string_view text) {
               std::fwrite(text.data(), 1, text.size(), stdout);
               std::fflush(stdout);
@@ -96,6 +99,7 @@ int chat(const ChatFlags& f) {
     std::fprintf(stderr, "[%lld tokens, %.1f t/s overall, peak RSS %s]\n", static_cast<long long>(st.tokens),
                  static_cast<double>(st.tokens) / std::max(dt, 1e-9),
                  human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str());
+    if (draft) std::fprintf(stderr, "[%s]\n", draft_summary(st.speculative).c_str());
     const std::string& reply = r->text;
     messages.push_back({"assistant", reply});
     if (!interactive) break;
@@ -118,6 +122,7 @@ void add_chat_command(CLI::App& root) {
       ->capture_default_str();
   f->sampling.temp = 0.8f;
   add_sampler_flags(*app, f->sampling);
+  add_draft_flags(*app, f->draft);
   app->callback([f] {
     const int rc = chat(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -27,6 +27,7 @@ namespace {
 
 struct EvalFlags {
   ModelFlags model;
+  DraftFlags draft;
   std::vector<std::string> tasks;
   int64_t limit = 0;
   std::string output;
@@ -116,8 +117,9 @@ int eval_run(const EvalFlags& f) {
   const double t_start = now_seconds();
   auto model = load_model(f.model.model);
   if (!model) return 1;
-  auto session = make_session(*model, f.model);
-  if (!session) return 1;
+  std::unique_ptr<DraftSource> draft;
+  std::unique_ptr<Session> session;
+  if (!make_draft_and_session(*model, f.model, f.draft, draft, session)) return 1;
   std::string tmpl = f.chat_template;
   if (tmpl.empty()) {
     auto t = model->gguf().get_string_or("tokenizer.chat_template", "");
@@ -157,6 +159,7 @@ int eval_run(const EvalFlags& f) {
                header.bits_per_weight, header.chat_template.c_str());
 
   TaskRunner runner(*model, *session, tmpl);
+  runner.set_draft(draft.get(), f.draft.params);
   int64_t run_tokens = 0, n_new = 0, n_failed = 0;
   double run_seconds = 0;
   {
@@ -193,6 +196,7 @@ int eval_run(const EvalFlags& f) {
     }
   }
   print_summary(set->examples, done, now_seconds() - t_start, run_tokens, run_seconds, n_new, n_failed);
+  if (draft) std::printf("%s\n", draft_summary(runner.draft_stats()).c_str());
   std::printf("results: %s\n", out_path.c_str());
   return n_failed > 0 && n_new == 0 && todo.size() > 0 ? 1 : 0;
 }
@@ -254,6 +258,7 @@ void add_eval_command(CLI::App& root) {
   app->add_option("-o,--output", f->output, "results file (JSONL; resumed if it exists; default MODEL.eval.jsonl)");
   app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")->check(CLI::Range(1, 1 << 16));
   app->add_option("--chat-template", f->chat_template, "template name or Jinja source overriding the model's");
+  add_draft_flags(*app, f->draft);
 
   auto cf = std::make_shared<CompareFlags>();
   CLI::App* cmp = app->add_subcommand("compare", "compare eval results of several variants of a model");

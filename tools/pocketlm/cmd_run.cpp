@@ -14,6 +14,7 @@ namespace {
 
 struct RunFlags {
   ModelFlags model;
+  DraftFlags draft;
   SamplerParams sampling;
   std::string prompt, file;
   int n_predict = -1;
@@ -26,8 +27,9 @@ int run(const RunFlags& f) {
   const double t_load = now_seconds();
   auto model = load_model(f.model.model);
   if (!model) return 1;
-  auto session = make_session(*model, f.model);
-  if (!session) return 1;
+  std::unique_ptr<DraftSource> draft;
+  std::unique_ptr<Session> session;
+  if (!make_draft_and_session(*model, f.model, f.draft, draft, session)) return 1;
   const Tokenizer& tok = model->tokenizer();
   std::vector<int32_t> ids = tok.encode(prompt, !f.no_bos, true);
   if (ids.empty()) {
@@ -56,7 +58,8 @@ int run(const RunFlags& f) {
   GenerateOptions opts;
   opts.max_tokens = f.n_predict;
   opts.ignore_eos = f.ignore_eos;
-  auto r = Generator(*session, tok).generate(ids, sampler, opts, [](int32_t, std::string_view text) {
+  opts.draft = f.draft.params;
+  auto r = Generator(*session, tok, draft.get()).generate(ids, sampler, opts, [](int32_t, std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
     return true;
@@ -79,6 +82,10 @@ int run(const RunFlags& f) {
                human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(), model->repacked().summary().c_str(),
                human_bytes(static_cast<double>(rss_loaded)).c_str(),
                human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str(), sampler.seed());
+  if (draft) {
+    std::fprintf(stderr, "%s\n", draft_summary(st.speculative).c_str());
+    if (const std::string mem = draft->memory_summary(); !mem.empty()) std::fprintf(stderr, "%s\n", mem.c_str());
+  }
   const KvCache& kv = session->kv_cache();
   std::fprintf(stderr, "%s",
                format_kv_memory(kv_memory_report(kv.layout(), session->n_ctx(), kMaxBatch), kv.bytes_held(),
@@ -103,6 +110,7 @@ void add_run_command(CLI::App& root) {
   app->add_flag("--no-display-prompt", f->no_display_prompt, "do not echo the prompt to stdout");
   app->add_flag("--verbose-prompt", f->verbose_prompt, "print the prompt's token ids to stderr");
   add_sampler_flags(*app, f->sampling);
+  add_draft_flags(*app, f->draft);
   app->callback([f] {
     const int rc = run(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

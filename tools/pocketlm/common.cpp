@@ -77,6 +77,78 @@ Expected<SessionOptions> session_options(const ModelFlags& f) {
   return o;
 }
 
+void add_draft_flags(CLI::App& app, DraftFlags& f) {
+  auto* d = app.add_option("--draft,--model-draft,--spec-draft-model", f.model, "speculative decoding with this draft model (same vocabulary, smaller)")
+                ->check(CLI::ExistingFile);
+  auto* s = app.add_option("--draft-self", f.self_type,
+                           "speculative decoding with the target requantized in memory to TYPE (q4_0, q8_0, q2_K, ...)");
+  app.add_option("--draft-layers", f.self_layers, "with --draft-self: draft with the first N layers only")
+      ->check(CLI::Range(int64_t{1}, int64_t{512}))
+      ->needs(s);
+  auto* l = app.add_flag("--lookup", f.lookup, "speculative decoding with prompt lookup (n-grams of the prompt and output)");
+  app.add_option("--lookup-ngram-min", f.lookup_ngram_min, "with --lookup: shortest n-gram matched")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16))
+      ->needs(l);
+  app.add_option("--lookup-ngram-max", f.lookup_ngram_max, "with --lookup: longest n-gram matched (tried first)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16))
+      ->needs(l);
+  d->excludes(s)->excludes(l);
+  s->excludes(l);
+  app.add_option("--draft-max,--draft-n,--spec-draft-n-max", f.params.max, "most tokens drafted per round")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--draft-min,--draft-n-min,--spec-draft-n-min", f.params.min, "a shorter draft is not verified")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  app.add_option("--draft-p-min,--spec-draft-p-min", f.params.p_min, "stop drafting when the draft's top probability is below P")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
+  app.add_flag("--draft-fixed", [&f](int64_t) { f.params.adaptive = false; },
+               "always draft --draft-max tokens (default: adapt the length to the acceptance rate)");
+}
+
+bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFlags& df,
+                            std::unique_ptr<DraftSource>& draft, std::unique_ptr<Session>& session) {
+  auto fail = [](const std::string& msg) {
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+    return false;
+  };
+  auto o = session_options(mf);
+  if (!o) return fail(o.error().message());
+  DraftConfig c;
+  c.model_path = df.model;
+  c.self_layers = df.self_layers;
+  c.lookup = df.lookup;
+  c.lookup_ngram_min = df.lookup_ngram_min;
+  c.lookup_ngram_max = df.lookup_ngram_max;
+  if (!df.self_type.empty()) {
+    c.self_type = type_from_name(df.self_type);
+    if (!c.self_type) return fail("--draft-self " + df.self_type + ": not a GGUF type (q4_0, q8_0, q2_K, q4_K, ...)");
+  }
+  if (c.enabled()) {
+    if (df.params.min > df.params.max)
+      return fail("--draft-min " + std::to_string(df.params.min) + " is above --draft-max " + std::to_string(df.params.max));
+    if (Status st = check_draft_params(df.params); !st) return fail(st.error().message());
+  }
+  auto d = make_draft_source(m, c, *o);
+  if (!d) return fail(d.error().message());
+  draft = std::move(d).value();
+  auto s = Session::create(m, *o);
+  if (!s) return fail(s.error().message());
+  session = std::move(s).value();
+  return true;
+}
+
+std::string draft_summary(const SpeculativeStats& s) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "draft: accepted %lld/%lld (%.1f %%), mean accepted length %.2f | %lld rounds, draft %.0f %% of the time",
+                static_cast<long long>(s.accepted), static_cast<long long>(s.drafted), 100.0 * s.acceptance_rate(),
+                s.mean_accepted_length(), static_cast<long long>(s.rounds), 100.0 * s.draft_share());
+  return buf;
+}
+
 std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
   auto o = session_options(f);
   if (!o) {

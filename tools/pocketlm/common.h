@@ -9,6 +9,8 @@
 #include "runtime/sampler.h"
 #include "runtime/session.h"
 #include "util/byte_size.h"  // human_bytes, for the commands
+#include "runtime/speculative/draft_setup.h"
+#include "runtime/speculative/speculative_decoder.h"
 
 namespace pocketlm::cli {
 
@@ -21,6 +23,23 @@ struct ModelFlags {
   std::string kv_budget;   // e.g. "64M", "1.5G", "300000000"; empty: what -c needs
   int64_t kv_block = 32;
 };
+// Speculative decoding (llama.cpp's flag names): the draft source and how much it drafts per round.
+struct DraftFlags {
+  std::string model;       // --draft FILE
+  std::string self_type;   // --draft-self TYPE
+  int64_t self_layers = 0; // --draft-layers N
+  bool lookup = false;     // --lookup
+  int lookup_ngram_min = 1, lookup_ngram_max = 4;  // --lookup-ngram-min, --lookup-ngram-max
+  DraftParams params;      // --draft-max, --draft-min, --draft-p-min, --draft-fixed
+};
+void add_draft_flags(CLI::App& app, DraftFlags& f);
+// The draft source the flags ask for (null: none) and the target's session, which shares the draft's thread
+// pool and KV pool; prints the error and returns false on failure.
+bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFlags& df,
+                            std::unique_ptr<DraftSource>& draft, std::unique_ptr<Session>& session);
+// "draft: accepted A/D (R %), mean accepted length L" (and the draft's share of the time).
+std::string draft_summary(const SpeculativeStats& s);
+
 // Parses a byte size with an optional K/M/G suffix (powers of 1024); an error names the flag.
 Expected<size_t> parse_byte_size(const std::string& s, const std::string& flag);
 // The session options the model flags give (errors name the flag).
