@@ -1,12 +1,17 @@
 #include "bench/transplant.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numbers>
 
 #include "bench/random_weights.h"
+#include "formats/dequantize.h"
 #include "gguf/reader.h"
 #include "gguf/writer.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+#include "runtime/session.h"
 
 namespace pocketlm {
 
@@ -78,6 +83,73 @@ std::vector<float> llama3_factors(double base, int64_t dim) {
   return f;
 }
 
+// A matrix as f32 rows.
+std::vector<float> dequantized(const GgufTensor& t) {
+  const int64_t k = t.ne[0], rows = t.ne[1];
+  const size_t rb = row_size(t.type, k);
+  std::vector<float> out(static_cast<size_t>(k * rows));
+  for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + static_cast<size_t>(r) * rb, &out[static_cast<size_t>(r * k)], k);
+  return out;
+}
+
+// English text the calibration pass reads.
+constexpr const char* kCalibrationText =
+    "The history of the city goes back more than two thousand years. It was founded on a hill above the river, "
+    "where traders from the north met those from the coast, and it grew into a market town with a cathedral, "
+    "a university and, in the nineteenth century, a railway station that brought factories and new streets.";
+
+// Gemma 3 normalizes every Q and K head (RMSNorm, weight w); Gemma 2 does not. Folding the norm into the
+// projection keeps the transplant's attention scores at the size the weights were trained with: each head's
+// rows are scaled by w / (that head's mean RMS over a calibration text, measured through the source model).
+// Returns, per layer, the inverse RMS of each Q head and of each K head.
+class HeadRms : public MatmulObserver {
+ public:
+  static Expected<std::vector<std::array<std::vector<float>, 2>>> measure(const std::string& path) {
+    PLM_TRY(auto model, Model::load(path, ModelLoadOptions{.decode_layout = false}));
+    HeadRms obs(*model);
+    PLM_TRY(auto session, Session::create(*model, {.n_ctx = 256, .kv_type = KvType::F32, .n_threads = 1}));
+    const std::vector<int32_t> ids = model->tokenizer().encode(kCalibrationText, true, false);
+    {
+      ScopedMatmulObserver scope(obs);
+      PLM_TRY(auto logits, session->eval(ids));
+      (void)logits;
+    }
+    return obs.inverse_rms();
+  }
+
+  void observe(const GgufTensor& w, int64_t row_begin, int64_t, const float* x, int64_t n_tokens) override {
+    for (size_t l = 0; l < m_.weights().layers.size(); ++l) {
+      const LayerWeights& L = m_.weights().layers[l];
+      for (int which = 0; which < 2; ++which) {
+        if (&w != (which == 0 ? L.wq : L.wk) || row_begin != 0) continue;
+        const std::vector<float> rows = dequantized(w);
+        const int64_t k = w.ne[0], n_rows = w.ne[1], hd = m_.config().head_dim;
+        auto& sums = sumsq_[l][static_cast<size_t>(which)];
+        sums.assign(static_cast<size_t>(n_rows / hd), 0.0);
+        for (int64_t t = 0; t < n_tokens; ++t)
+          for (int64_t r = 0; r < n_rows; ++r) {
+            double y = 0;
+            for (int64_t j = 0; j < k; ++j) y += static_cast<double>(rows[static_cast<size_t>(r * k + j)]) * x[t * k + j];
+            sums[static_cast<size_t>(r / hd)] += y * y / static_cast<double>(hd * n_tokens);
+          }
+      }
+    }
+  }
+
+ private:
+  explicit HeadRms(const Model& m) : m_(m), sumsq_(m.weights().layers.size()) {}
+  std::vector<std::array<std::vector<float>, 2>> inverse_rms() const {
+    std::vector<std::array<std::vector<float>, 2>> out(sumsq_.size());
+    for (size_t l = 0; l < sumsq_.size(); ++l)
+      for (int which = 0; which < 2; ++which)
+        for (double ms : sumsq_[l][static_cast<size_t>(which)])
+          out[l][static_cast<size_t>(which)].push_back(static_cast<float>(1.0 / std::sqrt(ms + 1e-6)));
+    return out;
+  }
+  const Model& m_;
+  std::vector<std::array<std::vector<double>, 2>> sumsq_;
+};
+
 class Transplanter {
  public:
   Transplanter(const Target& t, const GgufFile& src, uint64_t seed, bool neutral)
@@ -85,6 +157,9 @@ class Transplanter {
 
   Expected<TransplantResult> write(const std::string& path) {
     PLM_CHECK(read_shape());
+    if (is("gemma2")) {
+      PLM_TRY(head_inv_rms_, HeadRms::measure(src_.path()));
+    }
     write_metadata();
     for (const GgufTensor& t : src_.tensors()) PLM_CHECK(tensor(t));
     PLM_CHECK(extra_global_tensors());
@@ -112,7 +187,8 @@ class Transplanter {
     const std::string sp = std::string(t_.from_arch) + ".";
     for (const auto& [k, v] : src_.metadata()) {
       if (k == "general.architecture") w_.set(k, GgufValue::of_string(t_.arch));
-      else if (k == "general.name") w_.set(k, GgufValue::of_string(v.str + " (transplanted to " + t_.name + ")"));
+      // (No architecture name in general.name: llama.cpp keys token attributes on it, e.g. "phi3".)
+      else if (k == "general.name") w_.set(k, GgufValue::of_string(v.str + " (transplanted)"));
       else if (k.rfind(sp, 0) == 0) {
         const std::string rest = k.substr(sp.size());
         if (dropped(rest)) continue;
@@ -183,7 +259,10 @@ class Transplanter {
     const std::string p = n.substr(0, dot + 1), what = n.substr(dot + 1);
     const int64_t il = std::stoll(n.substr(4, dot - 4));
     const int64_t q_dim = n_head_ * head_dim_, kv_dim = n_head_kv_ * head_dim_;
-    if (is("gemma2") && (what == "attn_q_norm.weight" || what == "attn_k_norm.weight")) return {};
+    if (is("gemma2")) {
+      if (what == "attn_q_norm.weight" || what == "attn_k_norm.weight") return {};
+      if (what == "attn_q.weight" || what == "attn_k.weight") return folded_head_norm(t, p, il, what == "attn_q.weight" ? 0 : 1);
+    }
     if (is("phi3")) {
       if (what == "attn_k.weight" || what == "attn_v.weight" || what == "ffn_gate.weight") return {};
       if (what == "attn_q.weight") return fused(p + "attn_qkv.weight", {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
@@ -207,6 +286,20 @@ class Transplanter {
       return {};
     }
     return copy(t);
+  }
+
+  // A Gemma 3 Q (which 0) or K (1) matrix with its head norm folded in (HeadRms), written as f32.
+  Status folded_head_norm(const GgufTensor& t, const std::string& p, int64_t il, int which) {
+    PLM_TRY(const GgufTensor* norm, source(p + (which == 0 ? "attn_q_norm.weight" : "attn_k_norm.weight")));
+    const auto* w = reinterpret_cast<const float*>(norm->data);
+    const std::vector<float>& inv = head_inv_rms_.at(static_cast<size_t>(il))[static_cast<size_t>(which)];
+    std::vector<float> rows = dequantized(t);
+    const int64_t k = t.ne[0];
+    for (int64_t r = 0; r < t.ne[1]; ++r) {
+      const float f = w[r % head_dim_] * inv.at(static_cast<size_t>(r / head_dim_));
+      for (int64_t j = 0; j < k; ++j) rows[static_cast<size_t>(r * k + j)] *= f;
+    }
+    return add(t.name, GgmlType::F32, shape_of(t), f32_bytes(rows), false);
   }
 
   // Row-concatenation of `parts` (each Q/K part with `heads` > 0 put in the target's row order), one type.
@@ -250,6 +343,7 @@ class Transplanter {
   GgufWriter w_;
   int64_t n_head_ = 0, n_head_kv_ = 0, n_embd_ = 0, n_ctx_ = 0, head_dim_ = 0, rope_dim_ = 0;
   double rope_base_ = 10000.0;
+  std::vector<std::array<std::vector<float>, 2>> head_inv_rms_;  // gemma2: per layer, Q and K heads' 1/RMS
   size_t n_tensors_ = 0, n_added_ = 0;
 };
 

@@ -14,7 +14,9 @@
 //   phi3      phi3       llama   NeoX order; fused attn_qkv and ffn_up [gate; up]; partial rotary (3/4 of each
 //                                head, as Phi-4-mini); LongRoPE short/long factors, original context, attn factor
 //   smollm3   smollm3    llama   nothing but the name: every 4th layer then runs without RoPE
-//   gemma2    gemma2     gemma3  no Q/K norms; attention and final soft-caps (50, 30); every other layer local
+//   gemma2    gemma2     gemma3  Q/K head norms folded into f32 Q/K projections (scaled by norm weight / the
+//                                head's mean RMS through the source on a calibration text); attention and
+//                                final soft-caps (50, 30); every other layer local
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -153,7 +153,9 @@ TEST_P(PeerArchs, GreedyContinuationsMatchWhereLlamaCppAgreesWithItself) {
               << (peer_agrees ? "same" : "differ") << ")\n";
     identical += r.identical ? 1 : 0;
     stable += peer_agrees ? 1 : 0;
-    if (peer_agrees) EXPECT_TRUE(r.identical) << p.name << ": " << r.detail;
+    if (peer_agrees) {
+      EXPECT_TRUE(r.identical) << p.name << ": " << r.detail;
+    }
   }
   std::cout << "[ " << GetParam() << " ] greedy: " << identical << "/" << std::size(prompts)
             << " identical to llama.cpp; llama.cpp f16 vs f32 KV agree on " << stable << "\n";
