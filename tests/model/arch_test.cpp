@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <unistd.h>
@@ -50,8 +51,10 @@ fs::path rewrite(const fs::path& src_path, const std::string& name, const std::f
   GgufWriter w;
   for (const auto& [k, v] : src->metadata()) w.set(k, v);
   if (edit_meta) edit_meta(w);
+  std::deque<TensorEdit> kept;  // the writer reads the bytes when it writes
   for (const auto& t : src->tensors()) {
-    TensorEdit e{t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), std::vector<uint8_t>(t.data, t.data + t.nbytes)};
+    TensorEdit& e = kept.emplace_back(
+        TensorEdit{t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), std::vector<uint8_t>(t.data, t.data + t.nbytes)});
     if (edit_tensor && !edit_tensor(e)) continue;
     EXPECT_TRUE(w.add_tensor(e.name, e.type, e.ne, e.bytes).ok());
   }
@@ -302,7 +305,10 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
 
   const fs::path qwen2 = tiny("qwen2");
   r = load_and_remove(rewrite(qwen2, "qwen2_bad_bias", {}, [](TensorEdit& e) {
-    if (e.name == "blk.0.attn_k.bias") e.type = GgmlType::F16, e.ne[0] *= 2;
+    if (e.name == "blk.0.attn_k.bias") {
+      e.type = GgmlType::F16;
+      e.bytes.resize(e.bytes.size() / 2);
+    }
     return true;
   }));
   ASSERT_FALSE(r.model);
