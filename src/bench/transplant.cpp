@@ -29,7 +29,7 @@ constexpr Target kTargets[] = {
     {"gemma2", "gemma2", "gemma3", true},
 };
 
-// Phi-3 shape choices: 3/4 of each head rotates (Phi-4-mini's partial_rotary_factor), a 131072 context over
+// Phi-3 shape choices: a 131072 context over
 // the source's trained one.
 constexpr int64_t kPhi3Context = 131072;
 
@@ -157,7 +157,7 @@ class Transplanter {
 
   Expected<TransplantResult> write(const std::string& path) {
     PLM_CHECK(read_shape());
-    if (is("gemma2")) {
+    if (is("gemma2") || (is("qwen3") && !neutral_)) {
       PLM_TRY(head_inv_rms_, HeadRms::measure(src_.path()));
     }
     write_metadata();
@@ -179,7 +179,7 @@ class Transplanter {
     PLM_TRY(n_ctx_, src_.get_int_or(src_key("context_length"), 2048));
     PLM_TRY(head_dim_, src_.get_int_or(src_key("attention.key_length"), n_embd_ / n_head_));
     PLM_TRY(rope_base_, src_.get_float_or(src_key("rope.freq_base"), 10000.0));
-    rope_dim_ = is("phi3") && !neutral_ ? head_dim_ * 3 / 4 / 2 * 2 : head_dim_;
+    rope_dim_ = head_dim_;
     return {};
   }
 
@@ -279,13 +279,27 @@ class Transplanter {
         PLM_CHECK(add_f32(p + "attn_k.bias", seeded(kv_dim, seed(il, 1), -0.05 * a, 0.05 * a)));
         PLM_CHECK(add_f32(p + "attn_v.bias", seeded(kv_dim, seed(il, 2), -0.02 * a, 0.02 * a)));
       }
-      if (is("qwen3")) {  // unit-RMS heads times ~2: scores of the size a trained model's are
-        PLM_CHECK(add_f32(p + "attn_q_norm.weight", seeded(head_dim_, seed(il, 3), 1.5, 2.5)));
-        PLM_CHECK(add_f32(p + "attn_k_norm.weight", seeded(head_dim_, seed(il, 4), 1.5, 2.5)));
+      if (is("qwen3")) {  // unit-RMS heads times the source's typical head RMS (±5 %): scores keep their size
+        PLM_CHECK(add_f32(p + "attn_q_norm.weight", head_norm_weights(il, 0, seed(il, 3))));
+        PLM_CHECK(add_f32(p + "attn_k_norm.weight", head_norm_weights(il, 1, seed(il, 4))));
       }
       return {};
     }
     return copy(t);
+  }
+
+  // qwen3's Q (which 0) or K (1) norm weights: the mean RMS of the source's heads in this layer (HeadRms),
+  // jittered by ±5 % per dimension; 1 ± 5 % for a neutral transplant.
+  std::vector<float> head_norm_weights(int64_t il, int which, uint64_t s) const {
+    double mean_rms = 1.0;
+    if (!neutral_) {
+      const std::vector<float>& inv = head_inv_rms_.at(static_cast<size_t>(il))[static_cast<size_t>(which)];
+      mean_rms = 0;
+      for (float v : inv) mean_rms += 1.0 / v / static_cast<double>(inv.size());
+    }
+    std::vector<float> w = seeded(head_dim_, s, 0.95, 1.05);
+    for (float& x : w) x = static_cast<float>(x * mean_rms);
+    return w;
   }
 
   // A Gemma 3 Q (which 0) or K (1) matrix with its head norm folded in (HeadRms), written as f32.

@@ -132,7 +132,7 @@ TEST(ArchConfig, EachTransplantReadsItsLayout) {
     auto r = load_and_remove(tiny("phi3"));
     ASSERT_TRUE(r.model) << r.error;
     const ModelConfig& c = r.model->config();
-    EXPECT_EQ(c.rope_dim, 6);  // 3/4 of stories260K's 8-wide heads
+    EXPECT_EQ(c.rope_dim, 8);
     EXPECT_EQ(c.n_ctx_train, 131072);
     EXPECT_EQ(c.n_ctx_orig, 128);  // the source's context
     EXPECT_NEAR(c.rope_attn_factor, std::sqrt(1 + std::log(1024.0) / std::log(128.0)), 1e-6);
@@ -261,13 +261,13 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
   // LongRoPE factors of the wrong length, and one set missing.
   r = load_and_remove(rewrite(phi3, "phi3_bad_factors", {}, [](TensorEdit& e) {
     if (e.name == "rope_factors_long.weight") {
-      e.ne[0] = 4;
-      e.bytes.resize(16);
+      e.ne[0] = 3;
+      e.bytes.resize(12);
     }
     return true;
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("tensor 'rope_factors_long.weight': shape [4], expected [3]"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("tensor 'rope_factors_long.weight': shape [3], expected [4]"), std::string::npos) << r.error;
   r = load_and_remove(rewrite(phi3, "phi3_no_short", {}, [](TensorEdit& e) { return e.name != "rope_factors_short.weight"; }));
   ASSERT_FALSE(r.model);
   EXPECT_NE(r.error.find("tensor 'rope_factors_short.weight': missing"), std::string::npos) << r.error;
