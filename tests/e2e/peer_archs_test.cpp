@@ -11,6 +11,7 @@
 // The figure is over 1,024 positions (docs/architectures.md); to keep the peer tier short the
 // default is 256 positions, and 1,024 for gemma2 (so that the second half of its local layers runs through the
 // 512-token window). POCKETLM_ARCH_POSITIONS=1024 gives the run for every architecture.
+// POCKETLM_ARCH_MODELS=DIR runs the same checks on DIR/<target>.gguf (e.g. real checkpoints) instead.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -45,7 +46,8 @@ bool from_gemma(const std::string& target) { return target == "gemma2"; }
 
 // One transplanted model per target for the whole run (written on first use, removed at exit).
 struct Transplanted {
-  fs::path path;
+  fs::path path;        // a transplant written for this run (removed at exit), or empty
+  fs::path model_path;  // what the tests load
   std::unique_ptr<Model> model;
   std::string error;
   ~Transplanted() {
@@ -58,14 +60,19 @@ Transplanted& transplanted(const std::string& target) {
   auto& slot = cache[target];
   if (slot) return *slot;
   slot = std::make_unique<Transplanted>();
-  slot->path = fs::temp_directory_path() / ("plm_peer_arch_" + std::to_string(::getpid()) + "_" + target + ".gguf");
-  const fs::path from = from_gemma(target) ? gemma3_path() : smollm2_path();
-  auto w = write_transplanted_model({.target = target, .from = from.string()}, slot->path.string());
-  if (!w.ok()) {
-    slot->error = "transplant: " + w.error().message();
-    return *slot;
+  if (const char* dir = std::getenv("POCKETLM_ARCH_MODELS")) {
+    slot->model_path = fs::path(dir) / (target + ".gguf");  // given files (real checkpoints), kept
+  } else {
+    slot->path = fs::temp_directory_path() / ("plm_peer_arch_" + std::to_string(::getpid()) + "_" + target + ".gguf");
+    slot->model_path = slot->path;
+    const fs::path from = from_gemma(target) ? gemma3_path() : smollm2_path();
+    auto w = write_transplanted_model({.target = target, .from = from.string()}, slot->path.string());
+    if (!w.ok()) {
+      slot->error = "transplant: " + w.error().message();
+      return *slot;
+    }
   }
-  auto m = Model::load(slot->path.string());
+  auto m = Model::load(slot->model_path.string());
   if (m.ok()) slot->model = std::move(m).value();
   else slot->error = "Model::load: " + m.error().message();
   return *slot;
@@ -75,13 +82,13 @@ class PeerArchs : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const fs::path from = from_gemma(GetParam()) ? gemma3_path() : smollm2_path();
-    if (!fs::exists(from)) GTEST_SKIP() << from << " missing: run scripts/fetch-models.sh";
+    if (!std::getenv("POCKETLM_ARCH_MODELS") && !fs::exists(from)) GTEST_SKIP() << from << " missing: run scripts/fetch-models.sh";
     POCKETLM_REQUIRE_PEER();
     if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
     Transplanted& t = transplanted(GetParam());
     ASSERT_EQ(t.error, "");
     model_ = t.model.get();
-    path_ = t.path.string();
+    path_ = t.model_path.string();
   }
   std::unique_ptr<Session> new_session(int64_t n_ctx) const {
     auto s = Session::create(*model_, SessionOptions{.n_ctx = n_ctx, .kv_type = KvType::F16, .n_threads = kThreads});
