@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
@@ -84,6 +85,10 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
         float* row = scores + col * span;
         const int64_t t = t0 + col / group;
         const int64_t first = first_seen(t) - lo, visible = pos0 + t + 1 - lo;  // [first, visible) of the span
+        if (shape.softcap > 0) {
+          const float inv_cap = 1.0f / shape.softcap;
+          for (int64_t j = first; j < visible; ++j) row[j] = std::tanh(row[j] * inv_cap) * shape.softcap;
+        }
         for (int64_t j = first; j < visible; ++j) row[j] *= scale;
         ops::softmax(row + first, visible - first);
         if (kk.p_to_f16)

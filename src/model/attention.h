@@ -16,6 +16,7 @@ namespace pocketlm {
 
 struct AttentionShape {
   int64_t n_head, n_head_kv, head_dim;
+  float softcap = 0.0f;  // > 0 (gemma2): each score K.Q becomes softcap * tanh(K.Q / softcap) before `scale`
 };
 
 // Per-thread buffers, grown on demand.

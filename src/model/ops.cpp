@@ -18,14 +18,14 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
 }
 
 void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_scale, bool neox,
-          const float* freq_factors) {
+          const float* freq_factors, float mscale) {
   const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(rope_dim));
   float theta = static_cast<float>(pos);
   const int64_t half = rope_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
     const float ff = freq_factors ? freq_factors[i] : 1.0f;
     const float angle = freq_scale * (theta / ff);
-    const float c = std::cos(angle), s = std::sin(angle);
+    const float c = std::cos(angle) * mscale, s = std::sin(angle) * mscale;
     const int64_t a = neox ? i : 2 * i;
     const int64_t b = neox ? i + half : 2 * i + 1;
     const float x0 = x[a], x1 = x[b];

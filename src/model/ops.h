@@ -10,9 +10,10 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
 
 // Rotary embedding of one head (head_dim values) at position `pos`, in place. Only the first `rope_dim`
 // values rotate. neox: pairs (i, i + rope_dim/2); otherwise adjacent pairs (2i, 2i+1). freq_factors
-// (rope_dim/2 values) divide the angles when given (Llama 3.1's rope_freqs).
+// (rope_dim/2 values) divide the angles when given (Llama 3.1's rope_freqs, LongRoPE's factors); cos and
+// sin are multiplied by mscale (LongRoPE's attention factor).
 void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_scale, bool neox,
-          const float* freq_factors = nullptr);
+          const float* freq_factors = nullptr, float mscale = 1.0f);
 
 // In-place softmax over n values; returns nothing, values sum to 1.
 void softmax(float* x, int64_t n);

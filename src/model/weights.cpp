@@ -5,7 +5,7 @@
 namespace pocketlm {
 
 namespace {
-enum class Use { Matmul, Rows, Norm };
+enum class Use { Matmul, Rows, Norm, Vector };
 
 Expected<const GgufTensor*> need(const GgufFile& f, const std::string& name, std::vector<int64_t> shape, Use use) {
   const GgufTensor* t = f.tensor(name);
@@ -22,14 +22,44 @@ Expected<const GgufTensor*> need(const GgufFile& f, const std::string& name, std
     return Error(f.path() + ": tensor '" + name + "': shape " + t->shape_string() + ", expected " + s + "]");
   }
   const TypeTraits& tt = type_traits(t->type);
-  const bool type_ok = use == Use::Norm ? t->type == GgmlType::F32
+  const bool type_ok = use == Use::Norm || use == Use::Vector ? t->type == GgmlType::F32
                                         : (tt.can_dequantize && (use == Use::Rows || has_vec_dot(t->type)));
   if (!type_ok)
     return Error(f.path() + ": tensor '" + name + "': type " + std::string(tt.name) + " is not supported for " +
-                 (use == Use::Norm ? "a norm weight (needs f32)" : use == Use::Rows ? "an embedding" : "a matrix multiply"));
+                 (use == Use::Norm ? "a norm weight (needs f32)" : use == Use::Vector ? "a bias or factor vector (needs f32)" : use == Use::Rows ? "an embedding" : "a matrix multiply"));
   return t;
 }
+
+// A tensor the architecture may carry: null when absent, checked like need() when present.
+Expected<const GgufTensor*> optional(const GgufFile& f, const std::string& name, std::vector<int64_t> shape, Use use) {
+  if (!f.tensor(name)) return static_cast<const GgufTensor*>(nullptr);
+  return need(f, name, std::move(shape), use);
+}
+
+// Q, K and V: three matrices with optional biases, or (phi3) one fused matrix of q_dim + 2 kv_dim rows.
+Status bind_qkv(const GgufFile& f, const std::string& p, int64_t d, int64_t q_dim, int64_t kv_dim, LayerWeights& L) {
+  if (f.tensor(p + "attn_qkv.weight")) {
+    PLM_TRY(L.wqkv, need(f, p + "attn_qkv.weight", {d, q_dim + 2 * kv_dim}, Use::Matmul));
+    PLM_TRY(L.bqkv, optional(f, p + "attn_qkv.bias", {q_dim + 2 * kv_dim}, Use::Vector));
+  } else {
+    PLM_TRY(L.wq, need(f, p + "attn_q.weight", {d, q_dim}, Use::Matmul));
+    PLM_TRY(L.wk, need(f, p + "attn_k.weight", {d, kv_dim}, Use::Matmul));
+    PLM_TRY(L.wv, need(f, p + "attn_v.weight", {d, kv_dim}, Use::Matmul));
+  }
+  if (!L.bqkv) {
+    PLM_TRY(L.bq, optional(f, p + "attn_q.bias", {q_dim}, Use::Vector));
+    PLM_TRY(L.bk, optional(f, p + "attn_k.bias", {kv_dim}, Use::Vector));
+    PLM_TRY(L.bv, optional(f, p + "attn_v.bias", {kv_dim}, Use::Vector));
+  }
+  PLM_TRY(L.bo, optional(f, p + "attn_output.bias", {d}, Use::Vector));
+  return {};
+}
 }  // namespace
+
+const float* ModelWeights::rope_factors(const ModelConfig& c, int64_t n_ctx) const {
+  const GgufTensor* t = rope_freqs ? rope_freqs : n_ctx > c.n_ctx_orig ? rope_long : rope_short;
+  return t ? reinterpret_cast<const float*>(t->data) : nullptr;
+}
 
 Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& c) {
   ModelWeights w;
@@ -44,22 +74,34 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
   } else {
     PLM_TRY(w.output, need(f, "output.weight", {d, c.n_vocab}, Use::Matmul));
   }
+  PLM_TRY(w.rope_freqs, optional(f, "rope_freqs.weight", {c.rope_dim / 2}, Use::Vector));
+  PLM_TRY(w.rope_short, optional(f, "rope_factors_short.weight", {c.rope_dim / 2}, Use::Vector));
+  PLM_TRY(w.rope_long, optional(f, "rope_factors_long.weight", {c.rope_dim / 2}, Use::Vector));
+  if ((w.rope_short == nullptr) != (w.rope_long == nullptr))
+    return Error(f.path() + ": tensor '" + (w.rope_short ? "rope_factors_long.weight" : "rope_factors_short.weight") +
+                 "': missing (LongRoPE needs both the short and the long factors)");
+  if (w.rope_freqs && w.rope_short)
+    return Error(f.path() + ": tensor 'rope_freqs.weight': present beside LongRoPE factors (one kind of RoPE factors)");
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
     PLM_TRY(L.attn_norm, need(f, p + "attn_norm.weight", {d}, Use::Norm));
-    PLM_TRY(L.wq, need(f, p + "attn_q.weight", {d, q_dim}, Use::Matmul));
-    PLM_TRY(L.wk, need(f, p + "attn_k.weight", {d, kv_dim}, Use::Matmul));
-    PLM_TRY(L.wv, need(f, p + "attn_v.weight", {d, kv_dim}, Use::Matmul));
+    if (auto st = bind_qkv(f, p, d, q_dim, kv_dim, L); !st) return st.error();
     PLM_TRY(L.wo, need(f, p + "attn_output.weight", {q_dim, d}, Use::Matmul));
     PLM_TRY(L.ffn_norm, need(f, p + "ffn_norm.weight", {d}, Use::Norm));
-    PLM_TRY(L.ffn_gate, need(f, p + "ffn_gate.weight", {d, c.n_ff}, Use::Matmul));
-    PLM_TRY(L.ffn_up, need(f, p + "ffn_up.weight", {d, c.n_ff}, Use::Matmul));
+    if (c.fused_gate_up) {  // gate rows, then up rows
+      PLM_TRY(L.ffn_up, need(f, p + "ffn_up.weight", {d, 2 * c.n_ff}, Use::Matmul));
+    } else {
+      PLM_TRY(L.ffn_gate, need(f, p + "ffn_gate.weight", {d, c.n_ff}, Use::Matmul));
+      PLM_TRY(L.ffn_up, need(f, p + "ffn_up.weight", {d, c.n_ff}, Use::Matmul));
+    }
     PLM_TRY(L.ffn_down, need(f, p + "ffn_down.weight", {c.n_ff, d}, Use::Matmul));
-    if (c.arch == "gemma3") {
+    if (c.qk_norm) {
       PLM_TRY(L.attn_q_norm, need(f, p + "attn_q_norm.weight", {c.head_dim}, Use::Norm));
       PLM_TRY(L.attn_k_norm, need(f, p + "attn_k_norm.weight", {c.head_dim}, Use::Norm));
+    }
+    if (c.post_norms) {
       PLM_TRY(L.post_attn_norm, need(f, p + "post_attention_norm.weight", {d}, Use::Norm));
       PLM_TRY(L.post_ffn_norm, need(f, p + "post_ffw_norm.weight", {d}, Use::Norm));
     }
@@ -69,6 +111,8 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
 
 size_t ModelWeights::total_bytes() const {
   size_t n = token_embd->nbytes + output_norm->nbytes + (output != token_embd ? output->nbytes : 0);
+  for (const GgufTensor* t : {rope_freqs, rope_short, rope_long})
+    if (t) n += t->nbytes;
   for (const auto& L : layers)
     for (const GgufTensor* t : L.all())
       if (t) n += t->nbytes;

@@ -12,6 +12,7 @@ namespace pocketlm {
 
 struct LayerWeights {
   const GgufTensor* attn_norm = nullptr;
+  const GgufTensor* wqkv = nullptr;  // phi3: Q, K and V rows in one matrix (then wq/wk/wv are null)
   const GgufTensor* wq = nullptr;
   const GgufTensor* wk = nullptr;
   const GgufTensor* wv = nullptr;
@@ -20,15 +21,23 @@ struct LayerWeights {
   const GgufTensor* ffn_gate = nullptr;
   const GgufTensor* ffn_up = nullptr;
   const GgufTensor* ffn_down = nullptr;
-  // gemma3 only (null elsewhere): RMSNorm of each query / key head, and the norms after attention and FFN.
+  // Optional biases (qwen2's Q/K/V; any Llama-block file may carry them), f32, null when absent. With a fused
+  // QKV matrix, bqkv is its bias (or bq/bk/bv separately).
+  const GgufTensor* bqkv = nullptr;
+  const GgufTensor* bq = nullptr;
+  const GgufTensor* bk = nullptr;
+  const GgufTensor* bv = nullptr;
+  const GgufTensor* bo = nullptr;
+  // qwen3/gemma3: RMSNorm of each query / key head; gemma2/3: the norms after attention and FFN.
   const GgufTensor* attn_q_norm = nullptr;
   const GgufTensor* attn_k_norm = nullptr;
   const GgufTensor* post_attn_norm = nullptr;
   const GgufTensor* post_ffn_norm = nullptr;
 
   // Every tensor of the layer (the absent ones as null).
-  std::array<const GgufTensor*, 13> all() const {
-    return {attn_norm, wq, wk, wv, wo, ffn_norm, ffn_gate, ffn_up, ffn_down, attn_q_norm, attn_k_norm, post_attn_norm, post_ffn_norm};
+  std::array<const GgufTensor*, 19> all() const {
+    return {attn_norm, wqkv, wq, wk, wv, wo, ffn_norm, ffn_gate, ffn_up, ffn_down, bqkv, bq, bk, bv, bo,
+            attn_q_norm, attn_k_norm, post_attn_norm, post_ffn_norm};
   }
 };
 
@@ -37,6 +46,14 @@ struct ModelWeights {
   const GgufTensor* output_norm = nullptr;
   const GgufTensor* output = nullptr;  // == token_embd when the embeddings are tied
   std::vector<LayerWeights> layers;
+  // RoPE frequency factors (rope_dim / 2 floats dividing the angles), null when absent: Llama 3.x's
+  // rope_freqs.weight, or LongRoPE's short and long factors (Phi-3), chosen by the context length.
+  const GgufTensor* rope_freqs = nullptr;
+  const GgufTensor* rope_short = nullptr;
+  const GgufTensor* rope_long = nullptr;
+
+  // The factors a context of n_ctx positions uses (ModelConfig::n_ctx_orig decides short or long), or null.
+  const float* rope_factors(const ModelConfig& c, int64_t n_ctx) const;
 
   static Expected<ModelWeights> bind(const GgufFile& f, const ModelConfig& c);
   size_t total_bytes() const;

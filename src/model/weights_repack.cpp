@@ -30,7 +30,7 @@ bool repackable(const GgufTensor* t) {
 template <class W, class F>
 void for_each_matrix(W& w, F&& f) {
   for (auto& L : w.layers)
-    for (auto* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) f(*t);
+    for (auto* t : {&L.wqkv, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) f(*t);
   f(w.output);
 }
 }  // namespace

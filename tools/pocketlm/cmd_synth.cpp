@@ -1,5 +1,6 @@
-// pocketlm synth: a llama-architecture GGUF of a real model's shape with random (valid) weights, for
-// measuring speed and memory at 1B–7B scale without downloading the checkpoints.
+// pocketlm synth: a GGUF of a real model's shape with random (valid) weights, for measuring speed and memory
+// at 1B–7B scale without downloading the checkpoints (--shape); or a real model's weights transplanted into
+// another architecture's layout, for checking that architecture against llama.cpp (--arch, --from).
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <memory>
 
 #include "bench/synthetic_model.h"
+#include "bench/transplant.h"
 #include "commands.h"
 #include "common.h"
 
@@ -14,7 +16,7 @@ namespace pocketlm::cli {
 namespace {
 
 struct SynthFlags {
-  std::string shape, type = "Q4_K_M", tokenizer_from, out;
+  std::string shape, arch, from, type = "Q4_K_M", tokenizer_from, out;
   uint64_t seed = 1;
   bool quiet = false;
 };
@@ -29,7 +31,29 @@ std::string default_tokenizer() {
   return "";
 }
 
+int transplant(const SynthFlags& f) {
+  auto r = write_transplanted_model({.target = f.arch, .from = f.from, .seed = f.seed}, f.out);
+  if (!r) {
+    std::fprintf(stderr, "error: %s\n", r.error().message().c_str());
+    return 1;
+  }
+  std::printf("%s: %s (%s architecture) from %s; %zu tensors, %zu added\n", f.out.c_str(), f.arch.c_str(),
+              r->arch.c_str(), f.from.c_str(), r->n_tensors, r->n_added);
+  return 0;
+}
+
 int synth(const SynthFlags& f) {
+  if (f.shape.empty() == f.arch.empty()) {
+    std::fprintf(stderr, "error: give either --shape (random weights) or --arch with --from (a transplant)\n");
+    return 1;
+  }
+  if (!f.arch.empty()) {
+    if (f.from.empty()) {
+      std::fprintf(stderr, "error: --arch needs --from REAL.gguf (SmolLM2 for the Llama-block archs, Gemma 3 for gemma2)\n");
+      return 1;
+    }
+    return transplant(f);
+  }
   auto shape = find_synth_shape(f.shape);
   if (!shape) {
     std::fprintf(stderr, "error: --shape: %s\n", shape.error().message().c_str());
@@ -75,11 +99,16 @@ int synth(const SynthFlags& f) {
 void add_synth_command(CLI::App& root) {
   auto f = std::make_shared<SynthFlags>();
   CLI::App* app = root.add_subcommand(
-      "synth", "write a random-weight GGUF of a real model's shape (llama-1b/3b/7b, smollm2-135m) for benchmarks");
-  app->add_option("--shape", f->shape,
-                  "llama-1b (Llama-3.2-1B dims) | llama-3b (Llama-3.2-3B) | llama-7b (Llama-2-7B) | "
-                  "smollm2-135m (SmolLM2-135M)")
-      ->required();
+      "synth", "write a random-weight GGUF of a real model's shape for benchmarks (--shape), or transplant a real "
+               "model into another architecture (--arch --from)");
+  std::string shapes;
+  for (const SynthShape& s : synth_shapes()) shapes += (shapes.empty() ? "" : " | ") + s.name + " (" + s.reference + ")";
+  app->add_option("--shape", f->shape, shapes);
+  std::string targets;
+  for (const std::string& t : transplant_targets()) targets += (targets.empty() ? "" : " | ") + t;
+  app->add_option("--arch", f->arch, "transplant target: " + targets);
+  app->add_option("--from", f->from, "the real GGUF whose weights --arch transplants (SmolLM2; Gemma 3 for gemma2)")
+      ->check(CLI::ExistingFile);
   app->add_option("--type", f->type, "quantization recipe: Q4_K_M Q4_K_S Q5_K_M Q5_K_S Q3_K_M Q3_K_S Q2_K Q6_K "
                                      "Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 F16")
       ->capture_default_str();

@@ -1,9 +1,10 @@
 #include "model/arch/forward.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/matmul.h"
-#include "model/arch/gemma3.h"
+#include "model/arch/gemma.h"
 #include "model/arch/llama.h"
 #include "model/ops.h"
 
@@ -55,9 +56,84 @@ void add_inplace(float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
+void norm_rows(const float* x, const GgufTensor& weight, float* out, int64_t n, int64_t width, float eps) {
+  const auto* w = reinterpret_cast<const float*>(weight.data);
+  for (int64_t r = 0; r < n; ++r) ops::rms_norm(x + r * width, w, out + r * width, width, eps);
+}
+
+namespace {
+
+// rows[t * width + i] += bias[i]
+void add_bias(float* rows, const GgufTensor* bias, int64_t n, int64_t width, int64_t offset = 0) {
+  if (bias == nullptr) return;
+  const float* b = reinterpret_cast<const float*>(bias->data) + offset;
+  for (int64_t t = 0; t < n; ++t) add_inplace(rows + t * width, b, width);
+}
+
+void project_qkv(const ModelConfig& c, const LayerWeights& L, int64_t n, ForwardScratch& s, ThreadPool& pool) {
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  if (L.wqkv) {  // rows [0, q_dim) are Q, then K, then V
+    const MatmulTarget qkv[] = {{L.wqkv, 0, q_dim, s.q.data()},
+                                {L.wqkv, q_dim, q_dim + kv_dim, s.k.data()},
+                                {L.wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim, s.v.data()}};
+    matmul_many(qkv, s.xn.data(), n, pool, s.act);
+    add_bias(s.q.data(), L.bqkv, n, q_dim);
+    add_bias(s.k.data(), L.bqkv, n, kv_dim, q_dim);
+    add_bias(s.v.data(), L.bqkv, n, kv_dim, q_dim + kv_dim);
+  } else {
+    const MatmulTarget qkv[] = {{L.wq, 0, q_dim, s.q.data()}, {L.wk, 0, kv_dim, s.k.data()}, {L.wv, 0, kv_dim, s.v.data()}};
+    matmul_many(qkv, s.xn.data(), n, pool, s.act);
+  }
+  add_bias(s.q.data(), L.bq, n, q_dim);
+  add_bias(s.k.data(), L.bk, n, kv_dim);
+  add_bias(s.v.data(), L.bv, n, kv_dim);
+  if (L.attn_q_norm) norm_rows(s.q.data(), *L.attn_q_norm, s.q.data(), n * c.n_head, c.head_dim, c.norm_eps);
+  if (L.attn_k_norm) norm_rows(s.k.data(), *L.attn_k_norm, s.k.data(), n * c.n_head_kv, c.head_dim, c.norm_eps);
+}
+
+}  // namespace
+
+void attention_block(const Model& model, int64_t l, int64_t pos0, int64_t n, KvCache& kv, ForwardScratch& s,
+                     ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
+  const int64_t hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+  project_qkv(c, L, n, s, pool);
+  const bool neox = c.rope_type == RopeType::NeoX, rotate = c.rope_on(l);
+  const float base = c.rope_base(l), fscale = c.rope_scale(l);
+  const float* factors = c.block == ArchBlock::Llama ? model.weights().rope_factors(c, kv.n_ctx()) : nullptr;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      float* qh = &s.q[t * q_dim + h * hd];
+      if (rotate) ops::rope(qh, c.rope_dim, pos0 + t, base, fscale, neox, factors, c.rope_attn_factor);
+      if (c.query_scale > 0)  // after RoPE, as the references do it
+        for (int64_t i = 0; i < hd; ++i) qh[i] *= c.query_scale;
+    }
+    if (rotate)
+      for (int64_t h = 0; h < c.n_head_kv; ++h)
+        ops::rope(&s.k[t * kv_dim + h * hd], c.rope_dim, pos0 + t, base, fscale, neox, factors, c.rope_attn_factor);
+    kv.store(l, pos0 + t, &s.k[t * kv_dim], &s.v[t * kv_dim]);
+  }
+  // Queries that carry their scale need none from the attention.
+  const float scale = c.query_scale > 0 ? 1.0f : 1.0f / std::sqrt(static_cast<float>(hd));
+  attention(s.q.data(), n, pos0, l, kv, {c.n_head, c.n_head_kv, hd, c.attn_softcap}, scale, s.att.data(), pool, s.attn);
+  matmul(*L.wo, s.att.data(), n, s.att_out.data(), pool, s.act);
+  add_bias(s.att_out.data(), L.bo, n, c.n_embd);
+}
+
+void ffn_block(const Model& model, int64_t l, int64_t n, ForwardScratch& s, ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
+  const MatmulTarget separate[] = {{L.ffn_gate, 0, c.n_ff, s.gate.data()}, {L.ffn_up, 0, c.n_ff, s.up.data()}};
+  const MatmulTarget fused[] = {{L.ffn_up, 0, c.n_ff, s.gate.data()}, {L.ffn_up, c.n_ff, 2 * c.n_ff, s.up.data()}};
+  matmul_many(L.ffn_gate ? separate : fused, s.xn.data(), n, pool, s.act);
+  if (c.block == ArchBlock::Gemma) ops::geglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
+  else ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
+  matmul(*L.ffn_down, s.hidden.data(), n, s.att_out.data(), pool, s.act);
+}
+
 ForwardFn forward_for(const ModelConfig& c) {
-  if (c.arch == "gemma3") return &gemma3_forward;
-  return &llama_forward;  // llama and the Llama-shaped families (SmolLM2)
+  return c.block == ArchBlock::Gemma ? &gemma_forward : &llama_forward;
 }
 
 }  // namespace pocketlm

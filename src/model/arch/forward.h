@@ -37,6 +37,19 @@ void embed_tokens(const Model& model, std::span<const int32_t> tokens, ForwardSc
 void output_logits(const Model& model, int64_t n_tokens, Logits which, ForwardScratch& s, ThreadPool& pool);
 // a[i] += b[i]
 void add_inplace(float* a, const float* b, int64_t n);
+// out rows = RMSNorm(x rows) * weight, for n rows of `width` floats (out may be x).
+void norm_rows(const float* x, const GgufTensor& weight, float* out, int64_t n, int64_t width, float eps);
+
+// One attention block over s.xn (the normed input, n tokens) at positions pos0..: Q, K, V projections (fused
+// or separate, plus biases when the file has them), per-head Q/K norms when the layer has them, RoPE (with
+// the file's frequency factors and attention factor; none on the layers c.rope_on excludes), the query
+// scale, K/V into the cache, attention (windowed, soft-capped as the config says) and the output projection
+// (plus bias) into s.att_out.
+void attention_block(const Model& model, int64_t layer, int64_t pos0, int64_t n, KvCache& kv, ForwardScratch& s,
+                     ThreadPool& pool);
+// The gated FFN over s.xn into s.att_out: gate and up (separate or one fused ffn_up), SwiGLU for the Llama
+// block and GeGLU for the Gemma block, then down.
+void ffn_block(const Model& model, int64_t layer, int64_t n, ForwardScratch& s, ThreadPool& pool);
 
 // The forward pass of c.arch (ModelConfig::from_gguf only accepts architectures that have one).
 ForwardFn forward_for(const ModelConfig& c);

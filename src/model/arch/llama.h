@@ -1,14 +1,13 @@
 #pragma once
-// The Llama-family forward pass (llama, SmolLM2 — tied or separate head): embedding, per layer
-// RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU FFN → residual, final norm and head.
-#include "model/arch/forward.h"
+// The Llama-block forward pass: embedding, per layer RMSNorm → attention → residual → RMSNorm → SwiGLU FFN →
+// residual, final norm and head. It runs every architecture whose ModelConfig::block is ArchBlock::Llama —
+// llama (Llama 1–3.x with rope_freqs, SmolLM2, Mistral with its window), qwen2 (Q/K/V biases), qwen3 (Q/K
+// head norms), phi3 (fused QKV and gate/up, LongRoPE, partial rotary) and smollm3 (RoPE-less layers) — their
+// differences are in the config and the tensors present, applied by attention_block and ffn_block.
 #include <cstdint>
 #include <span>
-#include <vector>
 
-#include "model/model.h"
-#include "model/kv_cache.h"
-#include "util/thread_pool.h"
+#include "model/arch/forward.h"
 
 namespace pocketlm {
 

@@ -1,0 +1,186 @@
+// pocketlm against the llama.cpp peer on every architecture of issue 21, each as a transplanted model
+// (bench/transplant.h: SmolLM2-135M's weights as llama3, mistral, qwen2, qwen3, phi3 and smollm3; Gemma 3
+// 270M's as gemma2), both engines with an f16 KV cache and llama.cpp's flash attention off:
+//  (a) next-token distributions over positions() positions of wiki.test.raw in one context: pocketlm's mean
+//      KL against llama.cpp's logits no larger than llama.cpp's own between its f16-KV and f32-KV runs (or
+//      1e-4, whichever is larger); top-1 agreement at least llama.cpp's own across those runs, less 1 % of the
+//      positions (the count moves by several positions at near ties between llama.cpp's own two runs: 996 and
+//      1003 of 1,024 on two transplants whose KL to llama.cpp was below llama.cpp's own);
+//  (b) greedy 64-token continuations of 5 prompts: wherever llama.cpp's two KV types give the same
+//      continuation, pocketlm's is identical or parts from it only at a near tie (pocketlm's logits for its
+//      pick and llama.cpp's within kNearTie). On the llama3 transplant llama.cpp agreed with itself on 1 of 5
+//      prompts, and every divergence of pocketlm (at tokens 5-34) was a gap of 0.01-0.07.
+// The issue's figure is over 1,024 positions (docs/architectures.md); to keep the peer tier short the
+// default is 256 positions, and 1,024 for gemma2 (so that the second half of its local layers runs through the
+// 512-token window). POCKETLM_ARCH_POSITIONS=1024 gives the issue's run for every architecture.
+// POCKETLM_ARCH_MODELS=DIR runs the same checks on DIR/<target>.gguf (e.g. real checkpoints) instead.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "bench/transplant.h"
+#include "e2e/peer_client.h"
+#include "e2e/peer_compare.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "test_paths.h"
+
+namespace pocketlm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kThreads = 2;
+constexpr int kGreedyTokens = 64;
+constexpr float kNearTie = 0.1f;  // in logits
+
+int positions(const std::string& target) {
+  const char* env = std::getenv("POCKETLM_ARCH_POSITIONS");
+  return env ? std::max(16, std::atoi(env)) : target == "gemma2" ? 1024 : 256;
+}
+
+bool from_gemma(const std::string& target) { return target == "gemma2"; }
+
+// One transplanted model per target for the whole run (written on first use, removed at exit).
+struct Transplanted {
+  fs::path path;        // a transplant written for this run (removed at exit), or empty
+  fs::path model_path;  // what the tests load
+  std::unique_ptr<Model> model;
+  std::string error;
+  ~Transplanted() {
+    model.reset();
+    if (!path.empty()) fs::remove(path);
+  }
+};
+Transplanted& transplanted(const std::string& target) {
+  static std::map<std::string, std::unique_ptr<Transplanted>> cache;
+  auto& slot = cache[target];
+  if (slot) return *slot;
+  slot = std::make_unique<Transplanted>();
+  if (const char* dir = std::getenv("POCKETLM_ARCH_MODELS")) {
+    slot->model_path = fs::path(dir) / (target + ".gguf");  // given files (real checkpoints), kept
+  } else {
+    slot->path = fs::temp_directory_path() / ("plm_peer_arch_" + std::to_string(::getpid()) + "_" + target + ".gguf");
+    slot->model_path = slot->path;
+    const fs::path from = from_gemma(target) ? gemma3_path() : smollm2_path();
+    auto w = write_transplanted_model({.target = target, .from = from.string()}, slot->path.string());
+    if (!w.ok()) {
+      slot->error = "transplant: " + w.error().message();
+      return *slot;
+    }
+  }
+  auto m = Model::load(slot->model_path.string());
+  if (m.ok()) slot->model = std::move(m).value();
+  else slot->error = "Model::load: " + m.error().message();
+  return *slot;
+}
+
+class PeerArchs : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const fs::path from = from_gemma(GetParam()) ? gemma3_path() : smollm2_path();
+    if (!std::getenv("POCKETLM_ARCH_MODELS") && !fs::exists(from)) GTEST_SKIP() << from << " missing: run scripts/fetch-models.sh";
+    POCKETLM_REQUIRE_PEER();
+    if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
+    Transplanted& t = transplanted(GetParam());
+    ASSERT_EQ(t.error, "");
+    model_ = t.model.get();
+    path_ = t.model_path.string();
+  }
+  std::unique_ptr<Session> new_session(int64_t n_ctx) const {
+    auto s = Session::create(*model_, SessionOptions{.n_ctx = n_ctx, .kv_type = KvType::F16, .n_threads = kThreads});
+    if (!s.ok()) throw std::runtime_error("Session::create: " + s.error().message());
+    return std::move(s).value();
+  }
+  const Model* model_ = nullptr;
+  std::string path_;
+};
+
+TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
+  const int n_pos = positions(GetParam());
+  const std::vector<std::string> top1_args = {"top1", "-m", path_, "-f", wiki_path().string(), "--positions",
+                                              std::to_string(n_pos), "-c", std::to_string(n_pos), "-t",
+                                              std::to_string(kThreads)};
+  const TempFile peer_logits(""), peer_f32_logits("");
+  auto args = top1_args;
+  args.insert(args.end(), {"--logits-out", peer_logits.str()});
+  const auto peer = run_peer(args);
+  const auto n_vocab = peer.at("n_vocab").get<int64_t>();
+  ASSERT_EQ(model_->config().n_vocab, n_vocab);
+  ASSERT_EQ(peer.at("chunks").size(), 1u);
+  const Top1Comparison cmp = compare_top1(peer, peer_logits.path(), [&] { return new_session(n_pos); });
+  ASSERT_EQ(cmp.positions, static_cast<size_t>(n_pos));
+
+  args = top1_args;
+  args.insert(args.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", peer_f32_logits.str()});
+  const auto peer_f32 = run_peer(args);
+  const Top1Comparison self = compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")), peer_logits.path(),
+                                                peer_f32_logits.path(), static_cast<size_t>(n_vocab));
+  ASSERT_EQ(self.positions, cmp.positions);
+
+  const auto n = static_cast<double>(cmp.positions);
+  const double kl = cmp.kl_sum / n, self_kl = self.kl_sum / n;
+  std::cout << "[ " << GetParam() << " ] " << cmp.positions << " positions: pocketlm vs llama.cpp KL " << kl << " (max "
+            << cmp.kl_max << "), top-1 " << cmp.agree << "/" << cmp.positions << "; llama.cpp f16 vs f32 KV: KL "
+            << self_kl << " (max " << self.kl_max << "), top-1 " << self.agree << "/" << self.positions
+            << "; next-token accuracy pocketlm " << 100.0 * static_cast<double>(cmp.ours_correct) / n << " %, llama.cpp "
+            << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
+  RecordProperty("kl", std::to_string(kl));
+  RecordProperty("peer_self_kl", std::to_string(self_kl));
+  EXPECT_LE(kl, std::max(self_kl, 1e-4));
+  EXPECT_GE(static_cast<double>(cmp.agree), static_cast<double>(self.agree) - 0.01 * n);
+  // A transplant must stay a language model, its distributions peaked: next-token accuracy far above chance
+  // (1 / n_vocab). Measured by llama.cpp on 1,024 positions: 17 % (gemma2) to 52 % (qwen2, mistral).
+  EXPECT_GT(static_cast<double>(cmp.peer_correct) / n, 0.10);
+}
+
+TEST_P(PeerArchs, GreedyContinuationsMatchWhereLlamaCppAgreesWithItself) {
+  const GreedyPrompt prompts[] = {
+      {"story", "Once upon a time, in a small village by the sea, there lived an old fisherman who"},
+      {"question", "Question: Why is the sky blue?\nAnswer: The sky is blue because"},
+      {"code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"},
+      {"history", "The Roman Empire was one of the largest empires in history. It"},
+      {"list", "Things to pack for a camping trip:\n1. Tent\n2."},
+  };
+  // CI runs the first two prompts per architecture (7 architectures x 3 runs each is minutes on the 2-core
+  // machine); POCKETLM_SLOW_TESTS=1 runs all five, the issue's check.
+  const size_t n_prompts = std::getenv("POCKETLM_SLOW_TESTS") ? std::size(prompts) : 2;
+  int identical = 0, stable = 0;
+  for (const GreedyPrompt& p : std::span(prompts).first(n_prompts)) {
+    const std::vector<std::string> args = {"greedy", "-m", path_, "-p", p.text, "-n", std::to_string(kGreedyTokens),
+                                           "-t", std::to_string(kThreads)};
+    const auto peer = run_peer(args);
+    auto f32_args = args;
+    for (const char* flag : {"-ctk", "f32", "-ctv", "f32"}) f32_args.push_back(flag);
+    const bool peer_agrees = json_ids(run_peer(f32_args).at("ids")) == json_ids(peer.at("ids"));
+    const auto prompt = json_ids(peer.at("prompt_ids"));
+    const auto& stop = peer.at("stop");
+    const int32_t eog = stop.is_object() ? stop.at("eog").get<int32_t>() : -1;
+    EXPECT_EQ(model_->tokenizer().encode(p.text, true, false), prompt) << p.name << ": prompt tokenization";
+    const int64_t n_ctx = static_cast<int64_t>(prompt.size()) + kGreedyTokens + 1;
+    const auto r = compare_greedy(p, prompt, json_ids(peer.at("ids")), eog, peer.at("text"),
+                                  [&] { return new_session(n_ctx); }, model_->tokenizer());
+    std::cout << "[ " << GetParam() << " ] greedy " << r.detail << " (llama.cpp f16 vs f32 KV: "
+              << (peer_agrees ? "same" : "differ") << ")\n";
+    identical += r.identical ? 1 : 0;
+    stable += peer_agrees ? 1 : 0;
+    if (peer_agrees && !r.identical) {
+      EXPECT_LE(r.gap, kNearTie) << p.name << ": not a near tie where llama.cpp agrees with itself: " << r.detail;
+    }
+  }
+  std::cout << "[ " << GetParam() << " ] greedy: " << identical << "/" << n_prompts
+            << " identical to llama.cpp; llama.cpp f16 vs f32 KV agree on " << stable << "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Transplants, PeerArchs, ::testing::ValuesIn(transplant_targets()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace pocketlm::test
