@@ -80,7 +80,7 @@ if [ "${SKIP_SPEED:-0}" != 1 ]; then
     echo "== speed: $(basename "$model"): pocketlm bench pp512 tg128, -t $THREADS, $REPS repetitions" >&2
     bench=$("$CLI" bench -m "$model" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o json --no-bandwidth)
     plan=$("$CLI" plan -m "$model" -c 4096 --device this -t "$THREADS" -o json)
-    python3 -c 'import json,sys; b=json.loads(sys.argv[1]); p=json.loads(sys.argv[2]); d=p["devices"][0]; r={x["test"]:x["median_ts"] for x in b}; print(json.dumps({"model":sys.argv[3].split("/")[-1],"pp512_tps":r["pp512"],"tg128_tps":r["tg128"],"bandwidth_gbps":d["bandwidth_gbps"],"cpu_int8_tops":d["cpu_int8_tops"],"n_layer":p["model"]["n_layer"],**{k:d[k] for k in ("prefill_ops_per_token","prefill_compute_tps","prefill_memory_tps","decode_roofline_tps","decode_compute_tps","prefill_tps","decode_tps")}}))' \
+    python3 -c 'import json,sys; b=json.loads(sys.argv[1]); p=json.loads(sys.argv[2]); d=p["devices"][0]; r={x["test"]:x["median_ts"] for x in b}; print(json.dumps({"model":sys.argv[3].split("/")[-1],"pp512_tps":r["pp512"],"tg128_tps":r["tg128"],"bandwidth_gbps":d["bandwidth_gbps"],"cpu_int8_tops":d["cpu_int8_tops"],"n_layer":p["model"]["n_layer"],**{k:d[k] for k in ("decode_bytes_per_token","decode_weight_bytes_x16","decode_kv_bytes_per_token","prefill_ops_per_token","prefill_compute_tps","prefill_memory_tps","decode_roofline_tps","decode_compute_tps","prefill_tps","decode_tps")}}))' \
       "$bench" "$plan" "$model" >> "$WORK/speed.jsonl"
     tail -1 "$WORK/speed.jsonl" >&2
   done
@@ -108,7 +108,23 @@ cal = {"overhead_fixed_bytes": round(fixed, -3), "overhead_per_vocab_bytes": rou
 prev = old.get("constants", {})
 if speed:
     dec = [s["tg128_tps"] / min(s["decode_roofline_tps"], s["decode_compute_tps"]) for s in speed]
-    cal["decode_efficiency"] = round(statistics.median(dec), 3)
+    # Decode: bandwidth / tg128 = x16 bytes (weights in the x16 layout + KV) / e_x16 + row bytes / e_row, by least
+    # squares without intercept (the two kinds of weights stream at different speeds).
+    def fit2(xs1, xs2, ys):
+        s11 = sum(a * a for a in xs1); s22 = sum(b * b for b in xs2); s12 = sum(a * b for a, b in zip(xs1, xs2))
+        s1y = sum(a * y for a, y in zip(xs1, ys)); s2y = sum(b * y for b, y in zip(xs2, ys))
+        det = s11 * s22 - s12 * s12
+        if len(ys) < 2 or det <= 0: return None
+        return (s1y * s22 - s2y * s12) / det, (s11 * s2y - s12 * s1y) / det
+    kv = [s["decode_kv_bytes_per_token"] for s in speed]
+    x16 = [s["decode_weight_bytes_x16"] + k for s, k in zip(speed, kv)]
+    row = [s["decode_bytes_per_token"] - x for s, x in zip(speed, x16)]
+    yd = [s["bandwidth_gbps"] * 1e9 / s["tg128_tps"] for s in speed]
+    ab = fit2(x16, row, yd)
+    if ab and ab[0] > 0 and ab[1] > 0:
+        cal["decode_efficiency"], cal["decode_efficiency_row"] = round(1.0 / ab[0], 3), round(1.0 / ab[1], 3)
+    else:  # one kind of weights only: one efficiency for both
+        cal["decode_efficiency"] = cal["decode_efficiency_row"] = round(statistics.median(dec), 3)
     # Prefill: measured ops per token y = a * F + b * L (F: matmul + attention ops per token, L: layers), by least
     # squares without intercept; efficiency = 1 / a, per-layer overhead = b / a ops (at that efficiency).
     ys = [s["cpu_int8_tops"] * 1e12 / s["pp512_tps"] for s in speed]
@@ -124,12 +140,14 @@ if speed:
     cal["prefill_layer_ops"] = round(b / a, -3)
     for s, e1, f, l in zip(speed, dec, fs, ls):
         s["decode_efficiency"], s["prefill_efficiency"] = round(e1, 3), round(s["pp512_tps"] * f / (s["cpu_int8_tops"] * 1e12), 4)
-        s["predicted_decode_tps"] = round(cal["decode_efficiency"] * min(s["decode_roofline_tps"], s["decode_compute_tps"]), 2)
+        slow = x16[speed.index(s)] / cal["decode_efficiency"] + row[speed.index(s)] / cal["decode_efficiency_row"]
+        s["predicted_decode_tps"] = round(min(s["bandwidth_gbps"] * 1e9 / slow, cal["decode_efficiency"] * s["decode_compute_tps"]), 2)
         s["predicted_prefill_tps"] = round(cal["prefill_efficiency"] * min(s["cpu_int8_tops"] * 1e12 / (f + cal["prefill_layer_ops"] * l),
                                                                        s["prefill_memory_tps"]), 2)
         for k in ("prefill_tps", "decode_tps"): s.pop(k, None)
 else:
     cal["decode_efficiency"] = prev.get("decode_efficiency", 0.6)
+    cal["decode_efficiency_row"] = prev.get("decode_efficiency_row", cal["decode_efficiency"])
     cal["prefill_efficiency"] = prev.get("prefill_efficiency", 0.3)
     cal["prefill_layer_ops"] = prev.get("prefill_layer_ops", 0.0)
     speed = old.get("speed", [])
@@ -143,9 +161,10 @@ a, b = h.index("// BEGIN GENERATED"), h.index("// END GENERATED")
 block = ("// BEGIN GENERATED (scripts/calibrate-plan.sh, %s, load average %.1f)\n"
          "inline constexpr PlanCalibration kPlanCalibration{\n"
          "    .overhead_fixed_bytes = %.1f,\n    .overhead_per_vocab_bytes = %.1f,\n"
-         "    .decode_efficiency = %.3f,\n    .prefill_efficiency = %.4f,\n    .prefill_layer_ops = %.1f,\n};\n") % (
+         "    .decode_efficiency = %.3f,\n    .decode_efficiency_row = %.3f,\n    .prefill_efficiency = %.4f,\n"
+         "    .prefill_layer_ops = %.1f,\n};\n") % (
     data["date"], data["load_average"], cal["overhead_fixed_bytes"], cal["overhead_per_vocab_bytes"],
-    cal["decode_efficiency"], cal["prefill_efficiency"], cal["prefill_layer_ops"])
+    cal["decode_efficiency"], cal["decode_efficiency_row"], cal["prefill_efficiency"], cal["prefill_layer_ops"])
 tmp = header_path + ".tmp"
 open(tmp, "w").write(h[:a] + block + h[b:]); os.replace(tmp, header_path)
 print(json.dumps(cal, indent=2))

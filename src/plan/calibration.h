@@ -13,7 +13,8 @@ struct PlanCalibration {
   double overhead_per_vocab_bytes;
   // Fraction of the bound this engine reaches: decode against min(bandwidth roofline, int8 compute),
   // prefill (pp512) against min(int8 compute, weights streamed once per 512-token batch).
-  double decode_efficiency;
+  double decode_efficiency;      // weights in the x16 decode layout (and the KV cache)
+  double decode_efficiency_row;  // weights the decode GEMVs read row by row (q4_1, q5_0, q8_0, ...)
   double prefill_efficiency;
   // Prefill's work outside the matmuls, per layer and token, as int8 ops at prefill_efficiency (fitted with
   // it by least squares: measured ops/token = (matmul + attention ops + this x n_layer) / efficiency).
@@ -28,13 +29,14 @@ inline constexpr double kPlanActivationBytesPerValue = 2.3;
 // Per thread, the attention's score rows are kept near this many floats (model/attention.cpp's job size).
 inline constexpr double kPlanAttentionScoreFloats = 256.0 * 1024.0;
 
-// BEGIN GENERATED (scripts/calibrate-plan.sh, 2026-12-07T03:46:04Z, load average 5.5)
+// BEGIN GENERATED (scripts/calibrate-plan.sh, 2026-12-07T09:06:15Z, load average 1.9)
 inline constexpr PlanCalibration kPlanCalibration{
-    .overhead_fixed_bytes = 12260000.0,
-    .overhead_per_vocab_bytes = 444.4,
-    .decode_efficiency = 0.235,
-    .prefill_efficiency = 0.057,
-    .prefill_layer_ops = 0.0,
+    .overhead_fixed_bytes = 12646000.0,
+    .overhead_per_vocab_bytes = 443.2,
+    .decode_efficiency = 0.600,
+    .decode_efficiency_row = 0.383,
+    .prefill_efficiency = 0.2668,
+    .prefill_layer_ops = 14555000.0,
 };
 // END GENERATED
 }  // namespace pocketlm

@@ -148,6 +148,8 @@ std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans) 
         {"decode_roofline_tps", s.decode_roofline_tps},
         {"decode_compute_tps", s.decode_compute_tps},
         {"decode_bytes_per_token", s.decode_bytes_per_token},
+        {"decode_weight_bytes_x16", s.decode_weight_bytes_x16},
+        {"decode_kv_bytes_per_token", s.decode_kv_bytes_per_token},
         {"joules_per_token", s.joules_per_token > 0 ? json(s.joules_per_token) : json(nullptr)},
         {"bandwidth_gbps", p.device.bandwidth_gbps},
         {"cpu_int8_tops", p.device.cpu_int8_tops},

@@ -1,5 +1,7 @@
 #include "plan/plan_model.h"
 
+#include "kernels/interleave.h"
+
 #include <cctype>
 #include <cmath>
 #include <sstream>
@@ -39,6 +41,15 @@ uint64_t PlanModel::decode_weight_bytes() const {
   for (const PlanTensor& t : tensors) {
     if (t.name == "token_embd.weight" && !is_head_tied(*this)) b += row_size(t.type, t.row_width);
     else b += t.bytes;
+  }
+  return b;
+}
+
+uint64_t PlanModel::decode_weight_bytes_x16() const {
+  uint64_t b = 0;
+  for (const PlanTensor& t : tensors) {
+    if (t.name == "token_embd.weight" && !is_head_tied(*this)) continue;  // a row lookup, not a GEMV
+    if (t.n_elements != t.row_width && kernels::has_x16_layout(t.type)) b += t.bytes;
   }
   return b;
 }

@@ -37,6 +37,9 @@ struct PlanModel {
   uint64_t decode_weight_bytes() const;
   // Weights a token is multiplied by (matrices only; the embedding only when it is the head): 2 ops each.
   int64_t matmul_params() const;
+  // Of decode_weight_bytes, the bytes of types the decode GEMVs read in the row-interleaved x16 layout
+  // (kernels/interleave.h: q4_0, q4_K, q6_K); the rest are read row by row, at a lower efficiency.
+  uint64_t decode_weight_bytes_x16() const;
   // Of those, the output head's (token_embd when tied): a prompt batch runs it for its last token only.
   int64_t head_params() const;
 };

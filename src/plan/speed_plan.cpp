@@ -18,15 +18,22 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
   const double attn_ops_per_position = 4.0 * static_cast<double>(c.n_layer * c.n_head * c.head_dim);
   const double ops = d.cpu_int8_tops * 1e12;
 
+  // Bytes weighted by how fast each kind streams: the x16 layout (and the KV cache) at decode_efficiency,
+  // row-by-row types at decode_efficiency_row.
+  const double weights_x16 = static_cast<double>(m.decode_weight_bytes_x16());
   auto decode_at = [&](double context, bool* memory_bound) {
     const double bytes = weights + kv_per_position * context;
     const double roof = roofline_tokens_per_s(d.bandwidth_gbps, bytes);
     const double compute = ops / (2.0 * params + attn_ops_per_position * context);
     if (memory_bound) *memory_bound = roof <= compute;
-    return std::min(roof, compute) * kPlanCalibration.decode_efficiency;
+    const double slow_bytes = (weights_x16 + kv_per_position * context) / kPlanCalibration.decode_efficiency +
+                              (weights - weights_x16) / kPlanCalibration.decode_efficiency_row;
+    return std::min(roofline_tokens_per_s(d.bandwidth_gbps, slow_bytes), compute * kPlanCalibration.decode_efficiency);
   };
   const double ctx_tg = tg_mean_context(kPlanDecodeTokens);
   s.decode_bytes_per_token = weights + kv_per_position * ctx_tg;
+  s.decode_weight_bytes_x16 = weights_x16;
+  s.decode_kv_bytes_per_token = kv_per_position * ctx_tg;
   s.decode_roofline_tps = roofline_tokens_per_s(d.bandwidth_gbps, s.decode_bytes_per_token);
   s.decode_compute_tps = ops / (2.0 * params + attn_ops_per_position * ctx_tg);
   s.decode_tps = decode_at(ctx_tg, &s.decode_memory_bound);

@@ -19,6 +19,8 @@ namespace pocketlm {
 struct SpeedPlan {
   // Decode from an empty cache, as `pocketlm bench` tg128 (mean context 64.5 positions) ...
   double decode_bytes_per_token = 0;
+  double decode_weight_bytes_x16 = 0;  // of which weights in the x16 decode layout
+  double decode_kv_bytes_per_token = 0;  // and KV cache
   double decode_roofline_tps = 0;  // bandwidth / bytes per token
   double decode_compute_tps = 0;   // int8 compute / ops per token
   double decode_tps = 0;           // min of the two x decode efficiency
