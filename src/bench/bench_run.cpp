@@ -158,6 +158,7 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
   std::mt19937 rng(42);
   for (const std::string& path : c.models) {
     PLM_TRY(std::unique_ptr<Model> model, Model::load(path));
+    const int64_t model_params = n_params(*model);
     for (int nt : threads) {
       std::unique_ptr<PeerHarness> peer;
       if (with_peer) {
@@ -211,7 +212,7 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
           json row = {{"model", path},
                       {"model_type", model->config().name},
                       {"model_size", model->weights().total_bytes()},
-                      {"n_params", n_params(*model)},
+                      {"n_params", model_params},
                       {"test", t.name()},
                       {"n_prompt", t.kind == SpeedTest::Kind::Prompt ? t.n : 0},
                       {"n_gen", t.kind == SpeedTest::Kind::Generate ? t.n : 0},

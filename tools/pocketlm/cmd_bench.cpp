@@ -107,7 +107,8 @@ bool config_from_flags(const BenchFlags& f, BenchConfig& c) {
   c.repetitions = f.reps;
   c.bandwidth = !f.no_bandwidth;
   c.bandwidth_mib = f.bandwidth_mib;
-  if (!f.peer.empty()) {
+  const bool with_draft = !f.draft.model.empty() || !f.draft.self_type.empty() || f.draft.lookup;
+  if (!f.peer.empty() && !with_draft) {  // with a draft, the peer is llama.cpp's speculative tools (bench_speculative)
     c.peer = BenchPeer{peer_binary(f), f.peer_fa, f.peer_no_repack};
     if (access(c.peer->harness.c_str(), X_OK) != 0) {
       std::fprintf(stderr, "error: --peer llamacpp: no llama.cpp harness at %s (scripts/build-peer.sh builds llama.cpp, "
