@@ -40,9 +40,9 @@ void move_q6_K(uint8_t* g, uint8_t* row, int r, bool to_group) {
   move(g + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->d), 2, to_group);
   uint8_t* sc = g + 2 * R;
   for (int j = 0; j < QK_K / 16; ++j) move(sc + j * R + r, reinterpret_cast<uint8_t*>(b->scales + j), 1, to_group);
-  uint8_t* ql = sc + (QK_K / 16) * R;
-  move_dwords(ql, b->ql, QK_K / 8, r, to_group);
-  move_dwords(ql + (QK_K / 2) * R, b->qh, QK_K / 16, r, to_group);
+  uint8_t* q = g + kX16Q6Quants;
+  for (int j = 0; j < QK_K / 8; ++j) move(q + (static_cast<size_t>(x16_q6_ql_chunk(j)) * R + pos(r)) * 4, b->ql + 4 * j, 4, to_group);
+  for (int j = 0; j < QK_K / 16; ++j) move(q + (static_cast<size_t>(x16_q6_qh_chunk(j)) * R + pos(r)) * 4, b->qh + 4 * j, 4, to_group);
 }
 
 // q4_K: the 6-bit scales and mins are re-split into low nibbles and top bits (see interleave.h).

@@ -15,7 +15,12 @@
 //   q4_K (2304 B):  d[16], dmin[16] f16 (position order) | lo[4][16 rows][2] | hi[4][16 rows] | qs[32][16][4]
 //                   lo[c][r][e] = scale(2c+e) & 15 | (min(2c+e) & 15) << 4;  hi[c][r] = top 2 bits of
 //                   scale(2c), min(2c), scale(2c+1), min(2c+1) in bits 0-1, 2-3, 4-5, 6-7 (6-bit values)
-//   q6_K (3360 B):  d[16] f16 (position order) | scales[16 sub-blocks][16 rows] int8 | ql[32][16][4] | qh[16][16][4]
+//   q6_K (3360 B):  d[16] f16 (position order) | scales[16 sub-blocks][16 rows] int8 | 48 quant chunks: for
+//                   n = 0, 1 and l4 = 0..7 the triplet (ql dword 16n + l4, ql dword 16n + 8 + l4, qh dword
+//                   8n + l4), the three chunks that hold quant dword l4 of the four 32-quant parts of half n
+//                   (x16_q6_ql_chunk / x16_q6_qh_chunk), so a kernel reads a block front to back: in GGUF's
+//                   order (ql then qh) it would read three streams at once, which streamed from DRAM at 11.6
+//                   against 31.1 GB/s sequential on this project's VM (one thread, plain loads).
 // Quant dword i of a row is bytes 4i..4i+3 of that row's qs (q4_0, q4_K) or ql / qh (q6_K): the nibble and
 // bit positions inside the dword are GGUF's, so the kernels read them as the row kernels do.
 #include <cstddef>
@@ -28,6 +33,12 @@ namespace pocketlm::kernels {
 inline constexpr int kX16Rows = 16;
 // Row held by position p of a 16-dword chunk (the permutation is its own inverse).
 inline constexpr int kX16Order[kX16Rows] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+
+// q6_K: byte offset of the quant chunks in a group block, and the chunk (64 bytes) holding ql dword j (0..31)
+// or qh dword j (0..15) of the 16 rows.
+inline constexpr size_t kX16Q6Quants = 288;
+constexpr int x16_q6_ql_chunk(int j) { return 3 * (8 * (j / 16) + j % 8) + (j % 16) / 8; }
+constexpr int x16_q6_qh_chunk(int j) { return 3 * j + 2; }
 
 // Whether `t` has an x16 layout (q4_0, q4_K, q6_K).
 bool has_x16_layout(GgmlType t);

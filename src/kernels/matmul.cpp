@@ -141,9 +141,12 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
       while (p + 1 < n_plans && band >= plans[p + 1].first_band) ++p;
       const Plan& pl = plans[p];
       const int64_t r0 = (band - pl.first_band) * kBand, r1 = std::min(r0 + kBand, pl.n_out);
-      if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: the band is one group
-        pl.gemv_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, 1,
+      if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: a band is one group; one call for this plan's bands
+        const int64_t plan_end = p + 1 < n_plans ? plans[p + 1].first_band : n_bands;
+        const int64_t n = std::min(e, plan_end) - band;
+        pl.gemv_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, n,
                     pl.acts, pl.y + r0);
+        band += n - 1;
         continue;
       }
       if (pl.gemm_x16 != nullptr) {

@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 
 #include "kernels/dispatch.h"
@@ -13,12 +12,10 @@ namespace pocketlm {
 std::string RepackedWeights::summary() const {
   if (tensors_.empty()) return "mapped";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "mapped; %.1f MiB of %d tensors in the x16 decode layout, their mapped pages released",
-                static_cast<double>(bytes_) / 1048576.0, count());
+  std::snprintf(buf, sizeof buf, "mapped; %.1f MiB of %d tensors in the x16 decode layout%s, their mapped pages released",
+                static_cast<double>(bytes_) / 1048576.0, count(), arena_.advised() ? " (huge pages)" : "");
   return buf;
 }
-
-void RepackedWeights::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
 
 namespace {
 // Whether the active path keeps `t` in the x16 layout.
@@ -44,6 +41,13 @@ std::vector<const GgufTensor*> RepackedWeights::candidates(const ModelWeights& w
 }
 
 void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
+  // One huge-page arena for every copy (util/huge_pages.h): decode streams all of it once per token.
+  size_t total = 0;
+  for (const GgufTensor* t : candidates(w)) total += (t->nbytes + 63) / 64 * 64;
+  if (total == 0) return;
+  arena_ = HugePageBuffer(total);
+  if (arena_.data() == nullptr) return;  // out of memory: the mapped layout still works
+  size_t used = 0;
   std::map<const GgufTensor*, const GgufTensor*> done;  // tied embeddings: one copy for both uses
   auto convert = [&](const GgufTensor*& t) {
     if (t == nullptr || t->interleaved_x16) return;
@@ -54,10 +58,8 @@ void RepackedWeights::repack(const GgufFile& f, ModelWeights& w) {
     if (!repackable(t)) return;
     const int64_t rows = t->n_rows(), k = t->ne[0];
     const size_t row_bytes = row_size(t->type, k), group_bytes = row_bytes * kernels::kX16Rows;
-    const size_t alloc = (t->nbytes + 63) / 64 * 64;
-    auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, alloc));
-    if (p == nullptr) return;  // out of memory: the mapped layout still works
-    buffers_.emplace_back(p);
+    uint8_t* p = arena_.data() + used;
+    used += (t->nbytes + 63) / 64 * 64;
     // Group by group, releasing what has been copied, so the peak stays one group above the final size.
     for (int64_t g = 0; g < rows / kernels::kX16Rows; ++g) {
       const uint8_t* src = t->data + static_cast<size_t>(g) * group_bytes;

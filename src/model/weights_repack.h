@@ -2,7 +2,8 @@
 // Decode layouts made at load: the matrices a decode step streams (attention, FFN and output projections)
 // are copied into the row-interleaved x16 layout (kernels/interleave.h) when the active kernel path has a
 // GEMV for their type, and the mapped pages they came from are released, so weights are not held twice.
-// ModelWeights is re-pointed at the copies; the GgufFile's own tensor table is left as the file has it.
+// ModelWeights is re-pointed at the copies; the GgufFile's own tensor table is left as the file has it. The
+// copies live in one arena on transparent huge pages (util/huge_pages.h).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "gguf/reader.h"
 #include "model/weights.h"
+#include "util/huge_pages.h"
 
 namespace pocketlm {
 
@@ -31,11 +33,8 @@ class RepackedWeights {
   std::string summary() const;
 
  private:
-  struct FreeAligned {
-    void operator()(uint8_t* p) const;
-  };
   std::vector<std::unique_ptr<GgufTensor>> tensors_;
-  std::vector<std::unique_ptr<uint8_t, FreeAligned>> buffers_;
+  HugePageBuffer arena_;  // every copy, 64-byte aligned, in load order
   size_t bytes_ = 0;
 };
 

@@ -119,8 +119,7 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
     const int8_t* sc = reinterpret_cast<const int8_t*>(g + 32);  // [16 sub-blocks][16 rows]
-    const uint8_t* ql = g + 288;
-    const uint8_t* qh = ql + 2048;
+    const uint8_t* q6 = g + kX16Q6Quants;  // ql and qh chunks interleaved (interleave.h)
     int32x4_t isum[4];
     for (int q = 0; q < 4; ++q) isum[q] = vdupq_n_s32(0);
     for (int j = 0; j < 16; ++j) {  // minus 32 * scale * bsum
@@ -140,9 +139,9 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
           constexpr int i = decltype(L)::value;
           const int l4 = 4 * half + i;
           for (int q = 0; q < 4; ++q) {
-            const uint8x16_t x = vld1q_u8(ql + (16 * n + l4) * 64 + 16 * q);
-            const uint8x16_t y = vld1q_u8(ql + (16 * n + 8 + l4) * 64 + 16 * q);
-            const uint8x16_t h = vld1q_u8(qh + (8 * n + l4) * 64 + 16 * q);
+            const uint8x16_t x = vld1q_u8(q6 + x16_q6_ql_chunk(16 * n + l4) * 64 + 16 * q);
+            const uint8x16_t y = vld1q_u8(q6 + x16_q6_ql_chunk(16 * n + 8 + l4) * 64 + 16 * q);
+            const uint8x16_t h = vld1q_u8(q6 + x16_q6_qh_chunk(8 * n + l4) * 64 + 16 * q);
             part[0][q] = vdotq_laneq_s32(part[0][q], u2s(vorrq_u8(vandq_u8(x, m4), vandq_u8(vshlq_n_u8(h, 4), m30))), av[0], i);
             part[1][q] = vdotq_laneq_s32(part[1][q], u2s(vorrq_u8(vandq_u8(y, m4), vandq_u8(vshlq_n_u8(h, 2), m30))), av[1], i);
             part[2][q] = vdotq_laneq_s32(part[2][q], u2s(vorrq_u8(vshrq_n_u8(x, 4), vandq_u8(h, m30))), av[2], i);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"

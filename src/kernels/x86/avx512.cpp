@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <vector>
 
+#include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
 #include "kernels/packed_acts.h"
 #include "formats/kquants.h"
@@ -22,10 +24,13 @@ namespace avx512 {
 #include "kernels/simd/packed_gemm.h"
 #include "kernels/x86/gemv_avx512.h"
 #include "kernels/x86/gemv_x16.h"
+#include "kernels/x86/gemv_x16_vnni.h"
 }  // namespace avx512
 
 const KernelTable* avx512_table() {
-  static constexpr KernelTable table = avx512::with_x16_gemv(avx512::with_wide_gemv(avx512::with_packed_gemms(avx512::make_table("avx512"))));
+  using namespace avx512;
+  static constexpr KernelTable table =
+      with_x16_gemv_vnni(with_x16_gemv(with_wide_gemv(with_packed_gemms(make_table("avx512")))));
   return &table;
 }
 

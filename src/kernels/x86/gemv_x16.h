@@ -145,12 +145,12 @@ inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
 //
 // Quant 128 n + 32 m + l (l < 32) of a row: low 4 bits from ql dword 16 n + 8 (m & 1) + l / 4 (low nibble for
 // m < 2, high for m >= 2), top 2 bits from bits 2 m .. 2 m + 1 of qh dword 8 n + l / 4; it takes scale
-// 8 n + 2 m + l / 16.
+// 8 n + 2 m + l / 16. The chunks of those dwords: x16_q6_ql_chunk / x16_q6_qh_chunk (interleave.h).
 template <int M>
 inline __m256i q6_quants(const uint8_t* ql, const uint8_t* qh, int n, int l4, int h) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-  const __m256i lo = load32(ql + ((16 * n + 8 * (M & 1) + l4) * 16 + 8 * h) * 4);
-  const __m256i hb = load32(qh + ((8 * n + l4) * 16 + 8 * h) * 4);
+  const __m256i lo = load32(ql + x16_q6_ql_chunk(16 * n + 8 * (M & 1) + l4) * 64 + 32 * h);
+  const __m256i hb = load32(qh + x16_q6_qh_chunk(8 * n + l4) * 64 + 32 * h);
   const __m256i low = M < 2 ? _mm256_and_si256(lo, m4) : nib_hi(lo);
   const __m256i top = M == 0 ? _mm256_slli_epi16(hb, 4) : M == 1 ? _mm256_slli_epi16(hb, 2) : M == 2 ? hb : _mm256_srli_epi16(hb, 2);
   return _mm256_or_si256(low, _mm256_and_si256(top, m30));
@@ -183,8 +183,8 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
     const uint8_t* sc = g + 32;  // [16 sub-blocks][16 rows] int8
-    const uint8_t* ql = sc + 256;
-    const uint8_t* qh = ql + 2048;
+    const uint8_t* ql = g + kX16Q6Quants;  // ql and qh chunks interleaved (interleave.h)
+    const uint8_t* qh = ql;
     alignas(32) int32_t bs16[8];  // lane p = (bsum 2p, bsum 2p + 1)
     _mm256_store_si256(reinterpret_cast<__m256i*>(bs16), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.bsums)));
     // -32 * sum over sub-blocks of scale * bsum, per row.
@@ -320,8 +320,8 @@ inline void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
     const block_q8_K* A[C];
     for (int j = 0; j < C; ++j) A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
     const uint8_t* sc = g + 32;
-    const uint8_t* ql = sc + 256;
-    const uint8_t* qh = ql + 2048;
+    const uint8_t* ql = g + kX16Q6Quants;  // ql and qh chunks interleaved (interleave.h)
+    const uint8_t* qh = ql;
 #pragma GCC unroll 1
     for (int h = 0; h < 2; ++h) {
       __m256i isum[C];
