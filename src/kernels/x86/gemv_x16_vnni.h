@@ -53,14 +53,15 @@ inline __m512i to_positions(__m512i rows) {
 // prefetchers keep up. Measured on a 16384 x 4096 q6_K stream (matmul_16384x4096, 1 / 2 threads): 35.8 / 52.5
 // GB/s without; 28.3 / 46.0 prefetching one block ahead; 18.4 / 29.6 four blocks ahead.
 
-// ---------------------------------------------------------------- q4_0 (group block: 288 bytes)
-// `neg8sum[b]` = -8 * (sum of block b's activation quants): each accumulator starts there, so the nibbles'
-// offset of 8 costs nothing per group.
-inline void q4_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const int32_t* neg8sum, float* out) {
+// ---------------------------------------------------------------- q4_0 (288 bytes) and q8_0 (544 bytes)
+// Each block's accumulator starts at `offset[b]` = -(the format's zero point) * (sum of the block's activation
+// quants): q4_0's nibbles are 8 above the value, and q8_0's signed quants are read as unsigned (x ^ 0x80 =
+// x + 128, which vpdpbusd needs), so the zero point costs nothing per group.
+inline void q4_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const int32_t* offset, float* out) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b, g += 288) {
     const block_q8_0& A = a[b];
-    __m512i s0 = _mm512_set1_epi32(neg8sum[b]), s1 = _mm512_setzero_si512();
+    __m512i s0 = _mm512_set1_epi32(offset[b]), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
       const __m512i v = load64(g + 32 + 64 * i);
@@ -69,6 +70,20 @@ inline void q4_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const 
     }
     const __m512 d = _mm512_mul_ps(f16x16(g), _mm512_set1_ps(Ops::f16(A.d)));
     acc = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0, s1)), d, acc);
+  }
+  store_rows(out, acc);
+}
+
+inline void q8_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const int32_t* offset, float* out) {
+  const __m512i flip = _mm512_set1_epi8(-128);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 544) {
+    const block_q8_0& A = a[b];
+    __m512i s[2] = {_mm512_set1_epi32(offset[b]), _mm512_setzero_si512()};
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) s[i & 1] = dot4(s[i & 1], _mm512_xor_si512(load64(g + 32 + 64 * i), flip), bcast4(A.qs + 4 * i));
+    const __m512 d = _mm512_mul_ps(f16x16(g), _mm512_set1_ps(Ops::f16(A.d)));
+    acc = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s[0], s[1])), d, acc);
   }
   store_rows(out, acc);
 }
@@ -82,14 +97,17 @@ inline int32_t q8_0_sum(const block_q8_0& A) {
   return _mm_cvtsi128_si32(t) - 32 * 128;
 }
 
-// kernel_table.h's GemvX16Fn.
-inline void q4_0_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+// kernel_table.h's GemvX16Fn for a 32-block format with zero point Zero: the offsets once per call, then
+// the groups.
+template <int kGroupBytes, int Zero, void (*F)(int64_t, const uint8_t*, const block_q8_0*, const int32_t*, float*)>
+void legacy_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+  static_assert(kGroupBytes > 0);
   const int64_t nb = k / 32;
   const auto* A = reinterpret_cast<const block_q8_0*>(a);
-  thread_local std::vector<int32_t> neg8sum;
-  if (neg8sum.size() < static_cast<size_t>(nb)) neg8sum.resize(static_cast<size_t>(nb));
-  for (int64_t b = 0; b < nb; ++b) neg8sum[static_cast<size_t>(b)] = -8 * q8_0_sum(A[b]);
-  for (int64_t i = 0; i < n_groups; ++i) q4_0_group(nb, w + static_cast<size_t>(i) * group_bytes, A, neg8sum.data(), out + 16 * i);
+  thread_local std::vector<int32_t> offset;
+  if (offset.size() < static_cast<size_t>(nb)) offset.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) offset[static_cast<size_t>(b)] = -Zero * q8_0_sum(A[b]);
+  for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, A, offset.data(), out + 16 * i);
 }
 
 // ---------------------------------------------------------------- q4_K (group block: 2304 bytes)
@@ -191,7 +209,8 @@ inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t
 
 // Replaces the 32-byte decode GEMVs (the batch kernels stay).
 constexpr KernelTable with_x16_gemv_vnni(KernelTable t) {
-  t.set_gemv_x16(GgmlType::Q4_0, x16v::q4_0_groups);
+  t.set_gemv_x16(GgmlType::Q4_0, x16v::legacy_groups<288, 8, x16v::q4_0_group>);
+  t.set_gemv_x16(GgmlType::Q8_0, x16v::legacy_groups<544, 128, x16v::q8_0_group>);
   t.set_gemv_x16(GgmlType::Q4_K, x16v::q4_K_groups);
   t.set_gemv_x16(GgmlType::Q6_K, x16v::q6_K_groups);
   return t;
