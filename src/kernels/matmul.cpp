@@ -71,7 +71,9 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
   for (size_t i = 0; i < targets.size(); ++i) {
     const MatmulTarget& t = targets[i];
     const GgmlType at = vec_dot_type(t.w->type);
-    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0)
+    // An interleaved weight runs the path's x16 batch GEMM where it has one (no packing, no de-interleave).
+    const bool x16_batch = t.w->interleaved_x16 && kernels::gemm_x16_for(t.w->type) != nullptr;
+    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch)
       packed[i] = kernels::packed_gemm_for(t.w->type);
     int ti = 0;
     while (ti < n_types && types[ti] != at) ++ti;

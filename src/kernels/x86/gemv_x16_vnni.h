@@ -205,13 +205,179 @@ inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t
     q6_K_group(k / 256, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const block_q8_K*>(a), out + 16 * i);
 }
 
+// ---------------------------------------------------------------- batches: 16 rows x C columns (prefill)
+// The same loops with C activation columns: each chunk is loaded and unpacked once and multiplied against C
+// columns' broadcast dwords, and the scale decode serves 16 rows x C columns. Accumulators: 2C chains plus C
+// sums and C float results live, within the 32 zmm registers for C = 4. `a` holds C q8 rows `as` bytes apart.
+template <int C>
+void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 288) {
+    const block_q8_0* A[C];
+    __m512i s0[C], s1[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
+      s0[j] = _mm512_set1_epi32(-8 * q8_0_sum(*A[j]));
+      s1[j] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v = load64(g + 32 + 64 * i), lo = nib_lo(v), hi = nib_hi(v);
+      for (int j = 0; j < C; ++j) {
+        s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
+        s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
+      }
+    }
+    const __m512 d = f16x16(g);
+    for (int j = 0; j < C; ++j)
+      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+
+template <int C>
+void q8_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m512i flip = _mm512_set1_epi8(-128);
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 544) {
+    const block_q8_0* A[C];
+    __m512i s0[C], s1[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
+      s0[j] = _mm512_set1_epi32(-128 * q8_0_sum(*A[j]));
+      s1[j] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+      const __m512i v0 = _mm512_xor_si512(load64(g + 32 + 64 * i), flip), v1 = _mm512_xor_si512(load64(g + 96 + 64 * i), flip);
+      for (int j = 0; j < C; ++j) {
+        s0[j] = dot4(s0[j], v0, bcast4(A[j]->qs + 4 * i));
+        s1[j] = dot4(s1[j], v1, bcast4(A[j]->qs + 4 * i + 4));
+      }
+    }
+    const __m512 d = f16x16(g);
+    for (int j = 0; j < C; ++j)
+      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+
+template <int C>
+void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m512i m4 = _mm512_set1_epi32(0x0F), m30 = _mm512_set1_epi32(0x30);
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 2304) {
+    const block_q8_K* A[C];
+    for (int j = 0; j < C; ++j) A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
+    const uint8_t* qs = g + 256;
+    __m512i isum[C], msum[C];
+    for (int j = 0; j < C; ++j) isum[j] = msum[j] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      const __m512i lw = to_positions(u16_to_i32(g + 64 + 32 * c));
+      const __m512i h = to_positions(u8_to_i32(g + 192 + 16 * c));
+      const __m512i sc0 = _mm512_or_si512(_mm512_and_si512(lw, m4), _mm512_and_si512(shl32(h, 4), m30));
+      const __m512i sc1 = _mm512_or_si512(_mm512_and_si512(shr32(lw, 8), m4), _mm512_and_si512(h, m30));
+      const __m512i mn0 = _mm512_or_si512(_mm512_and_si512(shr32(lw, 4), m4), _mm512_and_si512(shl32(h, 2), m30));
+      const __m512i mn1 = _mm512_or_si512(_mm512_and_si512(shr32(lw, 12), m4), _mm512_and_si512(shr32(h, 2), m30));
+      const __m512i mn = _mm512_or_si512(mn0, shl32(mn1, 16));
+      __m512i s0[C], s1[C];
+      for (int j = 0; j < C; ++j) s0[j] = s1[j] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) {
+        const __m512i v = load64(qs + (8 * c + t) * 64), lo = nib_lo(v), hi = nib_hi(v);
+        for (int j = 0; j < C; ++j) {
+          s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 64 * c + 4 * t));
+          s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 64 * c + 32 + 4 * t));
+        }
+      }
+      for (int j = 0; j < C; ++j) {
+        isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(mul32(s0[j], sc0), mul32(s1[j], sc1)));
+        const int32_t bs0 = A[j]->bsums[4 * c] + A[j]->bsums[4 * c + 1], bs1 = A[j]->bsums[4 * c + 2] + A[j]->bsums[4 * c + 3];
+        msum[j] = _mm512_add_epi32(msum[j], _mm512_madd_epi16(mn, _mm512_set1_epi32((bs0 & 0xFFFF) | bs1 << 16)));
+      }
+    }
+    const __m512 d = f16x16(g), dm = f16x16(g + 32);
+    for (int j = 0; j < C; ++j) {
+      const __m512 da = _mm512_set1_ps(A[j]->d);
+      acc[j] = _mm512_fmadd_ps(to_f(isum[j]), _mm512_mul_ps(d, da), acc[j]);
+      acc[j] = _mm512_fnmadd_ps(to_f(msum[j]), _mm512_mul_ps(dm, da), acc[j]);
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+
+template <int C>
+void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const auto merge = [&](__m512i x, __m512i y) { return _mm512_ternarylogic_epi32(x, y, m4, 0xEC); };
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 3360) {
+    const block_q8_K* A[C];
+    for (int j = 0; j < C; ++j) A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
+    const uint8_t* sc = g + 32;
+    const uint8_t* q6 = g + kX16Q6Quants;
+    __m512i isum[C];
+    for (int j = 0; j < C; ++j) isum[j] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 1
+      for (int half = 0; half < 2; ++half) {
+#pragma GCC unroll 1
+        for (int m2 = 0; m2 < 4; m2 += 2) {  // two of the four parts at a time: 2C chains
+          __m512i s[2][C];
+          for (int e = 0; e < 2; ++e)
+            for (int j = 0; j < C; ++j) s[e][j] = _mm512_set1_epi32(-32 * A[j]->bsums[8 * n + 2 * (m2 + e) + half]);
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            const int l4 = 4 * half + i;
+            const __m512i ql0 = load64(q6 + x16_q6_ql_chunk(16 * n + l4) * 64);
+            const __m512i ql1 = load64(q6 + x16_q6_ql_chunk(16 * n + 8 + l4) * 64);
+            const __m512i hb = load64(q6 + x16_q6_qh_chunk(8 * n + l4) * 64);
+            // m2 = 0: parts 0 (ql0 low, qh bits 0-1) and 1 (ql1 low, bits 2-3); m2 = 2: parts 2 and 3 (high nibbles).
+            const __m512i q0 = m2 == 0 ? merge(ql0, _mm512_and_si512(shl16(hb, 4), m30)) : merge(shr16(ql0, 4), _mm512_and_si512(hb, m30));
+            const __m512i q1 = m2 == 0 ? merge(ql1, _mm512_and_si512(shl16(hb, 2), m30))
+                                       : merge(shr16(ql1, 4), _mm512_and_si512(shr16(hb, 2), m30));
+            for (int j = 0; j < C; ++j) {
+              const int8_t* an = A[j]->qs + 128 * n + 32 * m2 + 4 * l4;
+              s[0][j] = dot4(s[0][j], q0, bcast4(an));
+              s[1][j] = dot4(s[1][j], q1, bcast4(an + 32));
+            }
+          }
+          for (int e = 0; e < 2; ++e) {
+            const __m512i scale = to_positions(i8_to_i32(sc + 16 * (8 * n + 2 * (m2 + e) + half)));
+            for (int j = 0; j < C; ++j) isum[j] = _mm512_add_epi32(isum[j], mul32(s[e][j], scale));
+          }
+        }
+      }
+    }
+    const __m512 d = f16x16(g);
+    for (int j = 0; j < C; ++j) acc[j] = _mm512_fmadd_ps(to_f(isum[j]), _mm512_mul_ps(d, _mm512_set1_ps(A[j]->d)), acc[j]);
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+
+template <int C> struct Q4_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q8_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q8_0_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q4_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
+
 }  // namespace x16v
 
-// Replaces the 32-byte decode GEMVs (the batch kernels stay).
+// The decode GEMVs and the batch GEMMs over the x16 groups (these replace the packed-activation GEMMs for
+// interleaved weights: matmul.cpp).
 constexpr KernelTable with_x16_gemv_vnni(KernelTable t) {
   t.set_gemv_x16(GgmlType::Q4_0, x16v::legacy_groups<288, 8, x16v::q4_0_group>);
   t.set_gemv_x16(GgmlType::Q8_0, x16v::legacy_groups<544, 128, x16v::q8_0_group>);
   t.set_gemv_x16(GgmlType::Q4_K, x16v::q4_K_groups);
   t.set_gemv_x16(GgmlType::Q6_K, x16v::q6_K_groups);
+  t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16v::Q4_0ColsV>);
+  t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16v::Q8_0ColsV>);
+  t.set_gemm_x16(GgmlType::Q4_K, x16::group_cols<block_q8_K, 256, x16v::Q4_KColsV>);
+  t.set_gemm_x16(GgmlType::Q6_K, x16::group_cols<block_q8_K, 256, x16v::Q6_KColsV>);
   return t;
 }
