@@ -42,7 +42,7 @@ TEST_P(InterleaveTest, RoundTripIsExact) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K),
                          [](const auto& p) { return std::string(type_traits(p.param).name); });
 
 TEST(Interleave, OnlyTheTypesWithKernels) {

@@ -88,6 +88,55 @@ inline void q8_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const 
   store_rows(out, acc);
 }
 
+// q5_0: quant = low nibble | fifth bit << 4, 16 above the value. The fifth bits of chunk i's 4 quants per row
+// (bits 4i..4i+3 of the row's qh for the low nibbles, 16+4i.. for the high ones) are spread to bit 4 of each
+// byte by one in-lane byte shuffle (the qh byte holding them, copied to the row's 4 bytes), one test against
+// the byte's bit (a mask register) and one masked add of 16.
+struct Q5Bits {
+  __m512i base;  // per dword: its first byte's index in the 16-byte lane, in all 4 bytes
+  Q5Bits() : base(_mm512_set_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0,
+                                   0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0)) {}
+  // nib (quants 0..15) plus 16 where bit `first + t` of the row's qh is set, for byte t of each dword.
+  template <int First>
+  __m512i add(__m512i nib, __m512i qh) const {
+    const __m512i bytes = _mm512_shuffle_epi8(qh, _mm512_add_epi8(base, _mm512_set1_epi8(First / 8)));
+    const __mmask64 k = _mm512_test_epi8_mask(bytes, _mm512_set1_epi32(0x08040201 << (First % 8)));
+    return _mm512_mask_add_epi8(nib, k, nib, _mm512_set1_epi8(16));
+  }
+};
+
+template <int I>
+inline void q5_0_chunk(const Q5Bits& bits, const uint8_t* g, __m512i qh, __m512i& lo, __m512i& hi) {
+  const __m512i v = load64(g + 96 + 64 * I);
+  lo = bits.add<4 * I>(nib_lo(v), qh);
+  hi = bits.add<16 + 4 * I>(nib_hi(v), qh);
+}
+
+inline void q5_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const int32_t* offset, float* out) {
+  const Q5Bits bits;
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 352) {
+    const block_q8_0& A = a[b];
+    const __m512i qh = load64(g + 32);
+    __m512i s0 = _mm512_set1_epi32(offset[b]), s1 = _mm512_setzero_si512(), lo, hi;
+    q5_0_chunk<0>(bits, g, qh, lo, hi);
+    s0 = dot4(s0, lo, bcast4(A.qs));
+    s1 = dot4(s1, hi, bcast4(A.qs + 16));
+    q5_0_chunk<1>(bits, g, qh, lo, hi);
+    s0 = dot4(s0, lo, bcast4(A.qs + 4));
+    s1 = dot4(s1, hi, bcast4(A.qs + 20));
+    q5_0_chunk<2>(bits, g, qh, lo, hi);
+    s0 = dot4(s0, lo, bcast4(A.qs + 8));
+    s1 = dot4(s1, hi, bcast4(A.qs + 24));
+    q5_0_chunk<3>(bits, g, qh, lo, hi);
+    s0 = dot4(s0, lo, bcast4(A.qs + 12));
+    s1 = dot4(s1, hi, bcast4(A.qs + 28));
+    const __m512 d = _mm512_mul_ps(f16x16(g), _mm512_set1_ps(Ops::f16(A.d)));
+    acc = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0, s1)), d, acc);
+  }
+  store_rows(out, acc);
+}
+
 inline int32_t q8_0_sum(const block_q8_0& A) {
   // |a| <= 127: the unsigned sum of a + 128 via vpsadbw, minus 32 * 128.
   const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs)), _mm256_set1_epi8(-128));
@@ -237,6 +286,40 @@ void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
 }
 
 template <int C>
+void q5_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const Q5Bits bits;
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 352) {
+    const block_q8_0* A[C];
+    __m512i s0[C], s1[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
+      s0[j] = _mm512_set1_epi32(-16 * q8_0_sum(*A[j]));
+      s1[j] = _mm512_setzero_si512();
+    }
+    const __m512i qh = load64(g + 32);
+    const auto chunk = [&](auto I) {
+      constexpr int i = decltype(I)::value;
+      __m512i lo, hi;
+      q5_0_chunk<i>(bits, g, qh, lo, hi);
+      for (int j = 0; j < C; ++j) {
+        s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
+        s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
+      }
+    };
+    chunk(x16::IntC<0>{});
+    chunk(x16::IntC<1>{});
+    chunk(x16::IntC<2>{});
+    chunk(x16::IntC<3>{});
+    const __m512 d = f16x16(g);
+    for (int j = 0; j < C; ++j)
+      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+
+template <int C>
 void q8_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
   const __m512i flip = _mm512_set1_epi8(-128);
   __m512 acc[C];
@@ -362,6 +445,7 @@ void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
 }
 
 template <int C> struct Q4_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C> struct Q5_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q5_0_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q8_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q8_0_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q4_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
@@ -372,10 +456,12 @@ template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g
 // interleaved weights: matmul.cpp).
 constexpr KernelTable with_x16_gemv_vnni(KernelTable t) {
   t.set_gemv_x16(GgmlType::Q4_0, x16v::legacy_groups<288, 8, x16v::q4_0_group>);
+  t.set_gemv_x16(GgmlType::Q5_0, x16v::legacy_groups<352, 16, x16v::q5_0_group>);
   t.set_gemv_x16(GgmlType::Q8_0, x16v::legacy_groups<544, 128, x16v::q8_0_group>);
   t.set_gemv_x16(GgmlType::Q4_K, x16v::q4_K_groups);
   t.set_gemv_x16(GgmlType::Q6_K, x16v::q6_K_groups);
   t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16v::Q4_0ColsV>);
+  t.set_gemm_x16(GgmlType::Q5_0, x16::group_cols<block_q8_0, 32, x16v::Q5_0ColsV>);
   t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16v::Q8_0ColsV>);
   t.set_gemm_x16(GgmlType::Q4_K, x16::group_cols<block_q8_K, 256, x16v::Q4_KColsV>);
   t.set_gemm_x16(GgmlType::Q6_K, x16::group_cols<block_q8_K, 256, x16v::Q6_KColsV>);
