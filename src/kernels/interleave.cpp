@@ -35,6 +35,13 @@ void move_q4_0(uint8_t* g, uint8_t* row, int r, bool to_group) {
   move_dwords(g + 2 * R, b->qs, 4, r, to_group);
 }
 
+void move_q4_1(uint8_t* g, uint8_t* row, int r, bool to_group) {
+  auto* b = reinterpret_cast<block_q4_1*>(row);
+  move(g + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->d), 2, to_group);
+  move(g + 2 * R + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->m), 2, to_group);
+  move_dwords(g + 4 * R, b->qs, 4, r, to_group);
+}
+
 void move_q5_0(uint8_t* g, uint8_t* row, int r, bool to_group) {
   auto* b = reinterpret_cast<block_q5_0*>(row);
   move(g + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->d), 2, to_group);
@@ -95,6 +102,7 @@ using MoveFn = void (*)(uint8_t*, uint8_t*, int, bool);
 MoveFn mover(GgmlType t) {
   switch (t) {
     case GgmlType::Q4_0: return move_q4_0;
+    case GgmlType::Q4_1: return move_q4_1;
     case GgmlType::Q5_0: return move_q5_0;
     case GgmlType::Q8_0: return move_q8_0;
     case GgmlType::Q4_K: return move_q4_K;

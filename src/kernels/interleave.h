@@ -1,5 +1,5 @@
 #pragma once
-// Row-interleaved weight layouts for decode ("x16"): 16 weight rows of q4_0, q5_0, q8_0, q4_K or q6_K stored side by side
+// Row-interleaved weight layouts for decode ("x16"): 16 weight rows of q4_0, q4_1, q5_0, q8_0, q4_K or q6_K stored side by side
 // so that one 64-byte load holds the same 4 quant bytes of each of the 16 rows. A decode GEMV then multiplies
 // 16 rows at once against one broadcast activation dword: every lane of the int32 result is a different
 // row, so no horizontal sums, one scale decode serves 16 rows, and each group is one contiguous stream.
@@ -12,6 +12,7 @@
 // of a 64-byte chunk matches what one in-lane unpack of the naturally ordered scales gives on AVX2.
 //
 //   q4_0  (288 B):  d[16] f16 (position order) | qs[4 dwords][16][4]
+//   q4_1  (320 B):  d[16], m[16] f16 (position order) | qs[4 dwords][16][4]
 //   q5_0  (352 B):  d[16] f16 (position order) | qh[16] (each row's 32 fifth bits, position order) | qs[4 dwords][16][4]
 //   q8_0  (544 B):  d[16] f16 (position order) | qs[8 dwords][16][4]
 //   q4_K (2304 B):  d[16], dmin[16] f16 (position order) | lo[4][16 rows][2] | hi[4][16 rows] | qs[32][16][4]
@@ -42,8 +43,8 @@ inline constexpr size_t kX16Q6Quants = 288;
 constexpr int x16_q6_ql_chunk(int j) { return 3 * (8 * (j / 16) + j % 8) + (j % 16) / 8; }
 constexpr int x16_q6_qh_chunk(int j) { return 3 * j + 2; }
 
-// Whether `t` has an x16 layout (q4_0, q5_0, q8_0, q4_K, q6_K). A model keeps a tensor in it only where the
-// active kernel path has a GEMV over it (q5_0 and q8_0: AVX-512 VNNI only).
+// Whether `t` has an x16 layout (q4_0, q4_1, q5_0, q8_0, q4_K, q6_K). A model keeps a tensor in it only where
+// the active kernel path has a GEMV over it (q4_1, q5_0 and q8_0: AVX-512 VNNI only).
 bool has_x16_layout(GgmlType t);
 
 // Interleaves 16 rows (`src`, rows `row_bytes` apart, row_bytes = row_size(t, k)) into one group at `dst`

@@ -42,12 +42,12 @@ TEST_P(InterleaveTest, RoundTripIsExact) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K),
                          [](const auto& p) { return std::string(type_traits(p.param).name); });
 
 TEST(Interleave, OnlyTheTypesWithKernels) {
   EXPECT_FALSE(has_x16_layout(GgmlType::F32));
-  EXPECT_FALSE(has_x16_layout(GgmlType::Q4_1));
+  EXPECT_FALSE(has_x16_layout(GgmlType::Q5_1));
   EXPECT_FALSE(has_x16_layout(GgmlType::Q5_K));
 }
 

@@ -88,6 +88,54 @@ inline void q8_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const 
   store_rows(out, acc);
 }
 
+// q4_1 (320 bytes): d * da * sum(q * a) + m * s, with s = da * sum(a) from the q8_1 activation block: no zero
+// point to fold, the min is one more FMA per block.
+inline void q4_1_group(int64_t nb, const uint8_t* g, const block_q8_1* a, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 320) {
+    const block_q8_1& A = a[b];
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v = load64(g + 64 + 64 * i);
+      s0 = dot4(s0, nib_lo(v), bcast4(A.qs + 4 * i));
+      s1 = dot4(s1, nib_hi(v), bcast4(A.qs + 16 + 4 * i));
+    }
+    acc = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(f16x16(g), _mm512_set1_ps(Ops::f16(A.d))), acc);
+    acc = _mm512_fmadd_ps(f16x16(g + 32), _mm512_set1_ps(Ops::f16(A.s)), acc);
+  }
+  store_rows(out, acc);
+}
+
+template <int C>
+void q4_1_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  __m512 acc[C];
+  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += 320) {
+    const block_q8_1* A[C];
+    __m512i s0[C], s1[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const block_q8_1*>(a + static_cast<size_t>(j) * as) + b;
+      s0[j] = s1[j] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v = load64(g + 64 + 64 * i), lo = nib_lo(v), hi = nib_hi(v);
+      for (int j = 0; j < C; ++j) {
+        s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
+        s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
+      }
+    }
+    const __m512 d = f16x16(g), m = f16x16(g + 32);
+    for (int j = 0; j < C; ++j) {
+      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+      acc[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(Ops::f16(A[j]->s)), acc[j]);
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
+}
+template <int C> struct Q4_1ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_1_cols<C>(nb, g, a, as, o, ldo); } };
+
 // q5_0: quant = low nibble | fifth bit << 4, 16 above the value. The fifth bits of chunk i's 4 quants per row
 // (bits 4i..4i+3 of the row's qh for the low nibbles, 16+4i.. for the high ones) are spread to bit 4 of each
 // byte by one in-lane byte shuffle (the qh byte holding them, copied to the row's 4 bytes), one test against
@@ -456,11 +504,13 @@ template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g
 // interleaved weights: matmul.cpp).
 constexpr KernelTable with_x16_gemv_vnni(KernelTable t) {
   t.set_gemv_x16(GgmlType::Q4_0, x16v::legacy_groups<288, 8, x16v::q4_0_group>);
+  t.set_gemv_x16(GgmlType::Q4_1, x16::groups<block_q8_1, 32, x16v::q4_1_group>);
   t.set_gemv_x16(GgmlType::Q5_0, x16v::legacy_groups<352, 16, x16v::q5_0_group>);
   t.set_gemv_x16(GgmlType::Q8_0, x16v::legacy_groups<544, 128, x16v::q8_0_group>);
   t.set_gemv_x16(GgmlType::Q4_K, x16v::q4_K_groups);
   t.set_gemv_x16(GgmlType::Q6_K, x16v::q6_K_groups);
   t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16v::Q4_0ColsV>);
+  t.set_gemm_x16(GgmlType::Q4_1, x16::group_cols<block_q8_1, 32, x16v::Q4_1ColsV>);
   t.set_gemm_x16(GgmlType::Q5_0, x16::group_cols<block_q8_0, 32, x16v::Q5_0ColsV>);
   t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16v::Q8_0ColsV>);
   t.set_gemm_x16(GgmlType::Q4_K, x16::group_cols<block_q8_K, 256, x16v::Q4_KColsV>);
