@@ -17,6 +17,7 @@ DEB_PKGS=(
   libpcre2-dev                        # Unicode-aware regex (\p{L}, \p{N}) for BPE pre-tokenizers
   unicode-data                        # UnicodeData.txt for the tokenizer tables
   librsvg2-bin                        # rsvg-convert: eval compare plots (SVG) to PNG for a look
+  libcpp-httplib-dev                  # pocketlm serve's HTTP server (cpp-httplib)
 )
 PY_PKGS=(numpy "gguf==0.19.0" "sacrebleu==2.6.0" "rouge-score==0.1.2")  # last two: task-metric oracles
 
