@@ -165,6 +165,7 @@ void BatchScheduler::finish(Slot& s, const SeqEvent& ev_in) {
     std::lock_guard<std::mutex> lk(mu_);
     if (ev.kind == SeqEvent::Kind::Failed) ++m_.requests_failed;
     else ++m_.requests_done;
+    --m_.active;
     m_.generated_tokens += s.generated;
     m_.prompt_tokens += ev.prompt_tokens;
   }

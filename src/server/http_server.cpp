@@ -109,6 +109,7 @@ struct Server::Impl {
   std::mutex stats_mu;
   std::map<int, int64_t> responses;  // by HTTP status
   double started = now_seconds();
+  int64_t created_at = static_cast<int64_t>(std::time(nullptr));
 
   ApiError not_ready() const {
     ApiError e;
@@ -480,7 +481,7 @@ Expected<int> Server::start() {
   h.Post("/v1/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Completion, q, r); });
   h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
     if (!s.ready) return Impl::send_error(res, s.not_ready());
-    json m = {{"id", s.opts.model_name}, {"object", "model"}, {"created", static_cast<int64_t>(s.started)}, {"owned_by", "pocketlm"},
+    json m = {{"id", s.opts.model_name}, {"object", "model"}, {"created", s.created_at}, {"owned_by", "pocketlm"},
               {"meta", {{"n_ctx", s.scheduler->n_ctx()}, {"n_vocab", s.model->config().n_vocab}, {"parallel", s.scheduler->options().parallel}}}};
     res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
