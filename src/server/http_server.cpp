@@ -452,6 +452,12 @@ Expected<int> Server::start() {
   h.set_idle_interval(0, 0);
   h.set_keep_alive_timeout(std::min(s.opts.timeout_seconds, 5));
   h.set_payload_max_length(s.opts.max_body_bytes);
+  // SO_REUSEADDR, not httplib's default SO_REUSEPORT: a restarted server binds past TIME_WAIT connections,
+  // and a second server on the same port is refused rather than silently sharing it.
+  h.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   h.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     if (s.opts.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + s.opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
