@@ -54,8 +54,4 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// The length of the longest prefix of s that does not end inside a UTF-8 sequence (a split character's
-// first bytes are held back until the rest arrives).
-size_t complete_utf8_prefix(std::string_view s);
-
 }  // namespace pocketlm::server

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "server/http_server.h"
+#include "server/utf8_stream.h"
 #include "server/openai_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,7 +2,7 @@
 // for every malformed body rather than an exception.
 #include <gtest/gtest.h>
 
-#include "server/http_server.h"
+#include "server/utf8_stream.h"
 #include "server/openai_request.h"
 
 namespace pocketlm::server {
