@@ -434,7 +434,7 @@ void Server::set_ready(const Model& model, std::unique_ptr<BatchScheduler> sched
 Expected<int> Server::start() {
   Impl& s = *impl_;
   httplib::Server& h = s.http;
-  const int threads = s.opts.http_threads > 0 ? s.opts.http_threads : 16;
+  const int threads = s.opts.http_threads > 0 ? s.opts.http_threads : 32;
   h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   h.set_read_timeout(s.opts.timeout_seconds, 0);
   h.set_write_timeout(s.opts.timeout_seconds, 0);

@@ -27,7 +27,7 @@ struct ServerOptions {
   std::string api_key;                  // non-empty: /v1/* need "Authorization: Bearer KEY"
   int timeout_seconds = 600;            // a client silent (or not reading) this long is dropped
   size_t max_body_bytes = 8u << 20;     // larger bodies get 413
-  int http_threads = 0;                 // 0: 2 x parallel + 4
+  int http_threads = 0;                 // 0: 32 (a streaming client holds one for its whole reply)
   std::string model_name;               // the id /v1/models reports (default: the file's name)
   std::string chat_template;            // overrides the model's; "" with none in the file: chatml
   RequestLimits limits;

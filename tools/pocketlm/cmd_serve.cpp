@@ -98,7 +98,7 @@ void add_serve_command(CLI::App& root) {
   app->add_option("--max-body", f->max_body, "largest request body (K/M suffix); larger gets 413")->capture_default_str();
   app->add_option("--alias", f->server.model_name, "the model id the API reports (default: the file name)");
   app->add_option("--chat-template", f->server.chat_template, "template name or Jinja source overriding the model's");
-  app->add_option("--http-threads", f->server.http_threads, "HTTP connection threads (default 16)")->check(CLI::Range(1, 1024));
+  app->add_option("--http-threads", f->server.http_threads, "HTTP connection threads: one per open connection (default 32)")->check(CLI::Range(1, 1024));
   add_draft_flags(*app, f->draft);
   app->callback([f] {
     const int rc = serve(*f);
