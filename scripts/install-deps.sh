@@ -17,8 +17,11 @@ DEB_PKGS=(
   libpcre2-dev                        # Unicode-aware regex (\p{L}, \p{N}) for BPE pre-tokenizers
   unicode-data                        # UnicodeData.txt for the tokenizer tables
   librsvg2-bin                        # rsvg-convert: eval compare plots (SVG) to PNG for a look
+  libcpp-httplib-dev                  # pocketlm serve's HTTP server (cpp-httplib)
+  chromium                            # headless: the test of pocketlm serve's chat page (tests/e2e/chat_page_e2e.py)
 )
-PY_PKGS=(numpy "gguf==0.19.0" "sacrebleu==2.6.0" "rouge-score==0.1.2")  # last two: task-metric oracles
+PY_PKGS=(numpy "gguf==0.19.0" "sacrebleu==2.6.0" "rouge-score==0.1.2"  # last two: task-metric oracles
+         "openai==1.58.1" "pytest==9.2.0")  # the client tests of pocketlm serve; the Python binding's tests
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -47,7 +50,7 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-if ! python3 -c "import numpy, gguf, sacrebleu, rouge_score" 2>/dev/null; then
+if ! python3 -c "import numpy, gguf, sacrebleu, rouge_score, openai, pytest" 2>/dev/null; then
   echo "[install-deps] pip install ${PY_PKGS[*]}"
   python3 -m pip install -q "${PY_PKGS[@]}"
 fi

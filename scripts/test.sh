@@ -113,11 +113,11 @@ fi
 
 if [ -z "${POCKETLM_SKIP_TSAN:-}" ]; then
   # Only the core library and the concurrent-sessions test: a full TSan build would cost as much as ASan's.
-  stage "[3/4] ThreadSanitizer: two sessions on one model"
+  stage "[3/4] ThreadSanitizer: two sessions on one model, the batch scheduler"
   cmake -S "$ROOT" -B "$ROOT/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLM_WERROR=ON \
     -DPOCKETLM_TSAN=ON >/dev/null
   ninja -C "$ROOT/build-tsan" -j"$(nproc)" pocketlm_concurrency_tests
-  run_ctest "$ROOT/build-tsan" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- -R '^ConcurrentSessions[.]'
+  run_ctest "$ROOT/build-tsan" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- -R '^(ConcurrentSessions|BatchScheduling)[.]'
 fi
 
 if [ -z "${POCKETLM_SKIP_FUZZ:-}" ]; then

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PLM_API_VERSION 2 /* 2: speculative decoding (plm_context_create_speculative) */
+#define PLM_API_VERSION 3 /* 2: speculative decoding (plm_context_create_speculative); 3: tokens and logits */
 
 typedef enum plm_status {
   PLM_OK = 0,
@@ -132,6 +132,34 @@ typedef struct plm_draft_stats {
 } plm_draft_stats;
 /* The speculative figures of the context's last plm_generate (zeros without a draft). */
 plm_status plm_context_draft_stats(const plm_context* ctx, plm_draft_stats* out);
+
+/* Tokens and logits (API version 3): what bindings and scoring need (python/pocketlm). */
+
+/* The vocabulary size, the training context, the BOS token (-1: none); 0 / -1 for a NULL model. */
+int32_t plm_model_n_vocab(const plm_model* model);
+int32_t plm_model_n_ctx_train(const plm_model* model);
+int32_t plm_model_bos(const plm_model* model);
+
+/* Tokenizes `len` bytes of UTF-8 text. add_special: BOS (and EOS) as the model adds them; parse_special:
+ * special-token text ("<|im_start|>") becomes the special token. Writes up to `capacity` ids to `out` (may be
+ * NULL when capacity is 0) and the number of ids into *n_tokens; PLM_ERR_INVALID_ARGUMENT when capacity is
+ * too small (*n_tokens still says how many are needed). */
+plm_status plm_tokenize(const plm_model* model, const char* text, size_t len, int add_special, int parse_special,
+                        int32_t* out, size_t capacity, size_t* n_tokens);
+/* The bytes of one token (special tokens render empty). Writes up to `capacity` bytes (no NUL) and the
+ * length into *len; PLM_ERR_INVALID_ARGUMENT for a token outside the vocabulary or a too small buffer. */
+plm_status plm_token_to_piece(const plm_model* model, int32_t token, char* out, size_t capacity, size_t* len);
+
+/* Appends `n` tokens to the context's sequence and runs the model over them. *logits points at the logits
+ * (n_vocab floats; with all_logits, n x n_vocab, one row per token), owned by the context and valid until its
+ * next call. PLM_ERR_CONTEXT_FULL when they do not fit, PLM_ERR_RUNTIME when the KV budget is exhausted (the
+ * sequence is unchanged). */
+plm_status plm_context_eval(plm_context* ctx, const int32_t* tokens, size_t n, int all_logits, const float** logits);
+/* Empties the context's sequence. */
+plm_status plm_context_reset(plm_context* ctx);
+/* Tokens in the context's sequence, and its capacity (-1 for NULL). */
+int64_t plm_context_n_past(const plm_context* ctx);
+int64_t plm_context_n_ctx(const plm_context* ctx);
 
 #ifdef __cplusplus
 }

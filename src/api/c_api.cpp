@@ -3,9 +3,11 @@
 // thread.
 #include "pocketlm/pocketlm.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -290,5 +292,79 @@ plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate
     return PLM_OK;
   });
 }
+
+int32_t plm_model_n_vocab(const plm_model* model) {
+  return model ? static_cast<int32_t>(model->model->config().n_vocab) : 0;
+}
+
+int32_t plm_model_n_ctx_train(const plm_model* model) {
+  return model ? static_cast<int32_t>(model->model->config().n_ctx_train) : 0;
+}
+
+int32_t plm_model_bos(const plm_model* model) { return model ? model->model->tokenizer().bos() : -1; }
+
+plm_status plm_tokenize(const plm_model* model, const char* text, size_t len, int add_special, int parse_special,
+                        int32_t* out, size_t capacity, size_t* n_tokens) {
+  return guarded("plm_tokenize", [&]() -> plm_status {
+    if (model == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: model is NULL");
+    if (text == nullptr && len > 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: text is NULL");
+    if (n_tokens == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: n_tokens is NULL");
+    if (out == nullptr && capacity > 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: out is NULL");
+    const std::vector<int32_t> ids =
+        model->model->tokenizer().encode(std::string_view(text ? text : "", len), add_special != 0, parse_special != 0);
+    *n_tokens = ids.size();
+    if (ids.size() > capacity)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: " + std::to_string(ids.size()) + " tokens do not fit a buffer of " +
+                                                std::to_string(capacity));
+    std::copy(ids.begin(), ids.end(), out);
+    return PLM_OK;
+  });
+}
+
+plm_status plm_token_to_piece(const plm_model* model, int32_t token, char* out, size_t capacity, size_t* len) {
+  return guarded("plm_token_to_piece", [&]() -> plm_status {
+    if (model == nullptr || len == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: model or len is NULL");
+    const int64_t n_vocab = model->model->config().n_vocab;
+    if (token < 0 || token >= n_vocab)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: token " + std::to_string(token) + " is outside [0, " +
+                                                std::to_string(n_vocab) + ")");
+    const std::string piece = model->model->tokenizer().token_to_piece(token);
+    *len = piece.size();
+    if (piece.size() > capacity || (out == nullptr && !piece.empty()))
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: the piece is " + std::to_string(piece.size()) + " bytes, the buffer " +
+                                                std::to_string(capacity));
+    std::copy(piece.begin(), piece.end(), out);
+    return PLM_OK;
+  });
+}
+
+plm_status plm_context_eval(plm_context* ctx, const int32_t* tokens, size_t n, int all_logits, const float** logits) {
+  return guarded("plm_context_eval", [&]() -> plm_status {
+    if (ctx == nullptr || logits == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: ctx or logits is NULL");
+    if (tokens == nullptr || n == 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: no tokens");
+    pocketlm::Session& s = *ctx->session;
+    if (s.n_past() + static_cast<int64_t>(n) > s.n_ctx())
+      return fail(PLM_ERR_CONTEXT_FULL, "plm_context_eval: " + std::to_string(s.n_past()) + " tokens + " + std::to_string(n) +
+                                            " new do not fit the context of " + std::to_string(s.n_ctx()));
+    const int64_t n_vocab = ctx->model->model->config().n_vocab;
+    for (size_t i = 0; i < n; ++i)
+      if (tokens[i] < 0 || tokens[i] >= n_vocab)
+        return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: tokens[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
+                                                  " is outside [0, " + std::to_string(n_vocab) + ")");
+    auto r = s.eval(std::span<const int32_t>(tokens, n), all_logits != 0);
+    if (!r) return fail(PLM_ERR_RUNTIME, "plm_context_eval: " + r.error().message());
+    *logits = r->data();
+    return PLM_OK;
+  });
+}
+
+plm_status plm_context_reset(plm_context* ctx) {
+  if (ctx == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_reset: ctx is NULL");
+  ctx->session->reset();
+  return PLM_OK;
+}
+
+int64_t plm_context_n_past(const plm_context* ctx) { return ctx ? ctx->session->n_past() : -1; }
+int64_t plm_context_n_ctx(const plm_context* ctx) { return ctx ? ctx->session->n_ctx() : -1; }
 
 }  // extern "C"

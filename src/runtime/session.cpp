@@ -82,6 +82,60 @@ Status Session::truncate(int64_t n) {
   return Status::Ok();
 }
 
+Status Session::reserve(int64_t n) {
+  if (n_past_ + n > n_ctx_)
+    return Error("context overflow: " + std::to_string(n_past_) + " tokens in the cache + " + std::to_string(n) +
+                 " new > context size " + std::to_string(n_ctx_));
+  return st_->kv->reserve(n_past_, n);
+}
+
+Status Session::eval_batch(std::span<const BatchItem> items, std::vector<std::span<const float>>& out) {
+  out.clear();
+  if (items.empty()) return Error("eval_batch: no items");
+  Session& first = *items[0].session;
+  const Model& model = *first.model_;
+  const ModelConfig& c = model.config();
+  std::vector<int32_t> tokens;
+  std::vector<SeqSlice> seqs;
+  for (const BatchItem& it : items) {
+    Session& s = *it.session;
+    if (s.model_ != &model) return Error("eval_batch: the sessions must share one model");
+    if (it.tokens.empty()) return Error("eval_batch: an item has no tokens");
+    for (const BatchItem& other : items)
+      if (&other != &it && other.session == it.session) return Error("eval_batch: a session appears twice");
+    if (s.n_past_ + static_cast<int64_t>(it.tokens.size()) > s.n_ctx_)
+      return Error("context overflow: " + std::to_string(s.n_past_) + " tokens in the cache + " + std::to_string(it.tokens.size()) +
+                   " new > context size " + std::to_string(s.n_ctx_));
+    for (int32_t t : it.tokens)
+      if (t < 0 || t >= c.n_vocab) return Error("token id " + std::to_string(t) + " out of range [0, " + std::to_string(c.n_vocab) + ")");
+    tokens.insert(tokens.end(), it.tokens.begin(), it.tokens.end());
+    seqs.push_back({s.st_->kv.get(), s.n_past_, static_cast<int64_t>(it.tokens.size()), it.all_logits ? Logits::All : Logits::Last});
+  }
+  if (static_cast<int64_t>(tokens.size()) > kMaxBatch)
+    return Error("eval_batch: " + std::to_string(tokens.size()) + " tokens > " + std::to_string(kMaxBatch) + " per step");
+  // KV for every item, or for none: a pool too full for one item takes nothing from any.
+  for (size_t i = 0; i < items.size(); ++i) {
+    Status st = items[i].session->st_->kv->reserve(seqs[i].pos0, seqs[i].n);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) (void)items[j].session->st_->kv->truncate(seqs[j].pos0);
+      return st;
+    }
+  }
+  State& st = *first.st_;
+  st.forward(model, tokens, seqs, st.scratch, *st.pool);
+  const size_t nv = static_cast<size_t>(c.n_vocab);
+  size_t row = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Session& s = *items[i].session;
+    const size_t rows = items[i].all_logits ? items[i].tokens.size() : 1;
+    out.emplace_back(st.scratch.logits.data() + row * nv, rows * nv);
+    row += rows;
+    s.n_past_ += static_cast<int64_t>(items[i].tokens.size());
+    s.st_->tokens.insert(s.st_->tokens.end(), items[i].tokens.begin(), items[i].tokens.end());
+  }
+  return Status::Ok();
+}
+
 Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
   const ModelConfig& c = model_->config();
   if (tokens.empty()) return Error("eval: no tokens");
@@ -99,7 +153,8 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
     const Logits which = all_logits ? Logits::All : last ? Logits::Last : Logits::None;
     // A full pool stops here, before anything is written: the tokens so far stay usable.
     PLM_CHECK(st_->kv->reserve(n_past_, static_cast<int64_t>(n)));
-    st_->forward(*model_, tokens.subspan(b, n), n_past_, which, *st_->kv, st_->scratch, *st_->pool);
+    const SeqSlice seq{st_->kv.get(), n_past_, static_cast<int64_t>(n), which};
+    st_->forward(*model_, tokens.subspan(b, n), std::span<const SeqSlice>(&seq, 1), st_->scratch, *st_->pool);
     n_past_ += static_cast<int64_t>(n);
     st_->tokens.insert(st_->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(b),
                        tokens.begin() + static_cast<std::ptrdiff_t>(b + n));

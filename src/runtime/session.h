@@ -35,6 +35,14 @@ KvLayout kv_layout_for(const ModelConfig& c, const SessionOptions& opts);
 size_t kv_bytes_for_context(const KvLayout& layout, int64_t n_ctx);
 inline constexpr int64_t kMaxBatch = 512;  // prompt tokens per forward call
 
+class Session;
+// One sequence's share of a multi-sequence forward step (Session::eval_batch).
+struct BatchItem {
+  Session* session;
+  std::span<const int32_t> tokens;  // appended at the session's position (at most kMaxBatch in all items)
+  bool all_logits = false;          // logits of every token, else of the last
+};
+
 class Session {
  public:
   static Expected<std::unique_ptr<Session>> create(const Model& model, SessionOptions opts = {});
@@ -43,6 +51,15 @@ class Session {
   // Appends `tokens` at the current position. Returns the logits of the last token (n_vocab floats), or,
   // with all_logits, of every token (tokens.size() × n_vocab). An error if the context would overflow.
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
+  // Several sessions (one model, one thread pool) advanced in ONE forward pass: the items' tokens go through
+  // the matrix products together (each weight is read once for all of them), attention runs per session
+  // over its own cache. out[i] gets item i's logits (last token's, or all: tokens × n_vocab), valid until
+  // the next eval of the first item's session. Checks everything (context, token ids, KV blocks for every
+  // item) before it writes anything: on error no session changes. The logits equal each session's own
+  // eval() to float rounding (the rows of a product do not depend on the other rows).
+  static Status eval_batch(std::span<const BatchItem> items, std::vector<std::span<const float>>& out);
+  // Takes the KV blocks the next n tokens need now, all or nothing (an error when the pool is full).
+  Status reserve(int64_t n);
   int64_t n_past() const { return n_past_; }
   // The tokens in the cache, in order (n_past() of them).
   std::span<const int32_t> tokens() const;

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   for (auto& a : args) {
     if (a == "-ctk") a = "--cache-type-k";
     else if (a == "-ctv") a = "--cache-type-v";
+    else if (a == "-np") a = "--parallel";
   }
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   pocketlm::cli::add_quantize_command(app);
   pocketlm::cli::add_imatrix_command(app);
   pocketlm::cli::add_plan_command(app);
+  pocketlm::cli::add_serve_command(app);
   try {
     app.parse(static_cast<int>(argp.size()), argp.data());
   } catch (const CLI::ParseError& e) {

@@ -39,14 +39,31 @@ void embed_tokens(const Model& model, std::span<const int32_t> tokens, ForwardSc
   }
 }
 
-void output_logits(const Model& model, int64_t n, Logits which, ForwardScratch& s, ThreadPool& pool) {
-  if (which == Logits::None) return;
+int64_t logit_rows(std::span<const SeqSlice> seqs) {
+  int64_t rows = 0;
+  for (const SeqSlice& q : seqs) rows += q.logits == Logits::All ? q.n : q.logits == Logits::Last ? 1 : 0;
+  return rows;
+}
+
+void reserve_scratch(const ModelConfig& c, int64_t n, std::span<const SeqSlice> seqs, ForwardScratch& s, int n_threads) {
+  int64_t n_ctx = 0;
+  for (const SeqSlice& q : seqs) n_ctx = std::max(n_ctx, q.kv->n_ctx());
+  s.reserve(c, n, n_ctx, n_threads);
+}
+
+void output_logits(const Model& model, std::span<const SeqSlice> seqs, ForwardScratch& s, ThreadPool& pool) {
+  const int64_t n_out = logit_rows(seqs);
+  if (n_out == 0) return;
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
   const int64_t d = c.n_embd;
   const auto* out_norm = reinterpret_cast<const float*>(w.output_norm->data);
-  const int64_t first = which == Logits::All ? 0 : n - 1, n_out = n - first;
-  for (int64_t t = first; t < n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[(t - first) * d], d, c.norm_eps);
+  int64_t row = 0, t0 = 0;
+  for (const SeqSlice& q : seqs) {  // gather the rows asked for, normed, into xn
+    const int64_t first = q.logits == Logits::All ? 0 : q.logits == Logits::Last ? q.n - 1 : q.n;
+    for (int64_t t = t0 + first; t < t0 + q.n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[row++ * d], d, c.norm_eps);
+    t0 += q.n;
+  }
   s.logits.resize(static_cast<size_t>(n_out * c.n_vocab));
   matmul(*w.output, s.xn.data(), n_out, s.logits.data(), pool, s.act);
   if (c.final_logit_softcap > 0) ops::softcap(s.logits.data(), n_out * c.n_vocab, c.final_logit_softcap);
@@ -93,7 +110,7 @@ void project_qkv(const ModelConfig& c, const LayerWeights& L, int64_t n, Forward
 
 }  // namespace
 
-void attention_block(const Model& model, int64_t l, int64_t pos0, int64_t n, KvCache& kv, ForwardScratch& s,
+void attention_block(const Model& model, int64_t l, std::span<const SeqSlice> seqs, int64_t n, ForwardScratch& s,
                      ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
@@ -101,22 +118,30 @@ void attention_block(const Model& model, int64_t l, int64_t pos0, int64_t n, KvC
   project_qkv(c, L, n, s, pool);
   const bool neox = c.rope_type == RopeType::NeoX, rotate = c.rope_on(l);
   const float base = c.rope_base(l), fscale = c.rope_scale(l);
-  const float* factors = c.block == ArchBlock::Llama ? model.weights().rope_factors(c, kv.n_ctx()) : nullptr;
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t h = 0; h < c.n_head; ++h) {
-      float* qh = &s.q[t * q_dim + h * hd];
-      if (rotate) ops::rope(qh, c.rope_dim, pos0 + t, base, fscale, neox, factors, c.rope_attn_factor);
-      if (c.query_scale > 0)  // after RoPE, as the references do it
-        for (int64_t i = 0; i < hd; ++i) qh[i] *= c.query_scale;
-    }
-    if (rotate)
-      for (int64_t h = 0; h < c.n_head_kv; ++h)
-        ops::rope(&s.k[t * kv_dim + h * hd], c.rope_dim, pos0 + t, base, fscale, neox, factors, c.rope_attn_factor);
-    kv.store(l, pos0 + t, &s.k[t * kv_dim], &s.v[t * kv_dim]);
-  }
   // Queries that carry their scale need none from the attention.
   const float scale = c.query_scale > 0 ? 1.0f : 1.0f / std::sqrt(static_cast<float>(hd));
-  attention(s.q.data(), n, pos0, l, kv, {c.n_head, c.n_head_kv, hd, c.attn_softcap}, scale, s.att.data(), pool, s.attn);
+  int64_t t0 = 0;
+  for (const SeqSlice& seq : seqs) {  // RoPE, the cache and attention are per sequence
+    KvCache& kv = *seq.kv;
+    const int64_t pos0 = seq.pos0;
+    const float* factors = c.block == ArchBlock::Llama ? model.weights().rope_factors(c, kv.n_ctx()) : nullptr;
+    for (int64_t t = t0; t < t0 + seq.n; ++t) {
+      const int64_t pos = pos0 + t - t0;
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        float* qh = &s.q[t * q_dim + h * hd];
+        if (rotate) ops::rope(qh, c.rope_dim, pos, base, fscale, neox, factors, c.rope_attn_factor);
+        if (c.query_scale > 0)  // after RoPE, as the references do it
+          for (int64_t i = 0; i < hd; ++i) qh[i] *= c.query_scale;
+      }
+      if (rotate)
+        for (int64_t h = 0; h < c.n_head_kv; ++h)
+          ops::rope(&s.k[t * kv_dim + h * hd], c.rope_dim, pos, base, fscale, neox, factors, c.rope_attn_factor);
+      kv.store(l, pos, &s.k[t * kv_dim], &s.v[t * kv_dim]);
+    }
+    attention(&s.q[t0 * q_dim], seq.n, pos0, l, kv, {c.n_head, c.n_head_kv, hd, c.attn_softcap}, scale,
+              &s.att[t0 * q_dim], pool, s.attn);
+    t0 += seq.n;
+  }
   matmul(*L.wo, s.att.data(), n, s.att_out.data(), pool, s.act);
   add_bias(s.att_out.data(), L.bo, n, c.n_embd);
 }

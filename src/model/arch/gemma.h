@@ -11,7 +11,7 @@
 namespace pocketlm {
 
 // A ForwardFn (model/arch/forward.h).
-void gemma_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
+void gemma_forward(const Model& model, std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
                    ForwardScratch& s, ThreadPool& pool);
 
 }  // namespace pocketlm

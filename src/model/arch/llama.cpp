@@ -2,24 +2,24 @@
 
 namespace pocketlm {
 
-void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
+void llama_forward(const Model& model, std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
                    ForwardScratch& s, ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const int64_t n = static_cast<int64_t>(tokens.size()), d = c.n_embd;
-  s.reserve(c, n, kv.n_ctx(), pool.size());
+  reserve_scratch(c, n, seqs, s, pool.size());
   embed_tokens(model, tokens, s);
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
     norm_rows(s.x.data(), *L.attn_norm, s.xn.data(), n, d, c.norm_eps);
-    attention_block(model, l, pos0, n, kv, s, pool);
+    attention_block(model, l, seqs, n, s, pool);
     add_inplace(s.x.data(), s.att_out.data(), n * d);
 
     norm_rows(s.x.data(), *L.ffn_norm, s.xn.data(), n, d, c.norm_eps);
     ffn_block(model, l, n, s, pool);
     add_inplace(s.x.data(), s.att_out.data(), n * d);
   }
-  output_logits(model, n, which, s, pool);
+  output_logits(model, seqs, s, pool);
 }
 
 }  // namespace pocketlm

@@ -12,7 +12,7 @@
 namespace pocketlm {
 
 // A ForwardFn (model/arch/forward.h).
-void llama_forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0, Logits which, KvCache& kv,
+void llama_forward(const Model& model, std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
                    ForwardScratch& s, ThreadPool& pool);
 
 }  // namespace pocketlm

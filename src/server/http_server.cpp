@@ -1,0 +1,514 @@
+#include "server/http_server.h"
+
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "server/chat_page.h"
+#include "server/utf8_stream.h"
+#include "tokenizer/chat_template.h"
+#include "util/stats.h"
+
+namespace pocketlm::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// What one request's callback hands from the scheduler thread to its HTTP thread.
+struct Channel {
+  struct Item {
+    int32_t token = -1;
+    std::string text;
+    bool has_logprob = false;
+    TokenLogprob logprob;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> items;
+  bool done = false;
+  SeqEvent end;
+  std::vector<TokenLogprob> prompt_logprobs;
+  std::atomic<bool> client_gone{false};
+  std::atomic<uint64_t> id{0};
+
+  SeqCallback callback() {
+    return [this](const SeqEvent& ev) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (ev.kind == SeqEvent::Kind::Token) {
+        Item it;
+        it.token = ev.token;
+        it.text = std::string(ev.text);
+        if (ev.logprob) {
+          it.has_logprob = true;
+          it.logprob = *ev.logprob;
+        }
+        items.push_back(std::move(it));
+      } else {
+        end = ev;
+        end.text = {};
+        end.logprob = nullptr;
+        if (ev.prompt_logprobs) prompt_logprobs = *ev.prompt_logprobs;
+        end.prompt_logprobs = nullptr;
+        done = true;
+      }
+      cv.notify_all();
+      return !client_gone.load();
+    };
+  }
+};
+
+const char* finish_reason(StopReason r) {
+  switch (r) {
+    case StopReason::EndOfGeneration:
+    case StopReason::StopString: return "stop";
+    case StopReason::MaxTokens:
+    case StopReason::ContextFull: return "length";
+    case StopReason::Callback: return "cancelled";
+  }
+  return "stop";
+}
+
+json bytes_of(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  httplib::Server http;
+  std::thread thread;
+  std::atomic<bool> ready{false}, stopped{false};
+  const Model* model = nullptr;
+  std::unique_ptr<BatchScheduler> scheduler;
+  std::string tmpl;
+  std::atomic<uint64_t> next_id{1};
+  std::mutex stats_mu;
+  std::map<int, int64_t> responses;  // by HTTP status
+  double started = now_seconds();
+  int64_t created_at = static_cast<int64_t>(std::time(nullptr));
+
+  ApiError not_ready() const {
+    ApiError e;
+    e.status = 503;
+    e.type = "unavailable_error";
+    e.message = "the model is loading";
+    return e;
+  }
+  static void send_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    res.set_content(error_json(e), "application/json");
+  }
+
+  std::string piece(int32_t t) const { return model->tokenizer().token_to_piece(t); }
+
+  json chat_logprob(const TokenLogprob& lp) const {
+    json top = json::array();
+    for (const auto& [id, l] : lp.top) top.push_back({{"token", piece(id)}, {"logprob", l}, {"bytes", bytes_of(piece(id))}});
+    return {{"token", piece(lp.token)}, {"logprob", lp.logprob}, {"bytes", bytes_of(piece(lp.token))}, {"top_logprobs", top}};
+  }
+
+  // OpenAI's legacy completions logprobs object over (token, logprob or none, top) rows.
+  json completion_logprobs(const std::vector<int32_t>& tokens, const std::vector<const TokenLogprob*>& lps, size_t offset0) const {
+    json toks = json::array(), lp = json::array(), top = json::array(), off = json::array();
+    size_t offset = offset0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::string p = piece(tokens[i]);
+      toks.push_back(p);
+      off.push_back(offset);
+      offset += p.size();
+      if (lps[i] == nullptr) {
+        lp.push_back(nullptr);
+        top.push_back(nullptr);
+        continue;
+      }
+      lp.push_back(lps[i]->logprob);
+      json t = json::object();
+      for (const auto& [id, l] : lps[i]->top) t[piece(id)] = l;
+      top.push_back(t);
+    }
+    return {{"tokens", toks}, {"token_logprobs", lp}, {"top_logprobs", top}, {"text_offset", off}};
+  }
+
+  void handle(Endpoint ep, const httplib::Request& req, httplib::Response& res);
+  std::string metrics_text();
+};
+
+void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Response& res) {
+  if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
+  ParseResult parsed = parse_request(ep, req.body, opts.limits);
+  if (!parsed.request) return send_error(res, parsed.error);
+  const CompletionRequest& r = *parsed.request;
+  const Tokenizer& tok = model->tokenizer();
+
+  std::vector<int32_t> prompt;
+  std::string prompt_text;
+  if (ep == Endpoint::Chat) {
+    auto text = apply_chat_template(tmpl, r.messages, true);
+    if (!text.ok()) {
+      ApiError e;
+      e.status = 500;
+      e.type = "server_error";
+      e.message = text.error().message();
+      return send_error(res, e);
+    }
+    prompt = tok.encode(*text, true, true);
+  } else if (r.prompt_is_tokens) {
+    prompt = r.prompt_tokens;
+    for (int32_t t : prompt)
+      if (t >= model->config().n_vocab) {
+        ApiError e;
+        e.param = "prompt";
+        e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" + std::to_string(model->config().n_vocab) + " tokens)";
+        return send_error(res, e);
+      }
+    prompt_text = tok.decode(prompt);
+  } else {
+    prompt = tok.encode(r.prompt, true, true);
+    prompt_text = r.prompt;
+  }
+  if (prompt.empty()) {
+    ApiError e;
+    e.param = ep == Endpoint::Chat ? "messages" : "prompt";
+    e.message = "the prompt is empty";
+    return send_error(res, e);
+  }
+  if (static_cast<int64_t>(prompt.size()) >= scheduler->n_ctx()) {
+    ApiError e;
+    e.param = ep == Endpoint::Chat ? "messages" : "prompt";
+    e.code = "context_length_exceeded";
+    e.message = "the prompt is " + std::to_string(prompt.size()) + " tokens; this server's context is " +
+                std::to_string(scheduler->n_ctx()) + " tokens (pocketlm serve -c), and at least one must be left to generate";
+    return send_error(res, e);
+  }
+
+  SeqRequest sr;
+  sr.prompt = prompt;
+  sr.sampling.temp = r.temperature;
+  sr.sampling.top_p = r.top_p;
+  sr.sampling.top_k = 0;    // OpenAI's sampling: temperature and top_p only
+  sr.sampling.min_p = 0.0f;
+  sr.sampling.presence_penalty = r.presence_penalty;
+  sr.sampling.frequency_penalty = r.frequency_penalty;
+  if (r.seed) sr.sampling.seed = *r.seed;
+  sr.max_tokens = r.max_tokens;
+  sr.stop = r.stop;
+  sr.top_logprobs = r.logprobs ? r.top_logprobs : -1;
+  sr.prompt_logprobs = r.echo && r.logprobs;
+
+  auto ch = std::make_shared<Channel>();
+  auto id = scheduler->submit(std::move(sr), ch->callback());
+  if (!id.ok()) {
+    ApiError e;
+    const std::string& m = id.error().message();
+    if (m.find("queue is full") != std::string::npos || m.find("KV budget") != std::string::npos) {
+      e.status = 503;
+      e.type = "unavailable_error";
+    }
+    e.message = m;
+    return send_error(res, e);
+  }
+  ch->id = *id;
+  const std::string rid = (ep == Endpoint::Chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id++);
+  const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  const std::string model_name = opts.model_name;
+  const auto fail_status = [](const SeqEvent& end) {
+    ApiError e;
+    e.message = end.message;
+    if (end.error == SeqEvent::Error::Internal) {
+      e.status = 500;
+      e.type = "server_error";
+    } else {
+      e.status = 503;
+      e.type = "unavailable_error";
+    }
+    return e;
+  };
+
+  if (!r.stream) {
+    std::unique_lock<std::mutex> lk(ch->mu);
+    ch->cv.wait(lk, [&] { return ch->done; });
+    if (ch->end.kind == SeqEvent::Kind::Failed) return send_error(res, fail_status(ch->end));
+    std::string text;
+    std::vector<int32_t> toks;
+    std::vector<const TokenLogprob*> lps;
+    json content_lp = json::array();
+    for (const Channel::Item& it : ch->items) {
+      text += it.text;
+      if (it.token < 0) continue;
+      toks.push_back(it.token);
+      lps.push_back(it.has_logprob ? &it.logprob : nullptr);
+      if (it.has_logprob) content_lp.push_back(chat_logprob(it.logprob));
+    }
+    const json usage = {{"prompt_tokens", ch->end.prompt_tokens},
+                        {"completion_tokens", ch->end.completion_tokens},
+                        {"total_tokens", ch->end.prompt_tokens + ch->end.completion_tokens}};
+    json choice;
+    if (ep == Endpoint::Chat) {
+      choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}},
+                {"logprobs", r.logprobs ? json{{"content", content_lp}} : json(nullptr)}, {"finish_reason", finish_reason(ch->end.stop)}};
+    } else {
+      json lp = nullptr;
+      if (r.logprobs) {
+        std::vector<int32_t> all;
+        std::vector<const TokenLogprob*> all_lp;
+        if (r.echo) {
+          all = prompt;
+          all_lp.push_back(nullptr);
+          for (const TokenLogprob& p : ch->prompt_logprobs) all_lp.push_back(&p);
+          all_lp.resize(all.size(), nullptr);
+        }
+        all.insert(all.end(), toks.begin(), toks.end());
+        all_lp.insert(all_lp.end(), lps.begin(), lps.end());
+        lp = completion_logprobs(all, all_lp, 0);
+      }
+      choice = {{"index", 0}, {"text", r.echo ? prompt_text + text : text}, {"logprobs", lp}, {"finish_reason", finish_reason(ch->end.stop)}};
+    }
+    json body = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion" : "text_completion"}, {"created", created},
+                 {"model", model_name}, {"choices", json::array({choice})}, {"usage", usage}};
+    res.set_content(dump(body), "application/json");
+    return;
+  }
+
+  // Streaming: server-sent events, one chunk per released piece of text, then the finish chunk and [DONE].
+  struct StreamState {
+    bool started = false, finished = false;
+    std::string pending;  // text held back until it ends on a whole UTF-8 character
+  };
+  auto state = std::make_shared<StreamState>();
+  BatchScheduler* sched = scheduler.get();
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, ch, state, ep, rid, created, model_name, echo_text = r.echo ? prompt_text : std::string(), logprobs = r.logprobs,
+       include_usage = r.include_usage, fail_status](size_t, httplib::DataSink& sink) {
+        const auto send = [&](const json& j) {
+          const std::string s = "data: " + dump(j) + "\n\n";
+          return sink.write(s.data(), s.size());
+        };
+        const auto chunk = [&](const json& delta_or_text, const json& lp, const json& finish) {
+          json choice = ep == Endpoint::Chat ? json{{"index", 0}, {"delta", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}}
+                                             : json{{"index", 0}, {"text", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}};
+          return json{{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                      {"model", model_name}, {"choices", json::array({choice})}};
+        };
+        if (!state->started) {
+          state->started = true;
+          if (ep == Endpoint::Chat && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return false;
+          if (!echo_text.empty() && !send(chunk(echo_text, nullptr, nullptr))) return false;
+        }
+        std::deque<Channel::Item> items;
+        bool done;
+        SeqEvent end;
+        {
+          std::unique_lock<std::mutex> lk(ch->mu);
+          ch->cv.wait_for(lk, std::chrono::milliseconds(500), [&] { return ch->done || !ch->items.empty(); });
+          items.swap(ch->items);
+          done = ch->done;
+          end = ch->end;
+        }
+        for (const Channel::Item& it : items) {
+          state->pending += it.text;
+          const size_t n = done ? state->pending.size() : complete_utf8_prefix(state->pending);
+          const std::string text = state->pending.substr(0, n);
+          state->pending.erase(0, n);
+          json lp = nullptr;
+          if (logprobs && it.has_logprob) {
+            if (ep == Endpoint::Chat) lp = json{{"content", json::array({chat_logprob(it.logprob)})}};
+            else lp = completion_logprobs({it.token}, {&it.logprob}, 0);
+          }
+          if (text.empty() && lp.is_null()) continue;
+          const json payload = ep == Endpoint::Chat ? json{{"content", text}} : json(text);
+          if (!send(chunk(payload, lp, nullptr))) return false;
+        }
+        if (!done) return true;
+        if (end.kind == SeqEvent::Kind::Failed) {
+          send(json::parse(error_json(fail_status(end))));
+        } else {
+          if (!state->pending.empty()) send(chunk(ep == Endpoint::Chat ? json{{"content", state->pending}} : json(state->pending), nullptr, nullptr));
+          send(chunk(ep == Endpoint::Chat ? json::object() : json(""), nullptr, finish_reason(end.stop)));
+          if (include_usage) {
+            json u = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                      {"model", model_name}, {"choices", json::array()},
+                      {"usage", {{"prompt_tokens", end.prompt_tokens}, {"completion_tokens", end.completion_tokens},
+                                 {"total_tokens", end.prompt_tokens + end.completion_tokens}}}};
+            send(u);
+          }
+        }
+        const std::string fin = "data: [DONE]\n\n";
+        sink.write(fin.data(), fin.size());
+        state->finished = true;
+        sink.done();
+        return true;
+      },
+      [ch, sched](bool) {
+        // The response is over: finished, or the client went away. A sequence still running is ended now.
+        bool done;
+        {
+          std::lock_guard<std::mutex> lk(ch->mu);
+          done = ch->done;
+        }
+        if (!done) {
+          ch->client_gone = true;
+          sched->cancel(ch->id);
+        }
+      });
+}
+
+std::string Server::Impl::metrics_text() {
+  std::string out;
+  const auto metric = [&](const char* name, const char* type, const char* help, double v, const std::string& labels = "") {
+    if (labels.empty() || labels.find("first") != std::string::npos) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    std::string l = labels;
+    if (auto p = l.find(",first"); p != std::string::npos) l.erase(p, 6);
+    out += std::string(name) + (l.empty() ? "" : "{" + l + "}") + " " + buf + "\n";
+  };
+  metric("pocketlm_ready", "gauge", "1 when the model is loaded", ready ? 1 : 0);
+  metric("pocketlm_uptime_seconds", "gauge", "seconds since start", now_seconds() - started);
+  if (ready) {
+    const SchedulerMetrics m = scheduler->metrics();
+    metric("pocketlm_requests_total", "counter", "generation requests ended, by outcome", static_cast<double>(m.requests_done),
+           "outcome=\"ok\",first");
+    metric("pocketlm_requests_total", "counter", "", static_cast<double>(m.requests_failed), "outcome=\"failed\"");
+    metric("pocketlm_prompt_tokens_total", "counter", "prompt tokens processed", static_cast<double>(m.prompt_tokens));
+    metric("pocketlm_generated_tokens_total", "counter", "tokens generated", static_cast<double>(m.generated_tokens));
+    metric("pocketlm_forward_steps_total", "counter", "batched forward steps", static_cast<double>(m.steps));
+    metric("pocketlm_forward_tokens_total", "counter", "tokens through the forward steps, all sequences", static_cast<double>(m.step_rows));
+    metric("pocketlm_forward_seconds_total", "counter", "seconds inside forward steps", m.busy_seconds);
+    metric("pocketlm_tokens_per_second", "gauge", "tokens through the forward steps per second of step time",
+           m.busy_seconds > 0 ? static_cast<double>(m.step_rows) / m.busy_seconds : 0);
+    metric("pocketlm_requests_active", "gauge", "sequences decoding", m.active);
+    metric("pocketlm_requests_queued", "gauge", "requests waiting for a slot or KV memory", m.queued);
+    metric("pocketlm_kv_bytes_used", "gauge", "KV cache bytes held by sequences", static_cast<double>(m.kv_bytes_used));
+    metric("pocketlm_kv_bytes_peak", "gauge", "most KV cache bytes held at once", static_cast<double>(m.kv_peak_bytes));
+    metric("pocketlm_kv_bytes_capacity", "gauge", "the KV budget (--kv-budget)", static_cast<double>(m.kv_bytes_capacity));
+  }
+  std::lock_guard<std::mutex> lk(stats_mu);
+  bool first = true;
+  for (const auto& [status, n] : responses) {
+    metric("pocketlm_http_responses_total", "counter", "HTTP responses by status", static_cast<double>(n),
+           "status=\"" + std::to_string(status) + "\"" + (first ? ",first" : ""));
+    first = false;
+  }
+  metric("pocketlm_peak_rss_bytes", "gauge", "the process's peak resident memory", static_cast<double>(peak_rss_bytes()));
+  metric("pocketlm_rss_bytes", "gauge", "the process's resident memory", static_cast<double>(current_rss_bytes()));
+  return out;
+}
+
+Server::Server(ServerOptions opts) : impl_(std::make_unique<Impl>()) { impl_->opts = std::move(opts); }
+
+Server::~Server() { stop(); }
+
+bool Server::ready() const { return impl_->ready.load(); }
+
+void Server::set_ready(const Model& model, std::unique_ptr<BatchScheduler> scheduler) {
+  Impl& s = *impl_;
+  s.model = &model;
+  s.scheduler = std::move(scheduler);
+  s.tmpl = s.opts.chat_template;
+  if (s.tmpl.empty()) {
+    auto t = model.gguf().get_string("tokenizer.chat_template");
+    s.tmpl = t.ok() ? std::string(*t) : "chatml";
+  }
+  if (s.opts.model_name.empty()) s.opts.model_name = "pocketlm";
+  s.ready.store(true, std::memory_order_release);
+}
+
+Expected<int> Server::start() {
+  Impl& s = *impl_;
+  httplib::Server& h = s.http;
+  const int threads = s.opts.http_threads > 0 ? s.opts.http_threads : 32;
+  h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  h.set_read_timeout(s.opts.timeout_seconds, 0);
+  h.set_write_timeout(s.opts.timeout_seconds, 0);
+  h.set_idle_interval(0, 0);
+  h.set_keep_alive_timeout(std::min(s.opts.timeout_seconds, 5));
+  h.set_payload_max_length(s.opts.max_body_bytes);
+  // SO_REUSEADDR, not httplib's default SO_REUSEPORT: a restarted server binds past TIME_WAIT connections,
+  // and a second server on the same port is refused rather than silently sharing it.
+  h.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  h.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
+    if (s.opts.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") == "Bearer " + s.opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
+    ApiError e;
+    e.status = 401;
+    e.type = "authentication_error";
+    e.code = "invalid_api_key";
+    e.message = req.has_header("Authorization") ? "the API key is wrong" : "an API key is required (Authorization: Bearer KEY)";
+    Impl::send_error(res, e);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  h.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    ApiError e;
+    e.status = res.status;
+    e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
+    e.message = res.status == 413 ? "the request body is larger than the server's limit"
+                : res.status == 404 ? "no such endpoint"
+                                    : "HTTP status " + std::to_string(res.status);
+    res.set_content(error_json(e), "application/json");
+  });
+  h.set_logger([&s](const httplib::Request&, const httplib::Response& res) {
+    std::lock_guard<std::mutex> lk(s.stats_mu);
+    ++s.responses[res.status];
+  });
+  h.Post("/v1/chat/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Chat, q, r); });
+  h.Post("/v1/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Completion, q, r); });
+  h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
+    if (!s.ready) return Impl::send_error(res, s.not_ready());
+    json m = {{"id", s.opts.model_name}, {"object", "model"}, {"created", s.created_at}, {"owned_by", "pocketlm"},
+              {"meta", {{"n_ctx", s.scheduler->n_ctx()}, {"n_vocab", s.model->config().n_vocab}, {"parallel", s.scheduler->options().parallel}}}};
+    res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+  });
+  h.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
+    res.status = s.ready ? 200 : 503;
+    res.set_content(s.ready ? R"({"status":"ok"})" : R"({"status":"loading"})", "application/json");
+  });
+  h.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(s.metrics_text(), "text/plain; version=0.0.4");
+  });
+  h.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    const std::string_view page = chat_page_html();
+    res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+  });
+  const int port = s.opts.port == 0 ? h.bind_to_any_port(s.opts.host) : (h.bind_to_port(s.opts.host, s.opts.port) ? s.opts.port : -1);
+  if (port < 0) return Error("cannot listen on " + s.opts.host + ":" + std::to_string(s.opts.port) + " (in use, or not an address of this machine)");
+  s.thread = std::thread([&s] {
+    s.http.listen_after_bind();
+    s.stopped = true;
+  });
+  return port;
+}
+
+void Server::stop() {
+  if (!impl_) return;
+  impl_->http.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->scheduler.reset();  // ends what still runs (ShuttingDown) before the model goes
+}
+
+void Server::wait() {
+  while (!impl_->stopped) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+}  // namespace pocketlm::server
