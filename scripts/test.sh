@@ -7,7 +7,7 @@
 #      ThreadSanitizer on two sessions generating at once on one model (a build of just that test)
 #   4. libFuzzer targets (GGUF reader, tokenizer, imatrix, logits file) for a bounded time with the sanitizers
 # Each stage's wall time is printed as it ends, and all of them with the total at the end (also on failure).
-# Set POCKETLM_FUZZ_SECONDS (default 60 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_TSAN=1 / POCKETLM_SKIP_FUZZ=1 /
+# Set POCKETLM_FUZZ_SECONDS (default 45 per target) or POCKETLM_SKIP_SANITIZE=1 / POCKETLM_SKIP_TSAN=1 / POCKETLM_SKIP_FUZZ=1 /
 # POCKETLM_SKIP_ARM=1 to trim. Only the unit tests (minutes): scripts/build.sh && ctest --test-dir build -L unit
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -122,7 +122,7 @@ fi
 
 if [ -z "${POCKETLM_SKIP_FUZZ:-}" ]; then
   stage "[4/4] fuzzing (libFuzzer + ASan/UBSan)"
-  "$ROOT/scripts/fuzz.sh" "${POCKETLM_FUZZ_SECONDS:-60}"
+  "$ROOT/scripts/fuzz.sh" "${POCKETLM_FUZZ_SECONDS:-45}"
 fi
 echo "all tests passed (layers, release, ARM under qemu and sanitizer suites; fuzzers found nothing)"
 echo "tests: $PASSED passed, $FAILED failed"
