@@ -32,7 +32,10 @@ Expected<WeightTransform> awq_search(const GgufFile& model, const CalibStats& st
   for (const ScaleGroup& g : scale_groups(model)) {
     const InputStats* in = stats.find(g.weights.front());
     bool usable = in && !in->gram.empty() && in->count > 0;
-    for (const std::string& name : g.weights) usable = usable && stats.find(name) == in && is_block_type(type_of(name));
+    for (const std::string& name : g.weights) {
+      const GgmlType t = type_of(name);
+      usable = usable && stats.find(name) == in && is_block_type(t) && in->n % type_traits(t).block_size == 0;
+    }
     if (!usable) {
       if (group_done) group_done();
       continue;
