@@ -399,7 +399,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
             for (int64_t a = 0; a < n_per_row; ++a)
               for (int64_t j = 0; j < n_per_row; ++j)
                 H[static_cast<size_t>(a * n_per_row + j)] /= (*col)[static_cast<size_t>(a)] * (*col)[static_cast<size_t>(j)];
-          auto f = gptq_inverse_factor(H.data(), n_per_row, o.gptq.damp);
+          auto f = gptq_inverse_factor(H.data(), n_per_row, o.gptq.damp, &pool);
           if (!f) return f.error().with_context("tensor '" + p.name + "'");
           U = std::make_shared<const std::vector<float>>(std::move(*f));
           std::lock_guard<std::mutex> lock(factors->mu);

@@ -32,7 +32,7 @@ struct QuantizeFlags {
   std::string method, calib, calib_cache;
   std::vector<std::string> tasks;
   int64_t calib_tokens = 16384, calib_ctx = 512;
-  double smooth = -1, gptq_damp = 0.01;
+  double smooth = -1, gptq_damp = 0.1;
   int awq_grid = 11;
 };
 

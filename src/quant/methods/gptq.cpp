@@ -10,7 +10,7 @@
 
 namespace pocketlm {
 
-Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, double damp) {
+Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, double damp, ThreadPool* pool) {
   if (n <= 0) return Error("gptq: empty Hessian");
   const auto N = static_cast<size_t>(n);
   // A = J H J (reversed order), damped, in double.
@@ -30,20 +30,30 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
       if (i == j) h = (h == 0 ? 1.0 : h) + damp * mean_diag;  // a dead channel (never active) gets diag 1
       A[static_cast<size_t>(i * n + j)] = h;
     }
-  // Cholesky, in place (lower): A = L L^T.
+  // Cholesky, in place (lower): A = L L^T, right-looking: column j is finished, then the trailing lower
+  // triangle loses its outer product (contiguous row updates, split over the pool).
+  std::vector<double> col(N);
   for (int64_t j = 0; j < n; ++j) {
-    double* Aj = &A[static_cast<size_t>(j * n)];
-    double d = Aj[j];
-    for (int64_t k = 0; k < j; ++k) d -= Aj[k] * Aj[k];
-    if (!(d > 0)) return Error("gptq: the damped Hessian is not positive definite (column " + std::to_string(n - 1 - j) + "); raise the damping");
+    const double d = A[static_cast<size_t>(j * n + j)];
+    if (!(d > 0) || !std::isfinite(d))
+      return Error("gptq: the damped Hessian is not positive definite (column " + std::to_string(n - 1 - j) + "); raise the damping");
     const double ljj = std::sqrt(d);
-    Aj[j] = ljj;
+    A[static_cast<size_t>(j * n + j)] = ljj;
     for (int64_t i = j + 1; i < n; ++i) {
-      double* Ai = &A[static_cast<size_t>(i * n)];
-      double s = Ai[j];
-      for (int64_t k = 0; k < j; ++k) s -= Ai[k] * Aj[k];
-      Ai[j] = s / ljj;
+      A[static_cast<size_t>(i * n + j)] /= ljj;
+      col[static_cast<size_t>(i)] = A[static_cast<size_t>(i * n + j)];
     }
+    auto update = [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = j + 1 + i0; i < j + 1 + i1; ++i) {
+        const double ci = col[static_cast<size_t>(i)];
+        if (ci == 0) continue;
+        double* Ai = &A[static_cast<size_t>(i * n)];
+        for (int64_t k = j + 1; k <= i; ++k) Ai[k] -= ci * col[static_cast<size_t>(k)];
+      }
+    };
+    const int64_t rest = n - 1 - j;
+    if (pool && rest > 256) pool->parallel_for(rest, update);
+    else update(0, rest, 0);
   }
   // M = L^-1 (lower), row by row: M_i = (e_i - sum_{k<i} L_ik M_k) / L_ii (contiguous row updates).
   std::vector<double> M(N * N, 0.0);
