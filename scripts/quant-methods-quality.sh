@@ -9,7 +9,7 @@
 # (Q4_1, Q4_K_M): their base is the release dequantized to F32 (`pocketlm quantize REL base.gguf f32`), and every
 # file is quantized from it. stories260K is a true F32 model.
 # Calibration: the first CALIB_BYTES (400000) of wiki.test.raw; scoring: TinyStories validation text (held out),
-# -c CTX, CHUNKS chunks. CALIB_TOKENS (8192): tokens our methods calibrate on (llama-imatrix reads the whole text).
+# -c CTX, CHUNKS chunks. CALIB_TOKENS (8192): tokens every method calibrates on (llama-imatrix: the same chunks).
 # RECIPES (Q4_0 Q3_K_M), METHODS (rtn imatrix awq gptq awq+gptq), SMOOTH (e.g. 0.5; empty: none).
 # KEEP=DIR keeps the files. Needs the llama.cpp peer (.peer/build/bin).
 set -euo pipefail
@@ -45,7 +45,9 @@ else
   M=$W/base-f32.gguf
   [ -f "$M" ] || "$B" quantize "$SRC" "$M" f32 -t "$T" -q > /dev/null 2> "$W/base.log"
 fi
-[ -f "$W/llama-imatrix.gguf" ] || "$PEER/llama-imatrix" -m "$M" -f "$W/calib.txt" -c "$CTX" -t "$T" -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1
+# llama-imatrix reads the same chunks our methods calibrate on (the first CALIB_TOKENS / CTX of them).
+[ -f "$W/llama-imatrix.gguf" ] || "$PEER/llama-imatrix" -m "$M" -f "$W/calib.txt" -c "$CTX" --chunks $((CALIB_TOKENS / CTX)) \
+  -t "$T" --no-ppl -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1
 [ -f "$W/base.kld" ] || "$PEER/llama-perplexity" -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --kl-divergence-base "$W/base.kld" > "$W/base-ppl.log" 2>&1
 
 score() {  # FILE -> "mean_kld±err same_top%"
@@ -59,7 +61,7 @@ measure() {  # LOG CMD... -> "seconds|peak_MiB" (GNU time)
 }
 
 echo "model: $MODEL ($(basename "$SRC")), base $(basename "$M"); calibration: first $CALIB_BYTES bytes of wiki.test.raw" \
-  "($CALIB_TOKENS tokens for pocketlm's methods, all of it for llama-imatrix); scored by llama-perplexity --kl-divergence" \
+  "(the first $CALIB_TOKENS tokens, in chunks of $CTX, for every method and llama-imatrix); scored by llama-perplexity --kl-divergence" \
   "on tinystories-val.dev.txt, -c $CTX, $CHUNKS chunks"
 echo
 echo "| recipe | method | mean KLD | same top | quantize s | peak RSS MiB |"
