@@ -11,7 +11,8 @@
 # Calibration: the first CALIB_BYTES (400000) of wiki.test.raw; scoring: TinyStories validation text (held out),
 # -c CTX, CHUNKS chunks. CALIB_TOKENS (8192): tokens every method calibrates on (llama-imatrix: the same chunks).
 # RECIPES (Q4_0 Q3_K_M), METHODS (rtn imatrix awq gptq awq+gptq), SMOOTH (e.g. 0.5; empty: none).
-# KEEP=DIR keeps the files. Needs the llama.cpp peer (.peer/build/bin).
+# KEEP=DIR keeps the files. Needs the llama.cpp peer (.peer/build/bin). Run it detached from the terminal
+# (setsid ... < /dev/null) when it goes to the background: llama.cpp's tools stop on terminal access there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$ROOT/build}/bin/pocketlm
@@ -50,14 +51,19 @@ fi
   -t "$T" --no-ppl -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1
 [ -f "$W/base.kld" ] || "$PEER/llama-perplexity" -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --kl-divergence-base "$W/base.kld" > "$W/base-ppl.log" 2>&1
 
-score() {  # FILE -> "mean_kld±err same_top%"
-  "$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" 2>&1 |
-    awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { print k "|" s }'
+score() {  # FILE -> "mean_kld ± err | same_top %" (a second try when a loaded machine loses the first)
+  local r
+  for _ in 1 2; do
+    r=$("$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" 2>&1 < /dev/null |
+      awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }')
+    [ -n "$r" ] && break
+  done
+  echo "${r:- | }"
 }
 measure() {  # LOG CMD... -> "seconds|peak_MiB" (GNU time)
   local log=$1; shift
   /usr/bin/time -f '%e %M' -o "$W/time.txt" "$@" > "$log" 2>&1
-  awk '{ printf "%.1f|%.0f", $1, $2 / 1024 }' "$W/time.txt"
+  awk '{ printf "%.1f | %.0f", $1, $2 / 1024 }' "$W/time.txt"
 }
 
 echo "model: $MODEL ($(basename "$SRC")), base $(basename "$M"); calibration: first $CALIB_BYTES bytes of wiki.test.raw" \
