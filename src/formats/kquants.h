@@ -116,4 +116,13 @@ void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* impo
 void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance);
 void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance);
 
+// The inverse of unpack_*: stores the integer quants of one super-block (element order, the ranges of unpack_*)
+// into its qs / qh / hmask, leaving the scales as they are. The encoders pack through these; GPTQ
+// (quant/methods) re-packs quants it chose on a block's existing scales.
+void pack_quants_q2_K(const int8_t L[QK_K], block_q2_K& y);  // 0..3
+void pack_quants_q3_K(const int8_t L[QK_K], block_q3_K& y);  // -4..3
+void pack_quants_q4_K(const int8_t L[QK_K], block_q4_K& y);  // 0..15
+void pack_quants_q5_K(const int8_t L[QK_K], block_q5_K& y);  // 0..31
+void pack_quants_q6_K(const int8_t L[QK_K], block_q6_K& y);  // -32..31
+
 }  // namespace pocketlm

@@ -411,6 +411,51 @@ void pack_scale_min(const uint8_t sc[8], const uint8_t mn[8], uint8_t out[K_SCAL
 
 }  // namespace
 
+void pack_quants_q2_K(const int8_t L[QK_K], block_q2_K& y) { pack_2bit(L, y.qs); }
+
+void pack_quants_q3_K(const int8_t L[QK_K], block_q3_K& y) {
+  // Element 128h + 32s + l: low 2 bits of q + 4 in qs, its third bit as bit 4h + s of hmask[l].
+  int8_t u[QK_K];
+  std::memset(y.hmask, 0, sizeof(y.hmask));
+  for (int i = 0; i < QK_K; ++i) {
+    const int v = L[i] + 4;
+    u[i] = static_cast<int8_t>(v & 3);
+    const int h = i / 128, sh = (i % 128) / 32, l = i % 32;
+    if (v & 4) y.hmask[l] = static_cast<uint8_t>(y.hmask[l] | (1 << (4 * h + sh)));
+  }
+  pack_2bit(u, y.qs);
+}
+
+void pack_quants_q4_K(const int8_t L[QK_K], block_q4_K& y) {
+  for (int p = 0; p < 4; ++p)
+    for (int l = 0; l < 32; ++l) y.qs[32 * p + l] = static_cast<uint8_t>(L[64 * p + l] | (L[64 * p + 32 + l] << 4));
+}
+
+void pack_quants_q5_K(const int8_t L[QK_K], block_q5_K& y) {
+  std::memset(y.qh, 0, sizeof(y.qh));
+  for (int p = 0; p < 4; ++p)
+    for (int l = 0; l < 32; ++l) {
+      const int lo = L[64 * p + l], hi = L[64 * p + 32 + l];
+      y.qs[32 * p + l] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
+      y.qh[l] = static_cast<uint8_t>(y.qh[l] | ((lo >> 4) << (2 * p)) | ((hi >> 4) << (2 * p + 1)));
+    }
+}
+
+void pack_quants_q6_K(const int8_t L[QK_K], block_q6_K& y) {
+  std::memset(y.ql, 0, sizeof(y.ql));
+  std::memset(y.qh, 0, sizeof(y.qh));
+  // Element 128h + 32k + l: low nibble in ql[64h + 32(k & 1) + l] (high nibble for k >= 2), top 2 bits as
+  // bits 2k..2k+1 of qh[32h + l].
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int v = L[128 * h + 32 * k + l] + 32;
+        uint8_t& lb = y.ql[64 * h + 32 * (k & 1) + l];
+        lb = static_cast<uint8_t>(lb | ((v & 0x0F) << (k < 2 ? 0 : 4)));
+        y.qh[32 * h + l] = static_cast<uint8_t>(y.qh[32 * h + l] | ((v >> 4) << (2 * k)));
+      }
+}
+
 void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
@@ -420,7 +465,7 @@ void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* impo
     for (int j = 0; j < 16; ++j) y[b].scales[j] = static_cast<uint8_t>(s.sc[j] | (s.mn[j] << 4));
     int8_t u[QK_K];
     for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>(s.L[i]);
-    pack_2bit(u, y[b].qs);
+    pack_quants_q2_K(u, y[b]);
   });
 }
 
@@ -431,9 +476,9 @@ void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* impo
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
-    for (int p = 0; p < 4; ++p)
-      for (int l = 0; l < 32; ++l)
-        y[b].qs[32 * p + l] = static_cast<uint8_t>(s.L[64 * p + l] | (s.L[64 * p + 32 + l] << 4));
+    int8_t u[QK_K];
+    for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>(s.L[i]);
+    pack_quants_q4_K(u, y[b]);
   });
 }
 
@@ -444,13 +489,9 @@ void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* impo
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
-    std::memset(y[b].qh, 0, sizeof(y[b].qh));
-    for (int p = 0; p < 4; ++p)
-      for (int l = 0; l < 32; ++l) {
-        const int lo = s.L[64 * p + l], hi = s.L[64 * p + 32 + l];
-        y[b].qs[32 * p + l] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
-        y[b].qh[l] = static_cast<uint8_t>(y[b].qh[l] | ((lo >> 4) << (2 * p)) | ((hi >> 4) << (2 * p + 1)));
-      }
+    int8_t u[QK_K];
+    for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>(s.L[i]);
+    pack_quants_q5_K(u, y[b]);
   });
 }
 
@@ -468,16 +509,9 @@ void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* impo
         y[b].scales[j - 8] = static_cast<uint8_t>(y[b].scales[j - 8] | ((u & 0x0F) << 4));
       y[b].scales[8 + j % 4] = static_cast<uint8_t>(y[b].scales[8 + j % 4] | ((u >> 4) << (2 * (j / 4))));
     }
-    // Element 128h + 32s + l: low 2 bits of q + 4 in qs, its third bit as bit 4h + s of hmask[l].
     int8_t u[QK_K];
-    std::memset(y[b].hmask, 0, sizeof(y[b].hmask));
-    for (int i = 0; i < QK_K; ++i) {
-      const int v = s.L[i] + 4;
-      u[i] = static_cast<int8_t>(v & 3);
-      const int h = i / 128, sh = (i % 128) / 32, l = i % 32;
-      if (v & 4) y[b].hmask[l] = static_cast<uint8_t>(y[b].hmask[l] | (1 << (4 * h + sh)));
-    }
-    pack_2bit(u, y[b].qs);
+    for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>(s.L[i]);
+    pack_quants_q3_K(u, y[b]);
   });
 }
 
@@ -487,18 +521,9 @@ void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* impo
     encode_symmetric_super(xb, w, -32, 31, -128, 127, s);
     y[b].d = s.d;
     for (int j = 0; j < 16; ++j) y[b].scales[j] = s.sc[j];
-    std::memset(y[b].ql, 0, sizeof(y[b].ql));
-    std::memset(y[b].qh, 0, sizeof(y[b].qh));
-    // Element 128h + 32k + l: low nibble in ql[64h + 32(k & 1) + l] (high nibble for k >= 2), top 2 bits as
-    // bits 2k..2k+1 of qh[32h + l].
-    for (int h = 0; h < 2; ++h)
-      for (int k = 0; k < 4; ++k)
-        for (int l = 0; l < 32; ++l) {
-          const int v = s.L[128 * h + 32 * k + l] + 32;
-          uint8_t& lb = y[b].ql[64 * h + 32 * (k & 1) + l];
-          lb = static_cast<uint8_t>(lb | ((v & 0x0F) << (k < 2 ? 0 : 4)));
-          y[b].qh[32 * h + l] = static_cast<uint8_t>(y[b].qh[32 * h + l] | ((v >> 4) << (2 * k)));
-        }
+    int8_t u[QK_K];
+    for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>(s.L[i]);
+    pack_quants_q6_K(u, y[b]);
   });
 }
 

@@ -124,6 +124,19 @@ void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n);
 template <int G>
 void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance);
 
+// The quants of one block (element order; Q4_0 -8..7, Q5_0 -16..15, Q4_1 0..15, Q5_1 0..31, Q8_0 -127..127)
+// packed into its qs / qh, the scale (and min) left as they are: the encoders pack through these; GPTQ
+// (quant/methods) re-packs quants it chose on a block's existing scale.
+void pack_quants_q4_0(const int L[32], block_q4_0& y);
+void pack_quants_q4_1(const int L[32], block_q4_1& y);
+void pack_quants_q5_0(const int L[32], block_q5_0& y);
+void pack_quants_q5_1(const int L[32], block_q5_1& y);
+void pack_quants_q8_0(const int L[32], block_q8_0& y);
+template <int G>
+void pack_quants_q4_0_g(const int L[G], block_q4_0_g<G>& y);
+extern template void pack_quants_q4_0_g<QK4_0_G64>(const int*, block_q4_0_g64&);
+extern template void pack_quants_q4_0_g<QK4_0_G128>(const int*, block_q4_0_g128&);
+
 extern template void dequantize_row_q4_0_g<QK4_0_G64>(const block_q4_0_g64*, float*, int64_t);
 extern template void dequantize_row_q4_0_g<QK4_0_G128>(const block_q4_0_g128*, float*, int64_t);
 extern template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);

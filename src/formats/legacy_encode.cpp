@@ -91,11 +91,31 @@ void for_each_block(const float* x, int64_t n, const float* importance, Fn&& fn)
 
 }  // namespace
 
+void pack_quants_q4_0(const int L[32], block_q4_0& y) { pack_nibbles(L, 8, y.qs); }
+void pack_quants_q4_1(const int L[32], block_q4_1& y) { pack_nibbles(L, 0, y.qs); }
+void pack_quants_q5_0(const int L[32], block_q5_0& y) {
+  pack_nibbles(L, 16, y.qs);
+  pack_fifth_bits(L, 16, y.qh);
+}
+void pack_quants_q5_1(const int L[32], block_q5_1& y) {
+  pack_nibbles(L, 0, y.qs);
+  pack_fifth_bits(L, 0, y.qh);
+}
+void pack_quants_q8_0(const int L[32], block_q8_0& y) {
+  for (int j = 0; j < 32; ++j) y.qs[j] = static_cast<int8_t>(L[j]);
+}
+template <int G>
+void pack_quants_q4_0_g(const int L[G], block_q4_0_g<G>& y) {
+  for (int p = 0; p < block_q4_0_g<G>::kParts; ++p) pack_nibbles(L + 32 * p, 8, y.qs + 16 * p);
+}
+template void pack_quants_q4_0_g<QK4_0_G64>(const int*, block_q4_0_g64&);
+template void pack_quants_q4_0_g<QK4_0_G128>(const int*, block_q4_0_g128&);
+
 void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L);
-    pack_nibbles(L, 8, y[b].qs);
+    pack_quants_q4_0(L, y[b]);
   });
 }
 
@@ -104,7 +124,7 @@ void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const floa
   for_each_block<G>(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[G];
     y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L);
-    for (int p = 0; p < block_q4_0_g<G>::kParts; ++p) pack_nibbles(L + 32 * p, 8, y[b].qs + 16 * p);
+    pack_quants_q4_0_g<G>(L, y[b]);
   });
 }
 template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
@@ -114,8 +134,7 @@ void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* impo
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L);
-    pack_nibbles(L, 16, y[b].qs);
-    pack_fifth_bits(L, 16, y[b].qh);
+    pack_quants_q5_0(L, y[b]);
   });
 }
 
@@ -123,7 +142,7 @@ void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* impo
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     encode_affine_block(xb, w, 15, y[b].d, y[b].m, L);
-    pack_nibbles(L, 0, y[b].qs);
+    pack_quants_q4_1(L, y[b]);
   });
 }
 
@@ -131,8 +150,7 @@ void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* impo
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     encode_affine_block(xb, w, 31, y[b].d, y[b].m, L);
-    pack_nibbles(L, 0, y[b].qs);
-    pack_fifth_bits(L, 0, y[b].qh);
+    pack_quants_q5_1(L, y[b]);
   });
 }
 

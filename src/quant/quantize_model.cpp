@@ -9,13 +9,17 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "gguf/writer.h"
 #include "kernels/matmul.h"
 #include "formats/dequantize.h"
+#include "formats/block_grid.h"
 #include "formats/quantize.h"
+#include "quant/methods/calib_stats.h"
+#include "quant/methods/weight_transform.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
 #include "util/byte_size.h"
@@ -249,11 +253,20 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
         p.fallback = false;
       }
     }
-    p.quantize = p.type != p.src_type;
+    p.transformed = o.transform && o.transform->touches(p.name);
+    p.quantize = p.type != p.src_type || p.transformed;
+    if (p.transformed && !can_quantize(p.type))
+      return Error(in.path() + ": tensor '" + p.name + "' is rescaled by the quantization method but its type " +
+                   tname(p.type) + " cannot be written again");
     if (p.quantize && !type_traits(p.src_type).can_dequantize)
       return Error(in.path() + ": tensor '" + p.name + "' is " + tname(p.src_type) +
                    ", which pocketlm cannot decode (so it cannot be converted to " + tname(p.type) + ")");
     p.requantize = p.quantize && !is_float_type(p.src_type);
+    if (o.gptq_stats && p.quantize && has_block_grid(p.type) && p.ne.size() >= 2 &&
+        gt.ne[2] == 1 && gt.ne[3] == 1) {
+      const InputStats* st = o.gptq_stats->find(p.name);
+      p.gptq = st && !st->gram.empty() && st->n == p.ne[0];
+    }
     if (p.requantize) ++requantized[p.src_type];
     p.has_importance = p.quantize && o.imatrix && !is_float_type(p.type) && p.type != GgmlType::Q8_0 &&
                        o.imatrix->find(p.name) != nullptr;
@@ -297,7 +310,9 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
   w.set("general.file_type", GgufValue::of_u32(plan.ftype));
   if (const std::vector<std::string> only = plan.pocketlm_only_types(); !only.empty())
     w.set(kPocketlmOnlyTypesKey, GgufValue::of_strings(only));
-  if (o.imatrix) {
+  if (!o.method.empty()) w.set("quantize.method", GgufValue::of_string(o.method));
+  if (!o.calibration.empty()) w.set("quantize.calibration", GgufValue::of_string(o.calibration));
+  if (o.imatrix && !o.imatrix_path.empty()) {
     w.set("quantize.imatrix.file", GgufValue::of_string(o.imatrix_path));
     if (!o.imatrix->datasets.empty())
       w.set("quantize.imatrix.dataset", GgufValue::of_string(o.imatrix->datasets.front()));
@@ -306,6 +321,14 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       w.set("quantize.imatrix.chunks_count", GgufValue::of_u32(static_cast<uint32_t>(o.imatrix->chunk_count)));
   }
 
+  // GPTQ's inverse-Hessian factor of the last input seen: Q, K and V (gate and up) share it.
+  struct Factors {
+    std::mutex mu;
+    const InputStats* input = nullptr;
+    std::vector<float> col;
+    std::shared_ptr<const std::vector<float>> U;
+  };
+  auto factors = std::make_shared<Factors>();
   auto result = std::make_shared<QuantizeResult>();
   result->tensors.resize(plan.tensors.size());
   std::shared_ptr<Progress> progress;
@@ -320,7 +343,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       res.bytes = plan.tensors[i].bytes;
       res.quantized = plan.tensors[i].quantize;
     }
-    auto produce = [i, &plan, &in, &o, &pool, result, progress](std::vector<uint8_t>& out) -> Status {
+    auto produce = [i, &plan, &in, &o, &pool, result, progress, factors](std::vector<uint8_t>& out) -> Status {
       const QuantizeTensorPlan& p = plan.tensors[i];
       const GgufTensor& t = in.tensors()[i];
       QuantizeTensorResult& res = result->tensors[i];
@@ -332,32 +355,75 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       }
       const int64_t n_per_row = t.ne[0], n_rows = t.n_rows();
       const size_t src_row = row_size(t.type, n_per_row), dst_row = row_size(p.type, n_per_row);
-      // The input as floats: the F32 data in place, anything else decoded.
+      // The input as floats: the F32 data in place, anything else decoded; rescaled when the method says so.
       std::vector<float> decoded;
       const float* x = reinterpret_cast<const float*>(t.data);
-      if (t.type != GgmlType::F32) {
+      if (t.type != GgmlType::F32 || p.transformed) {
         decoded.resize(static_cast<size_t>(n_rows * n_per_row));
-        pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
-          for (int64_t r = r0; r < r1; ++r)
-            dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, decoded.data() + r * n_per_row, n_per_row);
-        });
+        if (t.type == GgmlType::F32) {
+          std::memcpy(decoded.data(), t.data, decoded.size() * sizeof(float));
+        } else {
+          pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+            for (int64_t r = r0; r < r1; ++r)
+              dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, decoded.data() + r * n_per_row, n_per_row);
+          });
+        }
+        if (p.transformed) o.transform->apply(p.name, decoded.data(), n_per_row, n_rows);
         x = decoded.data();
       }
       out.resize(p.bytes);
       const int64_t rows_per_mat = t.ne[1];
       const int64_t n_mat = n_rows / rows_per_mat;
       const ImatrixEntry* entry = p.has_importance ? o.imatrix->find(p.name) : nullptr;
+      const std::vector<float>* col = o.transform ? o.transform->col(p.name) : nullptr;
       const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / n_per_row);
       std::vector<std::vector<float>> importance(static_cast<size_t>(n_mat));
       for (int64_t m = 0; m < n_mat; ++m) {
-        if (entry) importance[static_cast<size_t>(m)] = entry->importance(entry->n_mat > 1 ? m : 0);
-        const float* imp = entry ? importance[static_cast<size_t>(m)].data() : nullptr;
-        for (int64_t r = 0; r < rows_per_mat; r += chunk) {
-          if (o.cancel && o.cancel->load()) return Error("interrupted");
-          const int64_t row = m * rows_per_mat + r, nr = std::min(chunk, rows_per_mat - r);
-          auto q = quantize_rows(p.type, x + row * n_per_row, out.data() + static_cast<size_t>(row) * dst_row, nr,
-                                 n_per_row, imp, &pool);
-          if (!q) return q.error();
+        if (entry) {
+          importance[static_cast<size_t>(m)] = entry->importance(entry->n_mat > 1 ? m : 0);
+          if (col)  // a column multiplied by c sees inputs divided by c
+            for (int64_t j = 0; j < n_per_row; ++j)
+              importance[static_cast<size_t>(m)][static_cast<size_t>(j)] /= (*col)[static_cast<size_t>(j)] * (*col)[static_cast<size_t>(j)];
+        }
+      }
+      if (p.gptq) {
+        const InputStats* st = o.gptq_stats->find(p.name);
+        std::shared_ptr<const std::vector<float>> U;
+        {
+          std::lock_guard<std::mutex> lock(factors->mu);
+          if (factors->input == st && factors->col == (col ? *col : std::vector<float>{})) U = factors->U;
+        }
+        if (!U) {
+          std::vector<float> H(st->gram);
+          if (col)
+            for (int64_t a = 0; a < n_per_row; ++a)
+              for (int64_t j = 0; j < n_per_row; ++j)
+                H[static_cast<size_t>(a * n_per_row + j)] /= (*col)[static_cast<size_t>(a)] * (*col)[static_cast<size_t>(j)];
+          auto f = gptq_inverse_factor(H.data(), n_per_row, o.gptq.damp, &pool);
+          if (!f) return f.error().with_context("tensor '" + p.name + "'");
+          U = std::make_shared<const std::vector<float>>(std::move(*f));
+          std::lock_guard<std::mutex> lock(factors->mu);
+          factors->input = st;
+          factors->col = col ? *col : std::vector<float>{};
+          factors->U = U;
+        }
+        std::vector<float> diag(static_cast<size_t>(n_per_row));
+        for (int64_t j = 0; j < n_per_row; ++j) {
+          const double c = col ? (*col)[static_cast<size_t>(j)] : 1.0;
+          diag[static_cast<size_t>(j)] = static_cast<float>(st->gram[static_cast<size_t>(j * n_per_row + j)] / (c * c));
+        }
+        Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), o.gptq, out.data(), &pool);
+        if (!g.ok()) return g.error().with_context("tensor '" + p.name + "'");
+      } else {
+        for (int64_t m = 0; m < n_mat; ++m) {
+          const float* imp = entry ? importance[static_cast<size_t>(m)].data() : nullptr;
+          for (int64_t r = 0; r < rows_per_mat; r += chunk) {
+            if (o.cancel && o.cancel->load()) return Error("interrupted");
+            const int64_t row = m * rows_per_mat + r, nr = std::min(chunk, rows_per_mat - r);
+            auto q = quantize_rows(p.type, x + row * n_per_row, out.data() + static_cast<size_t>(row) * dst_row, nr,
+                                   n_per_row, imp, &pool);
+            if (!q) return q.error().with_context("tensor '" + p.name + "'");
+          }
         }
       }
       // The reconstruction error, weighted by the importance of each column when there is one.

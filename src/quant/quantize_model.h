@@ -15,10 +15,14 @@
 #include "gguf/reader.h"
 #include "formats/ggml_type.h"
 #include "quant/imatrix.h"
+#include "quant/methods/gptq.h"
 #include "quant/recipe.h"
 #include "util/error.h"
 
 namespace pocketlm {
+
+struct CalibStats;
+struct WeightTransform;
 
 // One line of a rules file: tensors whose name the regex finds (std::regex_search, ECMAScript) get `type`.
 struct QuantizeRule {
@@ -50,6 +54,15 @@ struct QuantizeOptions {
   std::vector<QuantizeRule> rules;
   const Imatrix* imatrix = nullptr;  // validated against the model by plan_quantization
   std::string imatrix_path;          // recorded in the output's quantize.imatrix.file
+  // Quantization methods that see the activations (quant/methods/, docs/quantization.md):
+  // `transform` rescales the float weights before they are encoded and writes the norms it folds into (AWQ,
+  // --smooth; the importance of a rescaled column is divided by its factor squared); with `gptq_stats`, every
+  // weight with a Gram matrix there and a uniform-grid type is encoded by GPTQ (the rest as without it).
+  const WeightTransform* transform = nullptr;
+  const CalibStats* gptq_stats = nullptr;
+  GptqOptions gptq;
+  std::string method;                // recorded as quantize.method ("" : nothing recorded)
+  std::string calibration;           // recorded as quantize.calibration (what the statistics came from)
   int n_threads = 0;                 // 0: physical cores
   bool progress = true;              // a progress line on stderr
   const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT) to stop: the error "interrupted"
@@ -65,6 +78,8 @@ struct QuantizeTensorPlan {
   bool quantize = false;     // false: the bytes are copied as they are (kept type)
   bool requantize = false;   // the source is already quantized (dequantized first: a second rounding)
   bool has_importance = false;
+  bool transformed = false;  // rescaled by QuantizeOptions::transform (written even when the type is kept)
+  bool gptq = false;         // encoded by GPTQ
   uint64_t bytes = 0;        // in the output
   int64_t n_elements() const;
   double bits_per_weight() const;

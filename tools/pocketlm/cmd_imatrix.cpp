@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "calibration.h"
 #include "commands.h"
 #include "common.h"
 #include "eval/task_runner.h"
@@ -45,19 +46,7 @@ bool same_file(const std::string& a, const std::string& b) {
 
 // The model's chat template for --tasks (or --chat-template); "" for a model without one.
 Expected<std::string> task_template(const Model& model, const ImatrixFlags& f) {
-  std::string tmpl = f.chat_template;
-  if (tmpl.empty()) {
-    auto t = model.gguf().get_string_or("tokenizer.chat_template", "");
-    if (t) tmpl = *t;
-  }
-  if (tmpl.empty()) {
-    std::fprintf(stderr, "imatrix: note: %s has no chat template; examples are completion-style text (prompt%s)\n",
-                 f.model.c_str(), f.no_answers ? "" : ", space, answer, newline");
-    return tmpl;
-  }
-  auto probe = apply_chat_template(tmpl, {{"user", "x"}}, true);
-  if (!probe) return probe.error();
-  return tmpl;
+  return calibration_template(model, f.chat_template, f.model, f.no_answers);
 }
 
 int run(const ImatrixFlags& f) {

@@ -7,11 +7,15 @@
 #include <memory>
 #include <optional>
 
+#include "calibration.h"
 #include "commands.h"
 #include "common.h"
 #include "formats/quantize.h"
 #include "quant/imatrix.h"
+#include "quant/methods/method.h"
 #include "quant/quantize_model.h"
+#include "util/stats.h"
+#include "util/thread_pool.h"
 
 namespace pocketlm::cli {
 namespace {
@@ -24,6 +28,12 @@ struct QuantizeFlags {
   std::string imatrix, rules, token_embedding_type, output_tensor_type;
   bool dry_run = false, hot_fp16 = false, pure = false, quiet = false;
   int threads = 0;
+  // Methods that see the activations (quant/methods/method.h).
+  std::string method, calib, calib_cache;
+  std::vector<std::string> tasks;
+  int64_t calib_tokens = 16384, calib_ctx = 512;
+  double smooth = -1, gptq_damp = 0.1;
+  int awq_grid = 11;
 };
 
 int fail(const std::string& msg) {
@@ -94,6 +104,73 @@ int quantize(const QuantizeFlags& f) {
     o.imatrix = &*im;
     o.imatrix_path = f.imatrix;
   }
+
+  // The method, and the calibration statistics it needs (collected by running IN, or read from the cache).
+  QuantMethod method = QuantMethod::Rtn;
+  if (!f.method.empty()) {
+    auto m = parse_quant_method(f.method);
+    if (!m) return fail(m.error().message());
+    method = *m;
+  } else if (!f.calib.empty() || !f.tasks.empty()) {
+    method = QuantMethod::Imatrix;
+  }
+  const bool smooth = f.smooth >= 0;
+  if (!method_needs_calibration(method, smooth) && (!f.calib.empty() || !f.tasks.empty()))
+    return fail("--calib / --tasks: --method rtn does not use calibration data");
+  std::optional<CalibStats> stats;
+  PreparedMethod prepared;
+  const int threads = f.threads > 0 ? f.threads : physical_cores();
+  auto pool = shared_thread_pool(threads);
+  if (method_needs_calibration(method, smooth)) {
+    if (f.calib.empty() && f.tasks.empty())
+      return fail("--method " + std::string(quant_method_name(method)) + (smooth ? " with --smooth" : "") +
+                  " needs calibration data: --calib FILE (plain text) or --tasks FILE.jsonl");
+    if (!f.dry_run || method_uses_awq(method)) {
+      if (auto st = check_finite_weights(*in); !st) return fail(st.error().message() + " (" + out_path + " was not written)");
+      auto model = load_model(in_path);
+      if (!model) return 1;
+      const int64_t chunks = std::max<int64_t>(1, f.calib_tokens / f.calib_ctx);
+      auto data = calibration_input(*model, in_path, f.calib, f.tasks, f.calib_ctx, chunks, 16);
+      if (!data) return fail(data.error().message() + " (" + out_path + " was not written)");
+      ModelFlags mf;
+      mf.model = in_path;
+      mf.n_ctx = f.calib_ctx;
+      mf.threads = f.threads;
+      auto session = make_session(*model, mf);
+      if (!session) return 1;
+      CalibrationRequest req;
+      req.sequences = data->sequences;
+      req.data_name = data->name;
+      req.cache_path = f.calib_cache;
+      req.gram = true;  // one cache serves every method
+      req.progress = !f.quiet;
+      bool cached = false;
+      std::string cache_used;
+      const double t0 = now_seconds();
+      auto s = calibration_stats(*in, *session, req, *pool, &cached, &cache_used);
+      if (!s) return fail(s.error().message() + " (" + out_path + " was not written)");
+      stats = std::move(*s);
+      if (!f.quiet)
+        std::fprintf(stderr, "calibration: %s, %lld tokens, %zu inputs: %s %s (%.1f s)\n", stats->data_name.c_str(),
+                     static_cast<long long>(stats->n_tokens), stats->inputs.size(),
+                     cached ? "read from" : "collected and cached in", cache_used.c_str(), now_seconds() - t0);
+    }
+  }
+  AwqOptions awq;
+  awq.grid = f.awq_grid;
+  o.gptq.damp = f.gptq_damp;
+  if (stats || !method_needs_calibration(method, smooth)) {
+    if (auto st = prepare_method(*in, method, stats ? &*stats : nullptr, f.smooth, awq, o, prepared, *pool); !st)
+      return fail(st.error().message() + " (" + out_path + " was not written)");
+    if (!f.quiet && method_uses_awq(method)) {
+      int scaled = 0;
+      double before = 0, after = 0;
+      for (const auto& g : prepared.awq) scaled += g.alpha > 0 ? 1 : 0, before += g.error_before, after += g.error_after;
+      std::fprintf(stderr, "awq: %d of %zu groups rescaled; sampled output error %.4g -> %.4g (%.1f s)\n", scaled,
+                   prepared.awq.size(), before, after, prepared.seconds);
+    }
+  }
+
   auto plan = plan_quantization(*in, o);
   if (!plan) return fail(plan.error().message());
   for (const std::string& w : plan->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -170,11 +247,31 @@ void add_quantize_command(CLI::App& root) {
   app->add_flag("--pure", f->pure, "a recipe name means its base type for every weight (no per-tensor mix)");
   app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   app->add_flag("-q,--quiet", f->quiet, "no progress line, notes or per-tensor table");
+  app->add_option("--method", f->method,
+                  "rtn | imatrix | awq | gptq | awq+gptq (default: imatrix with --calib/--tasks, else rtn; "
+                  "docs/quantization.md)");
+  auto* calib = app->add_option("--calib", f->calib, "calibration text (plain text, chunked as llama-imatrix does)")
+                    ->check(CLI::ExistingFile);
+  auto* tasks = app->add_option("--tasks", f->tasks, "calibration from task files (JSONL), rendered through the chat template")
+                    ->check(CLI::ExistingFile);
+  calib->excludes(tasks);
+  app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens (whole chunks of --calib-ctx)")
+      ->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
+  app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration chunk")
+      ->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+  app->add_option("--calib-cache", f->calib_cache,
+                  "calibration statistics cache file (default: ~/.cache/pocketlm/calib/MODEL-DATA.calib)");
+  app->add_option("--smooth", f->smooth, "SmoothQuant migration strength alpha in [0, 1], folded into the norms")
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--gptq-damp", f->gptq_damp, "GPTQ damping, relative to the mean Hessian diagonal")
+      ->capture_default_str()->check(CLI::Range(1e-6, 10.0));
+  app->add_option("--awq-grid", f->awq_grid, "AWQ: alpha values tried on [0, 1]")->capture_default_str()->check(CLI::Range(2, 101));
   app->footer(
       "examples:\n"
       "  pocketlm quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf\n"
       "  pocketlm quantize model-f16.gguf Q4_K_M --dry-run          # the per-tensor plan, nothing written\n"
       "  pocketlm quantize model-f16.gguf model-q4_K.gguf q4_K --hot-fp16 --rules rules.json\n"
+      "  pocketlm quantize model-f32.gguf model-Q4_0.gguf Q4_0 --method awq+gptq --calib wiki.train.raw\n"
       "rules.json: [{\"pattern\": \"attn_v\\\\.weight$\", \"type\": \"q6_K\"}, ...] (first match wins)");
   app->callback([f] {
     const int rc = quantize(*f);
