@@ -12,7 +12,8 @@
 # quantized (SmolLM2 Q4_1, Gemma 3 Q4_K_M): the base is the release dequantized to F32 (`pocketlm quantize REL
 # base.gguf f32`), and every file is made from that base. Calibration: the second half of wiki.test.raw
 # (disjoint from the scored chunks), CALIB_TOKENS tokens (default 4096).
-# TASKS=1 runs the dev tasks (TASK_FILES, LIMIT examples each; slow: generation). KEEP=DIR keeps the files.
+# TASKS=1 runs the dev tasks (TASK_FILES, LIMIT examples each; slow: generation). KEEP=DIR keeps the files
+# (and a rerun with the same KEEP reuses them: e.g. the table first, TASKS=1 later).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$ROOT/build}/bin/pocketlm
@@ -45,7 +46,7 @@ M=$W/base-f32.gguf
 
 # FILE -> "same_top_% mean_kld" (and the JSON kept for eval compare)
 score() {
-  "$B" perplexity -m "$1" --kl-divergence "$W/base.plm" -t "$T" -o json 2> /dev/null > "$1.kld.json"
+  [ -s "$1.kld.json" ] || "$B" perplexity -m "$1" --kl-divergence "$W/base.plm" -t "$T" -o json 2> /dev/null > "$1.kld.json"
   python3 -c 'import json,sys; k=json.load(open(sys.argv[1]))["kl_divergence"]; print("%.2f %.5f" % (100*k["same_top"]["value"], k["kld"]["mean"]))' "$1.kld.json"
 }
 mib() { python3 -c 'import os,sys; print("%.1f" % (os.path.getsize(sys.argv[1]) / 2**20))' "$1"; }
@@ -77,12 +78,14 @@ done
 for i in "${!NAMES[@]}"; do
   tag=$(echo "${NAMES[$i]}" | tr -c 'a-zA-Z0-9\n' '_')
   p=$W/pruned-$tag.gguf
-  # shellcheck disable=SC2086
-  "$B" prune "$M" "$p" ${FLAGS[$i]} --calib "$W/wiki-tail.txt" --calib-tokens "$CALIB_TOKENS" -t "$T" -q > "$W/$tag.plan" 2> "$W/$tag.log"
-  shape=$(head -1 "$W/$tag.plan" | sed -E 's/^arch [a-z0-9]+: ([0-9]+) -> ([0-9]+) layers, heads ([0-9]+)\/([0-9]+) kv -> ([0-9]+)\/([0-9]+) kv.*FFN ([0-9]+) -> ([0-9]+).*/\2, \5\/\6, \8/')
   f=$W/pruned-$tag-$Q.gguf
-  "$B" quantize "$p" "$f" "$Q" -t "$T" -q > /dev/null 2>&1
-  rm -f "$p"
+  if [ ! -f "$f" ]; then  # (kept from an earlier run with KEEP=DIR)
+    # shellcheck disable=SC2086
+    "$B" prune "$M" "$p" ${FLAGS[$i]} --calib "$W/wiki-tail.txt" --calib-tokens "$CALIB_TOKENS" -t "$T" -q > "$W/$tag.plan" 2> "$W/$tag.log"
+    "$B" quantize "$p" "$f" "$Q" -t "$T" -q > /dev/null 2>&1
+    rm -f "$p"
+  fi
+  shape=$(head -1 "$W/$tag.plan" | sed -E 's/^arch [a-z0-9]+: ([0-9]+) -> ([0-9]+) layers, heads ([0-9]+)\/([0-9]+) kv -> ([0-9]+)\/([0-9]+) kv.*FFN ([0-9]+) -> ([0-9]+).*/\2, \5\/\6, \8/')
   read -r top kld < <(score "$f")
   printf '| %s + %s | %s | %s | %s %% | %s |\n' "${NAMES[$i]}" "$Q" "$shape" "$(mib "$f")" "$top" "$kld"
   FILES+=("$f"); LABELS+=("$(echo "${NAMES[$i]}" | tr -d ' %+')")
@@ -91,7 +94,7 @@ done
 if [ "${TASKS:-0}" = 1 ]; then
   RES=() KLDS=()
   for i in "${!FILES[@]}"; do
-    "$B" eval -m "${FILES[$i]}" --tasks "$TASK_FILES" --limit "$LIMIT" -t "$T" -o "${FILES[$i]}.eval.jsonl" > /dev/null 2>&1
+    [ -s "${FILES[$i]}.eval.jsonl" ] || "$B" eval -m "${FILES[$i]}" --tasks "$TASK_FILES" --limit "$LIMIT" -t "$T" -o "${FILES[$i]}.eval.jsonl" > /dev/null 2>&1
     RES+=("${FILES[$i]}.eval.jsonl"); KLDS+=("${FILES[$i]}.kld.json")
   done
   mkdir -p "$ROOT/docs/img"
