@@ -13,7 +13,8 @@
 # base.gguf f32`), and every file is made from that base. Calibration: the second half of wiki.test.raw
 # (disjoint from the scored chunks), CALIB_TOKENS tokens (default 4096).
 # TASKS=1 runs the dev tasks (TASK_FILES, LIMIT examples each; slow: generation). KEEP=DIR keeps the files
-# (and a rerun with the same KEEP reuses them: e.g. the table first, TASKS=1 later).
+# (and a rerun with the same KEEP reuses them: e.g. the table first, TASKS=1 later). ONLY=REGEX keeps the
+# variants whose name matches (e.g. ONLY='drop 2|FFN 75|heads'); LADDER='Q4_K_M Q3_K_M' shortens the ladder.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$ROOT/build}/bin/pocketlm
@@ -52,7 +53,7 @@ score() {
 mib() { python3 -c 'import os,sys; print("%.1f" % (os.path.getsize(sys.argv[1]) / 2**20))' "$1"; }
 
 declare -a NAMES=() FLAGS=()
-add() { NAMES+=("$1"); FLAGS+=("$2"); }
+add() { if [[ "$1" =~ ${ONLY:-.} ]]; then NAMES+=("$1"); FLAGS+=("$2"); fi; }
 add "drop 1 layer" "--layers $((NL - 1))"
 add "drop 2 layers" "--layers $((NL - 2))"
 add "drop 4 layers" "--layers $((NL - 4))"
