@@ -116,6 +116,19 @@ bool prune_needs_calibration(const PruneOptions& o) {
   return o.keep_layers >= 0 || heads_change(o) || ffn_change(o) || o.repair;
 }
 
+std::vector<std::pair<int64_t, int64_t>> absorb_runs(const Model& model, const PrunePlan& plan) {
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  if (!plan.repair || model.config().block != ArchBlock::Llama) return runs;
+  const auto& d = plan.dropped_layers;
+  for (size_t i = 0; i < d.size();) {
+    size_t j = i + 1;
+    while (j < d.size() && d[j] == d[j - 1] + 1) ++j;
+    if (d[i] >= 1) runs.emplace_back(d[i], d[j - 1] + 1);
+    i = j;
+  }
+  return runs;
+}
+
 Status check_prunable(const Model& model, const PruneOptions& o) {
   const ModelConfig& c = model.config();
   const GgufFile& f = model.gguf();
@@ -262,6 +275,21 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
   if (o.repair && (!stats || (stats->layers.front().ffn_gram.empty() && stats->layers.front().attn_gram.empty())))
     return Error("the repair needs the Gram matrices of the calibration activations (PruneStatsOptions::gram)").about("repair");
 
+  std::vector<int64_t> absorbs(static_cast<size_t>(c.n_layer), -1);  // block -> end of the run it absorbs
+  if (o.repair && !p.dropped_layers.empty()) {
+    if (c.block != ArchBlock::Llama)
+      p.notes.push_back("no repair for dropped blocks of " + c.arch + ": its norm after the FFN makes the fold nonlinear");
+    else if (p.dropped_layers.front() == 0)
+      p.notes.push_back("block 0 dropped: no block before it to absorb what it added");
+    for (const auto& [a, b] : absorb_runs(model, p)) {
+      const LayerPruneStats& ls = stats->layers[static_cast<size_t>(a - 1)];
+      if (ls.absorb_end != b || ls.ffn_gram.empty())
+        return Error("the repair of dropped blocks " + std::to_string(a) + ".." + std::to_string(b - 1) +
+                     " needs their calibration cross moments (PruneStatsOptions::absorb)").about("repair");
+      absorbs[static_cast<size_t>(a - 1)] = b;
+    }
+  }
+
   // Tensors.
   const bool heads = p.out_n_head != c.n_head, kv_heads = p.out_n_head_kv != c.n_head_kv, ffn = p.out_n_ff != c.n_ff;
   std::vector<int64_t> new_index(static_cast<size_t>(c.n_layer), -1);
@@ -289,6 +317,7 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
       if (ffn && (rest == "ffn_gate.weight" || rest == "ffn_up.weight")) tp.edit = E::Rows, tp.out_ne[1] = p.out_n_ff;
       if (ffn && (rest == "ffn_gate.bias" || rest == "ffn_up.bias")) tp.edit = E::Columns, tp.out_ne[0] = p.out_n_ff;
       if (ffn && rest == "ffn_down.weight") tp.edit = E::Columns, tp.out_ne[0] = p.out_n_ff, tp.refit = o.repair;
+      if (rest == "ffn_down.weight" && absorbs[static_cast<size_t>(blk)] >= 0) tp.edit = E::Columns, tp.refit = true;
       if ((tp.edit == E::Columns || tp.refit) && !is_float_type(t.type)) tp.out_type = GgmlType::F32;
       if (tp.refit && ((rest == "ffn_down.weight" && stats->layers[static_cast<size_t>(blk)].ffn_gram.empty()) ||
                        (rest == "attn_output.weight" && stats->layers[static_cast<size_t>(blk)].attn_gram.empty())))
@@ -403,8 +432,12 @@ Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& pl
         const int64_t n = t->ne[0], rows = t->n_rows(), k = static_cast<int64_t>(cols.size());
         std::vector<float> dst;
         if (tp.refit) {
-          const auto& gram = rest == "ffn_down.weight" ? stats->layers[b].ffn_gram : stats->layers[b].attn_gram;
-          PLM_TRY(dst, refit_columns(src, rows, n, gram, cols, o.ridge));
+          const LayerPruneStats& ls = stats->layers[b];
+          const bool ffn_down = rest == "ffn_down.weight";
+          // The block before a dropped run also learns what the run added (its cross moments).
+          const bool absorbs = ffn_down && ls.absorb_end >= 0 && std::binary_search(plan.dropped_layers.begin(), plan.dropped_layers.end(), blk + 1);
+          PLM_TRY(dst, refit_columns(src, rows, n, ffn_down ? ls.ffn_gram : ls.attn_gram, cols, o.ridge,
+                                     absorbs ? std::span<const float>(ls.absorb_cross) : std::span<const float>()));
         } else {
           dst.resize(static_cast<size_t>(rows * k));
           for (int64_t r = 0; r < rows; ++r)

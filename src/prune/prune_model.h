@@ -46,7 +46,8 @@ struct PruneOptions {
   double ffn_keep = 1.0;             // fraction of FFN channels kept (rounded to ffn_multiple)
   int64_t ffn_multiple = 0;          // 0: 256 when n_ff is a multiple of 256 (k-quants), else 32 when it is
                                      // a multiple of 32, else 1
-  bool repair = false;               // least-squares refit of ffn_down / attn_output (needs the Gram stats)
+  bool repair = false;               // least-squares refit of ffn_down / attn_output (needs the Gram stats);
+                                     // for dropped blocks, the block before them learns what they added
   double ridge = 1e-3;
   bool progress = true;
   const std::atomic<bool>* cancel = nullptr;
@@ -93,6 +94,11 @@ struct PruneResult {
   uint64_t file_bytes = 0;
   double seconds = 0;
 };
+
+// The runs of dropped blocks [a, b) whose contribution the repair folds into block a - 1's ffn_down (a >= 1;
+// Llama-block architectures only: Gemma's norm after the FFN makes the fold nonlinear). The statistics for
+// them come from a second calibration pass (PruneStatsOptions::absorb); empty without repair.
+std::vector<std::pair<int64_t, int64_t>> absorb_runs(const Model& model, const PrunePlan& plan);
 
 // Writes the pruned model to out_path atomically. `stats` must carry the Gram matrices when plan.repair.
 Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& plan, const PruneStats* stats,

@@ -87,6 +87,12 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
   st.angular.assign(static_cast<size_t>((L + 1) * (L + 1)), 0.0);
   std::vector<std::vector<double>> head_norm(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(c.n_head), 0.0));
   std::vector<std::vector<double>> ffn_abs(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(n_ff), 0.0));
+  for (const auto& [a, b] : o.absorb) {
+    if (a < 1 || b <= a || b > L || !o.gram) return Error("pruning calibration: bad absorb run [" + std::to_string(a) + ", " + std::to_string(b) + ")");
+    st.layers[static_cast<size_t>(a - 1)].absorb_end = b;
+    st.layers[static_cast<size_t>(a - 1)].absorb_cross.assign(static_cast<size_t>(d * n_ff), 0.0f);
+  }
+  std::vector<std::vector<float>> kept_hidden(static_cast<size_t>(L));  // this batch's h of absorbing blocks
   for (auto& ls : st.layers) {
     if (o.gram) {
       ls.attn_gram.assign(static_cast<size_t>(q_dim * q_dim), 0.0f);
@@ -138,6 +144,7 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
           for (int64_t j = 0; j < n_ff; ++j) fa[static_cast<size_t>(j)] += std::fabs(h[j]);
         }
         if (o.gram) add_gram(ls.ffn_gram, s.hidden.data(), n, n_ff, pool);
+        if (ls.absorb_end >= 0) kept_hidden[static_cast<size_t>(l)].assign(s.hidden.begin(), s.hidden.begin() + n * n_ff);
         if (W.post_ffn_norm) norm_rows(s.att_out.data(), *W.post_ffn_norm, s.att_out.data(), n, d, c.norm_eps);
         add_inplace(s.x.data(), s.att_out.data(), n * d);
         for (int64_t i = 0; i < n * d; ++i)
@@ -161,6 +168,24 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
             st.angular[static_cast<size_t>(a * (L + 1) + bb)] += sum;
           }
       });
+      // Cross moments of what each absorbed run adds with the absorbing block's activations.
+      for (int64_t l = 0; l < L; ++l) {
+        LayerPruneStats& ls = st.layers[static_cast<size_t>(l)];
+        if (ls.absorb_end < 0) continue;
+        const float* xa = &bounds[static_cast<size_t>((l + 1) * n * d)];
+        const float* xb = &bounds[static_cast<size_t>(ls.absorb_end * n * d)];
+        const std::vector<float>& h = kept_hidden[static_cast<size_t>(l)];
+        pool.parallel_for(d, [&](int64_t b0, int64_t e0, int) {
+          for (int64_t r = b0; r < e0; ++r) {
+            float* row = &ls.absorb_cross[static_cast<size_t>(r * n_ff)];
+            for (int64_t t = 0; t < n; ++t) {
+              const float delta = xb[t * d + r] - xa[t * d + r];
+              const float* ht = &h[static_cast<size_t>(t * n_ff)];
+              for (int64_t j = 0; j < n_ff; ++j) row[j] += delta * ht[j];
+            }
+          }
+        });
+      }
       st.n_tokens += n;
       if (tokens_done) tokens_done(n);
     }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -24,6 +25,10 @@ namespace pocketlm {
 
 struct PruneStatsOptions {
   bool gram = false;      // also collect the Gram matrices (for the repair)
+  // Runs of dropped blocks [a, b) (a >= 1) whose contribution the repair folds into block a - 1's ffn_down:
+  // for each, the cross moments sum_t (x_b - x_a) h^T of what the run adds to the residual stream and block
+  // a - 1's FFN activations h (needs gram).
+  std::vector<std::pair<int64_t, int64_t>> absorb;
   int64_t n_batch = 512;  // tokens per forward call
   int n_threads = 0;      // 0: physical cores
 };
@@ -34,6 +39,8 @@ struct LayerPruneStats {
   std::vector<double> ffn;        // per FFN channel: E|h_j| * ||W_down[:, j]||
   std::vector<float> attn_gram;   // q_dim x q_dim, sum over tokens of att att^T (gram only)
   std::vector<float> ffn_gram;    // n_ff x n_ff, sum over tokens of h h^T (gram only)
+  int64_t absorb_end = -1;        // b of the run [l + 1, b) this block absorbs (PruneStatsOptions::absorb)
+  std::vector<float> absorb_cross;  // n_embd x n_ff: sum over tokens of (x_b - x_{l+1}) h^T
 };
 
 struct PruneStats {

@@ -5,7 +5,7 @@
 namespace pocketlm {
 
 Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t rows, int64_t n, std::span<const float> gram,
-                                           std::span<const int64_t> keep, double ridge) {
+                                           std::span<const int64_t> keep, double ridge, std::span<const float> cross) {
   const int64_t k = static_cast<int64_t>(keep.size());
   const auto at = [n](int64_t i, int64_t j) { return static_cast<size_t>(i * n + j); };
   // A = C_SS + lambda I (k x k, lower triangle after factorisation), B = C_S: (k x n).
@@ -39,6 +39,7 @@ Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t row
       const float* c = &gram[at(keep[static_cast<size_t>(i)], 0)];
       double s = 0;
       for (int64_t j = 0; j < n; ++j) s += c[j] * wr[static_cast<size_t>(j)];
+      if (!cross.empty()) s += cross[static_cast<size_t>(r * n + keep[static_cast<size_t>(i)])];
       b[static_cast<size_t>(i)] = s;
     }
     // Solve G y = b, then G^T v = y.

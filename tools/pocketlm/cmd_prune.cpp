@@ -143,7 +143,29 @@ int prune(const PruneFlags& f) {
     if (!st) return fail(st.error().message());
     stats = std::move(*st);
   }
-  auto plan = plan_pruning(**model, stats ? &*stats : nullptr, o);
+  PruneOptions first = o;
+  first.repair = false;  // the blocks to drop are known only after the first pass
+  auto plan = plan_pruning(**model, stats ? &*stats : nullptr, o.repair ? first : o);
+  if (plan && o.repair) {
+    plan->repair = true;
+    if (const auto runs = absorb_runs(**model, *plan); !runs.empty()) {
+      // A second pass for what the dropped blocks add to the residual stream (the repair folds it in).
+      PruneStatsOptions so;
+      so.gram = true;
+      so.absorb = runs;
+      so.n_threads = f.threads;
+      auto seqs = calibration(**model, f);
+      if (!seqs) return fail(seqs.error().message());
+      int64_t total = 0;
+      for (const auto& s : *seqs) total += static_cast<int64_t>(s.size());
+      std::unique_ptr<Progress> bar = f.quiet ? nullptr : std::make_unique<Progress>("calibration (repair)", total, "tokens");
+      auto st = collect_prune_stats(**model, *seqs, so, [&](int64_t n) { if (bar) bar->add(n); });
+      if (bar) bar->finish();
+      if (!st) return fail(st.error().message());
+      stats = std::move(*st);
+    }
+    plan = plan_pruning(**model, &*stats, o);
+  }
   if (!plan) {
     print_error(plan.error());
     return 1;
