@@ -83,15 +83,6 @@ std::vector<float> llama3_factors(double base, int64_t dim) {
   return f;
 }
 
-// A matrix as f32 rows.
-std::vector<float> dequantized(const GgufTensor& t) {
-  const int64_t k = t.ne[0], rows = t.ne[1];
-  const size_t rb = row_size(t.type, k);
-  std::vector<float> out(static_cast<size_t>(k * rows));
-  for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + static_cast<size_t>(r) * rb, &out[static_cast<size_t>(r * k)], k);
-  return out;
-}
-
 // English text the calibration pass reads.
 constexpr const char* kCalibrationText =
     "The history of the city goes back more than two thousand years. It was founded on a hill above the river, "
@@ -122,7 +113,7 @@ class HeadRms : public MatmulObserver {
       const LayerWeights& L = m_.weights().layers[l];
       for (int which = 0; which < 2; ++which) {
         if (&w != (which == 0 ? L.wq : L.wk) || row_begin != 0) continue;
-        const std::vector<float> rows = dequantized(w);
+        const std::vector<float> rows = tensor_to_f32(w);
         const int64_t k = w.ne[0], n_rows = w.ne[1], hd = m_.config().head_dim;
         auto& sums = sumsq_[l][static_cast<size_t>(which)];
         sums.assign(static_cast<size_t>(n_rows / hd), 0.0);
@@ -307,7 +298,7 @@ class Transplanter {
     PLM_TRY(const GgufTensor* norm, source(p + (which == 0 ? "attn_q_norm.weight" : "attn_k_norm.weight")));
     const auto* w = reinterpret_cast<const float*>(norm->data);
     const std::vector<float>& inv = head_inv_rms_.at(static_cast<size_t>(il))[static_cast<size_t>(which)];
-    std::vector<float> rows = dequantized(t);
+    std::vector<float> rows = tensor_to_f32(t);
     const int64_t k = t.ne[0];
     for (int64_t r = 0; r < t.ne[1]; ++r) {
       const float f = w[r % head_dim_] * inv.at(static_cast<size_t>(r / head_dim_));

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "formats/dequantize.h"
+
 namespace pocketlm {
 
 std::string GgufTensor::shape_string() const {
@@ -315,6 +317,15 @@ Expected<std::string> GgufFile::get_string_or(std::string_view key, std::string 
 }
 Expected<bool> GgufFile::get_bool_or(std::string_view key, bool fallback) const {
   return has(key) ? get_bool(key) : Expected<bool>(fallback);
+}
+
+std::vector<float> tensor_to_f32(const GgufTensor& t) {
+  const int64_t k = t.ne[0], rows = t.n_rows();
+  const size_t rb = row_size(t.type, k);
+  std::vector<float> out(static_cast<size_t>(k * rows));
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_row(t.type, t.data + static_cast<size_t>(r) * rb, &out[static_cast<size_t>(r * k)], k);
+  return out;
 }
 
 }  // namespace pocketlm

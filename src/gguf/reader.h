@@ -87,4 +87,8 @@ class GgufFile {
   friend class GgufParser;
 };
 
+// A tensor's elements as f32, row after row (dequantized when the type is quantized). The tensor's rows must
+// be in GGUF's layout (not a model's interleaved copy) and its type one that can be dequantized.
+std::vector<float> tensor_to_f32(const GgufTensor& t);
+
 }  // namespace pocketlm

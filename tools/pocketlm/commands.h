@@ -13,6 +13,7 @@ void add_eval_command(CLI::App& root);
 void add_perplexity_command(CLI::App& root);
 void add_quantize_command(CLI::App& root);
 void add_imatrix_command(CLI::App& root);
+void add_prune_command(CLI::App& root);
 void add_plan_command(CLI::App& root);
 void add_serve_command(CLI::App& root);
 }  // namespace pocketlm::cli

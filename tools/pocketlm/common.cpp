@@ -169,7 +169,9 @@ void print_error(const Error& e) {
       {"n_ctx", "-c/--ctx-size"},       {"max_chunks", "--chunks"},      {"chat_template", "--chat-template NAME"},
       {"output", "-o/--output"},        {"max_tokens", "--max-tokens"},  {"bits_per_weight", "--bits-per-weight"},
       {"kv_type", "-ctk/-ctv"},         {"labels", "--labels"},          {"kld", "--kld"},
-      {"tests", "-p/-n"},               {"repetitions", "-r"},           {"peer", "--peer"},         {"kv_budget", "--kv-budget"},    {"n_threads", "-t/--threads"}};
+      {"tests", "-p/-n"},               {"repetitions", "-r"},           {"peer", "--peer"},         {"kv_budget", "--kv-budget"},    {"n_threads", "-t/--threads"},
+      {"drop_layers", "--drop-layers"}, {"keep_layers", "--layers"},     {"heads_keep", "--heads-keep"},
+      {"ffn_keep", "--ffn-keep"},       {"repair", "--repair"}};
   const auto it = flags.find(e.setting());
   if (it == flags.end()) std::fprintf(stderr, "error: %s\n", e.message().c_str());
   else std::fprintf(stderr, "error: %s (set with %s)\n", e.message().c_str(), it->second.c_str());

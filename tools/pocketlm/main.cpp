@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   pocketlm::cli::add_perplexity_command(app);
   pocketlm::cli::add_quantize_command(app);
   pocketlm::cli::add_imatrix_command(app);
+  pocketlm::cli::add_prune_command(app);
   pocketlm::cli::add_plan_command(app);
   pocketlm::cli::add_serve_command(app);
   try {
