@@ -41,9 +41,13 @@ struct Channel {
   std::atomic<bool> client_gone{false};
   std::atomic<uint64_t> id{0};
 
-  SeqCallback callback() {
-    return [this](const SeqEvent& ev) {
-      std::lock_guard<std::mutex> lk(mu);
+  // The callback owns a reference: the scheduler thread may still call it after the HTTP side has let go
+  // (a client that hung up frees its response, and with it the content provider's reference, before the
+  // scheduler sees the cancel), so the channel must live until the scheduler drops the callback.
+  static SeqCallback callback(std::shared_ptr<Channel> self) {
+    return [self = std::move(self)](const SeqEvent& ev) {
+      Channel& c = *self;
+      std::lock_guard<std::mutex> lk(c.mu);
       if (ev.kind == SeqEvent::Kind::Token) {
         Item it;
         it.token = ev.token;
@@ -52,17 +56,17 @@ struct Channel {
           it.has_logprob = true;
           it.logprob = *ev.logprob;
         }
-        items.push_back(std::move(it));
+        c.items.push_back(std::move(it));
       } else {
-        end = ev;
-        end.text = {};
-        end.logprob = nullptr;
-        if (ev.prompt_logprobs) prompt_logprobs = *ev.prompt_logprobs;
-        end.prompt_logprobs = nullptr;
-        done = true;
+        c.end = ev;
+        c.end.text = {};
+        c.end.logprob = nullptr;
+        if (ev.prompt_logprobs) c.prompt_logprobs = *ev.prompt_logprobs;
+        c.end.prompt_logprobs = nullptr;
+        c.done = true;
       }
-      cv.notify_all();
-      return !client_gone.load();
+      c.cv.notify_all();
+      return !c.client_gone.load();
     };
   }
 };
@@ -209,7 +213,7 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   sr.prompt_logprobs = r.echo && r.logprobs;
 
   auto ch = std::make_shared<Channel>();
-  auto id = scheduler->submit(std::move(sr), ch->callback());
+  auto id = scheduler->submit(std::move(sr), Channel::callback(ch));
   if (!id.ok()) {
     ApiError e;
     const std::string& m = id.error().message();
