@@ -42,7 +42,7 @@ constexpr int kGreedyTokens = 64;
 // A divergence must be a near tie (in logits) where llama.cpp agrees with itself: the bound PeerGemma3 uses.
 // Transplanted models are flatter than trained ones, so their greedy paths meet near ties often (seen: gaps of
 // 0.06-0.26 where the KL and top-1 checks above are within llama.cpp's own f16/f32 spread).
-constexpr float kNearTie = 0.5f;
+constexpr float kNearTie = kGreedyNearTie;
 
 int positions(const std::string& target) {
   const char* env = std::getenv("POCKETLM_ARCH_POSITIONS");

@@ -85,6 +85,7 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
   if (got != want) {
     const auto& row = *logits;
     const int32_t theirs = want[got.size() - 1];
+    out.matched = got.size() - 1;
     out.gap = row[static_cast<size_t>(got.back())] - row[static_cast<size_t>(theirs)];
     out.detail = std::string(p.name) + ": " + first_difference(got, want) + "; pocketlm's logit gap " +
                  std::to_string(out.gap) + "; peer continuation: " + peer_text.dump();

