@@ -109,7 +109,9 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
     for (int64_t pos0 = 0; pos0 < static_cast<int64_t>(seq.size()); pos0 += n_batch) {
       const int64_t n = std::min<int64_t>(n_batch, static_cast<int64_t>(seq.size()) - pos0);
       PLM_CHECK(kv.reserve(pos0, n));
-      s.reserve(c, n, kv.n_ctx(), pool.size());
+      const SeqSlice slice{&kv, pos0, n, Logits::None};
+      const std::span<const SeqSlice> seqs(&slice, 1);
+      reserve_scratch(c, n, seqs, s, pool.size());
       bounds.resize(static_cast<size_t>((L + 1) * n * d));
       norms.resize(static_cast<size_t>((L + 1) * n));
       const auto save = [&](int64_t b) {
@@ -125,7 +127,7 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
         const LayerWeights& W = model.weights().layers[static_cast<size_t>(l)];
         LayerPruneStats& ls = st.layers[static_cast<size_t>(l)];
         norm_rows(s.x.data(), *W.attn_norm, s.xn.data(), n, d, c.norm_eps);
-        attention_block(model, l, pos0, n, kv, s, pool);
+        attention_block(model, l, seqs, n, s, pool);
         auto& hn = head_norm[static_cast<size_t>(l)];
         for (int64_t t = 0; t < n; ++t)
           for (int64_t h = 0; h < c.n_head; ++h) {
