@@ -43,8 +43,9 @@ TEST_F(SmolLM2Cli, UnknownChatTemplateNameIsAClearError) {
   EXPECT_NE(r.err.find("--chat-template"), std::string::npos) << r.err;
 }
 
-// Weights are mapped, not copied: after loading, RSS is far below the file size, and the peak stays below
-// file + KV + a margin for activations.
+// Weights are not held twice: the matrices the kernel path reads in the x16 layout are copied at load and
+// their mapped pages released (on AVX-512 that is all of SmolLM2 Q4_1), the rest stay mapped. So RSS after
+// loading stays near one file (not two), and the peak below file + KV + a margin for activations.
 TEST_F(SmolLM2Cli, WeightsAreNotCopied) {
   if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "AddressSanitizer's shadow memory skews RSS; the release job measures it";
   auto r = test::run_cli({"run", "-m", model(), "-p", "Hello", "-n", "4", "--temp", "0", "-c", "2048"});
@@ -56,7 +57,7 @@ TEST_F(SmolLM2Cli, WeightsAreNotCopied) {
   // Paged KV: only the blocks the 5 positions use are taken, one 32-token block per layer:
   // 30 layers × 32 tokens × 2 × 3 kv heads × 64 × 2 bytes = 0.70 MiB (all of -c 2048 would be 45 MiB).
   EXPECT_NEAR(kv, 0.703125, 0.01);
-  EXPECT_LT(loaded, kv + 0.5 * file_mib) << r.err;
+  EXPECT_LT(loaded, kv + file_mib + 48.0) << r.err;
   EXPECT_LT(peak, file_mib + kv + 64.0) << r.err;
 }
 
