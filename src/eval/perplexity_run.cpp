@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "eval/log_probs.h"
+#include "util/atomic_file.h"
 #include "util/byte_size.h"
 #include "util/stats.h"
 #include "util/thread_pool.h"
@@ -132,10 +133,15 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
     info.bos_replaced = plan.bos >= 0;
     info.bos = plan.bos;
     info.tokenizer_fingerprint = tokenizer_fingerprint(tok);
-    PLM_TRY(auto w, LogitsWriter::create(job.save_logits, info,
-                                         std::span<const int32_t>(ids).first(static_cast<size_t>(plan.n_chunk * n_ctx))));
-    writer.emplace(std::move(w));
-    if (ev.partial_file) ev.partial_file(writer->temp_path());
+    // Announced before the file exists: a signal between its creation and the announcement would leave it.
+    if (ev.partial_file) ev.partial_file(AtomicFile::temp_path_for(job.save_logits));
+    auto w = LogitsWriter::create(job.save_logits, info,
+                                  std::span<const int32_t>(ids).first(static_cast<size_t>(plan.n_chunk * n_ctx)));
+    if (!w) {
+      if (ev.partial_file) ev.partial_file("");
+      return w.error();
+    }
+    writer.emplace(std::move(*w));
   }
 
   SessionOptions so = job.session;

@@ -33,8 +33,8 @@ struct PerplexityEvents {
   TokensDone tokens_done;                             // after each forward call
   std::function<void(int64_t chunk, double running_ppl)> ppl_chunk;        // perplexity runs
   std::function<void(int64_t chunk, const KldRunning& so_far)> kld_chunk;  // KL-divergence runs
-  // The temporary file the log-probs are being written to, right after it is created, and "" once it has been
-  // renamed into place (so a signal handler can remove a partial file).
+  // The temporary file the log-probs will be written to, just before it is created, and "" once it has been
+  // renamed into place or could not be created (so a signal handler can remove a partial file).
   std::function<void(const std::string& temp_path)> partial_file;
 };
 

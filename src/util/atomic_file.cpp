@@ -10,10 +10,12 @@
 
 namespace pocketlm {
 
+std::string AtomicFile::temp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
 Expected<AtomicFile> AtomicFile::create(const std::string& path) {
   AtomicFile f;
   f.path_ = path;
-  f.tmp_ = path + ".tmp." + std::to_string(::getpid());
+  f.tmp_ = temp_path_for(path);
   f.fd_ = ::open(f.tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (f.fd_ < 0) return Error(path + ": cannot create temporary file " + f.tmp_ + ": " + std::strerror(errno));
   return f;

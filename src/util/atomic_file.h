@@ -13,6 +13,9 @@ namespace pocketlm {
 class AtomicFile {
  public:
   static Expected<AtomicFile> create(const std::string& path);
+  // The temporary file create(path) writes in this process, known before it exists (so a signal handler
+  // that removes it can be in place before the file is).
+  static std::string temp_path_for(const std::string& path);
   AtomicFile(AtomicFile&& o) noexcept;
   AtomicFile& operator=(AtomicFile&&) = delete;
   AtomicFile(const AtomicFile&) = delete;

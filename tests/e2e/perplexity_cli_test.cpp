@@ -90,7 +90,7 @@ TEST_F(PerplexityStories, MatchesLlamaPerplexityAtC128Over40Chunks) {
   // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
   std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
   theirs.insert(theirs.end(), flags.begin(), flags.end());
-  const auto l = test::run_process(theirs);
+  const auto l = test::run_peer_tool(theirs, "Final estimate");
   ASSERT_EQ(l.exit_code, 0) << l.err;
 
   double ppl = 0, err = 0, lppl = 0, lerr = 0;
@@ -161,15 +161,11 @@ TEST_F(PerplexityStories, ReadsLlamaCppKlDivergenceBaseFiles) {
   const auto s = test::run_process({llama_tool("llama-perplexity").string(), "-m", model(), "-f", wiki(), "-c", "128",
                                     "--chunks", "12", "-t", kThreads, "--kl-divergence-base", base});
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  // llama.cpp's logger writes from a background thread and can lose its last lines at exit when output goes
-  // to a file (seen in CI): rerun it, checking the exit status each time, until its summary is printed.
-  std::string lt;
-  for (int attempt = 0; attempt < 8 && lt.find("Mean PPL(Q)") == std::string::npos; ++attempt) {
-    const auto l = test::run_process({llama_tool("llama-perplexity").string(), "-m", model(), "-c", "128", "-t",
-                                      kThreads, "--kl-divergence-base", base, "--kl-divergence"});
-    ASSERT_EQ(l.exit_code, 0) << l.err;
-    lt = l.out + l.err;
-  }
+  const auto l = test::run_peer_tool({llama_tool("llama-perplexity").string(), "-m", model(), "-c", "128", "-t",
+                                      kThreads, "--kl-divergence-base", base, "--kl-divergence"},
+                                     "Mean PPL(Q)");
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  const std::string lt = l.out + l.err;
   const auto k = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "--kl-divergence", base, "-t", kThreads, "-o", "json"});
   ASSERT_EQ(k.exit_code, 0) << k.err;
   const auto j = nlohmann::json::parse(k.out)["kl_divergence"];
@@ -346,7 +342,7 @@ TEST_F(PerplexitySmolLM2Slow, MatchesLlamaPerplexityAtC512Over20Chunks) {
   // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
   std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
   theirs.insert(theirs.end(), flags.begin(), flags.end());
-  const auto l = test::run_process(theirs);
+  const auto l = test::run_peer_tool(theirs, "Final estimate");
   ASSERT_EQ(l.exit_code, 0) << l.err;
   double ppl = 0, err = 0, lppl = 0, lerr = 0;
   ASSERT_TRUE(parse_final(r.out, ppl, err)) << r.out;
@@ -380,13 +376,11 @@ TEST_F(PerplexitySmolLM2Slow, Q4_0KlDivergenceMatchesLlamaPerplexity) {
   auto s = test::run_process({lp, "-m", release, "-f", wiki, "-c", "512", "--chunks", chunks, "-t", kThreads,
                               "--kl-divergence-base", llama_base});
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  std::string lt;  // rerun while llama.cpp's logger drops its summary at exit (see ReadsLlamaCppKlDivergenceBaseFiles)
-  for (int attempt = 0; attempt < 4 && lt.find("Same top p:") == std::string::npos; ++attempt) {
-    auto l = test::run_process({lp, "-m", q4_0.string(), "-c", "512", "-t", kThreads, "--kl-divergence-base",
-                                llama_base, "--kl-divergence"});
-    ASSERT_EQ(l.exit_code, 0) << l.err;
-    lt = l.out + l.err;
-  }
+  const auto l = test::run_peer_tool({lp, "-m", q4_0.string(), "-c", "512", "-t", kThreads, "--kl-divergence-base",
+                                      llama_base, "--kl-divergence"},
+                                     "Same top p:");
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  const std::string lt = l.out + l.err;
   const double l_kld = llama_figure(lt, "Mean    KLD:"), l_top = llama_figure(lt, "Same top p:");
 
   auto ps = test::run_cli({"perplexity", "-m", release, "-f", wiki, "-c", "512", "--chunks", chunks, "-t", kThreads,

@@ -44,4 +44,14 @@ CliResult run_process(const std::vector<std::string>& args) {
   return r;
 }
 
+CliResult run_peer_tool(const std::vector<std::string>& argv, const std::string& last_line, int tries) {
+  CliResult r;
+  for (int i = 0; i < tries; ++i) {
+    r = run_process(argv);
+    if (r.exit_code != 0) return r;
+    if (r.out.find(last_line) != std::string::npos || r.err.find(last_line) != std::string::npos) return r;
+  }
+  return r;
+}
+
 }  // namespace pocketlm::test
