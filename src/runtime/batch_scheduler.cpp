@@ -165,6 +165,7 @@ void BatchScheduler::finish(Slot& s, const SeqEvent& ev_in) {
     std::lock_guard<std::mutex> lk(mu_);
     if (ev.kind == SeqEvent::Kind::Failed) ++m_.requests_failed;
     else ++m_.requests_done;
+    if (ev.kind == SeqEvent::Kind::Done && ev.stop == StopReason::Callback) ++m_.requests_cancelled;
     --m_.active;
     m_.generated_tokens += s.generated;
     m_.prompt_tokens += ev.prompt_tokens;
@@ -311,8 +312,14 @@ void BatchScheduler::step() {
     SeqEvent done;
     done.kind = SeqEvent::Kind::Done;
     bool end = false;
+    TokenLogprob eog_lp;
     if (!r.ignore_eos && tok.is_eog(t)) {
       done.stop = StopReason::EndOfGeneration;
+      done.token = t;
+      if (r.top_logprobs >= 0) {
+        eog_lp = token_logprob(last, t, r.top_logprobs);
+        done.logprob = &eog_lp;
+      }
       end = true;
     } else {
       s.sampler->accept(t);

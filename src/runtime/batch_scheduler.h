@@ -51,8 +51,9 @@ struct SeqRequest {
 };
 
 // What a request's callback sees, on the scheduler thread. Token: one generated token and the text it
-// releases (stop strings held back as the generate loop does). Done: the end (stop says why), once.
-// Failed: the end with an error, once.
+// releases (stop strings held back as the generate loop does). Done: the end (stop says why), once; when an
+// end-of-generation token ended it, `token` is that token (not part of the text) and, with top_logprobs >= 0,
+// `logprob` its logprob, so a scorer sees every sampled position. Failed: the end with an error, once.
 struct SeqEvent {
   enum class Kind { Token, Done, Failed } kind = Kind::Token;
   int32_t token = -1;
@@ -70,6 +71,7 @@ using SeqCallback = std::function<bool(const SeqEvent&)>;
 
 struct SchedulerMetrics {
   int64_t requests_done = 0, requests_failed = 0, prompt_tokens = 0, generated_tokens = 0, steps = 0;
+  int64_t requests_cancelled = 0; // of requests_done: ended by cancel() or a callback (a client gone)
   int64_t step_rows = 0;          // tokens through the forward steps (over all sequences)
   double busy_seconds = 0;        // time inside forward steps
   int active = 0, queued = 0;

@@ -126,6 +126,56 @@ TEST_F(HttpServer, CompletionsChatModelsAndMetrics) {
   EXPECT_EQ(page->body.find("https://"), std::string::npos);
 }
 
+// What lm-eval's local-completions model needs: a batch of token-id prompts scored with echo + logprobs +
+// max_tokens 1, one choice per prompt in order, each equal to the same prompt sent alone; the tokenizer endpoints.
+TEST_F(HttpServer, HarnessBatchesAndTokenizerEndpoints) {
+  start({}, 2, 256);
+  const Tokenizer& tok = stories()->tokenizer();
+  const std::vector<std::string> texts = {"Once upon a time there was a", "The cat sat", "Lily and Ben went to the park. They"};
+  json batch = json::array();
+  for (const auto& t : texts) batch.push_back(tok.encode(t, true, true));
+  const json score = {{"max_tokens", 1}, {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
+  json req = score;
+  req["prompt"] = batch;
+  json b = post("/v1/completions", req);
+  ASSERT_EQ(b["choices"].size(), texts.size()) << b.dump();
+  size_t prompt_tokens = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const json& c = b["choices"][i];
+    EXPECT_EQ(c["index"], i);
+    EXPECT_EQ(c["text"].get<std::string>().rfind(tok.decode(batch[i].get<std::vector<int32_t>>()), 0), 0u);
+    // One row per prompt token and one for the generated (or end-of-generation) token: lm-eval slices [ctxlen:-1].
+    EXPECT_EQ(c["logprobs"]["token_logprobs"].size(), batch[i].size() + 1);
+    json alone_req = score;
+    alone_req["prompt"] = batch[i];
+    json alone = post("/v1/completions", alone_req);
+    const json& a = alone["choices"][0]["logprobs"]["token_logprobs"];
+    ASSERT_EQ(a.size(), c["logprobs"]["token_logprobs"].size());
+    for (size_t k = 1; k < a.size(); ++k) EXPECT_NEAR(a[k].get<double>(), c["logprobs"]["token_logprobs"][k].get<double>(), 1e-4) << i << " " << k;
+    prompt_tokens += batch[i].size();
+  }
+  EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
+
+  json t = post("/tokenize", {{"prompt", "Once upon a time</s>"}, {"add_special_tokens", false}});
+  std::vector<int32_t> want = tok.encode("Once upon a time", false, false);
+  want.push_back(tok.eos());  // special tokens' texts are parsed, as Hugging Face tokenizers do
+  EXPECT_EQ(t["tokens"].get<std::vector<int32_t>>(), want);
+  EXPECT_EQ(t["count"], want.size());
+  EXPECT_EQ(t["max_model_len"], 256);
+  json with_bos = post("/tokenize", {{"prompt", "Once"}});
+  EXPECT_EQ(with_bos["tokens"].get<std::vector<int32_t>>(), tok.encode("Once", true, true));
+  json d = post("/detokenize", {{"tokens", tok.encode("Once upon a time", false, false)}});
+  EXPECT_EQ(d["prompt"], "Once upon a time");
+  auto info = client_->Get("/tokenizer_info");
+  ASSERT_TRUE(info);
+  json i = json::parse(info->body);
+  EXPECT_EQ(i["eos_token"], tok.token_to_piece(tok.eos(), true));
+  EXPECT_EQ(i["model_max_length"], 256);
+  post("/tokenize", {{"prompt", 3}}, 400);
+  post("/detokenize", {{"tokens", {1, 1 << 30}}}, 400);
+  post("/v1/completions", {{"prompt", {{1, 2}, {1 << 30}}}}, 400);
+}
+
 TEST_F(HttpServer, StreamingSendsChunksThenDone) {
   start();
   std::string body;

@@ -67,10 +67,10 @@ int serve(ServeFlags& f) {
     return 1;
   }
   const SchedulerMetrics m = (*sched)->metrics();
-  std::fprintf(stderr, "pocketlm serve: ready: %d sequences of up to %lld tokens, KV budget %s, %d threads\n", f.parallel,
-               static_cast<long long>((*sched)->n_ctx()), human_bytes(static_cast<double>(m.kv_bytes_capacity)).c_str(),
-               so->n_threads);
-  srv.set_ready(*model, std::move(*sched));
+  const long long n_ctx = (*sched)->n_ctx();
+  srv.set_ready(*model, std::move(*sched));  // before the "ready" line: scripts wait for it, then send requests
+  std::fprintf(stderr, "pocketlm serve: ready: %d sequences of up to %lld tokens, KV budget %s, %d threads\n", f.parallel, n_ctx,
+               human_bytes(static_cast<double>(m.kv_bytes_capacity)).c_str(), so->n_threads);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::fprintf(stderr, "pocketlm serve: stopping\n");
   srv.stop();
