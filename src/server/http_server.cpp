@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "server/chat_page.h"
+#include "server/peer_watch.h"
 #include "server/utf8_stream.h"
 #include "tokenizer/chat_template.h"
 #include "util/stats.h"
@@ -314,9 +316,28 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   };
 
   if (!r.stream) {
+    // Wait, watching the client: one that hangs up frees its sequences now, not when they would have ended.
+    // Its socket is looked up only once a reply takes longer than a tick (most scoring calls do not).
+    std::optional<PeerWatch> watch;
+    bool looked = false;
     for (auto& ch : chs) {
-      std::unique_lock<std::mutex> lk(ch->mu);
-      ch->cv.wait(lk, [&] { return ch->done; });
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lk(ch->mu);
+          if (ch->cv.wait_for(lk, std::chrono::milliseconds(50), [&] { return ch->done; })) break;
+        }
+        if (!looked) {
+          looked = true;
+          watch = PeerWatch::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        }
+        if (watch && watch->peer_gone()) {
+          abandon();
+          ApiError e;
+          e.status = 499;  // nginx's "client closed request": no one reads it, /metrics counts it
+          e.message = "the client closed the connection";
+          return send_error(res, e);
+        }
+      }
     }
     json choices = json::array();
     int64_t prompt_tokens = 0, completion_tokens = 0;

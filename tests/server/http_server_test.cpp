@@ -313,5 +313,41 @@ TEST_F(HttpServer, ClientLeavingAStreamFreesItsSequence) {
   EXPECT_EQ(c["usage"]["completion_tokens"], 3);
 }
 
+// A non-streamed request whose client hangs up is cancelled within a tick (50 ms) plus a forward step, not run
+// on to its end: the sequence below would otherwise generate to the end of a 4096-token context (seconds).
+TEST_F(HttpServer, ClientLeavingANonStreamedRequestFreesItsSequence) {
+  start({}, 1, 4096);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100000}, {"temperature", 0}, {"ignore_eos", true}}.dump();
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(send(fd, (head + body).data(), head.size() + body.size(), 0), static_cast<ssize_t>(head.size() + body.size()));
+  for (int i = 0; i < 500 && metric("pocketlm_forward_steps_total") < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(metric("pocketlm_forward_steps_total"), 20) << "the request did not start";
+  EXPECT_EQ(metric("pocketlm_requests_active"), 1);
+  close(fd);  // hang up before the reply
+  const auto t0 = std::chrono::steady_clock::now();
+  while (metric("pocketlm_requests_active") != 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(metric("pocketlm_requests_active"), 0);
+  EXPECT_LT(waited, 1.0) << "the sequence was not freed promptly";
+  RecordProperty("freed_after_ms", static_cast<int>(waited * 1000));
+  EXPECT_EQ(metric("pocketlm_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("pocketlm_kv_bytes_used"), 0);
+  const double generated = metric("pocketlm_generated_tokens_total");
+  EXPECT_LT(generated, 2000);  // not run on to the end of the context (4092 tokens)
+  // A client that stays is not taken for gone: a reply slower than the 50 ms tick arrives whole.
+  json c = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 400}, {"temperature", 0}, {"ignore_eos", true}});
+  EXPECT_EQ(c["usage"]["completion_tokens"], 400);
+  EXPECT_EQ(metric("pocketlm_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("pocketlm_generated_tokens_total"), generated + 400);
+}
+
 }  // namespace
 }  // namespace pocketlm::server
