@@ -514,6 +514,10 @@ std::string Server::Impl::metrics_text() {
     metric("pocketlm_requests_queued", "gauge", "requests waiting for a slot or KV memory", m.queued);
     metric("pocketlm_kv_bytes_used", "gauge", "KV cache bytes held by sequences", static_cast<double>(m.kv_bytes_used));
     metric("pocketlm_kv_bytes_peak", "gauge", "most KV cache bytes held at once", static_cast<double>(m.kv_peak_bytes));
+    if (scheduler->options().draft) {
+      metric("pocketlm_draft_tokens_total", "counter", "tokens the draft proposed (speculative decoding)", static_cast<double>(m.draft_tokens));
+      metric("pocketlm_draft_accepted_total", "counter", "drafted tokens the target kept", static_cast<double>(m.draft_accepted));
+    }
     metric("pocketlm_kv_bytes_capacity", "gauge", "the KV budget (--kv-budget)", static_cast<double>(m.kv_bytes_capacity));
   }
   std::lock_guard<std::mutex> lk(stats_mu);

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "runtime/batch_scheduler.h"
 #include "runtime/generator.h"
+#include "runtime/speculative/draft_setup.h"
 #include "server/http_server.h"
 #include "test_paths.h"
 
@@ -37,7 +38,7 @@ class HttpServer : public ::testing::Test {
   void SetUp() override {
     if (stories() == nullptr) GTEST_SKIP() << test::stories_path() << " missing";
   }
-  void start(ServerOptions o = {}, int parallel = 2, int64_t n_ctx = 128) {
+  void start(ServerOptions o = {}, int parallel = 2, int64_t n_ctx = 128, const DraftConfig& draft = {}) {
     o.port = 0;
     o.model_name = "stories";
     if (o.timeout_seconds == 600) o.timeout_seconds = 5;
@@ -53,7 +54,13 @@ class HttpServer : public ::testing::Test {
     auto early = client_->Post("/v1/completions", {{"Authorization", "Bearer " + o.api_key}}, R"({"prompt":"x"})", "application/json");
     ASSERT_TRUE(early);
     EXPECT_EQ(early->status, 503);
-    auto s = BatchScheduler::create(*stories(), {.parallel = parallel, .session = {.n_ctx = n_ctx, .n_threads = 2}, .prefill_chunk = 16});
+    SchedulerOptions so{.parallel = parallel, .session = {.n_ctx = n_ctx, .n_threads = 2}, .prefill_chunk = 16};
+    if (draft.enabled()) {
+      auto d = make_draft_source(*stories(), draft, so.session);
+      ASSERT_TRUE(d.ok()) << d.error().message();
+      so.draft = std::move(*d);
+    }
+    auto s = BatchScheduler::create(*stories(), so);
     ASSERT_TRUE(s.ok()) << s.error().message();
     server_->set_ready(*stories(), std::move(*s));
     health = client_->Get("/health");
@@ -174,6 +181,32 @@ TEST_F(HttpServer, HarnessBatchesAndTokenizerEndpoints) {
   post("/tokenize", {{"prompt", 3}}, 400);
   post("/detokenize", {{"tokens", {1, 1 << 30}}}, 400);
   post("/v1/completions", {{"prompt", {{1, 2}, {1 << 30}}}}, 400);
+}
+
+// pocketlm serve --parallel 1 --draft-self q8_0: greedy replies equal the plain generate loop's, streamed or not,
+// with drafted tokens kept (/metrics); a request asking for logprobs decodes plainly and gets them.
+TEST_F(HttpServer, SpeculativeServingGivesThePlainGreedyText) {
+  DraftConfig self;
+  self.self_type = GgmlType::Q8_0;
+  start({}, 1, 256, self);
+  for (const std::string prompt : {"Once upon a time", "Tom had a red ball. He"}) {
+    json c = post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 40}, {"temperature", 0}});
+    EXPECT_EQ(c["choices"][0]["text"], greedy_text(prompt, 40)) << prompt;
+  }
+  EXPECT_GT(metric("pocketlm_draft_accepted_total"), 0);
+  json lp = post("/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 1}});
+  EXPECT_EQ(lp["choices"][0]["text"], greedy_text("Once upon a time", 20));
+  EXPECT_EQ(lp["choices"][0]["logprobs"]["token_logprobs"].size(), 20u);
+  auto r = client_->Post("/v1/completions", json{{"prompt", "Lily"}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(r);
+  std::string text;
+  for (size_t at = 0; (at = r->body.find("data: {", at)) != std::string::npos;) {
+    const size_t end = r->body.find("\n\n", at);
+    text += json::parse(r->body.substr(at + 6, end - at - 6))["choices"][0]["text"].get<std::string>();
+    at = end;
+  }
+  EXPECT_EQ(text, greedy_text("Lily", 30));
 }
 
 TEST_F(HttpServer, StreamingSendsChunksThenDone) {
