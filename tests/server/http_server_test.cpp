@@ -259,6 +259,8 @@ TEST_F(HttpServer, ErrorStatusesAndTheServerStaysUp) {
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->status, 401);
   EXPECT_EQ(client_->Get("/health")->status, 200);  // /health needs no key
+  EXPECT_EQ(client_->Post("/tokenize", R"({"prompt":"x"})", "application/json")->status, 401);  // the tokenizer does
+  EXPECT_EQ(client_->Get("/tokenizer_info")->status, 401);
   const auto call = [&](const std::string& path, const std::string& body) { return client_->Post(path, auth, body, "application/json"); };
   auto ok = call("/v1/completions", R"({"prompt":"x","max_tokens":2})");
   ASSERT_TRUE(ok);
