@@ -44,7 +44,7 @@ constexpr int x16_q6_ql_chunk(int j) { return 3 * (8 * (j / 16) + j % 8) + (j % 
 constexpr int x16_q6_qh_chunk(int j) { return 3 * j + 2; }
 
 // Whether `t` has an x16 layout (q4_0, q4_1, q5_0, q8_0, q4_K, q6_K). A model keeps a tensor in it only where
-// the active kernel path has a GEMV over it (q4_1, q5_0 and q8_0: AVX-512 VNNI only).
+// the active kernel path has a GEMV over it (q4_1, q5_0 and q8_0: x86 only, AVX2 and AVX-512 VNNI).
 bool has_x16_layout(GgmlType t);
 
 // Interleaves 16 rows (`src`, rows `row_bytes` apart, row_bytes = row_size(t, k)) into one group at `dst`

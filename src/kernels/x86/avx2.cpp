@@ -22,7 +22,7 @@ namespace avx2 {
 }  // namespace avx2
 
 const KernelTable* avx2_table() {
-  static constexpr KernelTable table = avx2::with_x16_gemm(avx2::with_x16_gemv(avx2::make_table("avx2")));
+  static constexpr KernelTable table = avx2::with_x16_legacy(avx2::with_x16_gemm(avx2::with_x16_gemv(avx2::make_table("avx2"))));
   return &table;
 }
 

@@ -371,6 +371,103 @@ inline void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
   for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[0][j], acc[1][j]);
 }
 
+// ---------------------------------------------------------------- q4_1, q5_0, q8_0 (32-blocks), 16 rows x C columns
+// One loop for the three legacy formats besides q4_0; a format gives its block bytes, activation block, zero
+// point and how dword chunk i (0..3) of half h unpacks into the quants multiplied by activation dwords i
+// (`lo`) and 4 + i (`hi`). Unsigned formats: two vpmaddubsw products of at most 2 * 31 * 127 = 7874 per int16
+// lane, widened per chunk. q8_0 is signed: |w| times a with w's sign (vpsignb), each product pair at most
+// 2 * 128 * 127 = 32512, widened one by one. The decode GEMV is the C = 1 case.
+struct Q4_1Fmt {
+  using Act = block_q8_1;
+  static constexpr int kBytes = 320, kZero = 0;
+  static constexpr bool kSigned = false, kMin = true;
+  static void chunk(const uint8_t* g, int h, int i, __m256i& lo, __m256i& hi) {
+    const __m256i v = load32(g + 64 + (i * 16 + 8 * h) * 4);
+    lo = nib_lo(v);
+    hi = nib_hi(v);
+  }
+};
+// q5_0: the fifth bits of the 4 quants of a dword are bits 4i..4i+3 (low nibbles) and 16+4i.. (high nibbles)
+// of the row's qh; one in-lane shuffle copies the qh byte holding them to the row's 4 bytes, one compare
+// against each byte's bit turns them into 0x10.
+struct Q5_0Fmt {
+  using Act = block_q8_0;
+  static constexpr int kBytes = 352, kZero = 16;
+  static constexpr bool kSigned = false, kMin = false;
+  static __m256i fifth(__m256i qh, int byte, int shift) {
+    const __m256i idx = _mm256_add_epi8(_mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4,
+                                                         4, 4, 8, 8, 8, 8, 12, 12, 12, 12),
+                                        _mm256_set1_epi8(static_cast<char>(byte)));
+    const __m256i bit = _mm256_set1_epi32(static_cast<int>(0x08040201u << shift));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, idx), bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+  }
+  static void chunk(const uint8_t* g, int h, int i, __m256i& lo, __m256i& hi) {
+    const __m256i v = load32(g + 96 + (i * 16 + 8 * h) * 4);
+    const __m256i qh = load32(g + 32 + 32 * h);  // the half's 8 rows' qh, 4 bytes each, position order
+    lo = _mm256_or_si256(nib_lo(v), fifth(qh, i / 2, 4 * (i % 2)));
+    hi = _mm256_or_si256(nib_hi(v), fifth(qh, 2 + i / 2, 4 * (i % 2)));
+  }
+};
+struct Q8_0Fmt {
+  using Act = block_q8_0;
+  static constexpr int kBytes = 544, kZero = 0;
+  static constexpr bool kSigned = true, kMin = false;
+  static void chunk(const uint8_t* g, int h, int i, __m256i& lo, __m256i& hi) {
+    lo = load32(g + 32 + (i * 16 + 8 * h) * 4);
+    hi = load32(g + 32 + ((i + 4) * 16 + 8 * h) * 4);
+  }
+};
+
+template <class F, int C>
+inline void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[2][C];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < C; ++j) acc[h][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, g += F::kBytes) {
+    const typename F::Act* A[C];
+    __m256i off[C];
+    for (int j = 0; j < C; ++j) {
+      A[j] = reinterpret_cast<const typename F::Act*>(a + static_cast<size_t>(j) * as) + b;
+      if constexpr (F::kZero != 0) off[j] = _mm256_mullo_epi32(sum_all(load32(reinterpret_cast<const uint8_t*>(A[j]->qs))),
+                                                               _mm256_set1_epi32(F::kZero));
+    }
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+      __m256i s[C];
+      for (int j = 0; j < C; ++j) s[j] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        __m256i lo, hi;
+        F::chunk(g, h, i, lo, hi);
+        if constexpr (F::kSigned) {
+          const __m256i lu = _mm256_abs_epi8(lo), hu = _mm256_abs_epi8(hi);
+          for (int j = 0; j < C; ++j) {
+            const __m256i pl = _mm256_maddubs_epi16(lu, _mm256_sign_epi8(bcast4(A[j]->qs + 4 * i), lo));
+            const __m256i ph = _mm256_maddubs_epi16(hu, _mm256_sign_epi8(bcast4(A[j]->qs + 16 + 4 * i), hi));
+            s[j] = _mm256_add_epi32(s[j], _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones)));
+          }
+        } else {
+          for (int j = 0; j < C; ++j) {
+            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(A[j]->qs + 4 * i)),
+                                               _mm256_maddubs_epi16(hi, bcast4(A[j]->qs + 16 + 4 * i)));
+            s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(p, ones));
+          }
+        }
+      }
+      const __m256 d = f16x8(g + 16 * h);
+      for (int j = 0; j < C; ++j) {
+        __m256i isum = s[j];
+        if constexpr (F::kZero != 0) isum = _mm256_sub_epi32(isum, off[j]);
+        acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(Ops::f16(A[j]->d))), acc[h][j]);
+        if constexpr (F::kMin) acc[h][j] = _mm256_fmadd_ps(f16x8(g + 32 + 16 * h), _mm256_set1_ps(Ops::f16(A[j]->s)), acc[h][j]);
+      }
+    }
+  }
+  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[0][j], acc[1][j]);
+}
+
 }  // namespace x16
 
 #include "kernels/simd/gemv_x16_table.h"
@@ -379,7 +476,27 @@ namespace x16 {
 template <int C> struct Q4_0Cols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q4_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q6_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
+template <class F>
+struct LegacyCols {
+  template <int C> struct Of { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { legacy_cols<F, C>(nb, g, a, as, o, ldo); } };
+};
+// kernel_table.h's GemvX16Fn through the 16 x 1 tile.
+template <class F>
+void legacy_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+  for (int64_t i = 0; i < n_groups; ++i) legacy_cols<F, 1>(k / 32, w + static_cast<size_t>(i) * group_bytes, a, 0, out + 16 * i, 0);
+}
 }  // namespace x16
+
+// q4_1, q5_0, q8_0 on the 32-byte path (AVX2; the AVX-512 path has its VNNI kernels for them).
+constexpr KernelTable with_x16_legacy(KernelTable t) {
+  t.set_gemv_x16(GgmlType::Q4_1, x16::legacy_groups<x16::Q4_1Fmt>);
+  t.set_gemv_x16(GgmlType::Q5_0, x16::legacy_groups<x16::Q5_0Fmt>);
+  t.set_gemv_x16(GgmlType::Q8_0, x16::legacy_groups<x16::Q8_0Fmt>);
+  t.set_gemm_x16(GgmlType::Q4_1, x16::group_cols<block_q8_1, 32, x16::LegacyCols<x16::Q4_1Fmt>::Of>);
+  t.set_gemm_x16(GgmlType::Q5_0, x16::group_cols<block_q8_0, 32, x16::LegacyCols<x16::Q5_0Fmt>::Of>);
+  t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16::LegacyCols<x16::Q8_0Fmt>::Of>);
+  return t;
+}
 
 constexpr KernelTable with_x16_gemm(KernelTable t) {
   t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16::Q4_0Cols>);
