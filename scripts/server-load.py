@@ -4,11 +4,14 @@
 Usage: server-load.py --url http://127.0.0.1:8080 [--clients 16] [--requests 8] [--max-tokens 64] [--pid PID]
                       [--seconds S] [--json OUT]
 
-First every prompt once from a single client (the reference outputs, greedy), then --clients threads each send
---requests streaming requests (temperature 0; with --seconds, they go on until that much time has passed).
+First every prompt once from a single client (the reference outputs, greedy), then a concurrent warm-up (every
+client sends one request at once: the server reaches its concurrent working set, its batch buffers and the
+KV blocks of --clients sequences, before memory is first read), then --clients threads each send --requests
+streaming requests (temperature 0; with --seconds, they go on until that much time has passed).
 Reports: requests completed / failed (by HTTP status), aggregate generated tokens per second over the loaded
 phase, how many outputs differ from the single-client output of the same prompt, and the server's RSS (from
-/proc/PID/status) after the warm-up and at the end. Standard library only.
+/proc/PID/status) after the warm-up, every 10 s of the loaded phase (rss_samples) and at the end. Standard
+library only.
 """
 import argparse
 import http.client
@@ -92,7 +95,19 @@ def main():
         if st != 200:
             raise SystemExit(f"single-client request failed with HTTP {st}")
         reference[p] = text
+    warm = [threading.Thread(target=stream, args=(a.url, prompts[c % len(prompts)], a.max_tokens, a.key))
+            for c in range(a.clients)]
+    for t in warm:
+        t.start()
+    for t in warm:
+        t.join()
     rss_warm = rss(a.pid)
+    samples = []
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.wait(10):
+            samples.append(rss(a.pid))
 
     lock = threading.Lock()
     results = []
@@ -112,12 +127,16 @@ def main():
             i += 1
 
     t0 = time.time()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     threads = [threading.Thread(target=client, args=(c,)) for c in range(a.clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.time() - t0
+    sampling.set()
+    sampler.join()
     rss_end = rss(a.pid)
 
     ok = [r for r in results if r[1] == 200]
@@ -128,7 +147,7 @@ def main():
     differ = sum(1 for r in ok if r[2] != reference[r[0]])
     out = {"requests": len(results), "completed": len(ok), "statuses": statuses, "tokens": tokens, "seconds": wall,
            "tokens_per_second": tokens / wall if wall > 0 else 0, "differ_from_single_client": differ,
-           "rss_after_warmup": rss_warm, "rss_end": rss_end,
+           "rss_after_warmup": rss_warm, "rss_samples": samples, "rss_end": rss_end,
            "rss_change": (rss_end - rss_warm) / rss_warm if rss_warm else 0}
     print(json.dumps(out))
     if a.json:
