@@ -50,7 +50,11 @@ Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
     mo.n_threads = o.n_threads > 0 ? o.n_threads : 1;
     if (o.device) {
       auto dp = plan_for_device(*pm, mo, *o.device);
-      if (!dp) return dp.error().with_context("candidate " + c.id);
+      if (!dp) {  // e.g. a KV type the model's head size cannot hold
+        f.refused = dp.error().message();
+        out.push_back(std::move(f));
+        continue;
+      }
       f.weights_bytes = dp->memory.weights_bytes;
       f.kv_bytes = dp->memory.kv_bytes;
       f.peak_rss_bytes = dp->memory.peak_rss_bytes;
@@ -58,7 +62,11 @@ Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
       f.prefill_tps = dp->speed.prefill_tps;
     } else {
       auto mp = plan_memory(*pm, mo);
-      if (!mp) return mp.error().with_context("candidate " + c.id);
+      if (!mp) {
+        f.refused = mp.error().message();
+        out.push_back(std::move(f));
+        continue;
+      }
       f.weights_bytes = mp->weights_bytes;
       f.kv_bytes = mp->kv_bytes;
       f.peak_rss_bytes = mp->peak_rss_bytes;

@@ -21,7 +21,8 @@ struct CandidateFit {
   uint64_t peak_rss_bytes = 0;
   std::optional<double> decode_tps, prefill_tps;  // with a device profile
   bool fits = false;
-  std::string refused;  // the quantizer cannot write it (e.g. a rule's type does not divide a tensor's rows): why
+  std::string refused;  // the quantizer cannot write it (a rule's type does not divide a tensor's rows) or the runtime
+                        // cannot run it (a KV type the head size cannot hold): why
 };
 
 struct FitOptions {

@@ -73,7 +73,7 @@ std::string tune_report_html(const TuneOutcome& o) {
        "</title>\n<style>body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;max-width:1200px;color:#222}"
        "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
        "th{background:#f2f2f2}td.l{text-align:left}tr.pick{background:#fde8e8;font-weight:bold}tr.out{color:#999}"
-       "code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;overflow-x:auto}.plots svg{max-width:100%;height:auto}"
+       "code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;white-space:pre-wrap;word-break:break-all}.plots svg{max-width:100%;height:auto}"
        "</style></head><body>\n";
   h += "<h1>pocketlm tune</h1>\n<p>Base <code>" + esc(o.base) + "</code>; budget " +
        esc(human_bytes(static_cast<double>(o.budget_bytes))) + (o.device.empty() ? "" : " (device " + esc(o.device) + ")") +

@@ -50,7 +50,8 @@ Expected<std::map<std::string, json>> read_results_lines(const std::string& path
     if (line.empty()) continue;
     try {
       json j = json::parse(line);
-      out[j.at("candidate").get<std::string>() + "/" + std::to_string(j.at("stage").get<int>())] = std::move(j);
+      const std::string key = j.at("candidate").get<std::string>() + "/" + std::to_string(j.at("stage").get<int>());
+      out[key] = std::move(j);
     } catch (const json::exception& e) {
       return Error(path + ":" + std::to_string(n) + ": not a tune result line: " + e.what());
     }
@@ -273,6 +274,9 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
       return Error(req.dir + " holds a tune with another configuration ('" + diff +
                    "' differs): restart it with the same flags, or give another output directory");
     note("tune: resuming the tune in " + req.dir);
+    // Writes a kill interrupted leave their temporary files (util/atomic_file.h): no job runs yet, remove them.
+    for (const auto& e : fs::recursive_directory_iterator(req.dir, ec))
+      if (e.is_regular_file(ec) && e.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
   } else {
     PLM_CHECK(write_text_atomic(req.dir + "/tune.json", tune_config_json(cfg)));
   }
@@ -409,6 +413,17 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     for (size_t v : alive)
       if (v != pick && std::fabs(res[v].score.mean - p.score.mean) <= 1e-9) ++tied;
     if (tied) out.pick_why += "; tied with " + std::to_string(tied) + " other(s), the smallest file wins";
+    // A smaller finalist the data cannot tell apart from the pick: worth knowing before shipping the larger file.
+    const TuneCandidateResult* smaller = nullptr;
+    for (size_t v : alive)
+      if (v != pick && res[v].file_bytes < p.file_bytes && res[v].vs_leader.hi >= 0 &&
+          (!smaller || res[v].file_bytes < smaller->file_bytes))
+        smaller = &res[v];
+    if (smaller)
+      out.pick_why += "; note: " + smaller->fit.candidate.id + " is " +
+                      fmt(100.0 * (1.0 - static_cast<double>(smaller->file_bytes) / static_cast<double>(p.file_bytes)), 0) +
+                      " % smaller and not worse with confidence (difference to the leader " + fmt(smaller->vs_leader.mean) +
+                      " [" + fmt(smaller->vs_leader.lo) + ", " + fmt(smaller->vs_leader.hi) + "])";
     res[pick].decision = "pick (" + res[pick].decision + ")";
   }
   for (size_t v = 0; v < res.size(); ++v) {

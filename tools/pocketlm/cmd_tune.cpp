@@ -205,7 +205,7 @@ void add_tune_command(CLI::App& root) {
   app->add_option("--kld-text", f->kld_text, "text for each candidate's KL divergence from the base")->check(CLI::ExistingFile);
   app->add_option("--kld-chunks", f->kld_chunks, "chunks of --kld-ctx tokens for the KLD")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app->add_option("--kld-ctx", f->kld_ctx, "tokens per KLD chunk")->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
-  app->add_option("-o,--output", f->output, "tune directory (resumed when it holds this tune)")->required();
+  app->add_option("-o,--output", f->output, "tune directory (resumed when it holds this tune); required");
   app->add_option("-t,--threads", f->threads, "threads per job (default: physical cores / workers)")->check(CLI::Range(1, 1024));
   app->add_option("--workers", f->workers, "candidate evaluations at once, as child processes")->capture_default_str()->check(CLI::Range(1, 256));
   app->add_option("--ray", f->ray, "run candidate evaluations as Ray tasks: a cluster address or 'auto' (python/pocketlm_tune_ray.py)");
@@ -228,8 +228,8 @@ void add_tune_command(CLI::App& root) {
   });
   app->callback([f, app] {
     if (app->got_subcommand("job")) return;
-    if (f->model.empty()) {
-      std::fprintf(stderr, "error: tune needs -m BASE.gguf\n");
+    if (f->model.empty() || f->output.empty()) {
+      std::fprintf(stderr, "error: tune needs -m BASE.gguf and -o DIR\n");
       throw CLI::RuntimeError(1);
     }
     f->raw_args.clear();
