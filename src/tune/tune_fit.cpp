@@ -18,27 +18,25 @@ Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
                                                     const FitOptions& o) {
   const uint64_t budget = o.budget_bytes > 0 ? o.budget_bytes : (o.device ? o.device->budget_bytes() : 0);
   if (budget == 0) return Error("no memory budget: give a device or a budget in bytes").about("budget");
+  PLM_TRY(GgufFile base, GgufFile::open(base_path));
   const Imatrix no_entries;  // a recipe's plan depends on whether an importance matrix is used, not on its values
   std::vector<CandidateFit> out;
   for (const TuneCandidate& c : cands) {
     QuantizeOptions q;
-    q.target = c.target;
     q.progress = false;
-    if (c.hot_f16) q.token_embedding_type = q.output_tensor_type = GgmlType::F16;
-    for (size_t i = 0; i < c.rules.size(); ++i) {
-      PLM_TRY(QuantizeRule r, make_quantize_rule(c.rules[i].first, c.rules[i].second,
-                                                 "rule set '" + c.rule_set + "': rule " + std::to_string(i + 1)));
-      q.rules.push_back(std::move(r));
+    CandidateFit f;
+    f.candidate = c;
+    if (auto st = tune_quantize_options(c, base, q); !st) {
+      f.refused = st.error().message();
+      out.push_back(std::move(f));
+      continue;
     }
     PLM_TRY(QuantMethod m, parse_quant_method(c.method));
     if (m != QuantMethod::Rtn) q.imatrix = &no_entries;
     PlanRecipe recipe;
     recipe.options = &q;
-    CandidateFit f;
-    f.candidate = c;
     auto pm = plan_model_from_gguf(base_path, recipe);
     if (!pm) {
-      if (out.empty() && !GgufFile::open(base_path).ok()) return pm.error();
       f.refused = pm.error().message();
       out.push_back(std::move(f));
       continue;

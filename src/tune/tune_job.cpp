@@ -1,12 +1,18 @@
 // One candidate at one stage: quantize (once), score the stage's new examples, KLD (once), record.
 #include "tune/tune_job.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 #include <sstream>
 
 #include "eval/perplexity_run.h"
@@ -61,6 +67,34 @@ const TuneCandidate* find_candidate(const TuneConfig& cfg, const std::string& id
 
 int n_threads_or_cores(int n) { return n > 0 ? n : physical_cores(); }
 
+// An exclusive lock on PATH (created), held until destruction: one process at a time works on a candidate (a
+// retried Ray task while the first attempt's process is still alive, two KV variants quantizing one file).
+class FileLock {
+ public:
+  static Expected<FileLock> take(const std::string& path) {
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Error(path + ": cannot create the lock file");
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        ::close(fd);
+        return Error(path + ": cannot lock");
+      }
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 // The calibration sequences of cfg.calib (llama-imatrix's chunking).
 Expected<std::vector<std::vector<int32_t>>> calib_sequences(const Model& model, const TuneConfig& cfg) {
   PLM_TRY(std::string text, read_whole(cfg.calib));
@@ -96,18 +130,14 @@ Expected<double> quantize_candidate(const std::string& dir, const TuneConfig& cf
                                     const TuneJobEvents& ev) {
   const std::string out = tune_model_path(dir, c);
   if (fs::exists(out)) return 0.0;
+  PLM_TRY(FileLock lock, FileLock::take(dir + "/models/" + c.file_id + ".lock"));
+  if (fs::exists(out)) return 0.0;  // written while we waited
   const double t0 = now_seconds();
   PLM_TRY(GgufFile in, GgufFile::open(cfg.base));
   QuantizeOptions o;
-  o.target = c.target;
   o.n_threads = n_threads;
   o.progress = false;
-  if (c.hot_f16) o.token_embedding_type = o.output_tensor_type = GgmlType::F16;
-  for (size_t i = 0; i < c.rules.size(); ++i) {
-    PLM_TRY(QuantizeRule r, make_quantize_rule(c.rules[i].first, c.rules[i].second,
-                                               "rule set '" + c.rule_set + "': rule " + std::to_string(i + 1)));
-    o.rules.push_back(std::move(r));
-  }
+  PLM_CHECK(tune_quantize_options(c, in, o));
   PLM_TRY(QuantMethod m, parse_quant_method(c.method));
   std::optional<CalibStats> stats;
   if (method_needs_calibration(m, false)) {
@@ -291,6 +321,8 @@ Expected<TuneJobRecord> run_tune_job(const std::string& dir, const TuneConfig& c
                  std::to_string(cfg.stage_examples.size() - 1) + ")");
   const std::string job_path = tune_job_path(dir, *c, stage);
   if (fs::exists(job_path)) return read_tune_job_record(job_path);
+  PLM_TRY(FileLock lock, FileLock::take(dir + "/jobs/" + c->id + ".lock"));
+  if (fs::exists(job_path)) return read_tune_job_record(job_path);  // done while we waited
 
   TuneJobRecord rec;
   rec.candidate = id;

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <fstream>
 #include <regex>
@@ -13,7 +14,9 @@
 
 #include "formats/kv_types.h"
 #include "formats/quantize.h"
+#include "gguf/reader.h"
 #include "quant/methods/method.h"
+#include "quant/quantize_model.h"
 #include "quant/recipe.h"
 
 namespace pocketlm {
@@ -213,6 +216,42 @@ Expected<TuneSpace> read_tune_space(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_tune_space(ss.str(), path);
+}
+
+Status tune_quantize_options(const TuneCandidate& c, const GgufFile& base, QuantizeOptions& o) {
+  o.target = c.target;
+  o.pure = false;
+  if (c.hot_f16) o.token_embedding_type = o.output_tensor_type = GgmlType::F16;
+  const std::vector<RecipeTensor> tensors = recipe_tensors(base);
+  for (size_t i = 0; i < c.rules.size(); ++i) {
+    const auto& [pattern, type_name] = c.rules[i];
+    const std::string where = "rule set '" + c.rule_set + "': rule " + std::to_string(i + 1);
+    PLM_TRY(QuantizeRule rule, make_quantize_rule(pattern, type_name, where));
+    // The tensors this rule decides (the first matching rule wins) and whether its type divides their rows.
+    bool all_fit = true;
+    for (const RecipeTensor& t : tensors) {
+      if (!recipe_allows_quantization(t) || !std::regex_search(t.name, rule.re)) continue;
+      const int64_t width = t.ne.empty() ? 1 : t.ne[0];
+      all_fit = all_fit && recipe_fallback_type(rule.type, width) == rule.type;
+    }
+    if (all_fit) {
+      o.rules.push_back(std::move(rule));
+      continue;
+    }
+    for (const RecipeTensor& t : tensors) {
+      if (!recipe_allows_quantization(t) || !std::regex_search(t.name, rule.re)) continue;
+      std::string exact = "^";
+      for (char ch : t.name) {
+        if (std::strchr(".^$|()[]{}*+?\\", ch)) exact += '\\';
+        exact += ch;
+      }
+      exact += "$";
+      const GgmlType fb = recipe_fallback_type(rule.type, t.ne.empty() ? 1 : t.ne[0]);
+      PLM_TRY(QuantizeRule r, make_quantize_rule(exact, std::string(type_traits(fb).name), where + " (" + t.name + ")"));
+      o.rules.push_back(std::move(r));
+    }
+  }
+  return Status::Ok();
 }
 
 Expected<std::vector<TuneCandidate>> expand_tune_space(const TuneSpace& space) {

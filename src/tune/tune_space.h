@@ -72,4 +72,12 @@ GgmlType type_steps_up(GgmlType t, int steps);
 // The base type of a recipe or single type name ("Q4_K_M" -> q4_K, "q5_0" -> q5_0).
 Expected<GgmlType> target_base_type(const std::string& target);
 
+class GgufFile;
+struct QuantizeOptions;
+// The quantizer's options for a candidate on `base` (target, hot f16 embedding / head, rules; not the method). A
+// rule whose type does not divide a matching tensor's rows falls back for that tensor as the recipes do
+// (recipe_fallback_type: q5_K on rows of 576 -> q5_1, ...), instead of the quantizer's error for such a rule:
+// the step "+1" must mean something on every model.
+Status tune_quantize_options(const TuneCandidate& c, const GgufFile& base, QuantizeOptions& o);
+
 }  // namespace pocketlm

@@ -61,7 +61,7 @@ TEST_F(TuneCli, PicksTheBestThatFitsAndWritesEveryOutput) {
   const fs::path out = dir_ / "t";
   auto r = test::run_cli(args(out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("tune: stage 1/3: 10 candidates left"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tune: stage 1/3: 12 candidates left"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ETA"), std::string::npos);
   const json p = pareto(out);
   const std::string pick = p.at("pick");

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "test_paths.h"
+#include "gguf/reader.h"
+#include "quant/quantize_model.h"
 #include "tune/tune_fit.h"
 #include "tune/tune_space.h"
 
@@ -145,6 +147,40 @@ TEST(TuneFit, BudgetLeavesOutWhatDoesNotFitAndSaysWhatTheSmallestNeeds) {
   const std::string msg = nothing_fits_message(*none, o);
   EXPECT_NE(msg.find("no candidate fits the budget"), std::string::npos) << msg;
   EXPECT_NE(msg.find("the smallest candidate, q4_0.rtn.kv-f16, needs"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace pocketlm
+
+namespace pocketlm {
+namespace {
+
+TEST(TuneSpace, RuleTypesFallBackPerTensorAsRecipesDo) {
+  if (!std::filesystem::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing";
+  auto base = GgufFile::open(test::stories_path().string());
+  ASSERT_TRUE(base.ok());
+  TuneCandidate c;
+  c.target = "Q4_K_M";
+  c.rule_set = "x";
+  // stories260K's attention rows are 64 wide: q5_K (blocks of 256) falls back to q5_1 on each; q8_0 fits as it is.
+  c.rules = {{"attn_q\\.weight$", "q5_K"}, {"attn_k\\.weight$", "q8_0"}};
+  QuantizeOptions o;
+  ASSERT_TRUE(tune_quantize_options(c, *base, o).ok());
+  ASSERT_EQ(o.rules.size(), 5u + 1u);  // one exact-name rule per layer's attn_q, then the q8_0 rule unchanged
+  EXPECT_EQ(o.rules[0].pattern, "^blk\\.0\\.attn_q\\.weight$");
+  EXPECT_EQ(o.rules[0].type, GgmlType::Q5_1);
+  EXPECT_EQ(o.rules[5].pattern, "attn_k\\.weight$");
+  EXPECT_EQ(o.rules[5].type, GgmlType::Q8_0);
+  auto plan = plan_quantization(*base, o);
+  ASSERT_TRUE(plan.ok()) << plan.error().message();
+  for (const auto& t : plan->tensors) {
+    if (t.name.find("attn_q.weight") != std::string::npos) {
+      EXPECT_EQ(t.type, GgmlType::Q5_1) << t.name;
+    }
+    if (t.name.find("attn_k.weight") != std::string::npos) {
+      EXPECT_EQ(t.type, GgmlType::Q8_0) << t.name;
+    }
+  }
 }
 
 }  // namespace
