@@ -259,7 +259,7 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   std::set<std::string> labels;
   for (const auto& ex : examples) labels.insert(ex.task);
   const int64_t min_examples =
-      req.min_stage_examples > 0 ? req.min_stage_examples : std::max<int64_t>(4, 2 * static_cast<int64_t>(labels.size()));
+      req.min_stage_examples > 0 ? req.min_stage_examples : std::max<int64_t>(10, 2 * static_cast<int64_t>(labels.size()));
   cfg.stage_examples = stage_sizes(static_cast<int64_t>(examples.size()), fitting.size(), min_examples);
   out.stage_examples = cfg.stage_examples;
 

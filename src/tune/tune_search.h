@@ -44,7 +44,8 @@ struct TuneRequest {
   TuneConfig config;          // base, tasks, limit, n_ctx, kld, calib (candidates and stages are filled in)
   FitOptions fit;
   int n_threads = 0;          // per job
-  int64_t min_stage_examples = 0;  // 0: twice the number of task labels, at least 4
+  int64_t min_stage_examples = 0;  // 0: twice the number of task labels, at least 10 (a bootstrap over fewer
+                                   // examples is too sure of itself)
   int resamples = kDefaultBootstrapResamples;
   uint64_t seed = kDefaultBootstrapSeed;
   std::string command;        // the command line, for the report's reproduce section

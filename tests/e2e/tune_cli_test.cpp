@@ -49,7 +49,7 @@ class TuneCli : public ::testing::Test {
             (tasks_ / "translate-en-fr.dev.jsonl").string() + "," + (tasks_ / "translate-en-de.dev.jsonl").string(),
             "--limit", limit, "--budget", budget, "-c", "128", "--space", space_, "--kld-text",
             (test::shared_dir() / "testdata/text/tinystories-val.dev.txt").string(), "--kld-ctx", "64", "--kld-chunks", "2",
-            "-o", out, "-t", "1"};
+            "-o", out, "-t", "1", "--min-stage-examples", "4"};
   }
   // pareto.json without what depends on timing (nothing does) or on the directory (nothing does).
   json pareto(const fs::path& out) { return json::parse(slurp(out / "pareto.json")); }

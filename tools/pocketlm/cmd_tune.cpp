@@ -210,7 +210,7 @@ void add_tune_command(CLI::App& root) {
   app->add_option("--workers", f->workers, "candidate evaluations at once, as child processes")->capture_default_str()->check(CLI::Range(1, 256));
   app->add_option("--ray", f->ray, "run candidate evaluations as Ray tasks: a cluster address or 'auto' (python/pocketlm_tune_ray.py)");
   app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")->check(CLI::Range(1, 1 << 16));
-  app->add_option("--min-stage-examples", f->min_stage, "examples in the first stage at least (default: 2 per task, at least 4)")->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app->add_option("--min-stage-examples", f->min_stage, "examples in the first stage at least (default: 2 per task, at least 10)")->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   app->add_option("--resamples", f->resamples, "bootstrap resamples")->capture_default_str()->check(CLI::Range(100, 1000000));
   app->add_option("--seed", f->seed, "bootstrap seed")->capture_default_str();
   app->footer("example:\n  pocketlm tune -m model-f32.gguf --tasks summarize.dev.jsonl,commit-message.dev.jsonl --limit 40 \\\n"
