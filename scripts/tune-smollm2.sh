@@ -84,7 +84,7 @@ echo "pick $PICK: peak RSS $((rss_kb / 1024)) MiB at -c $CTX (KV $PICK_KV); budg
 # 4. Held-back examples: after the first LIMIT of each file.
 mkdir -p "$W/heldout"
 for f in summarize commit-message; do
-  tail -n +$((LIMIT + 1)) "$DATA/tasks/$f.dev.jsonl" | head -n "$HELD" > "$W/heldout/$f.jsonl"
+  sed -n "$((LIMIT + 1)),$((LIMIT + HELD))p" "$DATA/tasks/$f.dev.jsonl" > "$W/heldout/$f.jsonl"
 done
 HTASKS="$W/heldout/summarize.jsonl,$W/heldout/commit-message.jsonl"
 for r in Q4_K_M Q4_0; do  # RTN of the same base (the tune's own file when it made one)

@@ -35,6 +35,31 @@ Status write_text_atomic(const std::string& path, const std::string& text) {
   return f.commit();
 }
 
+// `dst` becomes a copy of `src` atomically: a hard link (candidate files are never rewritten), else the bytes
+// through an AtomicFile (fsync'd, renamed into place).
+Status publish_copy(const std::string& src, const std::string& dst) {
+  std::error_code ec;
+  const std::string tmp = AtomicFile::temp_path_for(dst);
+  fs::remove(tmp, ec);
+  fs::create_hard_link(src, tmp, ec);
+  if (!ec) {
+    fs::rename(tmp, dst, ec);
+    if (!ec) return Status::Ok();
+    fs::remove(tmp, ec);
+  }
+  std::ifstream in(src, std::ios::binary);
+  if (!in) return Error(src + ": cannot read");
+  PLM_TRY(AtomicFile f, AtomicFile::create(dst));
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = in.gcount();
+    if (n > 0) PLM_CHECK(f.write(buf.data(), static_cast<size_t>(n)));
+  }
+  if (in.bad()) return Error(src + ": read error");
+  return f.commit();
+}
+
 json interval_json(const Interval& i) { return {{"mean", i.mean}, {"lo", i.lo}, {"hi", i.hi}}; }
 
 // results.jsonl: the lines already there, by "candidate/stage". A torn last line (a kill while the file was
@@ -480,15 +505,7 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
 
   // 7. The outputs.
   const std::string pick_path = req.dir + "/pick.gguf";
-  {
-    const std::string src = tune_model_path(req.dir, fitting[pick].candidate);
-    const std::string tmp = AtomicFile::temp_path_for(pick_path);
-    fs::remove(tmp, ec);
-    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing, ec);
-    if (ec) return Error(pick_path + ": cannot copy " + src + ": " + ec.message());
-    fs::rename(tmp, pick_path, ec);
-    if (ec) return Error(pick_path + ": cannot write: " + ec.message());
-  }
+  PLM_CHECK(publish_copy(tune_model_path(req.dir, fitting[pick].candidate), pick_path));
   PLM_CHECK(write_text_atomic(req.dir + "/pareto.json", pareto_json(out)));
   PLM_CHECK(write_text_atomic(req.dir + "/report.html", tune_report_html(out)));
   return out;

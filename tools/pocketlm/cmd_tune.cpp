@@ -101,16 +101,18 @@ int tune(const TuneFlags& f) {
     req.fit.device = *d;
   }
   req.fit.n_threads = f.threads > 0 ? f.threads : physical_cores();
+  // Absolute paths: jobs may run elsewhere (a Ray worker's directory is not ours).
+  auto abs = [](const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); };
   TuneConfig& c = req.config;
-  c.base = f.model;
-  c.tasks = f.tasks;
+  c.base = abs(f.model);
+  for (const auto& t : f.tasks) c.tasks.push_back(abs(t));
   c.limit = f.limit;
   c.n_ctx = f.n_ctx;
   c.max_tokens = f.max_tokens;
-  c.kld_text = f.kld_text;
+  c.kld_text = abs(f.kld_text);
   c.kld_chunks = f.kld_chunks;
   c.kld_ctx = f.kld_ctx;
-  c.calib = f.calib;
+  c.calib = abs(f.calib);
   c.calib_tokens = f.calib_tokens;
   c.calib_ctx = f.calib_ctx;
 
