@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +17,7 @@
 #include <thread>
 
 #include "e2e/cli_runner.h"
+#include "e2e/peak_rss.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -237,6 +240,50 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   r = test::run_cli(other);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("holds a tune with another configuration ('limit' differs)"), std::string::npos) << r.err;
+}
+
+// SmolLM2 (base: the release dequantized to F32) with a small space and a budget Q8_0 does not fit: the pick's
+// measured peak RSS at the tune's context (a prompt that fills it) is within the budget. Slow (a minute or two):
+// POCKETLM_SLOW_TESTS=1. scripts/tune-smollm2.sh is the full demonstration.
+TEST(TuneSmolLM2Slow, PickRunsWithinTheBudgetAtTheContext) {
+  if (!std::getenv("POCKETLM_SLOW_TESTS")) GTEST_SKIP() << "slow: set POCKETLM_SLOW_TESTS=1";
+  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "sanitizers' shadow memory skews RSS";
+  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << "run scripts/fetch-models.sh";
+  if (!fs::exists("/usr/bin/time")) GTEST_SKIP() << "GNU time missing (scripts/install-deps.sh)";
+  const fs::path dir = fs::temp_directory_path() / ("tune_smollm2_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string base = (dir / "base-f32.gguf").string(), space = (dir / "space.yaml").string();
+  auto q = test::run_cli({"quantize", test::smollm2_path().string(), base, "f32", "-q"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  std::ofstream(space) << "targets: [Q8_0, Q4_0]\nmethods: [rtn]\nkv_types: [f16]\nrules: []\n";
+  const fs::path tasks = test::shared_dir() / "testdata/tasks";
+  const std::string budget = "220M";  // Q8_0 needs ~235 MiB at -c 2048, Q4_0 ~185 MiB (docs/tune.md)
+  auto r = test::run_cli({"tune", "-m", base, "--tasks",
+                          (tasks / "summarize.dev.jsonl").string() + "," + (tasks / "commit-message.dev.jsonl").string(),
+                          "--limit", "1", "--min-stage-examples", "1", "--budget", budget, "-c", "2048", "--space", space,
+                          "-o", (dir / "tune").string(), "-t", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json p = json::parse(slurp(dir / "tune" / "pareto.json"));
+  EXPECT_EQ(p.at("pick"), "q4_0.rtn.kv-f16");
+  double predicted = 0;
+  for (const auto& c : p.at("candidates")) {
+    if (c.at("target") == "Q8_0") {
+      EXPECT_FALSE(c.at("fits").get<bool>());
+    }
+    if (c.at("id") == p.at("pick")) predicted = c.at("predicted_peak_rss_bytes").get<double>();
+  }
+  const fs::path prompt = dir / "prompt.txt";
+  const std::string pick = (dir / "tune" / "pick.gguf").string();
+  std::ofstream(prompt) << test::prompt_of_tokens(pick, 2048 - 4);
+  const uint64_t rss = test::peak_rss_of({test::cli_path().string(), "run", "-m", pick, "-c", "2048", "-t", "2", "-f",
+                                          prompt.string(), "-n", "4", "--ignore-eos", "--temp", "0", "--no-display-prompt"});
+  ASSERT_GT(rss, 0u);
+  std::printf("pick %s: measured peak RSS %.1f MiB at -c 2048, budget %s, predicted %.1f MiB\n", pick.c_str(),
+              static_cast<double>(rss) / 1048576.0, budget.c_str(),
+              predicted / 1048576.0);
+  EXPECT_LE(rss, uint64_t{220} << 20);
+  fs::remove_all(dir);
 }
 
 }  // namespace
