@@ -122,7 +122,7 @@ std::string tune_report_html(const TuneOutcome& o) {
   h += "<h2>Reproduce</h2>\n<pre>" + esc(o.command) + "\n";
   const auto& c = p.fit.candidate;
   std::string q = "pocketlm quantize " + o.base + " pick.gguf " + c.target;
-  if (c.method != "rtn") q += " --method " + c.method + " --calib CALIB.txt";
+  if (c.method != "rtn") q += " --method " + c.method + " --calib " + (o.calib.empty() ? "CALIB.txt" : o.calib);
   if (c.hot_f16) q += " --hot-fp16";
   if (!c.rules.empty()) q += " --rules " + (c.rule_set.empty() ? std::string("rules") : c.rule_set) + ".yaml";
   h += "# the pick alone:\n" + esc(q) + "\n";

@@ -234,6 +234,7 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   out.dir = req.dir;
   out.base = req.config.base;
   out.command = req.command;
+  out.calib = req.config.calib;
   out.n_ctx = req.config.n_ctx;
   out.budget_bytes = req.fit.budget_bytes > 0 ? req.fit.budget_bytes : (req.fit.device ? req.fit.device->budget_bytes() : 0);
   out.device = req.fit.device ? req.fit.device->name : "";

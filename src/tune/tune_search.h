@@ -82,7 +82,7 @@ struct TaskWinLoss {
   double pick_mean = 0, other_mean = 0;
 };
 struct TuneOutcome {
-  std::string dir, base, command;
+  std::string dir, base, command, calib;
   uint64_t budget_bytes = 0;
   std::string device;
   int64_t n_ctx = 0;

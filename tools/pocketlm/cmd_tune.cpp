@@ -234,15 +234,13 @@ void add_tune_command(CLI::App& root) {
       std::fprintf(stderr, "error: tune needs -m BASE.gguf and -o DIR\n");
       throw CLI::RuntimeError(1);
     }
-    f->raw_args.clear();
-    f->raw_args.push_back("pocketlm tune");
+    // The command as given (every option set, in definition order), for the report's reproduce section.
+    f->raw_args = {"pocketlm tune"};
     for (const auto* o : app->get_options()) {
       if (o->count() == 0 || o->get_name() == "--help") continue;
       std::string v;
       for (const auto& r : o->results()) v += (v.empty() ? "" : ",") + r;
-      const std::string name = o->get_name().substr(0, o->get_name().find(','));
-      f->raw_args.push_back(o->get_lnames().empty() ? "-" + o->get_snames().front() + " " + v : "--" + o->get_lnames().front() + " " + v);
-      (void)name;
+      f->raw_args.push_back((o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front()) + " " + v);
     }
     const int rc = tune(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
