@@ -7,16 +7,30 @@
 # The build is made once per machine: .peer is a link to a cache folder keyed by the version and the CPU
 # flags (POCKETLM_CACHE_DIR, default ~/.cache/pocketlm), so a clean clone (CI) reuses it instead of spending
 # ten minutes rebuilding the same llama.cpp. A .peer that is a real folder (older checkouts) is used as it is.
+#
+# The AVX2-only peer (the AVX2 table of docs/benchmarks.md: llama.cpp as it runs on a machine without
+# AVX-512), beside the first, with just what benchmarks need:
+#   POCKETLM_PEER_ISA=avx2 POCKETLM_PEER_DIR=.peer-avx2 scripts/build-peer.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PEER="$ROOT/.peer"
+PEER="${POCKETLM_PEER_DIR:-$ROOT/.peer}"
+PEER_ISA="${POCKETLM_PEER_ISA:-native}"
 NLC_VERSION=3.22.1
 TOOLS=(llama-completion llama-perplexity llama-quantize llama-imatrix llama-bench llama-tokenize llama-simple
        llama-speculative-simple llama-lookup llama-server)
+case "$PEER_ISA" in
+  native) ;;
+  avx2) TOOLS=(llama-completion llama-bench) ;;
+  *) echo "[build-peer] POCKETLM_PEER_ISA=$PEER_ISA: expected native or avx2" >&2; exit 2 ;;
+esac
 
 # CPU features: every SIMD extension this machine has, but never AMX. Some VMs report AMX without granting
 # programs the tile state, and llama.cpp's AMX kernels then die with SIGILL (llama-bench, llama-perplexity).
-has() { grep -qw "$1" /proc/cpuinfo; }
+# POCKETLM_PEER_ISA=avx2 turns every AVX-512 extension off.
+has() {
+  if [ "$PEER_ISA" = avx2 ] && [[ "$1" == avx512* ]]; then return 1; fi
+  grep -qw "$1" /proc/cpuinfo
+}
 onoff() { if has "$1"; then echo ON; else echo OFF; fi; }
 CPU_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
 if [ "$(uname -m)" = x86_64 ]; then
@@ -35,7 +49,7 @@ if [ ! -e "$PEER" ]; then
   STORE="$CACHE/peer-$NLC_VERSION-$(echo "${CPU_FLAGS[*]}" | sha256sum | cut -c1-12)"
   mkdir -p "$STORE"
   ln -s "$STORE" "$PEER"
-  echo "[build-peer] .peer -> $STORE"
+  echo "[build-peer] $PEER -> $STORE"
 fi
 PEER="$(readlink -f "$PEER")"  # one real path for cmake, whichever clone links to it
 if [ -x "$PEER/build/bin/llama-completion" ] && [ "$(cat "$PEER/build/.pocketlm-done" 2>/dev/null)" = "$STAMP" ]; then

@@ -116,9 +116,8 @@ Expected<PromptSequences> imatrix_prompt_sequences(const Tokenizer& tok, const s
   return out;
 }
 
-Status collect_imatrix(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
-                       bool all_logits, ImatrixCollector& collector, const std::function<void(int64_t)>& tokens_done) {
-  const ScopedMatmulObserver watch(collector);
+Status for_each_calibration_piece(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
+                                  const std::function<Status(std::span<const int32_t> tokens)>& piece) {
   const int64_t step = std::max<int64_t>(1, n_batch);
   for (const std::vector<int32_t>& seq : sequences) {
     session.reset();
@@ -126,14 +125,22 @@ Status collect_imatrix(Session& session, std::span<const std::vector<int32_t>> s
     const int64_t pieces = (n + step - 1) / step;
     for (int64_t i = 0; i < pieces; ++i) {
       const int64_t b = n * i / pieces, e = n * (i + 1) / pieces;
-      auto r = session.eval(std::span<const int32_t>(seq).subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)),
-                            all_logits);
-      if (!r) return r.error();
-      if (!collector.problem().empty()) return Error(collector.problem());
-      if (tokens_done) tokens_done(e - b);
+      PLM_CHECK(piece(std::span<const int32_t>(seq).subspan(static_cast<size_t>(b), static_cast<size_t>(e - b))));
     }
   }
   return Status::Ok();
+}
+
+Status collect_imatrix(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
+                       bool all_logits, ImatrixCollector& collector, const std::function<void(int64_t)>& tokens_done) {
+  const ScopedMatmulObserver watch(collector);
+  return for_each_calibration_piece(session, sequences, n_batch, [&](std::span<const int32_t> tokens) -> Status {
+    auto r = session.eval(tokens, all_logits);
+    if (!r) return r.error();
+    if (!collector.problem().empty()) return Error(collector.problem());
+    if (tokens_done) tokens_done(static_cast<int64_t>(tokens.size()));
+    return Status::Ok();
+  });
 }
 
 }  // namespace pocketlm

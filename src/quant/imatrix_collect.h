@@ -91,6 +91,12 @@ Expected<PromptSequences> imatrix_prompt_sequences(const Tokenizer& tok, const s
                                                    std::span<const CalibrationPrompt> prompts, int64_t n_ctx,
                                                    int64_t max_prompts, int64_t min_tokens);
 
+// The calibration pass both collectors (imatrix, calib_stats) share: each sequence from an empty cache, in
+// near-equal pieces of at most n_batch tokens (so no piece falls under a collector's minimum); `piece` gets
+// each piece's tokens and evaluates them; its error stops the pass.
+Status for_each_calibration_piece(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
+                                  const std::function<Status(std::span<const int32_t> tokens)>& piece);
+
 // Runs each sequence through `session` from an empty cache, in forward calls of at most n_batch tokens (a
 // sequence longer than n_batch is cut into near-equal pieces, so no piece falls under the collector's
 // minimum), with `collector` observing every product. all_logits is needed for output.weight to see every

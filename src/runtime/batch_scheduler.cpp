@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "runtime/speculative/draft_setup.h"
 #include "runtime/stop_matcher.h"
 #include "util/stats.h"
 
@@ -26,6 +27,7 @@ struct BatchScheduler::Slot {
   std::vector<TokenLogprob> prompt_lp;
   double t_start = 0, t_first = 0;
   size_t kv_promised = 0;      // KV bytes admission counted for the prompt, not yet taken
+  std::unique_ptr<SpeculativeDecoder> spec;  // with a draft: this request's rounds (none when it wants logprobs)
 };
 
 BatchScheduler::BatchScheduler(const Model& model, SchedulerOptions opts) : model_(model), opts_(std::move(opts)) {}
@@ -35,6 +37,10 @@ Expected<std::unique_ptr<BatchScheduler>> BatchScheduler::create(const Model& mo
   if (opts.prefill_chunk < 1) return Error("prefill chunk must be >= 1");
   opts.step_tokens = std::clamp<int64_t>(opts.step_tokens, opts.parallel, kMaxBatch);
   if (opts.parallel > kMaxBatch) return Error("--parallel exceeds the step's token limit");
+  if (opts.draft && opts.parallel != 1)
+    return Error("speculative decoding (a draft) needs --parallel 1: each sequence's draft is verified in a target pass of its "
+                 "own, which does not batch with other sequences (got --parallel " + std::to_string(opts.parallel) + ")");
+  if (opts.draft) PLM_CHECK(check_draft_params(opts.draft_params));
   std::unique_ptr<BatchScheduler> s(new BatchScheduler(model, std::move(opts)));
   SessionOptions so = s->opts_.session;
   const ModelConfig& c = model.config();
@@ -44,8 +50,13 @@ Expected<std::unique_ptr<BatchScheduler>> BatchScheduler::create(const Model& mo
   PLM_CHECK(s->layout_.validate());
   const size_t budget = so.kv_budget > 0 ? so.kv_budget
                                          : static_cast<size_t>(s->opts_.parallel) * kv_bytes_for_context(s->layout_, s->n_ctx_);
-  PLM_TRY(s->pool_, KvPool::create(s->layout_.block_bytes(), budget));
-  so.kv_pool = s->pool_;
+  if (so.kv_pool) {  // a pool made beside a draft's (make_draft_source), which the draft's cache may share
+    if (so.kv_pool->block_bytes() != s->layout_.block_bytes()) return Error("the given KV pool's blocks do not fit this model's cache");
+    s->pool_ = so.kv_pool;
+  } else {
+    PLM_TRY(s->pool_, KvPool::create(s->layout_.block_bytes(), budget));
+    so.kv_pool = s->pool_;
+  }
   if (!so.thread_pool) so.thread_pool = shared_thread_pool(so.n_threads);  // one pool for every slot
   for (int i = 0; i < s->opts_.parallel; ++i) {
     auto slot = std::make_unique<Slot>();
@@ -143,6 +154,11 @@ bool BatchScheduler::admit_locked() {
     s.t_start = now_seconds();
     s.t_first = 0;
     s.kv_promised = need;
+    s.spec.reset();
+    if (opts_.draft && s.p->req.top_logprobs < 0) {  // logprobs need the target's logits of every token: plain
+      opts_.draft->begin(s.sampler->seed());
+      s.spec = std::make_unique<SpeculativeDecoder>(*s.session, *opts_.draft, opts_.draft_params);
+    }
     promised += need;
     any = true;
   }
@@ -165,6 +181,7 @@ void BatchScheduler::finish(Slot& s, const SeqEvent& ev_in) {
     std::lock_guard<std::mutex> lk(mu_);
     if (ev.kind == SeqEvent::Kind::Failed) ++m_.requests_failed;
     else ++m_.requests_done;
+    if (ev.kind == SeqEvent::Kind::Done && ev.stop == StopReason::Callback) ++m_.requests_cancelled;
     --m_.active;
     m_.generated_tokens += s.generated;
     m_.prompt_tokens += ev.prompt_tokens;
@@ -220,7 +237,8 @@ void BatchScheduler::loop() {
 }
 
 void BatchScheduler::step() {
-  const Tokenizer& tok = model_.tokenizer();
+  // With a draft (one slot): a decoding sequence advances by a speculative round instead of one token.
+  if (opts_.draft && slots_[0]->p && slots_[0]->decoding && slots_[0]->spec) return speculative_round(*slots_[0]);
   std::vector<Slot*> order;
   std::vector<BatchItem> items;
   std::vector<int64_t> counts;
@@ -307,53 +325,94 @@ void BatchScheduler::step() {
       }
     }
     // Sample and emit one token, as the generate loop does.
-    const int32_t t = s.sampler->sample(last);
-    SeqEvent done;
-    done.kind = SeqEvent::Kind::Done;
-    bool end = false;
-    if (!r.ignore_eos && tok.is_eog(t)) {
-      done.stop = StopReason::EndOfGeneration;
+    emit(s, s.sampler->sample(last), last, s.session->n_past());
+  }
+}
+
+bool BatchScheduler::emit(Slot& s, int32_t t, std::span<const float> logits, int64_t n_past) {
+  const Tokenizer& tok = model_.tokenizer();
+  const SeqRequest& r = s.p->req;
+  SeqEvent done;
+  done.kind = SeqEvent::Kind::Done;
+  bool end = false;
+  TokenLogprob eog_lp;
+  if (!r.ignore_eos && tok.is_eog(t)) {
+    done.stop = StopReason::EndOfGeneration;
+    done.token = t;
+    if (r.top_logprobs >= 0 && !logits.empty()) {
+      eog_lp = token_logprob(logits, t, r.top_logprobs);
+      done.logprob = &eog_lp;
+    }
+    end = true;
+  } else {
+    s.sampler->accept(t);
+    ++s.generated;
+    const bool stopped = s.matcher->add(tok.token_to_piece(t));
+    SeqEvent ev;
+    ev.kind = SeqEvent::Kind::Token;
+    ev.token = t;
+    ev.text = s.matcher->release(stopped);
+    TokenLogprob lp;
+    if (r.top_logprobs >= 0 && !logits.empty()) {
+      lp = token_logprob(logits, t, r.top_logprobs);
+      ev.logprob = &lp;
+    }
+    if (!s.p->cb(ev)) {
+      done.stop = StopReason::Callback;
       end = true;
-    } else {
-      s.sampler->accept(t);
-      ++s.generated;
-      const bool stopped = s.matcher->add(tok.token_to_piece(t));
+    } else if (stopped) {
+      done.stop = StopReason::StopString;
+      end = true;
+    } else if (r.max_tokens >= 0 && s.generated >= r.max_tokens) {
+      done.stop = StopReason::MaxTokens;
+      end = true;
+    } else if (n_past >= s.session->n_ctx()) {
+      done.stop = StopReason::ContextFull;
+      end = true;
+    }
+    s.next = t;
+  }
+  if (!end) return false;
+  if (done.stop != StopReason::StopString && done.stop != StopReason::Callback) {
+    const std::string_view rest = s.matcher->release(/*all=*/true);
+    if (!rest.empty()) {
       SeqEvent ev;
       ev.kind = SeqEvent::Kind::Token;
-      ev.token = t;
-      ev.text = s.matcher->release(stopped);
-      TokenLogprob lp;
-      if (r.top_logprobs >= 0) {
-        lp = token_logprob(last, t, r.top_logprobs);
-        ev.logprob = &lp;
-      }
-      if (!s.p->cb(ev)) {
-        done.stop = StopReason::Callback;
-        end = true;
-      } else if (stopped) {
-        done.stop = StopReason::StopString;
-        end = true;
-      } else if (r.max_tokens >= 0 && s.generated >= r.max_tokens) {
-        done.stop = StopReason::MaxTokens;
-        end = true;
-      } else if (s.session->n_past() >= s.session->n_ctx()) {
-        done.stop = StopReason::ContextFull;
-        end = true;
-      }
-      s.next = t;
+      ev.text = rest;
+      s.p->cb(ev);
     }
-    if (!end) continue;
-    if (done.stop != StopReason::StopString && done.stop != StopReason::Callback) {
-      const std::string_view rest = s.matcher->release(/*all=*/true);
-      if (!rest.empty()) {
-        SeqEvent ev;
-        ev.kind = SeqEvent::Kind::Token;
-        ev.text = rest;
-        s.p->cb(ev);
-      }
-    }
-    finish(s, done);
   }
+  finish(s, done);
+  return true;
+}
+
+void BatchScheduler::speculative_round(Slot& s) {
+  const int64_t n_past = s.session->n_past();
+  const SpeculativeStats before = s.spec->stats();
+  const double t0 = now_seconds();
+  const Status st = s.spec->step(s.next, *s.sampler, round_);
+  const double t1 = now_seconds();
+  const SpeculativeStats& after = s.spec->stats();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++m_.steps;
+    m_.step_rows += 1 + (after.drafted - before.drafted);
+    m_.busy_seconds += t1 - t0;
+    m_.draft_tokens += after.drafted - before.drafted;
+    m_.draft_accepted += after.accepted - before.accepted;
+  }
+  if (!st.ok()) {
+    SeqEvent ev;
+    ev.kind = SeqEvent::Kind::Failed;
+    const bool kv = pool_->bytes_used() + pool_->block_bytes() > pool_->capacity_bytes();
+    ev.error = kv ? SeqEvent::Error::KvExhausted : SeqEvent::Error::Internal;
+    ev.message = st.error().message();
+    finish(s, ev);
+    return;
+  }
+  // Token i of the round is where plain decoding would be after i + 1 more steps: the context check is its.
+  for (size_t i = 0; i < round_.size(); ++i)
+    if (emit(s, round_[i], {}, n_past + 1 + static_cast<int64_t>(i))) return;
 }
 
 }  // namespace pocketlm

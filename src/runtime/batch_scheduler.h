@@ -26,6 +26,7 @@
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "runtime/speculative/speculative_decoder.h"
 #include "runtime/token_logprobs.h"
 #include "util/error.h"
 
@@ -38,6 +39,12 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 128;    // prompt tokens a sequence feeds per step
   int64_t step_tokens = kMaxBatch;  // tokens per forward step over all sequences
   size_t max_queue = 256;         // requests waiting beyond this are refused (Busy)
+  // Speculative decoding (runtime/speculative/): with a draft source, parallel must be 1 and a decoding
+  // sequence advances by SpeculativeDecoder rounds (same tokens as plain decoding at temperature 0, the same
+  // distribution otherwise). A request that asks for logprobs decodes plainly. session.kv_pool may then be
+  // the pool make_draft_source made for the target and the draft together.
+  std::shared_ptr<DraftSource> draft;
+  DraftParams draft_params;
 };
 
 struct SeqRequest {
@@ -51,8 +58,9 @@ struct SeqRequest {
 };
 
 // What a request's callback sees, on the scheduler thread. Token: one generated token and the text it
-// releases (stop strings held back as the generate loop does). Done: the end (stop says why), once.
-// Failed: the end with an error, once.
+// releases (stop strings held back as the generate loop does). Done: the end (stop says why), once; when an
+// end-of-generation token ended it, `token` is that token (not part of the text) and, with top_logprobs >= 0,
+// `logprob` its logprob, so a scorer sees every sampled position. Failed: the end with an error, once.
 struct SeqEvent {
   enum class Kind { Token, Done, Failed } kind = Kind::Token;
   int32_t token = -1;
@@ -70,6 +78,8 @@ using SeqCallback = std::function<bool(const SeqEvent&)>;
 
 struct SchedulerMetrics {
   int64_t requests_done = 0, requests_failed = 0, prompt_tokens = 0, generated_tokens = 0, steps = 0;
+  int64_t requests_cancelled = 0; // of requests_done: ended by cancel() or a callback (a client gone)
+  int64_t draft_tokens = 0, draft_accepted = 0;  // speculative decoding: tokens drafted, and kept by the target
   int64_t step_rows = 0;          // tokens through the forward steps (over all sequences)
   double busy_seconds = 0;        // time inside forward steps
   int active = 0, queued = 0;
@@ -101,6 +111,10 @@ class BatchScheduler {
   bool admit_locked();                  // moves queued requests into free slots whose prompt KV fits
   void step();                          // one forward step over the active slots
   void finish(Slot& s, const SeqEvent& ev);
+  // Emits sampled token t (logits: its distribution, for logprobs; may be empty) as the generate loop does;
+  // n_past: the context position plain decoding would be at. True when the sequence ended (finished).
+  bool emit(Slot& s, int32_t t, std::span<const float> logits, int64_t n_past);
+  void speculative_round(Slot& s);
 
   const Model& model_;
   SchedulerOptions opts_;
@@ -115,6 +129,7 @@ class BatchScheduler {
   uint64_t next_id_ = 1;
   bool stop_ = false;
   SchedulerMetrics m_;
+  std::vector<int32_t> round_;  // a speculative round's tokens
   std::thread thread_;
 };
 

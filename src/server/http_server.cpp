@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "server/chat_page.h"
+#include "server/peer_watch.h"
 #include "server/utf8_stream.h"
 #include "tokenizer/chat_template.h"
 #include "util/stats.h"
@@ -38,6 +40,8 @@ struct Channel {
   bool done = false;
   SeqEvent end;
   std::vector<TokenLogprob> prompt_logprobs;
+  bool has_end_logprob = false;
+  TokenLogprob end_logprob;  // the end-of-generation token's, when it ended the reply and logprobs were asked
   std::atomic<bool> client_gone{false};
   std::atomic<uint64_t> id{0};
 
@@ -60,6 +64,10 @@ struct Channel {
       } else {
         c.end = ev;
         c.end.text = {};
+        if (ev.logprob) {
+          c.has_end_logprob = true;
+          c.end_logprob = *ev.logprob;
+        }
         c.end.logprob = nullptr;
         if (ev.prompt_logprobs) c.prompt_logprobs = *ev.prompt_logprobs;
         c.end.prompt_logprobs = nullptr;
@@ -146,7 +154,58 @@ struct Server::Impl {
     return {{"tokens", toks}, {"token_logprobs", lp}, {"top_logprobs", top}, {"text_offset", off}};
   }
 
+  json chat_choice(const Channel& ch, const CompletionRequest& r) const {
+    std::string text;
+    json content_lp = json::array();
+    for (const Channel::Item& it : ch.items) {
+      text += it.text;
+      if (it.token >= 0 && it.has_logprob) content_lp.push_back(chat_logprob(it.logprob));
+    }
+    return {{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}},
+            {"logprobs", r.logprobs ? json{{"content", content_lp}} : json(nullptr)}, {"finish_reason", finish_reason(ch.end.stop)}};
+  }
+
+  // A completions choice. With logprobs: a row per generated token, then the end-of-generation token when one
+  // ended the reply (its text is not in "text"); with echo, the prompt's rows first (the first has no logprob).
+  json completion_choice(size_t index, const Channel& ch, const std::vector<int32_t>& prompt, const std::string& prompt_text,
+                         const CompletionRequest& r) const {
+    std::string text;
+    std::vector<int32_t> toks;
+    std::vector<const TokenLogprob*> lps;
+    if (r.logprobs && r.echo) {
+      toks = prompt;
+      lps.push_back(nullptr);
+      for (const TokenLogprob& p : ch.prompt_logprobs) lps.push_back(&p);
+      lps.resize(toks.size(), nullptr);
+    }
+    for (const Channel::Item& it : ch.items) {
+      text += it.text;
+      if (it.token < 0) continue;
+      toks.push_back(it.token);
+      lps.push_back(it.has_logprob ? &it.logprob : nullptr);
+    }
+    json lp = nullptr;
+    if (r.logprobs) {
+      lp = completion_logprobs(toks, lps, 0);
+      if (ch.end.token >= 0 && ch.has_end_logprob) append_end_row(lp, ch.end_logprob, r.echo ? prompt_text.size() + text.size() : text.size());
+    }
+    return {{"index", index}, {"text", r.echo ? prompt_text + text : text}, {"logprobs", lp}, {"finish_reason", finish_reason(ch.end.stop)}};
+  }
+
+  // The end-of-generation token's row, its special text shown (e.g. "<|im_end|>") though no text carries it.
+  void append_end_row(json& lp, const TokenLogprob& end, size_t offset) const {
+    lp["tokens"].push_back(model->tokenizer().token_to_piece(end.token, true));
+    lp["token_logprobs"].push_back(end.logprob);
+    json t = json::object();
+    for (const auto& [id, l] : end.top) t[piece(id)] = l;
+    lp["top_logprobs"].push_back(t);
+    lp["text_offset"].push_back(offset);
+  }
+
   void handle(Endpoint ep, const httplib::Request& req, httplib::Response& res);
+  void tokenize(const httplib::Request& req, httplib::Response& res);
+  void detokenize(const httplib::Request& req, httplib::Response& res);
+  void tokenizer_info(httplib::Response& res);
   std::string metrics_text();
 };
 
@@ -157,8 +216,12 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   const CompletionRequest& r = *parsed.request;
   const Tokenizer& tok = model->tokenizer();
 
-  std::vector<int32_t> prompt;
-  std::string prompt_text;
+  // The prompts as token ids (and as text, for echo): chat has one, completions one or a harness's batch.
+  struct Prompt {
+    std::vector<int32_t> ids;
+    std::string text;
+  };
+  std::vector<Prompt> prompts;
   if (ep == Endpoint::Chat) {
     auto text = apply_chat_template(tmpl, r.messages, true);
     if (!text.ok()) {
@@ -168,38 +231,35 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
       e.message = text.error().message();
       return send_error(res, e);
     }
-    prompt = tok.encode(*text, true, true);
-  } else if (r.prompt_is_tokens) {
-    prompt = r.prompt_tokens;
+    prompts.push_back({tok.encode(*text, true, true), {}});
+  } else {
+    for (const PromptInput& in : r.prompts) {
+      if (in.is_tokens) prompts.push_back({in.tokens, tok.decode(in.tokens)});
+      else prompts.push_back({tok.encode(in.text, true, true), in.text});
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<int32_t>& prompt = prompts[i].ids;
+    ApiError e;
+    e.param = ep == Endpoint::Chat ? "messages" : prompts.size() > 1 ? "prompt[" + std::to_string(i) + "]" : "prompt";
     for (int32_t t : prompt)
       if (t >= model->config().n_vocab) {
-        ApiError e;
-        e.param = "prompt";
         e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" + std::to_string(model->config().n_vocab) + " tokens)";
         return send_error(res, e);
       }
-    prompt_text = tok.decode(prompt);
-  } else {
-    prompt = tok.encode(r.prompt, true, true);
-    prompt_text = r.prompt;
-  }
-  if (prompt.empty()) {
-    ApiError e;
-    e.param = ep == Endpoint::Chat ? "messages" : "prompt";
-    e.message = "the prompt is empty";
-    return send_error(res, e);
-  }
-  if (static_cast<int64_t>(prompt.size()) >= scheduler->n_ctx()) {
-    ApiError e;
-    e.param = ep == Endpoint::Chat ? "messages" : "prompt";
-    e.code = "context_length_exceeded";
-    e.message = "the prompt is " + std::to_string(prompt.size()) + " tokens; this server's context is " +
-                std::to_string(scheduler->n_ctx()) + " tokens (pocketlm serve -c), and at least one must be left to generate";
-    return send_error(res, e);
+    if (prompt.empty()) {
+      e.message = "the prompt is empty";
+      return send_error(res, e);
+    }
+    if (static_cast<int64_t>(prompt.size()) >= scheduler->n_ctx()) {
+      e.code = "context_length_exceeded";
+      e.message = "the prompt is " + std::to_string(prompt.size()) + " tokens; this server's context is " +
+                  std::to_string(scheduler->n_ctx()) + " tokens (pocketlm serve -c), and at least one must be left to generate";
+      return send_error(res, e);
+    }
   }
 
   SeqRequest sr;
-  sr.prompt = prompt;
   sr.sampling.temp = r.temperature;
   sr.sampling.top_p = r.top_p;
   sr.sampling.top_k = 0;    // OpenAI's sampling: temperature and top_p only
@@ -208,23 +268,37 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   sr.sampling.frequency_penalty = r.frequency_penalty;
   if (r.seed) sr.sampling.seed = *r.seed;
   sr.max_tokens = r.max_tokens;
+  sr.ignore_eos = r.ignore_eos;
   sr.stop = r.stop;
   sr.top_logprobs = r.logprobs ? r.top_logprobs : -1;
   sr.prompt_logprobs = r.echo && r.logprobs;
 
-  auto ch = std::make_shared<Channel>();
-  auto id = scheduler->submit(std::move(sr), Channel::callback(ch));
-  if (!id.ok()) {
-    ApiError e;
-    const std::string& m = id.error().message();
-    if (m.find("queue is full") != std::string::npos || m.find("KV budget") != std::string::npos) {
-      e.status = 503;
-      e.type = "unavailable_error";
+  // One sequence per prompt; they are scheduled like separate requests (and may decode together).
+  std::vector<std::shared_ptr<Channel>> chs;
+  const auto abandon = [&] {
+    for (auto& c : chs) {
+      c->client_gone = true;
+      scheduler->cancel(c->id);
     }
-    e.message = m;
-    return send_error(res, e);
+  };
+  for (const Prompt& p : prompts) {
+    sr.prompt = p.ids;
+    auto ch = std::make_shared<Channel>();
+    auto id = scheduler->submit(sr, Channel::callback(ch));
+    if (!id.ok()) {
+      abandon();
+      ApiError e;
+      const std::string& m = id.error().message();
+      if (m.find("queue is full") != std::string::npos || m.find("KV budget") != std::string::npos) {
+        e.status = 503;
+        e.type = "unavailable_error";
+      }
+      e.message = m;
+      return send_error(res, e);
+    }
+    ch->id = *id;
+    chs.push_back(std::move(ch));
   }
-  ch->id = *id;
   const std::string rid = (ep == Endpoint::Chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id++);
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   const std::string model_name = opts.model_name;
@@ -242,50 +316,47 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   };
 
   if (!r.stream) {
-    std::unique_lock<std::mutex> lk(ch->mu);
-    ch->cv.wait(lk, [&] { return ch->done; });
-    if (ch->end.kind == SeqEvent::Kind::Failed) return send_error(res, fail_status(ch->end));
-    std::string text;
-    std::vector<int32_t> toks;
-    std::vector<const TokenLogprob*> lps;
-    json content_lp = json::array();
-    for (const Channel::Item& it : ch->items) {
-      text += it.text;
-      if (it.token < 0) continue;
-      toks.push_back(it.token);
-      lps.push_back(it.has_logprob ? &it.logprob : nullptr);
-      if (it.has_logprob) content_lp.push_back(chat_logprob(it.logprob));
-    }
-    const json usage = {{"prompt_tokens", ch->end.prompt_tokens},
-                        {"completion_tokens", ch->end.completion_tokens},
-                        {"total_tokens", ch->end.prompt_tokens + ch->end.completion_tokens}};
-    json choice;
-    if (ep == Endpoint::Chat) {
-      choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}},
-                {"logprobs", r.logprobs ? json{{"content", content_lp}} : json(nullptr)}, {"finish_reason", finish_reason(ch->end.stop)}};
-    } else {
-      json lp = nullptr;
-      if (r.logprobs) {
-        std::vector<int32_t> all;
-        std::vector<const TokenLogprob*> all_lp;
-        if (r.echo) {
-          all = prompt;
-          all_lp.push_back(nullptr);
-          for (const TokenLogprob& p : ch->prompt_logprobs) all_lp.push_back(&p);
-          all_lp.resize(all.size(), nullptr);
+    // Wait, watching the client: one that hangs up frees its sequences now, not when they would have ended.
+    // Its socket is looked up only once a reply takes longer than a tick (most scoring calls do not).
+    std::optional<PeerWatch> watch;
+    bool looked = false;
+    for (auto& ch : chs) {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lk(ch->mu);
+          if (ch->cv.wait_for(lk, std::chrono::milliseconds(50), [&] { return ch->done; })) break;
         }
-        all.insert(all.end(), toks.begin(), toks.end());
-        all_lp.insert(all_lp.end(), lps.begin(), lps.end());
-        lp = completion_logprobs(all, all_lp, 0);
+        if (!looked) {
+          looked = true;
+          watch = PeerWatch::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        }
+        if (watch && watch->peer_gone()) {
+          abandon();
+          ApiError e;
+          e.status = 499;  // nginx's "client closed request": no one reads it, /metrics counts it
+          e.message = "the client closed the connection";
+          return send_error(res, e);
+        }
       }
-      choice = {{"index", 0}, {"text", r.echo ? prompt_text + text : text}, {"logprobs", lp}, {"finish_reason", finish_reason(ch->end.stop)}};
     }
+    json choices = json::array();
+    int64_t prompt_tokens = 0, completion_tokens = 0;
+    for (size_t i = 0; i < chs.size(); ++i) {
+      const Channel& ch = *chs[i];
+      if (ch.end.kind == SeqEvent::Kind::Failed) return send_error(res, fail_status(ch.end));
+      prompt_tokens += ch.end.prompt_tokens;
+      completion_tokens += ch.end.completion_tokens;
+      choices.push_back(ep == Endpoint::Chat ? chat_choice(ch, r) : completion_choice(i, ch, prompts[i].ids, prompts[i].text, r));
+    }
+    const json usage = {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}, {"total_tokens", prompt_tokens + completion_tokens}};
     json body = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion" : "text_completion"}, {"created", created},
-                 {"model", model_name}, {"choices", json::array({choice})}, {"usage", usage}};
+                 {"model", model_name}, {"choices", choices}, {"usage", usage}};
     res.set_content(dump(body), "application/json");
     return;
   }
 
+  std::shared_ptr<Channel> ch = chs[0];
+  const std::string& prompt_text = prompts[0].text;
   // Streaming: server-sent events, one chunk per released piece of text, then the finish chunk and [DONE].
   struct StreamState {
     bool started = false, finished = false;
@@ -317,12 +388,17 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
         std::deque<Channel::Item> items;
         bool done;
         SeqEvent end;
+        json end_lp = nullptr;
         {
           std::unique_lock<std::mutex> lk(ch->mu);
           ch->cv.wait_for(lk, std::chrono::milliseconds(500), [&] { return ch->done || !ch->items.empty(); });
           items.swap(ch->items);
           done = ch->done;
           end = ch->end;
+          if (done && ep == Endpoint::Completion && logprobs && end.token >= 0 && ch->has_end_logprob) {
+            end_lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+            append_end_row(end_lp, ch->end_logprob, 0);
+          }
         }
         for (const Channel::Item& it : items) {
           state->pending += it.text;
@@ -343,7 +419,7 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
           send(json::parse(error_json(fail_status(end))));
         } else {
           if (!state->pending.empty()) send(chunk(ep == Endpoint::Chat ? json{{"content", state->pending}} : json(state->pending), nullptr, nullptr));
-          send(chunk(ep == Endpoint::Chat ? json::object() : json(""), nullptr, finish_reason(end.stop)));
+          send(chunk(ep == Endpoint::Chat ? json::object() : json(""), end_lp, finish_reason(end.stop)));
           if (include_usage) {
             json u = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
                       {"model", model_name}, {"choices", json::array()},
@@ -372,6 +448,40 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
       });
 }
 
+// The tokenizer endpoints vLLM serves (lm-eval's local-completions model finds and uses them as its tokenizer,
+// so a harness needs no Hugging Face tokenizer download): /tokenize, /detokenize, /tokenizer_info.
+void Server::Impl::tokenize(const httplib::Request& req, httplib::Response& res) {
+  if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
+  TokenizeParse p = parse_tokenize_request(req.body, opts.max_body_bytes);
+  if (!p.request) return send_error(res, p.error);
+  const std::vector<int32_t> ids = model->tokenizer().encode(p.request->text, p.request->add_special, /*parse_special=*/true);
+  res.set_content(dump(json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", scheduler->n_ctx()}}), "application/json");
+}
+
+void Server::Impl::detokenize(const httplib::Request& req, httplib::Response& res) {
+  if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
+  DetokenizeParse p = parse_detokenize_request(req.body);
+  if (!p.tokens) return send_error(res, p.error);
+  for (int32_t t : *p.tokens)
+    if (t >= model->config().n_vocab) {
+      ApiError e;
+      e.param = "tokens";
+      e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" + std::to_string(model->config().n_vocab) + " tokens)";
+      return send_error(res, e);
+    }
+  res.set_content(dump(json{{"prompt", model->tokenizer().decode(*p.tokens)}}), "application/json");
+}
+
+void Server::Impl::tokenizer_info(httplib::Response& res) {
+  if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
+  const Tokenizer& tok = model->tokenizer();
+  const auto special = [&](int32_t id) { return id >= 0 ? json(tok.token_to_piece(id, true)) : json(nullptr); };
+  json info = {{"tokenizer_class", "pocketlm"}, {"bos_token", special(tok.bos())}, {"eos_token", special(tok.eos())},
+               {"add_bos_token", tok.add_bos()}, {"model_max_length", scheduler->n_ctx()}, {"vocab_size", model->config().n_vocab}};
+  if (tmpl.find("{%") != std::string::npos || tmpl.find("{{") != std::string::npos) info["chat_template"] = tmpl;  // Jinja only
+  res.set_content(dump(info), "application/json");
+}
+
 std::string Server::Impl::metrics_text() {
   std::string out;
   const auto metric = [&](const char* name, const char* type, const char* help, double v, const std::string& labels = "") {
@@ -391,6 +501,8 @@ std::string Server::Impl::metrics_text() {
     metric("pocketlm_requests_total", "counter", "generation requests ended, by outcome", static_cast<double>(m.requests_done),
            "outcome=\"ok\",first");
     metric("pocketlm_requests_total", "counter", "", static_cast<double>(m.requests_failed), "outcome=\"failed\"");
+    metric("pocketlm_requests_cancelled_total", "counter", "requests ended early because the client went away (counted as ok too)",
+           static_cast<double>(m.requests_cancelled));
     metric("pocketlm_prompt_tokens_total", "counter", "prompt tokens processed", static_cast<double>(m.prompt_tokens));
     metric("pocketlm_generated_tokens_total", "counter", "tokens generated", static_cast<double>(m.generated_tokens));
     metric("pocketlm_forward_steps_total", "counter", "batched forward steps", static_cast<double>(m.steps));
@@ -402,6 +514,10 @@ std::string Server::Impl::metrics_text() {
     metric("pocketlm_requests_queued", "gauge", "requests waiting for a slot or KV memory", m.queued);
     metric("pocketlm_kv_bytes_used", "gauge", "KV cache bytes held by sequences", static_cast<double>(m.kv_bytes_used));
     metric("pocketlm_kv_bytes_peak", "gauge", "most KV cache bytes held at once", static_cast<double>(m.kv_peak_bytes));
+    if (scheduler->options().draft) {
+      metric("pocketlm_draft_tokens_total", "counter", "tokens the draft proposed (speculative decoding)", static_cast<double>(m.draft_tokens));
+      metric("pocketlm_draft_accepted_total", "counter", "drafted tokens the target kept", static_cast<double>(m.draft_accepted));
+    }
     metric("pocketlm_kv_bytes_capacity", "gauge", "the KV budget (--kv-budget)", static_cast<double>(m.kv_bytes_capacity));
   }
   std::lock_guard<std::mutex> lk(stats_mu);
@@ -452,7 +568,8 @@ Expected<int> Server::start() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   h.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
-    if (s.opts.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/tokenize" || req.path == "/detokenize" || req.path == "/tokenizer_info";
+    if (s.opts.api_key.empty() || !guarded) return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + s.opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e;
     e.status = 401;
@@ -478,6 +595,9 @@ Expected<int> Server::start() {
   });
   h.Post("/v1/chat/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Chat, q, r); });
   h.Post("/v1/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Completion, q, r); });
+  h.Post("/tokenize", [&s](const httplib::Request& q, httplib::Response& r) { s.tokenize(q, r); });
+  h.Post("/detokenize", [&s](const httplib::Request& q, httplib::Response& r) { s.detokenize(q, r); });
+  h.Get("/tokenizer_info", [&s](const httplib::Request&, httplib::Response& r) { s.tokenizer_info(r); });
   h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
     if (!s.ready) return Impl::send_error(res, s.not_ready());
     json m = {{"id", s.opts.model_name}, {"object", "model"}, {"created", s.created_at}, {"owned_by", "pocketlm"},

@@ -2,7 +2,8 @@
 // `pocketlm serve`: an OpenAI-compatible HTTP server over the continuous-batching scheduler
 // (runtime/batch_scheduler.h), on cpp-httplib. Endpoints (docs/server.md):
 //   POST /v1/chat/completions   the model's chat template; stream: true as server-sent events ending "data: [DONE]"
-//   POST /v1/completions        text (or token ids) to continue; logprobs and echo, for scoring text
+//   POST /v1/completions        text (or token ids) to continue, one prompt or a batch; logprobs and echo, for scoring
+//   POST /tokenize, /detokenize, GET /tokenizer_info   vLLM's tokenizer endpoints (lm-eval's remote tokenizer)
 //   GET  /v1/models             the one model served
 //   GET  /health                200 when ready, 503 while the model loads
 //   GET  /metrics               Prometheus text: requests, tokens, tokens/s, KV bytes, queue

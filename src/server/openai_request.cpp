@@ -101,25 +101,41 @@ void parse_messages(const json& body, CompletionRequest& r, const RequestLimits&
   }
 }
 
-void parse_prompt(const json& body, CompletionRequest& r) {
+std::vector<int32_t> token_ids(const json& a, const std::string& param) {
+  std::vector<int32_t> ids;
+  ids.reserve(a.size());
+  for (const json& t : a) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > std::numeric_limits<int32_t>::max())
+      fail(param, "'" + param + "' token ids must be non-negative integers");
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  if (ids.empty()) fail(param, "'" + param + "' is empty");
+  return ids;
+}
+
+// The prompts: a string, [int, ...] (one prompt of token ids), [string, ...] or [[int, ...], ...] (a batch: one
+// choice per prompt, as harnesses send them).
+void parse_prompt(const json& body, CompletionRequest& r, const RequestLimits& lim) {
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) fail("prompt", "'prompt' is required");
-  const json* p = &*it;
-  // One prompt: a string, [string], [int, ...] or [[int, ...]].
-  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
-  if (p->is_string()) {
-    r.prompt = p->get<std::string>();
+  const json& p = *it;
+  if (p.is_string()) {
+    r.prompts.push_back({p.get<std::string>(), {}, false});
     return;
   }
-  if (!p->is_array()) fail("prompt", std::string("'prompt' must be a string or an array of token ids, got ") + type_name(*p));
-  for (const json& t : *p) {
-    if (t.is_string() || t.is_array()) fail("prompt", "one prompt per request ('n' = 1): send the prompts one by one");
-    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > std::numeric_limits<int32_t>::max())
-      fail("prompt", "'prompt' token ids must be non-negative integers");
-    r.prompt_tokens.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  if (!p.is_array()) fail("prompt", std::string("'prompt' must be a string, an array of strings or of token ids, got ") + type_name(p));
+  if (p.empty()) fail("prompt", "'prompt' is empty");
+  if (p[0].is_number()) {
+    r.prompts.push_back({{}, token_ids(p, "prompt"), true});
+    return;
   }
-  if (r.prompt_tokens.empty()) fail("prompt", "'prompt' is empty");
-  r.prompt_is_tokens = true;
+  if (p.size() > lim.max_prompts) fail("prompt", "at most " + std::to_string(lim.max_prompts) + " prompts in one request, got " + std::to_string(p.size()));
+  for (size_t i = 0; i < p.size(); ++i) {
+    const std::string param = "prompt[" + std::to_string(i) + "]";
+    if (p[i].is_string()) r.prompts.push_back({p[i].get<std::string>(), {}, false});
+    else if (p[i].is_array()) r.prompts.push_back({{}, token_ids(p[i], param), true});
+    else fail(param, "'" + param + "' must be a string or an array of token ids, got " + std::string(type_name(p[i])));
+  }
 }
 
 void parse_stop(const json& body, CompletionRequest& r, const RequestLimits& lim) {
@@ -139,14 +155,19 @@ void parse_stop(const json& body, CompletionRequest& r, const RequestLimits& lim
   }
 }
 
+json parse_object(std::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) fail("", "the body is not valid JSON (or not UTF-8)");
+  if (!j.is_object()) fail("", std::string("the body must be a JSON object, got ") + type_name(j));
+  return j;
+}
+
 }  // namespace
 
 ParseResult parse_request(Endpoint endpoint, std::string_view body, const RequestLimits& lim) {
   ParseResult out;
   try {
-    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) fail("", "the body is not valid JSON (or not UTF-8)");
-    if (!j.is_object()) fail("", std::string("the body must be a JSON object, got ") + type_name(j));
+    const json j = parse_object(body);
     CompletionRequest r;
     r.endpoint = endpoint;
     if (auto m = j.find("model"); m != j.end() && !m->is_null()) {
@@ -154,7 +175,7 @@ ParseResult parse_request(Endpoint endpoint, std::string_view body, const Reques
       r.model = m->get<std::string>();
     }
     if (endpoint == Endpoint::Chat) parse_messages(j, r, lim);
-    else parse_prompt(j, r);
+    else parse_prompt(j, r, lim);
     const int64_t n = get_int(j, "n", 1, 1, 1);
     (void)n;
     const int64_t cap = int64_t{1} << 30;
@@ -183,11 +204,49 @@ ParseResult parse_request(Endpoint endpoint, std::string_view body, const Reques
         r.top_logprobs = static_cast<int>(get_int(j, "logprobs", 0, 0, lim.max_top_logprobs));
       }
       r.echo = get_bool(j, "echo", false);
+      if (r.stream && r.prompts.size() > 1) fail("prompt", "a streamed request takes one prompt, got " + std::to_string(r.prompts.size()));
     }
+    r.ignore_eos = get_bool(j, "ignore_eos", false);
     out.request = std::move(r);
   } catch (const Bad& b) {
     out.error = b.e;
   } catch (const std::exception& e) {  // a JSON type error this code did not foresee: still the client's 400
+    out.error.message = std::string("bad request: ") + e.what();
+  }
+  return out;
+}
+
+TokenizeParse parse_tokenize_request(std::string_view body, size_t max_text_bytes) {
+  TokenizeParse out;
+  try {
+    const json j = parse_object(body);
+    const char* key = j.contains("prompt") ? "prompt" : "content";
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) fail("prompt", "'prompt' must be a string");
+    if (it->get_ref<const std::string&>().size() > max_text_bytes) fail("prompt", "'prompt' is longer than " + std::to_string(max_text_bytes) + " bytes");
+    TokenizeRequest r;
+    r.text = it->get<std::string>();
+    r.add_special = get_bool(j, j.contains("add_special_tokens") ? "add_special_tokens" : "add_special", true);
+    out.request = std::move(r);
+  } catch (const Bad& b) {
+    out.error = b.e;
+  } catch (const std::exception& e) {
+    out.error.message = std::string("bad request: ") + e.what();
+  }
+  return out;
+}
+
+DetokenizeParse parse_detokenize_request(std::string_view body, size_t max_tokens) {
+  DetokenizeParse out;
+  try {
+    const json j = parse_object(body);
+    auto it = j.find("tokens");
+    if (it == j.end() || !it->is_array()) fail("tokens", "'tokens' must be an array of token ids");
+    if (it->size() > max_tokens) fail("tokens", "more than " + std::to_string(max_tokens) + " tokens");
+    out.tokens = it->empty() ? std::vector<int32_t>{} : token_ids(*it, "tokens");
+  } catch (const Bad& b) {
+    out.error = b.e;
+  } catch (const std::exception& e) {
     out.error.message = std::string("bad request: ") + e.what();
   }
   return out;

@@ -139,8 +139,11 @@ TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
   RecordProperty("peer_self_kl", std::to_string(self_kl));
   // llama.cpp's own f16-vs-f32 spread is itself a sample over 256 positions: pocketlm sits just under it on
   // the AVX2 path (mistral 0.00340 vs 0.00349) and just over it on AVX-512 VNNI (mistral 0.00362, phi3 0.00520 vs
-  // 0.00485, a different float summation order in the x16 kernels). Bar: within 10 % of that spread, and top-1
-  // within 2 % of positions.
+  // 0.00485, a different float summation order in the x16 kernels). That is the size of any float-order
+  // perturbation on these models, not a kernel error: every x16 kernel equals the scalar reference exactly on
+  // integer-valued scales (kernel_conformance.cpp), and on SmolLM2 the AVX-512 logits sit as far from AVX2's
+  // (KLD 0.00367) as AVX2's own f32-KV run does (0.00373; docs/kernels.md, "Numerics"). Bar: within 10 % of
+  // that spread, and top-1 within 2 % of positions.
   EXPECT_LE(kl, std::max(1.1 * self_kl, 1e-4));
   EXPECT_GE(static_cast<double>(cmp.agree), static_cast<double>(self.agree) - 0.02 * n);
   // A transplant must stay a language model, its distributions peaked: next-token accuracy far above chance

@@ -62,6 +62,26 @@ double llama_figure(const std::string& text, const std::string& label) {
   return std::stod(text.substr(at + label.size()));
 }
 
+// `pocketlm perplexity FLAGS` and `llama-perplexity -fa off FLAGS`: both final estimates (PPL and its error)
+// and pocketlm's output. Flash attention off: the attention arithmetic pocketlm follows (docs/architecture.md);
+// llama.cpp's own flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593).
+struct BothEstimates {
+  double ppl = 0, err = 0, lppl = 0, lerr = 0;
+  test::CliResult ours;
+};
+void run_both_perplexities(const std::vector<std::string>& flags, BothEstimates& b) {
+  std::vector<std::string> ours = {"perplexity"};
+  ours.insert(ours.end(), flags.begin(), flags.end());
+  b.ours = test::run_cli(ours);
+  ASSERT_EQ(b.ours.exit_code, 0) << b.ours.err;
+  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
+  theirs.insert(theirs.end(), flags.begin(), flags.end());
+  const auto l = test::run_peer_tool(theirs, "Final estimate");
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  ASSERT_TRUE(parse_final(b.ours.out, b.ppl, b.err)) << b.ours.out;
+  ASSERT_TRUE(parse_final(l.out + l.err, b.lppl, b.lerr)) << l.out << l.err;
+}
+
 class PerplexityStories : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,21 +101,11 @@ class PerplexityStories : public ::testing::Test {
 
 TEST_F(PerplexityStories, MatchesLlamaPerplexityAtC128Over40Chunks) {
   REQUIRE_LLAMA("llama-perplexity");
-  const std::vector<std::string> flags = {"-m", model(), "-f", wiki(), "-c", "128", "--chunks", "40", "-t", kThreads};
-  std::vector<std::string> ours = {"perplexity"};
-  ours.insert(ours.end(), flags.begin(), flags.end());
-  const auto r = test::run_cli(ours);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  // Flash attention off: the attention arithmetic pocketlm follows (docs/architecture.md). llama.cpp's own
-  // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
-  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
-  theirs.insert(theirs.end(), flags.begin(), flags.end());
-  const auto l = test::run_peer_tool(theirs, "Final estimate");
-  ASSERT_EQ(l.exit_code, 0) << l.err;
-
-  double ppl = 0, err = 0, lppl = 0, lerr = 0;
-  ASSERT_TRUE(parse_final(r.out, ppl, err)) << r.out;
-  ASSERT_TRUE(parse_final(l.out + l.err, lppl, lerr)) << l.out << l.err;
+  BothEstimates b;
+  ASSERT_NO_FATAL_FAILURE(
+      run_both_perplexities({"-m", model(), "-f", wiki(), "-c", "128", "--chunks", "40", "-t", kThreads}, b));
+  const auto& r = b.ours;
+  const double ppl = b.ppl, err = b.err, lppl = b.lppl, lerr = b.lerr;
   std::cout << "[ figures  ] stories260K -c 128, 40 chunks: pocketlm PPL " << ppl << " +/- " << err << ", llama.cpp "
             << lppl << " +/- " << lerr << "\n";
   EXPECT_NEAR(ppl, lppl, 2e-4 * lppl);
@@ -332,23 +342,12 @@ class PerplexitySmolLM2Slow : public ::testing::Test {
 };
 
 TEST_F(PerplexitySmolLM2Slow, MatchesLlamaPerplexityAtC512Over20Chunks) {
-  const std::vector<std::string> flags = {"-m", test::smollm2_path().string(), "-f", wiki_path().string(), "-c", "512",
-                                          "--chunks", "20", "-t", kThreads};
-  std::vector<std::string> ours = {"perplexity"};
-  ours.insert(ours.end(), flags.begin(), flags.end());
-  const auto r = test::run_cli(ours);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  // Flash attention off: the attention arithmetic pocketlm follows (docs/architecture.md). llama.cpp's own
-  // flash path differs from it by 0.08 % on SmolLM2 at -c 512 (27.9819 vs 27.9593), more than the tolerance.
-  std::vector<std::string> theirs = {llama_tool("llama-perplexity").string(), "-fa", "off"};
-  theirs.insert(theirs.end(), flags.begin(), flags.end());
-  const auto l = test::run_peer_tool(theirs, "Final estimate");
-  ASSERT_EQ(l.exit_code, 0) << l.err;
-  double ppl = 0, err = 0, lppl = 0, lerr = 0;
-  ASSERT_TRUE(parse_final(r.out, ppl, err)) << r.out;
-  ASSERT_TRUE(parse_final(l.out + l.err, lppl, lerr)) << l.out << l.err;
+  BothEstimates b;
+  ASSERT_NO_FATAL_FAILURE(run_both_perplexities(
+      {"-m", test::smollm2_path().string(), "-f", wiki_path().string(), "-c", "512", "--chunks", "20", "-t", kThreads}, b));
+  const double ppl = b.ppl, err = b.err, lppl = b.lppl, lerr = b.lerr;
   std::cout << "[ figures  ] SmolLM2 Q4_1 -c 512, 20 chunks: pocketlm PPL " << ppl << " +/- " << err << ", llama.cpp "
-            << lppl << " +/- " << lerr << "\n" << r.err.substr(r.err.rfind("perplexity:")) << "\n";
+            << lppl << " +/- " << lerr << "\n" << b.ours.err.substr(b.ours.err.rfind("perplexity:")) << "\n";
   // Within llama.cpp's own spread: its flash and non-flash paths differ by 0.08 % here (above). pocketlm's
   // AVX-512 VNNI q4_1 kernels (a different float summation order) gave 27.9476 against 27.9593 (0.04 %).
   EXPECT_NEAR(ppl, lppl, 1e-3 * lppl);

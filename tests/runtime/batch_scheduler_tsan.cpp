@@ -14,6 +14,7 @@
 #include "runtime/batch_scheduler.h"
 #include "runtime/generator.h"
 #include "runtime/session.h"
+#include "runtime/speculative/draft_setup.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -214,6 +215,57 @@ TEST_F(BatchScheduling, CancelledRequestFreesItsSequence) {
   EXPECT_EQ(c.end[0].stop, StopReason::Callback);
   EXPECT_LT(tokens.load(), 200);  // far from the context's end
   EXPECT_EQ((*s)->metrics().kv_bytes_used, 0u);
+}
+
+// With a draft (one slot), sequences advance by speculative rounds: at temperature 0 the same tokens as the plain
+// generate loop, for a lookup draft and for a self-draft whose cache shares the target's KV pool; a request
+// asking for logprobs decodes plainly. More than one slot with a draft is refused.
+TEST_F(BatchScheduling, SpeculativeRoundsGiveThePlainGreedyTokens) {
+  std::vector<SeqRequest> reqs;
+  std::vector<GenerateResult> refs;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    SeqRequest r;
+    r.prompt = encode(kPrompts[i]);
+    r.sampling = SamplerParams{.temp = 0.0f, .seed = 1};
+    r.max_tokens = 48;
+    r.top_logprobs = i == 3 ? 1 : -1;
+    reqs.push_back(r);
+    auto session = Session::create(*stories(), {.n_ctx = 256, .n_threads = 2});
+    ASSERT_TRUE(session.ok());
+    Sampler greedy(r.sampling);
+    auto g = Generator(**session, stories()->tokenizer()).generate(r.prompt, greedy, {.max_tokens = r.max_tokens});
+    ASSERT_TRUE(g.ok());
+    refs.push_back(*g);
+  }
+  DraftConfig lookup;
+  lookup.lookup = true;
+  DraftConfig self;
+  self.self_type = GgmlType::Q8_0;
+  for (const DraftConfig& config : {lookup, self}) {
+    SchedulerOptions o{.parallel = 1, .session = {.n_ctx = 256, .n_threads = 2}};
+    auto draft = make_draft_source(*stories(), config, o.session);
+    ASSERT_TRUE(draft.ok()) << draft.error().message();
+    o.draft = std::move(*draft);
+    o.draft_params.max = 6;
+    auto s = BatchScheduler::create(*stories(), o);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    Collected c;
+    run_all(**s, reqs, c);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(c.end[i].kind, SeqEvent::Kind::Done) << c.end[i].message;
+      EXPECT_EQ(c.tokens[i], refs[i].tokens) << o.draft->name() << ", request " << i;
+      EXPECT_EQ(c.text[i], refs[i].text) << o.draft->name() << ", request " << i;
+      EXPECT_EQ(c.end[i].stop, refs[i].stats.stop);
+    }
+    const SchedulerMetrics m = (*s)->metrics();
+    EXPECT_GT(m.draft_tokens, 0) << o.draft->name();
+    EXPECT_GT(m.draft_accepted, 0) << o.draft->name();
+    EXPECT_LT(m.steps, m.generated_tokens) << o.draft->name() << ": rounds kept drafted tokens";
+    o.parallel = 2;
+    auto two = BatchScheduler::create(*stories(), o);
+    ASSERT_FALSE(two.ok());
+    EXPECT_NE(two.error().message().find("--parallel 1"), std::string::npos) << two.error().message();
+  }
 }
 
 }  // namespace

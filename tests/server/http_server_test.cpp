@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "runtime/batch_scheduler.h"
 #include "runtime/generator.h"
+#include "runtime/speculative/draft_setup.h"
 #include "server/http_server.h"
 #include "test_paths.h"
 
@@ -37,7 +38,7 @@ class HttpServer : public ::testing::Test {
   void SetUp() override {
     if (stories() == nullptr) GTEST_SKIP() << test::stories_path() << " missing";
   }
-  void start(ServerOptions o = {}, int parallel = 2, int64_t n_ctx = 128) {
+  void start(ServerOptions o = {}, int parallel = 2, int64_t n_ctx = 128, const DraftConfig& draft = {}) {
     o.port = 0;
     o.model_name = "stories";
     if (o.timeout_seconds == 600) o.timeout_seconds = 5;
@@ -53,7 +54,13 @@ class HttpServer : public ::testing::Test {
     auto early = client_->Post("/v1/completions", {{"Authorization", "Bearer " + o.api_key}}, R"({"prompt":"x"})", "application/json");
     ASSERT_TRUE(early);
     EXPECT_EQ(early->status, 503);
-    auto s = BatchScheduler::create(*stories(), {.parallel = parallel, .session = {.n_ctx = n_ctx, .n_threads = 2}, .prefill_chunk = 16});
+    SchedulerOptions so{.parallel = parallel, .session = {.n_ctx = n_ctx, .n_threads = 2}, .prefill_chunk = 16};
+    if (draft.enabled()) {
+      auto d = make_draft_source(*stories(), draft, so.session);
+      ASSERT_TRUE(d.ok()) << d.error().message();
+      so.draft = std::move(*d);
+    }
+    auto s = BatchScheduler::create(*stories(), so);
     ASSERT_TRUE(s.ok()) << s.error().message();
     server_->set_ready(*stories(), std::move(*s));
     health = client_->Get("/health");
@@ -126,6 +133,82 @@ TEST_F(HttpServer, CompletionsChatModelsAndMetrics) {
   EXPECT_EQ(page->body.find("https://"), std::string::npos);
 }
 
+// What lm-eval's local-completions model needs: a batch of token-id prompts scored with echo + logprobs +
+// max_tokens 1, one choice per prompt in order, each equal to the same prompt sent alone; the tokenizer endpoints.
+TEST_F(HttpServer, HarnessBatchesAndTokenizerEndpoints) {
+  start({}, 2, 256);
+  const Tokenizer& tok = stories()->tokenizer();
+  const std::vector<std::string> texts = {"Once upon a time there was a", "The cat sat", "Lily and Ben went to the park. They"};
+  json batch = json::array();
+  for (const auto& t : texts) batch.push_back(tok.encode(t, true, true));
+  const json score = {{"max_tokens", 1}, {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
+  json req = score;
+  req["prompt"] = batch;
+  json b = post("/v1/completions", req);
+  ASSERT_EQ(b["choices"].size(), texts.size()) << b.dump();
+  size_t prompt_tokens = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const json& c = b["choices"][i];
+    EXPECT_EQ(c["index"], i);
+    EXPECT_EQ(c["text"].get<std::string>().rfind(tok.decode(batch[i].get<std::vector<int32_t>>()), 0), 0u);
+    // One row per prompt token and one for the generated (or end-of-generation) token: lm-eval slices [ctxlen:-1].
+    EXPECT_EQ(c["logprobs"]["token_logprobs"].size(), batch[i].size() + 1);
+    json alone_req = score;
+    alone_req["prompt"] = batch[i];
+    json alone = post("/v1/completions", alone_req);
+    const json& a = alone["choices"][0]["logprobs"]["token_logprobs"];
+    ASSERT_EQ(a.size(), c["logprobs"]["token_logprobs"].size());
+    for (size_t k = 1; k < a.size(); ++k) EXPECT_NEAR(a[k].get<double>(), c["logprobs"]["token_logprobs"][k].get<double>(), 1e-4) << i << " " << k;
+    prompt_tokens += batch[i].size();
+  }
+  EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
+
+  json t = post("/tokenize", {{"prompt", "Once upon a time</s>"}, {"add_special_tokens", false}});
+  std::vector<int32_t> want = tok.encode("Once upon a time", false, false);
+  want.push_back(tok.eos());  // special tokens' texts are parsed, as Hugging Face tokenizers do
+  EXPECT_EQ(t["tokens"].get<std::vector<int32_t>>(), want);
+  EXPECT_EQ(t["count"], want.size());
+  EXPECT_EQ(t["max_model_len"], 256);
+  json with_bos = post("/tokenize", {{"prompt", "Once"}});
+  EXPECT_EQ(with_bos["tokens"].get<std::vector<int32_t>>(), tok.encode("Once", true, true));
+  json d = post("/detokenize", {{"tokens", tok.encode("Once upon a time", false, false)}});
+  EXPECT_EQ(d["prompt"], "Once upon a time");
+  auto info = client_->Get("/tokenizer_info");
+  ASSERT_TRUE(info);
+  json i = json::parse(info->body);
+  EXPECT_EQ(i["eos_token"], tok.token_to_piece(tok.eos(), true));
+  EXPECT_EQ(i["model_max_length"], 256);
+  post("/tokenize", {{"prompt", 3}}, 400);
+  post("/detokenize", {{"tokens", {1, 1 << 30}}}, 400);
+  post("/v1/completions", {{"prompt", {{1, 2}, {1 << 30}}}}, 400);
+}
+
+// pocketlm serve --parallel 1 --draft-self q8_0: greedy replies equal the plain generate loop's, streamed or not,
+// with drafted tokens kept (/metrics); a request asking for logprobs decodes plainly and gets them.
+TEST_F(HttpServer, SpeculativeServingGivesThePlainGreedyText) {
+  DraftConfig self;
+  self.self_type = GgmlType::Q8_0;
+  start({}, 1, 256, self);
+  for (const std::string prompt : {"Once upon a time", "Tom had a red ball. He"}) {
+    json c = post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 40}, {"temperature", 0}});
+    EXPECT_EQ(c["choices"][0]["text"], greedy_text(prompt, 40)) << prompt;
+  }
+  EXPECT_GT(metric("pocketlm_draft_accepted_total"), 0);
+  json lp = post("/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 1}});
+  EXPECT_EQ(lp["choices"][0]["text"], greedy_text("Once upon a time", 20));
+  EXPECT_EQ(lp["choices"][0]["logprobs"]["token_logprobs"].size(), 20u);
+  auto r = client_->Post("/v1/completions", json{{"prompt", "Lily"}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(r);
+  std::string text;
+  for (size_t at = 0; (at = r->body.find("data: {", at)) != std::string::npos;) {
+    const size_t end = r->body.find("\n\n", at);
+    text += json::parse(r->body.substr(at + 6, end - at - 6))["choices"][0]["text"].get<std::string>();
+    at = end;
+  }
+  EXPECT_EQ(text, greedy_text("Lily", 30));
+}
+
 TEST_F(HttpServer, StreamingSendsChunksThenDone) {
   start();
   std::string body;
@@ -176,6 +259,8 @@ TEST_F(HttpServer, ErrorStatusesAndTheServerStaysUp) {
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->status, 401);
   EXPECT_EQ(client_->Get("/health")->status, 200);  // /health needs no key
+  EXPECT_EQ(client_->Post("/tokenize", R"({"prompt":"x"})", "application/json")->status, 401);  // the tokenizer does
+  EXPECT_EQ(client_->Get("/tokenizer_info")->status, 401);
   const auto call = [&](const std::string& path, const std::string& body) { return client_->Post(path, auth, body, "application/json"); };
   auto ok = call("/v1/completions", R"({"prompt":"x","max_tokens":2})");
   ASSERT_TRUE(ok);
@@ -261,6 +346,42 @@ TEST_F(HttpServer, ClientLeavingAStreamFreesItsSequence) {
   // The one slot is free again.
   json c = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 3}});
   EXPECT_EQ(c["usage"]["completion_tokens"], 3);
+}
+
+// A non-streamed request whose client hangs up is cancelled within a tick (50 ms) plus a forward step, not run
+// on to its end: the sequence below would otherwise generate to the end of a 4096-token context (seconds).
+TEST_F(HttpServer, ClientLeavingANonStreamedRequestFreesItsSequence) {
+  start({}, 1, 4096);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100000}, {"temperature", 0}, {"ignore_eos", true}}.dump();
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(send(fd, (head + body).data(), head.size() + body.size(), 0), static_cast<ssize_t>(head.size() + body.size()));
+  for (int i = 0; i < 500 && metric("pocketlm_forward_steps_total") < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(metric("pocketlm_forward_steps_total"), 20) << "the request did not start";
+  EXPECT_EQ(metric("pocketlm_requests_active"), 1);
+  close(fd);  // hang up before the reply
+  const auto t0 = std::chrono::steady_clock::now();
+  while (metric("pocketlm_requests_active") != 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(metric("pocketlm_requests_active"), 0);
+  EXPECT_LT(waited, 1.0) << "the sequence was not freed promptly";
+  RecordProperty("freed_after_ms", static_cast<int>(waited * 1000));
+  EXPECT_EQ(metric("pocketlm_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("pocketlm_kv_bytes_used"), 0);
+  const double generated = metric("pocketlm_generated_tokens_total");
+  EXPECT_LT(generated, 2000);  // not run on to the end of the context (4092 tokens)
+  // A client that stays is not taken for gone: a reply slower than the 50 ms tick arrives whole.
+  json c = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 400}, {"temperature", 0}, {"ignore_eos", true}});
+  EXPECT_EQ(c["usage"]["completion_tokens"], 400);
+  EXPECT_EQ(metric("pocketlm_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("pocketlm_generated_tokens_total"), generated + 400);
 }
 
 }  // namespace

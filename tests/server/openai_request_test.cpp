@@ -35,7 +35,8 @@ TEST(OpenAiRequest, ChatFieldsAndDefaults) {
 TEST(OpenAiRequest, CompletionPromptForms) {
   auto s = parse_request(Endpoint::Completion, R"({"prompt":"Once","logprobs":2,"echo":true,"max_tokens":0,"stop":"."})");
   ASSERT_TRUE(s.request) << s.error.message;
-  EXPECT_EQ(s.request->prompt, "Once");
+  ASSERT_EQ(s.request->prompts.size(), 1u);
+  EXPECT_EQ(s.request->prompts[0].text, "Once");
   EXPECT_TRUE(s.request->logprobs && s.request->echo);
   EXPECT_EQ(s.request->top_logprobs, 2);
   EXPECT_EQ(s.request->max_tokens, 0);
@@ -43,11 +44,57 @@ TEST(OpenAiRequest, CompletionPromptForms) {
   EXPECT_EQ(parse_request(Endpoint::Completion, R"({"prompt":"x"})").request->max_tokens, 16);  // OpenAI's default
   auto one = parse_request(Endpoint::Completion, R"({"prompt":["text"]})");
   ASSERT_TRUE(one.request);
-  EXPECT_EQ(one.request->prompt, "text");
+  ASSERT_EQ(one.request->prompts.size(), 1u);
+  EXPECT_EQ(one.request->prompts[0].text, "text");
   auto ids = parse_request(Endpoint::Completion, R"({"prompt":[[1,2,3]]})");
   ASSERT_TRUE(ids.request);
-  EXPECT_TRUE(ids.request->prompt_is_tokens);
-  EXPECT_EQ(ids.request->prompt_tokens, (std::vector<int32_t>{1, 2, 3}));
+  ASSERT_EQ(ids.request->prompts.size(), 1u);
+  EXPECT_TRUE(ids.request->prompts[0].is_tokens);
+  EXPECT_EQ(ids.request->prompts[0].tokens, (std::vector<int32_t>{1, 2, 3}));
+  auto flat = parse_request(Endpoint::Completion, R"({"prompt":[4,5]})");
+  ASSERT_TRUE(flat.request);
+  ASSERT_EQ(flat.request->prompts.size(), 1u);
+  EXPECT_EQ(flat.request->prompts[0].tokens, (std::vector<int32_t>{4, 5}));
+  // A harness's batch: one choice per prompt, in order; text and token prompts may mix.
+  auto batch = parse_request(Endpoint::Completion, R"({"prompt":[[1,2],"two",[3]],"ignore_eos":true})");
+  ASSERT_TRUE(batch.request) << batch.error.message;
+  ASSERT_EQ(batch.request->prompts.size(), 3u);
+  EXPECT_EQ(batch.request->prompts[0].tokens, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(batch.request->prompts[1].text, "two");
+  EXPECT_FALSE(batch.request->prompts[1].is_tokens);
+  EXPECT_EQ(batch.request->prompts[2].tokens, (std::vector<int32_t>{3}));
+  EXPECT_TRUE(batch.request->ignore_eos);
+}
+
+TEST(OpenAiRequest, TokenizeAndDetokenizeBodies) {
+  auto t = parse_tokenize_request(R"({"prompt":"Hi <|im_end|>","add_special_tokens":false})");
+  ASSERT_TRUE(t.request) << t.error.message;
+  EXPECT_EQ(t.request->text, "Hi <|im_end|>");
+  EXPECT_FALSE(t.request->add_special);
+  auto llama = parse_tokenize_request(R"({"content":"x"})");  // llama.cpp's field name
+  ASSERT_TRUE(llama.request);
+  EXPECT_EQ(llama.request->text, "x");
+  EXPECT_TRUE(llama.request->add_special);
+  auto d = parse_detokenize_request(R"({"tokens":[1,2,3]})");
+  ASSERT_TRUE(d.tokens);
+  EXPECT_EQ(*d.tokens, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_TRUE(parse_detokenize_request(R"({"tokens":[]})").tokens->empty());
+  const auto bad_t = [](const std::string& body, const std::string& param) {
+    auto r = parse_tokenize_request(body, 16);
+    EXPECT_FALSE(r.request) << body;
+    EXPECT_EQ(r.error.status, 400);
+    EXPECT_EQ(r.error.param, param) << body << ": " << r.error.message;
+  };
+  bad_t("{", "");
+  bad_t(R"({"prompt":3})", "prompt");
+  bad_t(R"({"prompt":"this is longer than sixteen bytes"})", "prompt");
+  bad_t(R"({"prompt":"x","add_special_tokens":"no"})", "add_special_tokens");
+  for (const char* body : {R"({})", R"({"tokens":"1 2"})", R"({"tokens":[1,-2]})", R"({"tokens":[1.5]})", R"([1])"}) {
+    auto r = parse_detokenize_request(body);
+    EXPECT_FALSE(r.tokens) << body;
+    EXPECT_EQ(r.error.status, 400);
+  }
+  EXPECT_FALSE(parse_detokenize_request(R"({"tokens":[1,2,3]})", 2).tokens);
 }
 
 void expect_error(Endpoint ep, const std::string& body, const std::string& param, const std::string& words) {
@@ -75,7 +122,13 @@ TEST(OpenAiRequest, MalformedBodiesAreErrorsNamingTheField) {
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})", "stream", "boolean");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs", "logprobs");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"stop":[1]})", "stop", "string");
-  expect_error(Endpoint::Completion, R"({"prompt":["a","b"]})", "prompt", "one prompt");
+  expect_error(Endpoint::Completion, R"({"prompt":["a","b"],"stream":true})", "prompt", "one prompt");
+  expect_error(Endpoint::Completion, R"({"prompt":["a",2]})", "prompt[1]", "string or an array of token ids");
+  expect_error(Endpoint::Completion, R"({"prompt":[[1],[]]})", "prompt[1]", "empty");
+  expect_error(Endpoint::Completion, R"({"prompt":[]})", "prompt", "empty");
+  std::string prompts = R"({"prompt":[)";
+  for (int i = 0; i < 65; ++i) prompts += (i ? ",\"p\"" : "\"p\"");
+  expect_error(Endpoint::Completion, prompts + "]}", "prompt", "at most 64 prompts");
   expect_error(Endpoint::Completion, R"({"prompt":[-1]})", "prompt", "non-negative");
   expect_error(Endpoint::Completion, R"({"prompt":"x","logprobs":true})", "logprobs", "integer");
   std::string many = R"({"prompt":"x","stop":[)";

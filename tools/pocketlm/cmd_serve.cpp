@@ -29,8 +29,12 @@ struct ServeFlags {
 };
 
 int serve(ServeFlags& f) {
-  if (!f.draft.model.empty() || !f.draft.self_type.empty() || f.draft.lookup) {
-    std::fprintf(stderr, "error: speculative decoding (--draft, --draft-self, --lookup) is not available with batched serving yet\n");
+  const bool drafting = !f.draft.model.empty() || !f.draft.self_type.empty() || f.draft.lookup;
+  if (drafting && f.parallel != 1) {
+    std::fprintf(stderr,
+                 "error: speculative decoding (--draft, --draft-self, --lookup) needs --parallel 1: each sequence's draft is "
+                 "verified in a target pass of its own, which does not batch with other sequences (got --parallel %d)\n",
+                 f.parallel);
     return 1;
   }
   auto body = parse_byte_size(f.max_body, "--max-body");
@@ -61,16 +65,24 @@ int serve(ServeFlags& f) {
   opts.parallel = f.parallel;
   opts.session = *so;
   opts.prefill_chunk = f.prefill_chunk;
+  if (drafting) {
+    std::unique_ptr<DraftSource> draft;
+    if (!make_draft(*model, f.draft, opts.session, draft)) return 1;
+    std::fprintf(stderr, "pocketlm serve: speculative decoding with %s (requests asking for logprobs decode plainly)\n",
+                 draft->name().c_str());
+    opts.draft = std::move(draft);
+    opts.draft_params = f.draft.params;
+  }
   auto sched = BatchScheduler::create(*model, opts);
   if (!sched) {
     print_error(sched.error());
     return 1;
   }
   const SchedulerMetrics m = (*sched)->metrics();
-  std::fprintf(stderr, "pocketlm serve: ready: %d sequences of up to %lld tokens, KV budget %s, %d threads\n", f.parallel,
-               static_cast<long long>((*sched)->n_ctx()), human_bytes(static_cast<double>(m.kv_bytes_capacity)).c_str(),
-               so->n_threads);
-  srv.set_ready(*model, std::move(*sched));
+  const long long n_ctx = (*sched)->n_ctx();
+  srv.set_ready(*model, std::move(*sched));  // before the "ready" line: scripts wait for it, then send requests
+  std::fprintf(stderr, "pocketlm serve: ready: %d sequences of up to %lld tokens, KV budget %s, %d threads\n", f.parallel, n_ctx,
+               human_bytes(static_cast<double>(m.kv_bytes_capacity)).c_str(), so->n_threads);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::fprintf(stderr, "pocketlm serve: stopping\n");
   srv.stop();
@@ -99,7 +111,7 @@ void add_serve_command(CLI::App& root) {
   app->add_option("--alias", f->server.model_name, "the model id the API reports (default: the file name)");
   app->add_option("--chat-template", f->server.chat_template, "template name or Jinja source overriding the model's");
   app->add_option("--http-threads", f->server.http_threads, "HTTP connection threads: one per open connection (default 32)")->check(CLI::Range(1, 1024));
-  add_draft_flags(*app, f->draft);
+  add_draft_flags(*app, f->draft);  // with --parallel 1 only
   app->callback([f] {
     const int rc = serve(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -109,14 +109,11 @@ void add_draft_flags(CLI::App& app, DraftFlags& f) {
                "always draft --draft-max tokens (default: adapt the length to the acceptance rate)");
 }
 
-bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFlags& df,
-                            std::unique_ptr<DraftSource>& draft, std::unique_ptr<Session>& session) {
+bool make_draft(const Model& m, const DraftFlags& df, SessionOptions& o, std::unique_ptr<DraftSource>& draft) {
   auto fail = [](const std::string& msg) {
     std::fprintf(stderr, "error: %s\n", msg.c_str());
     return false;
   };
-  auto o = session_options(mf);
-  if (!o) return fail(o.error().message());
   DraftConfig c;
   c.model_path = df.model;
   c.self_layers = df.self_layers;
@@ -132,11 +129,25 @@ bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFla
       return fail("--draft-min " + std::to_string(df.params.min) + " is above --draft-max " + std::to_string(df.params.max));
     if (Status st = check_draft_params(df.params); !st) return fail(st.error().message());
   }
-  auto d = make_draft_source(m, c, *o);
+  auto d = make_draft_source(m, c, o);
   if (!d) return fail(d.error().message());
   draft = std::move(d).value();
+  return true;
+}
+
+bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFlags& df,
+                            std::unique_ptr<DraftSource>& draft, std::unique_ptr<Session>& session) {
+  auto o = session_options(mf);
+  if (!o) {
+    print_error(o.error());
+    return false;
+  }
+  if (!make_draft(m, df, *o, draft)) return false;
   auto s = Session::create(m, *o);
-  if (!s) return fail(s.error().message());
+  if (!s) {
+    print_error(s.error());
+    return false;
+  }
   session = std::move(s).value();
   return true;
 }

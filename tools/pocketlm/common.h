@@ -33,6 +33,9 @@ struct DraftFlags {
   DraftParams params;      // --draft-max, --draft-min, --draft-p-min, --draft-fixed
 };
 void add_draft_flags(CLI::App& app, DraftFlags& f);
+// The draft source the flags ask for (null: none), made for a target whose sessions take options `o` (which
+// then name the thread pool and the KV pool the draft shares); prints the error and returns false on failure.
+bool make_draft(const Model& m, const DraftFlags& df, SessionOptions& o, std::unique_ptr<DraftSource>& draft);
 // The draft source the flags ask for (null: none) and the target's session, which shares the draft's thread
 // pool and KV pool; prints the error and returns false on failure.
 bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFlags& df,

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gguf/reader.h"
+#include "quant/imatrix_collect.h"
 #include "runtime/session.h"
 #include "util/atomic_file.h"
 #include "util/splitmix64.h"
@@ -160,24 +161,17 @@ CalibStats CalibCollector::result() const {
 
 Status collect_calib_stats(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
                            CalibCollector& collector, ThreadPool& pool, const std::function<void(int64_t)>& tokens_done) {
-  const int64_t step = std::max<int64_t>(1, n_batch);
-  for (const std::vector<int32_t>& seq : sequences) {
-    session.reset();
-    const auto n = static_cast<int64_t>(seq.size());
-    const int64_t pieces = (n + step - 1) / step;
-    for (int64_t i = 0; i < pieces; ++i) {
-      const int64_t b = n * i / pieces, e = n * (i + 1) / pieces;
-      {
-        const ScopedMatmulObserver watch(collector);
-        auto r = session.eval(std::span<const int32_t>(seq).subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)));
-        if (!r) return r.error();
-      }
-      if (!collector.problem().empty()) return Error(collector.problem());
-      collector.flush(pool);
-      if (tokens_done) tokens_done(e - b);
+  return for_each_calibration_piece(session, sequences, n_batch, [&](std::span<const int32_t> tokens) -> Status {
+    {
+      const ScopedMatmulObserver watch(collector);
+      auto r = session.eval(tokens);
+      if (!r) return r.error();
     }
-  }
-  return Status::Ok();
+    if (!collector.problem().empty()) return Error(collector.problem());
+    collector.flush(pool);
+    if (tokens_done) tokens_done(static_cast<int64_t>(tokens.size()));
+    return Status::Ok();
+  });
 }
 
 namespace {
