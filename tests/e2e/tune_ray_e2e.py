@@ -123,5 +123,13 @@ try:
     print("killed worker: retried, same pareto.json, no example scored twice")
 finally:
     if cluster is not None:
-        cluster.shutdown()
+        try:
+            cluster.shutdown()
+        except Exception as e:  # a loaded machine can time out the graceful drain: kill this cluster's processes
+            print(f"cluster shutdown: {e}; killing its processes")
+            for node in list(cluster.worker_nodes) + ([cluster.head_node] if cluster.head_node else []):
+                try:
+                    node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+                except Exception as e2:
+                    print(f"kill: {e2}")
     shutil.rmtree(tmp, ignore_errors=True)
