@@ -33,23 +33,7 @@ for m in "$SMOL" "$GEMMA"; do [ -f "$m" ] || { echo "error: $m missing (scripts/
 # A prompt of exactly N tokens (N = context - 4, so the 4 generated tokens fill the context): a prefix of the
 # wiki text, its length refined until the tokenizer gives N tokens.
 make_prompt() {  # model n_tokens out
-  python3 - "$CLI" "$1" "$2" "$3" "$TEXT" <<'PY'
-import subprocess, sys
-cli, model, n, out, text_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-text = open(text_path, encoding="utf-8").read()
-while len(text) < 8 * n: text += text
-def count(s):
-    open(out, "w", encoding="utf-8").write(s)
-    r = subprocess.run([cli, "tokenize", "-m", model, "-f", out, "--ids"], capture_output=True, text=True, check=True)
-    return len(r.stdout.split())
-lo, hi = 0, 8 * n  # count(text[:lo]) <= n < count(text[:hi])
-while hi - lo > 1:
-    mid = (lo + hi) // 2
-    if count(text[:mid]) <= n: lo = mid
-    else: hi = mid
-got = count(text[:lo])
-assert n - 8 <= got <= n, (got, n)
-PY
+  python3 "$ROOT/scripts/prompt-of-n-tokens.py" "$CLI" "$1" "$2" "$3" "$TEXT"
 }
 
 CASES=(

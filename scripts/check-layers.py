@@ -6,7 +6,7 @@ Usage: scripts/check-layers.py [--root REPO]     (default: the repository holdin
 Every folder under src/ is one layer; a file may include only its own layer and the layers before it:
 
     util → formats → gguf → kernels → tokenizer → model → runtime → api    (pocketlm_core)
-         → quant → prune → eval → bench → plan → server                    (the pipelines)
+         → quant → prune → eval → bench → plan → tune → server             (the pipelines)
 
 (api/ implements the public C API, include/pocketlm/pocketlm.h, over the runtime.)
 
@@ -23,7 +23,7 @@ import sys
 
 # Lowest first. A layer may include itself and any layer before it.
 LAYERS = ["util", "formats", "gguf", "kernels", "tokenizer", "model", "runtime", "api",
-          "quant", "prune", "eval", "bench", "plan", "server"]
+          "quant", "prune", "eval", "bench", "plan", "tune", "server"]
 CORE = LAYERS[:LAYERS.index("api") + 1]
 # Headers of the libraries pocketlm_core must not depend on (angle-bracket includes, by prefix).
 NOT_IN_CORE = ("nlohmann/", "yaml-cpp/", "CLI/", "httplib.h")

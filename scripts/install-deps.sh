@@ -22,7 +22,8 @@ DEB_PKGS=(
 )
 PY_PKGS=(numpy "gguf==0.19.0" "sacrebleu==2.6.0" "rouge-score==0.1.2"  # last two: task-metric oracles
          "openai==1.58.1" "pytest==9.2.0"   # the client tests of pocketlm serve; the Python binding's tests
-         "lm-eval[api]==0.4.13")            # lm-eval's local-completions against pocketlm serve (docs/server.md)
+         "lm-eval[api]==0.4.13"             # lm-eval's local-completions against pocketlm serve (docs/server.md)
+         "ray==2.60.0")                     # pocketlm tune --ray (python/pocketlm_tune_ray.py) and its two-node test
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -51,7 +52,7 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-if ! python3 -c "import numpy, gguf, sacrebleu, rouge_score, openai, pytest, lm_eval, tenacity" 2>/dev/null; then
+if ! python3 -c "import numpy, gguf, sacrebleu, rouge_score, openai, pytest, lm_eval, tenacity, ray" 2>/dev/null; then
   echo "[install-deps] pip install ${PY_PKGS[*]}"
   python3 -m pip install -q "${PY_PKGS[@]}"
 fi

@@ -117,7 +117,7 @@ std::string render_svg(const SvgChart& c) {
   // Series.
   for (const auto& s : c.series) {
     auto Y = [&](double y) { return s.right_axis ? YR(y) : YL(y); };
-    if (s.points.size() > 1) {
+    if (s.points.size() > 1 && !s.markers_only) {
       std::string pts;
       for (const auto& [x, y] : s.points) pts += fmt(X(x)) + "," + fmt(Y(y)) + " ";
       o += "<polyline points=\"" + pts + "\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"2\"" +

@@ -12,6 +12,7 @@ struct SvgSeries {
   std::string color;                             // CSS colour, e.g. "#1f77b4"
   bool right_axis = false;
   bool dashed = false;
+  bool markers_only = false;                     // a scatter: no line between the points
   std::vector<std::pair<double, double>> points;  // (x, y), drawn in the given order
   std::vector<std::string> labels;                // one per point, or empty
 };

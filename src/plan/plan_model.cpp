@@ -126,14 +126,18 @@ Expected<PlanModel> plan_model_from_gguf(const std::string& path, const PlanReci
   const std::vector<RecipeTensor> tensors = recipe_tensors(f);
   std::vector<GgmlType> types;
   for (const RecipeTensor& t : tensors) types.push_back(t.type);
-  if (!recipe.target.empty()) {
+  if (!recipe.target.empty() || recipe.options) {
     // The quantizer's own dry-run plan: the same types `pocketlm quantize --dry-run` prints.
     QuantizeOptions o;
-    o.target = recipe.target;
-    o.progress = false;
-    if (!recipe.rules_path.empty()) {
-      PLM_TRY(o.rules, read_quantize_rules(recipe.rules_path));
+    if (recipe.options) {
+      o = *recipe.options;
+    } else {
+      o.target = recipe.target;
+      if (!recipe.rules_path.empty()) {
+        PLM_TRY(o.rules, read_quantize_rules(recipe.rules_path));
+      }
     }
+    o.progress = false;
     PLM_TRY(QuantizePlan plan, plan_quantization(f, o));
     if (plan.tensors.size() != tensors.size()) return Error(path + ": the quantization plan does not cover every tensor");
     for (size_t i = 0; i < tensors.size(); ++i) types[i] = plan.tensors[i].type;

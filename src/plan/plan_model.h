@@ -46,9 +46,13 @@ struct PlanModel {
 
 // What to do to the stored tensors: nothing, a recipe or type (quantize's TYPE|RECIPE), rules (quantize
 // --rules, on top of the recipe or of the stored types).
+struct QuantizeOptions;
 struct PlanRecipe {
   std::string target;      // "" | "Q4_K_M" | "q8_0" ...
   std::string rules_path;  // "" | rules.yaml
+  // The quantizer's whole options (target, rules, embedding / head overrides, imatrix), used instead of
+  // target and rules_path when set: the plan is then exactly what quantize_model would write (tune's filter).
+  const QuantizeOptions* options = nullptr;
 };
 
 Expected<PlanModel> plan_model_from_gguf(const std::string& path, const PlanRecipe& recipe = {});

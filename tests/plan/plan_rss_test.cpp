@@ -12,7 +12,7 @@
 #include <iterator>
 
 #include "e2e/cli_runner.h"
-#include "e2e/process_runner.h"
+#include "e2e/peak_rss.h"
 #include "model/model.h"
 #include "plan/memory_plan.h"
 #include "plan/plan_model.h"
@@ -28,40 +28,13 @@ fs::path temp_path(const std::string& name) {
   return fs::temp_directory_path() / ("plm_plan_rss_" + std::to_string(::getpid()) + "_" + name);
 }
 
-// A prefix of the wiki text that the model's tokenizer makes n_tokens long (give or take 8).
-std::string prompt_of(const std::string& model_path, int64_t n_tokens) {
-  std::ifstream in(test::shared_dir() / "testdata/text/wiki.test.raw", std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  while (text.size() < static_cast<size_t>(8 * n_tokens)) text += text;
-  auto model = Model::load(model_path);
-  if (!model.ok()) return "";
-  const Tokenizer& tok = (*model)->tokenizer();
-  size_t lo = 0, hi = static_cast<size_t>(8 * n_tokens);
-  while (hi - lo > 1) {
-    const size_t mid = (lo + hi) / 2;
-    (static_cast<int64_t>(tok.encode(text.substr(0, mid), true, true).size()) <= n_tokens ? lo : hi) = mid;
-  }
-  return text.substr(0, lo);
-}
-
-// Runs argv under GNU time (what /usr/bin/time -v reports as "Maximum resident set size"), returns the peak
-// RSS in bytes (0 on failure). Not the child's ru_maxrss from wait4 directly: a child exec'd from this test
-// process inherits the test's own high-water mark at exec (Linux keeps the larger), and the test has mapped
-// a model to tokenize the prompt; GNU time is exec'd first, so its child starts from a small process.
-uint64_t peak_rss_of(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/usr/bin/time", "-f", "maxrss_kib=%M"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const test::CliResult r = test::run_process(argv);
-  const size_t at = r.err.rfind("maxrss_kib=");
-  if (r.exit_code != 0 || at == std::string::npos) return 0;
-  return std::stoull(r.err.substr(at + 11)) * 1024;
-}
+using test::peak_rss_of;
 
 void expect_rss_within_10pct(const std::string& model, int64_t n_ctx, KvType kv) {
   if (!fs::exists("/usr/bin/time")) GTEST_SKIP() << "GNU time missing (scripts/install-deps.sh installs it)";
   const int threads = physical_cores();
   const fs::path prompt = temp_path("prompt.txt");
-  const std::string text = prompt_of(model, n_ctx - 4);
+  const std::string text = test::prompt_of_tokens(model, n_ctx - 4);
   ASSERT_FALSE(text.empty());
   std::ofstream(prompt, std::ios::binary) << text;
   const std::string t = kv_type_name(kv);

@@ -15,5 +15,6 @@ void add_quantize_command(CLI::App& root);
 void add_imatrix_command(CLI::App& root);
 void add_prune_command(CLI::App& root);
 void add_plan_command(CLI::App& root);
+void add_tune_command(CLI::App& root);
 void add_serve_command(CLI::App& root);
 }  // namespace pocketlm::cli

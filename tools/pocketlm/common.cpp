@@ -182,7 +182,8 @@ void print_error(const Error& e) {
       {"kv_type", "-ctk/-ctv"},         {"labels", "--labels"},          {"kld", "--kld"},
       {"tests", "-p/-n"},               {"repetitions", "-r"},           {"peer", "--peer"},         {"kv_budget", "--kv-budget"},    {"n_threads", "-t/--threads"},
       {"drop_layers", "--drop-layers"}, {"keep_layers", "--layers"},     {"heads_keep", "--heads-keep"},
-      {"ffn_keep", "--ffn-keep"},       {"repair", "--repair"}};
+      {"ffn_keep", "--ffn-keep"},       {"repair", "--repair"},          {"budget", "--budget/--device"},
+      {"calib", "--calib"}};
   const auto it = flags.find(e.setting());
   if (it == flags.end()) std::fprintf(stderr, "error: %s\n", e.message().c_str());
   else std::fprintf(stderr, "error: %s (set with %s)\n", e.message().c_str(), it->second.c_str());

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   pocketlm::cli::add_imatrix_command(app);
   pocketlm::cli::add_prune_command(app);
   pocketlm::cli::add_plan_command(app);
+  pocketlm::cli::add_tune_command(app);
   pocketlm::cli::add_serve_command(app);
   try {
     app.parse(static_cast<int>(argp.size()), argp.data());

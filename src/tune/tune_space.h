@@ -1,0 +1,83 @@
+#pragma once
+// The search space of `pocketlm tune` (docs/tune.md): which files and settings are candidates to ship.
+// A space lists values along each axis; its candidates are every combination:
+//   targets    recipes (Q4_K_M, Q8_0, ...) and single types (q4_K, q4_0_g64, ...), as `pocketlm quantize` takes
+//   methods    rtn | imatrix | awq | gptq | awq+gptq (quant/methods/method.h)
+//   hot_f16    token embedding and output head kept in f16 (quantize --hot-fp16), false and/or true
+//   rules      per-layer rule sets (quantize --rules), each named; a rule's type is a type name or "+N", N steps
+//              up the target's type family (q4_K -> q5_K -> q6_K -> q8_0 -> f16), e.g. attention one step up
+//   kv_types   the KV cache type at run time: f16 | q8 | q4 (a candidate's memory and its scores)
+// The default space is default_tune_space(); a YAML file replaces the axes it names.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "formats/ggml_type.h"
+#include "util/error.h"
+
+namespace pocketlm {
+
+struct TuneRule {
+  std::string pattern;  // std::regex_search on the tensor name
+  std::string type;     // a type name, or "+1", "+2": steps up from the target's type
+};
+
+struct TuneRuleSet {
+  std::string name;     // "" : no rules
+  std::vector<TuneRule> rules;
+};
+
+struct TuneSpace {
+  std::vector<std::string> targets;
+  std::vector<std::string> methods;
+  std::vector<bool> hot_f16;
+  std::vector<TuneRuleSet> rule_sets;  // the first is usually the empty set (no rules)
+  std::vector<std::string> kv_types;
+  std::string source = "default";      // the file it came from
+};
+
+// One point of the space: what to write (target, method, hot f16, rules) and how to run it (KV type).
+struct TuneCandidate {
+  std::string id;        // "q4_k_m.imatrix.hot.attn-up.kv-q8": stable, usable as a file name
+  std::string file_id;   // the same without the KV type: candidates that share one quantized file
+  std::string target;
+  std::string method;    // "rtn" ...
+  bool hot_f16 = false;
+  std::string rule_set;  // its name, "" for none
+  std::vector<std::pair<std::string, std::string>> rules;  // (pattern, concrete type), steps resolved
+  std::string kv_type;   // "f16" | "q8" | "q4"
+};
+
+TuneSpace default_tune_space();
+
+// YAML: a mapping with any of the keys targets, methods, hot_f16, rules, kv_types (a missing key keeps the
+// default axis). rules is a list of {name: NAME, rules: [{pattern: REGEX, type: TYPE|+N}, ...]}; the set
+// "none" (no rules) is always included first unless `include_no_rules: false`. Errors name the file, the line
+// and the field: an empty file, a value that is not a list, an unknown recipe/type/method/KV type, a bad
+// regex, a duplicate or empty axis.
+Expected<TuneSpace> parse_tune_space(std::string_view yaml, const std::string& name);
+Expected<TuneSpace> read_tune_space(const std::string& path);
+
+// Every combination, in axis order (targets outermost). Combinations that are the same file are kept once: a
+// float target (f16, F16, bf16, f32) ignores methods other than rtn; a method that needs no calibration is
+// the same as rtn only when it is rtn. Steps ("+1") are resolved against each target's type.
+Expected<std::vector<TuneCandidate>> expand_tune_space(const TuneSpace& space);
+
+// The type `steps` steps up `t`'s family (q2_K q3_K q4_K q5_K q6_K q8_0 f16; q4_0 q5_0 q8_0; q4_1 q5_1 q8_0;
+// iq4_nl/iq4_xs/q4_0_g64/q4_0_g128 -> q5_0/q5_K/q5_0/q5_0); f16 and f32 stay.
+GgmlType type_steps_up(GgmlType t, int steps);
+
+// The base type of a recipe or single type name ("Q4_K_M" -> q4_K, "q5_0" -> q5_0).
+Expected<GgmlType> target_base_type(const std::string& target);
+
+class GgufFile;
+struct QuantizeOptions;
+// The quantizer's options for a candidate on `base` (target, hot f16 embedding / head, rules; not the method). A
+// rule whose type does not divide a matching tensor's rows falls back for that tensor as the recipes do
+// (recipe_fallback_type: q5_K on rows of 576 -> q5_1, ...), instead of the quantizer's error for such a rule:
+// the step "+1" must mean something on every model.
+Status tune_quantize_options(const TuneCandidate& c, const GgufFile& base, QuantizeOptions& o);
+
+}  // namespace pocketlm
