@@ -30,6 +30,7 @@ for f in "$CLI" "$REL" "$DATA/tasks/summarize.dev.jsonl" "$DATA/text/wiki.test.r
   [ -e "$f" ] || { echo "error: $f missing (scripts/build.sh, scripts/fetch-models.sh)" >&2; exit 1; }
 done
 mkdir -p "$W"
+W="$(cd "$W" && pwd)"  # absolute: the screenshot opens it as a file:// URL
 log() { echo "[tune-smollm2] $*" >&2; }
 
 # 1. The base.
