@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from serve_process import start_server
+
 TOLERANCE = 1e-3
 
 
@@ -79,22 +81,6 @@ metric_list:
     higher_is_better: true
 """)
     return name
-
-
-def start_server(cli, model):
-    p = subprocess.Popen([cli, "serve", "-m", model, "--port", "0", "-c", "512", "--parallel", "4", "-t", "2"],
-                         stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in p.stderr:
-        m = re.search(r"listening on http://[^:]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if "ready:" in line:
-            break
-    if port is None:
-        p.kill()
-        sys.exit("the server did not start")
-    return p, port
 
 
 def check_end_row(port):
@@ -158,7 +144,7 @@ def main():
     os.makedirs(task_dir, exist_ok=True)
     task = build_task(args.stories, args.docs, task_dir)
 
-    server, port = start_server(args.cli, args.model)
+    server, port = start_server(args.cli, args.model, "-c", "512", "--parallel", "4", "-t", "2")
     failures = []
     try:
         failures += check_end_row(port)

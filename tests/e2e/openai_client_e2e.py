@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from serve_process import start_server
+
 try:
     import openai
 except ImportError:
@@ -30,22 +32,6 @@ PROMPTS = ["The capital of France is", "Here is a list of fruits: apple,"]
 N = 24
 
 
-def start_server():
-    p = subprocess.Popen([CLI, "serve", "-m", MODEL, "--port", "0", "-c", "512", "--parallel", "2", "-t", "2",
-                          "--api-key", KEY], stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in p.stderr:
-        m = re.search(r"listening on http://[^:]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if "ready:" in line:
-            break
-    if port is None:
-        p.kill()
-        sys.exit("the server did not start")
-    return p, port
-
-
 def run_cli(prompt):
     out = subprocess.run([CLI, "run", "-m", MODEL, "-p", prompt, "-n", str(N), "--temp", "0", "-c", "512", "-t", "2",
                           "--no-display-prompt"], capture_output=True, text=True, check=True)
@@ -53,7 +39,7 @@ def run_cli(prompt):
 
 
 def main():
-    server, port = start_server()
+    server, port = start_server(CLI, MODEL, "-c", "512", "--parallel", "2", "-t", "2", "--api-key", KEY)
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=120)
         failures = []

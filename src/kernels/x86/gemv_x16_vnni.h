@@ -107,34 +107,6 @@ inline void q4_1_group(int64_t nb, const uint8_t* g, const block_q8_1* a, float*
   store_rows(out, acc);
 }
 
-template <int C>
-void q4_1_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
-  __m512 acc[C];
-  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, g += 320) {
-    const block_q8_1* A[C];
-    __m512i s0[C], s1[C];
-    for (int j = 0; j < C; ++j) {
-      A[j] = reinterpret_cast<const block_q8_1*>(a + static_cast<size_t>(j) * as) + b;
-      s0[j] = s1[j] = _mm512_setzero_si512();
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const __m512i v = load64(g + 64 + 64 * i), lo = nib_lo(v), hi = nib_hi(v);
-      for (int j = 0; j < C; ++j) {
-        s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
-        s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
-      }
-    }
-    const __m512 d = f16x16(g), m = f16x16(g + 32);
-    for (int j = 0; j < C; ++j) {
-      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
-      acc[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(Ops::f16(A[j]->s)), acc[j]);
-    }
-  }
-  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
-}
-template <int C> struct Q4_1ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_1_cols<C>(nb, g, a, as, o, ldo); } };
 
 // q5_0: quant = low nibble | fifth bit << 4, 16 above the value. The fifth bits of chunk i's 4 quants per row
 // (bits 4i..4i+3 of the row's qh for the low nibbles, 16+4i.. for the high ones) are spread to bit 4 of each
@@ -306,91 +278,95 @@ inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t
 // The same loops with C activation columns: each chunk is loaded and unpacked once and multiplied against C
 // columns' broadcast dwords, and the scale decode serves 16 rows x C columns. Accumulators: 2C chains plus C
 // sums and C float results live, within the 32 zmm registers for C = 4. `a` holds C q8 rows `as` bytes apart.
-template <int C>
-void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
-  __m512 acc[C];
-  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, g += 288) {
-    const block_q8_0* A[C];
-    __m512i s0[C], s1[C];
-    for (int j = 0; j < C; ++j) {
-      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
-      s0[j] = _mm512_set1_epi32(-8 * q8_0_sum(*A[j]));
-      s1[j] = _mm512_setzero_si512();
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const __m512i v = load64(g + 32 + 64 * i), lo = nib_lo(v), hi = nib_hi(v);
-      for (int j = 0; j < C; ++j) {
-        s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
-        s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
-      }
-    }
-    const __m512 d = f16x16(g);
-    for (int j = 0; j < C; ++j)
-      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+// The four 32-block formats share one loop; a format gives its block bytes, activation block, zero point (the
+// accumulators start at -zero * sum(a)), an optional min term, and how chunk i (0..3) of a block unpacks into
+// the unsigned quants that meet activation dwords i (`lo`) and 4 + i (`hi`).
+struct Q4_0V {
+  using Act = block_q8_0;
+  static constexpr int kBytes = 288, kZero = 8;
+  static constexpr bool kMin = false;
+  struct Ctx {};
+  static int block(const Ctx&, const uint8_t*) { return 0; }
+  template <int I>
+  static void chunk(const Ctx&, int, const uint8_t* g, __m512i& lo, __m512i& hi) {
+    const __m512i v = load64(g + 32 + 64 * I);
+    lo = nib_lo(v);
+    hi = nib_hi(v);
   }
-  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
-}
+};
+struct Q4_1V {
+  using Act = block_q8_1;
+  static constexpr int kBytes = 320, kZero = 0;
+  static constexpr bool kMin = true;
+  struct Ctx {};
+  static int block(const Ctx&, const uint8_t*) { return 0; }
+  template <int I>
+  static void chunk(const Ctx&, int, const uint8_t* g, __m512i& lo, __m512i& hi) {
+    const __m512i v = load64(g + 64 + 64 * I);
+    lo = nib_lo(v);
+    hi = nib_hi(v);
+  }
+};
+struct Q5_0V {
+  using Act = block_q8_0;
+  static constexpr int kBytes = 352, kZero = 16;
+  static constexpr bool kMin = false;
+  using Ctx = Q5Bits;
+  static __m512i block(const Ctx&, const uint8_t* g) { return load64(g + 32); }  // the 16 rows' qh
+  template <int I>
+  static void chunk(const Ctx& bits, __m512i qh, const uint8_t* g, __m512i& lo, __m512i& hi) {
+    q5_0_chunk<I>(bits, g, qh, lo, hi);
+  }
+};
+// q8_0's signed quants read as unsigned (x ^ 0x80 = x + 128; the zero point 128 takes it off); chunk i pairs
+// quant dwords i and 4 + i.
+struct Q8_0V {
+  using Act = block_q8_0;
+  static constexpr int kBytes = 544, kZero = 128;
+  static constexpr bool kMin = false;
+  struct Ctx {};
+  static int block(const Ctx&, const uint8_t*) { return 0; }
+  template <int I>
+  static void chunk(const Ctx&, int, const uint8_t* g, __m512i& lo, __m512i& hi) {
+    const __m512i flip = _mm512_set1_epi8(-128);
+    lo = _mm512_xor_si512(load64(g + 32 + 64 * I), flip);
+    hi = _mm512_xor_si512(load64(g + 32 + 64 * (I + 4)), flip);
+  }
+};
 
-template <int C>
-void q5_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
-  const Q5Bits bits;
+template <class F, int C>
+void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
+  const typename F::Ctx ctx{};
   __m512 acc[C];
   for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, g += 352) {
-    const block_q8_0* A[C];
+  for (int64_t b = 0; b < nb; ++b, g += F::kBytes) {
+    const typename F::Act* A[C];
     __m512i s0[C], s1[C];
     for (int j = 0; j < C; ++j) {
-      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
-      s0[j] = _mm512_set1_epi32(-16 * q8_0_sum(*A[j]));
+      A[j] = reinterpret_cast<const typename F::Act*>(a + static_cast<size_t>(j) * as) + b;
+      if constexpr (F::kZero != 0) s0[j] = _mm512_set1_epi32(-F::kZero * q8_0_sum(*A[j]));
+      else s0[j] = _mm512_setzero_si512();
       s1[j] = _mm512_setzero_si512();
     }
-    const __m512i qh = load64(g + 32);
-    const auto chunk = [&](auto I) {
+    const auto blk = F::block(ctx, g);
+    const auto step = [&](auto I) {
       constexpr int i = decltype(I)::value;
       __m512i lo, hi;
-      q5_0_chunk<i>(bits, g, qh, lo, hi);
+      F::template chunk<i>(ctx, blk, g, lo, hi);
       for (int j = 0; j < C; ++j) {
         s0[j] = dot4(s0[j], lo, bcast4(A[j]->qs + 4 * i));
         s1[j] = dot4(s1[j], hi, bcast4(A[j]->qs + 16 + 4 * i));
       }
     };
-    chunk(x16::IntC<0>{});
-    chunk(x16::IntC<1>{});
-    chunk(x16::IntC<2>{});
-    chunk(x16::IntC<3>{});
+    step(x16::IntC<0>{});
+    step(x16::IntC<1>{});
+    step(x16::IntC<2>{});
+    step(x16::IntC<3>{});
     const __m512 d = f16x16(g);
-    for (int j = 0; j < C; ++j)
-      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
-  }
-  for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
-}
-
-template <int C>
-void q8_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
-  const __m512i flip = _mm512_set1_epi8(-128);
-  __m512 acc[C];
-  for (int j = 0; j < C; ++j) acc[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, g += 544) {
-    const block_q8_0* A[C];
-    __m512i s0[C], s1[C];
     for (int j = 0; j < C; ++j) {
-      A[j] = reinterpret_cast<const block_q8_0*>(a + static_cast<size_t>(j) * as) + b;
-      s0[j] = _mm512_set1_epi32(-128 * q8_0_sum(*A[j]));
-      s1[j] = _mm512_setzero_si512();
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 8; i += 2) {
-      const __m512i v0 = _mm512_xor_si512(load64(g + 32 + 64 * i), flip), v1 = _mm512_xor_si512(load64(g + 96 + 64 * i), flip);
-      for (int j = 0; j < C; ++j) {
-        s0[j] = dot4(s0[j], v0, bcast4(A[j]->qs + 4 * i));
-        s1[j] = dot4(s1[j], v1, bcast4(A[j]->qs + 4 * i + 4));
-      }
-    }
-    const __m512 d = f16x16(g);
-    for (int j = 0; j < C; ++j)
       acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+      if constexpr (F::kMin) acc[j] = _mm512_fmadd_ps(f16x16(g + 32), _mm512_set1_ps(Ops::f16(A[j]->s)), acc[j]);
+    }
   }
   for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
 }
@@ -492,9 +468,10 @@ void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
   for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
 }
 
-template <int C> struct Q4_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
-template <int C> struct Q5_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q5_0_cols<C>(nb, g, a, as, o, ldo); } };
-template <int C> struct Q8_0ColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q8_0_cols<C>(nb, g, a, as, o, ldo); } };
+template <class F>
+struct LegacyColsV {
+  template <int C> struct Of { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { legacy_cols<F, C>(nb, g, a, as, o, ldo); } };
+};
 template <int C> struct Q4_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
 template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
 
@@ -509,10 +486,10 @@ constexpr KernelTable with_x16_gemv_vnni(KernelTable t) {
   t.set_gemv_x16(GgmlType::Q8_0, x16v::legacy_groups<544, 128, x16v::q8_0_group>);
   t.set_gemv_x16(GgmlType::Q4_K, x16v::q4_K_groups);
   t.set_gemv_x16(GgmlType::Q6_K, x16v::q6_K_groups);
-  t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16v::Q4_0ColsV>);
-  t.set_gemm_x16(GgmlType::Q4_1, x16::group_cols<block_q8_1, 32, x16v::Q4_1ColsV>);
-  t.set_gemm_x16(GgmlType::Q5_0, x16::group_cols<block_q8_0, 32, x16v::Q5_0ColsV>);
-  t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16v::Q8_0ColsV>);
+  t.set_gemm_x16(GgmlType::Q4_0, x16::group_cols<block_q8_0, 32, x16v::LegacyColsV<x16v::Q4_0V>::Of>);
+  t.set_gemm_x16(GgmlType::Q4_1, x16::group_cols<block_q8_1, 32, x16v::LegacyColsV<x16v::Q4_1V>::Of>);
+  t.set_gemm_x16(GgmlType::Q5_0, x16::group_cols<block_q8_0, 32, x16v::LegacyColsV<x16v::Q5_0V>::Of>);
+  t.set_gemm_x16(GgmlType::Q8_0, x16::group_cols<block_q8_0, 32, x16v::LegacyColsV<x16v::Q8_0V>::Of>);
   t.set_gemm_x16(GgmlType::Q4_K, x16::group_cols<block_q8_K, 256, x16v::Q4_KColsV>);
   t.set_gemm_x16(GgmlType::Q6_K, x16::group_cols<block_q8_K, 256, x16v::Q6_KColsV>);
   return t;
