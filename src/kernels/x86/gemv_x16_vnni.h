@@ -281,32 +281,23 @@ inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t
 // The four 32-block formats share one loop; a format gives its block bytes, activation block, zero point (the
 // accumulators start at -zero * sum(a)), an optional min term, and how chunk i (0..3) of a block unpacks into
 // the unsigned quants that meet activation dwords i (`lo`) and 4 + i (`hi`).
-struct Q4_0V {
-  using Act = block_q8_0;
-  static constexpr int kBytes = 288, kZero = 8;
-  static constexpr bool kMin = false;
+// q4_0 and q4_1: 4-bit quants at `Quants` bytes into the block, one 64-byte chunk per pair of dwords.
+template <class A, int Bytes, int Quants, int Zero, bool Min>
+struct Nibble4V {
+  using Act = A;
+  static constexpr int kBytes = Bytes, kZero = Zero;
+  static constexpr bool kMin = Min;
   struct Ctx {};
   static int block(const Ctx&, const uint8_t*) { return 0; }
   template <int I>
   static void chunk(const Ctx&, int, const uint8_t* g, __m512i& lo, __m512i& hi) {
-    const __m512i v = load64(g + 32 + 64 * I);
+    const __m512i v = load64(g + Quants + 64 * I);
     lo = nib_lo(v);
     hi = nib_hi(v);
   }
 };
-struct Q4_1V {
-  using Act = block_q8_1;
-  static constexpr int kBytes = 320, kZero = 0;
-  static constexpr bool kMin = true;
-  struct Ctx {};
-  static int block(const Ctx&, const uint8_t*) { return 0; }
-  template <int I>
-  static void chunk(const Ctx&, int, const uint8_t* g, __m512i& lo, __m512i& hi) {
-    const __m512i v = load64(g + 64 + 64 * I);
-    lo = nib_lo(v);
-    hi = nib_hi(v);
-  }
-};
+using Q4_0V = Nibble4V<block_q8_0, 288, 32, 8, false>;   // d[16] | qs
+using Q4_1V = Nibble4V<block_q8_1, 320, 64, 0, true>;    // d[16], m[16] | qs
 struct Q5_0V {
   using Act = block_q8_0;
   static constexpr int kBytes = 352, kZero = 16;
