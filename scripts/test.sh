@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: installs everything (packages, models, the llama.cpp peer) and runs the whole suite:
-#   0. the layer check (scripts/check-layers.py: no #include points up)
+#   0. the layer check (scripts/check-layers.py: no #include points up) and the format check
+#      (scripts/check-format.sh: every C/C++ file as clang-format-14 writes it)
 #   1. Release build with -Werror, every GoogleTest test through ctest (labels unit, e2e, peer, slow)
 #   2. the ARM kernel paths (NEON, dotprod, i8mm), cross-built and checked under qemu-aarch64 (test-arm.sh)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer: every `unit` test and the slow tests named below; then
@@ -73,8 +74,9 @@ run_ctest() {
 
 stage "install deps"
 "$ROOT/scripts/install-deps.sh"  # python3 among them: the layer check needs it
-stage "[0/4] layer check (scripts/check-layers.py)"
+stage "[0/4] layer and format checks (scripts/check-layers.py, scripts/check-format.sh)"
 python3 "$ROOT/scripts/check-layers.py"
+bash "$ROOT/scripts/check-format.sh"
 stage "models, llama.cpp peer"
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build-peer.sh"

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/dispatch.h"
-#include "kernels/ref/vec_dot.h"
 #include "formats/float.h"
 #include "formats/kv_types.h"
+#include "kernels/dispatch.h"
+#include "kernels/ref/vec_dot.h"
 
 namespace pocketlm {
 namespace {
@@ -46,8 +46,10 @@ KvData make_data(KvType t, int64_t hd) {
     const bool query = j >= kTokens;
     uint8_t* dst = query ? d.queries.data() + static_cast<size_t>(j - kTokens) * d.query_bytes
                          : d.rows.data() + static_cast<size_t>(j) * d.row_bytes;
-    if (t == KvType::F16) quantize_row_f16(x.data(), reinterpret_cast<uint16_t*>(dst), hd);
-    else kernels::quantize_kv_row(query ? KvType::Q8 : t, x.data(), dst, hd);
+    if (t == KvType::F16)
+      quantize_row_f16(x.data(), reinterpret_cast<uint16_t*>(dst), hd);
+    else
+      kernels::quantize_kv_row(query ? KvType::Q8 : t, x.data(), dst, hd);
   }
   d.p.resize(static_cast<size_t>(kGroup * kTokens));
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
@@ -72,7 +74,8 @@ void BM_kv_scores(benchmark::State& state, KvType t) {
 void BM_kv_weighted(benchmark::State& state, KvType t) {
   const int64_t hd = state.range(0);
   const KvData d = make_data(t, hd);
-  const kernels::WeightedRowsFn f = t == KvType::F16 ? kernels::weighted_rows_for(true) : kernels::kv_weighted_rows_for(t);
+  const kernels::WeightedRowsFn f =
+      t == KvType::F16 ? kernels::weighted_rows_for(true) : kernels::kv_weighted_rows_for(t);
   std::vector<float> out(static_cast<size_t>(hd * kGroup));
   for (auto _ : state) {
     std::fill(out.begin(), out.end(), 0.0f);
@@ -87,9 +90,17 @@ void BM_kv_weighted(benchmark::State& state, KvType t) {
 const int kRegistered = [] {
   for (KvType t : {KvType::F16, KvType::Q8, KvType::Q4}) {
     const std::string kq = "kv_scores_2048x4/" + std::string(kv_type_name(t));
-    benchmark::RegisterBenchmark(kq.c_str(), BM_kv_scores, t)->ArgName("head_dim")->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(kq.c_str(), BM_kv_scores, t)
+        ->ArgName("head_dim")
+        ->Arg(64)
+        ->Arg(256)
+        ->Unit(benchmark::kMicrosecond);
     const std::string pv = "kv_weighted_2048x4/" + std::string(kv_type_name(t));
-    benchmark::RegisterBenchmark(pv.c_str(), BM_kv_weighted, t)->ArgName("head_dim")->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(pv.c_str(), BM_kv_weighted, t)
+        ->ArgName("head_dim")
+        ->Arg(64)
+        ->Arg(256)
+        ->Unit(benchmark::kMicrosecond);
   }
   return 0;
 }();

@@ -2,10 +2,10 @@
 // (GEMV: decode) and 32 tokens (GEMM: prompt), on 1 and 2 threads; for the types with a row-interleaved
 // decode layout (kernels/interleave.h) also in that layout (x16:1), as a loaded model holds them. The
 // counter ns_per_block is the time per weight block of one row (32 or 256 weights): the weights (2-5 MiB)
-// sit in L3, so at 1 token it is the kernel's compute cost, not the memory's (matmul_16384x4096 streams from DRAM). Reports the weight bytes streamed
-// (bytes_per_second: weights streamed per second) and the counter GFLOP (a rate: GFLOP/s, 2 * rows * cols *
-// tokens per call). The weights are
-// random but valid blocks (bench/random_weights.h); activations are N(0, 1).
+// sit in L3, so at 1 token it is the kernel's compute cost, not the memory's (matmul_16384x4096 streams from DRAM).
+// Reports the weight bytes streamed (bytes_per_second: weights streamed per second) and the counter GFLOP (a rate:
+// GFLOP/s, 2 * rows * cols * tokens per call). The weights are random but valid blocks (bench/random_weights.h);
+// activations are N(0, 1).
 //
 //   build/bin/pocketlm_kernel_bench                           # all
 //   build/bin/pocketlm_kernel_bench --benchmark_filter='q4_K'  # one type
@@ -82,10 +82,11 @@ void BM_matmul(benchmark::State& state, GgmlType type, int64_t kRows, int64_t kC
   const auto iters = static_cast<double>(state.iterations());
   state.SetBytesProcessed(static_cast<int64_t>(iters * static_cast<double>(bytes.size())));
   state.counters["GFLOP"] = benchmark::Counter(iters * 2.0 * static_cast<double>(kRows * kCols * n_tokens) / 1e9,
-                                                 benchmark::Counter::kIsRate);
+                                               benchmark::Counter::kIsRate);
   state.counters["weight_MiB"] = static_cast<double>(bytes.size()) / (1024.0 * 1024.0);
   const double blocks = static_cast<double>(kRows * (kCols / type_traits(type).block_size));
-  state.counters["ns_per_block"] = benchmark::Counter(iters * blocks / 1e9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_block"] =
+      benchmark::Counter(iters * blocks / 1e9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.SetLabel(std::string(type_traits(type).name));
 }
 

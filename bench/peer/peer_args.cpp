@@ -49,34 +49,52 @@ std::optional<PeerArgs> parse_args(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(std::string(f) + ": missing value");
       return argv[++i];
     };
-    if (f == "-h" || f == "--help") return std::nullopt;
-    else if (f == "-m" || f == "--model") a.model = value();
-    else if ((f == "-p" || f == "--n-prompt") && a.command == "bench") a.n_prompt = to_int(f, value());
-    else if (f == "-p" || f == "--prompt") a.prompt = value();
-    else if (f == "-r" || f == "--repetitions") a.repetitions = to_int(f, value());
-    else if (f == "--serve") a.serve = true;
-    else if (f == "--no-fa") a.fa_mode = "off";
-    else if (f == "-f" || f == "--file") a.text_file = value();
-    else if (f == "-n" || f == "--n-predict") a.n_predict = to_int(f, value());
-    else if (f == "-c" || f == "--ctx-size") a.n_ctx = to_int(f, value());
-    else if (f == "-t" || f == "--threads") a.n_threads = to_int(f, value());
-    else if (f == "--positions") a.positions = to_int(f, value());
-    else if (f == "--logits-out") a.logits_out = value();
-    else if (f == "--no-bos") a.no_bos = true;
-    else if (f == "--parse-special") a.parse_special = true;
+    if (f == "-h" || f == "--help")
+      return std::nullopt;
+    else if (f == "-m" || f == "--model")
+      a.model = value();
+    else if ((f == "-p" || f == "--n-prompt") && a.command == "bench")
+      a.n_prompt = to_int(f, value());
+    else if (f == "-p" || f == "--prompt")
+      a.prompt = value();
+    else if (f == "-r" || f == "--repetitions")
+      a.repetitions = to_int(f, value());
+    else if (f == "--serve")
+      a.serve = true;
+    else if (f == "--no-fa")
+      a.fa_mode = "off";
+    else if (f == "-f" || f == "--file")
+      a.text_file = value();
+    else if (f == "-n" || f == "--n-predict")
+      a.n_predict = to_int(f, value());
+    else if (f == "-c" || f == "--ctx-size")
+      a.n_ctx = to_int(f, value());
+    else if (f == "-t" || f == "--threads")
+      a.n_threads = to_int(f, value());
+    else if (f == "--positions")
+      a.positions = to_int(f, value());
+    else if (f == "--logits-out")
+      a.logits_out = value();
+    else if (f == "--no-bos")
+      a.no_bos = true;
+    else if (f == "--parse-special")
+      a.parse_special = true;
     else if (f == "--fa" || f == "--flash-attn") {
       a.flash_attn = true;
       a.fa_mode = "on";
-    }
-    else if (f == "-ctk" || f == "--cache-type-k") a.cache_type_k = value();
-    else if (f == "-ctv" || f == "--cache-type-v") a.cache_type_v = value();
-    else if (f == "--repack") a.repack = a.repack_set = true;
+    } else if (f == "-ctk" || f == "--cache-type-k")
+      a.cache_type_k = value();
+    else if (f == "-ctv" || f == "--cache-type-v")
+      a.cache_type_v = value();
+    else if (f == "--repack")
+      a.repack = a.repack_set = true;
     else if (f == "--no-repack") {
       a.repack = false;
       a.repack_set = true;
-    }
-    else if (f == "--verbose") a.verbose = true;
-    else throw std::invalid_argument("unknown flag '" + std::string(f) + "'");
+    } else if (f == "--verbose")
+      a.verbose = true;
+    else
+      throw std::invalid_argument("unknown flag '" + std::string(f) + "'");
   }
   if (a.model.empty()) throw std::invalid_argument("-m MODEL is required");
   if (a.n_threads < 1) throw std::invalid_argument("-t: must be at least 1");
@@ -89,7 +107,8 @@ std::optional<PeerArgs> parse_args(int argc, char** argv) {
   if (a.command == "bench") {
     if (a.repetitions < 1) throw std::invalid_argument("-r: must be at least 1");
     if (a.n_prompt < 0) throw std::invalid_argument("-p: must not be negative");
-    if (!a.serve && a.n_prompt == 0 && a.n_predict <= 0) throw std::invalid_argument("bench: give -p N and/or -n N, or --serve");
+    if (!a.serve && a.n_prompt == 0 && a.n_predict <= 0)
+      throw std::invalid_argument("bench: give -p N and/or -n N, or --serve");
   }
   if (a.command == "top1") {
     if (!a.text_file) throw std::invalid_argument("top1: -f TEXTFILE is required");

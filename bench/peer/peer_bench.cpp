@@ -20,7 +20,7 @@ namespace {
 using nlohmann::json;
 
 std::mutex g_log_mu;
-std::string g_log;        // llama.cpp's log since the last take_log()
+std::string g_log;  // llama.cpp's log since the last take_log()
 bool g_log_echo = false;
 
 void capture_cb(ggml_log_level /*level*/, const char* text, void* /*user*/) {
@@ -79,18 +79,28 @@ class PeerBench {
     ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!cpu) throw std::runtime_error("no CPU backend");
     ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
-    tp_new_ = reinterpret_cast<decltype(ggml_threadpool_new)*>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
-    pool_.free_fn = reinterpret_cast<decltype(ggml_threadpool_free)*>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free"));
+    tp_new_ =
+        reinterpret_cast<decltype(ggml_threadpool_new)*>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
+    pool_.free_fn = reinterpret_cast<decltype(ggml_threadpool_free)*>(
+        ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free"));
     if (!tp_new_ || !pool_.free_fn) throw std::runtime_error("the CPU backend has no thread pool API");
   }
 
   json setup() const {
     char desc[256] = {};
     llama_model_desc(model_.get(), desc, sizeof(desc));
-    return {{"llama_cpp", llama_version()}, {"desc", desc}, {"model_size", llama_model_size(model_.get())},
-            {"n_threads", a_.n_threads}, {"repack", repack_}, {"flash_attn_asked", a_.fa_mode},
-            {"cache_type_k", a_.cache_type_k}, {"cache_type_v", a_.cache_type_v}, {"weight_buffers", buffers_},
-            {"n_batch", 2048}, {"n_ubatch", 512}, {"poll", 50}};
+    return {{"llama_cpp", llama_version()},
+            {"desc", desc},
+            {"model_size", llama_model_size(model_.get())},
+            {"n_threads", a_.n_threads},
+            {"repack", repack_},
+            {"flash_attn_asked", a_.fa_mode},
+            {"cache_type_k", a_.cache_type_k},
+            {"cache_type_v", a_.cache_type_v},
+            {"weight_buffers", buffers_},
+            {"n_batch", 2048},
+            {"n_ubatch", 512},
+            {"poll", 50}};
   }
 
   // One timed run: "pp" or "tg" of n tokens from an empty cache; warm-up runs as llama-bench's do.
@@ -100,10 +110,15 @@ class PeerBench {
     ensure_context(kind, n);
     llama_memory_clear(llama_get_memory(ctx_.get()), false);
     const auto t0 = std::chrono::steady_clock::now();
-    if (kind == "pp") prompt(n);
-    else generate(warmup ? 1 : n);
+    if (kind == "pp")
+      prompt(n);
+    else
+      generate(warmup ? 1 : n);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-    return {{"test", kind + std::to_string(n)}, {"warmup", warmup}, {"ns", ns}, {"n_ctx", n_ctx_},
+    return {{"test", kind + std::to_string(n)},
+            {"warmup", warmup},
+            {"ns", ns},
+            {"n_ctx", n_ctx_},
             {"flash_attn", flash_attn_}};
   }
 
@@ -159,7 +174,8 @@ class PeerBench {
     llama_token t = llama_vocab_get_add_bos(vocab_) ? llama_vocab_bos(vocab_) : random_token();
     for (int i = 0; i < n; ++i) {
       const int rc = llama_decode(ctx_.get(), llama_batch_get_one(&t, 1));
-      if (rc != 0) throw std::runtime_error("llama_decode of token " + std::to_string(i) + " failed with " + std::to_string(rc));
+      if (rc != 0)
+        throw std::runtime_error("llama_decode of token " + std::to_string(i) + " failed with " + std::to_string(rc));
       llama_synchronize(ctx_.get());
       t = random_token();
     }

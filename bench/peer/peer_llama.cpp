@@ -58,8 +58,8 @@ std::vector<llama_token> tokenize(const llama_vocab* vocab, const std::string& t
   if (text.size() > static_cast<size_t>(INT32_MAX) - 16) throw std::runtime_error("text too long to tokenize");
   const auto len = static_cast<int32_t>(text.size());
   std::vector<llama_token> ids(text.size() + 16);
-  int32_t n = llama_tokenize(vocab, text.data(), len, ids.data(), static_cast<int32_t>(ids.size()), add_special,
-                             parse_special);
+  int32_t n =
+      llama_tokenize(vocab, text.data(), len, ids.data(), static_cast<int32_t>(ids.size()), add_special, parse_special);
   if (n == INT32_MIN) throw std::runtime_error("llama_tokenize: too many tokens");
   if (n < 0) {
     ids.resize(static_cast<size_t>(-n));

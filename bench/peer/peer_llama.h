@@ -22,9 +22,9 @@ using ContextPtr = std::unique_ptr<llama_context, ContextFree>;
 
 struct ContextOptions {
   uint32_t n_ctx = 512;
-  uint32_t n_batch = 512;     // largest llama_decode call; n_ubatch stays llama.cpp's default (512)
+  uint32_t n_batch = 512;  // largest llama_decode call; n_ubatch stays llama.cpp's default (512)
   int32_t n_threads = 2;
-  bool flash_attn = false;    // off unless --fa
+  bool flash_attn = false;  // off unless --fa
   ggml_type type_k = GGML_TYPE_F16;
   ggml_type type_v = GGML_TYPE_F16;
 };

@@ -87,8 +87,7 @@ json run_greedy(const PeerArgs& a) {
     decode(ctx.get(), std::span<const llama_token>(&next, 1), pos++, /*all_logits=*/false);
   }
   // "stop" is "length", or {"eog": id} when an end-of-generation token was the argmax (it is not in ids).
-  return {{"prompt_ids", prompt}, {"ids", out}, {"text", text}, {"stop", stop},
-          {"context", context_json(a, n_ctx)}};
+  return {{"prompt_ids", prompt}, {"ids", out}, {"text", text}, {"stop", stop}, {"context", context_json(a, n_ctx)}};
 }
 
 json run_top1(const PeerArgs& a) {

@@ -4,8 +4,8 @@
 // ROWS.f32 holds n_rows * N_PER_ROW little-endian float32; IMPORTANCE.f32 N_PER_ROW of them. Writes the encoded
 // rows to OUT.bin and prints {"bytes": B, "seconds": S} (S: wall time of the quantize call alone).
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>

@@ -30,7 +30,7 @@ struct plm_context {
   const plm_model* model = nullptr;
   std::unique_ptr<pocketlm::DraftSource> draft;  // null: plain decoding
   pocketlm::DraftParams draft_params;
-  pocketlm::SpeculativeStats draft_stats;         // of the last plm_generate
+  pocketlm::SpeculativeStats draft_stats;  // of the last plm_generate
   std::unique_ptr<pocketlm::Session> session;
 };
 
@@ -132,7 +132,8 @@ plm_status create_context(const char* where, const plm_model* model, const plm_c
     if (model == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": model is NULL");
     const plm_context_params p = params ? *params : plm_context_default_params();
     if (p.n_ctx < 0) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": n_ctx " + std::to_string(p.n_ctx) + " < 0");
-    if (p.n_threads < 0) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": n_threads " + std::to_string(p.n_threads) + " < 0");
+    if (p.n_threads < 0)
+      return fail(PLM_ERR_INVALID_ARGUMENT, w + ": n_threads " + std::to_string(p.n_threads) + " < 0");
     pocketlm::SessionOptions o;
     o.n_ctx = p.n_ctx;
     o.n_threads = p.n_threads;
@@ -148,7 +149,8 @@ plm_status create_context(const char* where, const plm_model* model, const plm_c
       }
       dc.self_layers = draft->self_layers;
       dc.lookup = draft->lookup != 0;
-      if (!dc.enabled()) return fail(PLM_ERR_INVALID_ARGUMENT, w + ": no draft source (draft_model, self_type or lookup)");
+      if (!dc.enabled())
+        return fail(PLM_ERR_INVALID_ARGUMENT, w + ": no draft source (draft_model, self_type or lookup)");
       c->draft_params.max = draft->draft_max;
       c->draft_params.min = draft->draft_min;
       c->draft_params.p_min = draft->draft_p_min;
@@ -268,11 +270,12 @@ plm_status plm_generate(plm_context* ctx, const char* prompt, const plm_generate
     for (int32_t id : ids) sampler.accept(id);
     opts.draft = ctx->draft_params;
     bool cancelled = false;
-    auto r = pocketlm::Generator(session, tok, ctx->draft.get()).generate(ids, sampler, opts, [&](int32_t, std::string_view piece) {
-      if (callback == nullptr || piece.empty()) return true;
-      cancelled = callback(piece.data(), piece.size(), user_data) != 0;
-      return !cancelled;
-    });
+    auto r = pocketlm::Generator(session, tok, ctx->draft.get())
+                 .generate(ids, sampler, opts, [&](int32_t, std::string_view piece) {
+                   if (callback == nullptr || piece.empty()) return true;
+                   cancelled = callback(piece.data(), piece.size(), user_data) != 0;
+                   return !cancelled;
+                 });
     if (!r) return fail(PLM_ERR_RUNTIME, "plm_generate: " + r.error().message());
     ctx->draft_stats = r->stats.speculative;
     if (stats) {
@@ -314,8 +317,8 @@ plm_status plm_tokenize(const plm_model* model, const char* text, size_t len, in
         model->model->tokenizer().encode(std::string_view(text ? text : "", len), add_special != 0, parse_special != 0);
     *n_tokens = ids.size();
     if (ids.size() > capacity)
-      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: " + std::to_string(ids.size()) + " tokens do not fit a buffer of " +
-                                                std::to_string(capacity));
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_tokenize: " + std::to_string(ids.size()) +
+                                                " tokens do not fit a buffer of " + std::to_string(capacity));
     std::copy(ids.begin(), ids.end(), out);
     return PLM_OK;
   });
@@ -323,7 +326,8 @@ plm_status plm_tokenize(const plm_model* model, const char* text, size_t len, in
 
 plm_status plm_token_to_piece(const plm_model* model, int32_t token, char* out, size_t capacity, size_t* len) {
   return guarded("plm_token_to_piece", [&]() -> plm_status {
-    if (model == nullptr || len == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: model or len is NULL");
+    if (model == nullptr || len == nullptr)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: model or len is NULL");
     const int64_t n_vocab = model->model->config().n_vocab;
     if (token < 0 || token >= n_vocab)
       return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: token " + std::to_string(token) + " is outside [0, " +
@@ -331,8 +335,8 @@ plm_status plm_token_to_piece(const plm_model* model, int32_t token, char* out, 
     const std::string piece = model->model->tokenizer().token_to_piece(token);
     *len = piece.size();
     if (piece.size() > capacity || (out == nullptr && !piece.empty()))
-      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: the piece is " + std::to_string(piece.size()) + " bytes, the buffer " +
-                                                std::to_string(capacity));
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_token_to_piece: the piece is " + std::to_string(piece.size()) +
+                                                " bytes, the buffer " + std::to_string(capacity));
     std::copy(piece.begin(), piece.end(), out);
     return PLM_OK;
   });
@@ -340,17 +344,20 @@ plm_status plm_token_to_piece(const plm_model* model, int32_t token, char* out, 
 
 plm_status plm_context_eval(plm_context* ctx, const int32_t* tokens, size_t n, int all_logits, const float** logits) {
   return guarded("plm_context_eval", [&]() -> plm_status {
-    if (ctx == nullptr || logits == nullptr) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: ctx or logits is NULL");
+    if (ctx == nullptr || logits == nullptr)
+      return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: ctx or logits is NULL");
     if (tokens == nullptr || n == 0) return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: no tokens");
     pocketlm::Session& s = *ctx->session;
     if (s.n_past() + static_cast<int64_t>(n) > s.n_ctx())
-      return fail(PLM_ERR_CONTEXT_FULL, "plm_context_eval: " + std::to_string(s.n_past()) + " tokens + " + std::to_string(n) +
-                                            " new do not fit the context of " + std::to_string(s.n_ctx()));
+      return fail(PLM_ERR_CONTEXT_FULL, "plm_context_eval: " + std::to_string(s.n_past()) + " tokens + " +
+                                            std::to_string(n) + " new do not fit the context of " +
+                                            std::to_string(s.n_ctx()));
     const int64_t n_vocab = ctx->model->model->config().n_vocab;
     for (size_t i = 0; i < n; ++i)
       if (tokens[i] < 0 || tokens[i] >= n_vocab)
-        return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: tokens[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
-                                                  " is outside [0, " + std::to_string(n_vocab) + ")");
+        return fail(PLM_ERR_INVALID_ARGUMENT, "plm_context_eval: tokens[" + std::to_string(i) +
+                                                  "] = " + std::to_string(tokens[i]) + " is outside [0, " +
+                                                  std::to_string(n_vocab) + ")");
     auto r = s.eval(std::span<const int32_t>(tokens, n), all_logits != 0);
     if (!r) return fail(PLM_ERR_RUNTIME, "plm_context_eval: " + r.error().message());
     *logits = r->data();

@@ -6,8 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "util/stats.h"
 #include "util/huge_pages.h"
+#include "util/stats.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -63,9 +63,8 @@ Bandwidth measure_read_bandwidth(int n_threads, size_t bytes, int passes) {
   for (int pass = 0; pass < r.passes; ++pass) {
     for (size_t v = 0; v < std::size(kVariants); ++v) {
       const double t0 = now_seconds();
-      pool.parallel_for(n_words, [&](int64_t b, int64_t e, int t) {
-        sink[static_cast<size_t>(t)] += kVariants[v](buf + b, e - b);
-      });
+      pool.parallel_for(
+          n_words, [&](int64_t b, int64_t e, int t) { sink[static_cast<size_t>(t)] += kVariants[v](buf + b, e - b); });
       const double dt = now_seconds() - t0;
       if (dt < best) {
         best = dt;

@@ -11,7 +11,7 @@ struct Bandwidth {
   size_t bytes = 0;     // buffer size read per pass
   int n_threads = 0;
   int passes = 0;
-  int streams = 0;      // sequential streams per thread of the fastest read pattern (1, 2, 4 or 8)
+  int streams = 0;  // sequential streams per thread of the fastest read pattern (1, 2, 4 or 8)
 };
 
 // Reads a `bytes`-long buffer (first touched by the same threads) `passes` times with n_threads threads, in

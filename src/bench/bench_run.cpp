@@ -33,8 +33,8 @@ std::string peer_kv_type(KvType t) {
 
 json stats_json(const std::vector<double>& ts) {
   const SampleStats s = summarize(ts);
-  return {{"median_ts", s.median}, {"min_ts", s.min}, {"max_ts", s.max}, {"mean_ts", s.mean}, {"stdev_ts", s.stdev},
-          {"samples_ts", ts}};
+  return {{"median_ts", s.median}, {"min_ts", s.min},     {"max_ts", s.max},
+          {"mean_ts", s.mean},     {"stdev_ts", s.stdev}, {"samples_ts", ts}};
 }
 
 void note(const BenchEvents& ev, const std::string& line) {
@@ -44,9 +44,11 @@ void note(const BenchEvents& ev, const std::string& line) {
 // llama.cpp's bench loop in a child process (bench/peer): one line per command, one JSON answer per line.
 class PeerHarness {
  public:
-  static Expected<std::unique_ptr<PeerHarness>> start(const BenchPeer& p, const std::string& model, int threads, BenchKv kv) {
-    std::vector<std::string> argv = {p.harness, "bench", "-m", model, "-t", std::to_string(threads), "--serve",
-                                     "-ctk", peer_kv_type(kv.k), "-ctv", peer_kv_type(kv.v)};
+  static Expected<std::unique_ptr<PeerHarness>> start(const BenchPeer& p, const std::string& model, int threads,
+                                                      BenchKv kv) {
+    std::vector<std::string> argv = {
+        p.harness, "bench",           "-m", model, "-t", std::to_string(threads), "--serve", "-ctk", peer_kv_type(kv.k),
+        "-ctv",    peer_kv_type(kv.v)};
     if (p.flash_attn == "on") argv.push_back("--fa");
     if (p.flash_attn == "off") argv.push_back("--no-fa");
     if (p.no_repack) argv.push_back("--no-repack");
@@ -64,8 +66,8 @@ class PeerHarness {
   const json& setup() const { return setup_; }
 
   Expected<json> run(const SpeedTest& t, bool warmup) {
-    const std::string cmd =
-        std::string(warmup ? "warmup " : "") + (t.kind == SpeedTest::Kind::Prompt ? "pp " : "tg ") + std::to_string(t.n);
+    const std::string cmd = std::string(warmup ? "warmup " : "") + (t.kind == SpeedTest::Kind::Prompt ? "pp " : "tg ") +
+                            std::to_string(t.n);
     PLM_CHECK(child_->write_line(cmd));
     auto line = child_->read_line();
     if (!line) {
@@ -76,7 +78,8 @@ class PeerHarness {
                    (sigill ? " (illegal instruction: try llama.cpp without weight repacking)" : ""));
     }
     json j = json::parse(*line, nullptr, false);
-    if (j.is_discarded() || j.contains("error") || !j.contains("ns")) return Error("llama.cpp " + cmd + " on " + model_ + ": " + *line);
+    if (j.is_discarded() || j.contains("error") || !j.contains("ns"))
+      return Error("llama.cpp " + cmd + " on " + model_ + ": " + *line);
     return j;
   }
   int finish() { return child_->finish("quit"); }
@@ -110,8 +113,10 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
   if (threads.empty()) threads.push_back(physical_cores());
   std::vector<SpeedTest> tests;
   for (int d : c.depths) {
-    for (int n : c.n_prompt) if (n > 0) tests.push_back({SpeedTest::Kind::Prompt, n, d});
-    for (int n : c.n_gen) if (n > 0) tests.push_back({SpeedTest::Kind::Generate, n, d});
+    for (int n : c.n_prompt)
+      if (n > 0) tests.push_back({SpeedTest::Kind::Prompt, n, d});
+    for (int n : c.n_gen)
+      if (n > 0) tests.push_back({SpeedTest::Kind::Generate, n, d});
   }
   if (tests.empty()) return Error("no tests: every prompt and generation size is 0").about("tests");
   if (c.models.empty()) return Error("no model to benchmark");
@@ -120,9 +125,11 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
   const bool with_peer = c.peer.has_value();
   if (with_peer && access(c.peer->harness.c_str(), X_OK) != 0)
     return Error("no llama.cpp harness at " + c.peer->harness +
-                 " (scripts/build-peer.sh builds llama.cpp, then `ninja -C build pocketlm-peer`)").about("peer");
+                 " (scripts/build-peer.sh builds llama.cpp, then `ninja -C build pocketlm-peer`)")
+        .about("peer");
   if (with_peer && (c.kv.size() > 1 || c.depths != std::vector<int>{0}))
-    return Error("llama.cpp runs one KV configuration at depth 0: give one KV configuration and no depths").about("peer");
+    return Error("llama.cpp runs one KV configuration at depth 0: give one KV configuration and no depths")
+        .about("peer");
 
   BenchReport rep;
   rep.with_peer = with_peer;
@@ -146,7 +153,8 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
                    std::to_string(c.bandwidth_mib) + " MiB buffer)...");
       rep.bandwidth[t] = measure_read_bandwidth(t, static_cast<size_t>(c.bandwidth_mib) << 20);
       char buf[96];
-      std::snprintf(buf, sizeof buf, "read bandwidth, %d thread%s: %.1f GB/s", t, t == 1 ? "" : "s", rep.bandwidth[t].gb_per_s);
+      std::snprintf(buf, sizeof buf, "read bandwidth, %d thread%s: %.1f GB/s", t, t == 1 ? "" : "s",
+                    rep.bandwidth[t].gb_per_s);
       note(ev, buf);
     }
   }
@@ -176,7 +184,8 @@ Expected<BenchReport> run_bench(const BenchConfig& c, const BenchEvents& ev) {
           so.kv_type_v = kv.v;
           PLM_TRY(auto session, Session::create(*model, so));
           // Warm-up (not timed).
-          if (auto w = time_speed_test(*model, *session, t, true, rng); !w) return w.error().with_context(path + " " + t.name());
+          if (auto w = time_speed_test(*model, *session, t, true, rng); !w)
+            return w.error().with_context(path + " " + t.name());
           sessions.push_back(std::move(session));
         }
         json last_peer;
@@ -315,12 +324,13 @@ std::string format_bench_markdown(const BenchReport& rep) {
     const std::string name = std::filesystem::path(r.at("model").get<std::string>()).filename().string();
     const std::string kv = r.at("type_k").get<std::string>() + "/" + r.at("type_v").get<std::string>();
     std::snprintf(buf, sizeof buf, "| %s | %s | %s | %d | %s | %s | %s", name.c_str(),
-                  format_mib(r.at("model_size").get<double>(), 2).c_str(), params, r.at("threads").get<int>(), kv.c_str(),
-                  r.at("test").get<std::string>().c_str(), ts_cell(r).c_str());
+                  format_mib(r.at("model_size").get<double>(), 2).c_str(), params, r.at("threads").get<int>(),
+                  kv.c_str(), r.at("test").get<std::string>().c_str(), ts_cell(r).c_str());
     s += buf;
     if (!with_peer) {
       char rel[32] = "";
-      if (r.contains("ratio_to_first_kv")) std::snprintf(rel, sizeof rel, "%.3f×", r.at("ratio_to_first_kv").get<double>());
+      if (r.contains("ratio_to_first_kv"))
+        std::snprintf(rel, sizeof rel, "%.3f×", r.at("ratio_to_first_kv").get<double>());
       s += std::string(" | ") + rel;
     } else {
       std::snprintf(buf, sizeof buf, " | %s | %.2f×", ts_cell(r.at("peer")).c_str(), r.at("ratio").get<double>());
@@ -343,11 +353,14 @@ std::string format_bench_markdown(const BenchReport& rep) {
   s += buf;
   if (with_peer && !rep.rows.empty()) {
     const json& p = rep.rows[0].at("peer");
-    std::snprintf(buf, sizeof buf, "llama.cpp %s: flash attention %s (asked: %s), weight repacking %s; t/s are medians of %d (min–max)\n",
-                  p.value("llama_cpp", "").c_str(), p.value("flash_attn", "").c_str(), p.value("flash_attn_asked", "").c_str(),
-                  p.value("repack", false) ? "on" : "off", rep.repetitions);
+    std::snprintf(
+        buf, sizeof buf,
+        "llama.cpp %s: flash attention %s (asked: %s), weight repacking %s; t/s are medians of %d (min–max)\n",
+        p.value("llama_cpp", "").c_str(), p.value("flash_attn", "").c_str(), p.value("flash_attn_asked", "").c_str(),
+        p.value("repack", false) ? "on" : "off", rep.repetitions);
   } else {
-    std::snprintf(buf, sizeof buf, "t/s are medians of %d repetition%s (min–max)\n", rep.repetitions, rep.repetitions == 1 ? "" : "s");
+    std::snprintf(buf, sizeof buf, "t/s are medians of %d repetition%s (min–max)\n", rep.repetitions,
+                  rep.repetitions == 1 ? "" : "s");
   }
   s += buf;
   return s;

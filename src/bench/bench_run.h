@@ -22,9 +22,9 @@ struct BenchKv {
 };
 
 struct BenchPeer {
-  std::string harness;     // the pocketlm-peer binary (llama.cpp's bench loop behind a line protocol)
+  std::string harness;              // the pocketlm-peer binary (llama.cpp's bench loop behind a line protocol)
   std::string flash_attn = "auto";  // auto | on | off
-  bool no_repack = false;  // llama.cpp without its weight repacking
+  bool no_repack = false;           // llama.cpp without its weight repacking
 };
 
 struct BenchConfig {
@@ -34,9 +34,9 @@ struct BenchConfig {
   std::vector<int> threads;           // empty: physical cores
   std::vector<int> depths = {0};      // positions cached before each test
   std::vector<BenchKv> kv = {BenchKv{}};
-  int repetitions = 5;                // timed, after one warm-up
-  std::optional<BenchPeer> peer;      // llama.cpp in the same run (one KV configuration, depth 0)
-  bool bandwidth = true;              // measure the read bandwidth (roofline columns)
+  int repetitions = 5;            // timed, after one warm-up
+  std::optional<BenchPeer> peer;  // llama.cpp in the same run (one KV configuration, depth 0)
+  bool bandwidth = true;          // measure the read bandwidth (roofline columns)
   int bandwidth_mib = 256;
 };
 

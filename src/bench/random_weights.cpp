@@ -9,7 +9,7 @@ namespace pocketlm {
 namespace {
 
 struct ScaleSlot {
-  size_t offset;   // byte offset of an f16 field inside the block
+  size_t offset;     // byte offset of an f16 field inside the block
   double per_sigma;  // the field's typical value for weights of std 1 (scaled by sigma)
 };
 

@@ -13,7 +13,6 @@
 
 namespace pocketlm {
 
-
 // Fills `out` (exactly row_size(type, n_elements) bytes; n_elements a multiple of the block size) with
 // valid random data of `type`. F32/F16/BF16: N(0, sigma)-like values. Errors for types it cannot make.
 Status fill_random_weights(GgmlType type, int64_t n_elements, uint64_t seed, std::span<uint8_t> out,

@@ -14,7 +14,9 @@ struct DecodeBytes {
   uint64_t weights = 0;          // weight bytes read per generated token (norms included)
   uint64_t kv_per_position = 0;  // K and V bytes of one cached position, all layers
   // Bytes read for one token that attends over `context` cached positions.
-  double per_token(double context) const { return static_cast<double>(weights) + static_cast<double>(kv_per_position) * context; }
+  double per_token(double context) const {
+    return static_cast<double>(weights) + static_cast<double>(kv_per_position) * context;
+  }
 };
 
 DecodeBytes decode_bytes(const Model& model, KvType type_k, std::optional<KvType> type_v = {});
@@ -26,6 +28,8 @@ inline double tg_mean_context(int64_t n_gen, int64_t depth = 0) {
 }
 
 // Tokens/s at the roofline.
-inline double roofline_tokens_per_s(double gb_per_s, double bytes_per_token) { return gb_per_s * 1e9 / bytes_per_token; }
+inline double roofline_tokens_per_s(double gb_per_s, double bytes_per_token) {
+  return gb_per_s * 1e9 / bytes_per_token;
+}
 
 }  // namespace pocketlm

@@ -36,7 +36,8 @@ Expected<SpeculativeBenchResult> bench_speculative(const Model& target, Session&
     PLM_TRY(GenerateResult spec, run(&draft, o.n_gen));
     res.plain_ts.push_back(plain.stats.tokens_per_second());
     res.spec_ts.push_back(spec.stats.tokens_per_second());
-    if (plain.stats.decode_steps > 0) plain_step.push_back(plain.stats.decode_seconds / static_cast<double>(plain.stats.decode_steps));
+    if (plain.stats.decode_steps > 0)
+      plain_step.push_back(plain.stats.decode_seconds / static_cast<double>(plain.stats.decode_steps));
     if (o.sampling.temp <= 0 && spec.tokens != plain.tokens) res.identical = false;
     const SpeculativeStats& s = spec.stats.speculative;
     res.stats.rounds += s.rounds;

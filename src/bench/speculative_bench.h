@@ -30,7 +30,9 @@ struct SpeculativeBenchResult {
   double plain_seconds_per_token = 0;     // median plain decode step
   bool identical = true;                  // every speculative output equals the plain one (greedy)
   double acceptance() const { return stats.acceptance_rate(); }
-  double draft_length() const { return stats.rounds > 0 ? static_cast<double>(stats.drafted) / static_cast<double>(stats.rounds) : 0; }
+  double draft_length() const {
+    return stats.rounds > 0 ? static_cast<double>(stats.drafted) / static_cast<double>(stats.rounds) : 0;
+  }
   // Draft time per drafted token over the plain decode time per token.
   double draft_cost() const;
   double predicted_speedup() const;  // the formula above

@@ -23,9 +23,9 @@ struct SpeedTest {
 };
 
 // Seconds for one run of `t` from a cache holding t.depth random tokens (their prefill is not timed; a
-// session already holding at least t.depth tokens is rolled back to t.depth instead of prefilled again). A warm-up run of a tg test decodes a single token (as
-// llama-bench's warm-up does); a warm-up pp runs the whole prompt. Tokens are random ids (the first is BOS
-// when the vocabulary adds one), drawn from `rng`.
+// session already holding at least t.depth tokens is rolled back to t.depth instead of prefilled again). A warm-up run
+// of a tg test decodes a single token (as llama-bench's warm-up does); a warm-up pp runs the whole prompt. Tokens are
+// random ids (the first is BOS when the vocabulary adds one), drawn from `rng`.
 Expected<double> time_speed_test(const Model& model, Session& s, const SpeedTest& t, bool warmup, std::mt19937& rng);
 
 struct SampleStats {

@@ -12,7 +12,8 @@ namespace pocketlm {
 
 const std::vector<SynthShape>& synth_shapes() {
   // Dimensions from each checkpoint's config.json; the vocabulary comes from --tokenizer-from.
-  //                 name            reference              embd layers heads kv   ff     ctx     rope base  eps   tied  arch   head_dim llama3
+  //                 name            reference              embd layers heads kv   ff     ctx     rope base  eps   tied
+  //                 arch   head_dim llama3
   static const std::vector<SynthShape> kShapes = {
       {"llama-1b", "Llama-3.2-1B", 2048, 16, 32, 8, 8192, 131072, 500000.0, 1e-5, true},
       {"llama-3b", "Llama-3.2-3B", 3072, 28, 24, 8, 8192, 131072, 500000.0, 1e-5, true},
@@ -47,7 +48,9 @@ std::vector<RecipeTensor> synth_tensor_list(const SynthShape& s, int64_t n_vocab
   const int64_t hd = head_dim_of(s), q_dim = hd * s.n_head, kv_dim = hd * s.n_head_kv;
   const bool phi3 = s.arch == "phi3", gemma2 = s.arch == "gemma2";
   std::vector<RecipeTensor> t;
-  auto add = [&](std::string name, std::vector<int64_t> ne) { t.push_back({std::move(name), std::move(ne), GgmlType::F32}); };
+  auto add = [&](std::string name, std::vector<int64_t> ne) {
+    t.push_back({std::move(name), std::move(ne), GgmlType::F32});
+  };
   // llama.cpp's convert order: embedding, then per layer, then the final norm and head.
   add("token_embd.weight", {s.n_embd, n_vocab});
   if (s.llama3_rope) add("rope_freqs.weight", {hd / 2});
@@ -155,7 +158,8 @@ Expected<SynthResult> write_synthetic_model(const SynthOptions& o, const std::st
   }
   const int64_t total_mib = static_cast<int64_t>((total + (1u << 20) - 1) >> 20);
   std::shared_ptr<Progress> progress;
-  if (o.progress) progress = std::make_shared<Progress>("synth " + s.name + " " + std::string(recipe.name), total_mib, "MiB");
+  if (o.progress)
+    progress = std::make_shared<Progress>("synth " + s.name + " " + std::string(recipe.name), total_mib, "MiB");
 
   for (size_t i = 0; i < tensors.size(); ++i) {
     const RecipeTensor& t = tensors[i];

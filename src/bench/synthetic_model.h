@@ -13,8 +13,8 @@
 namespace pocketlm {
 
 struct SynthShape {
-  std::string name;          // "llama-1b"
-  std::string reference;     // the checkpoint whose dims these are
+  std::string name;       // "llama-1b"
+  std::string reference;  // the checkpoint whose dims these are
   int64_t n_embd = 0;
   int64_t n_layer = 0;
   int64_t n_head = 0;
@@ -28,7 +28,7 @@ struct SynthShape {
   // rope_freqs.weight when llama3_rope), qwen2 (Q/K/V biases), qwen3 (Q/K norms), phi3 (fused QKV and gate/up,
   // LongRoPE factors), gemma2 (post-norms, soft-caps, windows).
   std::string arch = "llama";
-  int64_t head_dim = 0;         // 0: n_embd / n_head
+  int64_t head_dim = 0;  // 0: n_embd / n_head
   bool llama3_rope = false;
 };
 
@@ -43,7 +43,7 @@ struct SynthOptions {
   std::string recipe = "Q4_K_M";
   std::string tokenizer_from;  // a GGUF whose tokenizer.* metadata is copied (its vocabulary sets n_vocab)
   uint64_t seed = 1;
-  bool progress = true;        // a Progress line on stderr while writing
+  bool progress = true;  // a Progress line on stderr while writing
 };
 
 struct SynthResult {

@@ -24,8 +24,8 @@ struct Target {
   bool neox;              // Q/K rows in HF order (the target's RoPE pairs (i, i + d/2))
 };
 constexpr Target kTargets[] = {
-    {"llama3", "llama", "llama", false}, {"mistral", "llama", "llama", false}, {"qwen2", "qwen2", "llama", true},
-    {"qwen3", "qwen3", "llama", true},   {"phi3", "phi3", "llama", true},      {"smollm3", "smollm3", "llama", false},
+    {"llama3", "llama", "llama", false},  {"mistral", "llama", "llama", false}, {"qwen2", "qwen2", "llama", true},
+    {"qwen3", "qwen3", "llama", true},    {"phi3", "phi3", "llama", true},      {"smollm3", "smollm3", "llama", false},
     {"gemma2", "gemma2", "gemma3", true},
 };
 
@@ -73,8 +73,10 @@ std::vector<float> llama3_factors(double base, int64_t dim) {
   for (int64_t i = 0; i < dim; i += 2) {
     const double freq = 1.0 / std::pow(base, static_cast<double>(i) / static_cast<double>(dim));
     const double wavelen = 2 * std::numbers::pi / freq;
-    if (wavelen < high_wavelen) f.push_back(1.0f);
-    else if (wavelen > low_wavelen) f.push_back(static_cast<float>(factor));
+    if (wavelen < high_wavelen)
+      f.push_back(1.0f);
+    else if (wavelen > low_wavelen)
+      f.push_back(static_cast<float>(factor));
     else {
       const double smooth = (old_ctx / wavelen - low) / (high - low);
       f.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
@@ -120,7 +122,8 @@ class HeadRms : public MatmulObserver {
         for (int64_t t = 0; t < n_tokens; ++t)
           for (int64_t r = 0; r < n_rows; ++r) {
             double y = 0;
-            for (int64_t j = 0; j < k; ++j) y += static_cast<double>(rows[static_cast<size_t>(r * k + j)]) * x[t * k + j];
+            for (int64_t j = 0; j < k; ++j)
+              y += static_cast<double>(rows[static_cast<size_t>(r * k + j)]) * x[t * k + j];
             sums[static_cast<size_t>(r / hd)] += y * y / static_cast<double>(hd * n_tokens);
           }
       }
@@ -179,12 +182,14 @@ class Transplanter {
     for (const auto& [k, v] : src_.metadata()) {
       if (k == "general.architecture") w_.set(k, GgufValue::of_string(t_.arch));
       // (No architecture name in general.name: llama.cpp keys token attributes on it, e.g. "phi3".)
-      else if (k == "general.name") w_.set(k, GgufValue::of_string(v.str + " (transplanted)"));
+      else if (k == "general.name")
+        w_.set(k, GgufValue::of_string(v.str + " (transplanted)"));
       else if (k.rfind(sp, 0) == 0) {
         const std::string rest = k.substr(sp.size());
         if (dropped(rest)) continue;
         w_.set(key(rest), v);
-      } else w_.set(k, v);
+      } else
+        w_.set(k, v);
     }
     if (is("mistral")) w_.set(key("attention.sliding_window"), GgufValue::of_u32(4096));
     if (is("phi3")) {
@@ -194,7 +199,8 @@ class Transplanter {
       w_.set(key("context_length"), GgufValue::of_u32(static_cast<uint32_t>(kPhi3Context)));
       w_.set(key("rope.scaling.original_context_length"), GgufValue::of_u32(static_cast<uint32_t>(n_ctx_)));
       w_.set(key("rope.dimension_count"), GgufValue::of_u32(static_cast<uint32_t>(rope_dim_)));
-      const double attn_factor = neutral_ ? 1.0 : std::sqrt(1 + std::log(scale) / std::log(static_cast<double>(n_ctx_)));
+      const double attn_factor =
+          neutral_ ? 1.0 : std::sqrt(1 + std::log(scale) / std::log(static_cast<double>(n_ctx_)));
       w_.set(key("rope.scaling.attn_factor"), GgufValue::of_f32(static_cast<float>(attn_factor)));
       w_.set(key("attention.sliding_window"), GgufValue::of_u32(0));
     }
@@ -209,8 +215,9 @@ class Transplanter {
     if (std::string(t_.arch) != "llama" && rest == "vocab_size") return true;  // only LlamaModel writes it
     if (is("phi3")) return rest == "context_length" || rest == "rope.dimension_count";
     // Gemma2Model writes no RoPE base (the default 10000 then holds for every layer) and no window pattern.
-    if (is("gemma2")) return rest == "rope.freq_base" || rest == "rope.freq_base_swa" ||
-                             rest == "attention.sliding_window_pattern" || rest == "final_logit_softcapping";
+    if (is("gemma2"))
+      return rest == "rope.freq_base" || rest == "rope.freq_base_swa" || rest == "attention.sliding_window_pattern" ||
+             rest == "final_logit_softcapping";
     return false;
   }
 
@@ -240,7 +247,9 @@ class Transplanter {
     if (t_.neox && std::string(t_.from_arch) == "llama") return unpermuted_rows(t, heads);
     return {t.data, t.data + t.nbytes};
   }
-  uint64_t seed(int64_t layer, int which) const { return seed_ * 1000003ull + static_cast<uint64_t>(layer) * 16 + static_cast<uint64_t>(which); }
+  uint64_t seed(int64_t layer, int which) const {
+    return seed_ * 1000003ull + static_cast<uint64_t>(layer) * 16 + static_cast<uint64_t>(which);
+  }
 
   // One source tensor, transformed for the target (some are emitted with another, or dropped).
   Status tensor(const GgufTensor& t) {
@@ -252,13 +261,16 @@ class Transplanter {
     const int64_t q_dim = n_head_ * head_dim_, kv_dim = n_head_kv_ * head_dim_;
     if (is("gemma2")) {
       if (what == "attn_q_norm.weight" || what == "attn_k_norm.weight") return {};
-      if (what == "attn_q.weight" || what == "attn_k.weight") return folded_head_norm(t, p, il, what == "attn_q.weight" ? 0 : 1);
+      if (what == "attn_q.weight" || what == "attn_k.weight")
+        return folded_head_norm(t, p, il, what == "attn_q.weight" ? 0 : 1);
     }
     if (is("phi3")) {
       if (what == "attn_k.weight" || what == "attn_v.weight" || what == "ffn_gate.weight") return {};
-      if (what == "attn_q.weight") return fused(p + "attn_qkv.weight", {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
-                                                 {n_head_, n_head_kv_, 0});
-      if (what == "ffn_up.weight") return fused(p + "ffn_up.weight", {p + "ffn_gate.weight", p + "ffn_up.weight"}, {0, 0});
+      if (what == "attn_q.weight")
+        return fused(p + "attn_qkv.weight", {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
+                     {n_head_, n_head_kv_, 0});
+      if (what == "ffn_up.weight")
+        return fused(p + "ffn_up.weight", {p + "ffn_gate.weight", p + "ffn_up.weight"}, {0, 0});
     }
     if (what == "attn_q.weight" || what == "attn_k.weight") {
       const bool q = what == "attn_q.weight";
@@ -318,7 +330,8 @@ class Transplanter {
       if (t->type != type || t->ne[0] != k)
         return Error(src_.path() + ": tensor '" + parts[i] + "': type or width differs from '" + parts[0] +
                      "' (cannot fuse into '" + name + "')");
-      const std::vector<uint8_t> rows_i = heads[i] > 0 ? qk_rows(*t, heads[i]) : std::vector<uint8_t>(t->data, t->data + t->nbytes);
+      const std::vector<uint8_t> rows_i =
+          heads[i] > 0 ? qk_rows(*t, heads[i]) : std::vector<uint8_t>(t->data, t->data + t->nbytes);
       bytes.insert(bytes.end(), rows_i.begin(), rows_i.end());
       rows += t->ne[1];
     }

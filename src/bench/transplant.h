@@ -32,12 +32,13 @@ struct TransplantOptions {
   std::string from;    // the source GGUF (a llama-architecture SmolLM2, or a gemma3 for gemma2)
   uint64_t seed = 1;   // for the extra parameters (same seed, same bytes)
   // Extras that keep the source's function where the layout allows it, for tests: zero biases; phi3 with unit
-  // factors and attention factor 1 (qwen3's norms and gemma2's folded norms still change it). A neutral qwen2 or phi3 transplant computes what the source computes, in another layout.
+  // factors and attention factor 1 (qwen3's norms and gemma2's folded norms still change it). A neutral qwen2 or phi3
+  // transplant computes what the source computes, in another layout.
   bool neutral = false;
 };
 
 struct TransplantResult {
-  std::string arch;    // general.architecture written
+  std::string arch;  // general.architecture written
   size_t n_tensors = 0;
   size_t n_added = 0;  // tensors that are not in the source (biases, norms, factors)
 };

@@ -119,7 +119,8 @@ Expected<ProxyValues> read_proxy(const std::string& arg) {
   } catch (const nlohmann::json::parse_error& e) {
     return Error(arg + ": not JSON (" + e.what() + ")");
   }
-  auto pick = [&j](std::initializer_list<const char*> keys, std::initializer_list<const char*> sub) -> std::optional<double> {
+  auto pick = [&j](std::initializer_list<const char*> keys,
+                   std::initializer_list<const char*> sub) -> std::optional<double> {
     for (const char* k : keys) {
       if (!j.contains(k)) continue;
       const auto& x = j.at(k);
@@ -145,7 +146,8 @@ Expected<ProxyValues> read_proxy(const std::string& arg) {
     if (!p.ppl) p.ppl = sub("ppl", "value");
   }
   if (!p.kld && !p.ppl)
-    return Error(arg + ": no \"kld\" (or \"mean_kld\", \"kld_mean\", \"kl_divergence\") nor \"ppl\"/\"perplexity\" field");
+    return Error(arg +
+                 ": no \"kld\" (or \"mean_kld\", \"kld_mean\", \"kl_divergence\") nor \"ppl\"/\"perplexity\" field");
   return p;
 }
 
@@ -153,12 +155,15 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
   const size_t nv = in.results.size();
   if (nv < 2) return Error("compare needs at least two results files");
   if (!in.labels.empty() && in.labels.size() != nv)
-    return Error(std::to_string(in.labels.size()) + " labels for " + std::to_string(nv) + " results files").about("labels");
+    return Error(std::to_string(in.labels.size()) + " labels for " + std::to_string(nv) + " results files")
+        .about("labels");
   if (!in.kld.empty() && in.kld.size() != nv)
-    return Error(std::to_string(in.kld.size()) + " KLD values for " + std::to_string(nv) + " results files").about("kld");
+    return Error(std::to_string(in.kld.size()) + " KLD values for " + std::to_string(nv) + " results files")
+        .about("kld");
   if (!in.bits_per_weight.empty() && in.bits_per_weight.size() != nv)
     return Error(std::to_string(in.bits_per_weight.size()) + " bits-per-weight values for " + std::to_string(nv) +
-                 " results files").about("bits_per_weight");
+                 " results files")
+        .about("bits_per_weight");
   CompareReport rep;
   rep.resamples = opt.resamples;
   rep.seed = opt.seed;
@@ -179,7 +184,8 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
       const std::string& s = in.bits_per_weight[v];
       double x = 0;
       const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-      if (ec != std::errc() || ptr != s.data() + s.size() || x <= 0) return Error("bits per weight \"" + s + "\" is not a positive number").about("bits_per_weight");
+      if (ec != std::errc() || ptr != s.data() + s.size() || x <= 0)
+        return Error("bits per weight \"" + s + "\" is not a positive number").about("bits_per_weight");
       vi.bits_per_weight = x;
     }
     if (!in.kld.empty()) {
@@ -223,7 +229,9 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
     if (!task_keys.count(r.task)) task_order.push_back(r.task);
     task_keys[r.task].push_back(r.key);
   }
-  if (dropped) rep.notes.push_back(std::to_string(dropped) + " examples of " + rep.variants[0].label + " are missing from another file; left out");
+  if (dropped)
+    rep.notes.push_back(std::to_string(dropped) + " examples of " + rep.variants[0].label +
+                        " are missing from another file; left out");
   if (task_order.empty()) return Error("the results files have no example in common");
   for (const auto& task : task_order) {
     TaskComparison tc;
@@ -250,7 +258,8 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
       if (task_kind_name(k) != kind) continue;
       const auto names = task_metric_names(k);
       auto rank = [&names](const std::string& m) { return std::find(names.begin(), names.end(), m) - names.begin(); };
-      std::stable_sort(tc.metrics.begin(), tc.metrics.end(), [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+      std::stable_sort(tc.metrics.begin(), tc.metrics.end(),
+                       [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
     }
     tc.scores.assign(nv, std::vector<Interval>(tc.metrics.size()));
     std::vector<std::vector<double>> primary;
@@ -299,7 +308,8 @@ std::string g4(double v) {
 std::string pct(const Disagreement& d) {
   if (d.decided == 0) return "–";
   char b[64];
-  std::snprintf(b, sizeof b, "%.1f %% (%lld/%lld)", 100 * d.rate(), static_cast<long long>(d.opposite), static_cast<long long>(d.decided));
+  std::snprintf(b, sizeof b, "%.1f %% (%lld/%lld)", 100 * d.rate(), static_cast<long long>(d.opposite),
+                static_cast<long long>(d.decided));
   return b;
 }
 double mib(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
@@ -307,40 +317,51 @@ double mib(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
 }  // namespace
 
 std::string report_markdown(const CompareReport& r) {
-  std::string o = "## Variants\n\n| variant | model | size (MiB) | bits/weight | KLD | PPL |\n|---|---|---:|---:|---:|---:|\n";
+  std::string o =
+      "## Variants\n\n| variant | model | size (MiB) | bits/weight | KLD | PPL |\n|---|---|---:|---:|---:|---:|\n";
   for (const auto& v : r.variants)
-    o += "| " + v.label + " | " + std::filesystem::path(v.header.model).filename().string() + " | " + f2(mib(v.header.file_size)) + " | " +
-         f2(v.bits_per_weight) + " | " + (v.proxy.kld ? g4(*v.proxy.kld) : "–") + " | " + (v.proxy.ppl ? g4(*v.proxy.ppl) : "–") + " |\n";
+    o += "| " + v.label + " | " + std::filesystem::path(v.header.model).filename().string() + " | " +
+         f2(mib(v.header.file_size)) + " | " + f2(v.bits_per_weight) + " | " + (v.proxy.kld ? g4(*v.proxy.kld) : "–") +
+         " | " + (v.proxy.ppl ? g4(*v.proxy.ppl) : "–") + " |\n";
   o += "\n## Task scores\n\nMean over the examples common to all variants, with paired-bootstrap 95 % intervals (" +
-       std::to_string(r.resamples) + " resamples, seed " + std::to_string(r.seed) + "). Scores are 0–100.\n\n| task | n | metric |";
+       std::to_string(r.resamples) + " resamples, seed " + std::to_string(r.seed) +
+       "). Scores are 0–100.\n\n| task | n | metric |";
   for (const auto& v : r.variants) o += " " + v.label + " |";
   o += "\n|---|---:|---|";
   for (size_t i = 0; i < r.variants.size(); ++i) o += "---|";
   o += "\n";
   for (const auto& t : r.tasks)
     for (size_t m = 0; m < t.metrics.size(); ++m) {
-      o += "| " + t.task + " | " + std::to_string(t.n_examples) + " | " + t.metrics[m] + (m == 0 ? " (primary)" : "") + " |";
+      o += "| " + t.task + " | " + std::to_string(t.n_examples) + " | " + t.metrics[m] + (m == 0 ? " (primary)" : "") +
+           " |";
       for (size_t v = 0; v < r.variants.size(); ++v) {
         const Interval& s = t.scores[v][m];
         o += " " + f2(s.mean) + " [" + f2(s.lo) + ", " + f2(s.hi) + "] |";
       }
       o += "\n";
     }
-  o += "\n## Per-example wins / losses / ties (primary metric)\n\n| task | A vs B | A wins | B wins | ties | mean A − B [95 %] |\n|---|---|---:|---:|---:|---|\n";
+  o += "\n## Per-example wins / losses / ties (primary metric)\n\n| task | A vs B | A wins | B wins | ties | mean A − "
+       "B [95 %] |\n|---|---|---:|---:|---:|---|\n";
   for (const auto& t : r.tasks)
     for (const auto& p : t.pairs)
-      o += "| " + t.task + " | " + r.variants[p.a].label + " vs " + r.variants[p.b].label + " | " + std::to_string(p.wl.wins) + " | " +
-           std::to_string(p.wl.losses) + " | " + std::to_string(p.wl.ties) + " | " + f2(p.diff.mean) + " [" + f2(p.diff.lo) + ", " +
-           f2(p.diff.hi) + "] |\n";
+      o += "| " + t.task + " | " + r.variants[p.a].label + " vs " + r.variants[p.b].label + " | " +
+           std::to_string(p.wl.wins) + " | " + std::to_string(p.wl.losses) + " | " + std::to_string(p.wl.ties) + " | " +
+           f2(p.diff.mean) + " [" + f2(p.diff.lo) + ", " + f2(p.diff.hi) + "] |\n";
   o += "\n## Disagreement rate\n\n";
   if (r.proxy.empty()) {
     o += "Not computed: give every variant a KLD or perplexity with --kld.\n";
   } else {
-    o += "How often the " + r.proxy + " ranking (lower is better) and the task-score ranking (primary metric, higher is better) of two "
-         "variants point in opposite directions, over the comparisons where both prefer a side (docs/evaluation-tasks.md). "
-         "Per variant pair: the task's mean score; per example: each example's score. Per-example " + r.proxy +
-         " is not available (it is measured on a text corpus, not on the task examples), so the example-level rate compares each "
-         "example's scores with the variants' overall " + r.proxy + ".\n\n"
+    o += "How often the " + r.proxy +
+         " ranking (lower is better) and the task-score ranking (primary metric, higher is better) of two "
+         "variants point in opposite directions, over the comparisons where both prefer a side "
+         "(docs/evaluation-tasks.md). "
+         "Per variant pair: the task's mean score; per example: each example's score. Per-example " +
+         r.proxy +
+         " is not available (it is measured on a text corpus, not on the task examples), so the example-level rate "
+         "compares each "
+         "example's scores with the variants' overall " +
+         r.proxy +
+         ".\n\n"
          "| task | variant pairs | example pairs |\n|---|---|---|\n";
     for (const auto& t : r.tasks) o += "| " + t.task + " | " + pct(t.by_variant) + " | " + pct(t.by_example) + " |\n";
     o += "| **overall** | " + pct(r.by_variant) + " | " + pct(r.by_example) + " |\n";
@@ -359,17 +380,26 @@ std::string report_json(const CompareReport& r) {
   j["seed"] = r.seed;
   j["proxy"] = r.proxy;
   for (const auto& v : r.variants) {
-    json x = {{"label", v.label}, {"results", v.path}, {"model", v.header.model}, {"file_size", v.header.file_size},
-              {"bits_per_weight", v.bits_per_weight}, {"n_params", v.header.n_params}, {"tokenizer_hash", v.header.tokenizer_hash}};
+    json x = {{"label", v.label},
+              {"results", v.path},
+              {"model", v.header.model},
+              {"file_size", v.header.file_size},
+              {"bits_per_weight", v.bits_per_weight},
+              {"n_params", v.header.n_params},
+              {"tokenizer_hash", v.header.tokenizer_hash}};
     x["kld"] = v.proxy.kld ? json(*v.proxy.kld) : json(nullptr);
     x["ppl"] = v.proxy.ppl ? json(*v.proxy.ppl) : json(nullptr);
     j["variants"].push_back(x);
   }
   auto dj = [](const Disagreement& d) {
-    return json{{"decided", d.decided}, {"opposite", d.opposite}, {"tied", d.tied}, {"rate", d.decided ? json(d.rate()) : json(nullptr)}};
+    return json{{"decided", d.decided},
+                {"opposite", d.opposite},
+                {"tied", d.tied},
+                {"rate", d.decided ? json(d.rate()) : json(nullptr)}};
   };
   for (const auto& t : r.tasks) {
-    json tj = {{"task", t.task}, {"n_examples", t.n_examples}, {"metrics", t.metrics}, {"primary_metric", t.metrics[0]}};
+    json tj = {
+        {"task", t.task}, {"n_examples", t.n_examples}, {"metrics", t.metrics}, {"primary_metric", t.metrics[0]}};
     for (size_t v = 0; v < r.variants.size(); ++v) {
       json s;
       for (size_t m = 0; m < t.metrics.size(); ++m)
@@ -377,9 +407,15 @@ std::string report_json(const CompareReport& r) {
       tj["scores"][r.variants[v].label] = s;
     }
     for (const auto& p : t.pairs)
-      tj["pairs"].push_back({{"a", r.variants[p.a].label}, {"b", r.variants[p.b].label}, {"a_wins", p.wl.wins}, {"b_wins", p.wl.losses},
-                             {"ties", p.wl.ties}, {"mean_diff", p.diff.mean}, {"ci95", {p.diff.lo, p.diff.hi}}});
-    if (!r.proxy.empty()) tj["disagreement"] = {{"variant_pairs", dj(t.by_variant)}, {"example_pairs", dj(t.by_example)}};
+      tj["pairs"].push_back({{"a", r.variants[p.a].label},
+                             {"b", r.variants[p.b].label},
+                             {"a_wins", p.wl.wins},
+                             {"b_wins", p.wl.losses},
+                             {"ties", p.wl.ties},
+                             {"mean_diff", p.diff.mean},
+                             {"ci95", {p.diff.lo, p.diff.hi}}});
+    if (!r.proxy.empty())
+      tj["disagreement"] = {{"variant_pairs", dj(t.by_variant)}, {"example_pairs", dj(t.by_example)}};
     j["tasks"].push_back(tj);
   }
   if (!r.proxy.empty()) j["disagreement"] = {{"variant_pairs", dj(r.by_variant)}, {"example_pairs", dj(r.by_example)}};
@@ -388,13 +424,15 @@ std::string report_json(const CompareReport& r) {
 }
 
 std::string report_svg(const CompareReport& r) {
-  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
+  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                                  "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
   SvgChart c;
   const bool size = r.x_axis == "size";
   c.x_label = size ? "model file size (MiB)" : "bits per weight";
   c.y_label = "task score (primary metric, 0-100)";
   c.y2_label = r.proxy == "PPL" ? "perplexity" : "KLD vs base";
-  c.title = "Task scores" + std::string(r.proxy.empty() ? "" : " and " + r.proxy) + " by " + (size ? "file size" : "bits per weight");
+  c.title = "Task scores" + std::string(r.proxy.empty() ? "" : " and " + r.proxy) + " by " +
+            (size ? "file size" : "bits per weight");
   std::vector<size_t> order(r.variants.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto xof = [&](size_t v) { return size ? mib(r.variants[v].header.file_size) : r.variants[v].bits_per_weight; };

@@ -78,14 +78,14 @@ struct VariantInfo {
 };
 struct PairResult {
   size_t a = 0, b = 0;
-  WinLoss wl;      // a vs b on the primary metric
-  Interval diff;   // mean(a) - mean(b)
+  WinLoss wl;     // a vs b on the primary metric
+  Interval diff;  // mean(a) - mean(b)
 };
 struct TaskComparison {
   std::string task;
-  std::vector<std::string> metrics;            // the first is the primary metric
+  std::vector<std::string> metrics;  // the first is the primary metric
   size_t n_examples = 0;
-  std::vector<std::vector<Interval>> scores;   // [variant][metric]
+  std::vector<std::vector<Interval>> scores;  // [variant][metric]
   std::vector<PairResult> pairs;
   Disagreement by_variant, by_example;
 };

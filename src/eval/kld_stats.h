@@ -29,8 +29,8 @@ struct KldReport {
   double kld_max = 0, kld_p999 = 0, kld_p99 = 0, kld_p95 = 0, kld_p90 = 0, kld_median = 0, kld_p10 = 0, kld_p5 = 0,
          kld_p1 = 0, kld_p01 = 0, kld_min = 0;
   MeanErr mean_dp, rms_dp;  // fractions (× 100 for %)
-  double dp_max = 0, dp_p999 = 0, dp_p99 = 0, dp_p95 = 0, dp_p90 = 0, dp_p75 = 0, dp_median = 0, dp_p25 = 0,
-         dp_p10 = 0, dp_p5 = 0, dp_p1 = 0, dp_p01 = 0, dp_min = 0;
+  double dp_max = 0, dp_p999 = 0, dp_p99 = 0, dp_p95 = 0, dp_p90 = 0, dp_p75 = 0, dp_median = 0, dp_p25 = 0, dp_p10 = 0,
+         dp_p5 = 0, dp_p1 = 0, dp_p01 = 0, dp_min = 0;
   MeanErr same_top;  // fraction
   int64_t same_top_count = 0;
 };

@@ -28,11 +28,11 @@ float decode_log_prob(const uint8_t* row, int64_t i);
 
 // One position scored against a base row.
 struct KlPosition {
-  double kld = 0;        // KL(base || model), nats, over the base entries above -16 nats
-  float nll = 0;         // -log p_model(tok)
-  float nll_base = 0;    // -log p_base(tok), from the quantized row
-  float p_diff = 0;      // p_model(tok) - p_base(tok)
-  bool same_top = false; // argmax of the model's logits == argmax of the base row (first index on ties)
+  double kld = 0;         // KL(base || model), nats, over the base entries above -16 nats
+  float nll = 0;          // -log p_model(tok)
+  float nll_base = 0;     // -log p_base(tok), from the quantized row
+  float p_diff = 0;       // p_model(tok) - p_base(tok)
+  bool same_top = false;  // argmax of the model's logits == argmax of the base row (first index on ties)
 };
 KlPosition kl_position(std::span<const float> logits, const uint8_t* base_row, int32_t tok);
 

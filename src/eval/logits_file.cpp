@@ -19,9 +19,7 @@ constexpr int64_t kMaxCtx = int64_t{1} << 20;
 constexpr int64_t kMaxVocab = int64_t{1} << 24;
 
 uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-uint64_t finalize(uint64_t h) {
-  return splitmix64_mix(h);
-}
+uint64_t finalize(uint64_t h) { return splitmix64_mix(h); }
 
 template <class T>
 T load(const uint8_t* p) {
@@ -61,7 +59,9 @@ uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
   return finalize(h);
 }
 
-uint64_t hash_tokens(std::span<const int32_t> ids) { return hash_bytes(ids.data(), ids.size_bytes(), 0x746f6b656e73ULL); }
+uint64_t hash_tokens(std::span<const int32_t> ids) {
+  return hash_bytes(ids.data(), ids.size_bytes(), 0x746f6b656e73ULL);
+}
 
 uint64_t tokenizer_fingerprint(const Tokenizer& tok) {
   uint64_t h = hash_bytes(tok.model_kind().data(), tok.model_kind().size(), 1);
@@ -140,7 +140,8 @@ Status LogitsWriter::end_chunk() {
 
 Status LogitsWriter::commit() {
   if (chunks_done_ != info_.n_chunk)
-    return Error(path_ + ": " + std::to_string(chunks_done_) + " of " + std::to_string(info_.n_chunk) + " chunks written");
+    return Error(path_ + ": " + std::to_string(chunks_done_) + " of " + std::to_string(info_.n_chunk) +
+                 " chunks written");
   return file_.commit();
 }
 
@@ -193,19 +194,23 @@ Expected<LogitsReader> LogitsReader::parse(std::shared_ptr<MappedFile> file) {
     if (info.n_vocab >= 1 && info.n_vocab <= kMaxVocab) info.row_bytes = log_prob_row_bytes(info.n_vocab);
     header = kLlamaHeaderBytes;
   } else {
-    return fail("not a logits file (no \"PLMLOGP1\" or llama.cpp \"_logits_\" magic at byte 0); make one with "
-                "`pocketlm perplexity --save-logits`");
+    return fail(
+        "not a logits file (no \"PLMLOGP1\" or llama.cpp \"_logits_\" magic at byte 0); make one with "
+        "`pocketlm perplexity --save-logits`");
   }
   const std::string fmt = format_name(info.format);
-  if (info.n_ctx < 3 || info.n_ctx > kMaxCtx) return fail("n_ctx " + std::to_string(info.n_ctx) + " out of range [3, 1048576]");
-  if (info.n_vocab < 1 || info.n_vocab > kMaxVocab) return fail("n_vocab " + std::to_string(info.n_vocab) + " out of range");
+  if (info.n_ctx < 3 || info.n_ctx > kMaxCtx)
+    return fail("n_ctx " + std::to_string(info.n_ctx) + " out of range [3, 1048576]");
+  if (info.n_vocab < 1 || info.n_vocab > kMaxVocab)
+    return fail("n_vocab " + std::to_string(info.n_vocab) + " out of range");
   if (info.n_chunk < 1 || info.n_chunk > (int64_t{1} << 31) / info.n_ctx)
     return fail("chunk count " + std::to_string(info.n_chunk) + " out of range");
   if (info.n_scored != scored_positions(info.n_ctx))
     return fail("scored positions per chunk " + std::to_string(info.n_scored) + " do not match n_ctx " +
                 std::to_string(info.n_ctx) + " (expected " + std::to_string(scored_positions(info.n_ctx)) + ")");
   if (info.row_bytes != log_prob_row_bytes(info.n_vocab))
-    return fail("row size " + std::to_string(info.row_bytes) + " does not match n_vocab " + std::to_string(info.n_vocab));
+    return fail("row size " + std::to_string(info.row_bytes) + " does not match n_vocab " +
+                std::to_string(info.n_vocab));
 
   const uint64_t n_tokens = static_cast<uint64_t>(info.n_chunk * info.n_ctx);
   uint64_t rows_total = 0;
@@ -224,7 +229,8 @@ Expected<LogitsReader> LogitsReader::parse(std::shared_ptr<MappedFile> file) {
   if (info.format == LogitsFileInfo::Format::Pocketlm) {
     const uint64_t want = hash_bytes(p + header, 4 * n_tokens, hash_bytes(p, 64));
     if (load<uint64_t>(p + 64) != want) return fail("header or token ids corrupt (hash at byte 64 does not match)");
-    if (hash_tokens(r.tokens_) != info.tokens_hash) return fail("token ids corrupt (token hash at byte 56 does not match)");
+    if (hash_tokens(r.tokens_) != info.tokens_hash)
+      return fail("token ids corrupt (token hash at byte 56 does not match)");
   } else {
     info.tokens_hash = hash_tokens(r.tokens_);
   }
@@ -239,7 +245,8 @@ Expected<LogitsReader> LogitsReader::parse(std::shared_ptr<MappedFile> file) {
 
 Expected<std::span<const uint8_t>> LogitsReader::chunk(int64_t c) const {
   if (c < 0 || c >= info_.n_chunk)
-    return Error(path() + ": chunk " + std::to_string(c) + " out of range (" + std::to_string(info_.n_chunk) + " chunks)");
+    return Error(path() + ": chunk " + std::to_string(c) + " out of range (" + std::to_string(info_.n_chunk) +
+                 " chunks)");
   const uint64_t off = rows_offset_ + static_cast<uint64_t>(c) * chunk_bytes(info_);
   const size_t n = static_cast<size_t>(info_.n_scored) * info_.row_bytes;
   const uint8_t* rows = file_->data() + off;

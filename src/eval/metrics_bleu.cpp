@@ -54,11 +54,14 @@ std::u32string mteval_regexes(std::u32string s) {
     return out;
   };
   // 2. ([^0-9])([\.,]) -> "\1 \2 "
-  std::u32string b = pass(a, [](char32_t x, char32_t y) { return !is_digit(x) && is_dot_comma(y); }, U" ", U" ", U"");
+  std::u32string b = pass(
+      a, [](char32_t x, char32_t y) { return !is_digit(x) && is_dot_comma(y); }, U" ", U" ", U"");
   // 3. ([\.,])([^0-9]) -> " \1 \2"
-  std::u32string c = pass(b, [](char32_t x, char32_t y) { return is_dot_comma(x) && !is_digit(y); }, U" ", U"", U" ");
+  std::u32string c = pass(
+      b, [](char32_t x, char32_t y) { return is_dot_comma(x) && !is_digit(y); }, U" ", U"", U" ");
   // 4. ([0-9])(-) -> "\1 \2 "
-  return pass(c, [](char32_t x, char32_t y) { return is_digit(x) && y == U'-'; }, U" ", U" ", U"");
+  return pass(
+      c, [](char32_t x, char32_t y) { return is_digit(x) && y == U'-'; }, U" ", U" ", U"");
 }
 
 std::u32string join_words(const Words& w) {
@@ -161,7 +164,8 @@ double sentence_bleu(std::string_view hypothesis, const std::vector<std::string>
   return bleu_from_stats(bleu_stats(hypothesis, references), true);
 }
 
-double corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::vector<std::string>>& references) {
+double corpus_bleu(const std::vector<std::string>& hypotheses,
+                   const std::vector<std::vector<std::string>>& references) {
   BleuStats t;
   for (size_t i = 0; i < hypotheses.size() && i < references.size(); ++i) {
     const BleuStats s = bleu_stats(hypotheses[i], references[i]);
@@ -229,7 +233,8 @@ double nngen_bleu(std::string_view hypothesis, const std::vector<std::string>& r
   double logbleu = 0.0;
   for (size_t k = 0; k < static_cast<size_t>(kBleuOrder); ++k) {
     const double add = k > 0 ? 1.0 : 0.0;
-    logbleu += std::log(static_cast<double>(correct[k]) + add + DBL_MIN) - std::log(static_cast<double>(guess[k]) + add + DBL_MIN);
+    logbleu += std::log(static_cast<double>(correct[k]) + add + DBL_MIN) -
+               std::log(static_cast<double>(guess[k]) + add + DBL_MIN);
   }
   logbleu /= static_cast<double>(kBleuOrder);
   const double bp = std::min(0.0, 1 - static_cast<double>(ref_len + 1) / static_cast<double>(test_len + 1));

@@ -75,7 +75,8 @@ double sentence_chrf(std::string_view hypothesis, const std::vector<std::string>
   return chrf_from_stats(chrf_stats(hypothesis, references));
 }
 
-double corpus_chrf(const std::vector<std::string>& hypotheses, const std::vector<std::vector<std::string>>& references) {
+double corpus_chrf(const std::vector<std::string>& hypotheses,
+                   const std::vector<std::vector<std::string>>& references) {
   ChrfStats total{};
   for (size_t i = 0; i < hypotheses.size() && i < references.size(); ++i) {
     const ChrfStats s = chrf_stats(hypotheses[i], references[i]);

@@ -17,7 +17,8 @@ RougeScore ngram_score(const Tokens& ref, const Tokens& pred, size_t n) {
   auto count = [n](const Tokens& t, std::map<std::vector<std::string>, int64_t>& c) {
     int64_t total = 0;
     for (size_t i = 0; i + n <= t.size(); ++i) {
-      ++c[std::vector<std::string>(t.begin() + static_cast<std::ptrdiff_t>(i), t.begin() + static_cast<std::ptrdiff_t>(i + n))];
+      ++c[std::vector<std::string>(t.begin() + static_cast<std::ptrdiff_t>(i),
+                                   t.begin() + static_cast<std::ptrdiff_t>(i + n))];
       ++total;
     }
     return total;

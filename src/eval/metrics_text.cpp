@@ -78,8 +78,8 @@ bool is_cased_letter(char32_t c) {
 bool is_case_ignorable(char32_t c) {
   // The marks and modifiers Python skips around a final sigma (Mn, Me, Cf, Lm, Sk and a few punctuation
   // marks); the common ones: combining diacritics, apostrophes, the middle dot.
-  return (c >= 0x0300 && c <= 0x036F) || c == 0x27 || c == 0x2E || c == 0x3A || c == 0xB7 || c == 0x2019 ||
-         c == 0xAD || c == 0x200B || c == 0x200C || c == 0x200D;
+  return (c >= 0x0300 && c <= 0x036F) || c == 0x27 || c == 0x2E || c == 0x3A || c == 0xB7 || c == 0x2019 || c == 0xAD ||
+         c == 0x200B || c == 0x200C || c == 0x200D;
 }
 
 }  // namespace

@@ -45,22 +45,27 @@ Status eval_chunk(Session& session, std::span<const int32_t> tokens, const Chunk
 
 Expected<std::vector<int32_t>> tokenize_for_perplexity(const Tokenizer& tok, std::string_view text) {
   if (tok.add_eos())
-    return Error("the model's tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); perplexity "
-                 "over chunks is not defined for it (llama-perplexity refuses such models too)");
+    return Error(
+        "the model's tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); perplexity "
+        "over chunks is not defined for it (llama-perplexity refuses such models too)");
   return tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
 }
 
 Expected<ChunkPlan> plan_chunks(const Tokenizer& tok, int64_t n_tokens, int64_t n_ctx, int64_t max_chunks,
                                 const std::string& text_name) {
-  if (n_ctx < 4) return Error("chunks of " + std::to_string(n_ctx) + " tokens are too small: perplexity needs at least 4").about("n_ctx");
+  if (n_ctx < 4)
+    return Error("chunks of " + std::to_string(n_ctx) + " tokens are too small: perplexity needs at least 4")
+        .about("n_ctx");
   if (n_tokens < n_ctx)
     return Error(text_name + ": the text is " + std::to_string(n_tokens) + " tokens, shorter than one chunk of " +
-                 std::to_string(n_ctx) + " tokens; give a longer text or smaller chunks").about("n_ctx");
+                 std::to_string(n_ctx) + " tokens; give a longer text or smaller chunks")
+        .about("n_ctx");
   ChunkPlan p;
   p.n_ctx = n_ctx;
   p.n_chunk = n_tokens / n_ctx;
   if (max_chunks >= 0) p.n_chunk = std::min(p.n_chunk, max_chunks);
-  if (p.n_chunk < 1) return Error(std::to_string(max_chunks) + " chunks asked for: nothing to evaluate").about("max_chunks");
+  if (p.n_chunk < 1)
+    return Error(std::to_string(max_chunks) + " chunks asked for: nothing to evaluate").about("max_chunks");
   p.bos = tok.add_bos() ? tok.bos() : -1;
   return p;
 }
@@ -78,7 +83,8 @@ double PerplexityResult::ppl_error() const {
 Expected<PerplexityResult> perplexity(Session& session, std::span<const int32_t> tokens, const ChunkPlan& plan,
                                       int64_t n_batch, LogitsWriter* save, const TokensDone& tokens_done,
                                       const std::function<void(const PerplexityResult&)>& chunk_done) {
-  if (static_cast<int64_t>(tokens.size()) < plan.n_chunk * plan.n_ctx) return Error("perplexity: fewer tokens than the plan");
+  if (static_cast<int64_t>(tokens.size()) < plan.n_chunk * plan.n_ctx)
+    return Error("perplexity: fewer tokens than the plan");
   PerplexityResult r;
   r.n_ctx = plan.n_ctx;
   r.n_chunk = plan.n_chunk;

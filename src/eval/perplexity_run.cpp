@@ -48,12 +48,13 @@ Status check_base_matches(const LogitsReader& base, const Tokenizer& tok, const 
   if (text_ids != nullptr) {
     const auto file_ids = base.tokens();
     if (text_ids->size() < file_ids.size())
-      return Error(name + " holds " + std::to_string(file_ids.size()) + " tokens, but " + text_path + " tokenizes to only " +
-                   std::to_string(text_ids->size()) + ": the logits were saved over another text");
+      return Error(name + " holds " + std::to_string(file_ids.size()) + " tokens, but " + text_path +
+                   " tokenizes to only " + std::to_string(text_ids->size()) +
+                   ": the logits were saved over another text");
     for (size_t i = 0; i < file_ids.size(); ++i)
       if (file_ids[i] != (*text_ids)[i])
-        return Error(name + ": token " + std::to_string(i) + " is id " + std::to_string(file_ids[i]) + ", but " + text_path +
-                     " has id " + std::to_string((*text_ids)[i]) +
+        return Error(name + ": token " + std::to_string(i) + " is id " + std::to_string(file_ids[i]) + ", but " +
+                     text_path + " has id " + std::to_string((*text_ids)[i]) +
                      " there: the logits were saved over another text (or with another tokenizer)");
   }
   return Status::Ok();
@@ -84,7 +85,8 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
     base.emplace(std::move(r));
     if (job.n_ctx && *job.n_ctx != base->info().n_ctx)
       return Error(job.base_logits + " was saved with a context of " + std::to_string(base->info().n_ctx) +
-                   " tokens, but " + std::to_string(*job.n_ctx) + " was asked for (leave the context size out to use the file's)")
+                   " tokens, but " + std::to_string(*job.n_ctx) +
+                   " was asked for (leave the context size out to use the file's)")
           .about("n_ctx");
     if (job.max_chunks > base->info().n_chunk)
       return Error(std::to_string(job.max_chunks) + " chunks asked for, but " + job.base_logits + " holds only " +
@@ -112,17 +114,19 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
     out.text_tokens = ids.size();
     out.tokenize_seconds = now_seconds() - t0;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%zu bytes, %zu tokens (tokenized in %.2f s)", text.size(), ids.size(), out.tokenize_seconds);
+    std::snprintf(buf, sizeof buf, "%zu bytes, %zu tokens (tokenized in %.2f s)", text.size(), ids.size(),
+                  out.tokenize_seconds);
     note(ev, job.text_path + ": " + buf);
   }
   if (kld_mode) PLM_CHECK(check_base_matches(*base, tok, job.text_path, job.text_path.empty() ? nullptr : &ids));
 
   const int64_t n_ctx = kld_mode ? base->info().n_ctx : job.n_ctx.value_or(512);
   const int64_t n_tokens = kld_mode ? static_cast<int64_t>(base->tokens().size()) : static_cast<int64_t>(ids.size());
-  PLM_TRY(const ChunkPlan plan, plan_chunks(tok, n_tokens, n_ctx, job.max_chunks, kld_mode ? job.base_logits : job.text_path));
+  PLM_TRY(const ChunkPlan plan,
+          plan_chunks(tok, n_tokens, n_ctx, job.max_chunks, kld_mode ? job.base_logits : job.text_path));
   if (n_ctx > model.config().n_ctx_train)
-    out.warning = "the model was trained on a context of " + std::to_string(model.config().n_ctx_train) + " tokens; the chunks hold " +
-                  std::to_string(n_ctx);
+    out.warning = "the model was trained on a context of " + std::to_string(model.config().n_ctx_train) +
+                  " tokens; the chunks hold " + std::to_string(n_ctx);
 
   std::optional<LogitsWriter> writer;
   if (!job.save_logits.empty()) {
@@ -155,9 +159,10 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
   out.kv_type = kv_type_name(so.kv_type);
   {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%lld chunks of %lld tokens, scoring the last %lld of each; batch %lld, %d threads, KV %s",
-                  static_cast<long long>(plan.n_chunk), static_cast<long long>(n_ctx), static_cast<long long>(plan.scored()),
-                  static_cast<long long>(out.n_batch), out.threads, out.kv_type.c_str());
+    std::snprintf(
+        buf, sizeof buf, "%lld chunks of %lld tokens, scoring the last %lld of each; batch %lld, %d threads, KV %s",
+        static_cast<long long>(plan.n_chunk), static_cast<long long>(n_ctx), static_cast<long long>(plan.scored()),
+        static_cast<long long>(out.n_batch), out.threads, out.kv_type.c_str());
     note(ev, buf);
   }
   if (writer) {
@@ -170,10 +175,12 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
 
   const double t_eval = now_seconds();
   if (!kld_mode) {
-    PLM_TRY(PerplexityResult r,
-            perplexity(*session, ids, plan, out.n_batch, writer ? &*writer : nullptr, ev.tokens_done, [&](const PerplexityResult& so_far) {
-              if (ev.ppl_chunk) ev.ppl_chunk(static_cast<int64_t>(so_far.running_ppl.size()), so_far.running_ppl.back());
-            }));
+    PLM_TRY(PerplexityResult r, perplexity(*session, ids, plan, out.n_batch, writer ? &*writer : nullptr,
+                                           ev.tokens_done, [&](const PerplexityResult& so_far) {
+                                             if (ev.ppl_chunk)
+                                               ev.ppl_chunk(static_cast<int64_t>(so_far.running_ppl.size()),
+                                                            so_far.running_ppl.back());
+                                           }));
     if (writer) {
       PLM_CHECK(writer->commit());
       if (ev.partial_file) ev.partial_file("");
@@ -191,8 +198,8 @@ Expected<PerplexityOutcome> run_perplexity(const Model& model, const std::string
 }
 
 nlohmann::json PerplexityOutcome::to_json() const {
-  nlohmann::json j = {{"model", model}, {"n_ctx", n_ctx}, {"chunks", n_chunk}, {"n_batch", n_batch}, {"threads", threads},
-                      {"kv_type", kv_type}};
+  nlohmann::json j = {{"model", model},     {"n_ctx", n_ctx},     {"chunks", n_chunk},
+                      {"n_batch", n_batch}, {"threads", threads}, {"kv_type", kv_type}};
   if (!text.empty()) j["text"] = text;
   if (!base_logits.empty()) j["base_logits"] = base_logits;
   if (ppl) {
@@ -220,14 +227,37 @@ nlohmann::json kld_json(const KldReport& r) {
           {"ppl_ratio", mean_err(r.ppl_ratio)},
           {"ppl_diff", mean_err(r.ppl_diff)},
           {"kld",
-           {{"mean", r.kld.value}, {"mean_error", r.kld.err}, {"max", r.kld_max}, {"p99.9", r.kld_p999},
-            {"p99", r.kld_p99}, {"p95", r.kld_p95}, {"p90", r.kld_p90}, {"median", r.kld_median}, {"p10", r.kld_p10},
-            {"p5", r.kld_p5}, {"p1", r.kld_p1}, {"p0.1", r.kld_p01}, {"min", r.kld_min}}},
+           {{"mean", r.kld.value},
+            {"mean_error", r.kld.err},
+            {"max", r.kld_max},
+            {"p99.9", r.kld_p999},
+            {"p99", r.kld_p99},
+            {"p95", r.kld_p95},
+            {"p90", r.kld_p90},
+            {"median", r.kld_median},
+            {"p10", r.kld_p10},
+            {"p5", r.kld_p5},
+            {"p1", r.kld_p1},
+            {"p0.1", r.kld_p01},
+            {"min", r.kld_min}}},
           {"delta_p",
-           {{"mean", r.mean_dp.value}, {"mean_error", r.mean_dp.err}, {"rms", r.rms_dp.value},
-            {"rms_error", r.rms_dp.err}, {"max", r.dp_max}, {"p99.9", r.dp_p999}, {"p99", r.dp_p99},
-            {"p95", r.dp_p95}, {"p90", r.dp_p90}, {"p75", r.dp_p75}, {"median", r.dp_median}, {"p25", r.dp_p25},
-            {"p10", r.dp_p10}, {"p5", r.dp_p5}, {"p1", r.dp_p1}, {"p0.1", r.dp_p01}, {"min", r.dp_min}}},
+           {{"mean", r.mean_dp.value},
+            {"mean_error", r.mean_dp.err},
+            {"rms", r.rms_dp.value},
+            {"rms_error", r.rms_dp.err},
+            {"max", r.dp_max},
+            {"p99.9", r.dp_p999},
+            {"p99", r.dp_p99},
+            {"p95", r.dp_p95},
+            {"p90", r.dp_p90},
+            {"p75", r.dp_p75},
+            {"median", r.dp_median},
+            {"p25", r.dp_p25},
+            {"p10", r.dp_p10},
+            {"p5", r.dp_p5},
+            {"p1", r.dp_p1},
+            {"p0.1", r.dp_p01},
+            {"min", r.dp_min}}},
           {"same_top", {{"value", r.same_top.value}, {"error", r.same_top.err}, {"count", r.same_top_count}}}};
 }
 

@@ -18,13 +18,13 @@
 namespace pocketlm::eval {
 
 struct PerplexityJob {
-  std::string text_path;     // the text; may be empty when base_logits holds the tokens
-  std::string base_logits;   // non-empty: KL divergence against this file (ours or llama.cpp's)
-  std::string save_logits;   // non-empty: write the per-position log-probs here (a base run)
+  std::string text_path;         // the text; may be empty when base_logits holds the tokens
+  std::string base_logits;       // non-empty: KL divergence against this file (ours or llama.cpp's)
+  std::string save_logits;       // non-empty: write the per-position log-probs here (a base run)
   std::optional<int64_t> n_ctx;  // tokens per chunk; default: the base file's, else 512
-  int64_t max_chunks = -1;   // < 0: all
-  int64_t n_batch = 2048;    // tokens per forward call (at most n_ctx)
-  SessionOptions session;    // threads, KV types (n_ctx is set from the chunk size)
+  int64_t max_chunks = -1;       // < 0: all
+  int64_t n_batch = 2048;        // tokens per forward call (at most n_ctx)
+  SessionOptions session;        // threads, KV types (n_ctx is set from the chunk size)
 };
 
 struct PerplexityEvents {

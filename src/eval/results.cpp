@@ -40,10 +40,13 @@ ResultsHeader describe_model(const GgufFile& f) {
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
   h.tokenizer_hash = buf;
   if (auto ft = f.get_int("general.file_type")) {
-    static const char* kTypes[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_1_SOME_F16", "Q4_2", "Q4_3", "Q8_0", "Q5_0", "Q5_1",
-                                   "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"};
-    if (*ft >= 0 && *ft < static_cast<int64_t>(std::size(kTypes))) h.file_type = kTypes[*ft];
-    else h.file_type = "type " + std::to_string(*ft);
+    static const char* kTypes[] = {"F32",    "F16",    "Q4_0",   "Q4_1",   "Q4_1_SOME_F16", "Q4_2",   "Q4_3",
+                                   "Q8_0",   "Q5_0",   "Q5_1",   "Q2_K",   "Q3_K_S",        "Q3_K_M", "Q3_K_L",
+                                   "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"};
+    if (*ft >= 0 && *ft < static_cast<int64_t>(std::size(kTypes)))
+      h.file_type = kTypes[*ft];
+    else
+      h.file_type = "type " + std::to_string(*ft);
   }
   return h;
 }
@@ -65,9 +68,16 @@ std::string header_to_json(const ResultsHeader& h) {
 std::string record_to_json(const ResultRecord& r) {
   json scores = json::object();
   for (const auto& [k, v] : r.scores) scores[k] = v;
-  json j = {{"key", r.key},       {"id", r.id},         {"task", r.task},
-            {"kind", r.kind},     {"output", r.output}, {"scores", scores},
-            {"prompt_tokens", r.prompt_tokens}, {"tokens", r.tokens}, {"seconds", r.seconds}, {"stop", r.stop}};
+  json j = {{"key", r.key},
+            {"id", r.id},
+            {"task", r.task},
+            {"kind", r.kind},
+            {"output", r.output},
+            {"scores", scores},
+            {"prompt_tokens", r.prompt_tokens},
+            {"tokens", r.tokens},
+            {"seconds", r.seconds},
+            {"stop", r.stop}};
   // Invalid UTF-8 in a model's output (a token cut mid-character) becomes U+FFFD rather than an error.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -145,8 +155,9 @@ Expected<ResultsContent> read_results(const std::string& path) {
         c.torn_tail = true;
         break;
       }
-      return Error(path + ":" + std::to_string(line_no) +
-                   ": not a JSON object (only the last line of a results file can be torn by a kill); fix or remove the file");
+      return Error(
+          path + ":" + std::to_string(line_no) +
+          ": not a JSON object (only the last line of a results file can be torn by a kill); fix or remove the file");
     }
     const std::string where = path + ":" + std::to_string(line_no);
     if (line_no == 1) {
@@ -166,20 +177,23 @@ Expected<ResultsContent> read_results(const std::string& path) {
   return c;
 }
 
-Expected<ResultsLog> ResultsLog::open(const std::string& path, const ResultsHeader& header, std::vector<ResultRecord>& existing,
-                                      std::vector<std::string>& notes) {
+Expected<ResultsLog> ResultsLog::open(const std::string& path, const ResultsHeader& header,
+                                      std::vector<ResultRecord>& existing, std::vector<std::string>& notes) {
   PLM_TRY(ResultsContent c, read_results(path));
   if (c.has_header) {
     const ResultsHeader& o = c.header;
     if (o.tokenizer_hash != header.tokenizer_hash || o.file_size != header.file_size || o.n_params != header.n_params)
       return Error(path + " holds results of another model (" + o.model + ", " + std::to_string(o.file_size) +
-                   " bytes); write to another file, or delete it to start over").about("output");
+                   " bytes); write to another file, or delete it to start over")
+          .about("output");
     if (o.prompt_version != header.prompt_version)
-      return Error(path + " was written with task prompts version " + std::to_string(o.prompt_version) + ", this build uses " +
-                   std::to_string(header.prompt_version) + "; write to another file").about("output");
+      return Error(path + " was written with task prompts version " + std::to_string(o.prompt_version) +
+                   ", this build uses " + std::to_string(header.prompt_version) + "; write to another file")
+          .about("output");
     if (o.max_tokens != header.max_tokens)
       return Error(path + " was written with a limit of " + std::to_string(o.max_tokens) + ", this run uses " +
-                   std::to_string(header.max_tokens) + " generated tokens; write to another file").about("output");
+                   std::to_string(header.max_tokens) + " generated tokens; write to another file")
+          .about("output");
   }
   if (c.torn_tail || (!c.has_header && c.good_bytes == 0)) {
     std::error_code ec;

@@ -56,9 +56,12 @@ std::string tick_label(double v) {
   char b[32];
   const double a = std::fabs(v);
   if (a == 0) return "0";
-  if (a >= 100) std::snprintf(b, sizeof b, "%.0f", v);
-  else if (a >= 1) std::snprintf(b, sizeof b, "%.4g", v);
-  else std::snprintf(b, sizeof b, "%.3g", v);
+  if (a >= 100)
+    std::snprintf(b, sizeof b, "%.0f", v);
+  else if (a >= 1)
+    std::snprintf(b, sizeof b, "%.4g", v);
+  else
+    std::snprintf(b, sizeof b, "%.3g", v);
   return b;
 }
 
@@ -89,31 +92,41 @@ std::string render_svg(const SvgChart& c) {
   const std::vector<double> yrt = yr.empty() ? std::vector<double>{} : nice_ticks(yr.lo, yr.hi);
   auto X = [&](double x) { return left + (x - xt.front()) / (xt.back() - xt.front()) * pw; };
   auto YL = [&](double y) { return top + ph - (y - ylt.front()) / (ylt.back() - ylt.front()) * ph; };
-  auto YR = [&](double y) { return yrt.empty() ? 0.0 : top + ph - (y - yrt.front()) / (yrt.back() - yrt.front()) * ph; };
+  auto YR = [&](double y) {
+    return yrt.empty() ? 0.0 : top + ph - (y - yrt.front()) / (yrt.back() - yrt.front()) * ph;
+  };
 
   std::string o;
-  o += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt(W) + "\" height=\"" + fmt(H) + "\" viewBox=\"0 0 " + fmt(W) + " " +
-       fmt(H) + "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"12\">\n";
+  o += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt(W) + "\" height=\"" + fmt(H) + "\" viewBox=\"0 0 " +
+       fmt(W) + " " + fmt(H) + "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"12\">\n";
   o += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  o += "<text x=\"" + fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">" + xml_escape(c.title) + "</text>\n";
+  o += "<text x=\"" + fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">" +
+       xml_escape(c.title) + "</text>\n";
   // Grid and ticks.
   for (double v : ylt) {
     o += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(left + pw) + "\" y1=\"" + fmt(YL(v)) + "\" y2=\"" + fmt(YL(v)) +
          "\" stroke=\"#e5e5e5\"/>\n";
-    o += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(YL(v) + 4) + "\" text-anchor=\"end\">" + tick_label(v) + "</text>\n";
+    o += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(YL(v) + 4) + "\" text-anchor=\"end\">" + tick_label(v) +
+         "</text>\n";
   }
   for (double v : yrt)
-    o += "<text x=\"" + fmt(left + pw + 6) + "\" y=\"" + fmt(YR(v) + 4) + "\" text-anchor=\"start\" fill=\"#555\">" + tick_label(v) + "</text>\n";
+    o += "<text x=\"" + fmt(left + pw + 6) + "\" y=\"" + fmt(YR(v) + 4) + "\" text-anchor=\"start\" fill=\"#555\">" +
+         tick_label(v) + "</text>\n";
   for (double v : xt) {
-    o += "<line x1=\"" + fmt(X(v)) + "\" x2=\"" + fmt(X(v)) + "\" y1=\"" + fmt(top + ph) + "\" y2=\"" + fmt(top + ph + 5) + "\" stroke=\"black\"/>\n";
-    o += "<text x=\"" + fmt(X(v)) + "\" y=\"" + fmt(top + ph + 19) + "\" text-anchor=\"middle\">" + tick_label(v) + "</text>\n";
+    o += "<line x1=\"" + fmt(X(v)) + "\" x2=\"" + fmt(X(v)) + "\" y1=\"" + fmt(top + ph) + "\" y2=\"" +
+         fmt(top + ph + 5) + "\" stroke=\"black\"/>\n";
+    o += "<text x=\"" + fmt(X(v)) + "\" y=\"" + fmt(top + ph + 19) + "\" text-anchor=\"middle\">" + tick_label(v) +
+         "</text>\n";
   }
-  o += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(pw) + "\" height=\"" + fmt(ph) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  o += "<text x=\"" + fmt(left + pw / 2) + "\" y=\"" + fmt(top + ph + 40) + "\" text-anchor=\"middle\">" + xml_escape(c.x_label) + "</text>\n";
-  o += "<text transform=\"translate(18," + fmt(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + xml_escape(c.y_label) + "</text>\n";
+  o += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(pw) + "\" height=\"" + fmt(ph) +
+       "\" fill=\"none\" stroke=\"black\"/>\n";
+  o += "<text x=\"" + fmt(left + pw / 2) + "\" y=\"" + fmt(top + ph + 40) + "\" text-anchor=\"middle\">" +
+       xml_escape(c.x_label) + "</text>\n";
+  o += "<text transform=\"translate(18," + fmt(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+       xml_escape(c.y_label) + "</text>\n";
   if (!yrt.empty())
-    o += "<text transform=\"translate(" + fmt(W - 16) + "," + fmt(top + ph / 2) + ") rotate(90)\" text-anchor=\"middle\" fill=\"#555\">" +
-         xml_escape(c.y2_label) + "</text>\n";
+    o += "<text transform=\"translate(" + fmt(W - 16) + "," + fmt(top + ph / 2) +
+         ") rotate(90)\" text-anchor=\"middle\" fill=\"#555\">" + xml_escape(c.y2_label) + "</text>\n";
   // Series.
   for (const auto& s : c.series) {
     auto Y = [&](double y) { return s.right_axis ? YR(y) : YL(y); };
@@ -126,8 +139,8 @@ std::string render_svg(const SvgChart& c) {
     for (size_t i = 0; i < s.points.size(); ++i) {
       const double px = X(s.points[i].first), py = Y(s.points[i].second);
       if (s.right_axis)
-        o += "<rect x=\"" + fmt(px - 5) + "\" y=\"" + fmt(py - 5) + "\" width=\"10\" height=\"10\" fill=\"white\" stroke=\"" + s.color +
-             "\" stroke-width=\"2\"/>\n";
+        o += "<rect x=\"" + fmt(px - 5) + "\" y=\"" + fmt(py - 5) +
+             "\" width=\"10\" height=\"10\" fill=\"white\" stroke=\"" + s.color + "\" stroke-width=\"2\"/>\n";
       else
         o += "<circle cx=\"" + fmt(px) + "\" cy=\"" + fmt(py) + "\" r=\"5\" fill=\"" + s.color + "\"/>\n";
       if (i < s.labels.size() && !s.labels[i].empty()) {
@@ -135,8 +148,8 @@ std::string render_svg(const SvgChart& c) {
         // edge): the two series' labels do not collide.
         const double ly = !s.right_axis ? py - 8 : (py + 18 > top + ph - 2 ? py - 8 : py + 18);
         o += "<text x=\"" + fmt(s.right_axis ? px - 8 : px + 8) + "\" y=\"" + fmt(ly) + "\" text-anchor=\"" +
-             (s.right_axis ? "end" : "start") + "\" fill=\"" + s.color + "\" font-size=\"11\">" + xml_escape(s.labels[i]) +
-             "</text>\n";
+             (s.right_axis ? "end" : "start") + "\" fill=\"" + s.color + "\" font-size=\"11\">" +
+             xml_escape(s.labels[i]) + "</text>\n";
       }
     }
   }
@@ -149,8 +162,8 @@ std::string render_svg(const SvgChart& c) {
       lx = left;
       ly += 18;
     }
-    o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) + "\" stroke=\"" + s.color +
-         "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
+    o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) +
+         "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
     o += "<text x=\"" + fmt(lx + 27) + "\" y=\"" + fmt(ly) + "\">" + name + "</text>\n";
     lx += w;
   }

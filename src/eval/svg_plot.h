@@ -9,10 +9,10 @@ namespace pocketlm {
 
 struct SvgSeries {
   std::string name;
-  std::string color;                             // CSS colour, e.g. "#1f77b4"
+  std::string color;  // CSS colour, e.g. "#1f77b4"
   bool right_axis = false;
   bool dashed = false;
-  bool markers_only = false;                     // a scatter: no line between the points
+  bool markers_only = false;                      // a scatter: no line between the points
   std::vector<std::pair<double, double>> points;  // (x, y), drawn in the given order
   std::vector<std::string> labels;                // one per point, or empty
 };

@@ -175,11 +175,12 @@ Expected<TaskOutput> TaskRunner::run(const TaskExample& ex, int max_tokens) {
   opts.draft = draft_params_;
   // The task's own stop rule: the stop text after the answer's start (extract_answer), checked per token.
   std::vector<int32_t> gen;
-  PLM_TRY(GenerateResult res, Generator(session_, tok, draft_).generate(ids, greedy, opts, [&](int32_t t, std::string_view) {
-    if (t < 0) return true;
-    gen.push_back(t);
-    return !extract_answer(tok.decode(gen), stop).complete;
-  }));
+  PLM_TRY(GenerateResult res,
+          Generator(session_, tok, draft_).generate(ids, greedy, opts, [&](int32_t t, std::string_view) {
+            if (t < 0) return true;
+            gen.push_back(t);
+            return !extract_answer(tok.decode(gen), stop).complete;
+          }));
   const SpeculativeStats& sp = res.stats.speculative;
   draft_stats_.rounds += sp.rounds;
   draft_stats_.drafted += sp.drafted;

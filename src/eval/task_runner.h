@@ -21,11 +21,11 @@ namespace pocketlm {
 // model's chat template: instruction-tuned models), and `completion`, the whole prompt as text to continue
 // (models without a chat template: base models, stories260K), e.g. "English: …\nFrench:".
 struct TaskPrompt {
-  std::string user;                   // the user message
-  std::string completion;             // the completion-style prompt
-  std::string stop_text;              // chat style: generation stops where this appears after the answer starts
+  std::string user;                    // the user message
+  std::string completion;              // the completion-style prompt
+  std::string stop_text;               // chat style: generation stops where this appears after the answer starts
   std::string completion_stop = "\n";  // completion style: the same, one line
-  int max_tokens = 0;                 // generation stops after this many tokens
+  int max_tokens = 0;                  // generation stops after this many tokens
 };
 TaskPrompt task_prompt(const TaskExample& ex);
 // The example's prompt as a turn for render_prompt (tokenizer/chat_template.h); with_answer appends its first
@@ -51,11 +51,11 @@ TaskScores score_output(const TaskExample& ex, std::string_view output);
 std::vector<std::string> task_metric_names(TaskKind kind);
 
 struct TaskOutput {
-  std::string output;         // trimmed, cut at the stop text
+  std::string output;  // trimmed, cut at the stop text
   int64_t prompt_tokens = 0;
-  int64_t tokens = 0;         // generated tokens (the EOG token not counted)
-  double seconds = 0;         // prompt + generation
-  std::string stop;           // "eog" | "text" | "max_tokens" | "context"
+  int64_t tokens = 0;  // generated tokens (the EOG token not counted)
+  double seconds = 0;  // prompt + generation
+  std::string stop;    // "eog" | "text" | "max_tokens" | "context"
 };
 
 class TaskRunner {

@@ -44,14 +44,19 @@ Expected<TaskExample> parse_task_line(std::string_view line) {
     if (ex.id.empty()) return Error("field \"id\" is empty");
   }
   PLM_TRY(std::string task, get_string(j, "task"));
-  if (task == "summarize") ex.kind = TaskKind::Summarize;
-  else if (task == "translate") ex.kind = TaskKind::Translate;
-  else if (task == "commit_message") ex.kind = TaskKind::CommitMessage;
-  else return Error("unknown task \"" + task + "\" (expected summarize, translate or commit_message)");
+  if (task == "summarize")
+    ex.kind = TaskKind::Summarize;
+  else if (task == "translate")
+    ex.kind = TaskKind::Translate;
+  else if (task == "commit_message")
+    ex.kind = TaskKind::CommitMessage;
+  else
+    return Error("unknown task \"" + task + "\" (expected summarize, translate or commit_message)");
   PLM_TRY(ex.input, get_string(j, "input"));
   auto refs = j.find("references");
   if (refs == j.end()) return Error("missing field \"references\"");
-  if (!refs->is_array()) return Error(std::string("field \"references\" must be a list of strings, not ") + refs->type_name());
+  if (!refs->is_array())
+    return Error(std::string("field \"references\" must be a list of strings, not ") + refs->type_name());
   if (refs->empty()) return Error("empty reference list");
   for (size_t i = 0; i < refs->size(); ++i) {
     if (!(*refs)[i].is_string()) return Error("references[" + std::to_string(i) + "] is not a string");
@@ -89,8 +94,8 @@ Expected<TaskSet> load_task_files(const std::vector<std::string>& paths, int64_t
       ex->line = n;
       auto [it, inserted] = seen.emplace(ex->key(), where);
       if (!inserted) {
-        set.problems.push_back(where + ": duplicate id \"" + ex->id + "\" for task " + ex->task + " (first at " + it->second +
-                               "); line skipped");
+        set.problems.push_back(where + ": duplicate id \"" + ex->id + "\" for task " + ex->task + " (first at " +
+                               it->second + "); line skipped");
         continue;
       }
       set.examples.push_back(std::move(*ex));

@@ -14,8 +14,8 @@ namespace pocketlm {
 inline constexpr int kMaxGridBlock = 256;
 
 struct BlockGrid {
-  int n = 0;             // elements in the block (the type's block size)
-  int lo = 0, hi = 0;    // integer range
+  int n = 0;           // elements in the block (the type's block size)
+  int lo = 0, hi = 0;  // integer range
   float d[kMaxGridBlock];
   float m[kMaxGridBlock];
 

@@ -11,10 +11,10 @@ namespace pocketlm {
 // Branch-free so that loops over rows vectorize: every case is computed and the right one selected.
 inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7FFFu;                        // exponent and mantissa
-  uint32_t normal = (em << 13) + (112u << 23);             // re-bias the exponent by 127 - 15
+  const uint32_t em = h & 0x7FFFu;                                // exponent and mantissa
+  uint32_t normal = (em << 13) + (112u << 23);                    // re-bias the exponent by 127 - 15
   normal += static_cast<uint32_t>(em >= 0x7C00u) * (112u << 23);  // Inf/NaN: exponent all ones
-  normal |= static_cast<uint32_t>(em > 0x7C00u) << 22;     // NaN: quiet, payload kept
+  normal |= static_cast<uint32_t>(em > 0x7C00u) << 22;            // NaN: quiet, payload kept
   // Zero and subnormals: em * 2^-24, exact in float32.
   const uint32_t tiny = std::bit_cast<uint32_t>(static_cast<float>(static_cast<int32_t>(em)) * 0x1p-24f);
   const uint32_t is_tiny = 0u - static_cast<uint32_t>(em < 0x0400u);
@@ -25,9 +25,9 @@ inline uint16_t fp32_to_fp16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t ax = x & 0x7FFFFFFFu;
-  if (ax > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);  // NaN
+  if (ax > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);   // NaN
   if (ax >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to Inf
-  if (ax < 0x38800000u) {                                                // below 2^-14: F16 subnormal or 0
+  if (ax < 0x38800000u) {                                               // below 2^-14: F16 subnormal or 0
     const uint32_t e = ax >> 23;
     if (e < 102) return static_cast<uint16_t>(sign);  // below 2^-25: rounds to zero
     const uint32_t m = (ax & 0x7FFFFFu) | 0x800000u;

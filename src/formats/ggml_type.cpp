@@ -64,7 +64,8 @@ const TypeTraits& type_traits(GgmlType type) {
 std::optional<GgmlType> type_from_name(std::string_view name) {
   auto lower = [](std::string_view s) {
     std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
   };
   const std::string want = lower(name);

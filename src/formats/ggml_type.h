@@ -15,21 +15,49 @@
 namespace pocketlm {
 
 enum class GgmlType : uint32_t {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
-  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-  TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
+  BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
   // pocketlm-only: Q4_0's element rule with one f16 scale per 64 / 128 weights (formats/legacy.h).
-  Q4_0_G64 = 1064, Q4_0_G128 = 1128,
+  Q4_0_G64 = 1064,
+  Q4_0_G128 = 1128,
 };
 
 struct TypeTraits {
   GgmlType type;
-  std::string_view name;   // as llama.cpp prints it: "f32", "q4_K", ...
-  int64_t block_size;      // elements per block
-  size_t type_size;        // bytes per block
-  bool can_dequantize;     // pocketlm has a reference dequantizer for it
+  std::string_view name;       // as llama.cpp prints it: "f32", "q4_K", ...
+  int64_t block_size;          // elements per block
+  size_t type_size;            // bytes per block
+  bool can_dequantize;         // pocketlm has a reference dequantizer for it
   bool pocketlm_only = false;  // not a ggml type: llama.cpp-based tools cannot read a file holding it
 };
 

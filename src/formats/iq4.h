@@ -15,14 +15,14 @@ inline constexpr int QK4_NL = 32;
 inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 struct block_iq4_nl {
-  uint16_t d;                // scale (f16)
-  uint8_t qs[QK4_NL / 2];    // level indices
+  uint16_t d;              // scale (f16)
+  uint8_t qs[QK4_NL / 2];  // level indices
 };
 struct block_iq4_xs {
-  uint16_t d;                // super-scale (f16)
-  uint16_t scales_h;         // top 2 bits of the 8 sub-block scales
-  uint8_t scales_l[4];       // low 4 bits of the 8 sub-block scales
-  uint8_t qs[256 / 2];       // level indices
+  uint16_t d;           // super-scale (f16)
+  uint16_t scales_h;    // top 2 bits of the 8 sub-block scales
+  uint8_t scales_l[4];  // low 4 bits of the 8 sub-block scales
+  uint8_t qs[256 / 2];  // level indices
 };
 static_assert(sizeof(block_iq4_nl) == 18 && alignof(block_iq4_nl) == 2);
 static_assert(sizeof(block_iq4_xs) == 136 && alignof(block_iq4_xs) == 2);

@@ -14,8 +14,7 @@ namespace pocketlm {
 void unpack_q2_K(const block_q2_K& b, int8_t q[QK_K]) {
   for (int h = 0; h < 2; ++h)
     for (int s = 0; s < 4; ++s)
-      for (int l = 0; l < 32; ++l)
-        q[128 * h + 32 * s + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
+      for (int l = 0; l < 32; ++l) q[128 * h + 32 * s + l] = static_cast<int8_t>((b.qs[32 * h + l] >> (2 * s)) & 3);
 }
 
 void unpack_q3_K(const block_q3_K& b, int8_t q[QK_K]) {

@@ -24,34 +24,34 @@ struct block_q2_K {
   uint16_t dmin;              // super-scale of the mins (f16)
 };
 struct block_q3_K {
-  uint8_t hmask[QK_K / 8];    // third bits
-  uint8_t qs[QK_K / 4];       // low 2 bits
-  uint8_t scales[12];         // 16 six-bit scales, biased by 32 (see q3_K_scales)
-  uint16_t d;                 // super-scale (f16)
+  uint8_t hmask[QK_K / 8];  // third bits
+  uint8_t qs[QK_K / 4];     // low 2 bits
+  uint8_t scales[12];       // 16 six-bit scales, biased by 32 (see q3_K_scales)
+  uint16_t d;               // super-scale (f16)
 };
 struct block_q4_K {
-  uint16_t d;                 // super-scale of the scales (f16)
-  uint16_t dmin;              // super-scale of the mins (f16)
+  uint16_t d;                    // super-scale of the scales (f16)
+  uint16_t dmin;                 // super-scale of the mins (f16)
   uint8_t scales[K_SCALE_SIZE];  // 8 six-bit scales and 8 six-bit mins (see k_scale_min)
-  uint8_t qs[QK_K / 2];       // 4-bit quants
+  uint8_t qs[QK_K / 2];          // 4-bit quants
 };
 struct block_q5_K {
   uint16_t d;
   uint16_t dmin;
   uint8_t scales[K_SCALE_SIZE];
-  uint8_t qh[QK_K / 8];       // fifth bits
-  uint8_t qs[QK_K / 2];       // low 4 bits
+  uint8_t qh[QK_K / 8];  // fifth bits
+  uint8_t qs[QK_K / 2];  // low 4 bits
 };
 struct block_q6_K {
-  uint8_t ql[QK_K / 2];       // low 4 bits
-  uint8_t qh[QK_K / 4];       // top 2 bits
-  int8_t scales[QK_K / 16];   // signed 8-bit scale per 16 elements
-  uint16_t d;                 // super-scale (f16)
+  uint8_t ql[QK_K / 2];      // low 4 bits
+  uint8_t qh[QK_K / 4];      // top 2 bits
+  int8_t scales[QK_K / 16];  // signed 8-bit scale per 16 elements
+  uint16_t d;                // super-scale (f16)
 };
 struct block_q8_K {
-  float d;                    // scale (f32)
+  float d;  // scale (f32)
   int8_t qs[QK_K];
-  int16_t bsums[QK_K / 16];   // sum of qs per 16 elements
+  int16_t bsums[QK_K / 16];  // sum of qs per 16 elements
 };
 
 // Sizes must equal the type table's type_size (ggml_type.cpp).

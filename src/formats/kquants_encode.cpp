@@ -35,7 +35,8 @@ double affine_sub_error(const float* x, const float* w, int n, float D, float M,
       acc[k] += w[i + k] * diff * diff;
     }
   if (L)
-    for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(D != 0.0f ? nearest_int_clamped((x[i] + M) / D, 0, nmax) : 0);
+    for (int i = 0; i < n; ++i)
+      L[i] = static_cast<uint8_t>(D != 0.0f ? nearest_int_clamped((x[i] + M) / D, 0, nmax) : 0);
   double err = 0;
   for (float a : acc) err += a;
   if (std::isfinite(err)) return err;
@@ -224,8 +225,8 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, best_m, &s);
   const float d = fp16_to_fp32(best_d), dmin = fp16_to_fp32(best_m);
   for (int j = 0; j < n_sub; ++j)
-    affine_sub_error(x + sub * j, w + sub * j, sub, d * static_cast<float>(s.sc[j]),
-                     dmin * static_cast<float>(s.mn[j]), nmax, s.L + sub * j);
+    affine_sub_error(x + sub * j, w + sub * j, sub, d * static_cast<float>(s.sc[j]), dmin * static_cast<float>(s.mn[j]),
+                     nmax, s.L + sub * j);
 }
 
 // ---- Symmetric super-blocks (Q3_K, Q6_K): value = (d * sc) * q, sc in [sc_lo, sc_hi], q in [lo, hi].
@@ -237,8 +238,8 @@ struct SymmetricSuper {
 
 // Best integer sub-scale of every sub-block for the f16 super-scale dh: the integers next to both signed
 // sub-block fits (the grid [lo, hi] is not symmetric, so either sign may win once scales are integers).
-double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi,
-                        const SymmetricFits* fits, uint16_t dh, SymmetricSuper* s) {
+double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, const SymmetricFits* fits,
+                        uint16_t dh, SymmetricSuper* s) {
   const float d = fp16_to_fp32(dh);
   double total = 0;
   for (int j = 0; j < 16; ++j) {
@@ -271,8 +272,7 @@ double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_l
   return total;
 }
 
-void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi,
-                            SymmetricSuper& s) {
+void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, SymmetricSuper& s) {
   double ssub[16], sw[16];
   SymmetricFits fits[16];
   double smax = 0;
@@ -295,8 +295,8 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
         cands.push_back(c);
         double num = 0, den = 0;
         for (int j = 0; j < 16; ++j) {
-          const double q = std::clamp(std::nearbyint(ssub[j] / c), static_cast<double>(sc_lo),
-                                      static_cast<double>(sc_hi));
+          const double q =
+              std::clamp(std::nearbyint(ssub[j] / c), static_cast<double>(sc_lo), static_cast<double>(sc_hi));
           num += sw[j] * q * ssub[j];
           den += sw[j] * q * q;
         }

@@ -14,32 +14,32 @@ namespace pocketlm {
 inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32;
 
 struct block_q4_0 {
-  uint16_t d;          // scale (f16)
+  uint16_t d;  // scale (f16)
   uint8_t qs[QK4_0 / 2];
 };
 struct block_q4_1 {
-  uint16_t d;          // scale (f16)
-  uint16_t m;          // min (f16)
+  uint16_t d;  // scale (f16)
+  uint16_t m;  // min (f16)
   uint8_t qs[QK4_1 / 2];
 };
 struct block_q5_0 {
-  uint16_t d;          // scale (f16)
-  uint8_t qh[4];       // fifth bits, little-endian uint32
+  uint16_t d;     // scale (f16)
+  uint8_t qh[4];  // fifth bits, little-endian uint32
   uint8_t qs[QK5_0 / 2];
 };
 struct block_q5_1 {
-  uint16_t d;          // scale (f16)
-  uint16_t m;          // min (f16)
-  uint8_t qh[4];       // fifth bits, little-endian uint32
+  uint16_t d;     // scale (f16)
+  uint16_t m;     // min (f16)
+  uint8_t qh[4];  // fifth bits, little-endian uint32
   uint8_t qs[QK5_1 / 2];
 };
 struct block_q8_0 {
-  uint16_t d;          // scale (f16)
+  uint16_t d;  // scale (f16)
   int8_t qs[QK8_0];
 };
 struct block_q8_1 {
-  uint16_t d;          // scale (f16)
-  uint16_t s;          // d * sum(qs) (f16)
+  uint16_t d;  // scale (f16)
+  uint16_t s;  // d * sum(qs) (f16)
   int8_t qs[QK8_1];
 };
 
@@ -70,8 +70,8 @@ static_assert(sizeof(block_q4_0_g128) == 66 && alignof(block_q4_0_g128) == 2);  
 
 // Element access, the one statement of the packing. Q4_0/Q4_1: element j (0..15) is the low nibble of
 // qs[j] and element j + 16 its high nibble. Q5_0/Q5_1 add bit j of qh as the fifth bit of element j.
-inline int q4_low(const uint8_t qs[16], int j) { return qs[j] & 0x0F; }   // element j
-inline int q4_high(const uint8_t qs[16], int j) { return qs[j] >> 4; }    // element j + 16
+inline int q4_low(const uint8_t qs[16], int j) { return qs[j] & 0x0F; }  // element j
+inline int q4_high(const uint8_t qs[16], int j) { return qs[j] >> 4; }   // element j + 16
 inline uint32_t q5_high_bits(const uint8_t qh[4]) {
   uint32_t bits;
   std::memcpy(&bits, qh, sizeof(bits));  // little-endian hosts only (as GGUF itself)

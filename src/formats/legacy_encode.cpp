@@ -176,7 +176,8 @@ void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n) {
     y[b].d = fp16_finite(m / -8.0);
     const float d = fp16_to_fp32(y[b].d), id = d != 0 ? 1.0f / d : 0.0f;
     for (int j = 0; j < QK4_0 / 2; ++j) {
-      const int lo = nearest_int_clamped(xb[j] * id, -8, 7) + 8, hi = nearest_int_clamped(xb[j + QK4_0 / 2] * id, -8, 7) + 8;
+      const int lo = nearest_int_clamped(xb[j] * id, -8, 7) + 8,
+                hi = nearest_int_clamped(xb[j + QK4_0 / 2] * id, -8, 7) + 8;
       y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }

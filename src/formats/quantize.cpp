@@ -16,20 +16,32 @@ namespace pocketlm {
 
 bool can_quantize(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
-    case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
-    case GgmlType::Q4_0_G64: case GgmlType::Q4_0_G128:
-      return true;
-    default:
-      return false;
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+    case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS:
+    case GgmlType::Q4_0_G64:
+    case GgmlType::Q4_0_G128: return true;
+    default: return false;
   }
 }
 
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* imp) {
   switch (type) {
-    case GgmlType::F32: if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
+    case GgmlType::F32:
+      if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
     case GgmlType::F16: return quantize_row_f16(src, static_cast<uint16_t*>(dst), n);
     case GgmlType::BF16: return quantize_row_bf16(src, static_cast<uint16_t*>(dst), n);
     case GgmlType::Q4_0: return encode_row_q4_0(src, static_cast<block_q4_0*>(dst), n, imp);
@@ -62,8 +74,8 @@ Expected<size_t> quantize_rows(GgmlType type, const float* src, void* dst, int64
   if (importance)
     for (int64_t j = 0; j < n_per_row; ++j)
       if (!std::isfinite(importance[j]) || importance[j] < 0)
-        return Error("quantize: importance of column " + std::to_string(j) + " is " +
-                     std::to_string(importance[j]) + " (must be finite and >= 0)");
+        return Error("quantize: importance of column " + std::to_string(j) + " is " + std::to_string(importance[j]) +
+                     " (must be finite and >= 0)");
   const size_t rs = row_size(type, n_per_row);
   std::atomic<int64_t> bad_index{-1};
   auto work = [&](int64_t r0, int64_t r1, int) {
@@ -89,8 +101,11 @@ Expected<size_t> quantize_rows(GgmlType type, const float* src, void* dst, int64
     work(0, n_rows, 0);
   if (const int64_t bad = bad_index.load(); bad >= 0) {
     const float v = src[bad];
-    return Error("quantize: row " + std::to_string(bad / n_per_row) + ", column " +
-                 std::to_string(bad % n_per_row) + " is " + (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+    return Error("quantize: row " + std::to_string(bad / n_per_row) + ", column " + std::to_string(bad % n_per_row) +
+                 " is " +
+                 (std::isnan(v) ? "NaN"
+                  : v > 0       ? "+Inf"
+                                : "-Inf") +
                  " (only finite values can be quantized)");
   }
   return rs * static_cast<size_t>(n_rows);

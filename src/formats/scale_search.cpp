@@ -11,8 +11,8 @@ POCKETLM_EXACT_FLOAT_ARITHMETIC
 
 namespace pocketlm {
 namespace {
-constexpr int kMaxGroup = 128;     // the largest group any encoder fits (legacy blocks: 32; q4_0_g128: 128)
-constexpr int kMaxEvents = 8192;   // kMaxGroup * the largest grid half-width we sweep (32) * 2
+constexpr int kMaxGroup = 128;    // the largest group any encoder fits (legacy blocks: 32; q4_0_g128: 128)
+constexpr int kMaxEvents = 8192;  // kMaxGroup * the largest grid half-width we sweep (32) * 2
 
 // Sorts events packed as (float u bits << 32 | index), all with u in [u_lo, u_hi]: a bucket pass by u (monotone,
 // so the buckets come in order) and an insertion sort inside each (a handful of events each): the same order
@@ -223,7 +223,8 @@ double levels_error(const float* x, const float* w, int n, float d, const int8_t
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   double err = 0;
   for (int i = 0; i < n; ++i) {
-    const double diff = static_cast<double>(d * static_cast<float>(levels[nearest_level(x[i] * id, levels, n_levels)])) - x[i];
+    const double diff =
+        static_cast<double>(d * static_cast<float>(levels[nearest_level(x[i] * id, levels, n_levels)])) - x[i];
     err += static_cast<double>(w[i]) * diff * diff;
   }
   return err;

@@ -41,8 +41,7 @@ SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* le
 // Index of the level nearest to v (levels ascending).
 inline int nearest_level(float v, const int8_t* levels, int n_levels) {
   int idx = 0;
-  for (int k = 0; k + 1 < n_levels; ++k)
-    idx += v > 0.5f * static_cast<float>(levels[k] + levels[k + 1]) ? 1 : 0;
+  for (int k = 0; k + 1 < n_levels; ++k) idx += v > 0.5f * static_cast<float>(levels[k] + levels[k + 1]) ? 1 : 0;
   return idx;
 }
 // Weighted error of x against d * levels[nearest], in float as the decoders evaluate it.

@@ -28,7 +28,8 @@ class GgufParser {
     if (magic != kGgufMagic) {
       char got[5] = {};
       std::memcpy(got, &magic, 4);
-      for (char& c : got) if (c && (c < 32 || c > 126)) c = '?';
+      for (char& c : got)
+        if (c && (c < 32 || c > 126)) c = '?';
       return fail(0, "magic", "not a GGUF file (expected \"GGUF\", found \"" + std::string(got, 4) + "\")");
     }
     PLM_CHECK(read_pod(out.version_, "version"));
@@ -41,8 +42,10 @@ class GgufParser {
     PLM_CHECK(read_pod(n_tensors, "tensor_count"));
     PLM_CHECK(read_pod(n_kv, "metadata_kv_count"));
     // Each key/value takes at least 8 (key length) + 4 (type) + 1 bytes; each tensor info at least 8+4+8+4+8.
-    if (n_kv > remaining() / 13) return fail(16, "metadata_kv_count", "count " + std::to_string(n_kv) + " cannot fit in the file");
-    if (n_tensors > remaining() / 32) return fail(8, "tensor_count", "count " + std::to_string(n_tensors) + " cannot fit in the file");
+    if (n_kv > remaining() / 13)
+      return fail(16, "metadata_kv_count", "count " + std::to_string(n_kv) + " cannot fit in the file");
+    if (n_tensors > remaining() / 32)
+      return fail(8, "tensor_count", "count " + std::to_string(n_tensors) + " cannot fit in the file");
 
     out.kv_.reserve(n_kv);
     for (uint64_t k = 0; k < n_kv; ++k) {
@@ -60,8 +63,10 @@ class GgufParser {
     }
 
     if (const GgufValue* a = out.find("general.alignment")) {
-      if (a->type != GgufType::UINT32) return fail(0, "general.alignment", "must be uint32, is " + std::string(gguf_type_name(a->type)));
-      if (a->u == 0 || (a->u & (a->u - 1)) != 0) return fail(0, "general.alignment", "must be a power of two, is " + std::to_string(a->u));
+      if (a->type != GgufType::UINT32)
+        return fail(0, "general.alignment", "must be uint32, is " + std::string(gguf_type_name(a->type)));
+      if (a->u == 0 || (a->u & (a->u - 1)) != 0)
+        return fail(0, "general.alignment", "must be a power of two, is " + std::to_string(a->u));
       out.alignment_ = a->u;
     }
 
@@ -76,7 +81,9 @@ class GgufParser {
       if (ti.name.size() > 256) return fail(at, tw, "name longer than 256 bytes");
       uint32_t n_dims = 0;
       PLM_CHECK(read_pod(n_dims, tw + " n_dims"));
-      if (n_dims < 1 || n_dims > kGgufMaxDims) return fail(pos_ - 4, tw + " n_dims", "must be 1.." + std::to_string(kGgufMaxDims) + ", is " + std::to_string(n_dims));
+      if (n_dims < 1 || n_dims > kGgufMaxDims)
+        return fail(pos_ - 4, tw + " n_dims",
+                    "must be 1.." + std::to_string(kGgufMaxDims) + ", is " + std::to_string(n_dims));
       ti.n_dims = static_cast<int>(n_dims);
       int64_t n_el = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
@@ -96,16 +103,23 @@ class GgufParser {
       if (!traits) return fail(type_at, tw + " type", "unknown tensor type id " + std::to_string(raw_type));
       ti.type = traits->type;
       if (ti.ne[0] % traits->block_size != 0)
-        return fail(type_at, tw, "row length " + std::to_string(ti.ne[0]) + " is not a multiple of " +
-                                     std::string(traits->name) + "'s block size " + std::to_string(traits->block_size));
+        return fail(type_at, tw,
+                    "row length " + std::to_string(ti.ne[0]) + " is not a multiple of " + std::string(traits->name) +
+                        "'s block size " + std::to_string(traits->block_size));
       const uint64_t blocks = static_cast<uint64_t>(n_el / traits->block_size);
-      if (blocks > std::numeric_limits<uint64_t>::max() / traits->type_size) return fail(type_at, tw, "byte size overflows");
+      if (blocks > std::numeric_limits<uint64_t>::max() / traits->type_size)
+        return fail(type_at, tw, "byte size overflows");
       const uint64_t nbytes = blocks * traits->type_size;
-      if (nbytes > f_->size()) return fail(type_at, tw, "needs " + std::to_string(nbytes) + " bytes, more than the whole file (" + std::to_string(f_->size()) + ")");
+      if (nbytes > f_->size())
+        return fail(type_at, tw,
+                    "needs " + std::to_string(nbytes) + " bytes, more than the whole file (" +
+                        std::to_string(f_->size()) + ")");
       ti.nbytes = static_cast<size_t>(nbytes);
       PLM_CHECK(read_pod(ti.offset, tw + " offset"));
       if (ti.offset % out.alignment_ != 0)
-        return fail(pos_ - 8, tw + " offset", std::to_string(ti.offset) + " is not a multiple of the alignment " + std::to_string(out.alignment_));
+        return fail(
+            pos_ - 8, tw + " offset",
+            std::to_string(ti.offset) + " is not a multiple of the alignment " + std::to_string(out.alignment_));
       if (out.tensor_index_.count(ti.name)) return fail(at, tw, "duplicate tensor name");
       out.tensor_index_.emplace(ti.name, out.tensors_.size());
       out.tensors_.push_back(std::move(ti));
@@ -113,19 +127,22 @@ class GgufParser {
 
     // The data section starts at the next multiple of the alignment.
     uint64_t data = (pos_ + out.alignment_ - 1) / out.alignment_ * out.alignment_;
-    if (n_tensors > 0 && data > f_->size()) return fail(pos_, "data section", "file ends before the tensor data (truncated?)");
+    if (n_tensors > 0 && data > f_->size())
+      return fail(pos_, "data section", "file ends before the tensor data (truncated?)");
     out.data_offset_ = data;
     const uint64_t data_size = f_->size() >= data ? f_->size() - data : 0;
 
     std::vector<size_t> order(out.tensors_.size());
     for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return out.tensors_[a].offset < out.tensors_[b].offset; });
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return out.tensors_[a].offset < out.tensors_[b].offset; });
     for (size_t k = 0; k < order.size(); ++k) {
       GgufTensor& t = out.tensors_[order[k]];
       if (t.offset > data_size || t.nbytes > data_size - t.offset)
         return fail(data + t.offset, "tensor '" + t.name + "' data",
-                    "extends past the end of the file (offset " + std::to_string(t.offset) + " + " + std::to_string(t.nbytes) +
-                        " bytes > data section of " + std::to_string(data_size) + " bytes; truncated file?)");
+                    "extends past the end of the file (offset " + std::to_string(t.offset) + " + " +
+                        std::to_string(t.nbytes) + " bytes > data section of " + std::to_string(data_size) +
+                        " bytes; truncated file?)");
       if (k + 1 < order.size()) {
         const GgufTensor& next = out.tensors_[order[k + 1]];
         if (t.offset + t.nbytes > next.offset)
@@ -163,9 +180,14 @@ class GgufParser {
 
   static size_t min_size(GgufType t) {
     switch (t) {
-      case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: return 1;
-      case GgufType::UINT16: case GgufType::INT16: return 2;
-      case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: return 4;
+      case GgufType::UINT8:
+      case GgufType::INT8:
+      case GgufType::BOOL: return 1;
+      case GgufType::UINT16:
+      case GgufType::INT16: return 2;
+      case GgufType::UINT32:
+      case GgufType::INT32:
+      case GgufType::FLOAT32: return 4;
       case GgufType::STRING: return 8;
       case GgufType::ARRAY: return 12;
       default: return 8;
@@ -173,19 +195,70 @@ class GgufParser {
   }
 
   Status read_value(GgufValue& v, uint32_t raw_type, const std::string& field, int depth) {
-    if (!gguf_type_valid(raw_type)) return fail(pos_ - 4, field, "unknown metadata value type " + std::to_string(raw_type));
+    if (!gguf_type_valid(raw_type))
+      return fail(pos_ - 4, field, "unknown metadata value type " + std::to_string(raw_type));
     v.type = static_cast<GgufType>(raw_type);
     switch (v.type) {
-      case GgufType::UINT8: { uint8_t x = 0; PLM_CHECK(read_pod(x, field)); v.u = x; break; }
-      case GgufType::INT8: { int8_t x = 0; PLM_CHECK(read_pod(x, field)); v.i = x; break; }
-      case GgufType::UINT16: { uint16_t x = 0; PLM_CHECK(read_pod(x, field)); v.u = x; break; }
-      case GgufType::INT16: { int16_t x = 0; PLM_CHECK(read_pod(x, field)); v.i = x; break; }
-      case GgufType::UINT32: { uint32_t x = 0; PLM_CHECK(read_pod(x, field)); v.u = x; break; }
-      case GgufType::INT32: { int32_t x = 0; PLM_CHECK(read_pod(x, field)); v.i = x; break; }
-      case GgufType::UINT64: { uint64_t x = 0; PLM_CHECK(read_pod(x, field)); v.u = x; break; }
-      case GgufType::INT64: { int64_t x = 0; PLM_CHECK(read_pod(x, field)); v.i = x; break; }
-      case GgufType::FLOAT32: { float x = 0; PLM_CHECK(read_pod(x, field)); v.f = x; break; }
-      case GgufType::FLOAT64: { double x = 0; PLM_CHECK(read_pod(x, field)); v.f = x; break; }
+      case GgufType::UINT8: {
+        uint8_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.u = x;
+        break;
+      }
+      case GgufType::INT8: {
+        int8_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.i = x;
+        break;
+      }
+      case GgufType::UINT16: {
+        uint16_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.u = x;
+        break;
+      }
+      case GgufType::INT16: {
+        int16_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.i = x;
+        break;
+      }
+      case GgufType::UINT32: {
+        uint32_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.u = x;
+        break;
+      }
+      case GgufType::INT32: {
+        int32_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.i = x;
+        break;
+      }
+      case GgufType::UINT64: {
+        uint64_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.u = x;
+        break;
+      }
+      case GgufType::INT64: {
+        int64_t x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.i = x;
+        break;
+      }
+      case GgufType::FLOAT32: {
+        float x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.f = x;
+        break;
+      }
+      case GgufType::FLOAT64: {
+        double x = 0;
+        PLM_CHECK(read_pod(x, field));
+        v.f = x;
+        break;
+      }
       case GgufType::BOOL: {
         uint8_t x = 0;
         PLM_CHECK(read_pod(x, field));
@@ -204,7 +277,9 @@ class GgufParser {
         if (!gguf_type_valid(elem)) return fail(at, field, "unknown array element type " + std::to_string(elem));
         v.elem_type = static_cast<GgufType>(elem);
         if (count > remaining() / min_size(v.elem_type))
-          return fail(at, field, "array of " + std::to_string(count) + " " + std::string(gguf_type_name(v.elem_type)) + " cannot fit in the file");
+          return fail(at, field,
+                      "array of " + std::to_string(count) + " " + std::string(gguf_type_name(v.elem_type)) +
+                          " cannot fit in the file");
         v.arr.resize(static_cast<size_t>(count));
         for (uint64_t k = 0; k < count; ++k)
           PLM_CHECK(read_value(v.arr[k], elem, field + "[" + std::to_string(k) + "]", depth + 1));
@@ -278,7 +353,8 @@ Expected<bool> GgufFile::get_bool(std::string_view key) const {
 Expected<std::vector<std::string>> GgufFile::get_string_array(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return key_error(*this, key, "missing");
-  if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING) return type_error(*this, key, *v, "array of string");
+  if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING)
+    return type_error(*this, key, *v, "array of string");
   std::vector<std::string> out;
   out.reserve(v->arr.size());
   for (const auto& e : v->arr) out.push_back(e.str);
@@ -299,7 +375,8 @@ Expected<std::vector<float>> GgufFile::get_f32_array(std::string_view key) const
 Expected<std::vector<int64_t>> GgufFile::get_int_array(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return key_error(*this, key, "missing");
-  if (v->type != GgufType::ARRAY || !gguf_type_is_integer(v->elem_type)) return type_error(*this, key, *v, "array of integers");
+  if (v->type != GgufType::ARRAY || !gguf_type_is_integer(v->elem_type))
+    return type_error(*this, key, *v, "array of integers");
   std::vector<int64_t> out;
   out.reserve(v->arr.size());
   for (const auto& e : v->arr) out.push_back(e.as_int());

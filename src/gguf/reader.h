@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gguf/value.h"
 #include "formats/ggml_type.h"
+#include "gguf/value.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -58,8 +58,8 @@ class GgufFile {
 
   // Typed getters: an error names the file and key when the key is missing or of the wrong type.
   Expected<std::string> get_string(std::string_view key) const;
-  Expected<int64_t> get_int(std::string_view key) const;      // any integer type
-  Expected<double> get_float(std::string_view key) const;     // FLOAT32/FLOAT64 (or an integer)
+  Expected<int64_t> get_int(std::string_view key) const;   // any integer type
+  Expected<double> get_float(std::string_view key) const;  // FLOAT32/FLOAT64 (or an integer)
   Expected<bool> get_bool(std::string_view key) const;
   Expected<std::vector<std::string>> get_string_array(std::string_view key) const;
   Expected<std::vector<float>> get_f32_array(std::string_view key) const;

@@ -28,21 +28,27 @@ bool gguf_type_valid(uint32_t raw) { return raw <= static_cast<uint32_t>(GgufTyp
 
 bool gguf_type_is_integer(GgufType t) {
   switch (t) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::UINT16: case GgufType::INT16:
-    case GgufType::UINT32: case GgufType::INT32: case GgufType::UINT64: case GgufType::INT64:
-      return true;
-    default:
-      return false;
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::UINT16:
+    case GgufType::INT16:
+    case GgufType::UINT32:
+    case GgufType::INT32:
+    case GgufType::UINT64:
+    case GgufType::INT64: return true;
+    default: return false;
   }
 }
 
 int64_t GgufValue::as_int() const {
   switch (type) {
-    case GgufType::UINT8: case GgufType::UINT16: case GgufType::UINT32: case GgufType::UINT64:
+    case GgufType::UINT8:
+    case GgufType::UINT16:
+    case GgufType::UINT32:
+    case GgufType::UINT64:
       return u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max()
                                                                             : static_cast<int64_t>(u);
-    default:
-      return i;
+    default: return i;
   }
 }
 
@@ -68,22 +74,27 @@ GgufValue GgufValue::of_i32s(const std::vector<int32_t>& v) {
 std::string GgufValue::to_display(size_t max_items) const {
   char buf[64];
   switch (type) {
-    case GgufType::UINT8: case GgufType::UINT16: case GgufType::UINT32: case GgufType::UINT64:
-      return std::to_string(u);
-    case GgufType::INT8: case GgufType::INT16: case GgufType::INT32: case GgufType::INT64:
-      return std::to_string(i);
-    case GgufType::FLOAT32: case GgufType::FLOAT64:
-      std::snprintf(buf, sizeof buf, "%g", f);
-      return buf;
-    case GgufType::BOOL:
-      return u ? "true" : "false";
+    case GgufType::UINT8:
+    case GgufType::UINT16:
+    case GgufType::UINT32:
+    case GgufType::UINT64: return std::to_string(u);
+    case GgufType::INT8:
+    case GgufType::INT16:
+    case GgufType::INT32:
+    case GgufType::INT64: return std::to_string(i);
+    case GgufType::FLOAT32:
+    case GgufType::FLOAT64: std::snprintf(buf, sizeof buf, "%g", f); return buf;
+    case GgufType::BOOL: return u ? "true" : "false";
     case GgufType::STRING: {
       std::string s = str.size() > 60 ? str.substr(0, 60) + "..." : str;
       std::string out = "\"";
       for (char c : s) {
-        if (c == '\n') out += "\\n";
-        else if (c == '"') out += "\\\"";
-        else out += c;
+        if (c == '\n')
+          out += "\\n";
+        else if (c == '"')
+          out += "\\\"";
+        else
+          out += c;
       }
       return out + "\"";
     }

@@ -42,7 +42,8 @@ Expected<size_t> tensor_bytes(const std::string& name, GgmlType type, const std:
 Status GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, std::span<const uint8_t> data) {
   PLM_TRY(size_t nbytes, tensor_bytes(name, type, ne));
   if (data.size() != nbytes)
-    return Error("tensor '" + name + "': " + std::to_string(data.size()) + " bytes given, the shape needs " + std::to_string(nbytes));
+    return Error("tensor '" + name + "': " + std::to_string(data.size()) + " bytes given, the shape needs " +
+                 std::to_string(nbytes));
   tensors_.push_back({std::move(name), type, std::move(ne), nbytes, data, nullptr});
   return Status::Ok();
 }
@@ -136,7 +137,8 @@ Status GgufWriter::emit(const std::function<Status(const uint8_t*, size_t)>& sin
       Status s = t.produce(produced);
       if (!s.ok()) return s.error().with_context("tensor '" + t.name + "'");
       if (produced.size() != t.nbytes)
-        return Error("tensor '" + t.name + "': producer gave " + std::to_string(produced.size()) + " bytes, expected " + std::to_string(t.nbytes));
+        return Error("tensor '" + t.name + "': producer gave " + std::to_string(produced.size()) + " bytes, expected " +
+                     std::to_string(t.nbytes));
       bytes = produced;
     }
     PLM_CHECK(sink(bytes.data(), bytes.size()));

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf/value.h"
 #include "formats/ggml_type.h"
+#include "gguf/value.h"
 #include "util/error.h"
 
 namespace pocketlm {

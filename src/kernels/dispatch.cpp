@@ -107,8 +107,11 @@ GemmX16Fn gemm_x16_for(GgmlType weight_type) { return active_table().find_gemm_x
 
 }  // namespace pocketlm::kernels
 
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
+// clang-format on
 
 namespace pocketlm::kernels {
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n) {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/kernel_table.h"
 #include "formats/kv_types.h"
+#include "kernels/kernel_table.h"
 #include "util/error.h"
 
 namespace pocketlm::kernels {

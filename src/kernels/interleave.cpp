@@ -61,8 +61,10 @@ void move_q6_K(uint8_t* g, uint8_t* row, int r, bool to_group) {
   uint8_t* sc = g + 2 * R;
   for (int j = 0; j < QK_K / 16; ++j) move(sc + j * R + r, reinterpret_cast<uint8_t*>(b->scales + j), 1, to_group);
   uint8_t* q = g + kX16Q6Quants;
-  for (int j = 0; j < QK_K / 8; ++j) move(q + (static_cast<size_t>(x16_q6_ql_chunk(j)) * R + pos(r)) * 4, b->ql + 4 * j, 4, to_group);
-  for (int j = 0; j < QK_K / 16; ++j) move(q + (static_cast<size_t>(x16_q6_qh_chunk(j)) * R + pos(r)) * 4, b->qh + 4 * j, 4, to_group);
+  for (int j = 0; j < QK_K / 8; ++j)
+    move(q + (static_cast<size_t>(x16_q6_ql_chunk(j)) * R + pos(r)) * 4, b->ql + 4 * j, 4, to_group);
+  for (int j = 0; j < QK_K / 16; ++j)
+    move(q + (static_cast<size_t>(x16_q6_qh_chunk(j)) * R + pos(r)) * 4, b->qh + 4 * j, 4, to_group);
 }
 
 // q4_K: the 6-bit scales and mins are re-split into low nibbles and top bits (see interleave.h).
@@ -70,14 +72,16 @@ void move_q4_K(uint8_t* g, uint8_t* row, int r, bool to_group) {
   auto* b = reinterpret_cast<block_q4_K*>(row);
   move(g + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->d), 2, to_group);
   move(g + 2 * R + 2 * pos(r), reinterpret_cast<uint8_t*>(&b->dmin), 2, to_group);
-  uint8_t* lo = g + 4 * R;    // [4][16][2]
-  uint8_t* hi = lo + 8 * R;   // [4][16]
+  uint8_t* lo = g + 4 * R;   // [4][16][2]
+  uint8_t* hi = lo + 8 * R;  // [4][16]
   uint8_t sc[8], mn[8];
   if (to_group) {
     for (int j = 0; j < 8; ++j) k_scale_min(b->scales, j, sc[j], mn[j]);
     for (int c = 0; c < 4; ++c) {
-      for (int e = 0; e < 2; ++e) lo[(c * R + r) * 2 + e] = static_cast<uint8_t>((sc[2 * c + e] & 15) | (mn[2 * c + e] & 15) << 4);
-      hi[c * R + r] = static_cast<uint8_t>(sc[2 * c] >> 4 | (mn[2 * c] >> 4) << 2 | (sc[2 * c + 1] >> 4) << 4 | (mn[2 * c + 1] >> 4) << 6);
+      for (int e = 0; e < 2; ++e)
+        lo[(c * R + r) * 2 + e] = static_cast<uint8_t>((sc[2 * c + e] & 15) | (mn[2 * c + e] & 15) << 4);
+      hi[c * R + r] = static_cast<uint8_t>(sc[2 * c] >> 4 | (mn[2 * c] >> 4) << 2 | (sc[2 * c + 1] >> 4) << 4 |
+                                           (mn[2 * c + 1] >> 4) << 6);
     }
   } else {
     for (int c = 0; c < 4; ++c) {
@@ -118,7 +122,8 @@ void move_row(GgmlType t, uint8_t* group, int64_t k, int r, uint8_t* row, bool t
   const TypeTraits& tr = type_traits(t);
   const int64_t nb = k / tr.block_size;
   const size_t bs = tr.type_size, gbs = bs * R;
-  for (int64_t b = 0; b < nb; ++b) f(group + static_cast<size_t>(b) * gbs, row + static_cast<size_t>(b) * bs, r, to_group);
+  for (int64_t b = 0; b < nb; ++b)
+    f(group + static_cast<size_t>(b) * gbs, row + static_cast<size_t>(b) * bs, r, to_group);
 }
 
 }  // namespace
@@ -127,7 +132,8 @@ bool has_x16_layout(GgmlType t) { return mover(t) != nullptr; }
 
 void interleave_x16(GgmlType t, const uint8_t* src, size_t row_bytes, int64_t k, uint8_t* dst) {
   // move() only reads the row when writing the group.
-  for (int r = 0; r < R; ++r) move_row(t, dst, k, r, const_cast<uint8_t*>(src + static_cast<size_t>(r) * row_bytes), true);
+  for (int r = 0; r < R; ++r)
+    move_row(t, dst, k, r, const_cast<uint8_t*>(src + static_cast<size_t>(r) * row_bytes), true);
 }
 
 void deinterleave_x16_row(GgmlType t, const uint8_t* group, int64_t k, int r, uint8_t* dst) {

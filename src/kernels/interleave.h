@@ -1,6 +1,6 @@
 #pragma once
-// Row-interleaved weight layouts for decode ("x16"): 16 weight rows of q4_0, q4_1, q5_0, q8_0, q4_K or q6_K stored side by side
-// so that one 64-byte load holds the same 4 quant bytes of each of the 16 rows. A decode GEMV then multiplies
+// Row-interleaved weight layouts for decode ("x16"): 16 weight rows of q4_0, q4_1, q5_0, q8_0, q4_K or q6_K stored side
+// by side so that one 64-byte load holds the same 4 quant bytes of each of the 16 rows. A decode GEMV then multiplies
 // 16 rows at once against one broadcast activation dword: every lane of the int32 result is a different
 // row, so no horizontal sums, one scale decode serves 16 rows, and each group is one contiguous stream.
 // The same bytes as the GGUF rows (a group is exactly 16 rows' bytes), made at load by the model
@@ -13,9 +13,9 @@
 //
 //   q4_0  (288 B):  d[16] f16 (position order) | qs[4 dwords][16][4]
 //   q4_1  (320 B):  d[16], m[16] f16 (position order) | qs[4 dwords][16][4]
-//   q5_0  (352 B):  d[16] f16 (position order) | qh[16] (each row's 32 fifth bits, position order) | qs[4 dwords][16][4]
-//   q8_0  (544 B):  d[16] f16 (position order) | qs[8 dwords][16][4]
-//   q4_K (2304 B):  d[16], dmin[16] f16 (position order) | lo[4][16 rows][2] | hi[4][16 rows] | qs[32][16][4]
+//   q5_0  (352 B):  d[16] f16 (position order) | qh[16] (each row's 32 fifth bits, position order) | qs[4
+//   dwords][16][4] q8_0  (544 B):  d[16] f16 (position order) | qs[8 dwords][16][4] q4_K (2304 B):  d[16], dmin[16] f16
+//   (position order) | lo[4][16 rows][2] | hi[4][16 rows] | qs[32][16][4]
 //                   lo[c][r][e] = scale(2c+e) & 15 | (min(2c+e) & 15) << 4;  hi[c][r] = top 2 bits of
 //                   scale(2c), min(2c), scale(2c+1), min(2c+1) in bits 0-1, 2-3, 4-5, 6-7 (6-bit values)
 //   q6_K (3360 B):  d[16] f16 (position order) | scales[16 sub-blocks][16 rows] int8 | 48 quant chunks: for

@@ -12,8 +12,8 @@ namespace pocketlm::kernels {
 // out[c * ldo + r] = dot(weight row r, activation row c) for r < n_rows, c < n_cols.
 // Weight rows are `w_stride` bytes apart, activation rows (already in the weight type's vec_dot_type)
 // `a_stride` bytes apart; k (elements per row) is a multiple of the weight type's block size.
-using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a,
-                        size_t a_stride, int64_t n_cols, float* out, int64_t ldo);
+using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
+                        int64_t n_cols, float* out, int64_t ldo);
 
 // out[c * out_stride + i] += sum over j < n_rows of p[c * p_stride + j] * V[j][i], for i < dim, c < n_cols:
 // rows of V (f32 or f16, `v_stride` bytes apart) weighted by probabilities: attention's softmax(QK) . V.
@@ -54,8 +54,8 @@ constexpr int type_slot(GgmlType t) {
 enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
 
 struct KernelTable {
-  const char* name = nullptr;        // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
-  GemmFn gemm[kTypeSlots] = {};      // indexed by type_slot(); nullptr: this path has no kernel for the type
+  const char* name = nullptr;    // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
+  GemmFn gemm[kTypeSlots] = {};  // indexed by type_slot(); nullptr: this path has no kernel for the type
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
   QuantizeFn quantize[kTypeSlots] = {};  // indexed by the activation type's slot; nullptr: the scalar quantizer

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cassert>
 
+#include "formats/dequantize.h"
 #include "kernels/dispatch.h"
 #include "kernels/interleave.h"
 #include "kernels/packed_acts.h"
 #include "kernels/ref/vec_dot.h"
-#include "formats/dequantize.h"
 
 namespace pocketlm {
 namespace {
@@ -43,7 +43,8 @@ const uint8_t* rows_from_x16(const GgufTensor& w, int64_t r0, int64_t r1, size_t
   const size_t group_bytes = w_row * kernels::kX16Rows;
   for (int64_t r = r0; r < r1; ++r)
     kernels::deinterleave_x16_row(w.type, w.data + static_cast<size_t>(r / kernels::kX16Rows) * group_bytes, w.ne[0],
-                                  static_cast<int>(r % kernels::kX16Rows), buf.data() + static_cast<size_t>(r - r0) * w_row);
+                                  static_cast<int>(r % kernels::kX16Rows),
+                                  buf.data() + static_cast<size_t>(r - r0) * w_row);
   return buf.data();
 }
 
@@ -126,15 +127,35 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     kernels::GemvX16Fn x16 = nullptr;
     kernels::GemmX16Fn x16_batch = nullptr;
     if (t.w->interleaved_x16 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0) {
-      if (n_tokens == 1) x16 = kernels::gemv_x16_for(t.w->type);
-      else if (packed[i] == nullptr) x16_batch = kernels::gemm_x16_for(t.w->type);
+      if (n_tokens == 1)
+        x16 = kernels::gemv_x16_for(t.w->type);
+      else if (packed[i] == nullptr)
+        x16_batch = kernels::gemm_x16_for(t.w->type);
     }
     if (packed[i] != nullptr)
-      plans[i] = {t.w, packed[i], nullptr, nullptr, row_size(t.w->type, k), t.row_begin, n_out, t.y,
-                  base + packed_offsets[ti], group_bytes[ti], n_bands};
+      plans[i] = {t.w,
+                  packed[i],
+                  nullptr,
+                  nullptr,
+                  row_size(t.w->type, k),
+                  t.row_begin,
+                  n_out,
+                  t.y,
+                  base + packed_offsets[ti],
+                  group_bytes[ti],
+                  n_bands};
     else
-      plans[i] = {t.w, kernels::gemm_for(t.w->type), x16, x16_batch, row_size(t.w->type, k), t.row_begin, n_out, t.y,
-                  base + offsets[ti], row_size(at, k), n_bands};
+      plans[i] = {t.w,
+                  kernels::gemm_for(t.w->type),
+                  x16,
+                  x16_batch,
+                  row_size(t.w->type, k),
+                  t.row_begin,
+                  n_out,
+                  t.y,
+                  base + offsets[ti],
+                  row_size(at, k),
+                  n_bands};
     n_bands += (n_out + kBand - 1) / kBand;
   }
   pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
@@ -163,8 +184,8 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
   });
 }
 
-void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
-                 float* y, ThreadPool& pool, std::vector<uint8_t>& scratch) {
+void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
+                 ThreadPool& pool, std::vector<uint8_t>& scratch) {
   const MatmulTarget t{&w, row_begin, row_end, y};
   matmul_many(std::span<const MatmulTarget>(&t, 1), x, n_tokens, pool, scratch);
 }

@@ -7,9 +7,9 @@
 #include <span>
 #include <vector>
 
+#include "formats/ggml_type.h"
 #include "gguf/reader.h"
 #include "kernels/ref/vec_dot.h"  // has_vec_dot, vec_dot_type
-#include "formats/ggml_type.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -20,8 +20,8 @@ void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, Thr
             std::vector<uint8_t>& scratch);
 
 // Same, for only the rows [row_begin, row_end) of W, writing y[t * (row_end - row_begin) + (r - row_begin)].
-void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
-                 float* y, ThreadPool& pool, std::vector<uint8_t>& scratch);
+void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
+                 ThreadPool& pool, std::vector<uint8_t>& scratch);
 
 // Several products that share the input x (Q, K and V; gate and up): x is quantized once per activation
 // type, and the row bands of all the weights are shared out between threads in one pass. At most 8 targets,
@@ -44,8 +44,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
 class MatmulObserver {
  public:
   virtual ~MatmulObserver() = default;
-  virtual void observe(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x,
-                       int64_t n_tokens) = 0;
+  virtual void observe(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens) = 0;
 };
 
 // Installs `o` for the calling thread until destroyed; nests (the previous observer comes back).

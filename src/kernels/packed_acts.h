@@ -27,9 +27,9 @@ static_assert(sizeof(PackedQ8_0) == 640);
 
 // One q8_K super-block (256 quants) of 16 columns.
 struct PackedQ8_K {
-  int8_t qs[64][kPackCols][4];       // qs[j][c][i] = quant 4 j + i of column c
-  float d[kPackCols];                // column scales
-  int16_t bsums[8][kPackCols][2];    // bsums[p][c][i] = q8_K bsum 2 p + i of column c (sums of 16 quants)
+  int8_t qs[64][kPackCols][4];     // qs[j][c][i] = quant 4 j + i of column c
+  float d[kPackCols];              // column scales
+  int16_t bsums[8][kPackCols][2];  // bsums[p][c][i] = q8_K bsum 2 p + i of column c (sums of 16 quants)
 };
 static_assert(sizeof(PackedQ8_K) == 4672);
 

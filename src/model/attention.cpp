@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "formats/float.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/vec_dot.h"
 #include "model/ops.h"
-#include "formats/float.h"
 
 namespace pocketlm {
 
@@ -16,9 +16,9 @@ namespace {
 struct KvKernels {
   kernels::GemmFn k_dot;
   kernels::WeightedRowsFn v_rows;
-  KvType q_type;     // the query's row format for k_dot
-  size_t q_row;      // bytes of one query row (head_dim values)
-  bool p_to_f16;     // ggml rounds P to f16 before P . V over an f16 V (non-flash path)
+  KvType q_type;  // the query's row format for k_dot
+  size_t q_row;   // bytes of one query row (head_dim values)
+  bool p_to_f16;  // ggml rounds P to f16 before P . V over an f16 V (non-flash path)
 };
 
 KvKernels kv_kernels(KvType k, KvType v, int64_t hd) {
@@ -37,8 +37,10 @@ KvKernels kv_kernels(KvType k, KvType v, int64_t hd) {
 }
 
 void quantize_query(KvType t, const float* x, uint8_t* dst, int64_t hd) {
-  if (t == KvType::Q8) kernels::quantize_kv_row(KvType::Q8, x, dst, hd);
-  else quantize_activations(t == KvType::F16 ? GgmlType::F16 : GgmlType::F32, x, dst, hd);
+  if (t == KvType::Q8)
+    kernels::quantize_kv_row(KvType::Q8, x, dst, hd);
+  else
+    quantize_activations(t == KvType::F16 ? GgmlType::F16 : GgmlType::F32, x, dst, hd);
 }
 
 }  // namespace
@@ -105,7 +107,8 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
         for (int64_t p = first_seen(t0 + tt); p < p_end_tok;) {
           const int64_t p_end = std::min(p_end_tok, (p / B + 1) * B);
           kk.v_rows(p_end - p, hd, view.v_token(p) + static_cast<size_t>(h) * view.v_head_bytes, view.v_token_bytes,
-                    scores + tt * group * span + (p - lo), static_cast<size_t>(span), group, o, static_cast<size_t>(hd));
+                    scores + tt * group * span + (p - lo), static_cast<size_t>(span), group, o,
+                    static_cast<size_t>(hd));
           p = p_end;
         }
       }

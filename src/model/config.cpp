@@ -15,12 +15,12 @@ struct ArchInfo {
   bool qk_norm = false, post_norms = false, fused_gate_up = false;
 };
 constexpr ArchInfo kArchs[] = {
-    {"llama", RopeType::Normal, ArchBlock::Llama},                 // Llama 1-3.x, SmolLM2, Mistral (v0.x)
-    {"qwen2", RopeType::NeoX, ArchBlock::Llama},                   // Q/K/V biases (optional tensors)
-    {"qwen3", RopeType::NeoX, ArchBlock::Llama, true},             // per-head Q/K RMSNorm
+    {"llama", RopeType::Normal, ArchBlock::Llama},                   // Llama 1-3.x, SmolLM2, Mistral (v0.x)
+    {"qwen2", RopeType::NeoX, ArchBlock::Llama},                     // Q/K/V biases (optional tensors)
+    {"qwen3", RopeType::NeoX, ArchBlock::Llama, true},               // per-head Q/K RMSNorm
     {"phi3", RopeType::NeoX, ArchBlock::Llama, false, false, true},  // fused QKV and gate/up, LongRoPE
-    {"smollm3", RopeType::Normal, ArchBlock::Llama},               // no RoPE on every 4th layer
-    {"gemma2", RopeType::NeoX, ArchBlock::Gemma, false, true},     // soft-capping, alternating windows
+    {"smollm3", RopeType::Normal, ArchBlock::Llama},                 // no RoPE on every 4th layer
+    {"gemma2", RopeType::NeoX, ArchBlock::Gemma, false, true},       // soft-capping, alternating windows
     {"gemma3", RopeType::NeoX, ArchBlock::Gemma, true, true},
 };
 
@@ -32,7 +32,9 @@ constexpr ArchInfo kArchs[] = {
 Status read_gemma_windows(const GgufFile& f, ModelConfig& c, int64_t default_window, int64_t default_period,
                           double default_base_swa) {
   const std::string p = c.arch + ".";
-  auto bad = [&](const std::string& key, const std::string& why) { return Error(f.path() + ": metadata '" + p + key + "': " + why); };
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Error(f.path() + ": metadata '" + p + key + "': " + why);
+  };
   PLM_TRY(c.sliding_window, f.get_int_or(p + "attention.sliding_window", default_window));
   if (c.sliding_window < 0) return bad("attention.sliding_window", "negative: " + std::to_string(c.sliding_window));
   if (c.sliding_window == 0) return {};
@@ -40,10 +42,12 @@ Status read_gemma_windows(const GgufFile& f, ModelConfig& c, int64_t default_win
   const GgufValue* pat = f.find(p + "attention.sliding_window_pattern");
   if (pat && pat->type == GgufType::ARRAY) {
     if (pat->arr.size() != static_cast<size_t>(c.n_layer))
-      return bad("attention.sliding_window_pattern", std::to_string(pat->arr.size()) + " flags for " + std::to_string(c.n_layer) + " layers");
+      return bad("attention.sliding_window_pattern",
+                 std::to_string(pat->arr.size()) + " flags for " + std::to_string(c.n_layer) + " layers");
     for (size_t il = 0; il < pat->arr.size(); ++il) {
       const GgufValue& v = pat->arr[il];
-      if (v.type != GgufType::BOOL && !v.is_integer()) return bad("attention.sliding_window_pattern", "element " + std::to_string(il) + " is not a flag");
+      if (v.type != GgufType::BOOL && !v.is_integer())
+        return bad("attention.sliding_window_pattern", "element " + std::to_string(il) + " is not a flag");
       c.layer_is_local[il] = (v.type == GgufType::BOOL ? v.u != 0 : v.as_int() != 0) ? 1 : 0;
     }
   } else {
@@ -61,7 +65,9 @@ Status read_gemma_windows(const GgufFile& f, ModelConfig& c, int64_t default_win
 // Gemma 2 and 3: windows, sqrt(n_embd) embedding scale, the query scale and soft-caps.
 Status read_gemma(const GgufFile& f, ModelConfig& c) {
   const std::string p = c.arch + ".";
-  auto bad = [&](const std::string& key, const std::string& why) { return Error(f.path() + ": metadata '" + p + key + "': " + why); };
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Error(f.path() + ": metadata '" + p + key + "': " + why);
+  };
   const bool g2 = c.arch == "gemma2";
   // Gemma 2 files may omit the window (the published 4096) and base (the global one); Gemma 3's local base is 10000.
   if (auto st = read_gemma_windows(f, c, g2 ? 4096 : 0, g2 ? 2 : 6, g2 ? c.rope_freq_base : 10000.0); !st) return st;
@@ -88,7 +94,8 @@ Status read_llama_block(const GgufFile& f, ModelConfig& c) {
   if (c.arch == "llama") {
     PLM_TRY(c.sliding_window, f.get_int_or(p + "attention.sliding_window", 0));
     if (c.sliding_window < 0)
-      return Error(f.path() + ": metadata '" + p + "attention.sliding_window': negative: " + std::to_string(c.sliding_window));
+      return Error(f.path() + ": metadata '" + p +
+                   "attention.sliding_window': negative: " + std::to_string(c.sliding_window));
     if (c.sliding_window > 0) c.layer_is_local.assign(static_cast<size_t>(c.n_layer), 1);
     c.rope_freq_base_local = c.rope_freq_base;
     c.rope_freq_scale_local = c.rope_freq_scale;
@@ -129,17 +136,22 @@ Expected<ModelConfig> ModelConfig::from_gguf(const GgufFile& f) {
   PLM_TRY(c.n_head_kv, f.get_int_or(p + "attention.head_count_kv", c.n_head));
   PLM_TRY(c.n_ff, f.get_int(p + "feed_forward_length"));
   PLM_TRY(c.n_ctx_train, f.get_int_or(p + "context_length", 2048));
-  auto bad = [&](const std::string& key, const std::string& why) { return Error(f.path() + ": metadata '" + p + key + "': " + why); };
-  if (c.n_embd <= 0 || c.n_embd > (1 << 16)) return bad("embedding_length", "out of range: " + std::to_string(c.n_embd));
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Error(f.path() + ": metadata '" + p + key + "': " + why);
+  };
+  if (c.n_embd <= 0 || c.n_embd > (1 << 16))
+    return bad("embedding_length", "out of range: " + std::to_string(c.n_embd));
   if (c.n_layer <= 0 || c.n_layer > 512) return bad("block_count", "out of range: " + std::to_string(c.n_layer));
   if (c.n_head <= 0 || c.n_head > 1024) return bad("attention.head_count", "out of range: " + std::to_string(c.n_head));
   if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
-    return bad("attention.head_count_kv", std::to_string(c.n_head_kv) + " does not divide head_count " + std::to_string(c.n_head));
+    return bad("attention.head_count_kv",
+               std::to_string(c.n_head_kv) + " does not divide head_count " + std::to_string(c.n_head));
   if (c.n_ff <= 0 || c.n_ff > (1 << 20)) return bad("feed_forward_length", "out of range: " + std::to_string(c.n_ff));
   if (c.n_ctx_train <= 0) return bad("context_length", "must be positive");
   PLM_TRY(c.head_dim, f.get_int_or(p + "attention.key_length", c.n_embd / c.n_head));
   PLM_TRY(c.head_dim_v, f.get_int_or(p + "attention.value_length", c.head_dim));
-  if (c.head_dim <= 0 || c.head_dim > 1024 || c.head_dim % 2 != 0) return bad("attention.key_length", "invalid head size " + std::to_string(c.head_dim));
+  if (c.head_dim <= 0 || c.head_dim > 1024 || c.head_dim % 2 != 0)
+    return bad("attention.key_length", "invalid head size " + std::to_string(c.head_dim));
   if (c.head_dim_v != c.head_dim) return bad("attention.value_length", "differs from key_length (not supported)");
   PLM_TRY(double eps, f.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
   if (!(eps > 0 && eps < 1)) return bad("attention.layer_norm_rms_epsilon", "out of range");
@@ -149,17 +161,20 @@ Expected<ModelConfig> ModelConfig::from_gguf(const GgufFile& f) {
   c.rope_freq_base = static_cast<float>(base);
   PLM_TRY(std::string scaling, f.get_string_or(p + "rope.scaling.type", "none"));
   PLM_TRY(double factor, f.get_float_or(p + "rope.scaling.factor", 0.0));
-  if (scaling == "linear" && factor > 0) c.rope_freq_scale = static_cast<float>(1.0 / factor);
+  if (scaling == "linear" && factor > 0)
+    c.rope_freq_scale = static_cast<float>(1.0 / factor);
   else if (scaling != "none" && scaling != "linear" && scaling != "longrope" && factor > 1.0)
-    return bad("rope.scaling.type", "RoPE scaling '" + scaling + "' is not supported (none, linear, longrope; Llama 3's "
-               "scaling comes as the rope_freqs.weight tensor)");
+    return bad("rope.scaling.type", "RoPE scaling '" + scaling +
+                                        "' is not supported (none, linear, longrope; Llama 3's "
+                                        "scaling comes as the rope_freqs.weight tensor)");
   PLM_TRY(double attn_factor, f.get_float_or(p + "rope.scaling.attn_factor", 1.0));
   if (!(attn_factor > 0 && attn_factor < 16)) return bad("rope.scaling.attn_factor", "out of range");
   c.rope_attn_factor = static_cast<float>(attn_factor);
   PLM_TRY(c.n_ctx_orig, f.get_int_or(p + "rope.scaling.original_context_length", c.n_ctx_train));
   if (c.n_ctx_orig <= 0) return bad("rope.scaling.original_context_length", "must be positive");
   PLM_TRY(c.rope_dim, f.get_int_or(p + "rope.dimension_count", c.head_dim));
-  if (c.rope_dim <= 0 || c.rope_dim > c.head_dim || c.rope_dim % 2 != 0) return bad("rope.dimension_count", "invalid: " + std::to_string(c.rope_dim));
+  if (c.rope_dim <= 0 || c.rope_dim > c.head_dim || c.rope_dim % 2 != 0)
+    return bad("rope.dimension_count", "invalid: " + std::to_string(c.rope_dim));
   c.tied_embeddings = f.tensor("output.weight") == nullptr;
   // n_vocab from the embedding matrix (authoritative), cross-checked later with the tokenizer.
   if (const GgufTensor* emb = f.tensor("token_embd.weight")) c.n_vocab = emb->ne[1];
@@ -172,16 +187,17 @@ std::string ModelConfig::summary() const {
   std::snprintf(buf, sizeof buf,
                 "arch=%s n_vocab=%lld n_embd=%lld n_layer=%lld n_head=%lld n_head_kv=%lld head_dim=%lld n_ff=%lld "
                 "rope_base=%g rope_dim=%lld ctx_train=%lld tied_head=%s",
-                arch.c_str(), static_cast<long long>(n_vocab), static_cast<long long>(n_embd), static_cast<long long>(n_layer),
-                static_cast<long long>(n_head), static_cast<long long>(n_head_kv), static_cast<long long>(head_dim),
-                static_cast<long long>(n_ff), static_cast<double>(rope_freq_base), static_cast<long long>(rope_dim),
-                static_cast<long long>(n_ctx_train), tied_embeddings ? "yes" : "no");
+                arch.c_str(), static_cast<long long>(n_vocab), static_cast<long long>(n_embd),
+                static_cast<long long>(n_layer), static_cast<long long>(n_head), static_cast<long long>(n_head_kv),
+                static_cast<long long>(head_dim), static_cast<long long>(n_ff), static_cast<double>(rope_freq_base),
+                static_cast<long long>(rope_dim), static_cast<long long>(n_ctx_train), tied_embeddings ? "yes" : "no");
   std::string out = buf;
   if (sliding_window > 0) {
     int64_t n_local = 0;
     for (uint8_t l : layer_is_local) n_local += l;
-    std::snprintf(buf, sizeof buf, " window=%lld local_layers=%lld/%lld rope_base_local=%g", static_cast<long long>(sliding_window),
-                  static_cast<long long>(n_local), static_cast<long long>(n_layer), static_cast<double>(rope_freq_base_local));
+    std::snprintf(buf, sizeof buf, " window=%lld local_layers=%lld/%lld rope_base_local=%g",
+                  static_cast<long long>(sliding_window), static_cast<long long>(n_local),
+                  static_cast<long long>(n_layer), static_cast<double>(rope_freq_base_local));
     out += buf;
   }
   return out;

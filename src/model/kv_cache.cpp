@@ -4,9 +4,9 @@
 #include <cstring>
 #include <utility>
 
+#include "formats/float.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/kv_rows.h"
-#include "formats/float.h"
 
 namespace pocketlm {
 
@@ -16,35 +16,27 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 
 void encode_row(KvType t, const float* x, uint8_t* dst, int64_t n) {
   switch (t) {
-    case KvType::F32:
-      std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case KvType::F32: std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float)); return;
     case KvType::F16: {
       auto* h = reinterpret_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_fp16(x[i]);
       return;
     }
     case KvType::Q8:
-    case KvType::Q4:
-      kernels::quantize_kv_row(t, x, dst, n);
-      return;
+    case KvType::Q4: kernels::quantize_kv_row(t, x, dst, n); return;
   }
 }
 
 void decode_row(KvType t, const uint8_t* src, float* out, int64_t n) {
   switch (t) {
-    case KvType::F32:
-      std::memcpy(out, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case KvType::F32: std::memcpy(out, src, static_cast<size_t>(n) * sizeof(float)); return;
     case KvType::F16: {
       const auto* h = reinterpret_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(h[i]);
       return;
     }
     case KvType::Q8:
-    case KvType::Q4:
-      ref::dequantize_kv_row(t, src, out, n);
-      return;
+    case KvType::Q4: ref::dequantize_kv_row(t, src, out, n); return;
   }
 }
 
@@ -61,12 +53,15 @@ int64_t KvLayout::max_blocks(int64_t layer, int64_t n_ctx, int64_t max_batch) co
 
 Status KvLayout::validate() const {
   if (n_layer <= 0 || n_head_kv <= 0 || head_dim <= 0) return Error("KV cache: empty shape");
-  if (block_tokens <= 0 || block_tokens > 4096) return Error("KV block size must be in [1, 4096] tokens, got " + std::to_string(block_tokens));
+  if (block_tokens <= 0 || block_tokens > 4096)
+    return Error("KV block size must be in [1, 4096] tokens, got " + std::to_string(block_tokens));
   for (auto [t, flag] : {std::pair{type_k, "--cache-type-k"}, std::pair{type_v, "--cache-type-v"}}) {
     if (t == KvType::Q4 && head_dim % 32 != 0)
-      return Error(std::string(flag) + " q4: head size " + std::to_string(head_dim) + " is not a multiple of 32 (use q8 or f16)");
+      return Error(std::string(flag) + " q4: head size " + std::to_string(head_dim) +
+                   " is not a multiple of 32 (use q8 or f16)");
     if (t == KvType::Q8 && head_dim % 8 != 0)
-      return Error(std::string(flag) + " q8: head size " + std::to_string(head_dim) + " is not a multiple of 8 (use f16)");
+      return Error(std::string(flag) + " q8: head size " + std::to_string(head_dim) +
+                   " is not a multiple of 8 (use f16)");
   }
   return Status::Ok();
 }
@@ -90,9 +85,12 @@ void KvCache::clear() {
 Status KvCache::reserve(int64_t pos, int64_t n) {
   const int64_t B = layout_.block_tokens;
   if (n <= 0) return Status::Ok();
-  if (pos < 0 || pos > end_) return Error("KV cache: reserve at position " + std::to_string(pos) + " leaves a gap after " + std::to_string(end_));
+  if (pos < 0 || pos > end_)
+    return Error("KV cache: reserve at position " + std::to_string(pos) + " leaves a gap after " +
+                 std::to_string(end_));
   if (pos + n > n_ctx_)
-    return Error("context overflow: " + std::to_string(pos) + " + " + std::to_string(n) + " tokens > context size " + std::to_string(n_ctx_));
+    return Error("context overflow: " + std::to_string(pos) + " + " + std::to_string(n) + " tokens > context size " +
+                 std::to_string(n_ctx_));
   const int64_t last_block = (pos + n - 1) / B;
   // Plan, changing nothing: per layer the front blocks a window layer is done with (drop) and the blocks
   // to add. A window layer reuses its dropped blocks for its new positions (a ring); only the rest come
@@ -106,10 +104,13 @@ Status KvCache::reserve(int64_t pos, int64_t n) {
     if (w > 0) {
       const int64_t seen = std::max<int64_t>(0, pos - w + 1);  // what the batch's first token sees
       if (!L.ids.empty() && L.first_block * B > seen)
-        return Error("KV cache: sliding-window layer " + std::to_string(il) + " no longer holds position " + std::to_string(seen));
+        return Error("KV cache: sliding-window layer " + std::to_string(il) + " no longer holds position " +
+                     std::to_string(seen));
       const int64_t new_first = floor_div(std::max<int64_t>(0, seen - layout_.keep()), B);
-      if (L.ids.empty()) first = new_first;
-      else drop[il] = std::clamp<int64_t>(new_first - L.first_block, 0, static_cast<int64_t>(L.ids.size()));
+      if (L.ids.empty())
+        first = new_first;
+      else
+        drop[il] = std::clamp<int64_t>(new_first - L.first_block, 0, static_cast<int64_t>(L.ids.size()));
       first = std::max(first, L.ids.empty() ? new_first : L.first_block + drop[il]);
     }
     const int64_t held_end = L.ids.empty() ? first : L.first_block + static_cast<int64_t>(L.ids.size());
@@ -140,7 +141,8 @@ Status KvCache::reserve(int64_t pos, int64_t n) {
     L.ids.erase(L.ids.begin(), L.ids.begin() + drop[il]);
     L.first_block += drop[il];
     if (L.ids.empty() && w > 0)
-      L.first_block = std::max(L.first_block, floor_div(std::max<int64_t>(0, std::max<int64_t>(0, pos - w + 1) - layout_.keep()), B));
+      L.first_block = std::max(L.first_block,
+                               floor_div(std::max<int64_t>(0, std::max<int64_t>(0, pos - w + 1) - layout_.keep()), B));
     size_t reused = 0;
     for (int64_t a = 0; a < add[il]; ++a) L.ids.push_back(reused < dropped.size() ? dropped[reused++] : ids[next++]);
     pool_->release(std::span<const int32_t>(dropped.data() + reused, dropped.size() - reused));
@@ -170,9 +172,10 @@ Status KvCache::truncate(int64_t n) {
   for (size_t il = 0; il < layers_.size(); ++il) {
     const int64_t w = layout_.window(static_cast<int64_t>(il));
     if (w > 0 && n > 0 && layers_[il].first_block * B > std::max<int64_t>(0, n - w + 1))
-      return Error("cannot roll the KV cache back to " + std::to_string(n) + " tokens: sliding-window layer " + std::to_string(il) +
-                   " has already dropped positions before " + std::to_string(layers_[il].first_block * B) +
-                   " (a window layer keeps " + std::to_string(layout_.keep()) + " extra positions for roll-back)");
+      return Error("cannot roll the KV cache back to " + std::to_string(n) + " tokens: sliding-window layer " +
+                   std::to_string(il) + " has already dropped positions before " +
+                   std::to_string(layers_[il].first_block * B) + " (a window layer keeps " +
+                   std::to_string(layout_.keep()) + " extra positions for roll-back)");
   }
   if (n == 0) {
     clear();
@@ -227,7 +230,8 @@ int64_t KvCache::blocks_held() const {
 size_t KvCache::bytes_held(bool window_layers) const {
   int64_t n = 0;
   for (size_t il = 0; il < layers_.size(); ++il)
-    if ((layout_.window(static_cast<int64_t>(il)) > 0) == window_layers) n += static_cast<int64_t>(layers_[il].ids.size());
+    if ((layout_.window(static_cast<int64_t>(il)) > 0) == window_layers)
+      n += static_cast<int64_t>(layers_[il].ids.size());
   return static_cast<size_t>(n) * layout_.block_bytes();
 }
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "model/kv_pool.h"
 #include "formats/kv_types.h"
+#include "model/kv_pool.h"
 #include "util/error.h"
 
 namespace pocketlm {

@@ -28,7 +28,8 @@ KvMemoryReport kv_memory_report(const KvLayout& layout, int64_t n_ctx, int64_t m
   r.n_ctx = n_ctx;
   std::map<int64_t, KvMemoryKind> by_window;
   const size_t token_bytes = layout.k_token_bytes() + layout.v_token_bytes();
-  const size_t token_scales = static_cast<size_t>(layout.n_head_kv) * (kv_row_scale_bytes(layout.type_k) + kv_row_scale_bytes(layout.type_v));
+  const size_t token_scales =
+      static_cast<size_t>(layout.n_head_kv) * (kv_row_scale_bytes(layout.type_k) + kv_row_scale_bytes(layout.type_v));
   for (int64_t il = 0; il < layout.n_layer; ++il) {
     KvMemoryKind& k = by_window[layout.window(il)];
     k.window = layout.window(il);
@@ -50,13 +51,14 @@ std::string format_kv_memory(const KvMemoryReport& r, size_t held, size_t peak) 
   const KvLayout& l = r.layout;
   std::string out;
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "KV cache: -c %lld, K %s, V %s, %lld-token blocks of %zu bytes; K row %zu B + V row %zu B per token and "
-                "KV head (head_dim %lld%s)\n",
-                static_cast<long long>(r.n_ctx), kv_type_name(l.type_k), kv_type_name(l.type_v),
-                static_cast<long long>(l.block_tokens), l.block_bytes(), l.k_head_bytes(), l.v_head_bytes(),
-                static_cast<long long>(l.head_dim),
-                kv_type_quantized(l.type_k) || kv_type_quantized(l.type_v) ? ", q8/q4 rows include a 2-byte scale" : "");
+  std::snprintf(
+      buf, sizeof buf,
+      "KV cache: -c %lld, K %s, V %s, %lld-token blocks of %zu bytes; K row %zu B + V row %zu B per token and "
+      "KV head (head_dim %lld%s)\n",
+      static_cast<long long>(r.n_ctx), kv_type_name(l.type_k), kv_type_name(l.type_v),
+      static_cast<long long>(l.block_tokens), l.block_bytes(), l.k_head_bytes(), l.v_head_bytes(),
+      static_cast<long long>(l.head_dim),
+      kv_type_quantized(l.type_k) || kv_type_quantized(l.type_v) ? ", q8/q4 rows include a 2-byte scale" : "");
   out += buf;
   out += "| layers | count | tokens held | bytes | formula |\n|---|---:|---:|---:|---|\n";
   for (const KvMemoryKind& k : r.kinds) {
@@ -64,8 +66,8 @@ std::string format_kv_memory(const KvMemoryReport& r, size_t held, size_t peak) 
     std::string formula;
     if (l.type_k == l.type_v) {
       std::snprintf(buf, sizeof buf, "2 x %lld x %lld x %lld x %lld x %g B", static_cast<long long>(k.layers),
-                    static_cast<long long>(l.n_head_kv), static_cast<long long>(l.head_dim), static_cast<long long>(k.tokens),
-                    value_bytes(l.type_k));
+                    static_cast<long long>(l.n_head_kv), static_cast<long long>(l.head_dim),
+                    static_cast<long long>(k.tokens), value_bytes(l.type_k));
       formula = buf;
       if (kv_type_quantized(l.type_k)) {
         std::snprintf(buf, sizeof buf, " + scales 2 x %lld x %lld x %lld x 2 B", static_cast<long long>(k.layers),
@@ -74,7 +76,8 @@ std::string format_kv_memory(const KvMemoryReport& r, size_t held, size_t peak) 
       }
     } else {
       std::snprintf(buf, sizeof buf, "%lld x %lld x %lld x (%zu + %zu) B", static_cast<long long>(k.layers),
-                    static_cast<long long>(l.n_head_kv), static_cast<long long>(k.tokens), l.k_head_bytes(), l.v_head_bytes());
+                    static_cast<long long>(l.n_head_kv), static_cast<long long>(k.tokens), l.k_head_bytes(),
+                    l.v_head_bytes());
       formula = buf;
     }
     std::snprintf(buf, sizeof buf, "| %s | %lld | %lld | %s | %s |\n", kind.c_str(), static_cast<long long>(k.layers),
@@ -84,14 +87,15 @@ std::string format_kv_memory(const KvMemoryReport& r, size_t held, size_t peak) 
   std::snprintf(buf, sizeof buf, "total: %s", mib(r.total).c_str());
   out += buf;
   if (r.without_window > r.total) {
-    std::snprintf(buf, sizeof buf, " (without the sliding window: %s; the window saves %s, %.1f %%)", mib(r.without_window).c_str(),
-                  mib(r.without_window - r.total).c_str(),
+    std::snprintf(buf, sizeof buf, " (without the sliding window: %s; the window saves %s, %.1f %%)",
+                  mib(r.without_window).c_str(), mib(r.without_window - r.total).c_str(),
                   100.0 * static_cast<double>(r.without_window - r.total) / static_cast<double>(r.without_window));
     out += buf;
   }
   out += "\n";
   if (held > 0 || peak > 0) {
-    std::snprintf(buf, sizeof buf, "measured: %s held now, %s at peak (blocks taken from the pool)\n", mib(held).c_str(), mib(peak).c_str());
+    std::snprintf(buf, sizeof buf, "measured: %s held now, %s at peak (blocks taken from the pool)\n",
+                  mib(held).c_str(), mib(peak).c_str());
     out += buf;
   }
   return out;

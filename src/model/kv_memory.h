@@ -13,10 +13,10 @@
 namespace pocketlm {
 
 struct KvMemoryKind {
-  int64_t window = 0;   // 0: global layers
+  int64_t window = 0;  // 0: global layers
   int64_t layers = 0;
-  int64_t tokens = 0;   // positions each layer holds at most
-  size_t bytes = 0;     // all of them, K and V
+  int64_t tokens = 0;  // positions each layer holds at most
+  size_t bytes = 0;    // all of them, K and V
   size_t scale_bytes = 0;
 };
 
@@ -25,7 +25,7 @@ struct KvMemoryReport {
   int64_t n_ctx = 0;
   std::vector<KvMemoryKind> kinds;  // global first, then each window size
   size_t total = 0;
-  size_t without_window = 0;        // what every layer holding the whole context would take
+  size_t without_window = 0;  // what every layer holding the whole context would take
 };
 
 KvMemoryReport kv_memory_report(const KvLayout& layout, int64_t n_ctx, int64_t max_batch);

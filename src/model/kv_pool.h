@@ -35,7 +35,7 @@ class KvPool {
   size_t block_bytes() const { return block_bytes_; }
   size_t n_blocks() const { return n_blocks_; }
   size_t n_used() const;
-  size_t peak_used() const;   // most blocks ever allocated at once
+  size_t peak_used() const;  // most blocks ever allocated at once
   size_t bytes_used() const { return n_used() * block_bytes_; }
   size_t capacity_bytes() const { return n_blocks_ * block_bytes_; }
 
@@ -44,8 +44,8 @@ class KvPool {
   uint8_t* base_;
   size_t map_bytes_, block_bytes_, n_blocks_;
   mutable std::mutex mu_;
-  std::vector<int32_t> free_;      // stack: the most recently freed block is reused first
-  std::vector<uint8_t> in_use_;    // per block, for release() checks
+  std::vector<int32_t> free_;    // stack: the most recently freed block is reused first
+  std::vector<uint8_t> in_use_;  // per block, for release() checks
   size_t peak_ = 0;
 };
 

@@ -24,8 +24,8 @@ Expected<std::unique_ptr<Model>> Model::load(GgufFile f, const ModelLoadOptions&
   PLM_TRY(m->weights_, ModelWeights::bind(m->gguf_, m->config_));
   PLM_TRY(m->tokenizer_, Tokenizer::from_gguf(m->gguf_));
   if (m->tokenizer_->n_vocab() != m->config_.n_vocab)
-    return Error(path + ": tokenizer has " + std::to_string(m->tokenizer_->n_vocab()) + " tokens but token_embd.weight has " +
-                 std::to_string(m->config_.n_vocab) + " rows");
+    return Error(path + ": tokenizer has " + std::to_string(m->tokenizer_->n_vocab()) +
+                 " tokens but token_embd.weight has " + std::to_string(m->config_.n_vocab) + " rows");
   if (options.decode_layout) m->repacked_.repack(m->gguf_, m->weights_);
   return m;
 }

@@ -66,7 +66,8 @@ float gelu_tanh(float x) {
 const std::array<float, 65536>& gelu_f16_table() {
   static const std::array<float, 65536> table = [] {
     std::array<float, 65536> t{};
-    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(h)))));
+    for (uint32_t h = 0; h < 65536; ++h)
+      t[h] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(h)))));
     return t;
   }();
   return table;

@@ -22,11 +22,15 @@ Expected<const GgufTensor*> need(const GgufFile& f, const std::string& name, std
     return Error(f.path() + ": tensor '" + name + "': shape " + t->shape_string() + ", expected " + s + "]");
   }
   const TypeTraits& tt = type_traits(t->type);
-  const bool type_ok = use == Use::Norm || use == Use::Vector ? t->type == GgmlType::F32
-                                        : (tt.can_dequantize && (use == Use::Rows || has_vec_dot(t->type)));
+  const bool type_ok = use == Use::Norm || use == Use::Vector
+                           ? t->type == GgmlType::F32
+                           : (tt.can_dequantize && (use == Use::Rows || has_vec_dot(t->type)));
   if (!type_ok)
     return Error(f.path() + ": tensor '" + name + "': type " + std::string(tt.name) + " is not supported for " +
-                 (use == Use::Norm ? "a norm weight (needs f32)" : use == Use::Vector ? "a bias or factor vector (needs f32)" : use == Use::Rows ? "an embedding" : "a matrix multiply"));
+                 (use == Use::Norm     ? "a norm weight (needs f32)"
+                  : use == Use::Vector ? "a bias or factor vector (needs f32)"
+                  : use == Use::Rows   ? "an embedding"
+                                       : "a matrix multiply"));
   return t;
 }
 

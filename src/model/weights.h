@@ -36,8 +36,8 @@ struct LayerWeights {
 
   // Every tensor of the layer (the absent ones as null).
   std::array<const GgufTensor*, 19> all() const {
-    return {attn_norm, wqkv, wq, wk, wv, wo, ffn_norm, ffn_gate, ffn_up, ffn_down, bqkv, bq, bk, bv, bo,
-            attn_q_norm, attn_k_norm, post_attn_norm, post_ffn_norm};
+    return {attn_norm, wqkv, wq, wk, wv, wo,          ffn_norm,    ffn_gate,       ffn_up,       ffn_down,
+            bqkv,      bq,   bk, bv, bo, attn_q_norm, attn_k_norm, post_attn_norm, post_ffn_norm};
   }
 };
 

@@ -1,7 +1,7 @@
 #include "model/weights_repack.h"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include "kernels/dispatch.h"
@@ -12,7 +12,8 @@ namespace pocketlm {
 std::string RepackedWeights::summary() const {
   if (tensors_.empty()) return "mapped";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "mapped; %.1f MiB of %d tensors in the x16 decode layout%s, their mapped pages released",
+  std::snprintf(buf, sizeof buf,
+                "mapped; %.1f MiB of %d tensors in the x16 decode layout%s, their mapped pages released",
                 static_cast<double>(bytes_) / 1048576.0, count(), arena_.advised() ? " (huge pages)" : "");
   return buf;
 }

@@ -20,14 +20,14 @@ struct DevicePlan {
   MemoryPlan memory;
   SpeedPlan speed;
   bool fits = false;
-  int64_t max_context = 0;              // with the requested KV types
-  std::optional<KvType> best_kv_type;   // at the requested context
+  int64_t max_context = 0;             // with the requested KV types
+  std::optional<KvType> best_kv_type;  // at the requested context
 };
 
 // `o.n_threads` 0: the device's cores.
 Expected<DevicePlan> plan_for_device(const PlanModel& m, MemoryOptions o, const DeviceProfile& d);
 
-std::string format_plan_breakdown(const PlanModel& m, const DevicePlan& p);    // one device, Markdown
+std::string format_plan_breakdown(const PlanModel& m, const DevicePlan& p);               // one device, Markdown
 std::string format_plan_table(const PlanModel& m, const std::vector<DevicePlan>& plans);  // one row per device
 // {"model": ..., "devices": [{"device", "weights_bytes", "kv_bytes", "scratch_bytes", "overhead_bytes",
 //  "draft_bytes", "peak_rss_bytes", "budget_bytes", "fits", "max_context", "best_kv_type", "prefill_tps",

@@ -13,17 +13,17 @@
 namespace pocketlm {
 
 struct DeviceProfile {
-  std::string name;            // "flagship-phone", "snapdragon-8-gen-3", "this", ...
-  std::string description;     // one line
-  double ram_gb = 0;           // installed RAM, 1e9 bytes
-  double app_share = 0;        // fraction of RAM one app can hold in the foreground, (0, 1]
-  double bandwidth_gbps = 0;   // memory read bandwidth, 1e9 bytes/s
-  int cores = 0;               // CPU cores the engine runs on
-  double int8_tops = 0;        // the SoC's int8 compute as its vendor states it (NPU/GPU included), TOPS
-  double cpu_int8_tops = 0;    // what a CPU engine can use: sum over cores of clock x int8 ops per cycle, TOPS
-  double power_w = 0;          // power drawn while generating, W (0: unknown, no J/token)
-  std::string source;          // where the figures come from (docs/plan.md has the full citations)
-  bool measured = false;       // `this`: figures probed on the running machine
+  std::string name;           // "flagship-phone", "snapdragon-8-gen-3", "this", ...
+  std::string description;    // one line
+  double ram_gb = 0;          // installed RAM, 1e9 bytes
+  double app_share = 0;       // fraction of RAM one app can hold in the foreground, (0, 1]
+  double bandwidth_gbps = 0;  // memory read bandwidth, 1e9 bytes/s
+  int cores = 0;              // CPU cores the engine runs on
+  double int8_tops = 0;       // the SoC's int8 compute as its vendor states it (NPU/GPU included), TOPS
+  double cpu_int8_tops = 0;   // what a CPU engine can use: sum over cores of clock x int8 ops per cycle, TOPS
+  double power_w = 0;         // power drawn while generating, W (0: unknown, no J/token)
+  std::string source;         // where the figures come from (docs/plan.md has the full citations)
+  bool measured = false;      // `this`: figures probed on the running machine
 
   uint64_t budget_bytes() const { return static_cast<uint64_t>(ram_gb * app_share * 1e9); }
 };
@@ -43,6 +43,7 @@ Expected<DeviceProfile> measure_this_device(int n_threads);
 
 // `name` among `user` profiles first, then the built-ins; "this" is measured. An unknown name is an error
 // listing the known ones.
-Expected<DeviceProfile> find_device_profile(std::string_view name, const std::vector<DeviceProfile>& user, int n_threads);
+Expected<DeviceProfile> find_device_profile(std::string_view name, const std::vector<DeviceProfile>& user,
+                                            int n_threads);
 
 }  // namespace pocketlm

@@ -23,8 +23,9 @@ uint64_t scratch_bytes(const ModelConfig& c, int64_t n_ctx, int n_threads) {
   floats += (ctx + 2.0 * static_cast<double>(c.head_dim)) * threads;  // ForwardScratch::scores
   floats += static_cast<double>(c.n_vocab);                           // the last token's logits
   const int64_t group = c.n_head / std::max<int64_t>(1, c.n_head_kv);
-  const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(kPlanAttentionScoreFloats) / std::max<int64_t>(1, group * n_ctx), 1, 64);
-  floats += static_cast<double>(chunk * group) * ctx * threads;        // AttentionScratch::scores
+  const int64_t chunk =
+      std::clamp<int64_t>(static_cast<int64_t>(kPlanAttentionScoreFloats) / std::max<int64_t>(1, group * n_ctx), 1, 64);
+  floats += static_cast<double>(chunk * group) * ctx * threads;  // AttentionScratch::scores
   const double act = n * std::max({e, qd, ff}) * kPlanActivationBytesPerValue;
   return static_cast<uint64_t>(4 * floats + act);
 }
@@ -49,7 +50,8 @@ Expected<MemoryPlan> plan_memory(const PlanModel& m, const MemoryOptions& o) {
 
   p.weights_bytes = m.weight_bytes();
   for (const auto& [type, bytes] : m.bytes_by_type()) p.weights_by_type.emplace_back(type, bytes);
-  std::sort(p.weights_by_type.begin(), p.weights_by_type.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::sort(p.weights_by_type.begin(), p.weights_by_type.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
   p.kv = kv_memory_report(layout, p.n_ctx, kMaxBatch);
   p.kv_bytes = p.kv.total;
   p.kv_formula_bytes = static_cast<uint64_t>(static_cast<double>(c.n_layer * c.n_head_kv * c.head_dim * p.n_ctx) *

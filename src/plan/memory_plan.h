@@ -12,18 +12,18 @@
 #include <optional>
 #include <vector>
 
-#include "plan/plan_model.h"
-#include "model/kv_memory.h"
 #include "formats/kv_types.h"
+#include "model/kv_memory.h"
+#include "plan/plan_model.h"
 #include "util/error.h"
 
 namespace pocketlm {
 
 struct MemoryOptions {
-  int64_t n_ctx = 0;             // 0: min(trained context, 4096), as a session does
+  int64_t n_ctx = 0;  // 0: min(trained context, 4096), as a session does
   KvType type_k = KvType::F16;
   KvType type_v = KvType::F16;
-  int n_threads = 1;             // the scratch has per-thread parts
+  int n_threads = 1;  // the scratch has per-thread parts
   int64_t kv_block = 32;
   const PlanModel* draft = nullptr;
 };
@@ -35,11 +35,11 @@ struct MemoryPlan {
   std::vector<std::pair<GgmlType, uint64_t>> weights_by_type;  // largest first
   KvMemoryReport kv;
   uint64_t kv_bytes = 0;
-  uint64_t kv_formula_bytes = 0;   // 2 x layers x kv_heads x head_dim x n_ctx x bytes per value (no scales,
-                                   // no window, no block rounding): the textbook formula
+  uint64_t kv_formula_bytes = 0;  // 2 x layers x kv_heads x head_dim x n_ctx x bytes per value (no scales,
+                                  // no window, no block rounding): the textbook formula
   uint64_t scratch_bytes = 0;
-  uint64_t overhead_bytes = 0;     // fixed + per vocabulary entry + metadata
-  uint64_t metadata_bytes = 0;     // (part of overhead)
+  uint64_t overhead_bytes = 0;  // fixed + per vocabulary entry + metadata
+  uint64_t metadata_bytes = 0;  // (part of overhead)
   uint64_t draft_bytes = 0;
   uint64_t peak_rss_bytes = 0;
 };

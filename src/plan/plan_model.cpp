@@ -39,8 +39,10 @@ bool is_head_tied(const PlanModel& m) { return m.tensor("output.weight") == null
 uint64_t PlanModel::decode_weight_bytes() const {
   uint64_t b = 0;
   for (const PlanTensor& t : tensors) {
-    if (t.name == "token_embd.weight" && !is_head_tied(*this)) b += row_size(t.type, t.row_width);
-    else b += t.bytes;
+    if (t.name == "token_embd.weight" && !is_head_tied(*this))
+      b += row_size(t.type, t.row_width);
+    else
+      b += t.bytes;
   }
   return b;
 }
@@ -85,7 +87,8 @@ PlanTensor make_tensor(const std::string& name, GgmlType type, const std::vector
 
 // Rules on top of `types` (one per tensor, in order): the first rule whose pattern a tensor's name matches
 // sets its type, for the tensors llama.cpp quantizes; a block that does not divide the row falls back.
-Status apply_rules(const std::string& rules_path, const std::vector<RecipeTensor>& tensors, std::vector<GgmlType>& types) {
+Status apply_rules(const std::string& rules_path, const std::vector<RecipeTensor>& tensors,
+                   std::vector<GgmlType>& types) {
   if (rules_path.empty()) return Status::Ok();
   PLM_TRY(std::vector<QuantizeRule> rules, read_quantize_rules(rules_path));
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -139,14 +142,16 @@ Expected<PlanModel> plan_model_from_gguf(const std::string& path, const PlanReci
     }
     o.progress = false;
     PLM_TRY(QuantizePlan plan, plan_quantization(f, o));
-    if (plan.tensors.size() != tensors.size()) return Error(path + ": the quantization plan does not cover every tensor");
+    if (plan.tensors.size() != tensors.size())
+      return Error(path + ": the quantization plan does not cover every tensor");
     for (size_t i = 0; i < tensors.size(); ++i) types[i] = plan.tensors[i].type;
     m.recipe = plan.target;
   } else if (!recipe.rules_path.empty()) {
     PLM_CHECK(apply_rules(recipe.rules_path, tensors, types));
     m.recipe = "rules " + recipe.rules_path;
   }
-  for (size_t i = 0; i < tensors.size(); ++i) m.tensors.push_back(make_tensor(tensors[i].name, types[i], tensors[i].ne));
+  for (size_t i = 0; i < tensors.size(); ++i)
+    m.tensors.push_back(make_tensor(tensors[i].name, types[i], tensors[i].ne));
   return m;
 }
 
@@ -158,10 +163,23 @@ Expected<double> parse_count(const std::string& v, const std::string& key) {
   double scale = 1;
   std::string num = v;
   switch (std::toupper(static_cast<unsigned char>(v.back()))) {
-    case 'K': scale = 1e3; num.pop_back(); break;
-    case 'M': scale = 1e6; num.pop_back(); break;
-    case 'B': case 'G': scale = 1e9; num.pop_back(); break;
-    case 'T': scale = 1e12; num.pop_back(); break;
+    case 'K':
+      scale = 1e3;
+      num.pop_back();
+      break;
+    case 'M':
+      scale = 1e6;
+      num.pop_back();
+      break;
+    case 'B':
+    case 'G':
+      scale = 1e9;
+      num.pop_back();
+      break;
+    case 'T':
+      scale = 1e12;
+      num.pop_back();
+      break;
     default: break;
   }
   size_t used = 0;
@@ -171,7 +189,8 @@ Expected<double> parse_count(const std::string& v, const std::string& key) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != num.size() || !std::isfinite(x) || x <= 0) return Error("shape: '" + key + "=" + v + "': expected a positive number");
+  if (used != num.size() || !std::isfinite(x) || x <= 0)
+    return Error("shape: '" + key + "=" + v + "': expected a positive number");
   return x * scale;
 }
 
@@ -198,7 +217,8 @@ Expected<PlanModel> plan_model_from_shape(const std::string& spec, const PlanRec
   while (std::getline(ss, item, ',')) {
     const size_t eq = item.find('=');
     if (eq == std::string::npos) {
-      if (!first) return Error("shape '" + spec + "': '" + item + "' is not key=value (only the first item may be a shape name)");
+      if (!first)
+        return Error("shape '" + spec + "': '" + item + "' is not key=value (only the first item may be a shape name)");
       PLM_TRY(s, find_synth_shape(item));
       n_vocab = reference_vocab(item);
       first = false;
@@ -208,40 +228,57 @@ Expected<PlanModel> plan_model_from_shape(const std::string& spec, const PlanRec
     const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
     PLM_TRY(double x, parse_count(value, key));
     const auto n = static_cast<int64_t>(std::llround(x));
-    if (key == "layers") s.n_layer = n;
-    else if (key == "heads") s.n_head = n;
-    else if (key == "kv_heads") s.n_head_kv = n;
-    else if (key == "head_dim") head_dim = n;
-    else if (key == "embd") s.n_embd = n;
-    else if (key == "ff") s.n_ff = n;
-    else if (key == "vocab") n_vocab = n;
-    else if (key == "ctx") s.n_ctx_train = n;
-    else if (key == "params") params = x;
-    else if (key == "tied") s.tied_embeddings = n != 0;
-    else return Error("shape '" + spec + "': unknown key '" + key + "' (layers, heads, kv_heads, head_dim, embd, ff, vocab, ctx, params, tied)");
+    if (key == "layers")
+      s.n_layer = n;
+    else if (key == "heads")
+      s.n_head = n;
+    else if (key == "kv_heads")
+      s.n_head_kv = n;
+    else if (key == "head_dim")
+      head_dim = n;
+    else if (key == "embd")
+      s.n_embd = n;
+    else if (key == "ff")
+      s.n_ff = n;
+    else if (key == "vocab")
+      n_vocab = n;
+    else if (key == "ctx")
+      s.n_ctx_train = n;
+    else if (key == "params")
+      params = x;
+    else if (key == "tied")
+      s.tied_embeddings = n != 0;
+    else
+      return Error("shape '" + spec + "': unknown key '" + key +
+                   "' (layers, heads, kv_heads, head_dim, embd, ff, vocab, ctx, params, tied)");
   }
   // Bounds far above any real model, so a typo cannot make a tensor list of a trillion entries.
   if (s.n_layer > 4096 || s.n_head > 4096 || s.n_head_kv > 4096 || head_dim > 65536 || s.n_embd > (1 << 20) ||
       s.n_ff > (1 << 22) || n_vocab > (1 << 24) || s.n_ctx_train > (1 << 24) || params > 1e14)
-    return Error("shape '" + spec + "': a dimension is out of range (layers and heads <= 4096, embd <= 1M, ff <= 4M, "
+    return Error("shape '" + spec +
+                 "': a dimension is out of range (layers and heads <= 4096, embd <= 1M, ff <= 4M, "
                  "vocab and ctx <= 16M, params <= 100T)");
   if (s.n_head_kv == 0) s.n_head_kv = s.n_head;
   if (s.n_embd == 0) s.n_embd = s.n_head * head_dim;
   if (s.n_layer <= 0 || s.n_head <= 0 || s.n_embd <= 0)
     return Error("shape '" + spec + "': give a shape name or layers, heads and head_dim (or embd)");
   if (s.n_embd % s.n_head != 0 || s.n_head % s.n_head_kv != 0 || (head_dim > 0 && s.n_embd != s.n_head * head_dim))
-    return Error("shape '" + spec + "': inconsistent dimensions (embd = heads x head_dim, heads a multiple of kv_heads)");
+    return Error("shape '" + spec +
+                 "': inconsistent dimensions (embd = heads x head_dim, heads a multiple of kv_heads)");
   if (params > 0) {
     // Solve ff: params = vocab x embd x (1 or 2) + layers x (2 embd^2 + 2 embd kv_dim + 3 embd ff), rounded
     // up to whole 256-blocks so every K-quant fits.
-    const double e = static_cast<double>(s.n_embd), kv = e / static_cast<double>(s.n_head) * static_cast<double>(s.n_head_kv);
+    const double e = static_cast<double>(s.n_embd),
+                 kv = e / static_cast<double>(s.n_head) * static_cast<double>(s.n_head_kv);
     const double rest = params - static_cast<double>(n_vocab) * e * (s.tied_embeddings ? 1 : 2) -
                         static_cast<double>(s.n_layer) * (2 * e * e + 2 * e * kv);
     if (rest <= 0) return Error("shape '" + spec + "': params is too small for these layers, heads and vocabulary");
     s.n_ff = (static_cast<int64_t>(std::ceil(rest / (3.0 * e * static_cast<double>(s.n_layer)))) + 255) / 256 * 256;
   }
   if (s.n_ff <= 0) return Error("shape '" + spec + "': give ff or params");
-  if (s.n_ff > (1 << 22)) return Error("shape '" + spec + "': ff " + std::to_string(s.n_ff) + " is out of range (params too large for the shape?)");
+  if (s.n_ff > (1 << 22))
+    return Error("shape '" + spec + "': ff " + std::to_string(s.n_ff) +
+                 " is out of range (params too large for the shape?)");
 
   PlanModel m;
   m.source = "shape " + spec;
@@ -266,7 +303,8 @@ Expected<PlanModel> plan_model_from_shape(const std::string& spec, const PlanRec
   PLM_TRY(std::vector<GgmlType> types, recipe_types(recipe.target, info, tensors));
   PLM_CHECK(apply_rules(recipe.rules_path, tensors, types));
   m.recipe = recipe.target;
-  for (size_t i = 0; i < tensors.size(); ++i) m.tensors.push_back(make_tensor(tensors[i].name, types[i], tensors[i].ne));
+  for (size_t i = 0; i < tensors.size(); ++i)
+    m.tensors.push_back(make_tensor(tensors[i].name, types[i], tensors[i].ne));
   m.metadata_bytes = static_cast<uint64_t>(static_cast<double>(n_vocab) * kPlanMetadataBytesPerVocab);
   return m;
 }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
 #include "formats/ggml_type.h"
+#include "model/config.h"
 #include "util/error.h"
 
 namespace pocketlm {
@@ -17,20 +17,20 @@ namespace pocketlm {
 struct PlanTensor {
   std::string name;
   GgmlType type = GgmlType::F32;
-  int64_t row_width = 0;   // ne[0]
+  int64_t row_width = 0;  // ne[0]
   int64_t n_elements = 0;
   uint64_t bytes = 0;
 };
 
 struct PlanModel {
-  std::string source;           // the GGUF path or the shape spec
-  std::string recipe;           // the recipe / type applied, "" when the tensors are as stored
+  std::string source;  // the GGUF path or the shape spec
+  std::string recipe;  // the recipe / type applied, "" when the tensors are as stored
   ModelConfig config;
   std::vector<PlanTensor> tensors;
   uint64_t metadata_bytes = 0;  // the GGUF header and metadata (the tokenizer's arrays): mapped and read at load
 
-  uint64_t weight_bytes() const;                        // every tensor
-  std::map<GgmlType, uint64_t> bytes_by_type() const;   // every tensor, by type
+  uint64_t weight_bytes() const;                       // every tensor
+  std::map<GgmlType, uint64_t> bytes_by_type() const;  // every tensor, by type
   const PlanTensor* tensor(const std::string& name) const;
   // Bytes a decoded token reads from the weights: every tensor except the token embedding, of which one
   // row (unless the embedding is also the output head, then all of it).

@@ -10,8 +10,9 @@ namespace pocketlm {
 SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProfile& d) {
   const ModelConfig& c = m.config;
   SpeedPlan s;
-  const double kv_per_position = static_cast<double>(c.n_layer * c.n_head_kv) *
-                                 static_cast<double>(kv_row_bytes(mem.type_k, c.head_dim) + kv_row_bytes(mem.type_v, c.head_dim_v));
+  const double kv_per_position =
+      static_cast<double>(c.n_layer * c.n_head_kv) *
+      static_cast<double>(kv_row_bytes(mem.type_k, c.head_dim) + kv_row_bytes(mem.type_v, c.head_dim_v));
   const double weights = static_cast<double>(m.decode_weight_bytes());
   const double params = static_cast<double>(m.matmul_params());
   // K.Q and P.V: 2 x 2 x head_dim ops per query head and attended position.
@@ -41,8 +42,8 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
 
   const double ctx_pp = (static_cast<double>(kPlanPrefillTokens) + 1.0) / 2.0;
   const double head = static_cast<double>(m.head_params());
-  s.prefill_ops_per_token = 2.0 * (params - head) + 2.0 * head / static_cast<double>(kPlanPrefillTokens) +
-                            attn_ops_per_position * ctx_pp;
+  s.prefill_ops_per_token =
+      2.0 * (params - head) + 2.0 * head / static_cast<double>(kPlanPrefillTokens) + attn_ops_per_position * ctx_pp;
   s.prefill_compute_tps = ops / s.prefill_ops_per_token;
   s.prefill_memory_tps = roofline_tokens_per_s(d.bandwidth_gbps, static_cast<double>(m.weight_bytes())) *
                          static_cast<double>(kPlanPrefillTokens);

@@ -19,11 +19,11 @@ namespace pocketlm {
 struct SpeedPlan {
   // Decode from an empty cache, as `pocketlm bench` tg128 (mean context 64.5 positions) ...
   double decode_bytes_per_token = 0;
-  double decode_weight_bytes_x16 = 0;  // of which weights in the x16 decode layout
+  double decode_weight_bytes_x16 = 0;    // of which weights in the x16 decode layout
   double decode_kv_bytes_per_token = 0;  // and KV cache
-  double decode_roofline_tps = 0;  // bandwidth / bytes per token
-  double decode_compute_tps = 0;   // int8 compute / ops per token
-  double decode_tps = 0;           // min of the two x decode efficiency
+  double decode_roofline_tps = 0;        // bandwidth / bytes per token
+  double decode_compute_tps = 0;         // int8 compute / ops per token
+  double decode_tps = 0;                 // min of the two x decode efficiency
   bool decode_memory_bound = true;
   // ... and with the context full (every token attends over n_ctx positions).
   double decode_tps_full_context = 0;
@@ -33,12 +33,12 @@ struct SpeedPlan {
   double prefill_memory_tps = 0;
   double prefill_tps = 0;
   // Energy (0 when the device's power is unknown).
-  double joules_per_token = 0;          // decode
+  double joules_per_token = 0;  // decode
   double prefill_joules_per_token = 0;
 };
 
-inline constexpr int64_t kPlanDecodeTokens = 128;  // tg128
-inline constexpr int64_t kPlanPrefillTokens = 512; // pp512
+inline constexpr int64_t kPlanDecodeTokens = 128;   // tg128
+inline constexpr int64_t kPlanPrefillTokens = 512;  // pp512
 
 SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProfile& d);
 

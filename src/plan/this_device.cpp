@@ -58,7 +58,8 @@ Expected<DeviceProfile> measure_this_device(int n_threads) {
   std::ostringstream ss;
   ss << in.rdbuf();
   const double total = meminfo_bytes(ss.str(), "MemTotal"), available = meminfo_bytes(ss.str(), "MemAvailable");
-  if (total <= 0 || available <= 0) return Error("/proc/meminfo: no MemTotal / MemAvailable: cannot measure this machine's RAM");
+  if (total <= 0 || available <= 0)
+    return Error("/proc/meminfo: no MemTotal / MemAvailable: cannot measure this machine's RAM");
   p.ram_gb = total / 1e9;
   p.app_share = std::min(1.0, available / total);  // what is free now is what a new process can take
   const Bandwidth bw = measure_read_bandwidth(p.cores);
@@ -68,8 +69,8 @@ Expected<DeviceProfile> measure_this_device(int n_threads) {
   p.int8_tops = p.cpu_int8_tops;  // no accelerator is used
   p.power_w = 0;                  // not measurable here: no J/token
   char buf[256];
-  std::snprintf(buf, sizeof buf, "this machine: %d threads, %.1f GB RAM (%.1f GB available), %.1f GB/s read, %s", p.cores,
-                p.ram_gb, available / 1e9, p.bandwidth_gbps, f.describe().c_str());
+  std::snprintf(buf, sizeof buf, "this machine: %d threads, %.1f GB RAM (%.1f GB available), %.1f GB/s read, %s",
+                p.cores, p.ram_gb, available / 1e9, p.bandwidth_gbps, f.describe().c_str());
   p.description = buf;
   p.source = "measured (bench/bandwidth probe, /proc/meminfo, /proc/cpuinfo)";
   return p;

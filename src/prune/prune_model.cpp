@@ -40,11 +40,26 @@ int64_t block_of(const std::string& name, std::string& rest) {
 
 // The block tensors pocketlm knows how to narrow (or knows need no change).
 const std::set<std::string>& known_block_tensors() {
-  static const std::set<std::string> k = {
-      "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "attn_q.bias",
-      "attn_k.bias", "attn_v.bias", "attn_output.bias", "attn_q_norm.weight", "attn_k_norm.weight",
-      "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "ffn_gate.bias", "ffn_up.bias",
-      "ffn_down.bias", "post_attention_norm.weight", "post_ffw_norm.weight"};
+  static const std::set<std::string> k = {"attn_norm.weight",
+                                          "attn_q.weight",
+                                          "attn_k.weight",
+                                          "attn_v.weight",
+                                          "attn_output.weight",
+                                          "attn_q.bias",
+                                          "attn_k.bias",
+                                          "attn_v.bias",
+                                          "attn_output.bias",
+                                          "attn_q_norm.weight",
+                                          "attn_k_norm.weight",
+                                          "ffn_norm.weight",
+                                          "ffn_gate.weight",
+                                          "ffn_up.weight",
+                                          "ffn_down.weight",
+                                          "ffn_gate.bias",
+                                          "ffn_up.bias",
+                                          "ffn_down.bias",
+                                          "post_attention_norm.weight",
+                                          "post_ffw_norm.weight"};
   return k;
 }
 
@@ -82,8 +97,11 @@ Expected<HeadShape> head_shape(const ModelConfig& c, double keep) {
     std::snprintf(msg, sizeof msg, "heads keep fraction %g asks for %.2f of %lld heads", keep, target,
                   static_cast<long long>(c.n_head));
     return Error(std::string(msg) + ", which GQA grouping does not allow (" + std::to_string(c.n_head_kv) +
-                 " KV heads of " + std::to_string(g) + " query heads each: keep the same number of query heads in every "
-                 "group, or whole groups); fractions that fit: " + fr).about("heads_keep");
+                 " KV heads of " + std::to_string(g) +
+                 " query heads each: keep the same number of query heads in every "
+                 "group, or whole groups); fractions that fit: " +
+                 fr)
+        .about("heads_keep");
   }
   return best;
 }
@@ -93,7 +111,8 @@ int64_t ffn_width(const ModelConfig& c, const PruneOptions& o, int64_t* multiple
   if (m <= 0) m = c.n_ff % 256 == 0 ? 256 : c.n_ff % 32 == 0 ? 32 : 1;
   if (multiple_out) *multiple_out = m;
   if (o.ffn_keep >= 1.0) return c.n_ff;
-  const int64_t k = static_cast<int64_t>(std::llround(static_cast<double>(c.n_ff) * o.ffn_keep / static_cast<double>(m))) * m;
+  const int64_t k =
+      static_cast<int64_t>(std::llround(static_cast<double>(c.n_ff) * o.ffn_keep / static_cast<double>(m))) * m;
   return std::clamp<int64_t>(k, m, c.n_ff);
 }
 
@@ -101,7 +120,8 @@ int64_t ffn_width(const ModelConfig& c, const PruneOptions& o, int64_t* multiple
 std::vector<int64_t> top_k(const std::vector<double>& score, int64_t k) {
   std::vector<int64_t> idx(score.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
   idx.resize(static_cast<size_t>(k));
   std::sort(idx.begin(), idx.end());
   return idx;
@@ -142,31 +162,42 @@ Status check_prunable(const Model& model, const PruneOptions& o) {
   std::set<int64_t> drops;
   for (int64_t l : o.drop_layers) {
     if (l < 0 || l >= c.n_layer)
-      return Error(f.path() + ": layer " + std::to_string(l) + " does not exist (blocks 0.." + std::to_string(c.n_layer - 1) + ")").about("drop_layers");
+      return Error(f.path() + ": layer " + std::to_string(l) + " does not exist (blocks 0.." +
+                   std::to_string(c.n_layer - 1) + ")")
+          .about("drop_layers");
     if (!drops.insert(l).second) return Error("layer " + std::to_string(l) + " is listed twice").about("drop_layers");
   }
   if (static_cast<int64_t>(drops.size()) >= c.n_layer)
-    return Error(f.path() + ": dropping all " + std::to_string(c.n_layer) + " layers leaves no model").about("drop_layers");
+    return Error(f.path() + ": dropping all " + std::to_string(c.n_layer) + " layers leaves no model")
+        .about("drop_layers");
   if (o.keep_layers == 0 || o.keep_layers > c.n_layer)
-    return Error(f.path() + ": cannot keep " + std::to_string(o.keep_layers) + " layers of " + std::to_string(c.n_layer) +
-                 " (at least 1)").about("keep_layers");
+    return Error(f.path() + ": cannot keep " + std::to_string(o.keep_layers) + " layers of " +
+                 std::to_string(c.n_layer) + " (at least 1)")
+        .about("keep_layers");
   const int64_t n_out = o.keep_layers >= 0 ? o.keep_layers : c.n_layer - static_cast<int64_t>(drops.size());
   if (n_out != c.n_layer) {
     if (a == "smollm3")
-      return Error(f.path() + ": smollm3 skips RoPE on every 4th layer by its index (in pocketlm and llama.cpp): "
-                   "dropping layers would move that pattern").about(o.keep_layers >= 0 ? "keep_layers" : "drop_layers");
+      return Error(f.path() +
+                   ": smollm3 skips RoPE on every 4th layer by its index (in pocketlm and llama.cpp): "
+                   "dropping layers would move that pattern")
+          .about(o.keep_layers >= 0 ? "keep_layers" : "drop_layers");
     if (is_gemma_27b(a, c.n_layer) != is_gemma_27b(a, n_out))
       return Error(f.path() + ": " + a + " with " + std::to_string(c.n_layer) + " -> " + std::to_string(n_out) +
                    " layers: the layer count selects the 27B model's query scale (in pocketlm and llama.cpp), so the "
-                   "pruned file would compute differently").about(o.keep_layers >= 0 ? "keep_layers" : "drop_layers");
+                   "pruned file would compute differently")
+          .about(o.keep_layers >= 0 ? "keep_layers" : "drop_layers");
   }
   if (heads_change(o)) {
     if (a == "qwen2" || a == "phi3")
-      return Error(f.path() + ": " + a + ": llama.cpp sizes the Q projection as n_embd, so a file with fewer heads "
-                   "would not load there").about("heads_keep");
+      return Error(f.path() + ": " + a +
+                   ": llama.cpp sizes the Q projection as n_embd, so a file with fewer heads "
+                   "would not load there")
+          .about("heads_keep");
     if (is_gemma_27b(a, c.n_layer))
-      return Error(f.path() + ": " + a + " 27B: the query scale is n_embd / n_head, so removing heads changes the "
-                   "computation").about("heads_keep");
+      return Error(f.path() + ": " + a +
+                   " 27B: the query scale is n_embd / n_head, so removing heads changes the "
+                   "computation")
+          .about("heads_keep");
     if (auto h = head_shape(c, o.heads_keep); !h) return h.error();
   }
   if (ffn_change(o) && c.fused_gate_up)
@@ -175,7 +206,8 @@ Status check_prunable(const Model& model, const PruneOptions& o) {
     for (const GgufTensor& t : f.tensors()) {
       std::string rest;
       if (block_of(t.name, rest) >= 0 && !known_block_tensors().count(rest))
-        return Error(f.path() + ": tensor '" + t.name + "': pocketlm does not know how to narrow it").about(heads_change(o) ? "heads_keep" : "ffn_keep");
+        return Error(f.path() + ": tensor '" + t.name + "': pocketlm does not know how to narrow it")
+            .about(heads_change(o) ? "heads_keep" : "ffn_keep");
     }
   }
   return {};
@@ -214,7 +246,9 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
       for (const auto& ls : stats->layers) p.layer_scores.push_back(ls.bi);
       std::vector<int64_t> idx(static_cast<size_t>(c.n_layer));
       std::iota(idx.begin(), idx.end(), 0);
-      std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) { return p.layer_scores[static_cast<size_t>(x)] < p.layer_scores[static_cast<size_t>(y)]; });
+      std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) {
+        return p.layer_scores[static_cast<size_t>(x)] < p.layer_scores[static_cast<size_t>(y)];
+      });
       for (int64_t i = 0; i < n; ++i) drop.insert(idx[static_cast<size_t>(i)]);
     }
   } else if (stats) {
@@ -273,19 +307,22 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
   if (o.repair && p.out_n_head == c.n_head && p.out_n_ff == c.n_ff)
     p.notes.push_back("repair refits attn_output and ffn_down after heads or FFN channels go: nothing to refit here");
   if (o.repair && (!stats || (stats->layers.front().ffn_gram.empty() && stats->layers.front().attn_gram.empty())))
-    return Error("the repair needs the Gram matrices of the calibration activations (PruneStatsOptions::gram)").about("repair");
+    return Error("the repair needs the Gram matrices of the calibration activations (PruneStatsOptions::gram)")
+        .about("repair");
 
   std::vector<int64_t> absorbs(static_cast<size_t>(c.n_layer), -1);  // block -> end of the run it absorbs
   if (o.repair && !p.dropped_layers.empty()) {
     if (c.block != ArchBlock::Llama)
-      p.notes.push_back("no repair for dropped blocks of " + c.arch + ": its norm after the FFN makes the fold nonlinear");
+      p.notes.push_back("no repair for dropped blocks of " + c.arch +
+                        ": its norm after the FFN makes the fold nonlinear");
     else if (p.dropped_layers.front() == 0)
       p.notes.push_back("block 0 dropped: no block before it to absorb what it added");
     for (const auto& [a, b] : absorb_runs(model, p)) {
       const LayerPruneStats& ls = stats->layers[static_cast<size_t>(a - 1)];
       if (ls.absorb_end != b || ls.ffn_gram.empty())
         return Error("the repair of dropped blocks " + std::to_string(a) + ".." + std::to_string(b - 1) +
-                     " needs their calibration cross moments (PruneStatsOptions::absorb)").about("repair");
+                     " needs their calibration cross moments (PruneStatsOptions::absorb)")
+            .about("repair");
       absorbs[static_cast<size_t>(a - 1)] = b;
     }
   }
@@ -293,12 +330,14 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
   // Tensors.
   const bool heads = p.out_n_head != c.n_head, kv_heads = p.out_n_head_kv != c.n_head_kv, ffn = p.out_n_ff != c.n_ff;
   std::vector<int64_t> new_index(static_cast<size_t>(c.n_layer), -1);
-  for (size_t i = 0; i < p.kept_layers.size(); ++i) new_index[static_cast<size_t>(p.kept_layers[i])] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < p.kept_layers.size(); ++i)
+    new_index[static_cast<size_t>(p.kept_layers[i])] = static_cast<int64_t>(i);
   for (const GgufTensor& t : f.tensors()) {
     p.bytes += t.nbytes;
     std::string rest;
     const int64_t blk = block_of(t.name, rest);
-    if (blk >= c.n_layer) return Error(f.path() + ": tensor '" + t.name + "': block " + std::to_string(blk) + " beyond block_count");
+    if (blk >= c.n_layer)
+      return Error(f.path() + ": tensor '" + t.name + "': block " + std::to_string(blk) + " beyond block_count");
     if (blk >= 0 && new_index[static_cast<size_t>(blk)] < 0) continue;
     PruneTensorPlan tp;
     tp.name = t.name;
@@ -311,9 +350,12 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
     if (blk >= 0) {
       if (heads && (rest == "attn_q.weight")) tp.edit = E::Rows, tp.out_ne[1] = p.out_n_head * c.head_dim;
       if (heads && (rest == "attn_q.bias")) tp.edit = E::Columns, tp.out_ne[0] = p.out_n_head * c.head_dim;
-      if (kv_heads && (rest == "attn_k.weight" || rest == "attn_v.weight")) tp.edit = E::Rows, tp.out_ne[1] = p.out_n_head_kv * c.head_dim;
-      if (kv_heads && (rest == "attn_k.bias" || rest == "attn_v.bias")) tp.edit = E::Columns, tp.out_ne[0] = p.out_n_head_kv * c.head_dim;
-      if (heads && rest == "attn_output.weight") tp.edit = E::Columns, tp.out_ne[0] = p.out_n_head * c.head_dim, tp.refit = o.repair;
+      if (kv_heads && (rest == "attn_k.weight" || rest == "attn_v.weight"))
+        tp.edit = E::Rows, tp.out_ne[1] = p.out_n_head_kv * c.head_dim;
+      if (kv_heads && (rest == "attn_k.bias" || rest == "attn_v.bias"))
+        tp.edit = E::Columns, tp.out_ne[0] = p.out_n_head_kv * c.head_dim;
+      if (heads && rest == "attn_output.weight")
+        tp.edit = E::Columns, tp.out_ne[0] = p.out_n_head * c.head_dim, tp.refit = o.repair;
       if (ffn && (rest == "ffn_gate.weight" || rest == "ffn_up.weight")) tp.edit = E::Rows, tp.out_ne[1] = p.out_n_ff;
       if (ffn && (rest == "ffn_gate.bias" || rest == "ffn_up.bias")) tp.edit = E::Columns, tp.out_ne[0] = p.out_n_ff;
       if (ffn && rest == "ffn_down.weight") tp.edit = E::Columns, tp.out_ne[0] = p.out_n_ff, tp.refit = o.repair;
@@ -324,7 +366,8 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
         return Error("the repair needs the Gram matrices of the calibration activations").about("repair");
     }
     if (tp.edit != E::Copy && !type_traits(t.type).can_dequantize)
-      return Error(f.path() + ": tensor '" + t.name + "': type " + std::string(type_traits(t.type).name) + " cannot be read to prune it");
+      return Error(f.path() + ": tensor '" + t.name + "': type " + std::string(type_traits(t.type).name) +
+                   " cannot be read to prune it");
     int64_t rows = 1;
     for (size_t d = 1; d < tp.out_ne.size(); ++d) rows *= tp.out_ne[d];
     tp.out_bytes = row_size(tp.out_type, tp.out_ne[0]) * static_cast<uint64_t>(rows);
@@ -333,7 +376,8 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
   }
   for (const auto& tp : p.tensors)
     if (tp.out_type != tp.type) {
-      p.notes.push_back("quantized tensors whose columns change are written as f32: requantize the output (pocketlm quantize)");
+      p.notes.push_back(
+          "quantized tensors whose columns change are written as f32: requantize the output (pocketlm quantize)");
       break;
     }
   return p;
@@ -373,7 +417,8 @@ Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& pl
   GgufWriter w;
   for (const auto& [key, value] : f.metadata()) {
     if (key == "general.alignment") continue;
-    if (dropped && key.rfind(p, 0) == 0 && value.type == GgufType::ARRAY && value.arr.size() == static_cast<size_t>(c.n_layer)) {
+    if (dropped && key.rfind(p, 0) == 0 && value.type == GgufType::ARRAY &&
+        value.arr.size() == static_cast<size_t>(c.n_layer)) {
       std::vector<GgufValue> kept;  // a per-layer array: the kept layers' entries
       for (int64_t l : plan.kept_layers) kept.push_back(value.arr[static_cast<size_t>(l)]);
       w.set(key, GgufValue::of_array(value.elem_type, std::move(kept)));
@@ -395,8 +440,10 @@ Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& pl
     const GgufValue* pat = f.find(p + "attention.sliding_window_pattern");
     if (!pat || pat->type != GgufType::ARRAY) {
       std::vector<GgufValue> flags;
-      for (int64_t l : plan.kept_layers) flags.push_back(GgufValue::of_bool(c.layer_is_local[static_cast<size_t>(l)] != 0));
-      if (c.block == ArchBlock::Gemma) w.set(p + "attention.sliding_window_pattern", GgufValue::of_array(GgufType::BOOL, std::move(flags)));
+      for (int64_t l : plan.kept_layers)
+        flags.push_back(GgufValue::of_bool(c.layer_is_local[static_cast<size_t>(l)] != 0));
+      if (c.block == ArchBlock::Gemma)
+        w.set(p + "attention.sliding_window_pattern", GgufValue::of_array(GgufType::BOOL, std::move(flags)));
     }
   }
   std::vector<int32_t> dl(plan.dropped_layers.begin(), plan.dropped_layers.end());
@@ -406,50 +453,60 @@ Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& pl
   w.set("pocketlm.prune.feed_forward_length", GgufValue::of_u32(static_cast<uint32_t>(c.n_ff)));
   w.set("pocketlm.prune.repair", GgufValue::of_bool(plan.repair));
 
-  auto progress = o.progress ? std::make_unique<Progress>("prune", static_cast<int64_t>(plan.tensors.size()), "tensors") : nullptr;
+  auto progress =
+      o.progress ? std::make_unique<Progress>("prune", static_cast<int64_t>(plan.tensors.size()), "tensors") : nullptr;
   for (const PruneTensorPlan& tp : plan.tensors) {
     const GgufTensor* t = f.tensor(tp.name);
     if (!t) return Error("prune: the plan was made for another model (no tensor '" + tp.name + "')");
     std::string rest;
     const int64_t blk = block_of(tp.name, rest);
-    PLM_CHECK(w.add_tensor_lazy(tp.out_name, tp.out_type, tp.out_ne, [&, t, blk, rest](std::vector<uint8_t>& out) -> Status {
-      if (o.cancel && o.cancel->load()) return Error("interrupted");
-      using E = PruneTensorPlan::Edit;
-      const size_t b = blk >= 0 ? static_cast<size_t>(blk) : 0;
-      const int64_t hd = c.head_dim;
-      if (tp.edit == E::Copy) {
-        out.assign(t->data, t->data + t->nbytes);
-      } else if (tp.edit == E::Rows) {
-        if (rest == "attn_q.weight") select_rows(*t, plan.kept_heads[b], hd, out);
-        else if (rest == "attn_k.weight" || rest == "attn_v.weight") select_rows(*t, plan.kept_kv_heads[b], hd, out);
-        else select_rows(*t, plan.kept_channels[b], 1, out);
-      } else {
-        std::vector<int64_t> cols;
-        if (rest == "attn_q.bias" || rest == "attn_output.weight") cols = expand(plan.kept_heads[b], hd);
-        else if (rest == "attn_k.bias" || rest == "attn_v.bias") cols = expand(plan.kept_kv_heads[b], hd);
-        else cols = plan.kept_channels[b];
-        const std::vector<float> src = tensor_to_f32(*t);
-        const int64_t n = t->ne[0], rows = t->n_rows(), k = static_cast<int64_t>(cols.size());
-        std::vector<float> dst;
-        if (tp.refit) {
-          const LayerPruneStats& ls = stats->layers[b];
-          const bool ffn_down = rest == "ffn_down.weight";
-          // The block before a dropped run also learns what the run added (its cross moments).
-          const bool absorbs = ffn_down && ls.absorb_end >= 0 && std::binary_search(plan.dropped_layers.begin(), plan.dropped_layers.end(), blk + 1);
-          PLM_TRY(dst, refit_columns(src, rows, n, ffn_down ? ls.ffn_gram : ls.attn_gram, cols, o.ridge,
-                                     absorbs ? std::span<const float>(ls.absorb_cross) : std::span<const float>()));
-        } else {
-          dst.resize(static_cast<size_t>(rows * k));
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t i = 0; i < k; ++i) dst[static_cast<size_t>(r * k + i)] = src[static_cast<size_t>(r * n + cols[static_cast<size_t>(i)])];
-        }
-        out.resize(row_size(tp.out_type, k) * static_cast<size_t>(rows));
-        PLM_TRY(size_t written, quantize_rows(tp.out_type, dst.data(), out.data(), rows, k, nullptr, nullptr));
-        (void)written;
-      }
-      if (progress) progress->add();
-      return {};
-    }));
+    PLM_CHECK(
+        w.add_tensor_lazy(tp.out_name, tp.out_type, tp.out_ne, [&, t, blk, rest](std::vector<uint8_t>& out) -> Status {
+          if (o.cancel && o.cancel->load()) return Error("interrupted");
+          using E = PruneTensorPlan::Edit;
+          const size_t b = blk >= 0 ? static_cast<size_t>(blk) : 0;
+          const int64_t hd = c.head_dim;
+          if (tp.edit == E::Copy) {
+            out.assign(t->data, t->data + t->nbytes);
+          } else if (tp.edit == E::Rows) {
+            if (rest == "attn_q.weight")
+              select_rows(*t, plan.kept_heads[b], hd, out);
+            else if (rest == "attn_k.weight" || rest == "attn_v.weight")
+              select_rows(*t, plan.kept_kv_heads[b], hd, out);
+            else
+              select_rows(*t, plan.kept_channels[b], 1, out);
+          } else {
+            std::vector<int64_t> cols;
+            if (rest == "attn_q.bias" || rest == "attn_output.weight")
+              cols = expand(plan.kept_heads[b], hd);
+            else if (rest == "attn_k.bias" || rest == "attn_v.bias")
+              cols = expand(plan.kept_kv_heads[b], hd);
+            else
+              cols = plan.kept_channels[b];
+            const std::vector<float> src = tensor_to_f32(*t);
+            const int64_t n = t->ne[0], rows = t->n_rows(), k = static_cast<int64_t>(cols.size());
+            std::vector<float> dst;
+            if (tp.refit) {
+              const LayerPruneStats& ls = stats->layers[b];
+              const bool ffn_down = rest == "ffn_down.weight";
+              // The block before a dropped run also learns what the run added (its cross moments).
+              const bool absorbs = ffn_down && ls.absorb_end >= 0 &&
+                                   std::binary_search(plan.dropped_layers.begin(), plan.dropped_layers.end(), blk + 1);
+              PLM_TRY(dst, refit_columns(src, rows, n, ffn_down ? ls.ffn_gram : ls.attn_gram, cols, o.ridge,
+                                         absorbs ? std::span<const float>(ls.absorb_cross) : std::span<const float>()));
+            } else {
+              dst.resize(static_cast<size_t>(rows * k));
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t i = 0; i < k; ++i)
+                  dst[static_cast<size_t>(r * k + i)] = src[static_cast<size_t>(r * n + cols[static_cast<size_t>(i)])];
+            }
+            out.resize(row_size(tp.out_type, k) * static_cast<size_t>(rows));
+            PLM_TRY(size_t written, quantize_rows(tp.out_type, dst.data(), out.data(), rows, k, nullptr, nullptr));
+            (void)written;
+          }
+          if (progress) progress->add();
+          return {};
+        }));
   }
   if (auto st = w.write(out_path); !st) return st.error().with_context(out_path);
   if (progress) progress->finish();
@@ -463,19 +520,25 @@ Expected<PruneResult> write_pruned_model(const Model& model, const PrunePlan& pl
 std::string format_prune_plan(const PrunePlan& p) {
   std::string s;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "arch %s: %lld -> %zu layers, heads %lld/%lld kv -> %lld/%lld kv (head size %lld), FFN %lld -> %lld%s\n",
-                p.arch.c_str(), static_cast<long long>(p.n_layer), p.kept_layers.size(), static_cast<long long>(p.n_head),
-                static_cast<long long>(p.n_head_kv), static_cast<long long>(p.out_n_head), static_cast<long long>(p.out_n_head_kv),
-                static_cast<long long>(p.head_dim), static_cast<long long>(p.n_ff), static_cast<long long>(p.out_n_ff),
-                p.repair ? ", least-squares repair" : "");
+  std::snprintf(
+      buf, sizeof buf,
+      "arch %s: %lld -> %zu layers, heads %lld/%lld kv -> %lld/%lld kv (head size %lld), FFN %lld -> %lld%s\n",
+      p.arch.c_str(), static_cast<long long>(p.n_layer), p.kept_layers.size(), static_cast<long long>(p.n_head),
+      static_cast<long long>(p.n_head_kv), static_cast<long long>(p.out_n_head),
+      static_cast<long long>(p.out_n_head_kv), static_cast<long long>(p.head_dim), static_cast<long long>(p.n_ff),
+      static_cast<long long>(p.out_n_ff), p.repair ? ", least-squares repair" : "");
   s += buf;
   if (!p.layer_scores.empty()) {
-    s += p.score == LayerScore::Angular ? "layer scores (angular distance of the run of dropped blocks starting here; lower = more redundant):\n"
-                                        : "layer scores (Block Influence 1 - cos(in, out); lower = more redundant):\n";
+    s += p.score == LayerScore::Angular
+             ? "layer scores (angular distance of the run of dropped blocks starting here; lower = more redundant):\n"
+             : "layer scores (Block Influence 1 - cos(in, out); lower = more redundant):\n";
     for (size_t l = 0; l < p.layer_scores.size(); ++l) {
-      const bool drop = std::find(p.dropped_layers.begin(), p.dropped_layers.end(), static_cast<int64_t>(l)) != p.dropped_layers.end();
-      if (std::isnan(p.layer_scores[l])) std::snprintf(buf, sizeof buf, "  block %2zu        -%s\n", l, drop ? "  dropped" : "");
-      else std::snprintf(buf, sizeof buf, "  block %2zu  %.4f%s\n", l, p.layer_scores[l], drop ? "  dropped" : "");
+      const bool drop = std::find(p.dropped_layers.begin(), p.dropped_layers.end(), static_cast<int64_t>(l)) !=
+                        p.dropped_layers.end();
+      if (std::isnan(p.layer_scores[l]))
+        std::snprintf(buf, sizeof buf, "  block %2zu        -%s\n", l, drop ? "  dropped" : "");
+      else
+        std::snprintf(buf, sizeof buf, "  block %2zu  %.4f%s\n", l, p.layer_scores[l], drop ? "  dropped" : "");
       s += buf;
     }
   }
@@ -484,8 +547,9 @@ std::string format_prune_plan(const PrunePlan& p) {
   s += "dropped layers: " + (dl.empty() ? std::string("none") : dl) + "\n";
   int touched = 0;
   for (const auto& t : p.tensors) touched += t.edit != PruneTensorPlan::Edit::Copy;
-  std::snprintf(buf, sizeof buf, "tensors: %zu written (%d narrowed), %s -> %s (saves %s, %.1f %%)\n", p.tensors.size(), touched,
-                human_bytes(static_cast<double>(p.bytes)).c_str(), human_bytes(static_cast<double>(p.out_bytes)).c_str(),
+  std::snprintf(buf, sizeof buf, "tensors: %zu written (%d narrowed), %s -> %s (saves %s, %.1f %%)\n", p.tensors.size(),
+                touched, human_bytes(static_cast<double>(p.bytes)).c_str(),
+                human_bytes(static_cast<double>(p.out_bytes)).c_str(),
                 human_bytes(static_cast<double>(p.bytes - p.out_bytes)).c_str(),
                 p.bytes ? 100.0 * static_cast<double>(p.bytes - p.out_bytes) / static_cast<double>(p.bytes) : 0.0);
   s += buf;

@@ -42,12 +42,12 @@ struct PruneOptions {
   std::vector<int64_t> drop_layers;  // explicit block indices to drop (then keep_layers must be -1)
   int64_t keep_layers = -1;          // -1: no layer dropping by score; else the output's block count
   LayerScore score = LayerScore::Angular;
-  double heads_keep = 1.0;           // fraction of query heads kept (snapped to a count GQA allows)
-  double ffn_keep = 1.0;             // fraction of FFN channels kept (rounded to ffn_multiple)
-  int64_t ffn_multiple = 0;          // 0: 256 when n_ff is a multiple of 256 (k-quants), else 32 when it is
-                                     // a multiple of 32, else 1
-  bool repair = false;               // least-squares refit of ffn_down / attn_output (needs the Gram stats);
-                                     // for dropped blocks, the block before them learns what they added
+  double heads_keep = 1.0;   // fraction of query heads kept (snapped to a count GQA allows)
+  double ffn_keep = 1.0;     // fraction of FFN channels kept (rounded to ffn_multiple)
+  int64_t ffn_multiple = 0;  // 0: 256 when n_ff is a multiple of 256 (k-quants), else 32 when it is
+                             // a multiple of 32, else 1
+  bool repair = false;       // least-squares refit of ffn_down / attn_output (needs the Gram stats);
+                             // for dropped blocks, the block before them learns what they added
   double ridge = 1e-3;
   bool progress = true;
   const std::atomic<bool>* cancel = nullptr;
@@ -68,10 +68,10 @@ struct PruneTensorPlan {
 struct PrunePlan {
   std::string arch;
   int64_t n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, head_dim = 0;  // input
-  std::vector<int64_t> kept_layers;     // input indices, increasing (output block i is kept_layers[i])
+  std::vector<int64_t> kept_layers;  // input indices, increasing (output block i is kept_layers[i])
   std::vector<int64_t> dropped_layers;
-  std::vector<double> layer_scores;     // per input block: the score that chose (BI, or the angular
-                                        // distance of the run starting there), empty without calibration
+  std::vector<double> layer_scores;  // per input block: the score that chose (BI, or the angular
+                                     // distance of the run starting there), empty without calibration
   LayerScore score = LayerScore::Angular;
   int64_t out_n_head = 0, out_n_head_kv = 0, out_n_ff = 0;
   // Per input block (kept ones filled): kept query heads, kept KV heads, kept FFN channels (input indices).

@@ -68,8 +68,9 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
   }
   if (total == 0) return Error("pruning calibration: no tokens");
   if (longest > c.n_ctx_train)
-    return Error("pruning calibration: a sequence of " + std::to_string(longest) + " tokens is longer than the context " +
-                 c.name + " was trained on (" + std::to_string(c.n_ctx_train) + ")");
+    return Error("pruning calibration: a sequence of " + std::to_string(longest) +
+                 " tokens is longer than the context " + c.name + " was trained on (" + std::to_string(c.n_ctx_train) +
+                 ")");
   if (model.repacked().count() > 0)
     return Error("pruning calibration: load the model without the decode layout (ModelLoadOptions::decode_layout)");
 
@@ -85,10 +86,12 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
   st.n_layer = L;
   st.layers.resize(static_cast<size_t>(L));
   st.angular.assign(static_cast<size_t>((L + 1) * (L + 1)), 0.0);
-  std::vector<std::vector<double>> head_norm(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(c.n_head), 0.0));
+  std::vector<std::vector<double>> head_norm(static_cast<size_t>(L),
+                                             std::vector<double>(static_cast<size_t>(c.n_head), 0.0));
   std::vector<std::vector<double>> ffn_abs(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(n_ff), 0.0));
   for (const auto& [a, b] : o.absorb) {
-    if (a < 1 || b <= a || b > L || !o.gram) return Error("pruning calibration: bad absorb run [" + std::to_string(a) + ", " + std::to_string(b) + ")");
+    if (a < 1 || b <= a || b > L || !o.gram)
+      return Error("pruning calibration: bad absorb run [" + std::to_string(a) + ", " + std::to_string(b) + ")");
     st.layers[static_cast<size_t>(a - 1)].absorb_end = b;
     st.layers[static_cast<size_t>(a - 1)].absorb_cross.assign(static_cast<size_t>(d * n_ff), 0.0f);
   }
@@ -146,7 +149,8 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
           for (int64_t j = 0; j < n_ff; ++j) fa[static_cast<size_t>(j)] += std::fabs(h[j]);
         }
         if (o.gram) add_gram(ls.ffn_gram, s.hidden.data(), n, n_ff, pool);
-        if (ls.absorb_end >= 0) kept_hidden[static_cast<size_t>(l)].assign(s.hidden.begin(), s.hidden.begin() + n * n_ff);
+        if (ls.absorb_end >= 0)
+          kept_hidden[static_cast<size_t>(l)].assign(s.hidden.begin(), s.hidden.begin() + n * n_ff);
         if (W.post_ffn_norm) norm_rows(s.att_out.data(), *W.post_ffn_norm, s.att_out.data(), n, d, c.norm_eps);
         add_inplace(s.x.data(), s.att_out.data(), n * d);
         for (int64_t i = 0; i < n * d; ++i)
@@ -161,9 +165,10 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
             double sum = 0;
             for (int64_t t = 0; t < n; ++t) {
               const double na = norms[static_cast<size_t>(a * n + t)], nb = norms[static_cast<size_t>(bb * n + t)];
-              const double cosv = na > 0 && nb > 0
-                                      ? dot(&bounds[static_cast<size_t>((a * n + t) * d)], &bounds[static_cast<size_t>((bb * n + t) * d)], d) / (na * nb)
-                                      : 1.0;
+              const double cosv = na > 0 && nb > 0 ? dot(&bounds[static_cast<size_t>((a * n + t) * d)],
+                                                         &bounds[static_cast<size_t>((bb * n + t) * d)], d) /
+                                                         (na * nb)
+                                                   : 1.0;
               sum += std::acos(std::clamp(cosv, -1.0, 1.0)) / kPi;
               if (bb == a + 1) st.layers[static_cast<size_t>(a)].bi += 1.0 - cosv;
             }
@@ -209,7 +214,8 @@ Expected<PruneStats> collect_prune_stats(const Model& model, std::span<const std
     const std::vector<double> wd = column_norms(file_tensor(model, l, "ffn_down.weight"));
     ls.ffn.assign(static_cast<size_t>(n_ff), 0.0);
     for (int64_t j = 0; j < n_ff; ++j)
-      ls.ffn[static_cast<size_t>(j)] = ffn_abs[static_cast<size_t>(l)][static_cast<size_t>(j)] * inv * wd[static_cast<size_t>(j)];
+      ls.ffn[static_cast<size_t>(j)] =
+          ffn_abs[static_cast<size_t>(l)][static_cast<size_t>(j)] * inv * wd[static_cast<size_t>(j)];
     // Mirror the upper triangles so the Gram matrices are whole.
     for (auto* g : {&ls.attn_gram, &ls.ffn_gram}) {
       if (g->empty()) continue;

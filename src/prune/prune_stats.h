@@ -24,7 +24,7 @@
 namespace pocketlm {
 
 struct PruneStatsOptions {
-  bool gram = false;      // also collect the Gram matrices (for the repair)
+  bool gram = false;  // also collect the Gram matrices (for the repair)
   // Runs of dropped blocks [a, b) (a >= 1) whose contribution the repair folds into block a - 1's ffn_down:
   // for each, the cross moments sum_t (x_b - x_a) h^T of what the run adds to the residual stream and block
   // a - 1's FFN activations h (needs gram).
@@ -34,12 +34,12 @@ struct PruneStatsOptions {
 };
 
 struct LayerPruneStats {
-  double bi = 0;                  // mean over tokens of 1 - cos(block input, block output)
-  std::vector<double> head;       // per query head: E||att_h|| * ||W_o[:, h]||_F
-  std::vector<double> ffn;        // per FFN channel: E|h_j| * ||W_down[:, j]||
-  std::vector<float> attn_gram;   // q_dim x q_dim, sum over tokens of att att^T (gram only)
-  std::vector<float> ffn_gram;    // n_ff x n_ff, sum over tokens of h h^T (gram only)
-  int64_t absorb_end = -1;        // b of the run [l + 1, b) this block absorbs (PruneStatsOptions::absorb)
+  double bi = 0;                    // mean over tokens of 1 - cos(block input, block output)
+  std::vector<double> head;         // per query head: E||att_h|| * ||W_o[:, h]||_F
+  std::vector<double> ffn;          // per FFN channel: E|h_j| * ||W_down[:, j]||
+  std::vector<float> attn_gram;     // q_dim x q_dim, sum over tokens of att att^T (gram only)
+  std::vector<float> ffn_gram;      // n_ff x n_ff, sum over tokens of h h^T (gram only)
+  int64_t absorb_end = -1;          // b of the run [l + 1, b) this block absorbs (PruneStatsOptions::absorb)
   std::vector<float> absorb_cross;  // n_embd x n_ff: sum over tokens of (x_b - x_{l+1}) h^T
 };
 
@@ -50,9 +50,7 @@ struct PruneStats {
   // (n_layer + 1)^2, row-major: angular[a * (n_layer + 1) + b] for a < b is the mean over tokens of
   // arccos(cos(x_a, x_b)) / pi, x_a the residual stream entering block a (x_n_layer: leaving the last one).
   std::vector<double> angular;
-  double angular_distance(int64_t a, int64_t b) const {
-    return angular[static_cast<size_t>(a * (n_layer + 1) + b)];
-  }
+  double angular_distance(int64_t a, int64_t b) const { return angular[static_cast<size_t>(a * (n_layer + 1) + b)]; }
 };
 
 // Runs `sequences` (each from position 0, in forward calls of at most n_batch tokens) through `model` and

@@ -4,15 +4,17 @@
 
 namespace pocketlm {
 
-Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t rows, int64_t n, std::span<const float> gram,
-                                           std::span<const int64_t> keep, double ridge, std::span<const float> cross) {
+Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t rows, int64_t n,
+                                           std::span<const float> gram, std::span<const int64_t> keep, double ridge,
+                                           std::span<const float> cross) {
   const int64_t k = static_cast<int64_t>(keep.size());
   const auto at = [n](int64_t i, int64_t j) { return static_cast<size_t>(i * n + j); };
   // A = C_SS + lambda I (k x k, lower triangle after factorisation), B = C_S: (k x n).
   std::vector<double> a(static_cast<size_t>(k * k));
   double diag = 0;
   for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j < k; ++j) a[static_cast<size_t>(i * k + j)] = gram[at(keep[static_cast<size_t>(i)], keep[static_cast<size_t>(j)])];
+    for (int64_t j = 0; j < k; ++j)
+      a[static_cast<size_t>(i * k + j)] = gram[at(keep[static_cast<size_t>(i)], keep[static_cast<size_t>(j)])];
     diag += a[static_cast<size_t>(i * k + i)];
   }
   const double lambda = ridge * (k > 0 ? diag / static_cast<double>(k) : 0.0) + 1e-12;
@@ -21,7 +23,8 @@ Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t row
   for (int64_t j = 0; j < k; ++j) {
     double s = a[static_cast<size_t>(j * k + j)];
     for (int64_t p = 0; p < j; ++p) s -= a[static_cast<size_t>(j * k + p)] * a[static_cast<size_t>(j * k + p)];
-    if (!(s > 0)) return Error("least-squares refit: the calibration Gram matrix of the kept columns is not positive definite");
+    if (!(s > 0))
+      return Error("least-squares refit: the calibration Gram matrix of the kept columns is not positive definite");
     const double g = std::sqrt(s);
     a[static_cast<size_t>(j * k + j)] = g;
     for (int64_t i = j + 1; i < k; ++i) {

@@ -20,8 +20,8 @@ namespace pocketlm {
 // With `cross` (rows x n: sum_t y_t x_t^T), the target of row r becomes w_r . x_t + y_t[r]: the layer also
 // learns to add y (the repair of dropped blocks folds what they added to the residual stream into the block
 // before them).
-Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t rows, int64_t n, std::span<const float> gram,
-                                           std::span<const int64_t> keep, double ridge = 1e-3,
-                                           std::span<const float> cross = {});
+Expected<std::vector<float>> refit_columns(std::span<const float> w, int64_t rows, int64_t n,
+                                           std::span<const float> gram, std::span<const int64_t> keep,
+                                           double ridge = 1e-3, std::span<const float> cross = {});
 
 }  // namespace pocketlm

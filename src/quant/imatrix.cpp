@@ -65,7 +65,9 @@ Expected<Imatrix> parse_gguf(std::shared_ptr<MappedFile> file, const std::string
   std::map<std::string, std::pair<const GgufTensor*, const GgufTensor*>> pairs;
   for (const GgufTensor& t : g.tensors()) {
     const std::string& tn = t.name;
-    auto ends_with = [&](std::string_view s) { return tn.size() > s.size() && tn.compare(tn.size() - s.size(), s.size(), s) == 0; };
+    auto ends_with = [&](std::string_view s) {
+      return tn.size() > s.size() && tn.compare(tn.size() - s.size(), s.size(), s) == 0;
+    };
     if (ends_with(".in_sum2"))
       pairs[tn.substr(0, tn.size() - 8)].first = &t;
     else if (ends_with(".counts"))
@@ -76,7 +78,8 @@ Expected<Imatrix> parse_gguf(std::shared_ptr<MappedFile> file, const std::string
   if (pairs.empty()) return Error(name + ": no imatrix entries (no <weight>.in_sum2 tensors)");
   for (const auto& [wname, p] : pairs) {
     if (!p.first || !p.second)
-      return Error(name + ": entry '" + wname + "' has " + (p.first ? "in_sum2 but no counts" : "counts but no in_sum2"));
+      return Error(name + ": entry '" + wname + "' has " +
+                   (p.first ? "in_sum2 but no counts" : "counts but no in_sum2"));
     if (p.first->type != GgmlType::F32 || p.second->type != GgmlType::F32)
       return Error(name + ": entry '" + wname + "': in_sum2 and counts must be F32");
     ImatrixEntry e;
@@ -141,7 +144,8 @@ Expected<Imatrix> parse_dat(std::span<const uint8_t> bytes, const std::string& n
   if (n_entries <= 0) return c.err("entry count", std::to_string(n_entries) + " entries (not an imatrix .dat file?)");
   // Each entry needs at least 12 bytes: a bound on the count before anything is allocated.
   if (static_cast<size_t>(n_entries) > c.left() / 12)
-    return c.err("entry count", std::to_string(n_entries) + " entries cannot fit in " + std::to_string(c.left()) + " bytes");
+    return c.err("entry count",
+                 std::to_string(n_entries) + " entries cannot fit in " + std::to_string(c.left()) + " bytes");
   Imatrix im;
   im.from_legacy = true;
   im.chunk_size = chunk_size;
@@ -378,8 +382,8 @@ std::string format_imatrix_statistics(const Imatrix& im, const std::vector<Imatr
   }
   os << "\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-36s %12s %10s %10s %10s %10s %7s %8s %6s %8s %7s %7s\n", "tensor",
-                "sum(act^2)", "min", "max", "mean", "stddev", "cv", "active%", "zero", "entropy", "zd%", "cossim");
+  std::snprintf(line, sizeof(line), "%-36s %12s %10s %10s %10s %10s %7s %8s %6s %8s %7s %7s\n", "tensor", "sum(act^2)",
+                "min", "max", "mean", "stddev", "cv", "active%", "zero", "entropy", "zd%", "cossim");
   os << line;
   for (const auto& s : stats) {
     std::snprintf(line, sizeof(line), "%-36s %12.4g %10.4g %10.4g %10.4g %10.4g %7.3f %8.2f %6lld %8.3f %7.2f %7s\n",

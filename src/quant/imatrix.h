@@ -23,11 +23,11 @@ namespace pocketlm {
 class GgufFile;
 
 struct ImatrixEntry {
-  std::string name;          // the weight's tensor name, e.g. "blk.0.attn_q.weight"
-  int64_t n_cols = 0;        // input columns (the weight's row length)
-  int64_t n_mat = 1;         // matrices (experts) sharing the entry
-  std::vector<float> sums;   // n_mat * n_cols sums of squared activations
-  std::vector<float> counts; // n_mat token counts
+  std::string name;           // the weight's tensor name, e.g. "blk.0.attn_q.weight"
+  int64_t n_cols = 0;         // input columns (the weight's row length)
+  int64_t n_mat = 1;          // matrices (experts) sharing the entry
+  std::vector<float> sums;    // n_mat * n_cols sums of squared activations
+  std::vector<float> counts;  // n_mat token counts
 
   // Mean squared activation of each column of matrix `mat` (n_cols values): the quantizer's importance.
   // A matrix that saw no tokens gets 1 for every column (no preference), as llama.cpp does.
@@ -71,14 +71,14 @@ Status validate_imatrix(const Imatrix& im, const GgufFile& model);
 // --show-statistics reports them.
 struct ImatrixTensorStats {
   std::string name;
-  int64_t n = 0;            // columns with data (over all matrices)
+  int64_t n = 0;  // columns with data (over all matrices)
   double sum = 0, mean = 0, min = 0, max = 0, stddev = 0;
-  double cv = 0;            // coefficient of variation: stddev / mean (0 when the mean is 0)
-  int64_t zero_columns = 0; // columns whose mean is <= 1e-5 (never or barely activated)
-  double active = 0;        // 1 - zero_columns / n
-  double entropy = 0;       // of the columns' share of the sum, in bits
-  double zd = 0;            // fraction of columns more than one stddev above the mean
-  double cossim = 0;        // cosine similarity with the same tensor one layer earlier (0 when none)
+  double cv = 0;             // coefficient of variation: stddev / mean (0 when the mean is 0)
+  int64_t zero_columns = 0;  // columns whose mean is <= 1e-5 (never or barely activated)
+  double active = 0;         // 1 - zero_columns / n
+  double entropy = 0;        // of the columns' share of the sum, in bits
+  double zd = 0;             // fraction of columns more than one stddev above the mean
+  double cossim = 0;         // cosine similarity with the same tensor one layer earlier (0 when none)
   bool has_cossim = false;
 };
 std::vector<ImatrixTensorStats> imatrix_statistics(const Imatrix& im);

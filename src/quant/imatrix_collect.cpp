@@ -74,14 +74,17 @@ Imatrix ImatrixCollector::result(int64_t chunk_size, std::vector<std::string> da
 Expected<std::vector<std::vector<int32_t>>> imatrix_text_chunks(const Tokenizer& tok, std::span<const int32_t> ids,
                                                                 int64_t n_ctx, int64_t max_chunks,
                                                                 const std::string& text_name) {
-  if (n_ctx < 1) return Error("chunks of " + std::to_string(n_ctx) + " tokens: a chunk needs at least one token").about("n_ctx");
+  if (n_ctx < 1)
+    return Error("chunks of " + std::to_string(n_ctx) + " tokens: a chunk needs at least one token").about("n_ctx");
   const auto n_tokens = static_cast<int64_t>(ids.size());
   if (n_tokens < n_ctx)
     return Error(text_name + ": the text is " + std::to_string(n_tokens) + " tokens, shorter than one chunk of " +
-                 std::to_string(n_ctx) + " tokens; give a longer text or smaller chunks").about("n_ctx");
+                 std::to_string(n_ctx) + " tokens; give a longer text or smaller chunks")
+        .about("n_ctx");
   int64_t n_chunk = n_tokens / n_ctx;
   if (max_chunks >= 0) n_chunk = std::min(n_chunk, max_chunks);
-  if (n_chunk < 1) return Error(std::to_string(max_chunks) + " chunks asked for: nothing to collect").about("max_chunks");
+  if (n_chunk < 1)
+    return Error(std::to_string(max_chunks) + " chunks asked for: nothing to collect").about("max_chunks");
   const int32_t bos = tok.add_bos() ? tok.bos() : -1;
   std::vector<std::vector<int32_t>> chunks(static_cast<size_t>(n_chunk));
   for (int64_t c = 0; c < n_chunk; ++c) {

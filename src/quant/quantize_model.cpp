@@ -1,8 +1,8 @@
 #include "quant/quantize_model.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -13,16 +13,16 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "formats/block_grid.h"
+#include "formats/dequantize.h"
+#include "formats/quantize.h"
 #include "gguf/writer.h"
 #include "kernels/matmul.h"
-#include "formats/dequantize.h"
-#include "formats/block_grid.h"
-#include "formats/quantize.h"
 #include "quant/methods/calib_stats.h"
 #include "quant/methods/weight_transform.h"
+#include "util/byte_size.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
-#include "util/byte_size.h"
 
 namespace pocketlm {
 namespace {
@@ -46,8 +46,7 @@ std::string writable_types() {
 Expected<GgmlType> writable_type(std::string_view name) {
   const std::optional<GgmlType> t = type_from_name(name);
   if (!t) return Error("unknown tensor type '" + std::string(name) + "' (types: " + writable_types() + ")");
-  if (!can_quantize(*t))
-    return Error("pocketlm cannot write type " + tname(*t) + " (types: " + writable_types() + ")");
+  if (!can_quantize(*t)) return Error("pocketlm cannot write type " + tname(*t) + " (types: " + writable_types() + ")");
   return *t;
 }
 
@@ -78,7 +77,8 @@ int QuantizePlan::n_fallback() const {
 std::vector<std::string> QuantizePlan::pocketlm_only_types() const {
   std::vector<GgmlType> types;
   for (const auto& t : tensors)
-    if (is_pocketlm_only(t.type) && std::find(types.begin(), types.end(), t.type) == types.end()) types.push_back(t.type);
+    if (is_pocketlm_only(t.type) && std::find(types.begin(), types.end(), t.type) == types.end())
+      types.push_back(t.type);
   std::sort(types.begin(), types.end());
   std::vector<std::string> names;
   for (GgmlType t : types) names.push_back(tname(t));
@@ -109,7 +109,8 @@ std::optional<uint32_t> ftype_of_single_type(GgmlType type) {
   }
 }
 
-Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type, const std::string& where) {
+Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type,
+                                          const std::string& where) {
   QuantizeRule rule;
   rule.pattern = pattern;
   rule.where = where;
@@ -140,11 +141,13 @@ Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view text, 
     const nlohmann::json& r = j[i];
     if (!r.is_object()) return Error(where + ": expected an object {\"pattern\": ..., \"type\": ...}");
     for (const auto& [key, value] : r.items()) {
-      if (key != "pattern" && key != "type") return Error(where + ": unknown key '" + key + "' (expected pattern, type)");
+      if (key != "pattern" && key != "type")
+        return Error(where + ": unknown key '" + key + "' (expected pattern, type)");
     }
     if (!r.contains("pattern") || !r["pattern"].is_string()) return Error(where + ": missing string \"pattern\"");
     if (!r.contains("type") || !r["type"].is_string()) return Error(where + ": missing string \"type\"");
-    PLM_TRY(QuantizeRule rule, make_quantize_rule(r["pattern"].get<std::string>(), r["type"].get<std::string>(), where));
+    PLM_TRY(QuantizeRule rule,
+            make_quantize_rule(r["pattern"].get<std::string>(), r["type"].get<std::string>(), where));
     rules.push_back(std::move(rule));
   }
   return rules;
@@ -238,7 +241,8 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
         by = "--token-embedding-type";
       } else if (o.output_tensor_type && (rt.name == "output.weight" || (tied && rt.name == "token_embd.weight"))) {
         want = o.output_tensor_type;
-        by = rt.name == "output.weight" ? "--output-tensor-type" : "--output-tensor-type (the embedding is tied to the head)";
+        by = rt.name == "output.weight" ? "--output-tensor-type"
+                                        : "--output-tensor-type (the embedding is tied to the head)";
       }
       if (want) {
         const int64_t block = type_traits(*want).block_size;
@@ -262,8 +266,7 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
       return Error(in.path() + ": tensor '" + p.name + "' is " + tname(p.src_type) +
                    ", which pocketlm cannot decode (so it cannot be converted to " + tname(p.type) + ")");
     p.requantize = p.quantize && !is_float_type(p.src_type);
-    if (o.gptq_stats && p.quantize && has_block_grid(p.type) && p.ne.size() >= 2 &&
-        gt.ne[2] == 1 && gt.ne[3] == 1) {
+    if (o.gptq_stats && p.quantize && has_block_grid(p.type) && p.ne.size() >= 2 && gt.ne[2] == 1 && gt.ne[3] == 1) {
       const InputStats* st = o.gptq_stats->find(p.name);
       p.gptq = st && !st->gram.empty() && st->n == p.ne[0];
     }
@@ -333,7 +336,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
   result->tensors.resize(plan.tensors.size());
   std::shared_ptr<Progress> progress;
   if (o.progress)
-    progress = std::make_shared<Progress>("quantize " + plan.target, static_cast<int64_t>(plan.tensors.size()), "tensors");
+    progress =
+        std::make_shared<Progress>("quantize " + plan.target, static_cast<int64_t>(plan.tensors.size()), "tensors");
 
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     {
@@ -365,7 +369,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
         } else {
           pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
             for (int64_t r = r0; r < r1; ++r)
-              dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, decoded.data() + r * n_per_row, n_per_row);
+              dequantize_row(t.type, t.data + static_cast<size_t>(r) * src_row, decoded.data() + r * n_per_row,
+                             n_per_row);
           });
         }
         if (p.transformed) o.transform->apply(p.name, decoded.data(), n_per_row, n_rows);
@@ -383,7 +388,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           importance[static_cast<size_t>(m)] = entry->importance(entry->n_mat > 1 ? m : 0);
           if (col)  // a column multiplied by c sees inputs divided by c
             for (int64_t j = 0; j < n_per_row; ++j)
-              importance[static_cast<size_t>(m)][static_cast<size_t>(j)] /= (*col)[static_cast<size_t>(j)] * (*col)[static_cast<size_t>(j)];
+              importance[static_cast<size_t>(m)][static_cast<size_t>(j)] /=
+                  (*col)[static_cast<size_t>(j)] * (*col)[static_cast<size_t>(j)];
         }
       }
       if (p.gptq) {
@@ -398,7 +404,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           if (col)
             for (int64_t a = 0; a < n_per_row; ++a)
               for (int64_t j = 0; j < n_per_row; ++j)
-                H[static_cast<size_t>(a * n_per_row + j)] /= (*col)[static_cast<size_t>(a)] * (*col)[static_cast<size_t>(j)];
+                H[static_cast<size_t>(a * n_per_row + j)] /=
+                    (*col)[static_cast<size_t>(a)] * (*col)[static_cast<size_t>(j)];
           auto f = gptq_inverse_factor(H.data(), n_per_row, o.gptq.damp, &pool);
           if (!f) return f.error().with_context("tensor '" + p.name + "'");
           U = std::make_shared<const std::vector<float>>(std::move(*f));
@@ -493,10 +500,12 @@ std::string format_quantize_plan(const QuantizePlan& plan) {
   for (const auto& t : plan.tensors) ++mix[tname(t.type)];
   std::string mixs;
   for (const auto& [k, n] : mix) mixs += (mixs.empty() ? "" : ", ") + std::to_string(n) + " " + k;
-  const double bpw = plan.n_elements > 0 ? 8.0 * static_cast<double>(plan.out_bytes) / static_cast<double>(plan.n_elements) : 0;
+  const double bpw =
+      plan.n_elements > 0 ? 8.0 * static_cast<double>(plan.out_bytes) / static_cast<double>(plan.n_elements) : 0;
   std::snprintf(line, sizeof line,
                 "total: %zu tensors (%s), %d fallback(s); %s -> %s, %.2f bits/weight; %s (general.file_type %u)\n",
-                plan.tensors.size(), mixs.c_str(), plan.n_fallback(), human_bytes(static_cast<double>(plan.src_bytes)).c_str(),
+                plan.tensors.size(), mixs.c_str(), plan.n_fallback(),
+                human_bytes(static_cast<double>(plan.src_bytes)).c_str(),
                 human_bytes(static_cast<double>(plan.out_bytes)).c_str(), bpw,
                 ((plan.is_recipe ? "recipe " : "single type ") + plan.target).c_str(), plan.ftype);
   s += line;

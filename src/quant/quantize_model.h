@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gguf/reader.h"
 #include "formats/ggml_type.h"
+#include "gguf/reader.h"
 #include "quant/imatrix.h"
 #include "quant/methods/gptq.h"
 #include "quant/recipe.h"
@@ -41,7 +41,8 @@ Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path)
 Expected<std::vector<QuantizeRule>> parse_quantize_rules(std::string_view json, const std::string& name);
 Expected<std::vector<QuantizeRule>> parse_quantize_rules_yaml(std::string_view yaml, const std::string& name);
 // One rule from its two strings; `where` prefixes errors ("rules.yaml:4: rule 2").
-Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type, const std::string& where);
+Expected<QuantizeRule> make_quantize_rule(const std::string& pattern, const std::string& type,
+                                          const std::string& where);
 
 struct QuantizeOptions {
   // A recipe name (Q4_K_M, Q8_0, ...: llama.cpp's mixes) or a type name (q4_K, iq4_nl, f16, ...: every weight
@@ -61,22 +62,22 @@ struct QuantizeOptions {
   const WeightTransform* transform = nullptr;
   const CalibStats* gptq_stats = nullptr;
   GptqOptions gptq;
-  std::string method;                // recorded as quantize.method ("" : nothing recorded)
-  std::string calibration;           // recorded as quantize.calibration (what the statistics came from)
-  int n_threads = 0;                 // 0: physical cores
-  bool progress = true;              // a progress line on stderr
+  std::string method;                         // recorded as quantize.method ("" : nothing recorded)
+  std::string calibration;                    // recorded as quantize.calibration (what the statistics came from)
+  int n_threads = 0;                          // 0: physical cores
+  bool progress = true;                       // a progress line on stderr
   const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT) to stop: the error "interrupted"
 };
 
 struct QuantizeTensorPlan {
   std::string name;
-  std::vector<int64_t> ne;   // ggml order
+  std::vector<int64_t> ne;  // ggml order
   GgmlType src_type = GgmlType::F32;
   GgmlType type = GgmlType::F32;
-  std::string reason;        // why `type` is not the target's base type ("" when it is)
-  bool fallback = false;     // the wanted type's block does not divide the row width
-  bool quantize = false;     // false: the bytes are copied as they are (kept type)
-  bool requantize = false;   // the source is already quantized (dequantized first: a second rounding)
+  std::string reason;       // why `type` is not the target's base type ("" when it is)
+  bool fallback = false;    // the wanted type's block does not divide the row width
+  bool quantize = false;    // false: the bytes are copied as they are (kept type)
+  bool requantize = false;  // the source is already quantized (dequantized first: a second rounding)
   bool has_importance = false;
   bool transformed = false;  // rescaled by QuantizeOptions::transform (written even when the type is kept)
   bool gptq = false;         // encoded by GPTQ
@@ -86,14 +87,14 @@ struct QuantizeTensorPlan {
 };
 
 struct QuantizePlan {
-  std::string target;        // "Q4_K_M" (recipe) or "q4_K" (single type)
+  std::string target;  // "Q4_K_M" (recipe) or "q4_K" (single type)
   bool is_recipe = false;
   GgmlType base = GgmlType::F32;
-  uint32_t ftype = 0;        // general.file_type of the output
+  uint32_t ftype = 0;                       // general.file_type of the output
   std::vector<QuantizeTensorPlan> tensors;  // in the input's order
   uint64_t src_bytes = 0, out_bytes = 0;    // tensor data only
   int64_t n_elements = 0;
-  std::vector<std::string> warnings;        // requantized inputs, types pocketlm cannot run yet, ...
+  std::vector<std::string> warnings;  // requantized inputs, types pocketlm cannot run yet, ...
   int n_fallback() const;
   // Names of the pocketlm-only types (ggml_type.h: q4_0_g64, q4_0_g128) the output holds, by type id; empty
   // when llama.cpp can read the output. Never produced by a recipe: only a single TYPE, a rule or a flag.

@@ -30,8 +30,10 @@ Expected<std::vector<QuantizeRule>> parse_quantize_rules_yaml(std::string_view y
     YAML::Node root = YAML::Load(std::string(yaml));
     if (root.IsMap() && root["rules"]) root = root["rules"];
     if (!root.IsSequence())
-      return Error(at(name, root.Mark()) + ": expected a YAML list of {pattern: <regex>, type: <type>} mappings (or "
-                   "rules: [...]), found " + kind(root));
+      return Error(at(name, root.Mark()) +
+                   ": expected a YAML list of {pattern: <regex>, type: <type>} mappings (or "
+                   "rules: [...]), found " +
+                   kind(root));
     std::vector<QuantizeRule> rules;
     for (size_t i = 0; i < root.size(); ++i) {
       const YAML::Node r = root[i];

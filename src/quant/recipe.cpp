@@ -8,7 +8,20 @@ namespace pocketlm {
 namespace {
 
 // Broad roles of a tensor, by name (llama.cpp names: blk.N.attn_v.weight, ...).
-enum class Role { Output, TokenEmbd, AttnQkv, AttnKvB, AttnV, AttnK, AttnQ, AttnOutput, FfnUp, FfnGate, FfnDown, Other };
+enum class Role {
+  Output,
+  TokenEmbd,
+  AttnQkv,
+  AttnKvB,
+  AttnV,
+  AttnK,
+  AttnQ,
+  AttnOutput,
+  FfnUp,
+  FfnGate,
+  FfnDown,
+  Other
+};
 
 bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -46,10 +59,19 @@ bool allows_quantization(const RecipeTensor& t) {
   if (n_dims(t.ne) < 2) return false;
   const std::string_view n = t.name;
   if (!ends_with(n, "weight")) return false;
-  static constexpr std::string_view kNever[] = {
-      "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-      "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "attn_rel_b.weight",
-      "time_mix_first.weight", ".position_embd", ".patch_embd", ".rel_pos"};
+  static constexpr std::string_view kNever[] = {"_norm.weight",
+                                                "ffn_gate_inp.weight",
+                                                "ffn_gate_tid2eid.weight",
+                                                "altup",
+                                                "laurel",
+                                                "per_layer_model_proj",
+                                                "ssm_conv1d",
+                                                "shortconv.conv.weight",
+                                                "attn_rel_b.weight",
+                                                "time_mix_first.weight",
+                                                ".position_embd",
+                                                ".patch_embd",
+                                                ".rel_pos"};
   for (std::string_view part : kNever) {
     if (contains(n, part)) return false;
   }
@@ -57,8 +79,8 @@ bool allows_quantization(const RecipeTensor& t) {
 }
 
 bool is_quantized(GgmlType t) {
-  return t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::BF16 && t != GgmlType::F64 &&
-         t != GgmlType::I8 && t != GgmlType::I16 && t != GgmlType::I32 && t != GgmlType::I64;
+  return t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::BF16 && t != GgmlType::F64 && t != GgmlType::I8 &&
+         t != GgmlType::I16 && t != GgmlType::I32 && t != GgmlType::I64;
 }
 
 std::string tname(GgmlType t) { return std::string(type_traits(t).name); }
@@ -235,7 +257,8 @@ Expected<QuantRecipe> find_recipe(std::string_view name) {
 
 Expected<std::vector<TensorPlan>> plan_recipe(const QuantRecipe& recipe, const RecipeModelInfo& model,
                                               std::span<const RecipeTensor> tensors) {
-  if (model.n_layer <= 0) return Error("recipe " + std::string(recipe.name) + ": the model has no layers (block_count)");
+  if (model.n_layer <= 0)
+    return Error("recipe " + std::string(recipe.name) + ": the model has no layers (block_count)");
   PlanState s{recipe, model};
   s.gqa = model.n_head > 0 && model.n_head_kv > 0 ? model.n_head / model.n_head_kv : 1;
   s.is_70b = model.arch == "llama" && model.n_layer == 80 && model.n_head_kv > 0 && model.n_head != model.n_head_kv;
@@ -318,8 +341,9 @@ std::vector<TensorPlan> plan_uniform(GgmlType type, std::span<const RecipeTensor
       if (p.type != type) {
         p.wanted = type;
         p.reason = "row width " + std::to_string(width) + " is not a multiple of " + std::to_string(block_of(type)) +
-                   " (" + tname(type) + "'s block)" + (legacy_fallback(type) && p.type == GgmlType::F16 ? " nor of 32" : "") +
-                   ": " + tname(p.type) + " instead";
+                   " (" + tname(type) + "'s block)" +
+                   (legacy_fallback(type) && p.type == GgmlType::F16 ? " nor of 32" : "") + ": " + tname(p.type) +
+                   " instead";
       }
     }
     plan.push_back(std::move(p));

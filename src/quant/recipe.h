@@ -12,15 +12,27 @@
 #include <string_view>
 #include <vector>
 
-#include "gguf/reader.h"
 #include "formats/ggml_type.h"
+#include "gguf/reader.h"
 #include "util/error.h"
 
 namespace pocketlm {
 
 enum class RecipeId {
-  F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-  Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K,
+  F16,
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q2_K,
+  Q3_K_S,
+  Q3_K_M,
+  Q4_K_S,
+  Q4_K_M,
+  Q5_K_S,
+  Q5_K_M,
+  Q6_K,
 };
 
 struct QuantRecipe {
@@ -47,15 +59,15 @@ struct RecipeModelInfo {
 
 struct RecipeTensor {
   std::string name;
-  std::vector<int64_t> ne;         // ggml order: ne[0] is the row width
-  GgmlType type = GgmlType::F32;   // the source type (kept by tensors that are not quantized)
+  std::vector<int64_t> ne;        // ggml order: ne[0] is the row width
+  GgmlType type = GgmlType::F32;  // the source type (kept by tensors that are not quantized)
 };
 
 struct TensorPlan {
   std::string name;
-  GgmlType type;                  // what the tensor becomes
+  GgmlType type;                   // what the tensor becomes
   std::optional<GgmlType> wanted;  // set when the rules asked for a type whose block does not fit the row
-  std::string reason;             // why `type` differs from the recipe's base type ("" when it does not)
+  std::string reason;              // why `type` differs from the recipe's base type ("" when it does not)
   bool fallback() const { return wanted.has_value(); }
 };
 

@@ -20,26 +20,29 @@ struct BatchScheduler::Slot {
   std::unique_ptr<Pending> p;  // null: the slot is free
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StopMatcher> matcher;
-  int64_t fed = 0;             // prompt tokens evaluated
+  int64_t fed = 0;  // prompt tokens evaluated
   bool decoding = false;
-  int32_t next = -1;           // the sampled token the next step feeds
+  int32_t next = -1;  // the sampled token the next step feeds
   int64_t generated = 0;
   std::vector<TokenLogprob> prompt_lp;
   double t_start = 0, t_first = 0;
-  size_t kv_promised = 0;      // KV bytes admission counted for the prompt, not yet taken
+  size_t kv_promised = 0;                    // KV bytes admission counted for the prompt, not yet taken
   std::unique_ptr<SpeculativeDecoder> spec;  // with a draft: this request's rounds (none when it wants logprobs)
 };
 
 BatchScheduler::BatchScheduler(const Model& model, SchedulerOptions opts) : model_(model), opts_(std::move(opts)) {}
 
 Expected<std::unique_ptr<BatchScheduler>> BatchScheduler::create(const Model& model, SchedulerOptions opts) {
-  if (opts.parallel < 1 || opts.parallel > 256) return Error("--parallel must be in [1, 256], got " + std::to_string(opts.parallel));
+  if (opts.parallel < 1 || opts.parallel > 256)
+    return Error("--parallel must be in [1, 256], got " + std::to_string(opts.parallel));
   if (opts.prefill_chunk < 1) return Error("prefill chunk must be >= 1");
   opts.step_tokens = std::clamp<int64_t>(opts.step_tokens, opts.parallel, kMaxBatch);
   if (opts.parallel > kMaxBatch) return Error("--parallel exceeds the step's token limit");
   if (opts.draft && opts.parallel != 1)
-    return Error("speculative decoding (a draft) needs --parallel 1: each sequence's draft is verified in a target pass of its "
-                 "own, which does not batch with other sequences (got --parallel " + std::to_string(opts.parallel) + ")");
+    return Error(
+        "speculative decoding (a draft) needs --parallel 1: each sequence's draft is verified in a target pass of its "
+        "own, which does not batch with other sequences (got --parallel " +
+        std::to_string(opts.parallel) + ")");
   if (opts.draft) PLM_CHECK(check_draft_params(opts.draft_params));
   std::unique_ptr<BatchScheduler> s(new BatchScheduler(model, std::move(opts)));
   SessionOptions so = s->opts_.session;
@@ -48,10 +51,12 @@ Expected<std::unique_ptr<BatchScheduler>> BatchScheduler::create(const Model& mo
   so.n_ctx = s->n_ctx_;
   s->layout_ = kv_layout_for(c, so);
   PLM_CHECK(s->layout_.validate());
-  const size_t budget = so.kv_budget > 0 ? so.kv_budget
-                                         : static_cast<size_t>(s->opts_.parallel) * kv_bytes_for_context(s->layout_, s->n_ctx_);
+  const size_t budget = so.kv_budget > 0
+                            ? so.kv_budget
+                            : static_cast<size_t>(s->opts_.parallel) * kv_bytes_for_context(s->layout_, s->n_ctx_);
   if (so.kv_pool) {  // a pool made beside a draft's (make_draft_source), which the draft's cache may share
-    if (so.kv_pool->block_bytes() != s->layout_.block_bytes()) return Error("the given KV pool's blocks do not fit this model's cache");
+    if (so.kv_pool->block_bytes() != s->layout_.block_bytes())
+      return Error("the given KV pool's blocks do not fit this model's cache");
     s->pool_ = so.kv_pool;
   } else {
     PLM_TRY(s->pool_, KvPool::create(s->layout_.block_bytes(), budget));
@@ -88,13 +93,14 @@ Expected<uint64_t> BatchScheduler::submit(SeqRequest req, SeqCallback cb) {
   if (req.prompt.empty()) return Error("the prompt has no tokens");
   const int64_t n = static_cast<int64_t>(req.prompt.size());
   if (n >= n_ctx_)
-    return Error("the prompt is " + std::to_string(n) + " tokens, which does not fit the context of " + std::to_string(n_ctx_) +
-                 " tokens (at least one must be left to generate)");
+    return Error("the prompt is " + std::to_string(n) + " tokens, which does not fit the context of " +
+                 std::to_string(n_ctx_) + " tokens (at least one must be left to generate)");
   for (int32_t t : req.prompt)
-    if (t < 0 || t >= model_.config().n_vocab) return Error("token id " + std::to_string(t) + " is out of the vocabulary");
+    if (t < 0 || t >= model_.config().n_vocab)
+      return Error("token id " + std::to_string(t) + " is out of the vocabulary");
   if (kv_bytes_for_context(layout_, n + 1) > pool_->capacity_bytes())
-    return Error("the prompt's KV cache (" + std::to_string(kv_bytes_for_context(layout_, n + 1)) + " bytes) exceeds the whole KV budget (" +
-                 std::to_string(pool_->capacity_bytes()) + " bytes)");
+    return Error("the prompt's KV cache (" + std::to_string(kv_bytes_for_context(layout_, n + 1)) +
+                 " bytes) exceeds the whole KV budget (" + std::to_string(pool_->capacity_bytes()) + " bytes)");
   auto p = std::make_unique<Pending>();
   p->req = std::move(req);
   p->cb = std::move(cb);
@@ -103,7 +109,8 @@ Expected<uint64_t> BatchScheduler::submit(SeqRequest req, SeqCallback cb) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (stop_) return Error("the server is shutting down");
-    if (queue_.size() >= opts_.max_queue) return Error("the queue is full (" + std::to_string(opts_.max_queue) + " requests waiting)");
+    if (queue_.size() >= opts_.max_queue)
+      return Error("the queue is full (" + std::to_string(opts_.max_queue) + " requests waiting)");
     id = p->id = next_id_++;
     queue_.push_back(std::move(p));
     m_.queued = static_cast<int>(queue_.size());
@@ -179,8 +186,10 @@ void BatchScheduler::finish(Slot& s, const SeqEvent& ev_in) {
   s.kv_promised = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (ev.kind == SeqEvent::Kind::Failed) ++m_.requests_failed;
-    else ++m_.requests_done;
+    if (ev.kind == SeqEvent::Kind::Failed)
+      ++m_.requests_failed;
+    else
+      ++m_.requests_done;
     if (ev.kind == SeqEvent::Kind::Done && ev.stop == StopReason::Callback) ++m_.requests_cancelled;
     --m_.active;
     m_.generated_tokens += s.generated;
@@ -210,7 +219,8 @@ void BatchScheduler::loop() {
             break;
           }
       admit_locked();
-      m_.active = static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->p != nullptr; }));
+      m_.active =
+          static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->p != nullptr; }));
       if (!active() && cancelled.empty() && dropped.empty() && !queue_.empty()) {
         // Nothing runs and the head still does not fit: only possible when the budget is too small for it.
         dropped.push_back(std::move(queue_.front()));
@@ -255,8 +265,10 @@ void BatchScheduler::step() {
       const int64_t left = static_cast<int64_t>(s->p->req.prompt.size()) - s->fed;
       const int64_t n = std::min({opts_.prefill_chunk, left, budget});
       order.push_back(s.get());
-      items.push_back({s->session.get(), std::span<const int32_t>(s->p->req.prompt).subspan(static_cast<size_t>(s->fed), static_cast<size_t>(n)),
-                       s->p->req.prompt_logprobs});
+      items.push_back(
+          {s->session.get(),
+           std::span<const int32_t>(s->p->req.prompt).subspan(static_cast<size_t>(s->fed), static_cast<size_t>(n)),
+           s->p->req.prompt_logprobs});
       budget -= n;
     }
   if (items.empty()) return;
@@ -307,8 +319,8 @@ void BatchScheduler::step() {
         for (int64_t t = 0; t < n; ++t) {
           const int64_t pos = s.fed + t;
           if (pos + 1 < static_cast<int64_t>(r.prompt.size()))
-            s.prompt_lp.push_back(token_logprob(logits[i].subspan(static_cast<size_t>(t) * nv, nv), r.prompt[static_cast<size_t>(pos + 1)],
-                                                std::max(r.top_logprobs, 0)));
+            s.prompt_lp.push_back(token_logprob(logits[i].subspan(static_cast<size_t>(t) * nv, nv),
+                                                r.prompt[static_cast<size_t>(pos + 1)], std::max(r.top_logprobs, 0)));
         }
       s.fed += n;
       s.kv_promised = 0;

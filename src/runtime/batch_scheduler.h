@@ -33,12 +33,12 @@
 namespace pocketlm {
 
 struct SchedulerOptions {
-  int parallel = 4;               // sequences decoded together
-  SessionOptions session;         // n_ctx per sequence, cache types, threads; kv_budget: the shared pool's bytes
-                                  // (0: parallel x what n_ctx needs)
-  int64_t prefill_chunk = 128;    // prompt tokens a sequence feeds per step
+  int parallel = 4;                 // sequences decoded together
+  SessionOptions session;           // n_ctx per sequence, cache types, threads; kv_budget: the shared pool's bytes
+                                    // (0: parallel x what n_ctx needs)
+  int64_t prefill_chunk = 128;      // prompt tokens a sequence feeds per step
   int64_t step_tokens = kMaxBatch;  // tokens per forward step over all sequences
-  size_t max_queue = 256;         // requests waiting beyond this are refused (Busy)
+  size_t max_queue = 256;           // requests waiting beyond this are refused (Busy)
   // Speculative decoding (runtime/speculative/): with a draft source, parallel must be 1 and a decoding
   // sequence advances by SpeculativeDecoder rounds (same tokens as plain decoding at temperature 0, the same
   // distribution otherwise). A request that asks for logprobs decodes plainly. session.kv_pool may then be
@@ -48,13 +48,13 @@ struct SchedulerOptions {
 };
 
 struct SeqRequest {
-  std::vector<int32_t> prompt;    // at least one token
+  std::vector<int32_t> prompt;  // at least one token
   SamplerParams sampling;
-  int64_t max_tokens = -1;        // < 0: until end of generation, a stop string or the context
+  int64_t max_tokens = -1;  // < 0: until end of generation, a stop string or the context
   bool ignore_eos = false;
   std::vector<std::string> stop;
-  int top_logprobs = -1;          // >= 0: each generated token's logprob and this many alternatives
-  bool prompt_logprobs = false;   // the logprob of every prompt token after the first (scoring text)
+  int top_logprobs = -1;         // >= 0: each generated token's logprob and this many alternatives
+  bool prompt_logprobs = false;  // the logprob of every prompt token after the first (scoring text)
 };
 
 // What a request's callback sees, on the scheduler thread. Token: one generated token and the text it
@@ -65,8 +65,8 @@ struct SeqEvent {
   enum class Kind { Token, Done, Failed } kind = Kind::Token;
   int32_t token = -1;
   std::string_view text;
-  const TokenLogprob* logprob = nullptr;                      // Token, with top_logprobs >= 0
-  const std::vector<TokenLogprob>* prompt_logprobs = nullptr; // Done, with prompt_logprobs
+  const TokenLogprob* logprob = nullptr;                       // Token, with top_logprobs >= 0
+  const std::vector<TokenLogprob>* prompt_logprobs = nullptr;  // Done, with prompt_logprobs
   StopReason stop = StopReason::MaxTokens;
   int64_t prompt_tokens = 0, completion_tokens = 0;
   double queue_seconds = 0, prompt_seconds = 0, decode_seconds = 0;
@@ -78,10 +78,10 @@ using SeqCallback = std::function<bool(const SeqEvent&)>;
 
 struct SchedulerMetrics {
   int64_t requests_done = 0, requests_failed = 0, prompt_tokens = 0, generated_tokens = 0, steps = 0;
-  int64_t requests_cancelled = 0; // of requests_done: ended by cancel() or a callback (a client gone)
+  int64_t requests_cancelled = 0;                // of requests_done: ended by cancel() or a callback (a client gone)
   int64_t draft_tokens = 0, draft_accepted = 0;  // speculative decoding: tokens drafted, and kept by the target
-  int64_t step_rows = 0;          // tokens through the forward steps (over all sequences)
-  double busy_seconds = 0;        // time inside forward steps
+  int64_t step_rows = 0;                         // tokens through the forward steps (over all sequences)
+  double busy_seconds = 0;                       // time inside forward steps
   int active = 0, queued = 0;
   size_t kv_bytes_used = 0, kv_bytes_capacity = 0, kv_peak_bytes = 0;
 };
@@ -108,8 +108,8 @@ class BatchScheduler {
   struct Pending;
   BatchScheduler(const Model& model, SchedulerOptions opts);
   void loop();
-  bool admit_locked();                  // moves queued requests into free slots whose prompt KV fits
-  void step();                          // one forward step over the active slots
+  bool admit_locked();  // moves queued requests into free slots whose prompt KV fits
+  void step();          // one forward step over the active slots
   void finish(Slot& s, const SeqEvent& ev);
   // Emits sampled token t (logits: its distribution, for logprobs; may be empty) as the generate loop does;
   // n_past: the context position plain decoding would be at. True when the sequence ended (finished).

@@ -18,7 +18,6 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-
 Expected<GenerateResult> Generator::generate(std::span<const int32_t> tokens, Sampler& sampler,
                                              const GenerateOptions& opts, const TokenCallback& on_token) {
   if (tokens.empty()) return Error("generate: no prompt tokens to evaluate (at least one is needed for logits)");

@@ -18,14 +18,14 @@ struct TokenProb {
 
 struct SamplerParams {
   float temp = 0.8f;
-  int32_t top_k = 40;          // <= 0: off
-  float top_p = 0.95f;         // >= 1: off
-  float min_p = 0.05f;         // <= 0: off
-  float repeat_penalty = 1.0f; // 1: off
-  int32_t repeat_last_n = 64;  // 0: off, -1: whole context
+  int32_t top_k = 40;           // <= 0: off
+  float top_p = 0.95f;          // >= 1: off
+  float min_p = 0.05f;          // <= 0: off
+  float repeat_penalty = 1.0f;  // 1: off
+  int32_t repeat_last_n = 64;   // 0: off, -1: whole context
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
-  uint32_t seed = 0xFFFFFFFFu; // 0xFFFFFFFF: random seed
+  uint32_t seed = 0xFFFFFFFFu;  // 0xFFFFFFFF: random seed
 };
 
 class Sampler {

@@ -48,8 +48,8 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, SessionOp
   std::shared_ptr<KvPool> kv_pool = opts.kv_pool;
   if (kv_pool) {
     if (kv_pool->block_bytes() != layout.block_bytes())
-      return Error("shared KV pool has " + std::to_string(kv_pool->block_bytes()) + "-byte blocks, this model and cache types need " +
-                   std::to_string(layout.block_bytes()));
+      return Error("shared KV pool has " + std::to_string(kv_pool->block_bytes()) +
+                   "-byte blocks, this model and cache types need " + std::to_string(layout.block_bytes()));
   } else {
     const size_t budget = opts.kv_budget > 0 ? opts.kv_budget : kv_bytes_for_context(layout, n_ctx);
     PLM_TRY(kv_pool, KvPool::create(layout.block_bytes(), budget));
@@ -104,15 +104,18 @@ Status Session::eval_batch(std::span<const BatchItem> items, std::vector<std::sp
     for (const BatchItem& other : items)
       if (&other != &it && other.session == it.session) return Error("eval_batch: a session appears twice");
     if (s.n_past_ + static_cast<int64_t>(it.tokens.size()) > s.n_ctx_)
-      return Error("context overflow: " + std::to_string(s.n_past_) + " tokens in the cache + " + std::to_string(it.tokens.size()) +
-                   " new > context size " + std::to_string(s.n_ctx_));
+      return Error("context overflow: " + std::to_string(s.n_past_) + " tokens in the cache + " +
+                   std::to_string(it.tokens.size()) + " new > context size " + std::to_string(s.n_ctx_));
     for (int32_t t : it.tokens)
-      if (t < 0 || t >= c.n_vocab) return Error("token id " + std::to_string(t) + " out of range [0, " + std::to_string(c.n_vocab) + ")");
+      if (t < 0 || t >= c.n_vocab)
+        return Error("token id " + std::to_string(t) + " out of range [0, " + std::to_string(c.n_vocab) + ")");
     tokens.insert(tokens.end(), it.tokens.begin(), it.tokens.end());
-    seqs.push_back({s.st_->kv.get(), s.n_past_, static_cast<int64_t>(it.tokens.size()), it.all_logits ? Logits::All : Logits::Last});
+    seqs.push_back({s.st_->kv.get(), s.n_past_, static_cast<int64_t>(it.tokens.size()),
+                    it.all_logits ? Logits::All : Logits::Last});
   }
   if (static_cast<int64_t>(tokens.size()) > kMaxBatch)
-    return Error("eval_batch: " + std::to_string(tokens.size()) + " tokens > " + std::to_string(kMaxBatch) + " per step");
+    return Error("eval_batch: " + std::to_string(tokens.size()) + " tokens > " + std::to_string(kMaxBatch) +
+                 " per step");
   // KV for every item, or for none: a pool too full for one item takes nothing from any.
   for (size_t i = 0; i < items.size(); ++i) {
     Status st = items[i].session->st_->kv->reserve(seqs[i].pos0, seqs[i].n);
@@ -140,10 +143,11 @@ Expected<std::span<const float>> Session::eval(std::span<const int32_t> tokens, 
   const ModelConfig& c = model_->config();
   if (tokens.empty()) return Error("eval: no tokens");
   if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_)
-    return Error("context overflow: " + std::to_string(n_past_) + " tokens in the cache + " + std::to_string(tokens.size()) +
-                 " new > context size " + std::to_string(n_ctx_) + " (raise -c)");
+    return Error("context overflow: " + std::to_string(n_past_) + " tokens in the cache + " +
+                 std::to_string(tokens.size()) + " new > context size " + std::to_string(n_ctx_) + " (raise -c)");
   for (int32_t t : tokens)
-    if (t < 0 || t >= c.n_vocab) return Error("token id " + std::to_string(t) + " out of range [0, " + std::to_string(c.n_vocab) + ")");
+    if (t < 0 || t >= c.n_vocab)
+      return Error("token id " + std::to_string(t) + " out of range [0, " + std::to_string(c.n_vocab) + ")");
 
   const size_t nv = static_cast<size_t>(c.n_vocab);
   if (all_logits) st_->all_logits.resize(tokens.size() * nv);

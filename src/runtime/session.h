@@ -7,24 +7,24 @@
 #include <span>
 #include <vector>
 
-#include "model/model.h"
-#include "model/kv_cache.h"
 #include "formats/kv_types.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
 
 struct SessionOptions {
-  int64_t n_ctx = 0;            // 0: min(model's training context, 4096)
-  KvType kv_type = KvType::F16; // K cache type, and V's unless kv_type_v is set
-  int n_threads = 0;            // 0: physical cores (ignored when thread_pool is given)
+  int64_t n_ctx = 0;             // 0: min(model's training context, 4096)
+  KvType kv_type = KvType::F16;  // K cache type, and V's unless kv_type_v is set
+  int n_threads = 0;             // 0: physical cores (ignored when thread_pool is given)
   // The threads the forward pass runs on. Null: the process's shared pool of n_threads threads
   // (shared_thread_pool), so sessions decoding at the same time take turns on it rather than oversubscribe.
   std::shared_ptr<ThreadPool> thread_pool;
   std::optional<KvType> kv_type_v;
-  size_t kv_budget = 0;         // bytes for the KV pool this session creates; 0: exactly what n_ctx needs
-  int64_t kv_block = 32;        // tokens per KV block
+  size_t kv_budget = 0;   // bytes for the KV pool this session creates; 0: exactly what n_ctx needs
+  int64_t kv_block = 32;  // tokens per KV block
   // A pool shared with other sessions (same model and cache types, block size kv_block); null: own pool.
   std::shared_ptr<KvPool> kv_pool;
 };
@@ -68,7 +68,7 @@ class Session {
   // Forgets every token after the first n; their blocks go back to the pool. An error (nothing changes)
   // when a sliding-window layer has already dropped what position n would see: then reset() and re-eval.
   Status truncate(int64_t n);
-  size_t kv_bytes() const;            // bytes of the KV blocks this sequence holds now
+  size_t kv_bytes() const;  // bytes of the KV blocks this sequence holds now
   const KvCache& kv_cache() const;
 
  private:

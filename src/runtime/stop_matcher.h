@@ -49,5 +49,4 @@ class StopMatcher {
   size_t released_ = 0;
 };
 
-
 }  // namespace pocketlm

@@ -128,12 +128,17 @@ struct Server::Impl {
 
   json chat_logprob(const TokenLogprob& lp) const {
     json top = json::array();
-    for (const auto& [id, l] : lp.top) top.push_back({{"token", piece(id)}, {"logprob", l}, {"bytes", bytes_of(piece(id))}});
-    return {{"token", piece(lp.token)}, {"logprob", lp.logprob}, {"bytes", bytes_of(piece(lp.token))}, {"top_logprobs", top}};
+    for (const auto& [id, l] : lp.top)
+      top.push_back({{"token", piece(id)}, {"logprob", l}, {"bytes", bytes_of(piece(id))}});
+    return {{"token", piece(lp.token)},
+            {"logprob", lp.logprob},
+            {"bytes", bytes_of(piece(lp.token))},
+            {"top_logprobs", top}};
   }
 
   // OpenAI's legacy completions logprobs object over (token, logprob or none, top) rows.
-  json completion_logprobs(const std::vector<int32_t>& tokens, const std::vector<const TokenLogprob*>& lps, size_t offset0) const {
+  json completion_logprobs(const std::vector<int32_t>& tokens, const std::vector<const TokenLogprob*>& lps,
+                           size_t offset0) const {
     json toks = json::array(), lp = json::array(), top = json::array(), off = json::array();
     size_t offset = offset0;
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -161,14 +166,16 @@ struct Server::Impl {
       text += it.text;
       if (it.token >= 0 && it.has_logprob) content_lp.push_back(chat_logprob(it.logprob));
     }
-    return {{"index", 0}, {"message", {{"role", "assistant"}, {"content", text}}},
-            {"logprobs", r.logprobs ? json{{"content", content_lp}} : json(nullptr)}, {"finish_reason", finish_reason(ch.end.stop)}};
+    return {{"index", 0},
+            {"message", {{"role", "assistant"}, {"content", text}}},
+            {"logprobs", r.logprobs ? json{{"content", content_lp}} : json(nullptr)},
+            {"finish_reason", finish_reason(ch.end.stop)}};
   }
 
   // A completions choice. With logprobs: a row per generated token, then the end-of-generation token when one
   // ended the reply (its text is not in "text"); with echo, the prompt's rows first (the first has no logprob).
-  json completion_choice(size_t index, const Channel& ch, const std::vector<int32_t>& prompt, const std::string& prompt_text,
-                         const CompletionRequest& r) const {
+  json completion_choice(size_t index, const Channel& ch, const std::vector<int32_t>& prompt,
+                         const std::string& prompt_text, const CompletionRequest& r) const {
     std::string text;
     std::vector<int32_t> toks;
     std::vector<const TokenLogprob*> lps;
@@ -187,9 +194,13 @@ struct Server::Impl {
     json lp = nullptr;
     if (r.logprobs) {
       lp = completion_logprobs(toks, lps, 0);
-      if (ch.end.token >= 0 && ch.has_end_logprob) append_end_row(lp, ch.end_logprob, r.echo ? prompt_text.size() + text.size() : text.size());
+      if (ch.end.token >= 0 && ch.has_end_logprob)
+        append_end_row(lp, ch.end_logprob, r.echo ? prompt_text.size() + text.size() : text.size());
     }
-    return {{"index", index}, {"text", r.echo ? prompt_text + text : text}, {"logprobs", lp}, {"finish_reason", finish_reason(ch.end.stop)}};
+    return {{"index", index},
+            {"text", r.echo ? prompt_text + text : text},
+            {"logprobs", lp},
+            {"finish_reason", finish_reason(ch.end.stop)}};
   }
 
   // The end-of-generation token's row, its special text shown (e.g. "<|im_end|>") though no text carries it.
@@ -234,8 +245,10 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
     prompts.push_back({tok.encode(*text, true, true), {}});
   } else {
     for (const PromptInput& in : r.prompts) {
-      if (in.is_tokens) prompts.push_back({in.tokens, tok.decode(in.tokens)});
-      else prompts.push_back({tok.encode(in.text, true, true), in.text});
+      if (in.is_tokens)
+        prompts.push_back({in.tokens, tok.decode(in.tokens)});
+      else
+        prompts.push_back({tok.encode(in.text, true, true), in.text});
     }
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -244,7 +257,8 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
     e.param = ep == Endpoint::Chat ? "messages" : prompts.size() > 1 ? "prompt[" + std::to_string(i) + "]" : "prompt";
     for (int32_t t : prompt)
       if (t >= model->config().n_vocab) {
-        e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" + std::to_string(model->config().n_vocab) + " tokens)";
+        e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" +
+                    std::to_string(model->config().n_vocab) + " tokens)";
         return send_error(res, e);
       }
     if (prompt.empty()) {
@@ -254,7 +268,8 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
     if (static_cast<int64_t>(prompt.size()) >= scheduler->n_ctx()) {
       e.code = "context_length_exceeded";
       e.message = "the prompt is " + std::to_string(prompt.size()) + " tokens; this server's context is " +
-                  std::to_string(scheduler->n_ctx()) + " tokens (pocketlm serve -c), and at least one must be left to generate";
+                  std::to_string(scheduler->n_ctx()) +
+                  " tokens (pocketlm serve -c), and at least one must be left to generate";
       return send_error(res, e);
     }
   }
@@ -262,7 +277,7 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   SeqRequest sr;
   sr.sampling.temp = r.temperature;
   sr.sampling.top_p = r.top_p;
-  sr.sampling.top_k = 0;    // OpenAI's sampling: temperature and top_p only
+  sr.sampling.top_k = 0;  // OpenAI's sampling: temperature and top_p only
   sr.sampling.min_p = 0.0f;
   sr.sampling.presence_penalty = r.presence_penalty;
   sr.sampling.frequency_penalty = r.frequency_penalty;
@@ -346,11 +361,15 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
       if (ch.end.kind == SeqEvent::Kind::Failed) return send_error(res, fail_status(ch.end));
       prompt_tokens += ch.end.prompt_tokens;
       completion_tokens += ch.end.completion_tokens;
-      choices.push_back(ep == Endpoint::Chat ? chat_choice(ch, r) : completion_choice(i, ch, prompts[i].ids, prompts[i].text, r));
+      choices.push_back(ep == Endpoint::Chat ? chat_choice(ch, r)
+                                             : completion_choice(i, ch, prompts[i].ids, prompts[i].text, r));
     }
-    const json usage = {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}, {"total_tokens", prompt_tokens + completion_tokens}};
-    json body = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion" : "text_completion"}, {"created", created},
-                 {"model", model_name}, {"choices", choices}, {"usage", usage}};
+    const json usage = {{"prompt_tokens", prompt_tokens},
+                        {"completion_tokens", completion_tokens},
+                        {"total_tokens", prompt_tokens + completion_tokens}};
+    json body = {{"id", rid},          {"object", ep == Endpoint::Chat ? "chat.completion" : "text_completion"},
+                 {"created", created}, {"model", model_name},
+                 {"choices", choices}, {"usage", usage}};
     res.set_content(dump(body), "application/json");
     return;
   }
@@ -368,21 +387,26 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, ch, state, ep, rid, created, model_name, echo_text = r.echo ? prompt_text : std::string(), logprobs = r.logprobs,
-       include_usage = r.include_usage, fail_status](size_t, httplib::DataSink& sink) {
+      [this, ch, state, ep, rid, created, model_name, echo_text = r.echo ? prompt_text : std::string(),
+       logprobs = r.logprobs, include_usage = r.include_usage, fail_status](size_t, httplib::DataSink& sink) {
         const auto send = [&](const json& j) {
           const std::string s = "data: " + dump(j) + "\n\n";
           return sink.write(s.data(), s.size());
         };
         const auto chunk = [&](const json& delta_or_text, const json& lp, const json& finish) {
-          json choice = ep == Endpoint::Chat ? json{{"index", 0}, {"delta", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}}
-                                             : json{{"index", 0}, {"text", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}};
-          return json{{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                      {"model", model_name}, {"choices", json::array({choice})}};
+          json choice = ep == Endpoint::Chat
+                            ? json{{"index", 0}, {"delta", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}}
+                            : json{{"index", 0}, {"text", delta_or_text}, {"logprobs", lp}, {"finish_reason", finish}};
+          return json{{"id", rid},
+                      {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
+                      {"created", created},
+                      {"model", model_name},
+                      {"choices", json::array({choice})}};
         };
         if (!state->started) {
           state->started = true;
-          if (ep == Endpoint::Chat && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr))) return false;
+          if (ep == Endpoint::Chat && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)))
+            return false;
           if (!echo_text.empty() && !send(chunk(echo_text, nullptr, nullptr))) return false;
         }
         std::deque<Channel::Item> items;
@@ -396,7 +420,10 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
           done = ch->done;
           end = ch->end;
           if (done && ep == Endpoint::Completion && logprobs && end.token >= 0 && ch->has_end_logprob) {
-            end_lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+            end_lp = {{"tokens", json::array()},
+                      {"token_logprobs", json::array()},
+                      {"top_logprobs", json::array()},
+                      {"text_offset", json::array()}};
             append_end_row(end_lp, ch->end_logprob, 0);
           }
         }
@@ -407,8 +434,10 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
           state->pending.erase(0, n);
           json lp = nullptr;
           if (logprobs && it.has_logprob) {
-            if (ep == Endpoint::Chat) lp = json{{"content", json::array({chat_logprob(it.logprob)})}};
-            else lp = completion_logprobs({it.token}, {&it.logprob}, 0);
+            if (ep == Endpoint::Chat)
+              lp = json{{"content", json::array({chat_logprob(it.logprob)})}};
+            else
+              lp = completion_logprobs({it.token}, {&it.logprob}, 0);
           }
           if (text.empty() && lp.is_null()) continue;
           const json payload = ep == Endpoint::Chat ? json{{"content", text}} : json(text);
@@ -418,13 +447,20 @@ void Server::Impl::handle(Endpoint ep, const httplib::Request& req, httplib::Res
         if (end.kind == SeqEvent::Kind::Failed) {
           send(json::parse(error_json(fail_status(end))));
         } else {
-          if (!state->pending.empty()) send(chunk(ep == Endpoint::Chat ? json{{"content", state->pending}} : json(state->pending), nullptr, nullptr));
+          if (!state->pending.empty())
+            send(chunk(ep == Endpoint::Chat ? json{{"content", state->pending}} : json(state->pending), nullptr,
+                       nullptr));
           send(chunk(ep == Endpoint::Chat ? json::object() : json(""), end_lp, finish_reason(end.stop)));
           if (include_usage) {
-            json u = {{"id", rid}, {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                      {"model", model_name}, {"choices", json::array()},
-                      {"usage", {{"prompt_tokens", end.prompt_tokens}, {"completion_tokens", end.completion_tokens},
-                                 {"total_tokens", end.prompt_tokens + end.completion_tokens}}}};
+            json u = {{"id", rid},
+                      {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
+                      {"created", created},
+                      {"model", model_name},
+                      {"choices", json::array()},
+                      {"usage",
+                       {{"prompt_tokens", end.prompt_tokens},
+                        {"completion_tokens", end.completion_tokens},
+                        {"total_tokens", end.prompt_tokens + end.completion_tokens}}}};
             send(u);
           }
         }
@@ -454,8 +490,10 @@ void Server::Impl::tokenize(const httplib::Request& req, httplib::Response& res)
   if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
   TokenizeParse p = parse_tokenize_request(req.body, opts.max_body_bytes);
   if (!p.request) return send_error(res, p.error);
-  const std::vector<int32_t> ids = model->tokenizer().encode(p.request->text, p.request->add_special, /*parse_special=*/true);
-  res.set_content(dump(json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", scheduler->n_ctx()}}), "application/json");
+  const std::vector<int32_t> ids =
+      model->tokenizer().encode(p.request->text, p.request->add_special, /*parse_special=*/true);
+  res.set_content(dump(json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", scheduler->n_ctx()}}),
+                  "application/json");
 }
 
 void Server::Impl::detokenize(const httplib::Request& req, httplib::Response& res) {
@@ -466,7 +504,8 @@ void Server::Impl::detokenize(const httplib::Request& req, httplib::Response& re
     if (t >= model->config().n_vocab) {
       ApiError e;
       e.param = "tokens";
-      e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" + std::to_string(model->config().n_vocab) + " tokens)";
+      e.message = "token id " + std::to_string(t) + " is not in the vocabulary (" +
+                  std::to_string(model->config().n_vocab) + " tokens)";
       return send_error(res, e);
     }
   res.set_content(dump(json{{"prompt", model->tokenizer().decode(*p.tokens)}}), "application/json");
@@ -476,15 +515,18 @@ void Server::Impl::tokenizer_info(httplib::Response& res) {
   if (!ready.load(std::memory_order_acquire)) return send_error(res, not_ready());
   const Tokenizer& tok = model->tokenizer();
   const auto special = [&](int32_t id) { return id >= 0 ? json(tok.token_to_piece(id, true)) : json(nullptr); };
-  json info = {{"tokenizer_class", "pocketlm"}, {"bos_token", special(tok.bos())}, {"eos_token", special(tok.eos())},
-               {"add_bos_token", tok.add_bos()}, {"model_max_length", scheduler->n_ctx()}, {"vocab_size", model->config().n_vocab}};
-  if (tmpl.find("{%") != std::string::npos || tmpl.find("{{") != std::string::npos) info["chat_template"] = tmpl;  // Jinja only
+  json info = {{"tokenizer_class", "pocketlm"},          {"bos_token", special(tok.bos())},
+               {"eos_token", special(tok.eos())},        {"add_bos_token", tok.add_bos()},
+               {"model_max_length", scheduler->n_ctx()}, {"vocab_size", model->config().n_vocab}};
+  if (tmpl.find("{%") != std::string::npos || tmpl.find("{{") != std::string::npos)
+    info["chat_template"] = tmpl;  // Jinja only
   res.set_content(dump(info), "application/json");
 }
 
 std::string Server::Impl::metrics_text() {
   std::string out;
-  const auto metric = [&](const char* name, const char* type, const char* help, double v, const std::string& labels = "") {
+  const auto metric = [&](const char* name, const char* type, const char* help, double v,
+                          const std::string& labels = "") {
     if (labels.empty() || labels.find("first") != std::string::npos) {
       out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     }
@@ -498,15 +540,17 @@ std::string Server::Impl::metrics_text() {
   metric("pocketlm_uptime_seconds", "gauge", "seconds since start", now_seconds() - started);
   if (ready) {
     const SchedulerMetrics m = scheduler->metrics();
-    metric("pocketlm_requests_total", "counter", "generation requests ended, by outcome", static_cast<double>(m.requests_done),
-           "outcome=\"ok\",first");
+    metric("pocketlm_requests_total", "counter", "generation requests ended, by outcome",
+           static_cast<double>(m.requests_done), "outcome=\"ok\",first");
     metric("pocketlm_requests_total", "counter", "", static_cast<double>(m.requests_failed), "outcome=\"failed\"");
-    metric("pocketlm_requests_cancelled_total", "counter", "requests ended early because the client went away (counted as ok too)",
+    metric("pocketlm_requests_cancelled_total", "counter",
+           "requests ended early because the client went away (counted as ok too)",
            static_cast<double>(m.requests_cancelled));
     metric("pocketlm_prompt_tokens_total", "counter", "prompt tokens processed", static_cast<double>(m.prompt_tokens));
     metric("pocketlm_generated_tokens_total", "counter", "tokens generated", static_cast<double>(m.generated_tokens));
     metric("pocketlm_forward_steps_total", "counter", "batched forward steps", static_cast<double>(m.steps));
-    metric("pocketlm_forward_tokens_total", "counter", "tokens through the forward steps, all sequences", static_cast<double>(m.step_rows));
+    metric("pocketlm_forward_tokens_total", "counter", "tokens through the forward steps, all sequences",
+           static_cast<double>(m.step_rows));
     metric("pocketlm_forward_seconds_total", "counter", "seconds inside forward steps", m.busy_seconds);
     metric("pocketlm_tokens_per_second", "gauge", "tokens through the forward steps per second of step time",
            m.busy_seconds > 0 ? static_cast<double>(m.step_rows) / m.busy_seconds : 0);
@@ -515,10 +559,13 @@ std::string Server::Impl::metrics_text() {
     metric("pocketlm_kv_bytes_used", "gauge", "KV cache bytes held by sequences", static_cast<double>(m.kv_bytes_used));
     metric("pocketlm_kv_bytes_peak", "gauge", "most KV cache bytes held at once", static_cast<double>(m.kv_peak_bytes));
     if (scheduler->options().draft) {
-      metric("pocketlm_draft_tokens_total", "counter", "tokens the draft proposed (speculative decoding)", static_cast<double>(m.draft_tokens));
-      metric("pocketlm_draft_accepted_total", "counter", "drafted tokens the target kept", static_cast<double>(m.draft_accepted));
+      metric("pocketlm_draft_tokens_total", "counter", "tokens the draft proposed (speculative decoding)",
+             static_cast<double>(m.draft_tokens));
+      metric("pocketlm_draft_accepted_total", "counter", "drafted tokens the target kept",
+             static_cast<double>(m.draft_accepted));
     }
-    metric("pocketlm_kv_bytes_capacity", "gauge", "the KV budget (--kv-budget)", static_cast<double>(m.kv_bytes_capacity));
+    metric("pocketlm_kv_bytes_capacity", "gauge", "the KV budget (--kv-budget)",
+           static_cast<double>(m.kv_bytes_capacity));
   }
   std::lock_guard<std::mutex> lk(stats_mu);
   bool first = true;
@@ -527,7 +574,8 @@ std::string Server::Impl::metrics_text() {
            "status=\"" + std::to_string(status) + "\"" + (first ? ",first" : ""));
     first = false;
   }
-  metric("pocketlm_peak_rss_bytes", "gauge", "the process's peak resident memory", static_cast<double>(peak_rss_bytes()));
+  metric("pocketlm_peak_rss_bytes", "gauge", "the process's peak resident memory",
+         static_cast<double>(peak_rss_bytes()));
   metric("pocketlm_rss_bytes", "gauge", "the process's resident memory", static_cast<double>(current_rss_bytes()));
   return out;
 }
@@ -568,14 +616,17 @@ Expected<int> Server::start() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   h.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
-    const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/tokenize" || req.path == "/detokenize" || req.path == "/tokenizer_info";
+    const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/tokenize" || req.path == "/detokenize" ||
+                         req.path == "/tokenizer_info";
     if (s.opts.api_key.empty() || !guarded) return httplib::Server::HandlerResponse::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + s.opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") == "Bearer " + s.opts.api_key)
+      return httplib::Server::HandlerResponse::Unhandled;
     ApiError e;
     e.status = 401;
     e.type = "authentication_error";
     e.code = "invalid_api_key";
-    e.message = req.has_header("Authorization") ? "the API key is wrong" : "an API key is required (Authorization: Bearer KEY)";
+    e.message =
+        req.has_header("Authorization") ? "the API key is wrong" : "an API key is required (Authorization: Bearer KEY)";
     Impl::send_error(res, e);
     return httplib::Server::HandlerResponse::Handled;
   });
@@ -584,7 +635,7 @@ Expected<int> Server::start() {
     ApiError e;
     e.status = res.status;
     e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
-    e.message = res.status == 413 ? "the request body is larger than the server's limit"
+    e.message = res.status == 413   ? "the request body is larger than the server's limit"
                 : res.status == 404 ? "no such endpoint"
                                     : "HTTP status " + std::to_string(res.status);
     res.set_content(error_json(e), "application/json");
@@ -593,15 +644,23 @@ Expected<int> Server::start() {
     std::lock_guard<std::mutex> lk(s.stats_mu);
     ++s.responses[res.status];
   });
-  h.Post("/v1/chat/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Chat, q, r); });
-  h.Post("/v1/completions", [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Completion, q, r); });
+  h.Post("/v1/chat/completions",
+         [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Chat, q, r); });
+  h.Post("/v1/completions",
+         [&s](const httplib::Request& q, httplib::Response& r) { s.handle(Endpoint::Completion, q, r); });
   h.Post("/tokenize", [&s](const httplib::Request& q, httplib::Response& r) { s.tokenize(q, r); });
   h.Post("/detokenize", [&s](const httplib::Request& q, httplib::Response& r) { s.detokenize(q, r); });
   h.Get("/tokenizer_info", [&s](const httplib::Request&, httplib::Response& r) { s.tokenizer_info(r); });
   h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
     if (!s.ready) return Impl::send_error(res, s.not_ready());
-    json m = {{"id", s.opts.model_name}, {"object", "model"}, {"created", s.created_at}, {"owned_by", "pocketlm"},
-              {"meta", {{"n_ctx", s.scheduler->n_ctx()}, {"n_vocab", s.model->config().n_vocab}, {"parallel", s.scheduler->options().parallel}}}};
+    json m = {{"id", s.opts.model_name},
+              {"object", "model"},
+              {"created", s.created_at},
+              {"owned_by", "pocketlm"},
+              {"meta",
+               {{"n_ctx", s.scheduler->n_ctx()},
+                {"n_vocab", s.model->config().n_vocab},
+                {"parallel", s.scheduler->options().parallel}}}};
     res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
   h.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
@@ -615,8 +674,11 @@ Expected<int> Server::start() {
     const std::string_view page = chat_page_html();
     res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
   });
-  const int port = s.opts.port == 0 ? h.bind_to_any_port(s.opts.host) : (h.bind_to_port(s.opts.host, s.opts.port) ? s.opts.port : -1);
-  if (port < 0) return Error("cannot listen on " + s.opts.host + ":" + std::to_string(s.opts.port) + " (in use, or not an address of this machine)");
+  const int port = s.opts.port == 0 ? h.bind_to_any_port(s.opts.host)
+                                    : (h.bind_to_port(s.opts.host, s.opts.port) ? s.opts.port : -1);
+  if (port < 0)
+    return Error("cannot listen on " + s.opts.host + ":" + std::to_string(s.opts.port) +
+                 " (in use, or not an address of this machine)");
   s.thread = std::thread([&s] {
     s.http.listen_after_bind();
     s.stopped = true;

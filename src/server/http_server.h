@@ -24,13 +24,13 @@ namespace pocketlm::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                      // 0: any free port (tests)
-  std::string api_key;                  // non-empty: /v1/* need "Authorization: Bearer KEY"
-  int timeout_seconds = 600;            // a client silent (or not reading) this long is dropped
-  size_t max_body_bytes = 8u << 20;     // larger bodies get 413
-  int http_threads = 0;                 // 0: 32 (a streaming client holds one for its whole reply)
-  std::string model_name;               // the id /v1/models reports (default: the file's name)
-  std::string chat_template;            // overrides the model's; "" with none in the file: chatml
+  int port = 8080;                   // 0: any free port (tests)
+  std::string api_key;               // non-empty: /v1/* need "Authorization: Bearer KEY"
+  int timeout_seconds = 600;         // a client silent (or not reading) this long is dropped
+  size_t max_body_bytes = 8u << 20;  // larger bodies get 413
+  int http_threads = 0;              // 0: 32 (a streaming client holds one for its whole reply)
+  std::string model_name;            // the id /v1/models reports (default: the file's name)
+  std::string chat_template;         // overrides the model's; "" with none in the file: chatml
   RequestLimits limits;
 };
 

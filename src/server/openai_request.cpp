@@ -45,7 +45,8 @@ double get_number(const json& body, const char* key, double def, double lo, doub
   if (!it->is_number()) fail(key, std::string("'") + key + "' must be a number, got " + type_name(*it));
   const double v = it->get<double>();
   if (!(v >= lo && v <= hi))
-    fail(key, std::string("'") + key + "' must be in [" + json(lo).dump() + ", " + json(hi).dump() + "], got " + it->dump());
+    fail(key,
+         std::string("'") + key + "' must be in [" + json(lo).dump() + ", " + json(hi).dump() + "], got " + it->dump());
   return v;
 }
 
@@ -57,7 +58,8 @@ int64_t get_int(const json& body, const char* key, int64_t def, int64_t lo, int6
     fail(key, std::string("'") + key + "' is out of range");
   const int64_t v = it->get<int64_t>();
   if (v < lo || v > hi)
-    fail(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+    fail(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                  std::to_string(v));
   return v;
 }
 
@@ -123,18 +125,24 @@ void parse_prompt(const json& body, CompletionRequest& r, const RequestLimits& l
     r.prompts.push_back({p.get<std::string>(), {}, false});
     return;
   }
-  if (!p.is_array()) fail("prompt", std::string("'prompt' must be a string, an array of strings or of token ids, got ") + type_name(p));
+  if (!p.is_array())
+    fail("prompt", std::string("'prompt' must be a string, an array of strings or of token ids, got ") + type_name(p));
   if (p.empty()) fail("prompt", "'prompt' is empty");
   if (p[0].is_number()) {
     r.prompts.push_back({{}, token_ids(p, "prompt"), true});
     return;
   }
-  if (p.size() > lim.max_prompts) fail("prompt", "at most " + std::to_string(lim.max_prompts) + " prompts in one request, got " + std::to_string(p.size()));
+  if (p.size() > lim.max_prompts)
+    fail("prompt",
+         "at most " + std::to_string(lim.max_prompts) + " prompts in one request, got " + std::to_string(p.size()));
   for (size_t i = 0; i < p.size(); ++i) {
     const std::string param = "prompt[" + std::to_string(i) + "]";
-    if (p[i].is_string()) r.prompts.push_back({p[i].get<std::string>(), {}, false});
-    else if (p[i].is_array()) r.prompts.push_back({{}, token_ids(p[i], param), true});
-    else fail(param, "'" + param + "' must be a string or an array of token ids, got " + std::string(type_name(p[i])));
+    if (p[i].is_string())
+      r.prompts.push_back({p[i].get<std::string>(), {}, false});
+    else if (p[i].is_array())
+      r.prompts.push_back({{}, token_ids(p[i], param), true});
+    else
+      fail(param, "'" + param + "' must be a string or an array of token ids, got " + std::string(type_name(p[i])));
   }
 }
 
@@ -142,13 +150,16 @@ void parse_stop(const json& body, CompletionRequest& r, const RequestLimits& lim
   auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return;
   auto add = [&](const json& s) {
-    if (!s.is_string()) fail("stop", std::string("'stop' must be a string or an array of strings, got ") + type_name(s));
+    if (!s.is_string())
+      fail("stop", std::string("'stop' must be a string or an array of strings, got ") + type_name(s));
     std::string v = s.get<std::string>();
-    if (v.size() > lim.max_stop_bytes) fail("stop", "a stop string is longer than " + std::to_string(lim.max_stop_bytes) + " bytes");
+    if (v.size() > lim.max_stop_bytes)
+      fail("stop", "a stop string is longer than " + std::to_string(lim.max_stop_bytes) + " bytes");
     if (!v.empty()) r.stop.push_back(std::move(v));
   };
   if (it->is_array()) {
-    if (it->size() > lim.max_stop) fail("stop", "at most " + std::to_string(lim.max_stop) + " stop strings, got " + std::to_string(it->size()));
+    if (it->size() > lim.max_stop)
+      fail("stop", "at most " + std::to_string(lim.max_stop) + " stop strings, got " + std::to_string(it->size()));
     for (const json& s : *it) add(s);
   } else {
     add(*it);
@@ -174,8 +185,10 @@ ParseResult parse_request(Endpoint endpoint, std::string_view body, const Reques
       if (!m->is_string()) fail("model", "'model' must be a string");
       r.model = m->get<std::string>();
     }
-    if (endpoint == Endpoint::Chat) parse_messages(j, r, lim);
-    else parse_prompt(j, r, lim);
+    if (endpoint == Endpoint::Chat)
+      parse_messages(j, r, lim);
+    else
+      parse_prompt(j, r, lim);
     const int64_t n = get_int(j, "n", 1, 1, 1);
     (void)n;
     const int64_t cap = int64_t{1} << 30;
@@ -186,7 +199,8 @@ ParseResult parse_request(Endpoint endpoint, std::string_view body, const Reques
     r.presence_penalty = static_cast<float>(get_number(j, "presence_penalty", 0.0, -2.0, 2.0));
     r.frequency_penalty = static_cast<float>(get_number(j, "frequency_penalty", 0.0, -2.0, 2.0));
     if (j.contains("seed") && !j["seed"].is_null())
-      r.seed = static_cast<uint32_t>(get_int(j, "seed", 0, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+      r.seed = static_cast<uint32_t>(
+          get_int(j, "seed", 0, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
     parse_stop(j, r, lim);
     r.stream = get_bool(j, "stream", false);
     if (auto so = j.find("stream_options"); so != j.end() && !so->is_null()) {
@@ -204,7 +218,8 @@ ParseResult parse_request(Endpoint endpoint, std::string_view body, const Reques
         r.top_logprobs = static_cast<int>(get_int(j, "logprobs", 0, 0, lim.max_top_logprobs));
       }
       r.echo = get_bool(j, "echo", false);
-      if (r.stream && r.prompts.size() > 1) fail("prompt", "a streamed request takes one prompt, got " + std::to_string(r.prompts.size()));
+      if (r.stream && r.prompts.size() > 1)
+        fail("prompt", "a streamed request takes one prompt, got " + std::to_string(r.prompts.size()));
     }
     r.ignore_eos = get_bool(j, "ignore_eos", false);
     out.request = std::move(r);
@@ -223,7 +238,8 @@ TokenizeParse parse_tokenize_request(std::string_view body, size_t max_text_byte
     const char* key = j.contains("prompt") ? "prompt" : "content";
     auto it = j.find(key);
     if (it == j.end() || !it->is_string()) fail("prompt", "'prompt' must be a string");
-    if (it->get_ref<const std::string&>().size() > max_text_bytes) fail("prompt", "'prompt' is longer than " + std::to_string(max_text_bytes) + " bytes");
+    if (it->get_ref<const std::string&>().size() > max_text_bytes)
+      fail("prompt", "'prompt' is longer than " + std::to_string(max_text_bytes) + " bytes");
     TokenizeRequest r;
     r.text = it->get<std::string>();
     r.add_special = get_bool(j, j.contains("add_special_tokens") ? "add_special_tokens" : "add_special", true);

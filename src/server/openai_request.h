@@ -26,11 +26,11 @@ std::string error_json(const ApiError& e);
 enum class Endpoint { Chat, Completion };
 
 struct RequestLimits {
-  size_t max_stop = 16;          // stop strings per request
-  size_t max_stop_bytes = 512;   // bytes per stop string
+  size_t max_stop = 16;         // stop strings per request
+  size_t max_stop_bytes = 512;  // bytes per stop string
   size_t max_messages = 4096;
   int max_top_logprobs = 20;
-  size_t max_prompts = 64;       // completions: prompts in one request (a harness's batch)
+  size_t max_prompts = 64;  // completions: prompts in one request (a harness's batch)
 };
 
 // One completions prompt: text, or token ids given as they are (no BOS added).
@@ -43,20 +43,20 @@ struct PromptInput {
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::Chat;
   std::string model;
-  std::vector<ChatMessage> messages;   // chat
-  std::vector<PromptInput> prompts;    // completions: one or more prompts, each its own choice (index = position)
-  int64_t max_tokens = -1;             // -1: until end of generation (completions' default is 16)
-  float temperature = 1.0f;            // OpenAI's defaults
+  std::vector<ChatMessage> messages;  // chat
+  std::vector<PromptInput> prompts;   // completions: one or more prompts, each its own choice (index = position)
+  int64_t max_tokens = -1;            // -1: until end of generation (completions' default is 16)
+  float temperature = 1.0f;           // OpenAI's defaults
   float top_p = 1.0f;
   float presence_penalty = 0.0f, frequency_penalty = 0.0f;
   std::optional<uint32_t> seed;
   std::vector<std::string> stop;
   bool stream = false;
-  bool include_usage = false;          // stream_options.include_usage
-  bool logprobs = false;               // chat: logprobs; completions: logprobs given (0..max)
+  bool include_usage = false;  // stream_options.include_usage
+  bool logprobs = false;       // chat: logprobs; completions: logprobs given (0..max)
   int top_logprobs = 0;
-  bool echo = false;                   // completions: the prompt (and its logprobs) before the completion
-  bool ignore_eos = false;             // llama.cpp's extension: end-of-generation tokens do not end the reply
+  bool echo = false;        // completions: the prompt (and its logprobs) before the completion
+  bool ignore_eos = false;  // llama.cpp's extension: end-of-generation tokens do not end the reply
 };
 
 struct ParseResult {

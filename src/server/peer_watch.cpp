@@ -16,7 +16,8 @@ namespace {
 bool host_port(const sockaddr_storage& a, socklen_t len, std::string& host, int& port) {
   char buf[NI_MAXHOST];
   char serv[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, buf, sizeof buf, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, buf, sizeof buf, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
     return false;
   host = buf;
   port = std::atoi(serv);
@@ -39,7 +40,8 @@ bool matches(int fd, const std::string& local_addr, int local_port, const std::s
 
 }  // namespace
 
-std::optional<PeerWatch> PeerWatch::find(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
+std::optional<PeerWatch> PeerWatch::find(const std::string& local_addr, int local_port, const std::string& remote_addr,
+                                         int remote_port) {
   if (local_port <= 0 || remote_port <= 0) return std::nullopt;
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return std::nullopt;

@@ -15,7 +15,8 @@ class PeerWatch {
   // The connected socket with these addresses (as cpp-httplib fills Request::local_addr/port and
   // remote_addr/port: numeric hosts), or none. The descriptor is the serving thread's until its handler
   // returns, so a PeerWatch must not outlive the handler that made it.
-  static std::optional<PeerWatch> find(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port);
+  static std::optional<PeerWatch> find(const std::string& local_addr, int local_port, const std::string& remote_addr,
+                                       int remote_port);
   bool peer_gone() const;  // never blocks
   int fd() const { return fd_; }
 

@@ -24,8 +24,7 @@ void render_chatml(std::ostringstream& ss, const Messages& msgs, bool add_ass) {
 }
 
 // [INST] forms of Llama 2 (no assistant prompt is added: the open [INST] turn already asks for one).
-void render_llama2(std::ostringstream& ss, const Messages& msgs, bool with_system, bool bos_in_history,
-                   bool strip) {
+void render_llama2(std::ostringstream& ss, const Messages& msgs, bool with_system, bool bos_in_history, bool strip) {
   bool inside_turn = true;
   ss << "[INST] ";
   for (const auto& m : msgs) {
@@ -151,11 +150,12 @@ const std::vector<Family>& families() {
 // Names llama.cpp accepts for families pocketlm does not render: asking for one gives an error naming the
 // family rather than "unrecognised".
 constexpr std::string_view kKnownNames[] = {
-    "falcon3", "monarch", "orion", "openchat", "vicuna", "vicuna-orca", "deepseek", "deepseek2", "deepseek3",
-    "command-r", "chatglm3", "chatglm4", "glmedge", "minicpm", "exaone3", "exaone4", "exaone-moe", "rwkv-world",
-    "granite", "granite-4.0", "granite-4.1", "gigachat", "megrez", "yandex", "bailing", "bailing-think",
-    "bailing2", "llama4", "smolvlm", "hunyuan-moe", "gpt-oss", "hunyuan-dense", "hunyuan-vl", "kimi-k2",
-    "seed_oss", "grok-2", "pangu-embedded", "solar-open", "deepseek-ocr"};
+    "falcon3",   "monarch",        "orion",      "openchat",      "vicuna",        "vicuna-orca", "deepseek",
+    "deepseek2", "deepseek3",      "command-r",  "chatglm3",      "chatglm4",      "glmedge",     "minicpm",
+    "exaone3",   "exaone4",        "exaone-moe", "rwkv-world",    "granite",       "granite-4.0", "granite-4.1",
+    "gigachat",  "megrez",         "yandex",     "bailing",       "bailing-think", "bailing2",    "llama4",
+    "smolvlm",   "hunyuan-moe",    "gpt-oss",    "hunyuan-dense", "hunyuan-vl",    "kimi-k2",     "seed_oss",
+    "grok-2",    "pangu-embedded", "solar-open", "deepseek-ocr"};
 
 // llama.cpp's recognition rules, in its order.
 std::string detect(std::string_view t) {
@@ -197,8 +197,12 @@ std::string detect(std::string_view t) {
   if (has("[gMASK]sop")) return "chatglm3";
   if (has("<\xE7\x94\xA8\xE6\x88\xB7>")) return "minicpm";  // "<用户>"
   if (has("'Assistant: ' + message['content'] + eos_token")) return "deepseek2";
-  if (has("<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>") && has("<\xEF\xBD\x9C" "User\xEF\xBD\x9C>") &&
-      has("<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"))
+  if (has("<\xEF\xBD\x9C"
+          "Assistant\xEF\xBD\x9C>") &&
+      has("<\xEF\xBD\x9C"
+          "User\xEF\xBD\x9C>") &&
+      has("<\xEF\xBD\x9C"
+          "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"))
     return "deepseek3";
   if (has("[|system|]") && has("[|assistant|]") && has("[|endofturn|]")) return has("[|tool|]") ? "exaone4" : "exaone3";
   if (has("rwkv-world") || has("{{- 'User: ' + message['content']|trim + '\\n\\n' -}}")) return "rwkv-world";

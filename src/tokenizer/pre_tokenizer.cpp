@@ -22,16 +22,14 @@ constexpr std::string_view kQwen2 =
 constexpr std::string_view kSeedCoder =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}|)"
     R"( ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kGpt4o =
-    R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+)"
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|)"
-    R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*)"
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|)"
-    R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kTekken =
-    R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|)"
-    R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|)"
-    R"(\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kGpt4o = R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+)"
+                                    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|)"
+                                    R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*)"
+                                    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|)"
+                                    R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kTekken = R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|)"
+                                     R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|)"
+                                     R"(\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kDeepseek3 =
     R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|)"
     R"( ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
@@ -82,9 +80,9 @@ struct NameEntry {
   PreTokenizerTraits traits;
 };
 
-constexpr PreTokenizerTraits kClean{};                                        // clean_spaces on decode
-constexpr PreTokenizerTraits kRaw{false, false, false, false};                // no clean-up
-constexpr PreTokenizerTraits kLlama3Traits{true, true, true, false};          // ignore_merges, add BOS
+constexpr PreTokenizerTraits kClean{};                                // clean_spaces on decode
+constexpr PreTokenizerTraits kRaw{false, false, false, false};        // no clean-up
+constexpr PreTokenizerTraits kLlama3Traits{true, true, true, false};  // ignore_merges, add BOS
 constexpr PreTokenizerTraits kTekkenTraits{true, false, true, false};
 constexpr PreTokenizerTraits kChatglmTraits{false, true, false, true};
 
@@ -162,8 +160,7 @@ Expected<CodePtr> compile(std::string_view pattern, uint32_t extra_options = 0) 
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   CodePtr code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                             PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY | extra_options, &err, &err_offset,
-                             nullptr));
+                             PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY | extra_options, &err, &err_offset, nullptr));
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
@@ -200,8 +197,8 @@ void build_subject(const PreTokenizer::Compiled& c, const std::vector<uint32_t>&
     MatchDataPtr md(pcre2_match_data_create_from_pattern(c.non_ascii_space.get(), nullptr));
     size_t pos = 0;
     while (pos < subject.size()) {
-      const int rc = pcre2_match(c.non_ascii_space.get(), reinterpret_cast<PCRE2_SPTR>(subject.data()),
-                                 subject.size(), pos, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
+      const int rc = pcre2_match(c.non_ascii_space.get(), reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
+                                 pos, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
       if (rc < 0) break;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
       spaced.append(subject, pos, ov[0] - pos);
@@ -238,8 +235,7 @@ void split_pieces(const pcre2_code* re, const std::string& subject, const std::v
     while (pos < seg_len) {
       int rc = pcre2_match(re, seg, seg_len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NOTEMPTY, md.get(), nullptr);
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // deep backtracking: the interpreter keeps its stack on the heap
-        rc = pcre2_match(re, seg, seg_len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NOTEMPTY | PCRE2_NO_JIT, md.get(),
-                         nullptr);
+        rc = pcre2_match(re, seg, seg_len, pos, PCRE2_NO_UTF_CHECK | PCRE2_NOTEMPTY | PCRE2_NO_JIT, md.get(), nullptr);
       if (rc < 0) break;  // no match (or a resource limit): the rest stays one piece
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
       if (ov[0] > pos) out.push_back(cps_between(pos, ov[0]));

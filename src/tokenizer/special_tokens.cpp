@@ -17,8 +17,8 @@ std::vector<int32_t> special_tokens_by_length(const Vocab& vocab) {
   return ids;
 }
 
-std::vector<Fragment> partition_special(std::string_view text, const Vocab& vocab,
-                                        const std::vector<int32_t>& specials, bool parse_special) {
+std::vector<Fragment> partition_special(std::string_view text, const Vocab& vocab, const std::vector<int32_t>& specials,
+                                        bool parse_special) {
   std::vector<Fragment> fragments;
   if (text.empty()) return fragments;
   fragments.push_back({-1, 0, text.size()});

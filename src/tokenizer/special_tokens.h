@@ -22,7 +22,7 @@ struct Fragment {
 // Ids of control, user-defined and unknown tokens, longest text first (the order of the partition).
 std::vector<int32_t> special_tokens_by_length(const Vocab& vocab);
 
-std::vector<Fragment> partition_special(std::string_view text, const Vocab& vocab,
-                                        const std::vector<int32_t>& specials, bool parse_special);
+std::vector<Fragment> partition_special(std::string_view text, const Vocab& vocab, const std::vector<int32_t>& specials,
+                                        bool parse_special);
 
 }  // namespace pocketlm::tok

@@ -47,8 +47,8 @@ class Tokenizer {
   bool add_bos() const;           // tokenizer.ggml.add_bos_token, with llama.cpp's per-model defaults
   bool add_eos() const;
   bool is_control(int32_t id) const;
-  std::string_view model_kind() const;  // "llama" (spm) | "gpt2" (bpe)
-  std::string_view pre() const;         // tokenizer.ggml.pre ("" when absent)
+  std::string_view model_kind() const;              // "llama" (spm) | "gpt2" (bpe)
+  std::string_view pre() const;                     // tokenizer.ggml.pre ("" when absent)
   const std::string& token_text(int32_t id) const;  // the raw vocabulary entry; "" for out-of-range ids
 
   struct Impl;  // tokenizer_impl.h

@@ -30,7 +30,7 @@ struct Tokenizer::Impl {
   bool clean_spaces = false;
 
   std::set<int32_t> eog;
-  std::vector<int32_t> specials;  // control / user-defined / unknown ids, longest text first
+  std::vector<int32_t> specials;    // control / user-defined / unknown ids, longest text first
   std::vector<std::string> pieces;  // token_to_piece(id, render_special = true)
 };
 

@@ -34,7 +34,7 @@ Expected<std::vector<float>> read_scores(const GgufFile& f, std::string_view key
   for (size_t i = 0; i < n; ++i) {
     const GgufValue& e = v->arr[i];
     scores[i] = e.type == GgufType::FLOAT32 || e.type == GgufType::FLOAT64 ? static_cast<float>(e.f)
-                                                                            : static_cast<float>(e.as_int());
+                                                                           : static_cast<float>(e.as_int());
   }
   return scores;
 }
@@ -62,15 +62,23 @@ void detect_by_text(Tokenizer::Impl& t) {
   // DeepSeek's full-width forms: <｜end▁of▁sentence｜>, <｜fim▁begin｜>, <｜fim▁hole｜>, <｜fim▁end｜>.
 #define PLM_DS(words) "<\xEF\xBD\x9C" words "\xEF\xBD\x9C>"
   const Rule rules[] = {
-      {&t.eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-                "<EOT>", "_<EOT>", "[EOT]", PLM_DS("end\xE2\x96\x81of\xE2\x96\x81sentence"), "<end_of_utterance>"}},
+      {&t.eot,
+       {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+        "[EOT]", PLM_DS("end\xE2\x96\x81of\xE2\x96\x81sentence"), "<end_of_utterance>"}},
       {&t.eom, {"<|eom_id|>"}},
-      {&t.fim_pre, {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", PLM_DS("fim\xE2\x96\x81" "begin"), "<PRE>",
-                    "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
-      {&t.fim_suf, {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", PLM_DS("fim\xE2\x96\x81hole"), "<SUF>",
-                    "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
-      {&t.fim_mid, {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", PLM_DS("fim\xE2\x96\x81" "end"), "<MID>",
-                    "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+      {&t.fim_pre,
+       {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+        PLM_DS("fim\xE2\x96\x81"
+               "begin"),
+        "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+      {&t.fim_suf,
+       {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", PLM_DS("fim\xE2\x96\x81hole"), "<SUF>", "\xE2\x96\x81<SUF>",
+        "<|code_suffix|>", "<|suffix|>"}},
+      {&t.fim_mid,
+       {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+        PLM_DS("fim\xE2\x96\x81"
+               "end"),
+        "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
       {&t.fim_pad, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
       {&t.fim_rep, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
       {&t.fim_sep, {"<|file_sep|>"}},
@@ -94,10 +102,29 @@ void collect_eog(Tokenizer::Impl& t) {
   for (int32_t id : {t.fim_pad, t.fim_rep, t.fim_sep})
     if (id >= 0) t.eog.insert(id);
   for (const auto& [text, id] : t.vocab.ids) {
-    if (one_of(text, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-                      "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-                      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-                      "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "[e~["})) {
+    if (one_of(text, {"<|eot_id|>",
+                      "<|im_end|>",
+                      "<|end|>",
+                      "<|return|>",
+                      "<|call|>",
+                      "<|flush|>",
+                      "<|calls|>",
+                      "<end_of_turn>",
+                      "<|endoftext|>",
+                      "</s>",
+                      "<|eom_id|>",
+                      "<EOT>",
+                      "_<EOT>",
+                      "[EOT]",
+                      "[EOS]",
+                      "<|end_of_text|>",
+                      "<end_of_utterance>",
+                      "<eos>",
+                      "<turn|>",
+                      "<|tool_response>",
+                      "<\xEF\xBD\x9C"
+                      "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+                      "[e~["})) {
       t.eog.insert(id);
       tokens[static_cast<size_t>(id)].attr |= kAttrControl;
     }
@@ -249,14 +276,14 @@ Status load(const GgufFile& f, Tokenizer::Impl& t) {
   }
 
   const std::pair<const char*, int32_t*> keys[] = {
-      {"tokenizer.ggml.bos_token_id", &t.bos},        {"tokenizer.ggml.eos_token_id", &t.eos},
-      {"tokenizer.ggml.eot_token_id", &t.eot},        {"tokenizer.ggml.eom_token_id", &t.eom},
-      {"tokenizer.ggml.unknown_token_id", &unk},      {"tokenizer.ggml.seperator_token_id", &t.sep},
-      {"tokenizer.ggml.padding_token_id", &t.pad},    {"tokenizer.ggml.mask_token_id", &t.mask},
+      {"tokenizer.ggml.bos_token_id", &t.bos},         {"tokenizer.ggml.eos_token_id", &t.eos},
+      {"tokenizer.ggml.eot_token_id", &t.eot},         {"tokenizer.ggml.eom_token_id", &t.eom},
+      {"tokenizer.ggml.unknown_token_id", &unk},       {"tokenizer.ggml.seperator_token_id", &t.sep},
+      {"tokenizer.ggml.padding_token_id", &t.pad},     {"tokenizer.ggml.mask_token_id", &t.mask},
       {"tokenizer.ggml.fim_pre_token_id", &t.fim_pre}, {"tokenizer.ggml.fim_suf_token_id", &t.fim_suf},
       {"tokenizer.ggml.fim_mid_token_id", &t.fim_mid}, {"tokenizer.ggml.fim_pad_token_id", &t.fim_pad},
       {"tokenizer.ggml.fim_rep_token_id", &t.fim_rep}, {"tokenizer.ggml.fim_sep_token_id", &t.fim_sep},
-      {"tokenizer.ggml.prefix_token_id", &t.fim_pre}, {"tokenizer.ggml.suffix_token_id", &t.fim_suf},
+      {"tokenizer.ggml.prefix_token_id", &t.fim_pre},  {"tokenizer.ggml.suffix_token_id", &t.fim_suf},
       {"tokenizer.ggml.middle_token_id", &t.fim_mid},
   };
   for (const auto& [key, id] : keys) PLM_CHECK(read_special_id(f, key, n, *id));

@@ -14,8 +14,8 @@
 
 namespace pocketlm {
 
-Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path, const std::vector<TuneCandidate>& cands,
-                                                    const FitOptions& o) {
+Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
+                                                   const std::vector<TuneCandidate>& cands, const FitOptions& o) {
   const uint64_t budget = o.budget_bytes > 0 ? o.budget_bytes : (o.device ? o.device->budget_bytes() : 0);
   if (budget == 0) return Error("no memory budget: give a device or a budget in bytes").about("budget");
   PLM_TRY(GgufFile base, GgufFile::open(base_path));
@@ -77,18 +77,23 @@ Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
 
 std::string nothing_fits_message(const std::vector<CandidateFit>& fits, const FitOptions& o) {
   const uint64_t budget = o.budget_bytes > 0 ? o.budget_bytes : (o.device ? o.device->budget_bytes() : 0);
-  std::string msg = "no candidate fits the budget of " + human_bytes(static_cast<double>(budget)) + " at a context of " +
-                    std::to_string(o.n_ctx) + " tokens";
+  std::string msg = "no candidate fits the budget of " + human_bytes(static_cast<double>(budget)) +
+                    " at a context of " + std::to_string(o.n_ctx) + " tokens";
   if (fits.empty()) return msg;
   std::vector<CandidateFit> planned;
   for (const auto& f : fits)
     if (f.refused.empty()) planned.push_back(f);
-  if (planned.empty()) return msg + ": the quantizer refuses every candidate (" + fits.front().candidate.id + ": " + fits.front().refused + ")";
-  const auto it = std::min_element(planned.begin(), planned.end(),
-                                   [](const CandidateFit& a, const CandidateFit& b) { return a.peak_rss_bytes < b.peak_rss_bytes; });
-  msg += ": the smallest candidate, " + it->candidate.id + ", needs " + human_bytes(static_cast<double>(it->peak_rss_bytes)) +
-         " (weights " + human_bytes(static_cast<double>(it->weights_bytes)) + ", KV cache " +
-         human_bytes(static_cast<double>(it->kv_bytes)) + ", the rest scratch and runtime); raise the budget, lower the "
+  if (planned.empty())
+    return msg + ": the quantizer refuses every candidate (" + fits.front().candidate.id + ": " + fits.front().refused +
+           ")";
+  const auto it = std::min_element(planned.begin(), planned.end(), [](const CandidateFit& a, const CandidateFit& b) {
+    return a.peak_rss_bytes < b.peak_rss_bytes;
+  });
+  msg += ": the smallest candidate, " + it->candidate.id + ", needs " +
+         human_bytes(static_cast<double>(it->peak_rss_bytes)) + " (weights " +
+         human_bytes(static_cast<double>(it->weights_bytes)) + ", KV cache " +
+         human_bytes(static_cast<double>(it->kv_bytes)) +
+         ", the rest scratch and runtime); raise the budget, lower the "
          "context or add smaller targets or KV types to the space";
   return msg;
 }

@@ -34,8 +34,8 @@ struct FitOptions {
 
 // One entry per candidate, in order. A candidate the quantizer refuses (a rule's type cannot hold a tensor's
 // rows, ...) does not fit and says why in `refused`. Errors: the base cannot be read or planned.
-Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path, const std::vector<TuneCandidate>& cands,
-                                                    const FitOptions& o);
+Expected<std::vector<CandidateFit>> fit_candidates(const std::string& base_path,
+                                                   const std::vector<TuneCandidate>& cands, const FitOptions& o);
 
 // "nothing fits BUDGET at -c N: the smallest candidate, ID, needs RSS (weights W, KV K, ...)" for the error when
 // no candidate fits.

@@ -12,8 +12,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <utility>
 #include <sstream>
+#include <utility>
 
 #include "eval/perplexity_run.h"
 #include "eval/results.h"
@@ -55,8 +55,8 @@ Expected<std::string> read_whole(const std::string& path) {
 json candidate_json(const TuneCandidate& c) {
   json rules = json::array();
   for (const auto& [p, t] : c.rules) rules.push_back({{"pattern", p}, {"type", t}});
-  return {{"id", c.id}, {"file_id", c.file_id}, {"target", c.target}, {"method", c.method}, {"hot_f16", c.hot_f16},
-          {"rule_set", c.rule_set}, {"rules", rules}, {"kv_type", c.kv_type}};
+  return {{"id", c.id},           {"file_id", c.file_id},   {"target", c.target}, {"method", c.method},
+          {"hot_f16", c.hot_f16}, {"rule_set", c.rule_set}, {"rules", rules},     {"kv_type", c.kv_type}};
 }
 
 const TuneCandidate* find_candidate(const TuneConfig& cfg, const std::string& id) {
@@ -117,7 +117,8 @@ Expected<CalibStats> tune_calib_stats(const std::string& dir, const TuneConfig& 
   PLM_TRY(std::unique_ptr<Session> session, Session::create(*model, so));
   CalibrationRequest req;
   req.sequences = seqs;
-  req.data_name = cfg.calib + ": " + std::to_string(seqs.size()) + " chunks of " + std::to_string(cfg.calib_ctx) + " tokens";
+  req.data_name =
+      cfg.calib + ": " + std::to_string(seqs.size()) + " chunks of " + std::to_string(cfg.calib_ctx) + " tokens";
   req.cache_path = tune_calib_path(dir);
   req.gram = true;
   req.progress = false;
@@ -126,8 +127,8 @@ Expected<CalibStats> tune_calib_stats(const std::string& dir, const TuneConfig& 
 }
 
 // Writes the candidate's file (atomically) unless it exists.
-Expected<double> quantize_candidate(const std::string& dir, const TuneConfig& cfg, const TuneCandidate& c, int n_threads,
-                                    const TuneJobEvents& ev) {
+Expected<double> quantize_candidate(const std::string& dir, const TuneConfig& cfg, const TuneCandidate& c,
+                                    int n_threads, const TuneJobEvents& ev) {
   const std::string out = tune_model_path(dir, c);
   if (fs::exists(out)) return 0.0;
   PLM_TRY(FileLock lock, FileLock::take(dir + "/models/" + c.file_id + ".lock"));
@@ -158,9 +159,13 @@ Expected<double> quantize_candidate(const std::string& dir, const TuneConfig& cf
 
 }  // namespace
 
-std::string tune_model_path(const std::string& dir, const TuneCandidate& c) { return dir + "/models/" + c.file_id + ".gguf"; }
+std::string tune_model_path(const std::string& dir, const TuneCandidate& c) {
+  return dir + "/models/" + c.file_id + ".gguf";
+}
 std::string tune_eval_path(const std::string& dir, const TuneCandidate& c) { return dir + "/evals/" + c.id + ".jsonl"; }
-std::string tune_kld_path(const std::string& dir, const TuneCandidate& c) { return dir + "/evals/" + c.id + ".kld.json"; }
+std::string tune_kld_path(const std::string& dir, const TuneCandidate& c) {
+  return dir + "/evals/" + c.id + ".kld.json";
+}
 std::string tune_job_path(const std::string& dir, const TuneCandidate& c, int stage) {
   return dir + "/jobs/" + c.id + ".s" + std::to_string(stage) + ".json";
 }
@@ -170,13 +175,20 @@ std::string tune_calib_path(const std::string& dir) { return dir + "/calib.stats
 std::string tune_config_json(const TuneConfig& c) {
   json cands = json::array();
   for (const auto& x : c.candidates) cands.push_back(candidate_json(x));
-  json j = {{"pocketlm_tune", 1},          {"base", c.base},
-            {"tasks", c.tasks},            {"limit", c.limit},
-            {"n_ctx", c.n_ctx},            {"max_tokens", c.max_tokens},
-            {"kld_text", c.kld_text},      {"kld_ctx", c.kld_ctx},
-            {"kld_chunks", c.kld_chunks},  {"calib", c.calib},
-            {"calib_tokens", c.calib_tokens}, {"calib_ctx", c.calib_ctx},
-            {"stage_examples", c.stage_examples}, {"candidates", cands}};
+  json j = {{"pocketlm_tune", 1},
+            {"base", c.base},
+            {"tasks", c.tasks},
+            {"limit", c.limit},
+            {"n_ctx", c.n_ctx},
+            {"max_tokens", c.max_tokens},
+            {"kld_text", c.kld_text},
+            {"kld_ctx", c.kld_ctx},
+            {"kld_chunks", c.kld_chunks},
+            {"calib", c.calib},
+            {"calib_tokens", c.calib_tokens},
+            {"calib_ctx", c.calib_ctx},
+            {"stage_examples", c.stage_examples},
+            {"candidates", cands}};
   return j.dump(1) + "\n";
 }
 
@@ -205,7 +217,8 @@ Expected<TuneConfig> parse_tune_config(const std::string& text, const std::strin
       t.method = x.at("method").get<std::string>();
       t.hot_f16 = x.at("hot_f16").get<bool>();
       t.rule_set = x.at("rule_set").get<std::string>();
-      for (const json& r : x.at("rules")) t.rules.emplace_back(r.at("pattern").get<std::string>(), r.at("type").get<std::string>());
+      for (const json& r : x.at("rules"))
+        t.rules.emplace_back(r.at("pattern").get<std::string>(), r.at("type").get<std::string>());
       t.kv_type = x.at("kv_type").get<std::string>();
       c.candidates.push_back(std::move(t));
     }
@@ -254,10 +267,17 @@ Expected<std::vector<TaskExample>> tune_examples(const TuneConfig& c, std::vecto
 }
 
 std::string tune_job_record_json(const TuneJobRecord& r) {
-  json j = {{"candidate", r.candidate}, {"stage", r.stage}, {"examples", r.examples}, {"new_examples", r.new_examples},
-            {"file_bytes", r.file_bytes}, {"bits_per_weight", r.bits_per_weight},
-            {"kld", r.kld ? json(*r.kld) : json(nullptr)}, {"ppl", r.ppl ? json(*r.ppl) : json(nullptr)},
-            {"quantize_seconds", r.quantize_seconds}, {"eval_seconds", r.eval_seconds}, {"kld_seconds", r.kld_seconds}};
+  json j = {{"candidate", r.candidate},
+            {"stage", r.stage},
+            {"examples", r.examples},
+            {"new_examples", r.new_examples},
+            {"file_bytes", r.file_bytes},
+            {"bits_per_weight", r.bits_per_weight},
+            {"kld", r.kld ? json(*r.kld) : json(nullptr)},
+            {"ppl", r.ppl ? json(*r.ppl) : json(nullptr)},
+            {"quantize_seconds", r.quantize_seconds},
+            {"eval_seconds", r.eval_seconds},
+            {"kld_seconds", r.kld_seconds}};
   return j.dump() + "\n";
 }
 
@@ -336,7 +356,8 @@ Expected<TuneJobRecord> run_tune_job(const std::string& dir, const TuneConfig& c
 
   // The stage's examples not yet in the candidate's results file.
   PLM_TRY(std::vector<TaskExample> examples, tune_examples(cfg));
-  const int64_t n = std::min<int64_t>(cfg.stage_examples[static_cast<size_t>(stage)], static_cast<int64_t>(examples.size()));
+  const int64_t n =
+      std::min<int64_t>(cfg.stage_examples[static_cast<size_t>(stage)], static_cast<int64_t>(examples.size()));
   SessionOptions so;
   so.n_ctx = cfg.n_ctx;
   so.n_threads = n_threads_or_cores(n_threads);
@@ -369,8 +390,9 @@ Expected<TuneJobRecord> run_tune_job(const std::string& dir, const TuneConfig& c
     if (done.count(ex.key())) continue;
     auto run = runner.run(ex, cfg.max_tokens);
     if (!run) {  // e.g. a prompt longer than the context: left out for this candidate (the driver compares common keys)
-      if (ev.note) ev.note("note: " + id + ": " + ex.file + ":" + std::to_string(ex.line) + " (" + ex.id + "): " +
-                           run.error().message() + "; skipped");
+      if (ev.note)
+        ev.note("note: " + id + ": " + ex.file + ":" + std::to_string(ex.line) + " (" + ex.id +
+                "): " + run.error().message() + "; skipped");
       continue;
     }
     const TaskOutput& r = *run;
@@ -404,9 +426,9 @@ Expected<TuneJobRecord> run_tune_job(const std::string& dir, const TuneConfig& c
       job.session = so;
       PLM_TRY(eval::PerplexityOutcome out, eval::run_perplexity(*model, model_path, job));
       if (!out.kld) return Error(model_path + ": the KL-divergence run gave no report");
-      const json j = {{"kld", out.kld->kld.value}, {"kld_error", out.kld->kld.err}, {"ppl", out.kld->ppl.value},
-                      {"ppl_base", out.kld->ppl_base.value}, {"same_top", out.kld->same_top.value},
-                      {"positions", out.kld->positions}};
+      const json j = {{"kld", out.kld->kld.value},           {"kld_error", out.kld->kld.err},
+                      {"ppl", out.kld->ppl.value},           {"ppl_base", out.kld->ppl_base.value},
+                      {"same_top", out.kld->same_top.value}, {"positions", out.kld->positions}};
       PLM_CHECK(write_text_atomic(kld_path, j.dump() + "\n"));
       rec.kld_seconds = now_seconds() - t1;
     }

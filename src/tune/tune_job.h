@@ -25,14 +25,14 @@
 namespace pocketlm {
 
 struct TuneConfig {
-  std::string base;                     // the model every candidate is made from
-  std::vector<std::string> tasks;       // task files (JSONL)
-  int64_t limit = 0;                    // first N good examples of each file (0: all)
-  int64_t n_ctx = 2048;                 // the context the budget is checked at (and examples run at)
-  int max_tokens = 0;                   // eval's --max-tokens (0: per task)
-  std::string kld_text;                 // "" : no KL divergence
+  std::string base;                // the model every candidate is made from
+  std::vector<std::string> tasks;  // task files (JSONL)
+  int64_t limit = 0;               // first N good examples of each file (0: all)
+  int64_t n_ctx = 2048;            // the context the budget is checked at (and examples run at)
+  int max_tokens = 0;              // eval's --max-tokens (0: per task)
+  std::string kld_text;            // "" : no KL divergence
   int64_t kld_ctx = 512, kld_chunks = 4;
-  std::string calib;                    // calibration text for the methods that need one
+  std::string calib;  // calibration text for the methods that need one
   int64_t calib_tokens = 8192, calib_ctx = 512;
   std::vector<TuneCandidate> candidates;  // those that fit, in space order
   std::vector<int64_t> stage_examples;    // examples scored by the end of each stage (a growing prefix)
@@ -60,8 +60,8 @@ std::string tune_calib_path(const std::string& dir);
 struct TuneJobRecord {
   std::string candidate;
   int stage = 0;
-  int64_t examples = 0;       // scored in all, by the end of this stage
-  int64_t new_examples = 0;   // scored by this job (0 when a rerun found them done)
+  int64_t examples = 0;      // scored in all, by the end of this stage
+  int64_t new_examples = 0;  // scored by this job (0 when a rerun found them done)
   uint64_t file_bytes = 0;
   double bits_per_weight = 0;
   std::optional<double> kld, ppl;

@@ -73,16 +73,19 @@ std::string tune_report_html(const TuneOutcome& o) {
        "</title>\n<style>body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;max-width:1200px;color:#222}"
        "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
        "th{background:#f2f2f2}td.l{text-align:left}tr.pick{background:#fde8e8;font-weight:bold}tr.out{color:#999}"
-       "code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;white-space:pre-wrap;word-break:break-all}.plots svg{max-width:100%;height:auto}"
+       "code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;white-space:pre-wrap;word-break:break-all}.plots "
+       "svg{max-width:100%;height:auto}"
        "</style></head><body>\n";
   h += "<h1>pocketlm tune</h1>\n<p>Base <code>" + esc(o.base) + "</code>; budget " +
-       esc(human_bytes(static_cast<double>(o.budget_bytes))) + (o.device.empty() ? "" : " (device " + esc(o.device) + ")") +
-       " at a context of " + std::to_string(o.n_ctx) + " tokens; stages of ";
+       esc(human_bytes(static_cast<double>(o.budget_bytes))) +
+       (o.device.empty() ? "" : " (device " + esc(o.device) + ")") + " at a context of " + std::to_string(o.n_ctx) +
+       " tokens; stages of ";
   for (size_t s = 0; s < o.stage_examples.size(); ++s) h += (s ? ", " : "") + std::to_string(o.stage_examples[s]);
   h += " examples.</p>\n";
   h += "<h2 id=\"pick\">The pick: " + esc(p.fit.candidate.id) + "</h2>\n<p>File <code>pick.gguf</code> (" +
-       esc(human_bytes(static_cast<double>(p.file_bytes))) + ", " + fmt(p.bits_per_weight) + " bits/weight), run with KV type <code>" +
-       esc(p.fit.candidate.kv_type) + "</code>. Why: " + esc(o.pick_why) + ".</p>\n";
+       esc(human_bytes(static_cast<double>(p.file_bytes))) + ", " + fmt(p.bits_per_weight) +
+       " bits/weight), run with KV type <code>" + esc(p.fit.candidate.kv_type) + "</code>. Why: " + esc(o.pick_why) +
+       ".</p>\n";
   h += "<div class=\"plots\" id=\"pareto\">\n" + pareto_svg(o) + "</div>\n";
   bool any_kld = false;
   for (const auto& r : o.candidates) any_kld = any_kld || r.kld.has_value();
@@ -92,32 +95,39 @@ std::string tune_report_html(const TuneOutcome& o) {
       h += "<p>KLD against the task score: <b>" + std::to_string(o.kld_vs_task_pairs.opposite) + " of " +
            std::to_string(o.kld_vs_task_pairs.decided) + "</b> candidate pairs disagree (" +
            fmt(100 * o.kld_vs_task_pairs.rate(), 1) + " %: the lower KLD scores lower on the tasks); per example " +
-           std::to_string(o.kld_vs_task_examples.opposite) + " of " + std::to_string(o.kld_vs_task_examples.decided) + " (" +
-           fmt(100 * o.kld_vs_task_examples.rate(), 1) + " %).</p>\n";
+           std::to_string(o.kld_vs_task_examples.opposite) + " of " + std::to_string(o.kld_vs_task_examples.decided) +
+           " (" + fmt(100 * o.kld_vs_task_examples.rate(), 1) + " %).</p>\n";
   }
-  h += "<h2>Candidates</h2>\n<table id=\"candidates\"><tr><th>candidate</th><th>fits</th><th>file MiB</th><th>bits/weight</th>"
-       "<th>predicted peak RSS MiB</th><th>predicted decode t/s</th><th>stage-0 score</th><th>last stage</th><th>examples</th>"
-       "<th>score [95 % interval]</th><th>vs leader</th><th>KLD</th><th>PPL</th><th>front</th><th class=\"l\">decision</th></tr>\n";
+  h += "<h2>Candidates</h2>\n<table id=\"candidates\"><tr><th>candidate</th><th>fits</th><th>file "
+       "MiB</th><th>bits/weight</th>"
+       "<th>predicted peak RSS MiB</th><th>predicted decode t/s</th><th>stage-0 score</th><th>last "
+       "stage</th><th>examples</th>"
+       "<th>score [95 % interval]</th><th>vs leader</th><th>KLD</th><th>PPL</th><th>front</th><th "
+       "class=\"l\">decision</th></tr>\n";
   for (size_t i = 0; i < o.candidates.size(); ++i) {
     const auto& r = o.candidates[i];
     const bool ev = r.last_stage >= 0;
     h += std::string("<tr") + (i == o.pick ? " class=\"pick\"" : (!ev ? " class=\"out\"" : "")) + "><td class=\"l\">" +
-         esc(r.fit.candidate.id) + "</td><td>" + (r.fit.fits ? "yes" : "no") + "</td><td>" + (ev ? mib(static_cast<double>(r.file_bytes)) : "") +
-         "</td><td>" + (ev ? fmt(r.bits_per_weight) : "") + "</td><td>" + mib(static_cast<double>(r.fit.peak_rss_bytes)) + "</td><td>" +
-         (r.fit.decode_tps ? fmt(*r.fit.decode_tps, 1) : "") + "</td><td>" + (ev ? interval(r.score_stage0) : "") + "</td><td>" +
-         (ev ? std::to_string(r.last_stage) : "") + "</td><td>" + (ev ? std::to_string(r.examples) : "") + "</td><td>" +
-         (ev ? interval(r.score) : "") + "</td><td>" + (ev ? interval(r.vs_leader) : "") + "</td><td>" +
-         (r.kld ? fmt(*r.kld, 4) : "") + "</td><td>" + (r.ppl ? fmt(*r.ppl, 2) : "") + "</td><td>" + (ev && r.on_front ? "yes" : "") +
-         "</td><td class=\"l\">" + esc(r.decision) + "</td></tr>\n";
+         esc(r.fit.candidate.id) + "</td><td>" + (r.fit.fits ? "yes" : "no") + "</td><td>" +
+         (ev ? mib(static_cast<double>(r.file_bytes)) : "") + "</td><td>" + (ev ? fmt(r.bits_per_weight) : "") +
+         "</td><td>" + mib(static_cast<double>(r.fit.peak_rss_bytes)) + "</td><td>" +
+         (r.fit.decode_tps ? fmt(*r.fit.decode_tps, 1) : "") + "</td><td>" + (ev ? interval(r.score_stage0) : "") +
+         "</td><td>" + (ev ? std::to_string(r.last_stage) : "") + "</td><td>" + (ev ? std::to_string(r.examples) : "") +
+         "</td><td>" + (ev ? interval(r.score) : "") + "</td><td>" + (ev ? interval(r.vs_leader) : "") + "</td><td>" +
+         (r.kld ? fmt(*r.kld, 4) : "") + "</td><td>" + (r.ppl ? fmt(*r.ppl, 2) : "") + "</td><td>" +
+         (ev && r.on_front ? "yes" : "") + "</td><td class=\"l\">" + esc(r.decision) + "</td></tr>\n";
   }
   h += "</table>\n";
-  h += "<h2>Per-task wins and losses of the pick</h2>\n<p>Per example on the task's primary metric, over the examples both "
-       "were scored on.</p>\n<table id=\"wins\"><tr><th class=\"l\">against</th><th class=\"l\">task</th><th>examples</th>"
+  h += "<h2>Per-task wins and losses of the pick</h2>\n<p>Per example on the task's primary metric, over the examples "
+       "both "
+       "were scored on.</p>\n<table id=\"wins\"><tr><th class=\"l\">against</th><th "
+       "class=\"l\">task</th><th>examples</th>"
        "<th>wins</th><th>losses</th><th>ties</th><th>pick mean</th><th>other mean</th></tr>\n";
   for (const auto& w : o.wins)
-    h += "<tr><td class=\"l\">" + esc(w.other) + "</td><td class=\"l\">" + esc(w.task) + "</td><td>" + std::to_string(w.n) + "</td><td>" +
-         std::to_string(w.wl.wins) + "</td><td>" + std::to_string(w.wl.losses) + "</td><td>" + std::to_string(w.wl.ties) + "</td><td>" +
-         fmt(w.pick_mean) + "</td><td>" + fmt(w.other_mean) + "</td></tr>\n";
+    h += "<tr><td class=\"l\">" + esc(w.other) + "</td><td class=\"l\">" + esc(w.task) + "</td><td>" +
+         std::to_string(w.n) + "</td><td>" + std::to_string(w.wl.wins) + "</td><td>" + std::to_string(w.wl.losses) +
+         "</td><td>" + std::to_string(w.wl.ties) + "</td><td>" + fmt(w.pick_mean) + "</td><td>" + fmt(w.other_mean) +
+         "</td></tr>\n";
   h += "</table>\n";
   h += "<h2>Reproduce</h2>\n<pre>" + esc(o.command) + "\n";
   const auto& c = p.fit.candidate;
@@ -130,7 +140,9 @@ std::string tune_report_html(const TuneOutcome& o) {
     h += "# " + esc(c.rule_set) + ".yaml:\n";
     for (const auto& [pat, type] : c.rules) h += esc("- {pattern: '" + pat + "', type: " + type + "}") + "\n";
   }
-  h += esc("pocketlm run -m pick.gguf -c " + std::to_string(o.n_ctx) + " -ctk " + c.kv_type + " -ctv " + c.kv_type + " -p ...") + "\n</pre>\n";
+  h += esc("pocketlm run -m pick.gguf -c " + std::to_string(o.n_ctx) + " -ctk " + c.kv_type + " -ctv " + c.kv_type +
+           " -p ...") +
+       "\n</pre>\n";
   h += "<p>Files: <code>results.jsonl</code> (one line per candidate and stage), <code>pareto.json</code>, "
        "<code>evals/</code> (every candidate's outputs and scores), <code>models/</code>.</p>\n</body></html>\n";
   return h;

@@ -127,21 +127,25 @@ StageDecision decide_stage(const std::vector<std::vector<double>>& x, bool last_
     if (d.boot.means[v].mean > d.boot.means[d.leader].mean) d.leader = v;
   std::vector<size_t> order(n);
   for (size_t v = 0; v < n; ++v) order[v] = v;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d.boot.means[a].mean > d.boot.means[b].mean; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return d.boot.means[a].mean > d.boot.means[b].mean; });
   const size_t top = (n + 1) / 2;
   for (size_t r = 0; r < n; ++r) {
     const size_t v = order[r];
     const Interval& diff = d.boot.diff[v][d.leader];
-    if (v == d.leader) d.why[v] = "leader";
-    else if (last_stage) d.why[v] = "final stage";
-    else if (r < top) d.why[v] = "top half";
+    if (v == d.leader)
+      d.why[v] = "leader";
+    else if (last_stage)
+      d.why[v] = "final stage";
+    else if (r < top)
+      d.why[v] = "top half";
     else if (diff.hi < 0) {
       d.keep[v] = false;
       d.why[v] = "worse than the leader with confidence: difference " + fmt(diff.mean) + " [" + fmt(diff.lo) + ", " +
                  fmt(diff.hi) + "]";
     } else {
-      d.why[v] = "bottom half but not worse with confidence: difference " + fmt(diff.mean) + " [" + fmt(diff.lo) + ", " +
-                 fmt(diff.hi) + "]";
+      d.why[v] = "bottom half but not worse with confidence: difference " + fmt(diff.mean) + " [" + fmt(diff.lo) +
+                 ", " + fmt(diff.hi) + "]";
     }
   }
   return d;
@@ -150,8 +154,10 @@ StageDecision decide_stage(const std::vector<std::vector<double>>& x, bool last_
 size_t pick_candidate(const std::vector<double>& means, const std::vector<uint64_t>& file_bytes, double tie) {
   size_t best = 0;
   for (size_t v = 1; v < means.size(); ++v) {
-    if (means[v] > means[best] + tie) best = v;
-    else if (std::fabs(means[v] - means[best]) <= tie && file_bytes[v] < file_bytes[best]) best = v;
+    if (means[v] > means[best] + tie)
+      best = v;
+    else if (std::fabs(means[v] - means[best]) <= tie && file_bytes[v] < file_bytes[best])
+      best = v;
   }
   return best;
 }
@@ -236,7 +242,8 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   out.command = req.command;
   out.calib = req.config.calib;
   out.n_ctx = req.config.n_ctx;
-  out.budget_bytes = req.fit.budget_bytes > 0 ? req.fit.budget_bytes : (req.fit.device ? req.fit.device->budget_bytes() : 0);
+  out.budget_bytes =
+      req.fit.budget_bytes > 0 ? req.fit.budget_bytes : (req.fit.device ? req.fit.device->budget_bytes() : 0);
   out.device = req.fit.device ? req.fit.device->name : "";
 
   // 1. The space, less the methods that need calibration when there is no calibration text.
@@ -246,14 +253,17 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     std::set<std::string> dropped;
     for (auto& c : all) {
       auto m = parse_quant_method(c.method);
-      if (m && method_needs_calibration(*m, false)) dropped.insert(c.method);
-      else kept.push_back(std::move(c));
+      if (m && method_needs_calibration(*m, false))
+        dropped.insert(c.method);
+      else
+        kept.push_back(std::move(c));
     }
     for (const auto& m : dropped) {
       out.notes.push_back("method " + m + " needs calibration data (--calib FILE): its candidates are left out");
       note("note: " + out.notes.back());
     }
-    if (kept.empty()) return Error("every candidate of the space needs calibration data: give --calib FILE").about("calib");
+    if (kept.empty())
+      return Error("every candidate of the space needs calibration data: give --calib FILE").about("calib");
     all = std::move(kept);
   }
 
@@ -284,8 +294,9 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   for (const auto& p : problems) note("warning: " + p);
   std::set<std::string> labels;
   for (const auto& ex : examples) labels.insert(ex.task);
-  const int64_t min_examples =
-      req.min_stage_examples > 0 ? req.min_stage_examples : std::max<int64_t>(10, 2 * static_cast<int64_t>(labels.size()));
+  const int64_t min_examples = req.min_stage_examples > 0
+                                   ? req.min_stage_examples
+                                   : std::max<int64_t>(10, 2 * static_cast<int64_t>(labels.size()));
   cfg.stage_examples = stage_sizes(static_cast<int64_t>(examples.size()), fitting.size(), min_examples);
   out.stage_examples = cfg.stage_examples;
 
@@ -302,7 +313,8 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     note("tune: resuming the tune in " + req.dir);
     // Writes a kill interrupted leave their temporary files (util/atomic_file.h): no job runs yet, remove them.
     for (const auto& e : fs::recursive_directory_iterator(req.dir, ec))
-      if (e.is_regular_file(ec) && e.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+      if (e.is_regular_file(ec) && e.path().filename().string().find(".tmp.") != std::string::npos)
+        fs::remove(e.path(), ec);
   } else {
     PLM_CHECK(write_text_atomic(req.dir + "/tune.json", tune_config_json(cfg)));
   }
@@ -328,14 +340,17 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     const int64_t n = cfg.stage_examples[static_cast<size_t>(s)];
     std::vector<std::string> todo;
     for (size_t v : alive) {
-      if (fs::exists(tune_job_path(req.dir, fitting[v].candidate, s))) ++out.jobs_skipped;
-      else todo.push_back(fitting[v].candidate.id);
+      if (fs::exists(tune_job_path(req.dir, fitting[v].candidate, s)))
+        ++out.jobs_skipped;
+      else
+        todo.push_back(fitting[v].candidate.id);
     }
     int64_t to_score = 0;
     for (const std::string& id : todo) {
-      const TuneCandidate& c = fitting[std::find_if(fitting.begin(), fitting.end(), [&](const CandidateFit& f) {
-                                         return f.candidate.id == id;
-                                       }) - fitting.begin()].candidate;
+      const TuneCandidate& c = fitting[std::find_if(fitting.begin(), fitting.end(),
+                                                    [&](const CandidateFit& f) { return f.candidate.id == id; }) -
+                                       fitting.begin()]
+                                   .candidate;
       auto have = primary_scores(tune_eval_path(req.dir, c));
       int64_t have_n = 0;
       if (have)
@@ -380,7 +395,8 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
       r.bits_per_weight = recs[a].bits_per_weight;
       r.kld = recs[a].kld;
       r.ppl = recs[a].ppl;
-      r.decision = d.keep[a] ? (s == n_stages - 1 ? "final" : "on to stage " + std::to_string(s + 1)) : "dropped at stage " + std::to_string(s);
+      r.decision = d.keep[a] ? (s == n_stages - 1 ? "final" : "on to stage " + std::to_string(s + 1))
+                             : "dropped at stage " + std::to_string(s);
       r.decision += " (" + d.why[a] + ")";
       std::map<std::string, std::pair<double, int64_t>> tm;
       for (size_t i = 0; i < common.size(); ++i) {
@@ -395,12 +411,19 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
       if (!lines.count(key)) {
         json per_task = json::object();
         for (const auto& [t, m] : r.task_means) per_task[t] = m;
-        lines[key] = {{"candidate", fitting[v].candidate.id}, {"stage", s}, {"examples", r.examples},
-                      {"score", interval_json(r.score)}, {"vs_leader", interval_json(r.vs_leader)},
-                      {"leader", fitting[alive[d.leader]].candidate.id}, {"decision", r.decision},
-                      {"per_task", per_task}, {"file_bytes", r.file_bytes}, {"bits_per_weight", r.bits_per_weight},
+        lines[key] = {{"candidate", fitting[v].candidate.id},
+                      {"stage", s},
+                      {"examples", r.examples},
+                      {"score", interval_json(r.score)},
+                      {"vs_leader", interval_json(r.vs_leader)},
+                      {"leader", fitting[alive[d.leader]].candidate.id},
+                      {"decision", r.decision},
+                      {"per_task", per_task},
+                      {"file_bytes", r.file_bytes},
+                      {"bits_per_weight", r.bits_per_weight},
                       {"predicted_peak_rss_bytes", fitting[v].peak_rss_bytes},
-                      {"kld", r.kld ? json(*r.kld) : json(nullptr)}, {"ppl", r.ppl ? json(*r.ppl) : json(nullptr)},
+                      {"kld", r.kld ? json(*r.kld) : json(nullptr)},
+                      {"ppl", r.ppl ? json(*r.ppl) : json(nullptr)},
                       {"new_examples", recs[a].new_examples},
                       {"seconds", recs[a].quantize_seconds + recs[a].eval_seconds + recs[a].kld_seconds}};
       }
@@ -409,7 +432,8 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     std::vector<std::pair<std::pair<int, size_t>, std::string>> ordered;
     for (const auto& [k, j] : lines) {
       size_t idx = 0;
-      for (; idx < fitting.size() && fitting[idx].candidate.id != j.at("candidate").get<std::string>(); ++idx) {}
+      for (; idx < fitting.size() && fitting[idx].candidate.id != j.at("candidate").get<std::string>(); ++idx) {
+      }
       ordered.push_back({{j.at("stage").get<int>(), idx}, j.dump()});
     }
     std::sort(ordered.begin(), ordered.end());
@@ -432,9 +456,9 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     const TuneCandidateResult& p = res[pick];
     out.pick_why = "the highest mean score at the last stage (" + fmt(p.score.mean) + " [" + fmt(p.score.lo) + ", " +
                    fmt(p.score.hi) + "] over " + std::to_string(p.examples) + " examples) among " +
-                   std::to_string(alive.size()) + " finalist(s) that fit " + human_bytes(static_cast<double>(out.budget_bytes)) +
-                   " at -c " + std::to_string(out.n_ctx) + " (predicted peak RSS " +
-                   human_bytes(static_cast<double>(p.fit.peak_rss_bytes)) + ")";
+                   std::to_string(alive.size()) + " finalist(s) that fit " +
+                   human_bytes(static_cast<double>(out.budget_bytes)) + " at -c " + std::to_string(out.n_ctx) +
+                   " (predicted peak RSS " + human_bytes(static_cast<double>(p.fit.peak_rss_bytes)) + ")";
     size_t tied = 0;
     for (size_t v : alive)
       if (v != pick && std::fabs(res[v].score.mean - p.score.mean) <= 1e-9) ++tied;
@@ -446,17 +470,19 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
           (!smaller || res[v].file_bytes < smaller->file_bytes))
         smaller = &res[v];
     if (smaller)
-      out.pick_why += "; note: " + smaller->fit.candidate.id + " is " +
-                      fmt(100.0 * (1.0 - static_cast<double>(smaller->file_bytes) / static_cast<double>(p.file_bytes)), 0) +
-                      " % smaller and not worse with confidence (difference to the leader " + fmt(smaller->vs_leader.mean) +
-                      " [" + fmt(smaller->vs_leader.lo) + ", " + fmt(smaller->vs_leader.hi) + "])";
+      out.pick_why +=
+          "; note: " + smaller->fit.candidate.id + " is " +
+          fmt(100.0 * (1.0 - static_cast<double>(smaller->file_bytes) / static_cast<double>(p.file_bytes)), 0) +
+          " % smaller and not worse with confidence (difference to the leader " + fmt(smaller->vs_leader.mean) + " [" +
+          fmt(smaller->vs_leader.lo) + ", " + fmt(smaller->vs_leader.hi) + "])";
     res[pick].decision = "pick (" + res[pick].decision + ")";
   }
   for (size_t v = 0; v < res.size(); ++v) {
     res[v].on_front = true;
     for (size_t u = 0; u < res.size(); ++u) {
       if (u == v) continue;
-      const bool no_worse = res[u].file_bytes <= res[v].file_bytes && res[u].score_stage0.mean >= res[v].score_stage0.mean;
+      const bool no_worse =
+          res[u].file_bytes <= res[v].file_bytes && res[u].score_stage0.mean >= res[v].score_stage0.mean;
       const bool better = res[u].file_bytes < res[v].file_bytes || res[u].score_stage0.mean > res[v].score_stage0.mean;
       if (no_worse && better) res[v].on_front = false;
     }
@@ -477,7 +503,8 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
       for (const auto& [pa, pb] : pairs) a.push_back(pa), b.push_back(pb);
       w.wl = wins_losses(a, b);
       w.n = static_cast<int64_t>(pairs.size());
-      for (size_t i = 0; i < a.size(); ++i) w.pick_mean += a[i] / static_cast<double>(a.size()), w.other_mean += b[i] / static_cast<double>(b.size());
+      for (size_t i = 0; i < a.size(); ++i)
+        w.pick_mean += a[i] / static_cast<double>(a.size()), w.other_mean += b[i] / static_cast<double>(b.size());
       out.wins.push_back(w);
     }
   }
@@ -498,8 +525,9 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     if (!f.fits) {
       TuneCandidateResult r;
       r.fit = f;
-      r.decision = f.refused.empty() ? "does not fit (predicted peak RSS " + human_bytes(static_cast<double>(f.peak_rss_bytes)) + ")"
-                                     : "refused by the quantizer: " + f.refused;
+      r.decision = f.refused.empty()
+                       ? "does not fit (predicted peak RSS " + human_bytes(static_cast<double>(f.peak_rss_bytes)) + ")"
+                       : "refused by the quantizer: " + f.refused;
       out.candidates.push_back(r);
     }
   out.pick = pick;
@@ -516,9 +544,15 @@ std::string pareto_json(const TuneOutcome& o) {
   json cands = json::array();
   for (const auto& r : o.candidates) {
     const TuneCandidate& c = r.fit.candidate;
-    json j = {{"id", c.id}, {"target", c.target}, {"method", c.method}, {"hot_f16", c.hot_f16},
-              {"rule_set", c.rule_set}, {"kv_type", c.kv_type}, {"fits", r.fit.fits},
-              {"predicted_weights_bytes", r.fit.weights_bytes}, {"predicted_peak_rss_bytes", r.fit.peak_rss_bytes},
+    json j = {{"id", c.id},
+              {"target", c.target},
+              {"method", c.method},
+              {"hot_f16", c.hot_f16},
+              {"rule_set", c.rule_set},
+              {"kv_type", c.kv_type},
+              {"fits", r.fit.fits},
+              {"predicted_weights_bytes", r.fit.weights_bytes},
+              {"predicted_peak_rss_bytes", r.fit.peak_rss_bytes},
               {"predicted_decode_tps", r.fit.decode_tps ? json(*r.fit.decode_tps) : json(nullptr)},
               {"predicted_prefill_tps", r.fit.prefill_tps ? json(*r.fit.prefill_tps) : json(nullptr)},
               {"decision", r.decision}};
@@ -538,12 +572,19 @@ std::string pareto_json(const TuneOutcome& o) {
   json front = json::array();
   for (const auto& r : o.candidates)
     if (r.last_stage >= 0 && r.on_front) front.push_back(r.fit.candidate.id);
-  json j = {{"base", o.base}, {"budget_bytes", o.budget_bytes}, {"device", o.device}, {"n_ctx", o.n_ctx},
-            {"stage_examples", o.stage_examples}, {"pick", o.candidates[o.pick].fit.candidate.id},
-            {"pick_kv_type", o.candidates[o.pick].fit.candidate.kv_type}, {"front", front}, {"candidates", cands}};
+  json j = {{"base", o.base},
+            {"budget_bytes", o.budget_bytes},
+            {"device", o.device},
+            {"n_ctx", o.n_ctx},
+            {"stage_examples", o.stage_examples},
+            {"pick", o.candidates[o.pick].fit.candidate.id},
+            {"pick_kv_type", o.candidates[o.pick].fit.candidate.kv_type},
+            {"front", front},
+            {"candidates", cands}};
   if (o.kld_vs_task_pairs.decided + o.kld_vs_task_pairs.tied > 0)
-    j["kld_vs_task_disagreement"] = {{"pairs", {{"decided", o.kld_vs_task_pairs.decided}, {"opposite", o.kld_vs_task_pairs.opposite}}},
-                                     {"examples", {{"decided", o.kld_vs_task_examples.decided}, {"opposite", o.kld_vs_task_examples.opposite}}}};
+    j["kld_vs_task_disagreement"] = {
+        {"pairs", {{"decided", o.kld_vs_task_pairs.decided}, {"opposite", o.kld_vs_task_pairs.opposite}}},
+        {"examples", {{"decided", o.kld_vs_task_examples.decided}, {"opposite", o.kld_vs_task_examples.opposite}}}};
   return j.dump(1) + "\n";
 }
 

@@ -21,10 +21,10 @@ namespace pocketlm {
 
 // A stage's decisions from x[v][i], the primary score of candidate v on example i (the same examples for all).
 struct StageDecision {
-  BootstrapResult boot;            // means[v] and diff[v][leader]
-  size_t leader = 0;               // the highest mean (the first on ties)
-  std::vector<bool> keep;          // on to the next stage
-  std::vector<std::string> why;    // per candidate: "leader", "top half", "not worse with confidence", "worse: ..."
+  BootstrapResult boot;          // means[v] and diff[v][leader]
+  size_t leader = 0;             // the highest mean (the first on ties)
+  std::vector<bool> keep;        // on to the next stage
+  std::vector<std::string> why;  // per candidate: "leader", "top half", "not worse with confidence", "worse: ..."
 };
 // The top half (rounded up) goes on; of the rest, those whose difference to the leader is not below zero with
 // confidence go on too. At the last stage nobody is dropped.
@@ -41,14 +41,14 @@ std::vector<int64_t> stage_sizes(int64_t n_examples, size_t n_candidates, int64_
 struct TuneRequest {
   std::string dir;
   TuneSpace space;
-  TuneConfig config;          // base, tasks, limit, n_ctx, kld, calib (candidates and stages are filled in)
+  TuneConfig config;  // base, tasks, limit, n_ctx, kld, calib (candidates and stages are filled in)
   FitOptions fit;
-  int n_threads = 0;          // per job
+  int n_threads = 0;               // per job
   int64_t min_stage_examples = 0;  // 0: twice the number of task labels, at least 10 (a bootstrap over fewer
                                    // examples is too sure of itself)
   int resamples = kDefaultBootstrapResamples;
   uint64_t seed = kDefaultBootstrapSeed;
-  std::string command;        // the command line, for the report's reproduce section
+  std::string command;  // the command line, for the report's reproduce section
 };
 
 // Runs the jobs of `ids` at `stage` (all of them, or fails); `examples_done(n)` as examples are scored.
@@ -72,12 +72,12 @@ struct TuneCandidateResult {
   uint64_t file_bytes = 0;
   double bits_per_weight = 0;
   std::optional<double> kld, ppl;
-  bool on_front = false;         // Pareto-optimal in (file bytes, stage-0 score)
+  bool on_front = false;                                   // Pareto-optimal in (file bytes, stage-0 score)
   std::vector<std::pair<std::string, double>> task_means;  // at its last stage
 };
 struct TaskWinLoss {
   std::string other, task;
-  WinLoss wl;          // the pick against `other` per example on the task's primary metric
+  WinLoss wl;  // the pick against `other` per example on the task's primary metric
   int64_t n = 0;
   double pick_mean = 0, other_mean = 0;
 };
@@ -90,9 +90,9 @@ struct TuneOutcome {
   std::vector<TuneCandidateResult> candidates;  // every candidate of the space, evaluated ones first
   size_t pick = 0;
   std::string pick_why;
-  std::vector<TaskWinLoss> wins;                // the pick against every other evaluated candidate
+  std::vector<TaskWinLoss> wins;                         // the pick against every other evaluated candidate
   Disagreement kld_vs_task_pairs, kld_vs_task_examples;  // stage-0 scores against KLD
-  int64_t jobs_run = 0, jobs_skipped = 0;       // this run; skipped: found done (a restart)
+  int64_t jobs_run = 0, jobs_skipped = 0;                // this run; skipped: found done (a restart)
   std::vector<std::string> notes;
 };
 

@@ -5,8 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cctype>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -46,7 +46,8 @@ Expected<std::vector<std::string>> scalar_list(const YAML::Node& n, const std::s
   std::vector<std::string> out;
   std::set<std::string> seen;
   for (const YAML::Node& v : n) {
-    if (!v.IsScalar()) return Error(at(name, v.Mark()) + ": field '" + field + "': expected a name, found a list or mapping");
+    if (!v.IsScalar())
+      return Error(at(name, v.Mark()) + ": field '" + field + "': expected a name, found a list or mapping");
     if (!seen.insert(lower(v.Scalar())).second)
       return Error(at(name, v.Mark()) + ": field '" + field + "': '" + v.Scalar() + "' is listed twice");
     out.push_back(v.Scalar());
@@ -58,7 +59,8 @@ Status check_target(const std::string& t, const std::string& where) {
   if (find_recipe(t).ok()) return Status::Ok();
   const auto type = type_from_name(t);
   if (type && can_quantize(*type)) return Status::Ok();
-  return Error(where + ": field 'targets': '" + t + "' is neither a recipe (Q4_K_M, Q8_0, ...) nor a type pocketlm can "
+  return Error(where + ": field 'targets': '" + t +
+               "' is neither a recipe (Q4_K_M, Q8_0, ...) nor a type pocketlm can "
                "write (q4_K, q4_0_g64, ...)");
 }
 
@@ -97,11 +99,14 @@ GgmlType type_steps_up(GgmlType t, int steps) {
       case GgmlType::Q4_K: t = GgmlType::Q5_K; break;
       case GgmlType::Q5_K: t = GgmlType::Q6_K; break;
       case GgmlType::Q6_K: t = GgmlType::Q8_0; break;
-      case GgmlType::Q4_0: case GgmlType::Q4_0_G64: case GgmlType::Q4_0_G128: case GgmlType::IQ4_NL:
-        t = GgmlType::Q5_0; break;
+      case GgmlType::Q4_0:
+      case GgmlType::Q4_0_G64:
+      case GgmlType::Q4_0_G128:
+      case GgmlType::IQ4_NL: t = GgmlType::Q5_0; break;
       case GgmlType::IQ4_XS: t = GgmlType::Q5_K; break;
       case GgmlType::Q4_1: t = GgmlType::Q5_1; break;
-      case GgmlType::Q5_0: case GgmlType::Q5_1: t = GgmlType::Q8_0; break;
+      case GgmlType::Q5_0:
+      case GgmlType::Q5_1: t = GgmlType::Q8_0; break;
       case GgmlType::Q8_0: t = GgmlType::F16; break;
       default: break;  // f16, bf16, f32 stay
     }
@@ -114,8 +119,7 @@ TuneSpace default_tune_space() {
   s.targets = {"Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q4_0", "Q3_K_M"};
   s.methods = {"rtn", "imatrix"};
   s.hot_f16 = {false};
-  s.rule_sets = {{"", {}},
-                 {"attn-up", {{"attn_(q|k|v|output)\\.weight$", "+1"}}}};
+  s.rule_sets = {{"", {}}, {"attn-up", {{"attn_(q|k|v|output)\\.weight$", "+1"}}}};
   s.kv_types = {"f16"};
   return s;
 }
@@ -126,7 +130,8 @@ Expected<TuneSpace> parse_tune_space(std::string_view yaml, const std::string& n
   try {
     const YAML::Node root = YAML::Load(std::string(yaml));
     if (root.IsNull() || (root.IsScalar() && root.Scalar().empty()))
-      return Error(name + ": the space file is empty: give at least one of targets, methods, hot_f16, rules, kv_types "
+      return Error(name +
+                   ": the space file is empty: give at least one of targets, methods, hot_f16, rules, kv_types "
                    "(docs/tune.md)");
     if (!root.IsMap())
       return Error(at(name, root.Mark()) + ": expected a mapping with targets, methods, hot_f16, rules, kv_types");
@@ -155,9 +160,12 @@ Expected<TuneSpace> parse_tune_space(std::string_view yaml, const std::string& n
         s.hot_f16.clear();
         for (const std::string& b : v) {
           const std::string l = lower(b);
-          if (l == "true" || l == "yes") s.hot_f16.push_back(true);
-          else if (l == "false" || l == "no") s.hot_f16.push_back(false);
-          else return Error(where + ": field 'hot_f16': '" + b + "' is not true or false");
+          if (l == "true" || l == "yes")
+            s.hot_f16.push_back(true);
+          else if (l == "false" || l == "no")
+            s.hot_f16.push_back(false);
+          else
+            return Error(where + ": field 'hot_f16': '" + b + "' is not true or false");
         }
       } else if (key == "include_no_rules") {
         if (!kv.second.IsScalar() || (lower(kv.second.Scalar()) != "true" && lower(kv.second.Scalar()) != "false"))
@@ -166,7 +174,8 @@ Expected<TuneSpace> parse_tune_space(std::string_view yaml, const std::string& n
       } else if (key == "rules") {
         const YAML::Node& n = kv.second;
         if (!n.IsSequence())
-          return Error(where + ": field 'rules': expected a list of {name: NAME, rules: [{pattern: REGEX, type: TYPE|+N}]}");
+          return Error(where +
+                       ": field 'rules': expected a list of {name: NAME, rules: [{pattern: REGEX, type: TYPE|+N}]}");
         s.rule_sets.clear();
         std::set<std::string> names;
         for (const YAML::Node& set : n) {
@@ -181,11 +190,13 @@ Expected<TuneSpace> parse_tune_space(std::string_view yaml, const std::string& n
           for (const auto& e : set) {
             const std::string k = e.first.IsScalar() ? e.first.Scalar() : std::string("?");
             if (k != "name" && k != "rules")
-              return Error(at(name, e.first.Mark()) + ": rule set '" + rs.name + "': unknown key '" + k + "' (expected name, rules)");
+              return Error(at(name, e.first.Mark()) + ": rule set '" + rs.name + "': unknown key '" + k +
+                           "' (expected name, rules)");
           }
           const YAML::Node rules = set["rules"];
           if (!rules || !rules.IsSequence() || rules.size() == 0)
-            return Error(w + ": rule set '" + rs.name + "': field 'rules': expected a non-empty list of {pattern, type}");
+            return Error(w + ": rule set '" + rs.name +
+                         "': field 'rules': expected a non-empty list of {pattern, type}");
           for (const YAML::Node& r : rules) {
             const std::string rw = at(name, r.Mark()) + ": rule set '" + rs.name + "'";
             if (!r.IsMap() || !r["pattern"] || !r["pattern"].IsScalar() || !r["type"] || !r["type"].IsScalar())
@@ -247,7 +258,8 @@ Status tune_quantize_options(const TuneCandidate& c, const GgufFile& base, Quant
       }
       exact += "$";
       const GgmlType fb = recipe_fallback_type(rule.type, t.ne.empty() ? 1 : t.ne[0]);
-      PLM_TRY(QuantizeRule r, make_quantize_rule(exact, std::string(type_traits(fb).name), where + " (" + t.name + ")"));
+      PLM_TRY(QuantizeRule r,
+              make_quantize_rule(exact, std::string(type_traits(fb).name), where + " (" + t.name + ")"));
       o.rules.push_back(std::move(r));
     }
   }
@@ -267,8 +279,7 @@ Expected<std::vector<TuneCandidate>> expand_tune_space(const TuneSpace& space) {
           std::vector<std::pair<std::string, std::string>> rules;
           for (const TuneRule& r : rs.rules) {
             const int step = parse_step(r.type);
-            rules.emplace_back(r.pattern,
-                               step > 0 ? std::string(type_traits(type_steps_up(base, step)).name) : r.type);
+            rules.emplace_back(r.pattern, step > 0 ? std::string(type_traits(type_steps_up(base, step)).name) : r.type);
           }
           for (const std::string& kv : space.kv_types) {
             if (!parse_kv_type(lower(kv))) return Error(space.source + ": unknown KV cache type '" + kv + "'");

@@ -25,7 +25,7 @@ struct TuneRule {
 };
 
 struct TuneRuleSet {
-  std::string name;     // "" : no rules
+  std::string name;  // "" : no rules
   std::vector<TuneRule> rules;
 };
 
@@ -35,19 +35,19 @@ struct TuneSpace {
   std::vector<bool> hot_f16;
   std::vector<TuneRuleSet> rule_sets;  // the first is usually the empty set (no rules)
   std::vector<std::string> kv_types;
-  std::string source = "default";      // the file it came from
+  std::string source = "default";  // the file it came from
 };
 
 // One point of the space: what to write (target, method, hot f16, rules) and how to run it (KV type).
 struct TuneCandidate {
-  std::string id;        // "q4_k_m.imatrix.hot.attn-up.kv-q8": stable, usable as a file name
-  std::string file_id;   // the same without the KV type: candidates that share one quantized file
+  std::string id;       // "q4_k_m.imatrix.hot.attn-up.kv-q8": stable, usable as a file name
+  std::string file_id;  // the same without the KV type: candidates that share one quantized file
   std::string target;
-  std::string method;    // "rtn" ...
+  std::string method;  // "rtn" ...
   bool hot_f16 = false;
-  std::string rule_set;  // its name, "" for none
+  std::string rule_set;                                    // its name, "" for none
   std::vector<std::pair<std::string, std::string>> rules;  // (pattern, concrete type), steps resolved
-  std::string kv_type;   // "f16" | "q8" | "q4"
+  std::string kv_type;                                     // "f16" | "q8" | "q4"
 };
 
 TuneSpace default_tune_space();

@@ -7,10 +7,14 @@ namespace pocketlm {
 std::string human_bytes(double b) {
   constexpr double kKiB = 1024.0, kMiB = kKiB * 1024.0, kGiB = kMiB * 1024.0;
   char buf[48];
-  if (b >= kGiB) std::snprintf(buf, sizeof buf, "%.2f GiB", b / kGiB);
-  else if (b >= kMiB) std::snprintf(buf, sizeof buf, "%.1f MiB", b / kMiB);
-  else if (b >= kKiB) std::snprintf(buf, sizeof buf, "%.1f KiB", b / kKiB);
-  else std::snprintf(buf, sizeof buf, "%.0f B", b);
+  if (b >= kGiB)
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / kGiB);
+  else if (b >= kMiB)
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / kMiB);
+  else if (b >= kKiB)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", b / kKiB);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", b);
   return buf;
 }
 

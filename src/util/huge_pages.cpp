@@ -48,8 +48,11 @@ void HugePageBuffer::release() {
 HugePageBuffer::~HugePageBuffer() { release(); }
 
 HugePageBuffer::HugePageBuffer(HugePageBuffer&& o) noexcept
-    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), map_(std::exchange(o.map_, nullptr)),
-      map_size_(std::exchange(o.map_size_, 0)), advised_(std::exchange(o.advised_, false)) {}
+    : data_(std::exchange(o.data_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      map_(std::exchange(o.map_, nullptr)),
+      map_size_(std::exchange(o.map_size_, 0)),
+      advised_(std::exchange(o.advised_, false)) {}
 
 HugePageBuffer& HugePageBuffer::operator=(HugePageBuffer&& o) noexcept {
   if (this != &o) {

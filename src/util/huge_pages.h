@@ -29,7 +29,7 @@ class HugePageBuffer {
 
  private:
   void release();
-  uint8_t* data_ = nullptr;   // 2 MiB aligned, inside [map_, map_ + map_size_)
+  uint8_t* data_ = nullptr;  // 2 MiB aligned, inside [map_, map_ + map_size_)
   size_t size_ = 0;
   uint8_t* map_ = nullptr;
   size_t map_size_ = 0;

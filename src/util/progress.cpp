@@ -10,8 +10,12 @@
 namespace pocketlm {
 
 Progress::Progress(std::string label, int64_t total, std::string unit, std::FILE* out)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(std::max<int64_t>(total, 0)), out_(out),
-      tty_(out != nullptr && isatty(fileno(out)) != 0), start_(now_seconds()) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(std::max<int64_t>(total, 0)),
+      out_(out),
+      tty_(out != nullptr && isatty(fileno(out)) != 0),
+      start_(now_seconds()) {}
 
 Progress::~Progress() { finish(); }
 

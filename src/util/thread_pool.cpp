@@ -150,9 +150,14 @@ int physical_cores() {
   std::set<std::pair<std::string, std::string>> cores;
   std::string line, phys = "0";
   while (std::getline(cpuinfo, line)) {
-    auto value = [&] { auto p = line.find(':'); return p == std::string::npos ? std::string() : line.substr(p + 2); };
-    if (line.rfind("physical id", 0) == 0) phys = value();
-    else if (line.rfind("core id", 0) == 0) cores.emplace(phys, value());
+    auto value = [&] {
+      auto p = line.find(':');
+      return p == std::string::npos ? std::string() : line.substr(p + 2);
+    };
+    if (line.rfind("physical id", 0) == 0)
+      phys = value();
+    else if (line.rfind("core id", 0) == 0)
+      cores.emplace(phys, value());
   }
   int n = static_cast<int>(cores.size());
   if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());

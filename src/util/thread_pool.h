@@ -46,9 +46,9 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> claim_{0};       // (generation << 32) | (chunks << 16) | next chunk to hand out
+  std::atomic<uint64_t> claim_{0};  // (generation << 32) | (chunks << 16) | next chunk to hand out
   std::atomic<uint32_t> chunks_done_{0};
-  std::atomic<int> sleepers_{0};       // workers blocked (or about to block) on start_cv_
+  std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on start_cv_
   std::atomic<bool> caller_asleep_{false};
   std::atomic<bool> stop_{false};
 

@@ -195,8 +195,10 @@ TEST_F(CApi, SpeculativeContextGivesThePlainTextAndItsDraftStats) {
   for (int source = 0; source < 2; ++source) {
     plm_draft_params dp = plm_draft_default_params();
     EXPECT_EQ(dp.draft_max, 16);
-    if (source == 0) dp.self_type = "q4_0";
-    else dp.lookup = 1;
+    if (source == 0)
+      dp.self_type = "q4_0";
+    else
+      dp.lookup = 1;
     ASSERT_EQ(plm_context_create_speculative(model_, &cp, &dp, &spec), PLM_OK) << plm_last_error();
     EXPECT_EQ(greedy(spec, "Once upon a time", 40), plain) << "source " << source;
     plm_draft_stats ds{};

@@ -18,10 +18,10 @@ namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_STORIES()                                                                       \
-  do {                                                                                          \
-    if (!std::filesystem::exists(test::stories_path()))                                         \
-      GTEST_SKIP() << test::stories_path() << " absent (the shared data folder provides it)";   \
+#define REQUIRE_STORIES()                                                                     \
+  do {                                                                                        \
+    if (!std::filesystem::exists(test::stories_path()))                                       \
+      GTEST_SKIP() << test::stories_path() << " absent (the shared data folder provides it)"; \
   } while (0)
 
 void expect_stats(const json& r, size_t n) {
@@ -37,8 +37,8 @@ void expect_stats(const json& r, size_t n) {
 TEST(BenchCli, JsonHasOneObjectPerModelTestAndThreadCount) {
   REQUIRE_STORIES();
   const std::string m = test::stories_path().string();
-  auto r = test::run_cli({"bench", "-m", m, "-p", "32", "-n", "8", "-t", "1,2", "-r", "2", "-o", "json",
-                          "--bandwidth-mib", "32"});
+  auto r = test::run_cli(
+      {"bench", "-m", m, "-p", "32", "-n", "8", "-t", "1,2", "-r", "2", "-o", "json", "--bandwidth-mib", "32"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json rows = json::parse(r.out);
   ASSERT_TRUE(rows.is_array());
@@ -69,7 +69,8 @@ TEST(BenchCli, JsonHasOneObjectPerModelTestAndThreadCount) {
   // -p 0 skips pp; the default output is a markdown table.
   r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "4", "-t", "1", "-r", "1", "--no-bandwidth"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| model | size | params | threads | KV | test | t/s | vs first KV |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| model | size | params | threads | KV | test | t/s | vs first KV |"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("| f16/f16 | tg4 |"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("pp"), std::string::npos) << r.out;
 }
@@ -78,18 +79,20 @@ TEST(BenchCli, JsonHasOneObjectPerModelTestAndThreadCount) {
 TEST(BenchCli, KvTypeListsAndDepth) {
   REQUIRE_STORIES();
   const std::string m = test::stories_path().string();
-  auto r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "4", "-t", "1", "-r", "2", "--no-bandwidth", "-ctk", "f16,q8",
-                          "-ctv", "f16,q8", "-d", "0,16", "-o", "json"});
+  auto r = test::run_cli({"bench",          "-m",   m,        "-p",   "0",      "-n", "4",    "-t", "1",   "-r", "2",
+                          "--no-bandwidth", "-ctk", "f16,q8", "-ctv", "f16,q8", "-d", "0,16", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rows = nlohmann::json::parse(r.out);
   ASSERT_EQ(rows.size(), 4u);  // 2 KV pairs x 2 depths
   std::set<std::pair<std::string, int64_t>> seen;
   for (const auto& row : rows) {
-    seen.insert({row.at("type_k").get<std::string>() + "/" + row.at("type_v").get<std::string>(), row.at("n_depth").get<int64_t>()});
+    seen.insert({row.at("type_k").get<std::string>() + "/" + row.at("type_v").get<std::string>(),
+                 row.at("n_depth").get<int64_t>()});
     EXPECT_EQ(row.at("samples_ns").size(), 2u);
     EXPECT_EQ(row.contains("ratio_to_first_kv"), row.at("type_k") == "q8");
   }
-  EXPECT_EQ(seen, (std::set<std::pair<std::string, int64_t>>{{"f16/f16", 0}, {"q8/q8", 0}, {"f16/f16", 16}, {"q8/q8", 16}}));
+  EXPECT_EQ(seen,
+            (std::set<std::pair<std::string, int64_t>>{{"f16/f16", 0}, {"q8/q8", 0}, {"f16/f16", 16}, {"q8/q8", 16}}));
   EXPECT_EQ(rows[2].at("test"), "tg4 @ d16");
 }
 
@@ -111,7 +114,8 @@ TEST(BenchCli, ArgumentErrorsAreNamed) {
       {{"bench", "-m", m, "-r", "0"}, "-r"},
       {{"bench", "-m", m, "-o", "csv"}, "csv"},
       {{"bench", "-m", m + ".missing"}, "missing"},
-      {{"bench", "-m", m, "--peer", "llamacpp", "--peer-bin", "/nonexistent/pocketlm-peer"}, "/nonexistent/pocketlm-peer"},
+      {{"bench", "-m", m, "--peer", "llamacpp", "--peer-bin", "/nonexistent/pocketlm-peer"},
+       "/nonexistent/pocketlm-peer"},
       {{"bench", "-m", m, "--peer", "vllm"}, "vllm"},
   };
   for (const Case& c : cases) {
@@ -170,7 +174,8 @@ TEST(ChildProcessTest, LinesGoBothWays) {
 TEST(BenchCli, PeerRunsTheSameTestsInterleaved) {
   REQUIRE_STORIES();
   POCKETLM_REQUIRE_PEER();
-  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "timings under sanitizers mean nothing; the release job runs it";
+  if (std::getenv("POCKETLM_SANITIZED"))
+    GTEST_SKIP() << "timings under sanitizers mean nothing; the release job runs it";
   const std::string m = test::stories_path().string();
   auto r = test::run_cli({"bench", "-m", m, "-p", "16", "-n", "4", "-t", "1", "-r", "2", "-o", "json", "--peer",
                           "llamacpp", "--peer-bin", test::peer_binary()->string(), "--bandwidth-mib", "32"});
@@ -184,12 +189,14 @@ TEST(BenchCli, PeerRunsTheSameTestsInterleaved) {
     EXPECT_EQ(p.at("repack").get<bool>(), true);  // llama-bench's default
     EXPECT_EQ(p.at("flash_attn_asked").get<std::string>(), "auto");
     EXPECT_TRUE(p.at("flash_attn") == "enabled" || p.at("flash_attn") == "disabled") << p.dump();
-    EXPECT_DOUBLE_EQ(row.at("ratio").get<double>(), row.at("median_ts").get<double>() / p.at("median_ts").get<double>());
+    EXPECT_DOUBLE_EQ(row.at("ratio").get<double>(),
+                     row.at("median_ts").get<double>() / p.at("median_ts").get<double>());
     EXPECT_EQ(p.at("n_ctx").get<int>() >= (row.at("test") == "pp16" ? 16 : 4), true);
   }
   EXPECT_TRUE(rows[1].at("peer").contains("roofline_pct"));
   EXPECT_NEAR(rows[1].at("peer").at("effective_gbs").get<double>(),
-              rows[1].at("peer").at("median_ts").get<double>() * rows[1].at("bytes_per_token").get<double>() / 1e9, 1e-9);
+              rows[1].at("peer").at("median_ts").get<double>() * rows[1].at("bytes_per_token").get<double>() / 1e9,
+              1e-9);
   // The table names the ratio column and what llama.cpp ran with.
   r = test::run_cli({"bench", "-m", m, "-p", "0", "-n", "2", "-t", "1", "-r", "1", "--no-bandwidth", "--peer",
                      "llamacpp", "--peer-bin", test::peer_binary()->string(), "--peer-fa", "off"});

@@ -36,7 +36,8 @@ std::string run_capture(const std::string& cmd, int& rc) {
 }
 
 // name -> type name ("q4_K") from llama-quantize's per-tensor lines.
-std::map<std::string, std::string> peer_plan(const fs::path& quantize, const std::string& model, const std::string& recipe) {
+std::map<std::string, std::string> peer_plan(const fs::path& quantize, const std::string& model,
+                                             const std::string& recipe) {
   int rc = 0;
   const std::string out = run_capture("'" + quantize.string() + "' --dry-run '" + model + "' " + recipe, rc);
   EXPECT_EQ(rc, 0) << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
@@ -81,8 +82,8 @@ TEST_F(RecipePeer, PlansEqualLlamaQuantizeDryRun) {
     const std::string path = (dir / (shape.name + ".gguf")).string();
     auto written = write_synthetic_model(o, path);
     ASSERT_TRUE(written.ok()) << written.error().message();
-    for (const char* recipe : {"Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q3_K_M", "Q3_K_S", "Q2_K", "Q6_K", "Q8_0",
-                               "Q4_0", "Q4_1"}) {
+    for (const char* recipe :
+         {"Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q3_K_M", "Q3_K_S", "Q2_K", "Q6_K", "Q8_0", "Q4_0", "Q4_1"}) {
       auto r = find_recipe(recipe);
       ASSERT_TRUE(r.ok());
       auto plan = plan_recipe(*r, RecipeModelInfo{"llama", shape.n_layer, shape.n_head, shape.n_head_kv, 0, false},
@@ -92,7 +93,8 @@ TEST_F(RecipePeer, PlansEqualLlamaQuantizeDryRun) {
       ASSERT_EQ(peer.size(), plan->size()) << shape.name << " " << recipe;
       for (const TensorPlan& p : *plan) {
         ASSERT_TRUE(peer.count(p.name)) << p.name;
-        EXPECT_EQ(std::string(type_traits(p.type).name), peer.at(p.name)) << shape.name << " " << recipe << " " << p.name;
+        EXPECT_EQ(std::string(type_traits(p.type).name), peer.at(p.name))
+            << shape.name << " " << recipe << " " << p.name;
         ++checked;
       }
     }

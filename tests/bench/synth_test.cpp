@@ -11,9 +11,9 @@
 #include "bench/synthetic_model.h"
 #include "e2e/cli_runner.h"
 #include "e2e/peer_client.h"
+#include "formats/dequantize.h"
 #include "gguf/reader.h"
 #include "model/model.h"
-#include "formats/dequantize.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 
@@ -83,7 +83,8 @@ TEST(SynthModel, SmolLM2ShapeLoadsInPocketlmAndLlamaCpp) {
   // The real tokenizer came along.
   auto real = Model::load(test::smollm2_path().string());
   ASSERT_TRUE(real.ok());
-  EXPECT_EQ((*m)->tokenizer().encode("Hello world", false, false), (*real)->tokenizer().encode("Hello world", false, false));
+  EXPECT_EQ((*m)->tokenizer().encode("Hello world", false, false),
+            (*real)->tokenizer().encode("Hello world", false, false));
   // A forward pass gives finite logits.
   SessionOptions so;
   so.n_ctx = 64;

@@ -128,15 +128,16 @@ TEST_F(ImatrixCli, AgreesWithLlamaImatrixEntryByEntry) {
 
 TEST_F(ImatrixCli, LlamaQuantizeTakesOurFilesAndWeReadTheirs) {
   if (!have_peer()) GTEST_SKIP() << "no llama.cpp peer (scripts/build-peer.sh)";
-  ASSERT_EQ(test::run_cli({"imatrix", "-m", model(), "-f", text(), "-c", "64", "--chunks", "4", "-o", path("ours.gguf")})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      test::run_cli({"imatrix", "-m", model(), "-f", text(), "-c", "64", "--chunks", "4", "-o", path("ours.gguf")})
+          .exit_code,
+      0);
   ASSERT_EQ(test::run_cli({"imatrix", "-m", model(), "-f", text(), "-c", "64", "--chunks", "4", "-o", path("ours.dat")})
                 .exit_code,
             0);
   for (const std::string f : {"ours.gguf", "ours.dat"}) {
-    const auto q = test::run_process({peer_bin("llama-quantize").string(), "--imatrix", path(f), model(),
-                                      path("q-" + f + ".gguf"), "Q4_0", "1"});
+    const auto q = test::run_process(
+        {peer_bin("llama-quantize").string(), "--imatrix", path(f), model(), path("q-" + f + ".gguf"), "Q4_0", "1"});
     ASSERT_EQ(q.exit_code, 0) << q.out << q.err;
     EXPECT_NE((q.out + q.err).find("loaded 35 importance matrix entries"), std::string::npos) << q.out << q.err;
   }
@@ -175,7 +176,8 @@ TEST_F(ImatrixCli, MergingAddsSumsCountsAndDatasets) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("blk.4.ffn_down.weight"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cv"), std::string::npos) << r.out;
-  const Imatrix a = read(path("a.gguf")), b = read(path("b.gguf")), ab = read(path("ab.gguf")), ab2 = read(path("a+b.gguf"));
+  const Imatrix a = read(path("a.gguf")), b = read(path("b.gguf")), ab = read(path("ab.gguf")),
+                ab2 = read(path("a+b.gguf"));
   ASSERT_EQ(ab.entries.size(), 35u);
   EXPECT_EQ(ab.chunk_count, 5);
   EXPECT_EQ(ab.datasets, (std::vector<std::string>{text(), half}));
@@ -224,7 +226,8 @@ TEST_F(ImatrixCli, BadInputsAreClearErrorsThatWriteNothing) {
   const std::string out = path("out.gguf");
   expect_error({"imatrix", "-o", out}, "nothing to do: give calibration data");
   expect_error({"imatrix", "-f", text(), "-o", out}, "collecting an imatrix needs the model: -m MODEL.gguf");
-  expect_error({"imatrix", "-m", model(), "-f", write_file("empty.txt", ""), "-c", "64", "-o", out}, "empty.txt: the file is empty");
+  expect_error({"imatrix", "-m", model(), "-f", write_file("empty.txt", ""), "-c", "64", "-o", out},
+               "empty.txt: the file is empty");
   expect_error({"imatrix", "-m", model(), "-f", write_file("short.txt", "Once upon a time."), "-c", "64", "-o", out},
                "short.txt: the text is");
   expect_error({"imatrix", "-m", model(), "-f", text(), "-c", "512", "-o", out},

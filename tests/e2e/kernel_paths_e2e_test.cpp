@@ -29,7 +29,6 @@
 namespace pocketlm {
 namespace {
 
-
 struct Step {
   int32_t token;
   float gap;  // top-1 minus top-2 logit
@@ -37,7 +36,8 @@ struct Step {
 };
 
 // Greedy decode with the active path; with `forced` non-empty, feeds those tokens instead of its own.
-std::vector<Step> decode(const Model& model, const std::vector<int32_t>& prompt, int n, const std::vector<int32_t>& forced) {
+std::vector<Step> decode(const Model& model, const std::vector<int32_t>& prompt, int n,
+                         const std::vector<int32_t>& forced) {
   SessionOptions opts;
   opts.n_ctx = 256;
   opts.n_threads = 2;
@@ -60,7 +60,9 @@ std::vector<Step> decode(const Model& model, const std::vector<int32_t>& prompt,
 
 class KernelPathsE2E : public ::testing::Test {
  protected:
-  void TearDown() override { ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok()); }
+  void TearDown() override {
+    ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok());
+  }
 };
 
 TEST_F(KernelPathsE2E, StoriesGreedyIsIdenticalOnEveryPath) {
@@ -85,7 +87,8 @@ TEST_F(KernelPathsE2E, StoriesGreedyIsIdenticalOnEveryPath) {
 
 TEST_F(KernelPathsE2E, Smollm2GreedyMatchesScalarPathExceptAtNearTies) {
   if (!std::filesystem::exists(test::smollm2_path())) GTEST_SKIP() << "SmolLM2 not fetched (scripts/fetch-models.sh)";
-  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers (the scalar path decodes 3 x 24 tokens)";
+  if (std::getenv("POCKETLM_SANITIZED"))
+    GTEST_SKIP() << "slow under sanitizers (the scalar path decodes 3 x 24 tokens)";
   auto model = Model::load(test::smollm2_path().string());
   ASSERT_TRUE(model.ok()) << model.error().message();
   auto tok = Tokenizer::from_gguf((*model)->gguf());
@@ -93,8 +96,7 @@ TEST_F(KernelPathsE2E, Smollm2GreedyMatchesScalarPathExceptAtNearTies) {
   constexpr float kNearTie = 1.0f;
   int compared = 0, flips_at_ties = 0;
   double worst_kl = 0, sum_kl = 0;
-  for (const char* text : {"The capital of France is", "Once upon a time, in a small village,",
-                           "def fibonacci(n):"}) {
+  for (const char* text : {"The capital of France is", "Once upon a time, in a small village,", "def fibonacci(n):"}) {
     const std::vector<int32_t> prompt = (*tok)->encode(text, true, false);
     ASSERT_TRUE(kernels::force_path_for_tests("scalar").ok());
     const std::vector<Step> ref = decode(**model, prompt, 24, {});
@@ -114,8 +116,8 @@ TEST_F(KernelPathsE2E, Smollm2GreedyMatchesScalarPathExceptAtNearTies) {
         worst_kl = std::max(worst_kl, kl);
         sum_kl += kl;
         if (got[i].token != ref[i].token) {
-          EXPECT_LE(ref[i].gap, kNearTie) << path->name << " '" << text << "' step " << i << " picked "
-                                          << got[i].token << " instead of " << ref[i].token;
+          EXPECT_LE(ref[i].gap, kNearTie) << path->name << " '" << text << "' step " << i << " picked " << got[i].token
+                                          << " instead of " << ref[i].token;
           ++flips_at_ties;
         }
       }

@@ -6,7 +6,6 @@
 // kernel bug gives a large divergence.
 #include <gtest/gtest.h>
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -17,8 +16,8 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
-#include "runtime/session.h"
 #include "requantized_model.h"
+#include "runtime/session.h"
 #include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -44,10 +43,11 @@ std::vector<float> last_logits(const Model& model, const std::vector<int32_t>& p
   return std::vector<float>(logits->begin(), logits->end());
 }
 
-
 class PackedPrefillE2E : public ::testing::Test {
  protected:
-  void TearDown() override { ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok()); }
+  void TearDown() override {
+    ASSERT_TRUE(kernels::force_path_for_tests(kernels::runnable_tables().front()->name).ok());
+  }
 
   // Every SIMD path against the scalar path (those without a packed GEMM for `type` show the spread of
   // unpacked kernels for comparison); returns how many paths ran packed.

@@ -16,6 +16,7 @@
 // POCKETLM_ARCH_MODELS=DIR runs the same checks on DIR/<target>.gguf (e.g. real checkpoints) instead.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -23,7 +24,6 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
-#include <unistd.h>
 
 #include "bench/transplant.h"
 #include "e2e/peer_client.h"
@@ -80,8 +80,10 @@ Transplanted& transplanted(const std::string& target) {
     }
   }
   auto m = Model::load(slot->model_path.string());
-  if (m.ok()) slot->model = std::move(m).value();
-  else slot->error = "Model::load: " + m.error().message();
+  if (m.ok())
+    slot->model = std::move(m).value();
+  else
+    slot->error = "Model::load: " + m.error().message();
   return *slot;
 }
 
@@ -89,7 +91,8 @@ class PeerArchs : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const fs::path from = from_gemma(GetParam()) ? gemma3_path() : smollm2_path();
-    if (!std::getenv("POCKETLM_ARCH_MODELS") && !fs::exists(from)) GTEST_SKIP() << from << " missing: run scripts/fetch-models.sh";
+    if (!std::getenv("POCKETLM_ARCH_MODELS") && !fs::exists(from))
+      GTEST_SKIP() << from << " missing: run scripts/fetch-models.sh";
     POCKETLM_REQUIRE_PEER();
     if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
     Transplanted& t = transplanted(GetParam());
@@ -108,8 +111,16 @@ class PeerArchs : public ::testing::TestWithParam<std::string> {
 
 TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
   const int n_pos = positions(GetParam());
-  const std::vector<std::string> top1_args = {"top1", "-m", path_, "-f", wiki_path().string(), "--positions",
-                                              std::to_string(n_pos), "-c", std::to_string(n_pos), "-t",
+  const std::vector<std::string> top1_args = {"top1",
+                                              "-m",
+                                              path_,
+                                              "-f",
+                                              wiki_path().string(),
+                                              "--positions",
+                                              std::to_string(n_pos),
+                                              "-c",
+                                              std::to_string(n_pos),
+                                              "-t",
                                               std::to_string(kThreads)};
   const TempFile peer_logits(""), peer_f32_logits("");
   auto args = top1_args;
@@ -124,8 +135,9 @@ TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
   args = top1_args;
   args.insert(args.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", peer_f32_logits.str()});
   const auto peer_f32 = run_peer(args);
-  const Top1Comparison self = compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")), peer_logits.path(),
-                                                peer_f32_logits.path(), static_cast<size_t>(n_vocab));
+  const Top1Comparison self =
+      compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")), peer_logits.path(),
+                        peer_f32_logits.path(), static_cast<size_t>(n_vocab));
   ASSERT_EQ(self.positions, cmp.positions);
 
   const auto n = static_cast<double>(cmp.positions);
@@ -133,8 +145,8 @@ TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
   std::cout << "[ " << GetParam() << " ] " << cmp.positions << " positions: pocketlm vs llama.cpp KL " << kl << " (max "
             << cmp.kl_max << "), top-1 " << cmp.agree << "/" << cmp.positions << "; llama.cpp f16 vs f32 KV: KL "
             << self_kl << " (max " << self.kl_max << "), top-1 " << self.agree << "/" << self.positions
-            << "; next-token accuracy pocketlm " << 100.0 * static_cast<double>(cmp.ours_correct) / n << " %, llama.cpp "
-            << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
+            << "; next-token accuracy pocketlm " << 100.0 * static_cast<double>(cmp.ours_correct) / n
+            << " %, llama.cpp " << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
   RecordProperty("kl", std::to_string(kl));
   RecordProperty("peer_self_kl", std::to_string(self_kl));
   // llama.cpp's own f16-vs-f32 spread is itself a sample over 256 positions: pocketlm sits just under it on
@@ -164,8 +176,8 @@ TEST_P(PeerArchs, GreedyContinuationsMatchWhereLlamaCppAgreesWithItself) {
   const size_t n_prompts = std::getenv("POCKETLM_SLOW_TESTS") ? std::size(prompts) : 1;
   int identical = 0, stable = 0;
   for (const GreedyPrompt& p : std::span(prompts).first(n_prompts)) {
-    const std::vector<std::string> args = {"greedy", "-m", path_, "-p", p.text, "-n", std::to_string(kGreedyTokens),
-                                           "-t", std::to_string(kThreads)};
+    const std::vector<std::string> args = {
+        "greedy", "-m", path_, "-p", p.text, "-n", std::to_string(kGreedyTokens), "-t", std::to_string(kThreads)};
     const auto peer = run_peer(args);
     auto f32_args = args;
     for (const char* flag : {"-ctk", "f32", "-ctv", "f32"}) f32_args.push_back(flag);
@@ -175,10 +187,11 @@ TEST_P(PeerArchs, GreedyContinuationsMatchWhereLlamaCppAgreesWithItself) {
     const int32_t eog = stop.is_object() ? stop.at("eog").get<int32_t>() : -1;
     EXPECT_EQ(model_->tokenizer().encode(p.text, true, false), prompt) << p.name << ": prompt tokenization";
     const int64_t n_ctx = static_cast<int64_t>(prompt.size()) + kGreedyTokens + 1;
-    const auto r = compare_greedy(p, prompt, json_ids(peer.at("ids")), eog, peer.at("text"),
-                                  [&] { return new_session(n_ctx); }, model_->tokenizer());
-    std::cout << "[ " << GetParam() << " ] greedy " << r.detail << " (llama.cpp f16 vs f32 KV: "
-              << (peer_agrees ? "same" : "differ") << ")\n";
+    const auto r = compare_greedy(
+        p, prompt, json_ids(peer.at("ids")), eog, peer.at("text"), [&] { return new_session(n_ctx); },
+        model_->tokenizer());
+    std::cout << "[ " << GetParam() << " ] greedy " << r.detail
+              << " (llama.cpp f16 vs f32 KV: " << (peer_agrees ? "same" : "differ") << ")\n";
     identical += r.identical ? 1 : 0;
     stable += peer_agrees ? 1 : 0;
     if (peer_agrees && !r.identical) {

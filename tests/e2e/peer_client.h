@@ -48,9 +48,9 @@ class TempFile {
 }  // namespace pocketlm::test
 
 // Skips the current test when the peer harness is not built.
-#define POCKETLM_REQUIRE_PEER()                                           \
-  do {                                                                    \
-    if (!::pocketlm::test::peer_binary()) {                               \
-      GTEST_SKIP() << ::pocketlm::test::peer_missing_message();           \
-    }                                                                     \
+#define POCKETLM_REQUIRE_PEER()                                 \
+  do {                                                          \
+    if (!::pocketlm::test::peer_binary()) {                     \
+      GTEST_SKIP() << ::pocketlm::test::peer_missing_message(); \
+    }                                                           \
   } while (0)

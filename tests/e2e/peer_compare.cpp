@@ -63,12 +63,11 @@ std::string first_difference(const std::vector<int32_t>& ours, const std::vector
     return s;
   };
   return "first difference at index " + std::to_string(i) + " (pocketlm " + std::to_string(ours.size()) +
-         " ids, peer " + std::to_string(peer.size()) + "): pocketlm ... " + window(ours) + "| peer ... " +
-         window(peer);
+         " ids, peer " + std::to_string(peer.size()) + "): pocketlm ... " + window(ours) + "| peer ... " + window(peer);
 }
 
-GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt, const std::vector<int32_t>& want,
-                             int32_t eog, const nlohmann::json& peer_text,
+GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt,
+                             const std::vector<int32_t>& want, int32_t eog, const nlohmann::json& peer_text,
                              const std::function<std::unique_ptr<Session>()>& make_session, const Tokenizer& tok) {
   GreedyOutcome out;
   auto session = make_session();
@@ -96,7 +95,8 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
   const auto shown = [](const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
-  if (shown(text) != shown(peer_text.get<std::string>())) return {false, 1e9f, std::string(p.name) + ": same ids, different text"};
+  if (shown(text) != shown(peer_text.get<std::string>()))
+    return {false, 1e9f, std::string(p.name) + ": same ids, different text"};
   if (eog >= 0) {
     // The peer stopped early because its argmax was an end-of-generation token; ours must be it too.
     if (!want.empty()) logits = session->eval(std::span<const int32_t>(&got.back(), 1));

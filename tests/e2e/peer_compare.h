@@ -44,8 +44,8 @@ struct GreedyOutcome {
 
 // Decodes greedily from `prompt` in a new session and compares with the peer's ids `want` (and its text,
 // and, when the peer stopped at end-of-generation token `eog` >= 0, that pocketlm stops there too).
-GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt, const std::vector<int32_t>& want,
-                             int32_t eog, const nlohmann::json& peer_text,
+GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& prompt,
+                             const std::vector<int32_t>& want, int32_t eog, const nlohmann::json& peer_text,
                              const std::function<std::unique_ptr<Session>()>& make_session, const Tokenizer& tok);
 
 struct Top1Comparison {

@@ -43,8 +43,10 @@ class PeerGemma3 : public ::testing::Test {
   static void SetUpTestSuite() {
     if (model_ != nullptr || !std::filesystem::exists(gemma3_path())) return;
     auto loaded = Model::load(gemma3_path().string());
-    if (loaded.ok()) model_ = std::move(loaded).value().release();
-    else load_error_ = new std::string(loaded.error().message());
+    if (loaded.ok())
+      model_ = std::move(loaded).value().release();
+    else
+      load_error_ = new std::string(loaded.error().message());
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -53,7 +55,8 @@ class PeerGemma3 : public ::testing::Test {
     load_error_ = nullptr;
   }
   void SetUp() override {
-    if (!std::filesystem::exists(gemma3_path())) GTEST_SKIP() << gemma3_path() << " missing: run scripts/fetch-models.sh";
+    if (!std::filesystem::exists(gemma3_path()))
+      GTEST_SKIP() << gemma3_path() << " missing: run scripts/fetch-models.sh";
     POCKETLM_REQUIRE_PEER();
     ASSERT_EQ(load_error_, nullptr) << "Model::load: " << *load_error_;
   }
@@ -97,8 +100,15 @@ TEST_F(PeerGemma3, GreedyContinuations) {
   int identical = 0, peer_self_identical = 0;
   bool long_identical = false;
   for (const GreedyPrompt& p : prompts) {
-    std::vector<std::string> args = {"greedy", "-m", model_path(), "-p", p.text, "-n", std::to_string(kGreedyTokens),
-                                     "-t", std::to_string(kThreads)};
+    std::vector<std::string> args = {"greedy",
+                                     "-m",
+                                     model_path(),
+                                     "-p",
+                                     p.text,
+                                     "-n",
+                                     std::to_string(kGreedyTokens),
+                                     "-t",
+                                     std::to_string(kThreads)};
     if (p.parse_special) args.push_back("--parse-special");
     const auto peer = run_peer(args);
     std::vector<std::string> f32_args = args;
@@ -111,10 +121,10 @@ TEST_F(PeerGemma3, GreedyContinuations) {
     const int32_t eog = stop.is_object() ? stop.at("eog").get<int32_t>() : -1;
     EXPECT_EQ(model().tokenizer().encode(p.text, true, p.parse_special), prompt) << p.name << ": prompt tokenization";
     const int64_t n_ctx = static_cast<int64_t>(prompt.size()) + kGreedyTokens + 1;
-    const auto r = compare_greedy(p, prompt, want, eog, peer.at("text"), [n_ctx] { return new_session(n_ctx); },
-                                  model().tokenizer());
-    std::cout << "[ greedy   ] " << r.detail << " (prompt " << prompt.size() << " tokens; llama.cpp f16 vs f32 KV: "
-              << (peer_agrees ? "same" : "differ") << ")\n";
+    const auto r = compare_greedy(
+        p, prompt, want, eog, peer.at("text"), [n_ctx] { return new_session(n_ctx); }, model().tokenizer());
+    std::cout << "[ greedy   ] " << r.detail << " (prompt " << prompt.size()
+              << " tokens; llama.cpp f16 vs f32 KV: " << (peer_agrees ? "same" : "differ") << ")\n";
     identical += r.identical ? 1 : 0;
     // The prompt past the sliding window: a windowing error parts at once and by far; kernel numerics may part
     // late, at a near tie (seen: index 58 of 64 at a gap of 0.28 after the AVX-512 q5_0/q8_0 kernels).
@@ -139,9 +149,17 @@ TEST_F(PeerGemma3, GreedyContinuations) {
 TEST_F(PeerGemma3, Top1AgreementThroughTheWindow) {
   if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
   ASSERT_EQ(model().config().sliding_window, 512);
-  const std::vector<std::string> top1_args = {"top1", "-m", model_path(), "-f", wiki_path().string(), "--positions",
-                                              std::to_string(kTop1Positions), "-c", std::to_string(kTop1Ctx),
-                                              "-t", std::to_string(kThreads)};
+  const std::vector<std::string> top1_args = {"top1",
+                                              "-m",
+                                              model_path(),
+                                              "-f",
+                                              wiki_path().string(),
+                                              "--positions",
+                                              std::to_string(kTop1Positions),
+                                              "-c",
+                                              std::to_string(kTop1Ctx),
+                                              "-t",
+                                              std::to_string(kThreads)};
   const TempFile peer_logits_file(""), peer_f32_logits_file("");
   auto args = top1_args;
   args.insert(args.end(), {"--logits-out", peer_logits_file.str()});
@@ -156,9 +174,9 @@ TEST_F(PeerGemma3, Top1AgreementThroughTheWindow) {
   args = top1_args;
   args.insert(args.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", peer_f32_logits_file.str()});
   const auto peer_f32 = run_peer(args);
-  const Top1Comparison self = compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")),
-                                                peer_logits_file.path(), peer_f32_logits_file.path(),
-                                                static_cast<size_t>(n_vocab));
+  const Top1Comparison self =
+      compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")), peer_logits_file.path(),
+                        peer_f32_logits_file.path(), static_cast<size_t>(n_vocab));
   ASSERT_EQ(self.positions, cmp.positions);
 
   const auto n = static_cast<double>(cmp.positions);
@@ -167,9 +185,9 @@ TEST_F(PeerGemma3, Top1AgreementThroughTheWindow) {
             << "[ top-1    ]   pocketlm vs llama.cpp:       agreement " << pct << " %, mean KL " << cmp.kl_sum / n
             << " (max " << cmp.kl_max << "), top-token logit shift mean " << cmp.sum_top_logit_diff / n << " max "
             << cmp.max_top_logit_diff << "\n"
-            << "[ top-1    ]   llama.cpp f16 vs f32 KV:      agreement " << self_pct << " %, mean KL " << self.kl_sum / n
-            << " (max " << self.kl_max << "), top-token logit shift mean " << self.sum_top_logit_diff / n << " max "
-            << self.max_top_logit_diff << "\n"
+            << "[ top-1    ]   llama.cpp f16 vs f32 KV:      agreement " << self_pct << " %, mean KL "
+            << self.kl_sum / n << " (max " << self.kl_max << "), top-token logit shift mean "
+            << self.sum_top_logit_diff / n << " max " << self.max_top_logit_diff << "\n"
             << "[ top-1    ]   next-token accuracy: pocketlm " << 100.0 * static_cast<double>(cmp.ours_correct) / n
             << " %, llama.cpp " << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
   RecordProperty("top1_agreement_pct", std::to_string(pct));

@@ -93,10 +93,9 @@ class PerplexityStories : public ::testing::Test {
   static std::string scratch(const std::string& name) { return (scratch_dir() / name).string(); }
 };
 
-#define REQUIRE_LLAMA(tool)                                                                  \
-  do {                                                                                       \
-    if (!fs::exists(llama_tool(tool)))                                                       \
-      GTEST_SKIP() << llama_tool(tool) << " missing: run scripts/build-peer.sh";             \
+#define REQUIRE_LLAMA(tool)                                                                                       \
+  do {                                                                                                            \
+    if (!fs::exists(llama_tool(tool))) GTEST_SKIP() << llama_tool(tool) << " missing: run scripts/build-peer.sh"; \
   } while (0)
 
 TEST_F(PerplexityStories, MatchesLlamaPerplexityAtC128Over40Chunks) {
@@ -117,8 +116,10 @@ TEST_F(PerplexityStories, MatchesLlamaPerplexityAtC128Over40Chunks) {
 
 // Batches are an implementation detail: per-token arithmetic does not depend on them.
 TEST_F(PerplexityStories, BatchSizeDoesNotChangeTheResult) {
-  const auto a = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "6", "-t", kThreads, "-o", "json"});
-  const auto b = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "6", "-t", "1", "-b", "20", "-o", "json"});
+  const auto a = test::run_cli(
+      {"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "6", "-t", kThreads, "-o", "json"});
+  const auto b = test::run_cli(
+      {"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "6", "-t", "1", "-b", "20", "-o", "json"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
   const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
@@ -130,8 +131,8 @@ TEST_F(PerplexityStories, BatchSizeDoesNotChangeTheResult) {
 TEST_F(PerplexityStories, KlDivergenceAgainstItselfIsZero) {
   const std::string base = scratch("stories-self.plm");
   fs::remove(base);
-  const auto s = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "12", "-t", kThreads,
-                                "--save-logits", base, "-o", "json"});
+  const auto s = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "128", "--chunks", "12", "-t",
+                                kThreads, "--save-logits", base, "-o", "json"});
   ASSERT_EQ(s.exit_code, 0) << s.err;
   const auto js = nlohmann::json::parse(s.out);
   ASSERT_TRUE(fs::exists(base));
@@ -139,7 +140,8 @@ TEST_F(PerplexityStories, KlDivergenceAgainstItselfIsZero) {
   EXPECT_EQ(js["saved_logits"]["bytes"].get<uint64_t>(), fs::file_size(base));
   EXPECT_EQ(js["saved_logits"]["bytes_per_position"].get<int>(), 8 + 2 * 512);
 
-  const auto k = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "--kl-divergence", base, "-t", kThreads, "-o", "json"});
+  const auto k =
+      test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "--kl-divergence", base, "-t", kThreads, "-o", "json"});
   ASSERT_EQ(k.exit_code, 0) << k.err;
   const auto j = nlohmann::json::parse(k.out)["kl_divergence"];
   EXPECT_EQ(j["positions"].get<int64_t>(), 12 * 63);
@@ -176,7 +178,8 @@ TEST_F(PerplexityStories, ReadsLlamaCppKlDivergenceBaseFiles) {
                                      "Mean PPL(Q)");
   ASSERT_EQ(l.exit_code, 0) << l.err;
   const std::string lt = l.out + l.err;
-  const auto k = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "--kl-divergence", base, "-t", kThreads, "-o", "json"});
+  const auto k =
+      test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "--kl-divergence", base, "-t", kThreads, "-o", "json"});
   ASSERT_EQ(k.exit_code, 0) << k.err;
   const auto j = nlohmann::json::parse(k.out)["kl_divergence"];
   EXPECT_NEAR(j["ppl_base"]["value"].get<double>(), llama_figure(lt, "Mean PPL(base)                :"), 1e-4);
@@ -232,8 +235,8 @@ class PerplexityStoriesBadLogits : public PerplexityStories {
     if (IsSkipped()) return;
     base_ = scratch("stories-bad-base.plm");
     if (!fs::exists(base_)) {
-      const auto s = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "64", "--chunks", "4", "-t", kThreads,
-                                    "--save-logits", base_});
+      const auto s = test::run_cli({"perplexity", "-m", model(), "-f", wiki(), "-c", "64", "--chunks", "4", "-t",
+                                    kThreads, "--save-logits", base_});
       ASSERT_EQ(s.exit_code, 0) << s.err;
     }
   }
@@ -296,7 +299,8 @@ TEST_F(PerplexityStoriesBadLogits, OtherText) {
 TEST_F(PerplexityStoriesBadLogits, OtherContextSize) {
   const auto r = kld(base_, {"-c", "128"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find(base_ + " was saved with a context of 64 tokens, but 128 was asked for"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(base_ + " was saved with a context of 64 tokens, but 128 was asked for"), std::string::npos)
+      << r.err;
 }
 
 TEST_F(PerplexityStoriesBadLogits, MoreChunksThanSaved) {
@@ -335,19 +339,23 @@ class PerplexitySmolLM2Slow : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under sanitizers; the release job runs it";
-    if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << test::smollm2_path() << " missing: run scripts/fetch-models.sh";
+    if (!fs::exists(test::smollm2_path()))
+      GTEST_SKIP() << test::smollm2_path() << " missing: run scripts/fetch-models.sh";
     if (!fs::exists(wiki_path())) GTEST_SKIP() << wiki_path() << " missing (shared data)";
-    if (!fs::exists(llama_tool("llama-perplexity"))) GTEST_SKIP() << "llama-perplexity missing: run scripts/build-peer.sh";
+    if (!fs::exists(llama_tool("llama-perplexity")))
+      GTEST_SKIP() << "llama-perplexity missing: run scripts/build-peer.sh";
   }
 };
 
 TEST_F(PerplexitySmolLM2Slow, MatchesLlamaPerplexityAtC512Over20Chunks) {
   BothEstimates b;
   ASSERT_NO_FATAL_FAILURE(run_both_perplexities(
-      {"-m", test::smollm2_path().string(), "-f", wiki_path().string(), "-c", "512", "--chunks", "20", "-t", kThreads}, b));
+      {"-m", test::smollm2_path().string(), "-f", wiki_path().string(), "-c", "512", "--chunks", "20", "-t", kThreads},
+      b));
   const double ppl = b.ppl, err = b.err, lppl = b.lppl, lerr = b.lerr;
   std::cout << "[ figures  ] SmolLM2 Q4_1 -c 512, 20 chunks: pocketlm PPL " << ppl << " +/- " << err << ", llama.cpp "
-            << lppl << " +/- " << lerr << "\n" << b.ours.err.substr(b.ours.err.rfind("perplexity:")) << "\n";
+            << lppl << " +/- " << lerr << "\n"
+            << b.ours.err.substr(b.ours.err.rfind("perplexity:")) << "\n";
   // Within llama.cpp's own spread: its flash and non-flash paths differ by 0.08 % here (above). pocketlm's
   // AVX-512 VNNI q4_1 kernels (a different float summation order) gave 27.9476 against 27.9593 (0.04 %).
   EXPECT_NEAR(ppl, lppl, 1e-3 * lppl);
@@ -375,9 +383,9 @@ TEST_F(PerplexitySmolLM2Slow, Q4_0KlDivergenceMatchesLlamaPerplexity) {
   auto s = test::run_process({lp, "-m", release, "-f", wiki, "-c", "512", "--chunks", chunks, "-t", kThreads,
                               "--kl-divergence-base", llama_base});
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  const auto l = test::run_peer_tool({lp, "-m", q4_0.string(), "-c", "512", "-t", kThreads, "--kl-divergence-base",
-                                      llama_base, "--kl-divergence"},
-                                     "Same top p:");
+  const auto l = test::run_peer_tool(
+      {lp, "-m", q4_0.string(), "-c", "512", "-t", kThreads, "--kl-divergence-base", llama_base, "--kl-divergence"},
+      "Same top p:");
   ASSERT_EQ(l.exit_code, 0) << l.err;
   const std::string lt = l.out + l.err;
   const double l_kld = llama_figure(lt, "Mean    KLD:"), l_top = llama_figure(lt, "Same top p:");
@@ -385,7 +393,8 @@ TEST_F(PerplexitySmolLM2Slow, Q4_0KlDivergenceMatchesLlamaPerplexity) {
   auto ps = test::run_cli({"perplexity", "-m", release, "-f", wiki, "-c", "512", "--chunks", chunks, "-t", kThreads,
                            "--save-logits", our_base});
   ASSERT_EQ(ps.exit_code, 0) << ps.err;
-  auto pk = test::run_cli({"perplexity", "-m", q4_0.string(), "-f", wiki, "--kl-divergence", our_base, "-t", kThreads, "-o", "json"});
+  auto pk = test::run_cli(
+      {"perplexity", "-m", q4_0.string(), "-f", wiki, "--kl-divergence", our_base, "-t", kThreads, "-o", "json"});
   ASSERT_EQ(pk.exit_code, 0) << pk.err;
   const auto j = nlohmann::json::parse(pk.out);
   const auto& k = j["kl_divergence"];
@@ -395,8 +404,8 @@ TEST_F(PerplexitySmolLM2Slow, Q4_0KlDivergenceMatchesLlamaPerplexity) {
             << k["ppl"]["value"].get<double>() << ", PPL(base) " << k["ppl_base"]["value"].get<double>()
             << " | llama.cpp KLD " << l_kld << ", same top " << l_top << " %, PPL(Q) "
             << llama_figure(lt, "Mean PPL(Q)                   :") << ", PPL(base) "
-            << llama_figure(lt, "Mean PPL(base)                :") << " | pocketlm KL pass " << j["seconds"].get<double>()
-            << " s\n";
+            << llama_figure(lt, "Mean PPL(base)                :") << " | pocketlm KL pass "
+            << j["seconds"].get<double>() << " s\n";
   EXPECT_NEAR(kld, l_kld, 0.02 * l_kld);
   EXPECT_NEAR(top, l_top, 0.5);
 }

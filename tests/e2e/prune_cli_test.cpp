@@ -6,9 +6,9 @@
 // disagree) and the top-1 agreement is at least llama.cpp's agreement with itself across KV types.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <iostream>
-#include <unistd.h>
 
 #include "e2e/cli_runner.h"
 #include "e2e/peer_client.h"
@@ -31,10 +31,13 @@ std::string tinystories() { return (test::shared_dir() / "testdata/text/tinystor
 
 TEST(PruneCli, DryRunPrintsThePlanAndWritesNothing) {
   const std::string out = out_path("dry");
-  const auto r = test::run_cli({"prune", stories(), out, "--layers", "4", "--ffn-keep", "0.5", "--heads-keep", "0.5",
-                                "--calib", tinystories(), "--calib-tokens", "256", "--calib-ctx", "128", "--dry-run", "-q"});
+  const auto r =
+      test::run_cli({"prune", stories(), out, "--layers", "4", "--ffn-keep", "0.5", "--heads-keep", "0.5", "--calib",
+                     tinystories(), "--calib-tokens", "256", "--calib-ctx", "128", "--dry-run", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("arch llama: 5 -> 4 layers, heads 8/4 kv -> 4/4 kv (head size 8), FFN 172 -> 86"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("arch llama: 5 -> 4 layers, heads 8/4 kv -> 4/4 kv (head size 8), FFN 172 -> 86"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("angular distance"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("dropped"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("saves"), std::string::npos) << r.out;
@@ -91,8 +94,9 @@ void expect_llama_cpp_agrees(const std::string& path, const std::string& text_fi
     EXPECT_LE(r.gap, test::kGreedyNearTie) << "not a near tie where llama.cpp agrees with itself: " << r.detail;
   }
 
-  const std::vector<std::string> top1 = {"top1", "-m", path, "-f", text_file, "--positions", std::to_string(positions),
-                                         "-c", std::to_string(positions), "-t", "2"};
+  const std::vector<std::string> top1 = {
+      "top1", "-m", path, "-f", text_file, "--positions", std::to_string(positions), "-c", std::to_string(positions),
+      "-t",   "2"};
   const test::TempFile logits(""), logits_f32("");
   auto a = top1;
   a.insert(a.end(), {"--logits-out", logits.str()});
@@ -101,12 +105,13 @@ void expect_llama_cpp_agrees(const std::string& path, const std::string& text_fi
   a = top1;
   a.insert(a.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", logits_f32.str()});
   const auto p32 = test::run_peer(a);
-  const auto self = test::compare_peer_runs(test::json_ids(p16.at("top1")), test::json_ids(p32.at("top1")), logits.path(),
-                                            logits_f32.path(), static_cast<size_t>((*m)->config().n_vocab));
+  const auto self =
+      test::compare_peer_runs(test::json_ids(p16.at("top1")), test::json_ids(p32.at("top1")), logits.path(),
+                              logits_f32.path(), static_cast<size_t>((*m)->config().n_vocab));
   std::cout << "[ " << fs::path(path).filename().string() << " ] top-1 " << cmp.agree << "/" << cmp.positions
             << " (llama.cpp f16 vs f32 KV: " << self.agree << "/" << self.positions << ", KL "
-            << self.kl_sum / static_cast<double>(self.positions) << "), KL " << cmp.kl_sum / static_cast<double>(cmp.positions)
-            << std::endl;
+            << self.kl_sum / static_cast<double>(self.positions) << "), KL "
+            << cmp.kl_sum / static_cast<double>(cmp.positions) << std::endl;
   // The issue's bar: top-1 at least llama.cpp's agreement with itself; a pruned model's flatter distributions
   // meet near ties more often, so 2 % of the positions of slack (as the architecture peer tests allow).
   EXPECT_GE(static_cast<double>(cmp.agree), static_cast<double>(self.agree) - 0.02 * positions);
@@ -125,8 +130,8 @@ TEST(PrunePeer, PrunedStoriesRunAlikeInLlamaCpp) {
   for (const Variant& v : variants) {
     SCOPED_TRACE(v.name);
     const std::string out = out_path(v.name);
-    std::vector<std::string> args = {"prune", stories(), out, "--calib", tinystories(), "--calib-tokens", "512",
-                                     "--calib-ctx", "128", "-q"};
+    std::vector<std::string> args = {"prune",          stories(), out,           "--calib", tinystories(),
+                                     "--calib-tokens", "512",     "--calib-ctx", "128",     "-q"};
     args.insert(args.end(), v.flags.begin(), v.flags.end());
     const auto r = test::run_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -140,8 +145,8 @@ TEST(PrunePeer, PrunedGemma3ReleaseRunsAlikeInLlamaCpp) {
   if (!fs::exists(test::gemma3_path())) GTEST_SKIP() << test::gemma3_path() << " missing: run scripts/fetch-models.sh";
   const std::string out = out_path("gemma3");
   // Blocks 3 and 4 (both local): the kept layers' flags no longer follow the period of 6.
-  const auto r = test::run_cli({"prune", test::gemma3_path().string(), out, "--drop-layers", "3,4", "--heads-keep", "0.75",
-                                "--calib", tinystories(), "--calib-tokens", "256", "--calib-ctx", "128", "-q"});
+  const auto r = test::run_cli({"prune", test::gemma3_path().string(), out, "--drop-layers", "3,4", "--heads-keep",
+                                "0.75", "--calib", tinystories(), "--calib-tokens", "256", "--calib-ctx", "128", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto f = GgufFile::open(out);
   ASSERT_TRUE(f.ok());

@@ -43,8 +43,22 @@ class QuantizeMethodsCli : public ::testing::Test {
   std::string calib() const { return path("in/calib.txt"); }
   std::vector<std::string> quantize(const std::string& in, const std::string& out, const std::string& type,
                                     const std::string& method) const {
-    return {"quantize", in, out, type, "--method", method, "--calib", calib(), "--calib-ctx", "128",
-            "--calib-tokens", "1024", "--calib-cache", path("in/stats.calib"), "-t", "2"};
+    return {"quantize",
+            in,
+            out,
+            type,
+            "--method",
+            method,
+            "--calib",
+            calib(),
+            "--calib-ctx",
+            "128",
+            "--calib-tokens",
+            "1024",
+            "--calib-cache",
+            path("in/stats.calib"),
+            "-t",
+            "2"};
   }
   // A copy of stories260K with element 5 of blk.0.attn_q.weight set to v.
   std::string patched(const std::string& name, float v) const {

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 #include <algorithm>
 #include <chrono>
@@ -113,9 +113,10 @@ TEST_F(QuantizeCli, BadInputsAreClearErrorsWithNoOutputFile) {
   expect_error({"quantize", in(), out, "q4_0", "--rules",
                 write_file("bad_regex.json", R"([{"pattern": "blk\\.[0-9", "type": "q8_0"}])")},
                "bad_regex.json: rule 1: bad regular expression 'blk\\.[0-9'");
-  expect_error({"quantize", in(), out, "q4_0", "--rules",
-                write_file("bad_type.json", R"([{"pattern": "attn", "type": "q8_0"}, {"pattern": "ffn", "type": "q3_0"}])")},
-               "bad_type.json: rule 2: unknown tensor type 'q3_0'");
+  expect_error(
+      {"quantize", in(), out, "q4_0", "--rules",
+       write_file("bad_type.json", R"([{"pattern": "attn", "type": "q8_0"}, {"pattern": "ffn", "type": "q3_0"}])")},
+      "bad_type.json: rule 2: unknown tensor type 'q3_0'");
   expect_error({"quantize", in(), out, "q4_0", "--output-tensor-type", "q4_K"},
                "--output-tensor-type: tensor 'output.weight' [64, 512] has rows of 64 values, not a multiple of q4_K's "
                "block of 256");
@@ -129,7 +130,8 @@ TEST_F(QuantizeCli, BadInputsAreClearErrorsWithNoOutputFile) {
   im.entries.push_back(e);
   const std::string im_path = path("other.imatrix.gguf");
   ASSERT_TRUE(write_imatrix_gguf(im, im_path).ok());
-  expect_error({"quantize", in(), out, "q4_0", "--imatrix", im_path}, "imatrix entry 'blk.0.ffn_down.weight' has 1536 columns");
+  expect_error({"quantize", in(), out, "q4_0", "--imatrix", im_path},
+               "imatrix entry 'blk.0.ffn_down.weight' has 1536 columns");
   expect_error({"quantize", in(), path("no/such/dir/out.gguf"), "q4_0"}, "does not exist");
   fs::create_directories(dir_ / "adir");
   const auto r = test::run_cli({"quantize", in(), path("adir"), "q4_0"});
@@ -257,7 +259,8 @@ double top1_vs_base(const std::string& model) {
   size_t agree = 0;
   for (size_t i = 0; i < toks.size(); ++i) {
     auto ra = la->subspan(i * nv, nv), rb = lb->subspan(i * nv, nv);
-    agree += (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
+    agree +=
+        (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
   }
   return static_cast<double>(agree) / static_cast<double>(toks.size());
 }
@@ -272,7 +275,8 @@ TEST_F(QuantizeCli, SameRecipesAsLlamaQuantizeAndAtLeastItsAgreement) {
     const std::string ours = path("ours.gguf"), theirs = path("theirs.gguf");
     const auto r = test::run_cli({"quantize", in(), ours, recipe, "-q", "-t", "2"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    ASSERT_EQ(sh(lq.string() + " " + in() + " " + theirs + " " + recipe + " 2", path("lq.log")), 0) << slurp(path("lq.log"));
+    ASSERT_EQ(sh(lq.string() + " " + in() + " " + theirs + " " + recipe + " 2", path("lq.log")), 0)
+        << slurp(path("lq.log"));
     auto a = GgufFile::open(ours);
     auto b = GgufFile::open(theirs);
     ASSERT_TRUE(a.ok() && b.ok());
@@ -284,8 +288,9 @@ TEST_F(QuantizeCli, SameRecipesAsLlamaQuantizeAndAtLeastItsAgreement) {
       EXPECT_EQ(t.type, u->type) << t.name;
     }
     const double ta = top1_vs_base(ours), tb = top1_vs_base(theirs);
-    std::printf("[quantize-vs-llama] stories260K %s: top-1 agreement with F32: pocketlm %.1f %%, llama-quantize %.1f %%\n",
-                recipe.c_str(), 100 * ta, 100 * tb);
+    std::printf(
+        "[quantize-vs-llama] stories260K %s: top-1 agreement with F32: pocketlm %.1f %%, llama-quantize %.1f %%\n",
+        recipe.c_str(), 100 * ta, 100 * tb);
     std::fflush(stdout);  // before run_cli forks again
     EXPECT_GE(ta, tb - 0.02);
   }
@@ -348,9 +353,10 @@ TEST_F(QuantizeCli, WallTimeBesideLlamaQuantize) {
     EXPECT_EQ(sh(lq.string() + " " + in() + " " + path("theirs.gguf") + " q4_0 1", path("lq.log")), 0)
         << slurp(path("lq.log"));
   });
-  std::printf("[quantize-time] stories260K q4_0, 1 thread, best of 3 (process wall time): pocketlm %.3f s, "
-              "llama-quantize %.3f s\n",
-              ours, theirs);
+  std::printf(
+      "[quantize-time] stories260K q4_0, 1 thread, best of 3 (process wall time): pocketlm %.3f s, "
+      "llama-quantize %.3f s\n",
+      ours, theirs);
   std::fflush(stdout);
 }
 

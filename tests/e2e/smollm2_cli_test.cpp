@@ -29,8 +29,8 @@ double mib_after(const std::string& text, const std::string& label) {
 }
 
 TEST_F(SmolLM2Cli, ChatOneTurnAnswersThroughTheTemplate) {
-  auto r = test::run_cli({"chat", "-m", model(), "-p", "What is the capital of France? Answer in one word.", "--temp", "0",
-                          "-n", "16", "-c", "512"});
+  auto r = test::run_cli({"chat", "-m", model(), "-p", "What is the capital of France? Answer in one word.", "--temp",
+                          "0", "-n", "16", "-c", "512"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Paris"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("<|im_end|>"), std::string::npos) << "end-of-turn must stop generation, not be printed";
@@ -47,11 +47,13 @@ TEST_F(SmolLM2Cli, UnknownChatTemplateNameIsAClearError) {
 // their mapped pages released (on AVX-512 that is all of SmolLM2 Q4_1), the rest stay mapped. So RSS after
 // loading stays near one file (not two), and the peak below file + KV + a margin for activations.
 TEST_F(SmolLM2Cli, WeightsAreNotCopied) {
-  if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "AddressSanitizer's shadow memory skews RSS; the release job measures it";
+  if (std::getenv("POCKETLM_SANITIZED"))
+    GTEST_SKIP() << "AddressSanitizer's shadow memory skews RSS; the release job measures it";
   auto r = test::run_cli({"run", "-m", model(), "-p", "Hello", "-n", "4", "--temp", "0", "-c", "2048"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const double file_mib = static_cast<double>(std::filesystem::file_size(test::smollm2_path())) / (1024.0 * 1024.0);
-  const double kv = mib_after(r.err, "KV cache"), loaded = mib_after(r.err, "RSS after load"), peak = mib_after(r.err, "peak RSS");
+  const double kv = mib_after(r.err, "KV cache"), loaded = mib_after(r.err, "RSS after load"),
+               peak = mib_after(r.err, "peak RSS");
   ASSERT_GT(kv, 0) << r.err;
   ASSERT_GT(peak, 0) << r.err;
   // Paged KV: only the blocks the 5 positions use are taken, one 32-token block per layer:

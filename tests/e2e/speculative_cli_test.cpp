@@ -17,8 +17,8 @@ class SpeculativeCli : public ::testing::Test {
     if (!std::filesystem::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing";
   }
   test::CliResult run(std::vector<std::string> extra) const {
-    std::vector<std::string> args = {"run", "-m", test::stories_path().string(), "-p", "Once upon a time", "-n", "48",
-                                     "--temp", "0", "-t", "1"};
+    std::vector<std::string> args = {
+        "run", "-m", test::stories_path().string(), "-p", "Once upon a time", "-n", "48", "--temp", "0", "-t", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_cli(args);
   }
@@ -28,9 +28,9 @@ TEST_F(SpeculativeCli, RunPrintsTheDraftLineAndThePlainText) {
   const auto plain = run({});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_EQ(plain.err.find("draft:"), std::string::npos);
-  for (const std::vector<std::string>& flags : {std::vector<std::string>{"--draft-self", "q4_0"},
-                                                 std::vector<std::string>{"--lookup", "--draft-max", "4"},
-                                                 std::vector<std::string>{"--draft-self", "q8_0", "--draft-layers", "2"}}) {
+  for (const std::vector<std::string>& flags :
+       {std::vector<std::string>{"--draft-self", "q4_0"}, std::vector<std::string>{"--lookup", "--draft-max", "4"},
+        std::vector<std::string>{"--draft-self", "q8_0", "--draft-layers", "2"}}) {
     const auto r = run(flags);
     ASSERT_EQ(r.exit_code, 0) << flags[0] << ": " << r.err;
     EXPECT_EQ(r.out, plain.out) << flags[0];

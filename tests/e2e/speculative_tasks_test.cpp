@@ -57,13 +57,14 @@ struct Source {
 // Greedy tokens from `prompt`: the session already holds prompt[0 .. n-1) (or is rolled back to it).
 std::vector<int32_t> greedy(const Model& m, Session& s, DraftSource* draft, const std::vector<int32_t>& prompt, int n) {
   const int64_t keep = static_cast<int64_t>(prompt.size()) - 1;
-  if (s.n_past() < keep || !std::equal(prompt.begin(), prompt.begin() + keep, s.tokens().begin()) || !s.truncate(keep).ok()) {
+  if (s.n_past() < keep || !std::equal(prompt.begin(), prompt.begin() + keep, s.tokens().begin()) ||
+      !s.truncate(keep).ok()) {
     s.reset();
     EXPECT_TRUE(s.eval(std::span<const int32_t>(prompt.data(), static_cast<size_t>(keep))).ok());
   }
   Sampler sampler(SamplerParams{.temp = 0.0f, .seed = 1});
-  auto r = Generator(s, m.tokenizer(), draft).generate(std::span<const int32_t>(&prompt.back(), 1), sampler,
-                                                       {.max_tokens = n, .ignore_eos = true});
+  auto r = Generator(s, m.tokenizer(), draft)
+               .generate(std::span<const int32_t>(&prompt.back(), 1), sampler, {.max_tokens = n, .ignore_eos = true});
   EXPECT_TRUE(r.ok()) << r.error().message();
   return r.ok() ? r->tokens : std::vector<int32_t>{};
 }

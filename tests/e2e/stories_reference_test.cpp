@@ -24,7 +24,8 @@ TEST(StoriesReference, PromptIdsMatchLlamaCpp) {
   const auto refs = references();
   ASSERT_GE(refs.size(), 4u);
   for (const auto& ref : refs) {
-    auto r = test::run_cli({"tokenize", "-m", test::stories_path().string(), "--ids", "-p", ref["prompt"].get<std::string>()});
+    auto r = test::run_cli(
+        {"tokenize", "-m", test::stories_path().string(), "--ids", "-p", ref["prompt"].get<std::string>()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::istringstream ss(r.out);
     std::vector<int> ids;
@@ -37,10 +38,11 @@ TEST(StoriesReference, GreedyContinuationsMatchLlamaCpp) {
   for (const auto& ref : references()) {
     for (const char* kv : {"f16", "f32"}) {
       auto r = test::run_cli({"run", "-m", test::stories_path().string(), "-p", ref["prompt"].get<std::string>(), "-n",
-                              std::to_string(ref["n_predict"].get<int>()), "--temp", "0", "--no-display-prompt", "-c", "512",
-                              "-ctk", kv, "-ctv", kv, "-t", "2"});
+                              std::to_string(ref["n_predict"].get<int>()), "--temp", "0", "--no-display-prompt", "-c",
+                              "512", "-ctk", kv, "-ctv", kv, "-t", "2"});
       ASSERT_EQ(r.exit_code, 0) << r.err;
-      EXPECT_EQ(r.out, ref["greedy_continuation"].get<std::string>() + "\n") << "prompt: " << ref["prompt"] << " kv " << kv;
+      EXPECT_EQ(r.out, ref["greedy_continuation"].get<std::string>() + "\n")
+          << "prompt: " << ref["prompt"] << " kv " << kv;
       EXPECT_NE(r.err.find("peak RSS"), std::string::npos) << r.err;
       EXPECT_NE(r.err.find("t/s"), std::string::npos) << r.err;
     }
@@ -48,7 +50,8 @@ TEST(StoriesReference, GreedyContinuationsMatchLlamaCpp) {
 }
 
 TEST(Cli, PromptLongerThanContextIsAClearError) {
-  auto r = test::run_cli({"run", "-m", test::stories_path().string(), "-p", std::string(2000, 'a') + " once upon a time", "-c", "64", "-n", "4"});
+  auto r = test::run_cli({"run", "-m", test::stories_path().string(), "-p",
+                          std::string(2000, 'a') + " once upon a time", "-c", "64", "-n", "4"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("does not fit the context of 64 tokens"), std::string::npos) << r.err;
 }
@@ -72,7 +75,8 @@ TEST(Cli, HelpForEverySubcommand) {
     auto r = test::run_cli({sub, "--help"});
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << sub << ": " << r.out;
-    EXPECT_NE(r.out.find(std::string(sub) == "inspect" ? "--no-tensors" : "--model"), std::string::npos) << sub << ": " << r.out;
+    EXPECT_NE(r.out.find(std::string(sub) == "inspect" ? "--no-tensors" : "--model"), std::string::npos)
+        << sub << ": " << r.out;
   }
 }
 

@@ -43,16 +43,38 @@ class TuneCli : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     space_ = (dir_ / "space.yaml").string();
-    std::ofstream(space_) << "targets: [Q8_0, q4_0, q2_K]\nmethods: [rtn]\nkv_types: [f16, q8]\n"
-                             "rules: [{name: attn-up, rules: [{pattern: 'attn_(q|k|v|output)\\.weight$', type: '+1'}]}]\n";
+    std::ofstream(space_)
+        << "targets: [Q8_0, q4_0, q2_K]\nmethods: [rtn]\nkv_types: [f16, q8]\n"
+           "rules: [{name: attn-up, rules: [{pattern: 'attn_(q|k|v|output)\\.weight$', type: '+1'}]}]\n";
   }
   void TearDown() override { fs::remove_all(dir_); }
-  std::vector<std::string> args(const std::string& out, const std::string& budget = "64M", const std::string& limit = "8") {
-    return {"tune", "-m", test::stories_path().string(), "--tasks",
+  std::vector<std::string> args(const std::string& out, const std::string& budget = "64M",
+                                const std::string& limit = "8") {
+    return {"tune",
+            "-m",
+            test::stories_path().string(),
+            "--tasks",
             (tasks_ / "translate-en-fr.dev.jsonl").string() + "," + (tasks_ / "translate-en-de.dev.jsonl").string(),
-            "--limit", limit, "--budget", budget, "-c", "128", "--space", space_, "--kld-text",
-            (test::shared_dir() / "testdata/text/tinystories-val.dev.txt").string(), "--kld-ctx", "64", "--kld-chunks", "2",
-            "-o", out, "-t", "1", "--min-stage-examples", "4"};
+            "--limit",
+            limit,
+            "--budget",
+            budget,
+            "-c",
+            "128",
+            "--space",
+            space_,
+            "--kld-text",
+            (test::shared_dir() / "testdata/text/tinystories-val.dev.txt").string(),
+            "--kld-ctx",
+            "64",
+            "--kld-chunks",
+            "2",
+            "-o",
+            out,
+            "-t",
+            "1",
+            "--min-stage-examples",
+            "4"};
   }
   // pareto.json without what depends on timing (nothing does) or on the directory (nothing does).
   json pareto(const fs::path& out) { return json::parse(slurp(out / "pareto.json")); }
@@ -81,7 +103,8 @@ TEST_F(TuneCli, PicksTheBestThatFitsAndWritesEveryOutput) {
   const int last = static_cast<int>(p.at("stage_examples").size()) - 1;
   for (const auto& c : p.at("candidates")) {
     if (c.contains("last_stage") && c.at("last_stage") == last) {
-      EXPECT_LE(c.at("score").at("mean").get<double>(), pick_row.at("score").at("mean").get<double>() + 1e-9) << c.at("id");
+      EXPECT_LE(c.at("score").at("mean").get<double>(), pick_row.at("score").at("mean").get<double>() + 1e-9)
+          << c.at("id");
     }
   }
   // results.jsonl: one line per candidate and stage it reached; a dropped candidate does not go on.
@@ -146,7 +169,8 @@ TEST_F(TuneCli, KilledInTheSecondStageResumesWithTheSamePickAndNoFinishedJobRedo
   for (const auto& e : fs::directory_iterator(out / "jobs"))  // (a kill during a write leaves a temporary file)
     if (e.path().extension() == ".json") before[e.path().filename().string()] = slurp(e.path());
   std::map<std::string, std::string> evals_before;
-  for (const auto& e : fs::directory_iterator(out / "evals")) evals_before[e.path().filename().string()] = slurp(e.path());
+  for (const auto& e : fs::directory_iterator(out / "evals"))
+    evals_before[e.path().filename().string()] = slurp(e.path());
   size_t s1_done = 0, s1_total = 0;
   for (const auto& [name, text] : before) s1_done += name.find(".s1.json") != std::string::npos;
   const json ref_pareto = pareto(ref);
@@ -161,7 +185,8 @@ TEST_F(TuneCli, KilledInTheSecondStageResumesWithTheSamePickAndNoFinishedJobRedo
   // Jobs finished before the kill were not run again: their records are unchanged and counted as found done.
   for (const auto& [name, text] : before) EXPECT_EQ(slurp(out / "jobs" / name), text) << name;
   EXPECT_NE(again.out.find("found done"), std::string::npos);
-  const size_t found = std::stoul(again.out.substr(again.out.find("jobs: ") + 6).substr(again.out.substr(again.out.find("jobs: ") + 6).find(", ") + 2));
+  const size_t found = std::stoul(again.out.substr(again.out.find("jobs: ") + 6)
+                                      .substr(again.out.substr(again.out.find("jobs: ") + 6).find(", ") + 2));
   EXPECT_EQ(found, before.size()) << again.out;
   // Every example scored before the kill is still there, once: the results files only grew.
   for (const auto& [name, text] : evals_before) {
@@ -174,7 +199,8 @@ TEST_F(TuneCli, KilledInTheSecondStageResumesWithTheSamePickAndNoFinishedJobRedo
     std::string line;
     std::set<std::string> keys;
     std::getline(in, line);  // header
-    while (std::getline(in, line)) EXPECT_TRUE(keys.insert(json::parse(line).at("key")).second) << e.path() << ": " << line;
+    while (std::getline(in, line))
+      EXPECT_TRUE(keys.insert(json::parse(line).at("key")).second) << e.path() << ": " << line;
   }
   // The temporary files of the writes the kill interrupted are gone.
   for (const auto& e : fs::recursive_directory_iterator(out))
@@ -204,7 +230,9 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   EXPECT_EQ(r.exit_code, 1);
   // (q2_K is not the smallest here: stories260K's rows of 64 fall back from q2_K's blocks of 256 to larger types.)
   EXPECT_NE(r.err.find("no candidate fits the budget of 2.0 MiB at a context of 128 tokens: the smallest candidate, "
-                       "q4_0.rtn.kv-q8, needs 13."), std::string::npos) << r.err;
+                       "q4_0.rtn.kv-q8, needs 13."),
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("(set with --budget/--device)"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "bad" / "models"));
   // Sizes take K/M/G; a bad one names the flag.
@@ -220,7 +248,8 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   // Methods that need calibration without --calib are left out with a note; with nothing else, an error.
   std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\nmethods: [imatrix, gptq]\n";
   r = test::run_cli(args(out));
-  EXPECT_NE(r.err.find("every candidate of the space needs calibration data: give --calib FILE"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("every candidate of the space needs calibration data: give --calib FILE"), std::string::npos)
+      << r.err;
   // No budget at all; an unknown device.
   std::vector<std::string> nb = args(out);
   nb.erase(nb.begin() + 7, nb.begin() + 9);  // --budget 64M
@@ -259,10 +288,11 @@ TEST(TuneSmolLM2Slow, PickRunsWithinTheBudgetAtTheContext) {
   std::ofstream(space) << "targets: [Q8_0, Q4_0]\nmethods: [rtn]\nkv_types: [f16]\nrules: []\n";
   const fs::path tasks = test::shared_dir() / "testdata/tasks";
   const std::string budget = "220M";  // Q8_0 needs ~235 MiB at -c 2048, Q4_0 ~185 MiB (docs/tune.md)
-  auto r = test::run_cli({"tune", "-m", base, "--tasks",
-                          (tasks / "summarize.dev.jsonl").string() + "," + (tasks / "commit-message.dev.jsonl").string(),
-                          "--limit", "1", "--min-stage-examples", "1", "--budget", budget, "-c", "2048", "--space", space,
-                          "-o", (dir / "tune").string(), "-t", "2"});
+  auto r =
+      test::run_cli({"tune", "-m", base, "--tasks",
+                     (tasks / "summarize.dev.jsonl").string() + "," + (tasks / "commit-message.dev.jsonl").string(),
+                     "--limit", "1", "--min-stage-examples", "1", "--budget", budget, "-c", "2048", "--space", space,
+                     "-o", (dir / "tune").string(), "-t", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json p = json::parse(slurp(dir / "tune" / "pareto.json"));
   EXPECT_EQ(p.at("pick"), "q4_0.rtn.kv-f16");
@@ -276,12 +306,12 @@ TEST(TuneSmolLM2Slow, PickRunsWithinTheBudgetAtTheContext) {
   const fs::path prompt = dir / "prompt.txt";
   const std::string pick = (dir / "tune" / "pick.gguf").string();
   std::ofstream(prompt) << test::prompt_of_tokens(pick, 2048 - 4);
-  const uint64_t rss = test::peak_rss_of({test::cli_path().string(), "run", "-m", pick, "-c", "2048", "-t", "2", "-f",
-                                          prompt.string(), "-n", "4", "--ignore-eos", "--temp", "0", "--no-display-prompt"});
+  const uint64_t rss =
+      test::peak_rss_of({test::cli_path().string(), "run", "-m", pick, "-c", "2048", "-t", "2", "-f", prompt.string(),
+                         "-n", "4", "--ignore-eos", "--temp", "0", "--no-display-prompt"});
   ASSERT_GT(rss, 0u);
   std::printf("pick %s: measured peak RSS %.1f MiB at -c 2048, budget %s, predicted %.1f MiB\n", pick.c_str(),
-              static_cast<double>(rss) / 1048576.0, budget.c_str(),
-              predicted / 1048576.0);
+              static_cast<double>(rss) / 1048576.0, budget.c_str(), predicted / 1048576.0);
   EXPECT_LE(rss, uint64_t{220} << 20);
   fs::remove_all(dir);
 }

@@ -6,7 +6,6 @@
 // pages of the repacked tensors are released (RSS does not hold the weights twice).
 #include <gtest/gtest.h>
 
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +16,8 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "model/model.h"
-#include "runtime/session.h"
 #include "requantized_model.h"
+#include "runtime/session.h"
 #include "softmax_kl.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -53,7 +52,9 @@ Run decode(const Model& model, const std::vector<int32_t>& prompt, const std::ve
   return run;
 }
 
-int32_t argmax(const std::vector<float>& v) { return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin()); }
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
 
 // Loads `path` twice (GGUF rows, x16 copies), checks the repack happened for `type`, and compares decode.
 void compare(const std::string& path, GgmlType type) {
@@ -66,7 +67,8 @@ void compare(const std::string& path, GgmlType type) {
   ASSERT_TRUE(plain.ok() && x16.ok());
   EXPECT_EQ((*plain)->repacked().count(), 0);
   EXPECT_GT((*x16)->repacked().count(), 0);
-  EXPECT_TRUE((*x16)->weights().layers[0].wq->interleaved_x16 == (kernels::gemv_x16_for((*x16)->weights().layers[0].wq->type) != nullptr));
+  EXPECT_TRUE((*x16)->weights().layers[0].wq->interleaved_x16 ==
+              (kernels::gemv_x16_for((*x16)->weights().layers[0].wq->type) != nullptr));
   const std::vector<int32_t> prompt = (*plain)->tokenizer().encode(kPrompt, true, false);
   // The plain model's greedy continuation, fed to both.
   std::vector<int32_t> forced;

@@ -68,7 +68,8 @@ TEST(EvalCompare, DisagreementOnAConstructedCase) {
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("pocketlm_cmp_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() / ("pocketlm_cmp_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 void write_results(const std::string& path, double bpw, const std::vector<double>& scores, uint64_t size) {

@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 std::string tasks_arg() {
   const fs::path d = test::shared_dir() / "testdata/tasks";
   std::string s;
-  for (const char* f : {"summarize.dev.jsonl", "translate-en-fr.dev.jsonl", "commit-message.dev.jsonl"}) s += (s.empty() ? "" : ",") + (d / f).string();
+  for (const char* f : {"summarize.dev.jsonl", "translate-en-fr.dev.jsonl", "commit-message.dev.jsonl"})
+    s += (s.empty() ? "" : ",") + (d / f).string();
   return s;
 }
 
@@ -54,7 +55,8 @@ class EvalStories : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing";
-    if (!fs::exists(test::shared_dir() / "testdata/tasks/summarize.dev.jsonl")) GTEST_SKIP() << "shared task files missing";
+    if (!fs::exists(test::shared_dir() / "testdata/tasks/summarize.dev.jsonl"))
+      GTEST_SKIP() << "shared task files missing";
     dir_ = fs::temp_directory_path() / ("pocketlm_evalcli_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
   }
@@ -66,7 +68,8 @@ class EvalStories : public ::testing::Test {
 
 TEST_F(EvalStories, RunsThreeExamplesPerTaskAndResumesAfterAKill) {
   const std::string out = (dir_ / "r.jsonl").string();
-  auto r = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out, "-t", "1"});
+  auto r = test::run_cli(
+      {"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out, "-t", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json header;
   const auto first = read_lines(out, &header);
@@ -100,7 +103,8 @@ TEST_F(EvalStories, RunsThreeExamplesPerTaskAndResumesAfterAKill) {
   for (int i = 0; i < 5; ++i) pos = text.find('\n', pos) + 1;
   const size_t cut = pos + (text.find('\n', pos) - pos) / 2;
   fs::resize_file(out, cut);
-  auto again = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out, "-t", "1"});
+  auto again = test::run_cli(
+      {"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out, "-t", "1"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("torn"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("5 to run"), std::string::npos) << again.err;  // 4 complete examples kept
@@ -112,20 +116,28 @@ TEST_F(EvalStories, RunsThreeExamplesPerTaskAndResumesAfterAKill) {
     EXPECT_EQ(second.at(key).scores, l.scores) << key;
   }
   // A third run has nothing left to do.
-  auto done = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out});
+  auto done =
+      test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "3", "-o", out});
   ASSERT_EQ(done.exit_code, 0) << done.err;
   EXPECT_NE(done.err.find("0 to run"), std::string::npos) << done.err;
 }
 
 TEST_F(EvalStories, BadTaskLinesAreReportedAndTheRunGoesOn) {
   const std::string tasks = (dir_ / "t.jsonl").string();
-  std::ofstream(tasks) << R"({"id":"1","task":"commit_message","input":"fix typo","references":["Fix typo"]})" << "\n"
-                       << R"({"id":"2","task":"commit_message","input":"x", "references":[)" << "\n"
-                       << R"({"id":"3","task":"commit_message","references":["r"]})" << "\n"
-                       << R"({"id":"4","task":"commit_message","input":"y","references":[]})" << "\n"
-                       << R"({"id":"5","task":"translate","source_lang":"en","target_lang":"fr","input":"Hello","references":["Bonjour"]})" << "\n";
+  std::ofstream(tasks)
+      << R"({"id":"1","task":"commit_message","input":"fix typo","references":["Fix typo"]})"
+      << "\n"
+      << R"({"id":"2","task":"commit_message","input":"x", "references":[)"
+      << "\n"
+      << R"({"id":"3","task":"commit_message","references":["r"]})"
+      << "\n"
+      << R"({"id":"4","task":"commit_message","input":"y","references":[]})"
+      << "\n"
+      << R"({"id":"5","task":"translate","source_lang":"en","target_lang":"fr","input":"Hello","references":["Bonjour"]})"
+      << "\n";
   const std::string out = (dir_ / "r.jsonl").string();
-  auto r = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks, "-o", out, "--max-tokens", "8"});
+  auto r =
+      test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks, "-o", out, "--max-tokens", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find(tasks + ":2: malformed JSON"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(tasks + ":3: missing field \"input\""), std::string::npos) << r.err;
@@ -137,12 +149,14 @@ TEST_F(EvalStories, CompareWritesMarkdownJsonAndSvg) {
   // Two "variants": the same model with two generation limits (their outputs differ).
   const std::string a = (dir_ / "a.jsonl").string(), b = (dir_ / "b.jsonl").string();
   for (const auto& [out, n] : {std::pair{a, "24"}, std::pair{b, "6"}}) {
-    auto r = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "2", "-o", out, "--max-tokens", n});
+    auto r = test::run_cli({"eval", "-m", test::stories_path().string(), "--tasks", tasks_arg(), "--limit", "2", "-o",
+                            out, "--max-tokens", n});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
-  const std::string md = (dir_ / "rep.md").string(), js = (dir_ / "rep.json").string(), svg = (dir_ / "rep.svg").string();
-  auto c = test::run_cli({"eval", "compare", a, b, "--labels", "long,short", "--kld", "0,0.5", "--bits-per-weight", "32,16", "-o", md,
-                          "--json", js, "--svg", svg});
+  const std::string md = (dir_ / "rep.md").string(), js = (dir_ / "rep.json").string(),
+                    svg = (dir_ / "rep.svg").string();
+  auto c = test::run_cli({"eval", "compare", a, b, "--labels", "long,short", "--kld", "0,0.5", "--bits-per-weight",
+                          "32,16", "-o", md, "--json", js, "--svg", svg});
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("| summarize | 2 | rougeL (primary) |"), std::string::npos) << c.out;
   EXPECT_NE(c.out.find("long vs short"), std::string::npos) << c.out;
@@ -159,14 +173,15 @@ TEST_F(EvalStories, CompareWritesMarkdownJsonAndSvg) {
 }
 
 TEST(EvalSmolLM2, TwoExamplesPerTask) {
-  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << test::smollm2_path() << " missing: run scripts/fetch-models.sh";
+  if (!fs::exists(test::smollm2_path()))
+    GTEST_SKIP() << test::smollm2_path() << " missing: run scripts/fetch-models.sh";
   if (std::getenv("POCKETLM_SANITIZED")) GTEST_SKIP() << "slow under AddressSanitizer";
   const fs::path d = test::shared_dir() / "testdata/tasks";
   const fs::path out = fs::temp_directory_path() / ("pocketlm_evalsmol_" + std::to_string(::getpid()) + ".jsonl");
   fs::remove(out);
   auto r = test::run_cli({"eval", "-m", test::smollm2_path().string(), "--tasks",
-                          (d / "translate-en-fr.dev.jsonl").string() + "," + (d / "commit-message.dev.jsonl").string(), "--limit", "2",
-                          "-o", out.string()});
+                          (d / "translate-en-fr.dev.jsonl").string() + "," + (d / "commit-message.dev.jsonl").string(),
+                          "--limit", "2", "-o", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json header;
   const auto lines = read_lines(out.string(), &header);
@@ -176,7 +191,8 @@ TEST(EvalSmolLM2, TwoExamplesPerTask) {
   EXPECT_NEAR(header.at("bits_per_weight").get<double>(), 5.74, 0.01);
   for (const auto& [key, l] : lines) {
     EXPECT_FALSE(l.output.empty()) << key;
-    EXPECT_EQ(l.output.find("<|im_"), std::string::npos) << key << ": " << l.output;  // end of turn stops, is not printed
+    EXPECT_EQ(l.output.find("<|im_"), std::string::npos)
+        << key << ": " << l.output;  // end of turn stops, is not printed
   }
   fs::remove(out);
 }

@@ -152,7 +152,9 @@ TEST_F(LogitsFile, ReadsLlamaCppFiles) {
   // llama-perplexity --kl-divergence-base: "_logits_", u32 n_ctx, i32 n_vocab, i32 n_chunk, ids, rows.
   std::vector<uint8_t> b(8);
   std::memcpy(b.data(), "_logits_", 8);
-  auto put = [&](const void* p, size_t n) { b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); };
+  auto put = [&](const void* p, size_t n) {
+    b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+  };
   const uint32_t n_ctx = kCtx;
   const int32_t n_vocab = kVocab, n_chunk = kChunks;
   put(&n_ctx, 4);
@@ -199,7 +201,8 @@ TEST_F(LogitsFile, InvalidRowScaleIsCaught) {
 }
 
 TEST(LogitsWriterTest, UncommittedWriterLeavesNothing) {
-  const std::string path = (fs::temp_directory_path() / ("plm_uncommitted_" + std::to_string(::getpid()) + ".plm")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("plm_uncommitted_" + std::to_string(::getpid()) + ".plm")).string();
   {
     auto w = LogitsWriter::create(path, info(), ids());
     ASSERT_TRUE(w.ok());

@@ -42,7 +42,8 @@ TEST(EvalMetrics, RougeMatchesRougeScore) {
   for (const auto& c : v.at("sentences")) {
     const auto hyp = c.at("hypothesis").get<std::string>();
     const RougeScores s = rouge_multi(refs_of(c), hyp);
-    const std::pair<const char*, const RougeScore*> types[] = {{"rouge1", &s.rouge1}, {"rouge2", &s.rouge2}, {"rougeL", &s.rougeL}};
+    const std::pair<const char*, const RougeScore*> types[] = {
+        {"rouge1", &s.rouge1}, {"rouge2", &s.rouge2}, {"rougeL", &s.rougeL}};
     for (const auto& [name, got] : types) {
       const auto& want = c.at(name);
       EXPECT_NEAR(got->fmeasure, want.at("fmeasure").get<double>(), kTol) << name << " of '" << hyp << "'";
@@ -115,11 +116,17 @@ TEST(EvalMetrics, IdentityAndDisjoint) {
 
 TEST(EvalMetrics, PythonStringSemantics) {
   EXPECT_EQ(text::encode(text::lower(text::decode("ÀÉÎ ΟΔΟΣ ΣΑ İ"))), "àéî οδος σα i\xCC\x87");
-  EXPECT_EQ(text::split(text::decode("a\x1f" "b\xC2\xA0" "c\xE3\x80\x80" "d")).size(), 4u);
+  EXPECT_EQ(text::split(text::decode("a\x1f"
+                                     "b\xC2\xA0"
+                                     "c\xE3\x80\x80"
+                                     "d"))
+                .size(),
+            4u);
   EXPECT_TRUE(text::is_alnum(U'é'));
   EXPECT_TRUE(text::is_alnum(U'５'));
   EXPECT_FALSE(text::is_alnum(U'、'));
-  EXPECT_EQ(rouge_tokenize("Hello, WORLD! naïve \u212A"), (std::vector<std::string>{"hello", "world", "na", "ve", "k"}));
+  EXPECT_EQ(rouge_tokenize("Hello, WORLD! naïve \u212A"),
+            (std::vector<std::string>{"hello", "world", "na", "ve", "k"}));
 }
 
 }  // namespace

@@ -104,7 +104,8 @@ TEST_F(EvalPerplexityRun, BadJobsAreErrorsThatNameTheProblemAndWriteNothing) {
     j.save_logits = out;
     auto r = eval::run_perplexity(*model_, "m", j);
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find("shorter than one chunk of 100000 tokens"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("shorter than one chunk of 100000 tokens"), std::string::npos)
+        << r.error().message();
     EXPECT_EQ(r.error().message().find("-c"), std::string::npos) << "library errors name no CLI flag";
   }
   {  // chunks too small: about the chunk size setting

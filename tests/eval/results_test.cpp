@@ -13,7 +13,8 @@ namespace pocketlm {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("pocketlm_results_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() / ("pocketlm_results_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 std::string slurp(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
@@ -101,7 +102,9 @@ TEST(EvalResults, CorruptionBeforeTheLastLineIsAnError) {
   auto c = read_results(p);
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message().find(p + ":2:"), std::string::npos) << c.error().message();
-  std::ofstream(p, std::ios::binary) << header_to_json(header()) << "\n" << record_to_json(record(1)) << "\n" << record_to_json(record(1)) << "\n";
+  std::ofstream(p, std::ios::binary) << header_to_json(header()) << "\n"
+                                     << record_to_json(record(1)) << "\n"
+                                     << record_to_json(record(1)) << "\n";
   auto d = read_results(p);
   ASSERT_FALSE(d);
   EXPECT_NE(d.error().message().find("appears twice"), std::string::npos) << d.error().message();

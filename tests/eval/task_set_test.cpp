@@ -12,7 +12,8 @@ namespace pocketlm {
 namespace {
 
 std::string write_temp(const std::string& name, const std::string& text) {
-  const auto p = std::filesystem::temp_directory_path() / ("pocketlm_taskset_" + std::to_string(::getpid()) + "_" + name);
+  const auto p =
+      std::filesystem::temp_directory_path() / ("pocketlm_taskset_" + std::to_string(::getpid()) + "_" + name);
   std::ofstream(p, std::ios::binary) << text;
   return p.string();
 }
@@ -22,7 +23,8 @@ TEST(EvalTaskSet, ParsesTheThreeKinds) {
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_EQ(s->kind, TaskKind::Summarize);
   EXPECT_EQ(s->references.size(), 2u);
-  auto t = parse_task_line(R"({"id":"b","task":"translate","source_lang":"en","target_lang":"de","input":"x","references":["r"]})");
+  auto t = parse_task_line(
+      R"({"id":"b","task":"translate","source_lang":"en","target_lang":"de","input":"x","references":["r"]})");
   ASSERT_TRUE(t) << t.error().message();
   EXPECT_EQ(t->task, "translate.en-de");
   EXPECT_EQ(t->key(), "translate.en-de/b");
@@ -50,15 +52,14 @@ TEST(EvalTaskSet, BadLinesSayWhatIsWrong) {
 }
 
 TEST(EvalTaskSet, FileProblemsNameTheLineAndTheRestLoads) {
-  const std::string path = write_temp("mixed.jsonl",
-                                      R"({"id":"1","task":"summarize","input":"a","references":["r"]})"
-                                      "\n{not json\n"
-                                      R"({"id":"3","task":"summarize","input":"c","references":[]})"
-                                      "\n\n"
-                                      R"({"id":"1","task":"summarize","input":"dup","references":["r"]})"
-                                      "\n"
-                                      R"({"id":"6","task":"summarize","input":"f","references":["r"]})"
-                                      "\n");
+  const std::string path = write_temp("mixed.jsonl", R"({"id":"1","task":"summarize","input":"a","references":["r"]})"
+                                                     "\n{not json\n"
+                                                     R"({"id":"3","task":"summarize","input":"c","references":[]})"
+                                                     "\n\n"
+                                                     R"({"id":"1","task":"summarize","input":"dup","references":["r"]})"
+                                                     "\n"
+                                                     R"({"id":"6","task":"summarize","input":"f","references":["r"]})"
+                                                     "\n");
   auto set = load_task_files({path});
   ASSERT_TRUE(set) << set.error().message();
   ASSERT_EQ(set->examples.size(), 2u);
@@ -81,8 +82,8 @@ TEST(EvalTaskSet, FileProblemsNameTheLineAndTheRestLoads) {
 TEST(EvalTaskSet, SharedTaskFilesLoadCleanly) {
   const auto dir = test::shared_dir() / "testdata/tasks";
   if (!std::filesystem::exists(dir / "summarize.dev.jsonl")) GTEST_SKIP() << dir << " missing";
-  for (const char* f : {"summarize.dev.jsonl", "translate-en-fr.dev.jsonl", "translate-en-de.dev.jsonl", "translate-en-es.dev.jsonl",
-                        "commit-message.dev.jsonl"}) {
+  for (const char* f : {"summarize.dev.jsonl", "translate-en-fr.dev.jsonl", "translate-en-de.dev.jsonl",
+                        "translate-en-es.dev.jsonl", "commit-message.dev.jsonl"}) {
     auto set = load_task_files({(dir / f).string()});
     ASSERT_TRUE(set) << set.error().message();
     EXPECT_TRUE(set->problems.empty()) << set->problems.front();

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "server/utf8_stream.h"
 #include "server/openai_request.h"
+#include "server/utf8_stream.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
@@ -13,8 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   if (data[0] % 4 == 2) {
     const TokenizeParse t = parse_tokenize_request(body);
-    if (!t.request) (void)error_json(t.error);
-    else (void)complete_utf8_prefix(t.request->text);
+    if (!t.request)
+      (void)error_json(t.error);
+    else
+      (void)complete_utf8_prefix(t.request->text);
     return 0;
   }
   if (data[0] % 4 == 3) {

@@ -22,9 +22,9 @@ namespace {
 const pocketlm::Tokenizer& tokenizer() {
   static const std::unique_ptr<pocketlm::Tokenizer> tok = [] {
     const char* env = std::getenv("POCKETLM_FUZZ_VOCAB");
-    const std::string path = (env && *env) ? std::string(env)
-                                           : std::string(POCKETLM_SHARED_DIR) +
-                                                 "/testdata/vocab/ggml-vocab-starcoder.gguf";
+    const std::string path = (env && *env)
+                                 ? std::string(env)
+                                 : std::string(POCKETLM_SHARED_DIR) + "/testdata/vocab/ggml-vocab-starcoder.gguf";
     auto file = pocketlm::GgufFile::open(path);
     if (!file.ok()) {
       std::fprintf(stderr, "fuzz_tokenizer: %s (set POCKETLM_FUZZ_VOCAB)\n", file.error().message().c_str());

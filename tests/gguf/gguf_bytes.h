@@ -28,8 +28,16 @@ struct GgufBytes {
     pod<uint64_t>(n_tensors);
     return pod<uint64_t>(n_kv);
   }
-  GgufBytes& kv_u32(const std::string& key, uint32_t v) { str(key); pod<uint32_t>(4); return pod<uint32_t>(v); }
-  GgufBytes& kv_str(const std::string& key, const std::string& v) { str(key); pod<uint32_t>(8); return str(v); }
+  GgufBytes& kv_u32(const std::string& key, uint32_t v) {
+    str(key);
+    pod<uint32_t>(4);
+    return pod<uint32_t>(v);
+  }
+  GgufBytes& kv_str(const std::string& key, const std::string& v) {
+    str(key);
+    pod<uint32_t>(8);
+    return str(v);
+  }
   GgufBytes& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
     str(name);
     pod<uint32_t>(static_cast<uint32_t>(ne.size()));

@@ -42,7 +42,9 @@ TEST_P(InterleaveTest, RoundTripIsExact) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest, ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Types, InterleaveTest,
+                         ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0,
+                                           GgmlType::Q4_K, GgmlType::Q6_K),
                          [](const auto& p) { return std::string(type_traits(p.param).name); });
 
 TEST(Interleave, OnlyTheTypesWithKernels) {
@@ -62,7 +64,8 @@ TEST(Interleave, Q4_0PositionsAsDocumented) {
     for (int blk = 0; blk < 2; ++blk) {
       const uint8_t* gb = g.data() + 288 * blk;
       EXPECT_EQ(0, std::memcmp(gb + 2 * kX16Order[r], &b[blk].d, 2));
-      for (int i = 0; i < 4; ++i) EXPECT_EQ(0, std::memcmp(gb + 32 + (i * 16 + kX16Order[r]) * 4, b[blk].qs + 4 * i, 4));
+      for (int i = 0; i < 4; ++i)
+        EXPECT_EQ(0, std::memcmp(gb + 32 + (i * 16 + kX16Order[r]) * 4, b[blk].qs + 4 * i, 4));
     }
   }
 }

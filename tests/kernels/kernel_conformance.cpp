@@ -6,25 +6,25 @@
 #include <random>
 #include <sstream>
 
-#include "kernels/interleave.h"
-#include "kernels/packed_acts.h"
-#include "kernels/ref/activation_ref.h"
-#include "kernels/ref/kv_rows.h"
-#include "kernels/ref/vec_dot.h"
 #include "formats/dequantize.h"
 #include "formats/float.h"
 #include "formats/ggml_type.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/interleave.h"
+#include "kernels/packed_acts.h"
+#include "kernels/ref/activation_ref.h"
+#include "kernels/ref/kv_rows.h"
+#include "kernels/ref/vec_dot.h"
 
 namespace pocketlm::kernels::testing {
 namespace {
 
 enum class Scales { Unit, Random, Zero, Max, NonFinite };
 
-const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                           GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+const GgmlType kTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                           GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                           GgmlType::Q5_K, GgmlType::Q6_K,
                            // pocketlm-only group sizes (last, so the random streams of the others stay as they were)
                            GgmlType::Q4_0_G64, GgmlType::Q4_0_G128};
 
@@ -76,7 +76,8 @@ std::vector<uint8_t> make_weights(GgmlType t, int64_t k, int64_t rows, Scales mo
       if (mode == Scales::Zero) v = 0.0f;
       if (mode == Scales::Max) v = (i % 2 ? -60000.0f : 60000.0f) * (t == GgmlType::F16 ? 1.0f : 1.0f);
       if (mode == Scales::NonFinite && i % 97 == 3) v = (i % 2) ? NAN : INFINITY;
-      if (t == GgmlType::F32) std::memcpy(w.data() + 4 * i, &v, 4);
+      if (t == GgmlType::F32)
+        std::memcpy(w.data() + 4 * i, &v, 4);
       else {
         const uint16_t h = t == GgmlType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
         std::memcpy(w.data() + 2 * i, &h, 2);
@@ -172,7 +173,8 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
   const GemvX16Fn x16 = path.find_x16(t);
   const GemmX16Fn x16_batch = path.find_gemm_x16(t);
   const GemmFn ref = scalar_table()->find(t);
-  if ((kind == Kernel::X16 ? (cols == 1 ? x16 == nullptr : x16_batch == nullptr) : simd == nullptr) || ref == nullptr) return;
+  if ((kind == Kernel::X16 ? (cols == 1 ? x16 == nullptr : x16_batch == nullptr) : simd == nullptr) || ref == nullptr)
+    return;
   const std::vector<uint8_t> w = make_weights(t, k, rows, mode, rng);
   const std::vector<uint8_t> a = make_activations(t, k, cols, mode, rng);
   const size_t ws = row_size(t, k), as = activation_row_size(t, k);
@@ -182,13 +184,16 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
     std::vector<uint8_t> wx(w.size());
     for (int64_t g = 0; g < rows / kX16Rows; ++g)
       interleave_x16(t, w.data() + ws * kX16Rows * g, ws, k, wx.data() + ws * kX16Rows * g);
-    if (cols == 1) x16(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), got.data());
-    else x16_batch(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), as, cols, got.data(), ldo);
+    if (cols == 1)
+      x16(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), got.data());
+    else
+      x16_batch(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), as, cols, got.data(), ldo);
   } else if (packed) {
     const GgmlType at = vec_dot_type(t);
     const size_t gs = packed_group_bytes(at, k);
     std::vector<uint8_t> pa(gs * static_cast<size_t>(packed_groups(cols)));
-    for (int64_t g = 0; g < packed_groups(cols); ++g) pack_activation_group(at, a.data(), as, k, cols, g, pa.data() + gs * g);
+    for (int64_t g = 0; g < packed_groups(cols); ++g)
+      pack_activation_group(at, a.data(), as, k, cols, g, pa.data() + gs * g);
     simd(k, w.data(), ws, rows, pa.data(), gs, cols, got.data(), ldo);
   } else {
     simd(k, w.data(), ws, rows, a.data(), as, cols, got.data(), ldo);
@@ -199,18 +204,25 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
       const float g = got[static_cast<size_t>(c * ldo + r)], e = want[static_cast<size_t>(c * ldo + r)];
       ++rep.checks;
       bool ok;
-      if (r >= rows || c == cols) ok = g == -777.0f;  // padding untouched
-      else if (mode == Scales::Unit || mode == Scales::Zero) ok = g == e;
-      else if (!std::isfinite(e)) ok = !std::isfinite(g);
+      if (r >= rows || c == cols)
+        ok = g == -777.0f;  // padding untouched
+      else if (mode == Scales::Unit || mode == Scales::Zero)
+        ok = g == e;
+      else if (!std::isfinite(e))
+        ok = !std::isfinite(g);
       else {
-        const double mag = magnitude(t, k, w.data() + static_cast<size_t>(r) * ws, a.data() + static_cast<size_t>(c) * as);
+        const double mag =
+            magnitude(t, k, w.data() + static_cast<size_t>(r) * ws, a.data() + static_cast<size_t>(c) * as);
         ok = std::isfinite(g) && std::fabs(static_cast<double>(g) - e) <= kRelTolerance * mag + 1e-30;
       }
       if (!ok && rep.failures.size() < 20) {
         std::ostringstream os;
-        os << path.name << (packed ? " packed " : kind == Kernel::X16 ? " x16 " : " ") << type_traits(t).name << " " << scales_name(mode) << " k=" << k
-           << " rows=" << rows << " cols=" << cols << " at (row " << r << ", col " << c << "): got " << g
-           << ", reference " << e;
+        os << path.name
+           << (packed                ? " packed "
+               : kind == Kernel::X16 ? " x16 "
+                                     : " ")
+           << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows << " cols=" << cols
+           << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
         rep.failures.push_back(os.str());
       }
     }
@@ -252,9 +264,11 @@ void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int6
       const size_t at = static_cast<size_t>(c) * out_stride + static_cast<size_t>(i);
       double m = 1.0;
       if (i < dim)
-        for (int64_t j = 0; j < n_rows; ++j) m += p[static_cast<size_t>(c) * p_stride + static_cast<size_t>(j)] * mag[static_cast<size_t>(j * dim + i)];
+        for (int64_t j = 0; j < n_rows; ++j)
+          m += p[static_cast<size_t>(c) * p_stride + static_cast<size_t>(j)] * mag[static_cast<size_t>(j * dim + i)];
       ++rep.checks;
-      const bool ok = i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
+      const bool ok =
+          i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
       if (!ok && rep.failures.size() < 20) {
         std::ostringstream os;
         os << path.name << " weighted_rows_" << (f16 ? "f16" : "f32") << " rows=" << n_rows << " dim=" << dim
@@ -264,8 +278,8 @@ void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int6
     }
 }
 
-// Activation quantizers: bytes identical to their scalar oracle (ref/activation_ref.h), including rounding ties (x * id exactly
-// k + 0.5), all-zero blocks, huge and denormal values.
+// Activation quantizers: bytes identical to their scalar oracle (ref/activation_ref.h), including rounding ties (x * id
+// exactly k + 0.5), all-zero blocks, huge and denormal values.
 void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, ConformanceReport& rep) {
   const QuantizeFn simd = path.find_quantize(at);
   if (simd == nullptr) return;
@@ -278,8 +292,8 @@ void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, Con
       switch (variant) {
         case 0: x[i] = normal(rng); break;
         case 1: x[i] = (i % 32 == 0) ? 127.0f : static_cast<float>(half(rng)) + 0.5f; break;  // ties when d = 1
-        case 2: x[i] = (i / 256) % 2 ? 0.0f : normal(rng) * 3e4f; break;                    // zero blocks, huge
-        case 3: x[i] = normal(rng) * 1e-39f; break;                                          // denormals
+        case 2: x[i] = (i / 256) % 2 ? 0.0f : normal(rng) * 3e4f; break;                      // zero blocks, huge
+        case 3: x[i] = normal(rng) * 1e-39f; break;                                           // denormals
         default: x[i] = (i % 7 == 0) ? -normal(rng) * 50.0f : normal(rng); break;
       }
     }
@@ -298,7 +312,6 @@ void check_quantize(const KernelTable& path, GgmlType at, std::mt19937& rng, Con
     }
   }
 }
-
 
 // ---------------------------------------------------------------- quantized KV rows (ref/kv_rows.h)
 enum class KvFill { Quantized, RawBytes, Zero, MaxScale, NonFinite };
@@ -386,7 +399,8 @@ void check_kv_weighted_rows(const KernelTable& path, KvRow kr, int64_t n_rows, i
   std::vector<float> mag(static_cast<size_t>(n_rows * dim));
   for (int64_t j = 0; j < n_rows; ++j) {
     ref::dequantize_kv_row(t, v.data() + static_cast<size_t>(j) * vs, mag.data() + j * dim, dim);
-    for (int64_t i = 0; i < dim; ++i) mag[static_cast<size_t>(j * dim + i)] = std::fabs(mag[static_cast<size_t>(j * dim + i)]);
+    for (int64_t i = 0; i < dim; ++i)
+      mag[static_cast<size_t>(j * dim + i)] = std::fabs(mag[static_cast<size_t>(j * dim + i)]);
   }
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const size_t p_stride = static_cast<size_t>(n_rows + 1), out_stride = static_cast<size_t>(dim + 4);
@@ -404,7 +418,8 @@ void check_kv_weighted_rows(const KernelTable& path, KvRow kr, int64_t n_rows, i
         for (int64_t j = 0; j < n_rows; ++j)
           m += p[static_cast<size_t>(c) * p_stride + static_cast<size_t>(j)] * mag[static_cast<size_t>(j * dim + i)];
       ++rep.checks;
-      const bool ok = i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
+      const bool ok =
+          i < dim ? std::fabs(static_cast<double>(got[at]) - want[at]) <= kRelTolerance * m : got[at] == want[at];
       if (!ok && rep.failures.size() < 20) {
         std::ostringstream os;
         os << path.name << " kv_weighted_rows " << kv_type_name(t) << " rows=" << n_rows << " dim=" << dim
@@ -422,8 +437,8 @@ ConformanceReport check_kv_rows(const KernelTable& path, unsigned seed) {
   for (KvRow kr : {kKvRowQ8, kKvRowQ4}) {
     // Shapes: odd rows/cols around the tiles (rows x queries), head_dim 32 .. 256; q8 also 80 (a 16-value
     // tail after the 32-chunks) and 8.
-    const int64_t shapes[][3] = {{64, 1, 1}, {64, 13, 9}, {128, 7, 3}, {128, 33, 4}, {256, 5, 5},
-                                 {256, 16, 1}, {32, 3, 2}, {96, 9, 7}, {128, 2, 70}};
+    const int64_t shapes[][3] = {{64, 1, 1},   {64, 13, 9}, {128, 7, 3}, {128, 33, 4}, {256, 5, 5},
+                                 {256, 16, 1}, {32, 3, 2},  {96, 9, 7},  {128, 2, 70}};
     for (const auto& s : shapes) check_kv_gemm(path, kr, s[0], s[1], s[2], KvFill::Quantized, rng, rep);
     if (kr == kKvRowQ8) {
       check_kv_gemm(path, kr, 80, 9, 3, KvFill::Quantized, rng, rep);
@@ -445,7 +460,7 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
     // Shapes: odd rows/cols around the tile sizes, one block to many.
     const int64_t shapes[][3] = {{1, 1, 1}, {1, 5, 1}, {2, 7, 3}, {3, 13, 9}, {8, 4, 4}, {16, 9, 2}, {4, 1, 7},
-                                 {5, 9, 1}, {3, 4, 1}, {4, 5, 1}, {6, 3, 1}, {2, 8, 1}};  // (one column: decode)
+                                 {5, 9, 1}, {3, 4, 1}, {4, 5, 1}, {6, 3, 1},  {2, 8, 1}};  // (one column: decode)
     for (const auto& s : shapes) check_case(path, t, blk * s[0], s[1], s[2], Scales::Random, rng, rep);
     if (is_float_type(t)) check_case(path, t, 100, 5, 3, Scales::Random, rng, rep);  // k not a multiple of 32
     check_case(path, t, blk * 2, 6, 5, Scales::Unit, rng, rep);

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "formats/float.h"
 #include "kernels/dispatch.h"
 #include "kernels/kernel_conformance.h"
 #include "kernels/ref/kv_rows.h"
-#include "formats/float.h"
 
 namespace pocketlm::kernels {
 namespace {
@@ -80,7 +80,8 @@ TEST(KvRows, Q8RoundTripWithinHalfAStep) {
         int qmax = 0;
         for (int64_t i = 0; i < hd; ++i) {
           const double err = std::fabs(static_cast<double>(x[static_cast<size_t>(i)]) - back[static_cast<size_t>(i)]);
-          EXPECT_LE(err, d / 2.0 + 4e-7 * std::fabs(x[static_cast<size_t>(i)])) << "hd " << hd << " sigma " << sigma << " i " << i;
+          EXPECT_LE(err, d / 2.0 + 4e-7 * std::fabs(x[static_cast<size_t>(i)]))
+              << "hd " << hd << " sigma " << sigma << " i " << i;
           qmax = std::max(qmax, std::abs(static_cast<int>(static_cast<int8_t>(row[static_cast<size_t>(2 + i)]))));
         }
         EXPECT_GE(qmax, 126);  // the scale uses the range
@@ -104,7 +105,8 @@ TEST(KvRows, Q4RoundTripWithinHalfAStepInRange) {
         std::vector<float> back(static_cast<size_t>(hd));
         ref::dequantize_kv_row(KvType::Q4, row.data(), back.data(), hd);
         float m = 0;
-        for (float v : x) if (std::fabs(v) > std::fabs(m)) m = v;
+        for (float v : x)
+          if (std::fabs(v) > std::fabs(m)) m = v;
         const float d = row_scale(row.data());
         EXPECT_EQ(d, fp16_to_fp32(fp32_to_fp16(m / -8.0f)));
         const double ad = std::fabs(d);
@@ -174,7 +176,8 @@ TEST(KvRows, ScalarScoresAreTheDequantizedDot) {
           double dot = 0, mag = 0;
           for (int64_t i = 0; i < hd; ++i) {
             dot += static_cast<double>(kf[static_cast<size_t>(r * hd + i)]) * qf[static_cast<size_t>(c * hd + i)];
-            mag += std::fabs(static_cast<double>(kf[static_cast<size_t>(r * hd + i)]) * qf[static_cast<size_t>(c * hd + i)]);
+            mag += std::fabs(static_cast<double>(kf[static_cast<size_t>(r * hd + i)]) *
+                             qf[static_cast<size_t>(c * hd + i)]);
           }
           // Dequantized values carry one rounding each (d * q); the score two (float(isum) * d_k * d_q).
           EXPECT_NEAR(out[static_cast<size_t>(c * rows + r)], dot, 1e-6 * mag + 1e-30)
@@ -314,7 +317,8 @@ AttentionError attention_error(KvType t, int64_t hd, int64_t n_kv, int64_t T, in
     }
     softmax(qu.p);
     softmax(qu.ph);
-    for (int64_t j = 0; j < visible; ++j) P[static_cast<size_t>(c * n_kv + j)] = static_cast<float>(qu.ph[static_cast<size_t>(j)]);
+    for (int64_t j = 0; j < visible; ++j)
+      P[static_cast<size_t>(c * n_kv + j)] = static_cast<float>(qu.ph[static_cast<size_t>(j)]);
   }
   kv_weighted_rows_for(t)(n_kv, hd, Vq.data(), rb, P.data(), static_cast<size_t>(n_kv), T * G, out.data(), n);
 
@@ -345,7 +349,9 @@ AttentionError attention_error(KvType t, int64_t hd, int64_t n_kv, int64_t T, in
         var_k += p * p * (v - o[static_cast<size_t>(i)]) * (v - o[static_cast<size_t>(i)]) * dk * dk / 12;
         var_v += ph * ph * dv * dv / 12;
       }
-      for (int64_t l = 0; l < hd; ++l) w2 += w[static_cast<size_t>(i) * n + static_cast<size_t>(l)] * w[static_cast<size_t>(i) * n + static_cast<size_t>(l)];
+      for (int64_t l = 0; l < hd; ++l)
+        w2 += w[static_cast<size_t>(i) * n + static_cast<size_t>(l)] *
+              w[static_cast<size_t>(i) * n + static_cast<size_t>(l)];
       const double sigma = std::sqrt(scale * scale * (qu.q2 * var_k + w2 * qu.dq * qu.dq / 12) + var_v);
       const double worst = std::expm1(2 * qu.D) * pv + pe + 1e-5 * slack;
       const double err = std::fabs(out[static_cast<size_t>(c * hd + i)] - o[static_cast<size_t>(i)]);
@@ -363,10 +369,10 @@ AttentionError attention_error(KvType t, int64_t hd, int64_t n_kv, int64_t T, in
 }
 
 void report(const char* name, int64_t hd, const AttentionError& e) {
-  std::printf("%s attention, head_dim %3lld, 1000 cached tokens, 3 tokens x 4 heads: max |error| %.5f "
-              "(mean |output| %.4f); error / worst-case bound <= %.3f; error <= %.2f sigma (mean sigma %.5f)\n",
-              name, static_cast<long long>(hd), e.max_err, e.mean_abs_out, e.max_ratio_worst, e.max_sigmas,
-              e.mean_sigma);
+  std::printf(
+      "%s attention, head_dim %3lld, 1000 cached tokens, 3 tokens x 4 heads: max |error| %.5f "
+      "(mean |output| %.4f); error / worst-case bound <= %.3f; error <= %.2f sigma (mean sigma %.5f)\n",
+      name, static_cast<long long>(hd), e.max_err, e.mean_abs_out, e.max_ratio_worst, e.max_sigmas, e.mean_sigma);
 }
 
 TEST(KvRows, Q8AttentionErrorWithinTheDerivedBound) {

@@ -9,20 +9,20 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ref/vec_dot.h"
 #include "formats/dequantize.h"
 #include "formats/float.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/ref/vec_dot.h"
 
 namespace pocketlm {
 namespace {
 
 constexpr uint16_t kF16One = 0x3C00;
-const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                                 GgmlType::Q4_0_G64, GgmlType::Q4_0_G128};  // the last two: pocketlm-only
+const GgmlType kWeightTypes[] = {
+    GgmlType::F32,  GgmlType::F16,      GgmlType::BF16,     GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+    GgmlType::Q5_1, GgmlType::Q8_0,     GgmlType::Q2_K,     GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+    GgmlType::Q6_K, GgmlType::Q4_0_G64, GgmlType::Q4_0_G128};  // the last two: pocketlm-only
 
 std::string type_name(const ::testing::TestParamInfo<GgmlType>& info) {
   return std::string(type_traits(info.param).name);
@@ -34,7 +34,10 @@ struct Row {
   explicit Row(size_t bytes) : words((bytes + 3) / 4) {}
   uint8_t* data() { return reinterpret_cast<uint8_t*>(words.data()); }
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(words.data()); }
-  template <typename B> B* blocks() { return reinterpret_cast<B*>(words.data()); }
+  template <typename B>
+  B* blocks() {
+    return reinterpret_cast<B*>(words.data());
+  }
 };
 
 uint16_t random_scale(std::mt19937& rng) {
@@ -51,12 +54,27 @@ void set_scales(GgmlType type, Row& row, int64_t nb, std::mt19937& rng, bool uni
       case GgmlType::Q4_0: row.blocks<block_q4_0>()[b].d = pick_d(); break;
       case GgmlType::Q5_0: row.blocks<block_q5_0>()[b].d = pick_d(); break;
       case GgmlType::Q8_0: row.blocks<block_q8_0>()[b].d = pick_d(); break;
-      case GgmlType::Q4_1: row.blocks<block_q4_1>()[b].d = pick_d(); row.blocks<block_q4_1>()[b].m = pick_m(); break;
-      case GgmlType::Q5_1: row.blocks<block_q5_1>()[b].d = pick_d(); row.blocks<block_q5_1>()[b].m = pick_m(); break;
-      case GgmlType::Q2_K: row.blocks<block_q2_K>()[b].d = pick_d(); row.blocks<block_q2_K>()[b].dmin = pick_m(); break;
+      case GgmlType::Q4_1:
+        row.blocks<block_q4_1>()[b].d = pick_d();
+        row.blocks<block_q4_1>()[b].m = pick_m();
+        break;
+      case GgmlType::Q5_1:
+        row.blocks<block_q5_1>()[b].d = pick_d();
+        row.blocks<block_q5_1>()[b].m = pick_m();
+        break;
+      case GgmlType::Q2_K:
+        row.blocks<block_q2_K>()[b].d = pick_d();
+        row.blocks<block_q2_K>()[b].dmin = pick_m();
+        break;
       case GgmlType::Q3_K: row.blocks<block_q3_K>()[b].d = pick_d(); break;
-      case GgmlType::Q4_K: row.blocks<block_q4_K>()[b].d = pick_d(); row.blocks<block_q4_K>()[b].dmin = pick_m(); break;
-      case GgmlType::Q5_K: row.blocks<block_q5_K>()[b].d = pick_d(); row.blocks<block_q5_K>()[b].dmin = pick_m(); break;
+      case GgmlType::Q4_K:
+        row.blocks<block_q4_K>()[b].d = pick_d();
+        row.blocks<block_q4_K>()[b].dmin = pick_m();
+        break;
+      case GgmlType::Q5_K:
+        row.blocks<block_q5_K>()[b].d = pick_d();
+        row.blocks<block_q5_K>()[b].dmin = pick_m();
+        break;
       case GgmlType::Q6_K: row.blocks<block_q6_K>()[b].d = pick_d(); break;
       case GgmlType::Q4_0_G64: row.blocks<block_q4_0_g64>()[b].d = pick_d(); break;
       case GgmlType::Q4_0_G128: row.blocks<block_q4_0_g128>()[b].d = pick_d(); break;
@@ -156,7 +174,8 @@ TEST_P(VecDotTest, MatchesDoubleDotOfDequantizedRows) {
       double tol = std::ldexp(1.0, -22) * static_cast<double>(n_acc + 8) * mag;
       if (at == GgmlType::Q8_1) {
         const auto* ab = reinterpret_cast<const block_q8_1*>(a.data());
-        for (int64_t b = 0; b < nb; ++b) tol += std::ldexp(1.0, -10) * mins[static_cast<size_t>(32 * b)] * std::fabs(fp16_to_fp32(ab[b].s));
+        for (int64_t b = 0; b < nb; ++b)
+          tol += std::ldexp(1.0, -10) * mins[static_cast<size_t>(32 * b)] * std::fabs(fp16_to_fp32(ab[b].s));
       }
       const float got = vec_dot(wt, n, w.data(), a.data());
       ASSERT_TRUE(std::isfinite(got));
@@ -334,17 +353,17 @@ TEST(VecDotHandMade, Q3_K) {
   w.d = kF16One;
   const block_q8_K a = q8_K_all(1);
   EXPECT_EQ(vec_dot(GgmlType::Q3_K, 256, &w, &a), 768.0f);
-  std::memset(w.hmask, 0, sizeof w.hmask);     // every quant 3 - 4 = -1
+  std::memset(w.hmask, 0, sizeof w.hmask);  // every quant 3 - 4 = -1
   EXPECT_EQ(vec_dot(GgmlType::Q3_K, 256, &w, &a), -256.0f);
 }
 
 TEST(VecDotHandMade, Q4_KAndQ5_K) {
   block_q4_K w;
   w.d = w.dmin = kF16One;
-  std::memset(w.scales, 1, 4);                 // scales 0..3 = 1
-  std::memset(w.scales + 4, 2, 4);             // mins 0..3 = 2
-  std::memset(w.scales + 8, 0x21, 4);          // scales 4..7 = 1, mins 4..7 = 2
-  std::memset(w.qs, 0x33, sizeof w.qs);        // every quant 3: weight 1 * 3 - 2 = 1
+  std::memset(w.scales, 1, 4);           // scales 0..3 = 1
+  std::memset(w.scales + 4, 2, 4);       // mins 0..3 = 2
+  std::memset(w.scales + 8, 0x21, 4);    // scales 4..7 = 1, mins 4..7 = 2
+  std::memset(w.qs, 0x33, sizeof w.qs);  // every quant 3: weight 1 * 3 - 2 = 1
   const block_q8_K a = q8_K_all(1);
   EXPECT_EQ(vec_dot(GgmlType::Q4_K, 256, &w, &a), 256.0f);
 
@@ -352,19 +371,19 @@ TEST(VecDotHandMade, Q4_KAndQ5_K) {
   w5.d = w5.dmin = kF16One;
   std::memcpy(w5.scales, w.scales, sizeof w5.scales);
   std::memset(w5.qs, 0x33, sizeof w5.qs);
-  std::memset(w5.qh, 0xFF, sizeof w5.qh);      // every quant 3 + 16: weight 19 - 2 = 17
+  std::memset(w5.qh, 0xFF, sizeof w5.qh);  // every quant 3 + 16: weight 19 - 2 = 17
   EXPECT_EQ(vec_dot(GgmlType::Q5_K, 256, &w5, &a), 4352.0f);
 }
 
 TEST(VecDotHandMade, Q6_K) {
   block_q6_K w;
   std::memset(w.ql, 0, sizeof w.ql);
-  std::memset(w.qh, 0, sizeof w.qh);           // every quant 0 - 32
+  std::memset(w.qh, 0, sizeof w.qh);  // every quant 0 - 32
   std::memset(w.scales, 1, sizeof w.scales);
   w.d = kF16One;
   const block_q8_K a = q8_K_all(1);
   EXPECT_EQ(vec_dot(GgmlType::Q6_K, 256, &w, &a), -8192.0f);
-  w.scales[15] = -1;                           // last 16 elements flip sign: -32 * 240 + 32 * 16
+  w.scales[15] = -1;  // last 16 elements flip sign: -32 * 240 + 32 * 16
   EXPECT_EQ(vec_dot(GgmlType::Q6_K, 256, &w, &a), -7168.0f);
 }
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ref/vec_dot.h"
 #include "formats/ggml_type.h"
+#include "kernels/ref/vec_dot.h"
 #include "quant/quant_vectors.h"
 
 namespace pocketlm {
@@ -44,8 +44,8 @@ TEST_P(VecDotVectorsTest, BitIdenticalToGenericOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightTypes, VecDotVectorsTest,
-                         ::testing::Values("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K",
-                                           "q3_K", "q4_K", "q5_K", "q6_K"),
+                         ::testing::Values("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
+                                           "q4_K", "q5_K", "q6_K"),
                          [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
 
 }  // namespace

@@ -4,12 +4,12 @@
 // batched = incremental logits for every architecture (KV, windows and RoPE positions agree).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <deque>
 #include <filesystem>
 #include <functional>
-#include <unistd.h>
 
 #include "bench/transplant.h"
 #include "gguf/writer.h"
@@ -30,8 +30,8 @@ fs::path temp(const std::string& name) {
 // stories260K transplanted to `target` (a temporary file, removed by the caller).
 fs::path tiny(const std::string& target, bool neutral = false) {
   const fs::path p = temp(target + (neutral ? "_neutral" : ""));
-  auto r = write_transplanted_model({.target = target, .from = test::stories_path().string(), .seed = 7, .neutral = neutral},
-                                    p.string());
+  auto r = write_transplanted_model(
+      {.target = target, .from = test::stories_path().string(), .seed = 7, .neutral = neutral}, p.string());
   EXPECT_TRUE(r.ok()) << r.error().message();
   return p;
 }
@@ -53,8 +53,8 @@ fs::path rewrite(const fs::path& src_path, const std::string& name, const std::f
   if (edit_meta) edit_meta(w);
   std::deque<TensorEdit> kept;  // the writer reads the bytes when it writes
   for (const auto& t : src->tensors()) {
-    TensorEdit& e = kept.emplace_back(
-        TensorEdit{t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), std::vector<uint8_t>(t.data, t.data + t.nbytes)});
+    TensorEdit& e = kept.emplace_back(TensorEdit{t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                                                 std::vector<uint8_t>(t.data, t.data + t.nbytes)});
     if (edit_tensor && !edit_tensor(e)) continue;
     EXPECT_TRUE(w.add_tensor(e.name, e.type, e.ne, e.bytes).ok());
   }
@@ -93,8 +93,9 @@ TEST(ArchConfig, UnsupportedArchitectureListsTheSupportedOnes) {
     w.set("general.architecture", GgufValue::of_string("mamba"));
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("unsupported architecture 'mamba' (supported: llama, qwen2, qwen3, phi3, smollm3, gemma2, gemma3)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error.find("unsupported architecture 'mamba' (supported: llama, qwen2, qwen3, phi3, smollm3, gemma2, gemma3)"),
+      std::string::npos)
       << r.error;
 }
 
@@ -208,19 +209,23 @@ TEST(ArchConfig, Gemma2DefaultsAreThePublishedOnes) {
   ASSERT_FALSE(bad.model);
   EXPECT_NE(bad.error.find("tensor 'blk.0.post_attention_norm.weight': missing"), std::string::npos) << bad.error;
   // A negative soft-cap names its key.
-  bad = load_and_remove(with_post_norms(tiny_gemma2("g2_cap", [](GgufWriter& w) {
-    w.set("gemma2.attn_logit_softcapping", GgufValue::of_f32(-1.0f));
-  }), "g2_bad_cap"));
+  bad = load_and_remove(with_post_norms(
+      tiny_gemma2("g2_cap", [](GgufWriter& w) { w.set("gemma2.attn_logit_softcapping", GgufValue::of_f32(-1.0f)); }),
+      "g2_bad_cap"));
   ASSERT_FALSE(bad.model);
   EXPECT_NE(bad.error.find("'gemma2.attn_logit_softcapping': must be positive"), std::string::npos) << bad.error;
 }
 
 // Gemma 2 through a 6-token window with soft-capped attention: batched = incremental.
 TEST(ArchForward, Gemma2BatchedEqualsIncrementalThroughTheWindow) {
-  auto r = load_and_remove(with_post_norms(tiny_gemma2("g2_fwd", [](GgufWriter& w) {
-    w.set("gemma2.attention.sliding_window", GgufValue::of_u32(6));
-    w.set("gemma2.attn_logit_softcapping", GgufValue::of_f32(2.0f));  // small: the cap bites on these scores
-  }), "g2_fwd_norms"));
+  auto r = load_and_remove(
+      with_post_norms(tiny_gemma2("g2_fwd",
+                                  [](GgufWriter& w) {
+                                    w.set("gemma2.attention.sliding_window", GgufValue::of_u32(6));
+                                    w.set("gemma2.attn_logit_softcapping",
+                                          GgufValue::of_f32(2.0f));  // small: the cap bites on these scores
+                                  }),
+                      "g2_fwd_norms"));
   ASSERT_TRUE(r.model) << r.error;
   const Model& m = *r.model;
   const auto ids = prompt_ids(40);
@@ -247,7 +252,8 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
     return true;
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("tensor 'blk.0.attn_qkv.weight': shape [64, 127], expected [64, 128]"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("tensor 'blk.0.attn_qkv.weight': shape [64, 127], expected [64, 128]"), std::string::npos)
+      << r.error;
   // A fused gate/up of n_ff rows (unfused width).
   r = load_and_remove(rewrite(phi3, "phi3_bad_up", {}, [](TensorEdit& e) {
     if (e.name == "blk.2.ffn_up.weight") {
@@ -257,7 +263,8 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
     return true;
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("tensor 'blk.2.ffn_up.weight': shape [64, 172], expected [64, 344]"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("tensor 'blk.2.ffn_up.weight': shape [64, 172], expected [64, 344]"), std::string::npos)
+      << r.error;
   // LongRoPE factors of the wrong length, and one set missing.
   r = load_and_remove(rewrite(phi3, "phi3_bad_factors", {}, [](TensorEdit& e) {
     if (e.name == "rope_factors_long.weight") {
@@ -268,13 +275,13 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
   }));
   ASSERT_FALSE(r.model);
   EXPECT_NE(r.error.find("tensor 'rope_factors_long.weight': shape [3], expected [4]"), std::string::npos) << r.error;
-  r = load_and_remove(rewrite(phi3, "phi3_no_short", {}, [](TensorEdit& e) { return e.name != "rope_factors_short.weight"; }));
+  r = load_and_remove(
+      rewrite(phi3, "phi3_no_short", {}, [](TensorEdit& e) { return e.name != "rope_factors_short.weight"; }));
   ASSERT_FALSE(r.model);
   EXPECT_NE(r.error.find("tensor 'rope_factors_short.weight': missing"), std::string::npos) << r.error;
   // A key the architecture needs.
-  r = load_and_remove(rewrite(phi3, "phi3_no_heads", [](GgufWriter& w) {
-    w.set("phi3.attention.head_count", GgufValue::of_string("eight"));
-  }));
+  r = load_and_remove(rewrite(
+      phi3, "phi3_no_heads", [](GgufWriter& w) { w.set("phi3.attention.head_count", GgufValue::of_string("eight")); }));
   ASSERT_FALSE(r.model);
   EXPECT_NE(r.error.find("phi3.attention.head_count"), std::string::npos) << r.error;
   fs::remove(phi3);
@@ -294,11 +301,13 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
     w.set("llama.rope.scaling.factor", GgufValue::of_f32(4.0f));
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("'llama.rope.scaling.type': RoPE scaling 'yarn' is not supported"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("'llama.rope.scaling.type': RoPE scaling 'yarn' is not supported"), std::string::npos)
+      << r.error;
   fs::remove(llama3);
 
   const fs::path qwen3 = tiny("qwen3");
-  r = load_and_remove(rewrite(qwen3, "qwen3_no_norm", {}, [](TensorEdit& e) { return e.name != "blk.1.attn_k_norm.weight"; }));
+  r = load_and_remove(
+      rewrite(qwen3, "qwen3_no_norm", {}, [](TensorEdit& e) { return e.name != "blk.1.attn_k_norm.weight"; }));
   ASSERT_FALSE(r.model);
   EXPECT_NE(r.error.find("tensor 'blk.1.attn_k_norm.weight': missing"), std::string::npos) << r.error;
   fs::remove(qwen3);
@@ -312,8 +321,9 @@ TEST(ArchConfig, BadTensorsAndKeysAreClearErrors) {
     return true;
   }));
   ASSERT_FALSE(r.model);
-  EXPECT_NE(r.error.find("tensor 'blk.0.attn_k.bias': type f16 is not supported for a bias or factor vector (needs f32)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error.find("tensor 'blk.0.attn_k.bias': type f16 is not supported for a bias or factor vector (needs f32)"),
+      std::string::npos)
       << r.error;
   fs::remove(qwen2);
 }
@@ -332,7 +342,8 @@ TEST(ArchForward, NeutralTransplantsComputeWhatTheSourceComputes) {
     const std::vector<float> got = all_logits(*r.model, ids);
     ASSERT_EQ(got.size(), want.size());
     double max_diff = 0;
-    for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
+    for (size_t i = 0; i < got.size(); ++i)
+      max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
     // llama3's factors leave the high frequencies alone and divide the low ones: at these positions the
     // model moves, but only a little; the two layout-only transplants agree to rounding.
     if (std::string(target) == "llama3") {
@@ -362,7 +373,8 @@ TEST(ArchForward, BatchedEqualsIncrementalForEveryArchitecture) {
       for (size_t i = 0; i < ids.size(); ++i) {
         auto one = (*b)->eval(std::span<const int32_t>(&ids[i], 1));
         ASSERT_TRUE(one.ok()) << one.error().message();
-        for (size_t v = 0; v < nv; ++v) ASSERT_NEAR((*one)[v], batched[i * nv + v], 2e-4f) << "pos " << i << " token " << v;
+        for (size_t v = 0; v < nv; ++v)
+          ASSERT_NEAR((*one)[v], batched[i * nv + v], 2e-4f) << "pos " << i << " token " << v;
       }
     }
   }
@@ -386,7 +398,8 @@ TEST(Transplant, RefusesTheWrongSourceAndUnknownTargets) {
       << r.error().message();
   r = write_transplanted_model({.target = "falcon", .from = test::stories_path().string()}, temp("x").string());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("unknown transplant architecture 'falcon' (known: llama3 mistral qwen2 qwen3 phi3 smollm3 gemma2)"),
+  EXPECT_NE(r.error().message().find(
+                "unknown transplant architecture 'falcon' (known: llama3 mistral qwen2 qwen3 phi3 smollm3 gemma2)"),
             std::string::npos)
       << r.error().message();
 }

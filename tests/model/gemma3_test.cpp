@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "gguf/writer.h"
-#include "model/model.h"
 #include "model/kv_memory.h"
+#include "model/model.h"
 #include "runtime/session.h"
 #include "test_paths.h"
 
@@ -26,15 +26,20 @@ std::string tiny_gemma3(const std::string& name, const std::function<void(GgufWr
   EXPECT_TRUE(src.ok());
   GgufWriter w;
   for (const auto& [k, v] : src->metadata()) {
-    if (k == "general.architecture") w.set(k, GgufValue::of_string("gemma3"));
-    else if (k.rfind("llama.", 0) == 0) w.set("gemma3." + k.substr(6), v);
-    else w.set(k, v);
+    if (k == "general.architecture")
+      w.set(k, GgufValue::of_string("gemma3"));
+    else if (k.rfind("llama.", 0) == 0)
+      w.set("gemma3." + k.substr(6), v);
+    else
+      w.set(k, v);
   }
   w.set("gemma3.attention.sliding_window", GgufValue::of_u32(4));
   if (edit) edit(w);
   const int64_t head_dim = 8, n_embd = 64;
   static const std::vector<float> ones(64, 1.0f);
-  const auto bytes = [](int64_t n) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ones.data()), static_cast<size_t>(n) * 4); };
+  const auto bytes = [](int64_t n) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ones.data()), static_cast<size_t>(n) * 4);
+  };
   for (const auto& t : src->tensors()) {
     EXPECT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), {t.data, t.nbytes}).ok());
   }
@@ -70,8 +75,8 @@ TEST(Gemma3Config, DefaultPatternIsFiveLocalThenOneGlobal) {
   EXPECT_EQ(c.sliding_window, 4);
   EXPECT_EQ(locals(c), (std::vector<uint8_t>{1, 1, 1, 1, 1}));  // layer 5 would be the first global one
   EXPECT_EQ(c.rope_type, RopeType::NeoX);
-  EXPECT_FLOAT_EQ(c.embed_scale, 8.0f);                          // sqrt(64)
-  EXPECT_FLOAT_EQ(c.query_scale, 1.0f / std::sqrt(8.0f));        // head_dim 8
+  EXPECT_FLOAT_EQ(c.embed_scale, 8.0f);                    // sqrt(64)
+  EXPECT_FLOAT_EQ(c.query_scale, 1.0f / std::sqrt(8.0f));  // head_dim 8
   EXPECT_FLOAT_EQ(c.rope_base(0), 10000.0f);
 }
 
@@ -91,8 +96,9 @@ TEST(Gemma3Config, PatternAsPeriodOrPerLayerFlags) {
 
   auto flags = load_and_remove(tiny_gemma3("plm_g3_flags.gguf", [](GgufWriter& w) {
     w.set("gemma3.attention.sliding_window_pattern",
-          GgufValue::of_array(GgufType::BOOL, {GgufValue::of_bool(false), GgufValue::of_bool(true), GgufValue::of_bool(true),
-                                               GgufValue::of_bool(false), GgufValue::of_bool(true)}));
+          GgufValue::of_array(GgufType::BOOL,
+                              {GgufValue::of_bool(false), GgufValue::of_bool(true), GgufValue::of_bool(true),
+                               GgufValue::of_bool(false), GgufValue::of_bool(true)}));
   }));
   ASSERT_TRUE(flags.model) << flags.error;
   EXPECT_EQ(locals(flags.model->config()), (std::vector<uint8_t>{0, 1, 1, 0, 1}));
@@ -102,16 +108,15 @@ TEST(Gemma3Config, BadMetadataIsAClearError) {
   auto short_array = load_and_remove(tiny_gemma3("plm_g3_bad1.gguf", [](GgufWriter& w) {
     w.set("gemma3.attention.sliding_window_pattern", GgufValue::of_array(GgufType::BOOL, {GgufValue::of_bool(true)}));
   }));
-  EXPECT_NE(short_array.error.find("plm_g3_bad1.gguf: metadata 'gemma3.attention.sliding_window_pattern': 1 flags for 5 layers"),
+  EXPECT_NE(short_array.error.find(
+                "plm_g3_bad1.gguf: metadata 'gemma3.attention.sliding_window_pattern': 1 flags for 5 layers"),
             std::string::npos)
       << short_array.error;
-  auto negative = load_and_remove(tiny_gemma3("plm_g3_bad2.gguf", [](GgufWriter& w) {
-    w.set("gemma3.attention.sliding_window", GgufValue::of_i32(-3));
-  }));
+  auto negative = load_and_remove(tiny_gemma3(
+      "plm_g3_bad2.gguf", [](GgufWriter& w) { w.set("gemma3.attention.sliding_window", GgufValue::of_i32(-3)); }));
   EXPECT_NE(negative.error.find("'gemma3.attention.sliding_window': negative"), std::string::npos) << negative.error;
-  auto base = load_and_remove(tiny_gemma3("plm_g3_bad3.gguf", [](GgufWriter& w) {
-    w.set("gemma3.rope.freq_base_swa", GgufValue::of_f32(0.0f));
-  }));
+  auto base = load_and_remove(tiny_gemma3(
+      "plm_g3_bad3.gguf", [](GgufWriter& w) { w.set("gemma3.rope.freq_base_swa", GgufValue::of_f32(0.0f)); }));
   EXPECT_NE(base.error.find("'gemma3.rope.freq_base_swa': must be positive"), std::string::npos) << base.error;
 }
 
@@ -150,7 +155,8 @@ TEST(Gemma3Forward, BatchedEqualsIncrementalThroughTheWindow) {
     for (size_t i = 0; i < ids.size(); ++i) {
       auto one = (*b)->eval(std::span<const int32_t>(&ids[i], 1));
       ASSERT_TRUE(one.ok()) << one.error().message();
-      for (size_t v = 0; v < nv; ++v) ASSERT_NEAR((*one)[v], batched[i * nv + v], 2e-4f) << "pos " << i << " token " << v;
+      for (size_t v = 0; v < nv; ++v)
+        ASSERT_NEAR((*one)[v], batched[i * nv + v], 2e-4f) << "pos " << i << " token " << v;
     }
     // The window layers hold only their window (+ one block of roll-back margin), not all 70 positions.
     EXPECT_LT((*b)->kv_bytes(), (*b)->kv_cache().layout().block_bytes() * 5 * 3);
@@ -211,8 +217,9 @@ TEST(Gemma3Release, KvBytesAtEightThousandTokensAreTheWindowFormula) {
     EXPECT_EQ(r.kinds[1].tokens, 512 + kMaxBatch + 32 + 32);
     EXPECT_LE((*s)->kv_cache().peak_bytes_held(), r.total);
     std::cout << "[ gemma kv ] " << kv_type_name(kv) << " -c 8192 after 8192 tokens: held " << (*s)->kv_bytes()
-              << " bytes (global " << (*s)->kv_cache().bytes_held(false) << " + window " << (*s)->kv_cache().bytes_held(true)
-              << "); bound " << r.total << " (every layer holding the context: " << r.without_window << ")\n";
+              << " bytes (global " << (*s)->kv_cache().bytes_held(false) << " + window "
+              << (*s)->kv_cache().bytes_held(true) << "); bound " << r.total
+              << " (every layer holding the context: " << r.without_window << ")\n";
     EXPECT_LT(r.total * 5, r.without_window * 2);  // the window saves more than 60 %
   }
 }

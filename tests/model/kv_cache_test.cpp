@@ -51,13 +51,17 @@ void check_tokens(const KvCache& kv, int seq) {
     const KvLayerView view = kv.view(l);
     const int64_t w = kv.window(l);
     // A window layer still holds at least what the next token sees.
-    if (w > 0) ASSERT_LE(view.first_pos, std::max<int64_t>(0, kv.end_pos() - w + 1)) << "layer " << l;
-    else ASSERT_EQ(view.first_pos, 0);
+    if (w > 0)
+      ASSERT_LE(view.first_pos, std::max<int64_t>(0, kv.end_pos() - w + 1)) << "layer " << l;
+    else
+      ASSERT_EQ(view.first_pos, 0);
     ASSERT_EQ(view.end_pos, kv.end_pos());
     for (int64_t p = view.first_pos; p < view.end_pos; ++p)
       for (int64_t h = 0; h < kv.layout().n_head_kv; ++h) {
         kv.read_k(l, p, h, row.data());
-        for (int64_t i = 0; i < hd; ++i) ASSERT_EQ(row[static_cast<size_t>(i)], pattern(seq, l, p, h * hd + i, false)) << "seq " << seq << " layer " << l << " pos " << p;
+        for (int64_t i = 0; i < hd; ++i)
+          ASSERT_EQ(row[static_cast<size_t>(i)], pattern(seq, l, p, h * hd + i, false))
+              << "seq " << seq << " layer " << l << " pos " << p;
         kv.read_v(l, p, h, row.data());
         for (int64_t i = 0; i < hd; ++i) ASSERT_EQ(row[static_cast<size_t>(i)], pattern(seq, l, p, h * hd + i, true));
       }
@@ -133,8 +137,8 @@ void shared_pool_soak(std::vector<int64_t> windows, uint32_t seed) {
         if (kv.reserve(pos, n).ok()) {
           write_tokens(kv, it->first, pos, n);
           last_pos[it->first] = std::max(last_pos[it->first], pos);
-        }
-        else ++failures;
+        } else
+          ++failures;
       }
     }
     size_t held = 0;

@@ -121,7 +121,8 @@ TEST(Session, BatchedPrefillMatchesIncrementalDecode) {
   for (size_t i = 0; i < ids.size(); ++i) {
     auto one = (*b)->eval(std::span<const int32_t>(&ids[i], 1));
     ASSERT_TRUE(one.ok());
-    for (size_t v = 0; v < 512; ++v) ASSERT_NEAR((*one)[v], batched[i * 512 + v], 1e-4f) << "pos " << i << " token " << v;
+    for (size_t v = 0; v < 512; ++v)
+      ASSERT_NEAR((*one)[v], batched[i * 512 + v], 1e-4f) << "pos " << i << " token " << v;
   }
 }
 

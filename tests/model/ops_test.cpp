@@ -57,7 +57,9 @@ TEST(Ops, SwiGlu) {
 // GELU (tanh form) as llama.cpp's CPU build computes it: the f16-rounded GELU of the f16-rounded input
 // inside (-10, 10), 0 below, identity above.
 TEST(Ops, GeluThroughHalfPrecision) {
-  const auto exact = [](double x) { return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * x * (1.0 + 0.044715 * x * x))); };
+  const auto exact = [](double x) {
+    return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * x * (1.0 + 0.044715 * x * x)));
+  };
   for (float x = -12.0f; x <= 12.0f; x += 0.0137f) {
     const float g = ops::gelu(x);
     if (x <= -10.0f) {

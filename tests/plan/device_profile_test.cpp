@@ -7,8 +7,8 @@ namespace pocketlm {
 namespace {
 
 TEST(DeviceProfile, BuiltinsCoverTheClassesAndChipsWithPositiveFigures) {
-  for (const char* name : {"budget-phone", "flagship-phone", "tablet", "edge-board", "snapdragon-8-gen-3", "apple-a17-pro",
-                           "dimensity-9300", "tensor-g4", "jetson-orin-nano"}) {
+  for (const char* name : {"budget-phone", "flagship-phone", "tablet", "edge-board", "snapdragon-8-gen-3",
+                           "apple-a17-pro", "dimensity-9300", "tensor-g4", "jetson-orin-nano"}) {
     auto d = find_device_profile(name, {}, 0);
     ASSERT_TRUE(d.ok()) << name;
     EXPECT_GT(d->ram_gb, 0) << name;
@@ -58,7 +58,8 @@ TEST(DeviceProfile, ReadsYamlAndJson) {
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->cores, 4);
   auto j = parse_device_profiles(R"({"name": "j", "ram_gb": 8, "app_share": 0.5, "bandwidth_gbps": 40, "cores": 8,
-    "int8_tops": 10, "cpu_int8_tops": 2, "power_w": 4})", "j.json");
+    "int8_tops": 10, "cpu_int8_tops": 2, "power_w": 4})",
+                                 "j.json");
   ASSERT_TRUE(j.ok()) << j.error().message();
   EXPECT_EQ((*j)[0].bandwidth_gbps, 40);
 }
@@ -83,7 +84,8 @@ TEST(DeviceProfile, MissingOrNegativeFieldsAreClearErrors) {
   EXPECT_NE(error_of(share).find("'app_share' is 2: must be at most 1"), std::string::npos);
   std::string unknown = kYaml;
   unknown.replace(unknown.find("power_w"), 7, "watts");
-  EXPECT_NE(error_of(unknown).find("dev.yaml:10: device 1: unknown field 'watts'"), std::string::npos) << error_of(unknown);
+  EXPECT_NE(error_of(unknown).find("dev.yaml:10: device 1: unknown field 'watts'"), std::string::npos)
+      << error_of(unknown);
   EXPECT_NE(error_of("- name: x\n  ram_gb: [1\n").find("dev.yaml:"), std::string::npos);
   EXPECT_NE(error_of("").find("no device profiles"), std::string::npos);
   EXPECT_NE(error_of("name: this\nram_gb: 1\n").find("reserved"), std::string::npos);

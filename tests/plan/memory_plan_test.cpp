@@ -40,9 +40,9 @@ TEST(PlanMemory, LessonExerciseThreeBillionInt8In512MB) {
   auto p = plan_for_device(*m, o, device(0.512));
   ASSERT_TRUE(p.ok()) << p.error().message();
   EXPECT_EQ(p->memory.kv_formula_bytes, 2ull * 24 * 16 * 64 * 1024 * 1);  // 48 MiB
-  EXPECT_EQ(p->memory.kv_bytes, 2ull * 24 * 16 * 1024 * (64 + 2));       // + a 2-byte scale per row
+  EXPECT_EQ(p->memory.kv_bytes, 2ull * 24 * 16 * 1024 * (64 + 2));        // + a 2-byte scale per row
   EXPECT_LT(p->memory.kv_bytes, p->budget_bytes);
-  EXPECT_GT(p->memory.weights_bytes, 3'000'000'000ull);                   // q8_0: 34 bytes per 32 weights
+  EXPECT_GT(p->memory.weights_bytes, 3'000'000'000ull);  // q8_0: 34 bytes per 32 weights
   EXPECT_FALSE(p->fits);
   EXPECT_EQ(p->max_context, 0);
   EXPECT_FALSE(p->best_kv_type.has_value());
@@ -73,12 +73,13 @@ TEST(PlanMemory, ContextBeyondTrainingIsAnError) {
   o.n_ctx = 8192;
   auto p = plan_memory(*m, o);
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.error().message().find("larger than the model's trained context of 4096"), std::string::npos) << p.error().message();
+  EXPECT_NE(p.error().message().find("larger than the model's trained context of 4096"), std::string::npos)
+      << p.error().message();
 }
 
 TEST(PlanMemory, BadShapesAreErrors) {
   EXPECT_FALSE(plan_model_from_shape("llama-9z", {"Q4_K_M", ""}).ok());
-  EXPECT_FALSE(plan_model_from_shape("layers=24,heads=16,head_dim=64,params=3B", {"", ""}).ok());  // no recipe
+  EXPECT_FALSE(plan_model_from_shape("layers=24,heads=16,head_dim=64,params=3B", {"", ""}).ok());      // no recipe
   EXPECT_FALSE(plan_model_from_shape("layers=24,heads=16,head_dim=64,params=1M", {"Q8_0", ""}).ok());  // too small
   auto bad = plan_model_from_shape("layers=24,heads=16,head_dim=64,foo=3", {"Q8_0", ""});
   ASSERT_FALSE(bad.ok());

@@ -16,19 +16,21 @@ namespace fs = std::filesystem;
 
 TEST(PlanCli, JsonHasTheStableFields) {
   if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << "run scripts/fetch-models.sh";
-  auto r = test::run_cli({"plan", "-m", test::smollm2_path().string(), "-c", "2048", "--device", "flagship-phone", "-o", "json"});
+  auto r = test::run_cli(
+      {"plan", "-m", test::smollm2_path().string(), "-c", "2048", "--device", "flagship-phone", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["devices"].size(), 1u);
   const auto& d = j["devices"][0];
-  for (const char* k : {"weights_bytes", "kv_bytes", "scratch_bytes", "overhead_bytes", "peak_rss_bytes", "fits", "max_context",
-                        "prefill_tps", "decode_tps", "joules_per_token"})
+  for (const char* k : {"weights_bytes", "kv_bytes", "scratch_bytes", "overhead_bytes", "peak_rss_bytes", "fits",
+                        "max_context", "prefill_tps", "decode_tps", "joules_per_token"})
     EXPECT_TRUE(d.contains(k)) << k;
   EXPECT_EQ(d["device"], "flagship-phone");
   EXPECT_TRUE(d["fits"].get<bool>());
   EXPECT_EQ(d["max_context"].get<int64_t>(), j["model"]["n_ctx_train"].get<int64_t>());
   EXPECT_EQ(d["peak_rss_bytes"].get<uint64_t>(), d["weights_bytes"].get<uint64_t>() + d["kv_bytes"].get<uint64_t>() +
-                                                     d["scratch_bytes"].get<uint64_t>() + d["overhead_bytes"].get<uint64_t>());
+                                                     d["scratch_bytes"].get<uint64_t>() +
+                                                     d["overhead_bytes"].get<uint64_t>());
   // 30 layers x 3 KV heads x 64 x 2048 x (2 + 2) bytes.
   EXPECT_EQ(d["kv_bytes"].get<uint64_t>(), 30ull * 3 * 64 * 2048 * 4);
   EXPECT_NEAR(d["joules_per_token"].get<double>(), 4.0 / d["decode_tps"].get<double>(), 1e-9);
@@ -37,7 +39,8 @@ TEST(PlanCli, JsonHasTheStableFields) {
 TEST(PlanCli, AllDevicesTableAndRecipeBreakdown) {
   auto r = test::run_cli({"plan", "--shape", "llama-7b", "--recipe", "Q4_K_M", "-c", "4096", "--device", "all"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* name : {"budget-phone", "flagship-phone", "tablet", "edge-board", "snapdragon-8-gen-3", "jetson-agx-orin"})
+  for (const char* name :
+       {"budget-phone", "flagship-phone", "tablet", "edge-board", "snapdragon-8-gen-3", "jetson-agx-orin"})
     EXPECT_NE(r.out.find("| " + std::string(name) + " |"), std::string::npos) << name;
   auto b = test::run_cli({"plan", "--shape", "llama-7b", "--recipe", "Q4_K_M", "--device", "snapdragon-8-gen-3"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
@@ -47,8 +50,10 @@ TEST(PlanCli, AllDevicesTableAndRecipeBreakdown) {
 }
 
 TEST(PlanCli, DraftModelAndRulesAreCounted) {
-  if (!fs::exists(test::smollm2_path()) || !fs::exists(test::gemma3_path())) GTEST_SKIP() << "run scripts/fetch-models.sh";
-  auto plain = test::run_cli({"plan", "-m", test::gemma3_path().string(), "-c", "2048", "--device", "tablet", "-o", "json"});
+  if (!fs::exists(test::smollm2_path()) || !fs::exists(test::gemma3_path()))
+    GTEST_SKIP() << "run scripts/fetch-models.sh";
+  auto plain =
+      test::run_cli({"plan", "-m", test::gemma3_path().string(), "-c", "2048", "--device", "tablet", "-o", "json"});
   auto draft = test::run_cli({"plan", "-m", test::gemma3_path().string(), "-c", "2048", "--device", "tablet", "--draft",
                               test::smollm2_path().string(), "-o", "json"});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
@@ -57,22 +62,27 @@ TEST(PlanCli, DraftModelAndRulesAreCounted) {
   EXPECT_EQ(p["draft_bytes"].get<uint64_t>(), 0u);
   // The draft's weights (92 MiB) and its KV at the same context (45 MiB) at least.
   EXPECT_GT(d["draft_bytes"].get<uint64_t>(), 96'000'000ull + 47'000'000ull);
-  EXPECT_EQ(d["peak_rss_bytes"].get<uint64_t>(), p["peak_rss_bytes"].get<uint64_t>() + d["draft_bytes"].get<uint64_t>());
+  EXPECT_EQ(d["peak_rss_bytes"].get<uint64_t>(),
+            p["peak_rss_bytes"].get<uint64_t>() + d["draft_bytes"].get<uint64_t>());
 
   const fs::path rules = fs::temp_directory_path() / ("plm_plan_rules_" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(rules) << "- pattern: ffn_(up|gate)\\.weight$\n  type: q8_0\n";
-  auto r = test::run_cli({"plan", "-m", test::smollm2_path().string(), "--rules", rules.string(), "--device", "tablet", "-o", "json"});
+  auto r = test::run_cli(
+      {"plan", "-m", test::smollm2_path().string(), "--rules", rules.string(), "--device", "tablet", "-o", "json"});
   fs::remove(rules);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out)["devices"][0];
-  const auto base = nlohmann::json::parse(test::run_cli({"plan", "-m", test::smollm2_path().string(), "--device", "tablet", "-o", "json"}).out)["devices"][0];
+  const auto base = nlohmann::json::parse(
+      test::run_cli({"plan", "-m", test::smollm2_path().string(), "--device", "tablet", "-o", "json"})
+          .out)["devices"][0];
   // q4_1 (20 B per 32) -> q8_0 (34 B per 32) on 2 x 30 layers x 576 x 1536 weights.
-  EXPECT_EQ(j["weights_bytes"].get<uint64_t>() - base["weights_bytes"].get<uint64_t>(), 2ull * 30 * 576 * 1536 / 32 * (34 - 20));
+  EXPECT_EQ(j["weights_bytes"].get<uint64_t>() - base["weights_bytes"].get<uint64_t>(),
+            2ull * 30 * 576 * 1536 / 32 * (34 - 20));
 }
 
 TEST(PlanCli, LessonExercise) {
-  auto r = test::run_cli({"plan", "--shape", "layers=24,heads=16,head_dim=64,params=3B", "--recipe", "Q8_0", "-c", "1024", "-ctk",
-                          "q8", "-ctv", "q8", "--device", "budget-phone", "-o", "json"});
+  auto r = test::run_cli({"plan", "--shape", "layers=24,heads=16,head_dim=64,params=3B", "--recipe", "Q8_0", "-c",
+                          "1024", "-ctk", "q8", "-ctv", "q8", "--device", "budget-phone", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto d = nlohmann::json::parse(r.out)["devices"][0];
   EXPECT_EQ(d["kv_formula_bytes"].get<uint64_t>(), 50331648u);  // 48 MiB
@@ -87,12 +97,18 @@ TEST(PlanCli, BadInputIsAClearError) {
   EXPECT_NE(ctx.exit_code, 0);
   EXPECT_NE(ctx.err.find("larger than the model's trained context of 4096"), std::string::npos) << ctx.err;
   const fs::path file = fs::temp_directory_path() / ("plm_plan_dev_" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(file) << "name: mine\nram_gb: 4\napp_share: 0.5\nbandwidth_gbps: -3\ncores: 4\nint8_tops: 1\ncpu_int8_tops: 1\npower_w: 2\n";
-  auto neg = test::run_cli({"plan", "--shape", "llama-1b", "--recipe", "Q4_K_M", "--devices", file.string(), "--device", "mine"});
+  std::ofstream(file) << "name: mine\nram_gb: 4\napp_share: 0.5\nbandwidth_gbps: -3\ncores: 4\nint8_tops: "
+                         "1\ncpu_int8_tops: 1\npower_w: 2\n";
+  auto neg = test::run_cli(
+      {"plan", "--shape", "llama-1b", "--recipe", "Q4_K_M", "--devices", file.string(), "--device", "mine"});
   EXPECT_NE(neg.exit_code, 0);
-  EXPECT_NE(neg.err.find(file.string() + ":4: device 'mine': field 'bandwidth_gbps' is -3: must be positive"), std::string::npos) << neg.err;
-  std::ofstream(file) << "name: mine\nram_gb: 4\napp_share: 0.5\ncores: 4\nint8_tops: 1\ncpu_int8_tops: 1\npower_w: 2\n";
-  auto miss = test::run_cli({"plan", "--shape", "llama-1b", "--recipe", "Q4_K_M", "--devices", file.string(), "--device", "mine"});
+  EXPECT_NE(neg.err.find(file.string() + ":4: device 'mine': field 'bandwidth_gbps' is -3: must be positive"),
+            std::string::npos)
+      << neg.err;
+  std::ofstream(file)
+      << "name: mine\nram_gb: 4\napp_share: 0.5\ncores: 4\nint8_tops: 1\ncpu_int8_tops: 1\npower_w: 2\n";
+  auto miss = test::run_cli(
+      {"plan", "--shape", "llama-1b", "--recipe", "Q4_K_M", "--devices", file.string(), "--device", "mine"});
   EXPECT_NE(miss.exit_code, 0);
   EXPECT_NE(miss.err.find("missing field 'bandwidth_gbps'"), std::string::npos) << miss.err;
   fs::remove(file);

@@ -38,8 +38,25 @@ void expect_rss_within_10pct(const std::string& model, int64_t n_ctx, KvType kv)
   ASSERT_FALSE(text.empty());
   std::ofstream(prompt, std::ios::binary) << text;
   const std::string t = kv_type_name(kv);
-  const uint64_t measured = peak_rss_of({test::cli_path().string(), "run", "-m", model, "-c", std::to_string(n_ctx), "-ctk", t, "-ctv", t,
-                                         "-t", std::to_string(threads), "-f", prompt.string(), "-n", "4", "--ignore-eos", "--temp", "0",
+  const uint64_t measured = peak_rss_of({test::cli_path().string(),
+                                         "run",
+                                         "-m",
+                                         model,
+                                         "-c",
+                                         std::to_string(n_ctx),
+                                         "-ctk",
+                                         t,
+                                         "-ctv",
+                                         t,
+                                         "-t",
+                                         std::to_string(threads),
+                                         "-f",
+                                         prompt.string(),
+                                         "-n",
+                                         "4",
+                                         "--ignore-eos",
+                                         "--temp",
+                                         "0",
                                          "--no-display-prompt"});
   fs::remove(prompt);
   ASSERT_GT(measured, 0u) << "pocketlm run failed";
@@ -51,7 +68,8 @@ void expect_rss_within_10pct(const std::string& model, int64_t n_ctx, KvType kv)
   o.n_threads = threads;
   auto p = plan_memory(*m, o);
   ASSERT_TRUE(p.ok()) << p.error().message();
-  const double err = (static_cast<double>(p->peak_rss_bytes) - static_cast<double>(measured)) / static_cast<double>(measured);
+  const double err =
+      (static_cast<double>(p->peak_rss_bytes) - static_cast<double>(measured)) / static_cast<double>(measured);
   std::printf("%s -c %lld %s: measured %.1f MiB, predicted %.1f MiB (%+.1f %%)\n", fs::path(model).filename().c_str(),
               static_cast<long long>(n_ctx), t.c_str(), static_cast<double>(measured) / 1048576.0,
               static_cast<double>(p->peak_rss_bytes) / 1048576.0, 100 * err);
@@ -82,10 +100,11 @@ TEST(PlanRssSlow, Gemma3Ctx8192F16AndQ8) {
 
 TEST(PlanRssSlow, SyntheticLlama1BQ4KMCtx4096) {
   if (skip_rss() || !slow_enabled()) GTEST_SKIP() << "slow: set POCKETLM_SLOW_TESTS=1";
-  if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << "run scripts/fetch-models.sh (the tokenizer comes from SmolLM2)";
+  if (!fs::exists(test::smollm2_path()))
+    GTEST_SKIP() << "run scripts/fetch-models.sh (the tokenizer comes from SmolLM2)";
   const fs::path model = temp_path("llama-1b-Q4_K_M.gguf");
-  auto r = test::run_cli({"synth", "--shape", "llama-1b", "--type", "Q4_K_M", "--tokenizer-from", test::smollm2_path().string(), "-o",
-                          model.string(), "-q"});
+  auto r = test::run_cli({"synth", "--shape", "llama-1b", "--type", "Q4_K_M", "--tokenizer-from",
+                          test::smollm2_path().string(), "-o", model.string(), "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_rss_within_10pct(model.string(), 4096, KvType::F16);
   fs::remove(model);

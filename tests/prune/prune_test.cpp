@@ -5,6 +5,7 @@
 // least squares, the head counts GQA allows, and the errors (nothing written).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cmath>
 #include <deque>
@@ -12,7 +13,6 @@
 #include <functional>
 #include <random>
 #include <set>
-#include <unistd.h>
 
 #include "bench/transplant.h"
 #include "gguf/writer.h"
@@ -75,7 +75,8 @@ fs::path masked(const Model& src, const std::string& name,
       for (int64_t c = 0; c < t.ne[0]; ++c)
         if (zero(t.name, c)) d[static_cast<size_t>(r * t.ne[0] + c)] = 0.0f;
     EXPECT_TRUE(w.add_tensor(t.name, GgmlType::F32, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
-                             {reinterpret_cast<const uint8_t*>(d.data()), d.size() * sizeof(float)}).ok());
+                             {reinterpret_cast<const uint8_t*>(d.data()), d.size() * sizeof(float)})
+                    .ok());
   }
   const fs::path out = temp(name);
   EXPECT_TRUE(w.write(out.string()).ok());
@@ -108,7 +109,8 @@ fs::path mask_of(const Model& m, const PrunePlan& p, const std::string& name) {
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
   return m;
 }
 
@@ -148,9 +150,9 @@ TEST(Prune, LayerHeadsAndFfnTogetherEqualTheMaskedModel) {
   auto src = load(test::stories_path());
   ASSERT_TRUE(src);
   PruneOptions o = quiet();
-  o.keep_layers = 4;      // one of 5 blocks, by angular distance
-  o.heads_keep = 0.5;     // 1 of 2 query heads in each of the 4 KV groups
-  o.ffn_keep = 0.5;       // 86 of 172 channels
+  o.keep_layers = 4;   // one of 5 blocks, by angular distance
+  o.heads_keep = 0.5;  // 1 of 2 query heads in each of the 4 KV groups
+  o.ffn_keep = 0.5;    // 86 of 172 channels
   const PrunePlan p = prune_and_compare(*src, o, "all");
   EXPECT_EQ(p.dropped_layers.size(), 1u);
   EXPECT_EQ(p.out_n_head, 4);
@@ -199,7 +201,8 @@ TEST(Prune, BlockInfluencePicksTheLowestBlocks) {
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(p->dropped_layers.size(), 2u);
   for (int64_t d : p->dropped_layers)
-    for (int64_t k : p->kept_layers) EXPECT_LE(st.layers[static_cast<size_t>(d)].bi, st.layers[static_cast<size_t>(k)].bi);
+    for (int64_t k : p->kept_layers)
+      EXPECT_LE(st.layers[static_cast<size_t>(d)].bi, st.layers[static_cast<size_t>(k)].bi);
   // Angular distance between boundaries grows with the span it covers, on average.
   EXPECT_GT(st.angular_distance(0, 5), st.angular_distance(0, 1));
 }
@@ -277,12 +280,14 @@ TEST(PruneRefit, KeepingEveryColumnGivesTheWeightsBack) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   const int64_t rows = 5, n = 12, T = 200;
-  std::vector<float> w(static_cast<size_t>(rows * n)), x(static_cast<size_t>(T * n)), gram(static_cast<size_t>(n * n), 0.0f);
+  std::vector<float> w(static_cast<size_t>(rows * n)), x(static_cast<size_t>(T * n)),
+      gram(static_cast<size_t>(n * n), 0.0f);
   for (float& v : w) v = nd(rng);
   for (float& v : x) v = nd(rng);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) gram[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(t * n + i)] * x[static_cast<size_t>(t * n + j)];
+      for (int64_t j = 0; j < n; ++j)
+        gram[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(t * n + i)] * x[static_cast<size_t>(t * n + j)];
   std::vector<int64_t> all(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
   auto r = refit_columns(w, rows, n, gram, all, 1e-9);
@@ -291,11 +296,13 @@ TEST(PruneRefit, KeepingEveryColumnGivesTheWeightsBack) {
   // Half the columns, where the dropped ones correlate with kept ones: the refit output error is below plain
   // truncation's.
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 1; i < n; i += 2) x[static_cast<size_t>(t * n + i)] = 0.8f * x[static_cast<size_t>(t * n + i - 1)] + 0.2f * nd(rng);
+    for (int64_t i = 1; i < n; i += 2)
+      x[static_cast<size_t>(t * n + i)] = 0.8f * x[static_cast<size_t>(t * n + i - 1)] + 0.2f * nd(rng);
   std::fill(gram.begin(), gram.end(), 0.0f);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) gram[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(t * n + i)] * x[static_cast<size_t>(t * n + j)];
+      for (int64_t j = 0; j < n; ++j)
+        gram[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(t * n + i)] * x[static_cast<size_t>(t * n + j)];
   std::vector<int64_t> even;
   for (int64_t i = 0; i < n; i += 2) even.push_back(i);
   auto h = refit_columns(w, rows, n, gram, even, 1e-9);
@@ -344,13 +351,16 @@ TEST(PruneErrors, AHeadFractionThatBreaksGqaGrouping) {
   o.heads_keep = 0.375;  // 3 of 8 heads: neither the same count per KV group of 2 nor whole groups
   expect_refused(*src, o, "which GQA grouping does not allow (4 KV heads of 2 query heads each", "heads_keep");
   auto st = check_prunable(*src, o);
-  EXPECT_NE(st.error().message().find("fractions that fit: 0.25, 0.5, 0.75, 1"), std::string::npos) << st.error().message();
+  EXPECT_NE(st.error().message().find("fractions that fit: 0.25, 0.5, 0.75, 1"), std::string::npos)
+      << st.error().message();
 }
 
 TEST(PruneErrors, ArchitecturesLlamaCppCannotLoadPruned) {
   const fs::path qwen2 = temp("qwen2"), smollm3 = temp("smollm3");
-  ASSERT_TRUE(write_transplanted_model({.target = "qwen2", .from = test::stories_path().string()}, qwen2.string()).ok());
-  ASSERT_TRUE(write_transplanted_model({.target = "smollm3", .from = test::stories_path().string()}, smollm3.string()).ok());
+  ASSERT_TRUE(
+      write_transplanted_model({.target = "qwen2", .from = test::stories_path().string()}, qwen2.string()).ok());
+  ASSERT_TRUE(
+      write_transplanted_model({.target = "smollm3", .from = test::stories_path().string()}, smollm3.string()).ok());
   auto q = load(qwen2), s = load(smollm3);
   fs::remove(qwen2);
   fs::remove(smollm3);

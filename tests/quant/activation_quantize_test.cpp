@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ref/vec_dot.h"
 #include "formats/dequantize.h"
 #include "formats/float.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/ref/vec_dot.h"
 #include "quant_vectors.h"
 
 namespace pocketlm {
@@ -36,14 +36,13 @@ TEST_P(QuantizeVectorsTest, ByteIdenticalToOracle) {
   int bad = 0;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] != v->expected[i] && ++bad <= 8)
-      ADD_FAILURE() << name << " byte " << i << " (block " << i / bsize << ", offset " << i % bsize
-                    << "): got " << int{out[i]} << " expected " << int{v->expected[i]};
+      ADD_FAILURE() << name << " byte " << i << " (block " << i / bsize << ", offset " << i % bsize << "): got "
+                    << int{out[i]} << " expected " << int{v->expected[i]};
   }
   EXPECT_EQ(bad, 0) << name << ": " << bad << " of " << out.size() << " bytes differ";
 }
 
-INSTANTIATE_TEST_SUITE_P(ActivationTypes, QuantizeVectorsTest,
-                         ::testing::Values("q8_0", "q8_1", "q8_K", "f16", "bf16"),
+INSTANTIATE_TEST_SUITE_P(ActivationTypes, QuantizeVectorsTest, ::testing::Values("q8_0", "q8_1", "q8_K", "f16", "bf16"),
                          [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
 
 std::vector<float> random_row(int64_t n, uint32_t seed) {

@@ -56,8 +56,10 @@ TEST(BlockLayout, Q3KScaleUnpacking) {
   uint8_t packed[12] = {};
   for (int j = 0; j < 16; ++j) {
     const int v = 3 * j + 2;
-    if (j < 8) packed[j] = static_cast<uint8_t>(packed[j] | (v & 0x0F));
-    else packed[j - 8] = static_cast<uint8_t>(packed[j - 8] | ((v & 0x0F) << 4));
+    if (j < 8)
+      packed[j] = static_cast<uint8_t>(packed[j] | (v & 0x0F));
+    else
+      packed[j - 8] = static_cast<uint8_t>(packed[j - 8] | ((v & 0x0F) << 4));
     packed[8 + j % 4] = static_cast<uint8_t>(packed[8 + j % 4] | ((v >> 4) << (2 * (j / 4))));
   }
   int8_t sc[16];
@@ -71,10 +73,10 @@ TEST(BlockLayout, NibbleAndFifthBitOrder) {
   const uint32_t qh = 0x80000001u;  // fifth bit of element 0 and element 31
   std::memcpy(b.qh, &qh, 4);
   const uint32_t bits = q5_high_bits(b.qh);
-  EXPECT_EQ(q5_low(b.qs, bits, 0), 16);       // element 0: 0 | 16
-  EXPECT_EQ(q5_low(b.qs, bits, 5), 5);        // element 5
-  EXPECT_EQ(q5_high(b.qs, bits, 0), 15);      // element 16: high nibble of byte 0
-  EXPECT_EQ(q5_high(b.qs, bits, 15), 0 | 16); // element 31: high nibble of byte 15 plus bit 31
+  EXPECT_EQ(q5_low(b.qs, bits, 0), 16);        // element 0: 0 | 16
+  EXPECT_EQ(q5_low(b.qs, bits, 5), 5);         // element 5
+  EXPECT_EQ(q5_high(b.qs, bits, 0), 15);       // element 16: high nibble of byte 0
+  EXPECT_EQ(q5_high(b.qs, bits, 15), 0 | 16);  // element 31: high nibble of byte 15 plus bit 31
 }
 
 }  // namespace

@@ -12,8 +12,8 @@
 namespace pocketlm {
 namespace {
 
-const char* const kTypes[] = {"f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0",
-                              "q8_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq4_nl", "iq4_xs"};
+const char* const kTypes[] = {"f32",  "f16",  "bf16", "q4_0", "q4_1", "q5_0", "q5_1",   "q8_0",  "q8_1",
+                              "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq4_nl", "iq4_xs"};
 
 class DequantizeVectors : public ::testing::TestWithParam<const char*> {};
 
@@ -52,8 +52,8 @@ TEST_P(DequantizeVectors, BitIdenticalToGgufPy) {
     for (uint32_t j = 0; j < v->block_size; ++j)
       ASSERT_TRUE(test::same_float(one[j], out[size_t{b} * v->block_size + j])) << name << " block " << b;
   }
-  std::printf("[ vectors  ] %s: %u blocks, %zu values, %d NaN, oracle %s\n", name.c_str(), v->n_blocks,
-              out.size(), nans, v->oracle == 0 ? "gguf-py" : "script numpy port");
+  std::printf("[ vectors  ] %s: %u blocks, %zu values, %d NaN, oracle %s\n", name.c_str(), v->n_blocks, out.size(),
+              nans, v->oracle == 0 ? "gguf-py" : "script numpy port");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, DequantizeVectors, ::testing::ValuesIn(kTypes),

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "gguf/writer.h"
-#include "quant/encode_rows.h"
 #include "formats/dequantize.h"
 #include "formats/quantize.h"
+#include "gguf/writer.h"
+#include "quant/encode_rows.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -40,9 +40,9 @@ TEST(EncodeGgufPy, OurBlocksDecodeIdenticallyThroughGgufPy) {
   rows[2 * n_per_row + 100] = 3000.0f;
   for (int64_t j = 0; j < n_per_row; ++j) rows[3 * n_per_row + j] *= 1e-28f;
   const std::vector<float> imp = test::lognormal_importance(n_per_row, 22);
-  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                            GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
+                            GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,   GgmlType::Q4_K,
+                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS};
   std::vector<std::vector<uint8_t>> encoded;
   GgufWriter w;
   w.set("general.architecture", GgufValue::of_string("pocketlm-test"));
@@ -76,8 +76,8 @@ TEST(EncodeGgufPy, OurBlocksDecodeIdenticallyThroughGgufPy) {
     for (int64_t r = 0; r < n_rows; ++r)
       dequantize_row(t, encoded[k].data() + r * row_size(t, n_per_row), ours.data() + r * n_per_row, n_per_row);
     for (size_t i = 0; i < ours.size(); ++i)
-      ASSERT_EQ(std::memcmp(&ours[i], &theirs[i], 4), 0) << name << " element " << i << ": ours " << ours[i]
-                                                         << " gguf-py " << theirs[i];
+      ASSERT_EQ(std::memcmp(&ours[i], &theirs[i], 4), 0)
+          << name << " element " << i << ": ours " << ours[i] << " gguf-py " << theirs[i];
     // gguf-py's reference encoder, where it has one.
     const fs::path ref_path = dir / "out" / (name + ".ref.bin");
     if (!fs::exists(ref_path)) continue;
@@ -95,8 +95,9 @@ TEST(EncodeGgufPy, OurBlocksDecodeIdenticallyThroughGgufPy) {
     size_t same = 0;
     const size_t bs = type_traits(t).type_size;
     for (size_t b = 0; b < ref.size() / bs; ++b) same += std::memcmp(&ref[b * bs], &encoded[k][b * bs], bs) == 0;
-    std::printf("[gguf-py] %-5s rmse ours %.4e ref %.4e (%.3f) weighted ours %.4e ref %.4e (%.3f); %zu/%zu blocks identical\n",
-                name.c_str(), e_ours, e_ref, e_ours / e_ref, w_ours, w_ref, w_ours / w_ref, same, ref.size() / bs);
+    std::printf(
+        "[gguf-py] %-5s rmse ours %.4e ref %.4e (%.3f) weighted ours %.4e ref %.4e (%.3f); %zu/%zu blocks identical\n",
+        name.c_str(), e_ours, e_ref, e_ours / e_ref, w_ours, w_ref, w_ours / w_ref, same, ref.size() / bs);
     // Encoded with importance, the importance-weighted error is the one searched; else the plain one.
     if (weighted)
       EXPECT_LE(w_ours, w_ref) << name;

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "gguf/reader.h"
+#include "e2e/peer_client.h"
 #include "formats/dequantize.h"
 #include "formats/quantize.h"
+#include "gguf/reader.h"
+#include "quant/encode_rows.h"
 #include "quant/imatrix.h"
 #include "test_paths.h"
-#include "e2e/peer_client.h"
-#include "quant/encode_rows.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -77,9 +77,9 @@ TEST(EncodePeer, WeightedRmseAtMostLlamaCpps) {
     GTEST_SKIP() << "no pocketlm-peer-quantize (scripts/build-peer.sh builds llama.cpp into .peer/, then re-run cmake)";
   const bool slow = std::getenv("POCKETLM_SANITIZED") != nullptr;
   const int64_t n_per_row = 1024, n_rows = slow ? 16 : 256;
-  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                            GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+  const GgmlType types[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,   GgmlType::Q5_1,
+                            GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,   GgmlType::Q4_K,
+                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS};
   const std::vector<float> imp = test::lognormal_importance(n_per_row, 7);
   ThreadPool pool(1);  // one thread, as the peer call: the times compare like with like
   for (bool heavy : {false, true}) {
@@ -100,8 +100,8 @@ TEST(EncodePeer, WeightedRmseAtMostLlamaCpps) {
             test::reconstruction_error(type, peer.blocks, rows.data(), n_rows, n_per_row, importance).rmse();
         const double ratio = e_ours / e_ggml;
         std::printf("[ratio] %-5s %-6s %-8s rmse ours %.4e ggml %.4e ratio %.4f  time ours %.1f ms ggml %.1f ms\n",
-                    std::string(type_traits(type).name).c_str(), heavy ? "heavy" : "gauss", use_imp ? "imatrix" : "plain",
-                    e_ours, e_ggml, ratio, our_s * 1e3, peer.seconds * 1e3);
+                    std::string(type_traits(type).name).c_str(), heavy ? "heavy" : "gauss",
+                    use_imp ? "imatrix" : "plain", e_ours, e_ggml, ratio, our_s * 1e3, peer.seconds * 1e3);
         if (type == GgmlType::Q8_0) {
           EXPECT_EQ(ours, peer.blocks) << "Q8_0 must be byte-identical to ggml's";
         } else {
@@ -113,7 +113,8 @@ TEST(EncodePeer, WeightedRmseAtMostLlamaCpps) {
 }
 
 // Real weights: SmolLM2-135M's blk.0 and blk.10 ffn_down (1536 wide) and attn_q (576 wide: legacy types only),
-// dequantized from the Q4_1 release (so their base is itself quantized), with an importance vector from llama-imatrix run on the same model over wiki.test.raw.
+// dequantized from the Q4_1 release (so their base is itself quantized), with an importance vector from llama-imatrix
+// run on the same model over wiki.test.raw.
 TEST(EncodePeer, RealWeightsAtMostLlamaCpps) {
   if (!fs::exists(peer_quantize_bin())) GTEST_SKIP() << "no pocketlm-peer-quantize (scripts/build-peer.sh)";
   if (!fs::exists(test::smollm2_path())) GTEST_SKIP() << "no SmolLM2 (scripts/fetch-models.sh)";
@@ -145,9 +146,8 @@ TEST(EncodePeer, RealWeightsAtMostLlamaCpps) {
     ASSERT_NE(e, nullptr) << name;
     const std::vector<float> imp = e->importance();
     // Q4_1 and Q5_1 are left out: their grids contain the base's (both find it: zero error).
-    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K,
-                          GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
-                          GgmlType::IQ4_XS}) {
+    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                          GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
       if (n_per_row % type_traits(type).block_size != 0) continue;
       for (bool use_imp : {false, true}) {
         const float* importance = use_imp ? imp.data() : nullptr;

@@ -39,8 +39,8 @@ struct ErrorSums {
   double rmse() const { return weight > 0 ? std::sqrt(err / weight) : 0.0; }
 };
 
-inline ErrorSums reconstruction_error(GgmlType type, const std::vector<uint8_t>& blocks, const float* x,
-                                      int64_t n_rows, int64_t n_per_row, const float* importance) {
+inline ErrorSums reconstruction_error(GgmlType type, const std::vector<uint8_t>& blocks, const float* x, int64_t n_rows,
+                                      int64_t n_per_row, const float* importance) {
   ErrorSums s;
   std::vector<float> y(static_cast<size_t>(n_per_row));
   const size_t rs = row_size(type, n_per_row);

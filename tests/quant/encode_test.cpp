@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "quant/encode_rows.h"
 #include "formats/dequantize.h"
 #include "formats/float.h"
 #include "formats/kquants.h"
 #include "formats/quantize.h"
+#include "quant/encode_rows.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -26,9 +26,9 @@ struct Bound {
 // Measured relative RMSEs (1024-wide rows): q8_0 .0053, q6_K .016, q5_K .034, q5_1 .034, q5_0 .040, q4_K .070,
 // q4_1 .069, q4_0 .081, q3_K .145, q2_K .265.
 const Bound kBounds[] = {
-    {GgmlType::Q8_0, 0.007}, {GgmlType::Q6_K, 0.02}, {GgmlType::Q5_K, 0.042}, {GgmlType::Q5_1, 0.042},
-    {GgmlType::Q5_0, 0.05},  {GgmlType::Q4_K, 0.085}, {GgmlType::Q4_1, 0.085}, {GgmlType::Q4_0, 0.10},
-    {GgmlType::Q3_K, 0.18},  {GgmlType::Q2_K, 0.33}, {GgmlType::IQ4_NL, 0.09}, {GgmlType::IQ4_XS, 0.09},
+    {GgmlType::Q8_0, 0.007}, {GgmlType::Q6_K, 0.02},  {GgmlType::Q5_K, 0.042},  {GgmlType::Q5_1, 0.042},
+    {GgmlType::Q5_0, 0.05},  {GgmlType::Q4_K, 0.085}, {GgmlType::Q4_1, 0.085},  {GgmlType::Q4_0, 0.10},
+    {GgmlType::Q3_K, 0.18},  {GgmlType::Q2_K, 0.33},  {GgmlType::IQ4_NL, 0.09}, {GgmlType::IQ4_XS, 0.09},
 };
 
 std::vector<float> encode_decode(GgmlType type, const std::vector<float>& x, int64_t n_per_row,
@@ -42,8 +42,8 @@ std::vector<float> encode_decode(GgmlType type, const std::vector<float>& x, int
   }
   std::vector<float> y(x.size());
   for (int64_t i = 0; i < n_rows; ++i)
-    dequantize_row(type, blocks.data() + static_cast<size_t>(i) * row_size(type, n_per_row),
-                   y.data() + i * n_per_row, n_per_row);
+    dequantize_row(type, blocks.data() + static_cast<size_t>(i) * row_size(type, n_per_row), y.data() + i * n_per_row,
+                   n_per_row);
   return y;
 }
 

@@ -32,7 +32,7 @@ double f16_round_reference(float f) {
   const double x = f, ax = std::fabs(x);
   if (ax == 0) return x;
   int exp;
-  std::frexp(ax, &exp);                       // ax in [2^(exp-1), 2^exp)
+  std::frexp(ax, &exp);                         // ax in [2^(exp-1), 2^exp)
   const int ulp_exp = std::max(exp - 11, -24);  // 11 significant bits; subnormal spacing 2^-24
   const double r = std::ldexp(std::nearbyint(std::ldexp(ax, -ulp_exp)), ulp_exp);
   const double out = r > 65504.0 ? std::numeric_limits<double>::infinity() : r;
@@ -88,9 +88,9 @@ TEST(Fp16, NarrowingRoundsToNearestEvenAtEveryBoundary) {
   EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7C00);         // tie with an odd mantissa rounds up to Inf
   EXPECT_EQ(fp32_to_fp16(-1e30f), 0xFC00);
   EXPECT_EQ(fp32_to_fp16(std::numeric_limits<float>::infinity()), 0x7C00);
-  EXPECT_EQ(fp32_to_fp16(0x1p-25f), 0x0000);          // tie between 0 and the smallest subnormal: even
+  EXPECT_EQ(fp32_to_fp16(0x1p-25f), 0x0000);  // tie between 0 and the smallest subnormal: even
   EXPECT_EQ(fp32_to_fp16(0x1.000002p-25f), 0x0001);
-  EXPECT_EQ(fp32_to_fp16(0x1.8p-24f), 0x0002);        // 1.5 * 2^-24 ties up to the even 2
+  EXPECT_EQ(fp32_to_fp16(0x1.8p-24f), 0x0002);  // 1.5 * 2^-24 ties up to the even 2
   EXPECT_EQ(fp32_to_fp16(std::numeric_limits<float>::denorm_min()), 0x0000);
   EXPECT_EQ(fp32_to_fp16(-std::numeric_limits<float>::denorm_min()), 0x8000);
   EXPECT_EQ(fp32_to_fp16(std::numeric_limits<float>::quiet_NaN()), 0x7E00);
@@ -140,7 +140,7 @@ TEST(Bf16, NarrowingRoundsToNearestEven) {
   std::uniform_int_distribution<uint32_t> bits;
   for (int i = 0; i < 2000000; ++i) {
     uint32_t u = bits(rng);
-    if (i % 3 == 0) u = (u & 0xFFFF0000u) | 0x8000u;            // exact ties
+    if (i % 3 == 0) u = (u & 0xFFFF0000u) | 0x8000u;               // exact ties
     if (i % 3 == 1) u = (u & 0xFFFF0000u) | (0x7FFFu + (u & 2u));  // just below / above the tie
     const float f = std::bit_cast<float>(u);
     if (std::isnan(f)) continue;

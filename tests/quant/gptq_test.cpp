@@ -30,7 +30,8 @@ std::vector<float> correlated_gram(int64_t n, int64_t T, uint64_t seed) {
   SplitMix64 rng(seed);
   std::vector<double> A(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) A[static_cast<size_t>(i * n + j)] = (i == j ? 1.0 : 0.0) + 0.3 * gauss(rng) / std::sqrt(static_cast<double>(n));
+    for (int64_t j = 0; j < n; ++j)
+      A[static_cast<size_t>(i * n + j)] = (i == j ? 1.0 : 0.0) + 0.3 * gauss(rng) / std::sqrt(static_cast<double>(n));
   std::vector<double> x(static_cast<size_t>(n)), z(static_cast<size_t>(n));
   std::vector<double> H(static_cast<size_t>(n * n), 0.0);
   for (int64_t t = 0; t < T; ++t) {
@@ -41,7 +42,8 @@ std::vector<float> correlated_gram(int64_t n, int64_t T, uint64_t seed) {
       x[static_cast<size_t>(i)] = s * (i % 7 == 0 ? 4.0 : 1.0);
     }
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) H[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(i)] * x[static_cast<size_t>(j)];
+      for (int64_t j = 0; j < n; ++j)
+        H[static_cast<size_t>(i * n + j)] += x[static_cast<size_t>(i)] * x[static_cast<size_t>(j)];
   }
   return std::vector<float>(H.begin(), H.end());
 }
@@ -55,7 +57,8 @@ std::vector<float> gaussian(int64_t count, uint64_t seed) {
 
 std::vector<float> decode(GgmlType type, const std::vector<uint8_t>& q, int64_t rows, int64_t n) {
   std::vector<float> y(static_cast<size_t>(rows * n));
-  for (int64_t r = 0; r < rows; ++r) dequantize_row(type, q.data() + static_cast<size_t>(r) * row_size(type, n), y.data() + r * n, n);
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_row(type, q.data() + static_cast<size_t>(r) * row_size(type, n), y.data() + r * n, n);
   return y;
 }
 
@@ -112,8 +115,9 @@ std::vector<float> reference_gptq(GgmlType type, const std::vector<float>& W, in
 
 TEST(BlockGrid, RepacksEveryUniformTypesOwnBlocksUnchanged) {
   const std::vector<float> x = gaussian(512, 3);
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q4_0_G64,
-                     GgmlType::Q4_0_G128, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+  for (GgmlType t :
+       {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q4_0_G64,
+        GgmlType::Q4_0_G128, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     SCOPED_TRACE(type_traits(t).name);
     ASSERT_TRUE(has_block_grid(t));
     const int64_t B = type_traits(t).block_size;
@@ -143,8 +147,9 @@ TEST(BlockGrid, RepacksEveryUniformTypesOwnBlocksUnchanged) {
 }
 
 TEST(Gptq, MatchesTheDirectInverseHessianFormOnAKnownHessian) {
-  for (auto [type, n, rows] : {std::tuple{GgmlType::Q4_0, int64_t{64}, int64_t{12}}, std::tuple{GgmlType::Q4_K, int64_t{256}, int64_t{3}},
-                               std::tuple{GgmlType::Q3_K, int64_t{256}, int64_t{2}}}) {
+  for (auto [type, n, rows] :
+       {std::tuple{GgmlType::Q4_0, int64_t{64}, int64_t{12}}, std::tuple{GgmlType::Q4_K, int64_t{256}, int64_t{3}},
+        std::tuple{GgmlType::Q3_K, int64_t{256}, int64_t{2}}}) {
     SCOPED_TRACE(type_traits(type).name);
     const std::vector<float> H = correlated_gram(n, 2 * n, 11);
     const std::vector<float> W = gaussian(rows * n, 5);

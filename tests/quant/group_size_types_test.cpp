@@ -19,6 +19,10 @@
 
 #include "e2e/cli_runner.h"
 #include "e2e/process_runner.h"
+#include "formats/dequantize.h"
+#include "formats/float.h"
+#include "formats/legacy.h"
+#include "formats/quantize.h"
 #include "gguf/gguf_bytes.h"
 #include "gguf/reader.h"
 #include "gguf/writer.h"
@@ -26,13 +30,9 @@
 #include "kernels/kernel_table.h"
 #include "kernels/ref/vec_dot.h"
 #include "model/model.h"
-#include "formats/dequantize.h"
-#include "formats/float.h"
-#include "formats/legacy.h"
-#include "formats/quantize.h"
+#include "quant/model_agreement.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
-#include "quant/model_agreement.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -121,7 +121,8 @@ TEST(GroupSizeTypes, TableNamesIdsAndBitsPerWeight) {
     int64_t block;
     size_t bytes;
   };
-  for (const Want& w : {Want{GgmlType::Q4_0_G64, 1064, "q4_0_g64", 64, 34}, Want{GgmlType::Q4_0_G128, 1128, "q4_0_g128", 128, 66}}) {
+  for (const Want& w :
+       {Want{GgmlType::Q4_0_G64, 1064, "q4_0_g64", 64, 34}, Want{GgmlType::Q4_0_G128, 1128, "q4_0_g128", 128, 66}}) {
     SCOPED_TRACE(w.name);
     EXPECT_EQ(static_cast<uint32_t>(w.t), w.id);
     const auto tr = type_traits(w.id);
@@ -196,7 +197,7 @@ TEST(GroupSizeTypes, ABlockIsQ4_0BlocksSharingOneScale) {
 TEST(GroupSizeTypes, RoundTripPutsEveryValueOnItsNearestGridPoint) {
   const int64_t rows = 16, cols = 512;
   std::vector<float> x = gaussian(static_cast<size_t>(rows * cols), 0.02f, 3);
-  x[5] = 0.5f;  // an outlier
+  x[5] = 0.5f;                                                                  // an outlier
   for (int64_t j = 128; j < 256; ++j) x[static_cast<size_t>(cols + j)] = 0.0f;  // an all-zero group
   for (GgmlType t : kGroupTypes) {
     SCOPED_TRACE(type_traits(t).name);
@@ -207,7 +208,8 @@ TEST(GroupSizeTypes, RoundTripPutsEveryValueOnItsNearestGridPoint) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols; ++j) {
         const size_t i = static_cast<size_t>(r * cols + j);
-        const size_t blk = static_cast<size_t>(r) * row_size(t, cols) + static_cast<size_t>(j / G) * type_traits(t).type_size;
+        const size_t blk =
+            static_cast<size_t>(r) * row_size(t, cols) + static_cast<size_t>(j / G) * type_traits(t).type_size;
         uint16_t dh;
         std::memcpy(&dh, q.data() + blk, 2);
         const double d = fp16_to_fp32(dh);
@@ -271,7 +273,9 @@ TEST(GroupSizeTypes, RowsNotAMultipleOfTheGroupAreAnError) {
   auto r = quantize_rows(GgmlType::Q4_0_G64, x.data(), out.data(), 1, 96, nullptr, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("a row of 96 values cannot be stored as q4_0_g64 (rows must be a positive "
-                                     "multiple of 64 values)"), std::string::npos) << r.error().message();
+                                     "multiple of 64 values)"),
+            std::string::npos)
+      << r.error().message();
   r = quantize_rows(GgmlType::Q4_0_G128, x.data(), out.data(), 1, 64, nullptr, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("q4_0_g128"), std::string::npos) << r.error().message();
@@ -327,8 +331,10 @@ TEST(GroupSizeTypesGguf, ReaderAcceptsTheIdsAndRejectsRowsNotAMultipleOfTheGroup
   bad.header(1, 0).tensor("w", {64, 2}, 1128, 0).align().zeros(2 * 66);
   auto e = parse_bytes(bad.b);
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.error().message().find("tensor 'w' at byte 53: row length 64 is not a multiple of q4_0_g128's block size 128"),
-            std::string::npos) << e.error().message();
+  EXPECT_NE(
+      e.error().message().find("tensor 'w' at byte 53: row length 64 is not a multiple of q4_0_g128's block size 128"),
+      std::string::npos)
+      << e.error().message();
 
   test::GgufBytes g64;
   g64.header(1, 0).tensor("w", {96}, 1064, 0).align().zeros(64);
@@ -434,7 +440,8 @@ TEST_F(GroupSizeModel, SingleTypeG64FallsBackWhereRowsDoNotFitAndStaysCloseToQ4_
       EXPECT_EQ(t.type, GgmlType::Q4_0_G64);
       EXPECT_TRUE(t.fallback);
       EXPECT_NE(t.reason.find("row width 64 is not a multiple of 128 (q4_0_g128's block): q4_0_g64 instead"),
-                std::string::npos) << t.reason;
+                std::string::npos)
+          << t.reason;
     }
     if (t.name == "blk.0.ffn_down.weight") {
       EXPECT_EQ(t.type, GgmlType::F16);  // rows of 172
@@ -513,8 +520,10 @@ TEST_F(GroupSizeModel, CliNotesThemInspectMarksThemAndLlamaCppRefusesTheFile) {
   const std::string out = path("ffn-g64.gguf");
   auto r = test::run_cli({"quantize", test::stories_path().string(), out, "f32", "--rules", rules, "-t", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find("note: " + out + " holds pocketlm-only tensor types (q4_0_g64, listed in its "
-                       "pocketlm.only_types metadata): llama.cpp-based tools cannot read it"), std::string::npos)
+  EXPECT_NE(r.err.find("note: " + out +
+                       " holds pocketlm-only tensor types (q4_0_g64, listed in its "
+                       "pocketlm.only_types metadata): llama.cpp-based tools cannot read it"),
+            std::string::npos)
       << r.err;
   auto dry = test::run_cli({"quantize", test::stories_path().string(), "q4_0_g64", "--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
@@ -530,9 +539,12 @@ TEST_F(GroupSizeModel, CliNotesThemInspectMarksThemAndLlamaCppRefusesTheFile) {
   auto inspect = test::run_cli({"inspect", out});
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_NE(inspect.out.find("| blk.0.ffn_gate.weight | q4_0_g64 (pocketlm-only) | [64, 172] | 5848 |"),
-            std::string::npos) << inspect.out;
+            std::string::npos)
+      << inspect.out;
   EXPECT_NE(inspect.out.find("pocketlm-only tensor types: q4_0_g64 (10 tensors); llama.cpp-based tools cannot read "
-                             "this file"), std::string::npos) << inspect.out;
+                             "this file"),
+            std::string::npos)
+      << inspect.out;
   EXPECT_NE(inspect.out.find("| pocketlm.only_types | array<string> |"), std::string::npos);
 
   auto run = test::run_cli({"run", "-m", out, "-p", "Once upon a time", "-n", "8", "--temp", "0"});
@@ -540,7 +552,8 @@ TEST_F(GroupSizeModel, CliNotesThemInspectMarksThemAndLlamaCppRefusesTheFile) {
   EXPECT_NE(run.out.find("Once upon a time"), std::string::npos) << run.out;
 
   const fs::path llama = test::peer_dir() / "build/bin/llama-completion";
-  if (!fs::exists(llama)) GTEST_SKIP() << llama << " missing (scripts/build-peer.sh builds it): llama.cpp's refusal not checked";
+  if (!fs::exists(llama))
+    GTEST_SKIP() << llama << " missing (scripts/build-peer.sh builds it): llama.cpp's refusal not checked";
   // llama.cpp's gguf reader: "tensor 'blk.0.ffn_gate.weight' has invalid ggml type 1064. should be in [0, 43)".
   // llama-completion's logger writes from a background thread and loses everything at this early exit on most
   // runs here (about 3 in 4 print nothing; see perplexity_cli_test.cpp): rerun, checking the exit status each

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("plm_imatrix_" + std::to_string(::getpid()) + "_" +
-                                                  std::to_string(counter_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() /
+              ("plm_imatrix_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -236,8 +237,8 @@ bool run_llama_imatrix(const TempDir& dir, PeerFiles& out) {
   const std::string base = llama_imatrix().string() + " -m " + test::stories_path().string() + " -f " + text.string() +
                            " -c 128 --chunks 4 -t 1 --no-ppl";
   return std::system((base + " -o " + out.gguf.string() + " > " + (dir / "log1").string() + " 2>&1").c_str()) == 0 &&
-         std::system((base + " --output-format dat -o " + out.dat.string() + " > " + (dir / "log2").string() +
-                      " 2>&1").c_str()) == 0;
+         std::system((base + " --output-format dat -o " + out.dat.string() + " > " + (dir / "log2").string() + " 2>&1")
+                         .c_str()) == 0;
 }
 
 TEST(ImatrixPeer, LlamaImatrixFilesReadBackWithEqualSums) {
@@ -306,8 +307,7 @@ TEST(ImatrixPeer, LlamaImatrixFilesReadBackWithEqualSums) {
   auto m = merge_imatrices({*g, *g}, {"a", "b"});
   ASSERT_TRUE(m.ok());
   for (size_t i = 0; i < m->entries.size(); ++i)
-    for (size_t j = 0; j < m->entries[i].sums.size(); ++j)
-      ASSERT_EQ(m->entries[i].sums[j], 2 * g->entries[i].sums[j]);
+    for (size_t j = 0; j < m->entries[i].sums.size(); ++j) ASSERT_EQ(m->entries[i].sums[j], 2 * g->entries[i].sums[j]);
 }
 
 TEST(ImatrixPeer, ImatrixForAnotherModelNamesTheFirstMismatch) {

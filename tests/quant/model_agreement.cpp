@@ -27,7 +27,8 @@ double top1_agreement(const Model& a, const Model& b, const std::string& text) {
   size_t agree = 0;
   for (size_t i = 0; i < toks.size(); ++i) {
     auto ra = la->subspan(i * nv, nv), rb = lb->subspan(i * nv, nv);
-    agree += (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
+    agree +=
+        (std::max_element(ra.begin(), ra.end()) - ra.begin()) == (std::max_element(rb.begin(), rb.end()) - rb.begin());
   }
   return static_cast<double>(agree) / static_cast<double>(toks.size());
 }

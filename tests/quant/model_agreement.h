@@ -33,9 +33,8 @@ class StoriesQuantizeTest : public ::testing::Test {
     auto f = GgufFile::open(stories_path().string());
     ASSERT_TRUE(f.ok()) << f.error().message();
     in_ = std::make_unique<GgufFile>(std::move(*f));
-    dir_ = std::filesystem::temp_directory_path() /
-           (prefix_ + "_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / (prefix_ + "_" + std::to_string(::getpid()) + "_" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override {

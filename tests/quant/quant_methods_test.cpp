@@ -43,7 +43,8 @@ class QuantMethods : public ::testing::Test {
     SplitMix64 rng(7);
     for (int s = 0; s < 2; ++s) {
       std::vector<int32_t> seq;
-      for (int t = 0; t < 64; ++t) seq.push_back(static_cast<int32_t>(1 + rng.below(static_cast<uint64_t>(model_->config().n_vocab - 1))));
+      for (int t = 0; t < 64; ++t)
+        seq.push_back(static_cast<int32_t>(1 + rng.below(static_cast<uint64_t>(model_->config().n_vocab - 1))));
       seqs_->push_back(seq);
     }
     auto session = Session::create(*model_, SessionOptions{128, KvType::F16, 2});
@@ -117,9 +118,11 @@ TEST_F(QuantMethods, StatisticsShareQkvInputAndMatchTheirGramDiagonal) {
   for (const InputStats& in : stats_->inputs) {
     ASSERT_EQ(in.gram.size(), static_cast<size_t>(in.n * in.n));
     for (int64_t j = 0; j < in.n; ++j) {
-      EXPECT_NEAR(in.gram[static_cast<size_t>(j * in.n + j)], in.sq_sum[static_cast<size_t>(j)], 1e-3 * (1 + in.sq_sum[static_cast<size_t>(j)]));
+      EXPECT_NEAR(in.gram[static_cast<size_t>(j * in.n + j)], in.sq_sum[static_cast<size_t>(j)],
+                  1e-3 * (1 + in.sq_sum[static_cast<size_t>(j)]));
       EXPECT_LE(in.mean_abs(j), in.abs_max[static_cast<size_t>(j)] + 1e-6);
-      EXPECT_EQ(in.gram[static_cast<size_t>(j * in.n + (in.n - 1 - j))], in.gram[static_cast<size_t>((in.n - 1 - j) * in.n + j)]);
+      EXPECT_EQ(in.gram[static_cast<size_t>(j * in.n + (in.n - 1 - j))],
+                in.gram[static_cast<size_t>((in.n - 1 - j) * in.n + j)]);
     }
   }
 }
@@ -149,7 +152,8 @@ TEST_F(QuantMethods, CacheRoundTripsAndRefusesAnotherModelOrData) {
   for (size_t cut : {size_t{4}, size_t{40}, bytes.size() / 2, bytes.size() - 1}) {
     auto r = parse_calib_stats(std::span<const uint8_t>(bytes.data(), cut), "cut.calib");
     ASSERT_FALSE(r.ok()) << cut;
-    EXPECT_NE(r.error().message().find("cut.calib: not a valid calibration cache"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("cut.calib: not a valid calibration cache"), std::string::npos)
+        << r.error().message();
   }
   // The same model always gets the same id; another model's file another one.
   auto again = GgufFile::open(test::stories_path().string());
@@ -191,7 +195,8 @@ TEST_F(QuantMethods, FoldingScalesLeavesTheFloatModelsLogitsUnchanged) {
   EXPECT_LT(max_logit_change(*sm), 2e-4);
   ThreadPool pool(2);
   std::vector<AwqGroupResult> report;
-  auto awq = awq_search(*file_, *stats_, [](const std::string&) { return GgmlType::Q4_0; }, {}, nullptr, pool, &report);
+  auto awq = awq_search(
+      *file_, *stats_, [](const std::string&) { return GgmlType::Q4_0; }, {}, nullptr, pool, &report);
   ASSERT_TRUE(awq.ok()) << awq.error().message();
   ASSERT_FALSE(report.empty());
   int rescaled = 0;

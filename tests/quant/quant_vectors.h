@@ -35,7 +35,7 @@ struct QuantizeVectors {
 struct VecDotVectors {
   uint32_t weight_type = 0, act_type = 0, n = 0, n_rows = 0;
   std::vector<std::vector<uint8_t>> weights, activations;  // one row each
-  std::vector<float> expected;                            // n_rows dots
+  std::vector<float> expected;                             // n_rows dots
 };
 
 namespace detail {
@@ -98,7 +98,8 @@ inline std::optional<QuantizeVectors> load_quantize_vectors(const std::string& n
 }
 
 // The row sizes come from the caller (the type table) so that the file is checked against it.
-inline std::optional<VecDotVectors> load_vecdot_vectors(const std::string& name, size_t (*row_bytes)(uint32_t, int64_t)) {
+inline std::optional<VecDotVectors> load_vecdot_vectors(const std::string& name,
+                                                        size_t (*row_bytes)(uint32_t, int64_t)) {
   const auto path = quant_vectors_dir() / ("vecdot_" + name + ".bin");
   const auto bytes = detail::read_all(path);
   if (!bytes || bytes->size() < 24 || std::memcmp(bytes->data(), "PLQV", 4) != 0 || detail::u32_at(*bytes, 4) != 1) {
@@ -117,9 +118,11 @@ inline std::optional<VecDotVectors> load_vecdot_vectors(const std::string& name,
   }
   size_t off = 24;
   for (uint32_t r = 0; r < v.n_rows; ++r) {
-    v.weights.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off), bytes->begin() + static_cast<std::ptrdiff_t>(off + wb));
+    v.weights.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off),
+                           bytes->begin() + static_cast<std::ptrdiff_t>(off + wb));
     off += wb;
-    v.activations.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off), bytes->begin() + static_cast<std::ptrdiff_t>(off + ab));
+    v.activations.emplace_back(bytes->begin() + static_cast<std::ptrdiff_t>(off),
+                               bytes->begin() + static_cast<std::ptrdiff_t>(off + ab));
     off += ab;
   }
   v.expected.resize(v.n_rows);

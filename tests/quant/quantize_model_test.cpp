@@ -11,11 +11,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/model.h"
 #include "formats/dequantize.h"
+#include "model/model.h"
+#include "quant/model_agreement.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
-#include "quant/model_agreement.h"
 #include "test_paths.h"
 
 namespace pocketlm {
@@ -114,7 +114,8 @@ TEST_F(QuantizeModel, SingleTypesAndPure) {
 TEST_F(QuantizeModel, RulesAndOverridesApplyInOrder) {
   auto rules = parse_quantize_rules(R"([{"pattern": "attn_(q|k)\\.weight$", "type": "q8_0"},
                                         {"pattern": "blk\\.0\\.", "type": "f16"},
-                                        {"pattern": "attn_q", "type": "q4_1"}])", "rules.json");
+                                        {"pattern": "attn_q", "type": "q4_1"}])",
+                                    "rules.json");
   ASSERT_TRUE(rules.ok()) << rules.error().message();
   QuantizeOptions o;
   o.target = "Q4_0";
@@ -144,7 +145,8 @@ TEST_F(QuantizeModel, BadTargetsRulesAndImatricesAreClearErrors) {
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message().find("cannot write type iq2_xxs"), std::string::npos) << p.error().message();
 
-  auto r = parse_quantize_rules(R"([{"pattern": "ok", "type": "q8_0"}, {"pattern": "attn_(q", "type": "q4_0"}])", "r.json");
+  auto r =
+      parse_quantize_rules(R"([{"pattern": "ok", "type": "q8_0"}, {"pattern": "attn_(q", "type": "q4_0"}])", "r.json");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("r.json: rule 2: bad regular expression 'attn_(q'"), std::string::npos)
       << r.error().message();

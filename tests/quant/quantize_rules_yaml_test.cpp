@@ -34,7 +34,8 @@ std::string yaml_error(const std::string& yaml) {
 TEST(QuantizeRulesYaml, SameRulesAsTheJsonForm) {
   auto json = parse_quantize_rules(R"([{"pattern": "attn_(q|k)\\.weight$", "type": "q8_0"},
                                        {"pattern": "blk\\.0\\.", "type": "f16"},
-                                       {"pattern": "ffn_down", "type": "Q6_K"}])", "r.json");
+                                       {"pattern": "ffn_down", "type": "Q6_K"}])",
+                                   "r.json");
   ASSERT_TRUE(json.ok()) << json.error().message();
   // Plain and single-quoted scalars keep backslashes; in double quotes they are escapes ("\\." = \.).
   auto list = parse_quantize_rules_yaml(R"(# per-layer bit widths
@@ -43,7 +44,8 @@ TEST(QuantizeRulesYaml, SameRulesAsTheJsonForm) {
 - {pattern: 'blk\.0\.', type: f16}
 - pattern: "ffn_down"
   type: Q6_K
-)", "r.yaml");
+)",
+                                        "r.yaml");
   ASSERT_TRUE(list.ok()) << list.error().message();
   expect_same_rules(*list, *json);
   auto wrapped = parse_quantize_rules_yaml(R"(rules:
@@ -53,7 +55,8 @@ TEST(QuantizeRulesYaml, SameRulesAsTheJsonForm) {
     type: f16
   - pattern: ffn_down
     type: q6_K
-)", "r.yaml");
+)",
+                                           "r.yaml");
   ASSERT_TRUE(wrapped.ok()) << wrapped.error().message();
   expect_same_rules(*wrapped, *json);
   EXPECT_NE((*wrapped)[1].where.find("r.yaml:4: rule 2"), std::string::npos) << (*wrapped)[1].where;
@@ -110,8 +113,12 @@ class RulesFiles : public ::testing::Test {
 TEST_F(RulesFiles, TheNameOrTheContentPicksTheParser) {
   const std::string yaml = "- pattern: ffn\n  type: q8_0\n";
   const std::string json = R"([{"pattern": "ffn", "type": "q8_0"}])";
-  for (const auto& [name, body] : std::vector<std::pair<std::string, std::string>>{
-           {"a.yaml", yaml}, {"a.YML", yaml}, {"a.json", json}, {"a.rules", json}, {"b.rules", yaml}, {"c.yaml", json}}) {
+  for (const auto& [name, body] : std::vector<std::pair<std::string, std::string>>{{"a.yaml", yaml},
+                                                                                   {"a.YML", yaml},
+                                                                                   {"a.json", json},
+                                                                                   {"a.rules", json},
+                                                                                   {"b.rules", yaml},
+                                                                                   {"c.yaml", json}}) {
     auto r = read_quantize_rules(write(name, body));
     ASSERT_TRUE(r.ok()) << name << ": " << r.error().message();
     ASSERT_EQ(r->size(), 1u) << name;

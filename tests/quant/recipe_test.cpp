@@ -39,8 +39,10 @@ TEST(Recipe, FindIsCaseInsensitiveAndListsKnownNames) {
 
 TEST(Recipe, MoreBitsLayersOf16And30) {
   std::set<int> got16, got30;
-  for (int i = 0; i < 16; ++i) if (recipe_more_bits_layer(i, 16)) got16.insert(i);
-  for (int i = 0; i < 30; ++i) if (recipe_more_bits_layer(i, 30)) got30.insert(i);
+  for (int i = 0; i < 16; ++i)
+    if (recipe_more_bits_layer(i, 16)) got16.insert(i);
+  for (int i = 0; i < 30; ++i)
+    if (recipe_more_bits_layer(i, 30)) got30.insert(i);
   EXPECT_EQ(got16, (std::set<int>{0, 1, 4, 7, 10, 13, 14, 15}));
   EXPECT_EQ(got30, (std::set<int>{0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29}));
 }
@@ -125,7 +127,8 @@ TEST(Recipe, LayersAreCountedInLlamaCppsOrderNotTheFiles) {
   RecipeModelInfo m{"llama", s->n_layer, s->n_head, s->n_head_kv, 0, false};
   auto tensors = synth_tensor_list(*s, 32000);
   auto by_layer = plan_recipe(*find_recipe("Q4_K_M"), m, tensors);
-  std::sort(tensors.begin(), tensors.end(), [](const RecipeTensor& a, const RecipeTensor& b) { return a.name < b.name; });
+  std::sort(tensors.begin(), tensors.end(),
+            [](const RecipeTensor& a, const RecipeTensor& b) { return a.name < b.name; });
   ASSERT_EQ(tensors[18].name.substr(0, 7), "blk.10.");  // lexicographic indeed: blk.0, blk.1, blk.10
   auto by_name = plan_recipe(*find_recipe("Q4_K_M"), m, tensors);
   ASSERT_TRUE(by_layer.ok() && by_name.ok());

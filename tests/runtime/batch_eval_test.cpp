@@ -59,7 +59,8 @@ TEST_F(BatchEval, OneStepOverSeveralSequencesGivesEachSequencesOwnLogits) {
   for (size_t i = 0; i + 1 < kPrompts.size(); ++i) ASSERT_TRUE(batched[i]->eval(ids[i]).ok());
   std::vector<BatchItem> items;
   const int32_t next[] = {42, 100, 7};
-  for (size_t i = 0; i + 1 < kPrompts.size(); ++i) items.push_back({batched[i].get(), std::span<const int32_t>(&next[i], 1)});
+  for (size_t i = 0; i + 1 < kPrompts.size(); ++i)
+    items.push_back({batched[i].get(), std::span<const int32_t>(&next[i], 1)});
   items.push_back({batched[3].get(), ids[3], true});
   std::vector<std::span<const float>> out;
   ASSERT_TRUE(Session::eval_batch(items, out).ok());
@@ -128,7 +129,8 @@ void expect_batched_rows_equal_single_rows() {
   ASSERT_TRUE(m.ok());
   const Model& model = **m;
   const SessionOptions o{.n_ctx = 256, .kv_type = KvType::F16, .n_threads = 2};
-  const std::vector<std::string> prompts = {"The capital of France is", "Once upon a time", "def fibonacci(n):", "Rain is formed when"};
+  const std::vector<std::string> prompts = {"The capital of France is", "Once upon a time",
+                                            "def fibonacci(n):", "Rain is formed when"};
   std::vector<std::unique_ptr<Session>> batched, alone;
   std::vector<int32_t> next;
   for (const auto& p : prompts) {
@@ -143,7 +145,8 @@ void expect_batched_rows_equal_single_rows() {
     alone.push_back(std::move(*b));
   }
   std::vector<BatchItem> items;
-  for (size_t i = 0; i < prompts.size(); ++i) items.push_back({batched[i].get(), std::span<const int32_t>(&next[i], 1)});
+  for (size_t i = 0; i < prompts.size(); ++i)
+    items.push_back({batched[i].get(), std::span<const int32_t>(&next[i], 1)});
   std::vector<std::span<const float>> out;
   ASSERT_TRUE(Session::eval_batch(items, out).ok());
   std::vector<std::vector<float>> got;

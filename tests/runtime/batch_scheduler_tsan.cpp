@@ -88,7 +88,8 @@ TEST_F(BatchScheduling, SchedulerGreedyOutputsEqualTheGenerateLoop) {
     refs.push_back(*g);
   }
   // 6 requests on 4 slots with 3-token prompt chunks: requests join as others end, prompts span steps.
-  auto s = BatchScheduler::create(*stories(), {.parallel = 4, .session = {.n_ctx = 256, .n_threads = 2}, .prefill_chunk = 3});
+  auto s = BatchScheduler::create(*stories(),
+                                  {.parallel = 4, .session = {.n_ctx = 256, .n_threads = 2}, .prefill_chunk = 3});
   ASSERT_TRUE(s.ok()) << s.error().message();
   Collected c;
   run_all(**s, reqs, c);
@@ -112,7 +113,8 @@ TEST_F(BatchScheduling, PromptLogprobsMatchAllLogitsOfOneEval) {
   r.max_tokens = 0;
   r.prompt_logprobs = true;
   r.top_logprobs = 2;
-  auto s = BatchScheduler::create(*stories(), {.parallel = 2, .session = {.n_ctx = 128, .n_threads = 2}, .prefill_chunk = 4});
+  auto s = BatchScheduler::create(*stories(),
+                                  {.parallel = 2, .session = {.n_ctx = 128, .n_threads = 2}, .prefill_chunk = 4});
   ASSERT_TRUE(s.ok());
   std::vector<TokenLogprob> got;
   Collected c;
@@ -177,7 +179,8 @@ TEST_F(BatchScheduling, SchedulerKvBudgetMakesRequestsWaitAndFailsOnlyWhatCannot
     ++completed;
     auto session = Session::create(*stories(), {.n_ctx = 256, .n_threads = 2});
     Sampler greedy(reqs[i].sampling);
-    auto g = Generator(**session, stories()->tokenizer()).generate(reqs[i].prompt, greedy, {.max_tokens = 40, .ignore_eos = true});
+    auto g = Generator(**session, stories()->tokenizer())
+                 .generate(reqs[i].prompt, greedy, {.max_tokens = 40, .ignore_eos = true});
     ASSERT_TRUE(g.ok());
     EXPECT_EQ(c.tokens[i], g->tokens) << "request " << i;
   }

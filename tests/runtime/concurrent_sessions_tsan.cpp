@@ -5,8 +5,8 @@
 // (shared_thread_pool): their forward passes take turns on it.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -54,8 +54,7 @@ TEST(ConcurrentSessions, TwoContextsOnOneModelEqualOneAtATime) {
 TEST(ConcurrentSessions, TwoCallersOnTheSharedPool) {
   std::shared_ptr<ThreadPool> pool = shared_thread_pool(2);
   auto caller = [&](int64_t n, std::atomic<int64_t>& sum) {
-    for (int round = 0; round < 300; ++round)
-      pool->parallel_for(n, [&](int64_t b, int64_t e, int) { sum += e - b; });
+    for (int round = 0; round < 300; ++round) pool->parallel_for(n, [&](int64_t b, int64_t e, int) { sum += e - b; });
   };
   std::atomic<int64_t> sa{0}, sb{0};
   std::thread ta([&] { caller(17, sa); });

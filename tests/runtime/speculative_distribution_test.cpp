@@ -95,7 +95,8 @@ class SpeculativeDistribution : public ::testing::Test {
     prompt_ = model_->tokenizer().encode("Once upon a time", true, false);
   }
   Sampler sampler(uint32_t seed) const {
-    Sampler s(SamplerParams{.temp = 1.0f, .top_k = 12, .top_p = 1.0f, .min_p = 0.0f, .repeat_penalty = 1.5f, .seed = seed});
+    Sampler s(
+        SamplerParams{.temp = 1.0f, .top_k = 12, .top_p = 1.0f, .min_p = 0.0f, .repeat_penalty = 1.5f, .seed = seed});
     for (int32_t t : prompt_) s.accept(t);
     return s;
   }
@@ -168,8 +169,8 @@ TEST_F(SpeculativeDistribution, FirstThreeTokensFollowTheTargetWithAQ4_0SelfDraf
 
   const double p_wrong = chi_square_p(want, sample(draft->get(), resample_from_target, o), kRuns);
   EXPECT_LT(p_wrong, 0.01) << "the wrong rule should fail the same test";
-  std::cout << "[ figures  ] chi-square p: plain " << p_plain << ", speculative " << p_spec << ", wrong rule " << p_wrong
-            << " (" << want.size() << " sequences)\n";
+  std::cout << "[ figures  ] chi-square p: plain " << p_plain << ", speculative " << p_spec << ", wrong rule "
+            << p_wrong << " (" << want.size() << " sequences)\n";
 }
 
 }  // namespace

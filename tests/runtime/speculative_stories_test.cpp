@@ -75,8 +75,10 @@ TEST_F(SpeculativeStories, GreedyOutputIsPlainDecodingsForEverySource) {
   lookup.lookup = true;
   file.model_path = q4.path();
   const std::vector<std::pair<std::string, DraftConfig>> sources = {
-      {"self q4_0", self_draft(GgmlType::Q4_0)}, {"self q4_0 3 layers", self_draft(GgmlType::Q4_0, 3)},
-      {"lookup", lookup}, {"draft file q4_0", file}};
+      {"self q4_0", self_draft(GgmlType::Q4_0)},
+      {"self q4_0 3 layers", self_draft(GgmlType::Q4_0, 3)},
+      {"lookup", lookup},
+      {"draft file q4_0", file}};
   const SamplerParams greedy{.temp = 0.0f, .seed = 1};
   for (const std::string& p : prompts()) {
     const Run plain = generate(p, {}, greedy, 64);
@@ -130,7 +132,8 @@ std::string vocab_variant(const std::filesystem::path& dir, int id, const std::s
     }
   for (const GgufTensor& t : in->tensors())
     EXPECT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), {t.data, t.nbytes}).ok());
-  const std::string path = (dir / ("vocab-variant-" + std::to_string(id) + "-" + std::to_string(extra) + ".gguf")).string();
+  const std::string path =
+      (dir / ("vocab-variant-" + std::to_string(id) + "-" + std::to_string(extra) + ".gguf")).string();
   EXPECT_TRUE(w.write(path).ok());
   return path;
 }
@@ -157,8 +160,10 @@ TEST_F(SpeculativeStories, AnotherVocabularyIsAnErrorNamingTheFirstDifferingToke
   const Status st_big = check_draft_vocabulary(model_->tokenizer(), *big, "t", "d");
   ASSERT_FALSE(st_big.ok());
   EXPECT_NE(st_big.error().message().find("at most 128"), std::string::npos) << st_big.error().message();
-  EXPECT_TRUE(check_draft_vocabulary(model_->tokenizer(), *tokenizer_of(vocab_variant(dir, -1, "", 20)), "t", "d").ok());
-  EXPECT_TRUE(check_draft_vocabulary(*tokenizer_of(vocab_variant(dir, -1, "", 20)), model_->tokenizer(), "t", "d").ok());
+  EXPECT_TRUE(
+      check_draft_vocabulary(model_->tokenizer(), *tokenizer_of(vocab_variant(dir, -1, "", 20)), "t", "d").ok());
+  EXPECT_TRUE(
+      check_draft_vocabulary(*tokenizer_of(vocab_variant(dir, -1, "", 20)), model_->tokenizer(), "t", "d").ok());
   std::filesystem::remove_all(dir);
 }
 
@@ -210,7 +215,8 @@ TEST_F(SpeculativeStories, SelfDraftSharesTheTargetsKvPoolAndThreads) {
   Draft draft;
   (*d)->begin(1);
   ASSERT_TRUE((*d)->propose(model_->tokenizer().encode("Once upon a time", true, false), 2, {},
-                            Sampler(SamplerParams{.temp = 0.0f}), draft).ok());
+                            Sampler(SamplerParams{.temp = 0.0f}), draft)
+                  .ok());
   EXPECT_EQ(draft.tokens.size(), 2u);
   EXPECT_GT(o.kv_pool->n_used(), 0u);
   EXPECT_NE((*d)->memory_summary().find("self-draft q4_0"), std::string::npos) << (*d)->memory_summary();

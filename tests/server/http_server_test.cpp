@@ -51,7 +51,8 @@ class HttpServer : public ::testing::Test {
     auto health = client_->Get("/health");
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 503);  // no model yet
-    auto early = client_->Post("/v1/completions", {{"Authorization", "Bearer " + o.api_key}}, R"({"prompt":"x"})", "application/json");
+    auto early = client_->Post("/v1/completions", {{"Authorization", "Bearer " + o.api_key}}, R"({"prompt":"x"})",
+                               "application/json");
     ASSERT_TRUE(early);
     EXPECT_EQ(early->status, 503);
     SchedulerOptions so{.parallel = parallel, .session = {.n_ctx = n_ctx, .n_threads = 2}, .prefill_chunk = 16};
@@ -97,7 +98,8 @@ std::string greedy_text(const std::string& prompt, int n) {
 
 TEST_F(HttpServer, CompletionsChatModelsAndMetrics) {
   start();
-  json c = post("/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 2}});
+  json c = post("/v1/completions",
+                {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 2}});
   ASSERT_TRUE(c.contains("choices")) << c.dump();
   EXPECT_EQ(c["object"], "text_completion");
   EXPECT_EQ(c["choices"][0]["text"], greedy_text("Once upon a time", 20));
@@ -107,15 +109,19 @@ TEST_F(HttpServer, CompletionsChatModelsAndMetrics) {
   EXPECT_EQ(c["choices"][0]["logprobs"]["top_logprobs"][0].size(), 2u);
 
   // Echo with logprobs and no new tokens: the scoring call of evaluation harnesses.
-  json e = post("/v1/completions", {{"prompt", "Once upon a time there was"}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}});
+  json e = post("/v1/completions",
+                {{"prompt", "Once upon a time there was"}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}});
   const json& lp = e["choices"][0]["logprobs"];
   EXPECT_EQ(e["choices"][0]["text"], "Once upon a time there was");
   ASSERT_EQ(lp["tokens"].size(), e["usage"]["prompt_tokens"].get<size_t>());
   EXPECT_TRUE(lp["token_logprobs"][0].is_null());
   for (size_t i = 1; i < lp["token_logprobs"].size(); ++i) EXPECT_LE(lp["token_logprobs"][i].get<double>(), 0.0);
 
-  json chat = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 8}, {"seed", 3},
-                                            {"logprobs", true}, {"top_logprobs", 1}});
+  json chat = post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                                            {"max_tokens", 8},
+                                            {"seed", 3},
+                                            {"logprobs", true},
+                                            {"top_logprobs", 1}});
   EXPECT_EQ(chat["object"], "chat.completion");
   EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(chat["choices"][0]["logprobs"]["content"].size(), chat["usage"]["completion_tokens"].get<size_t>());
@@ -138,7 +144,8 @@ TEST_F(HttpServer, CompletionsChatModelsAndMetrics) {
 TEST_F(HttpServer, HarnessBatchesAndTokenizerEndpoints) {
   start({}, 2, 256);
   const Tokenizer& tok = stories()->tokenizer();
-  const std::vector<std::string> texts = {"Once upon a time there was a", "The cat sat", "Lily and Ben went to the park. They"};
+  const std::vector<std::string> texts = {"Once upon a time there was a", "The cat sat",
+                                          "Lily and Ben went to the park. They"};
   json batch = json::array();
   for (const auto& t : texts) batch.push_back(tok.encode(t, true, true));
   const json score = {{"max_tokens", 1}, {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
@@ -158,7 +165,8 @@ TEST_F(HttpServer, HarnessBatchesAndTokenizerEndpoints) {
     json alone = post("/v1/completions", alone_req);
     const json& a = alone["choices"][0]["logprobs"]["token_logprobs"];
     ASSERT_EQ(a.size(), c["logprobs"]["token_logprobs"].size());
-    for (size_t k = 1; k < a.size(); ++k) EXPECT_NEAR(a[k].get<double>(), c["logprobs"]["token_logprobs"][k].get<double>(), 1e-4) << i << " " << k;
+    for (size_t k = 1; k < a.size(); ++k)
+      EXPECT_NEAR(a[k].get<double>(), c["logprobs"]["token_logprobs"][k].get<double>(), 1e-4) << i << " " << k;
     prompt_tokens += batch[i].size();
   }
   EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
@@ -194,10 +202,12 @@ TEST_F(HttpServer, SpeculativeServingGivesThePlainGreedyText) {
     EXPECT_EQ(c["choices"][0]["text"], greedy_text(prompt, 40)) << prompt;
   }
   EXPECT_GT(metric("pocketlm_draft_accepted_total"), 0);
-  json lp = post("/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 1}});
+  json lp = post("/v1/completions",
+                 {{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"logprobs", 1}});
   EXPECT_EQ(lp["choices"][0]["text"], greedy_text("Once upon a time", 20));
   EXPECT_EQ(lp["choices"][0]["logprobs"]["token_logprobs"].size(), 20u);
-  auto r = client_->Post("/v1/completions", json{{"prompt", "Lily"}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump(),
+  auto r = client_->Post("/v1/completions",
+                         json{{"prompt", "Lily"}, {"max_tokens", 30}, {"temperature", 0}, {"stream", true}}.dump(),
                          "application/json");
   ASSERT_TRUE(r);
   std::string text;
@@ -212,9 +222,13 @@ TEST_F(HttpServer, SpeculativeServingGivesThePlainGreedyText) {
 TEST_F(HttpServer, StreamingSendsChunksThenDone) {
   start();
   std::string body;
-  auto r = client_->Post("/v1/completions", json{{"prompt", "Once upon a time"}, {"max_tokens", 20}, {"temperature", 0}, {"stream", true},
-                                                 {"stream_options", {{"include_usage", true}}}}
-                                                .dump(),
+  auto r = client_->Post("/v1/completions",
+                         json{{"prompt", "Once upon a time"},
+                              {"max_tokens", 20},
+                              {"temperature", 0},
+                              {"stream", true},
+                              {"stream_options", {{"include_usage", true}}}}
+                             .dump(),
                          "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -255,13 +269,16 @@ TEST_F(HttpServer, ErrorStatusesAndTheServerStaysUp) {
   ASSERT_TRUE(no_key);
   EXPECT_EQ(no_key->status, 401);
   EXPECT_EQ(json::parse(no_key->body)["error"]["type"], "authentication_error");
-  auto wrong = client_->Post("/v1/completions", {{"Authorization", "Bearer nope"}}, R"({"prompt":"x"})", "application/json");
+  auto wrong =
+      client_->Post("/v1/completions", {{"Authorization", "Bearer nope"}}, R"({"prompt":"x"})", "application/json");
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->status, 401);
-  EXPECT_EQ(client_->Get("/health")->status, 200);  // /health needs no key
+  EXPECT_EQ(client_->Get("/health")->status, 200);                                              // /health needs no key
   EXPECT_EQ(client_->Post("/tokenize", R"({"prompt":"x"})", "application/json")->status, 401);  // the tokenizer does
   EXPECT_EQ(client_->Get("/tokenizer_info")->status, 401);
-  const auto call = [&](const std::string& path, const std::string& body) { return client_->Post(path, auth, body, "application/json"); };
+  const auto call = [&](const std::string& path, const std::string& body) {
+    return client_->Post(path, auth, body, "application/json");
+  };
   auto ok = call("/v1/completions", R"({"prompt":"x","max_tokens":2})");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
@@ -339,7 +356,8 @@ TEST_F(HttpServer, ClientLeavingAStreamFreesItsSequence) {
     EXPECT_GE(chunks, 3);
   }
   // The sequence ends (cancelled) well before the context is full, and its KV blocks are back.
-  for (int i = 0; i < 100 && metric("pocketlm_requests_active") != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && metric("pocketlm_requests_active") != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(metric("pocketlm_requests_active"), 0);
   EXPECT_EQ(metric("pocketlm_kv_bytes_used"), 0);
   EXPECT_LT(metric("pocketlm_generated_tokens_total"), 1500);  // not run on to the end of the context
@@ -358,11 +376,15 @@ TEST_F(HttpServer, ClientLeavingANonStreamedRequestFreesItsSequence) {
   addr.sin_port = htons(static_cast<uint16_t>(port_));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 100000}, {"temperature", 0}, {"ignore_eos", true}}.dump();
-  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n";
-  ASSERT_EQ(send(fd, (head + body).data(), head.size() + body.size(), 0), static_cast<ssize_t>(head.size() + body.size()));
-  for (int i = 0; i < 500 && metric("pocketlm_forward_steps_total") < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const std::string body =
+      json{{"prompt", "Once upon a time"}, {"max_tokens", 100000}, {"temperature", 0}, {"ignore_eos", true}}.dump();
+  const std::string head =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(send(fd, (head + body).data(), head.size() + body.size(), 0),
+            static_cast<ssize_t>(head.size() + body.size()));
+  for (int i = 0; i < 500 && metric("pocketlm_forward_steps_total") < 20; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_GE(metric("pocketlm_forward_steps_total"), 20) << "the request did not start";
   EXPECT_EQ(metric("pocketlm_requests_active"), 1);
   close(fd);  // hang up before the reply

@@ -2,8 +2,8 @@
 // for every malformed body rather than an exception.
 #include <gtest/gtest.h>
 
-#include "server/utf8_stream.h"
 #include "server/openai_request.h"
+#include "server/utf8_stream.h"
 
 namespace pocketlm::server {
 namespace {
@@ -33,7 +33,8 @@ TEST(OpenAiRequest, ChatFieldsAndDefaults) {
 }
 
 TEST(OpenAiRequest, CompletionPromptForms) {
-  auto s = parse_request(Endpoint::Completion, R"({"prompt":"Once","logprobs":2,"echo":true,"max_tokens":0,"stop":"."})");
+  auto s =
+      parse_request(Endpoint::Completion, R"({"prompt":"Once","logprobs":2,"echo":true,"max_tokens":0,"stop":"."})");
   ASSERT_TRUE(s.request) << s.error.message;
   ASSERT_EQ(s.request->prompts.size(), 1u);
   EXPECT_EQ(s.request->prompts[0].text, "Once");
@@ -108,19 +109,25 @@ void expect_error(Endpoint ep, const std::string& body, const std::string& param
 TEST(OpenAiRequest, MalformedBodiesAreErrorsNamingTheField) {
   expect_error(Endpoint::Chat, "{", "", "not valid JSON");
   expect_error(Endpoint::Chat, "[1]", "", "must be a JSON object");
-  expect_error(Endpoint::Chat, "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", "", "not valid JSON (or not UTF-8)");
+  expect_error(Endpoint::Chat, "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", "",
+               "not valid JSON (or not UTF-8)");
   expect_error(Endpoint::Chat, R"({})", "messages", "required");
   expect_error(Endpoint::Chat, R"({"messages":"hi"})", "messages", "must be an array");
   expect_error(Endpoint::Chat, R"({"messages":[]})", "messages", "at least one");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"robot","content":"x"}]})", "messages[0].role", "robot");
-  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0]", "text");
-  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature", "number");
-  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"temperature":9})", "temperature", "must be in [0");
-  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1.5})", "max_tokens", "integer");
+  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+               "messages[0].content[0]", "text");
+  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature",
+               "number");
+  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"temperature":9})", "temperature",
+               "must be in [0");
+  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1.5})", "max_tokens",
+               "integer");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-3})", "max_tokens", "[0, ");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"n":2})", "n", "[1, 1]");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})", "stream", "boolean");
-  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs", "logprobs");
+  expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs",
+               "logprobs");
   expect_error(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"stop":[1]})", "stop", "string");
   expect_error(Endpoint::Completion, R"({"prompt":["a","b"],"stream":true})", "prompt", "one prompt");
   expect_error(Endpoint::Completion, R"({"prompt":["a",2]})", "prompt[1]", "string or an array of token ids");
@@ -150,11 +157,11 @@ TEST(OpenAiRequest, ErrorJsonIsOpenAisShapeAndSurvivesBadBytes) {
 
 TEST(OpenAiRequest, Utf8PrefixHoldsBackASplitCharacter) {
   EXPECT_EQ(complete_utf8_prefix("abc"), 3u);
-  EXPECT_EQ(complete_utf8_prefix("a\xc3"), 1u);            // é's first byte
+  EXPECT_EQ(complete_utf8_prefix("a\xc3"), 1u);  // é's first byte
   EXPECT_EQ(complete_utf8_prefix("a\xc3\xa9"), 3u);
-  EXPECT_EQ(complete_utf8_prefix("\xe2\x82"), 0u);         // two of €'s three bytes
+  EXPECT_EQ(complete_utf8_prefix("\xe2\x82"), 0u);  // two of €'s three bytes
   EXPECT_EQ(complete_utf8_prefix("\xe2\x82\xac"), 3u);
-  EXPECT_EQ(complete_utf8_prefix("x\xf0\x9f\x98"), 1u);    // three of an emoji's four
+  EXPECT_EQ(complete_utf8_prefix("x\xf0\x9f\x98"), 1u);  // three of an emoji's four
   EXPECT_EQ(complete_utf8_prefix(""), 0u);
 }
 

@@ -180,8 +180,9 @@ TEST(ChatTemplate, SmolLM2ModelTemplate) {
 }
 
 TEST(ChatTemplate, UnknownTemplateIsAnError) {
-  const std::string tmpl = "{% for m in messages %}{{ '### ' + m['role'] + ': ' + m['content'] }}{% endfor %}"
-                           " and some more text after the first sixty characters";
+  const std::string tmpl =
+      "{% for m in messages %}{{ '### ' + m['role'] + ': ' + m['content'] }}{% endfor %}"
+      " and some more text after the first sixty characters";
   auto r = apply_chat_template(tmpl, kConversation, true);
   ASSERT_FALSE(r.ok());
   const std::string& msg = r.error().message();
@@ -195,7 +196,8 @@ TEST(ChatTemplate, UnknownTemplateIsAnError) {
   ASSERT_FALSE(cr.ok());
   EXPECT_NE(cr.error().message().find("command-r"), std::string::npos) << cr.error().message();
   EXPECT_EQ(cr.error().setting(), "chat_template");
-  EXPECT_EQ(cr.error().message().find("--"), std::string::npos) << "a library error names no CLI flag: " << cr.error().message();
+  EXPECT_EQ(cr.error().message().find("--"), std::string::npos)
+      << "a library error names no CLI flag: " << cr.error().message();
   EXPECT_FALSE(apply_chat_template("", kConversation, true).ok());
 }
 

@@ -16,7 +16,10 @@ TEST(TokenizerFuzzRegression, UnassignedPlane4CodePointMatchesLlamaCpp) {
   auto tok = Tokenizer::from_gguf(*f);
   ASSERT_TRUE(tok.ok()) << tok.error().message();
   EXPECT_EQ((*tok)->encode("\xf1\x83\x83\x83", false, false), (std::vector<int32_t>{249, 249, 249}));
-  EXPECT_EQ((*tok)->encode("a\xf1\x83\x83\x83" "b", false, false), (std::vector<int32_t>{102, 249, 249, 249, 103}));
+  EXPECT_EQ((*tok)->encode("a\xf1\x83\x83\x83"
+                           "b",
+                           false, false),
+            (std::vector<int32_t>{102, 249, 249, 249, 103}));
 }
 
 }  // namespace

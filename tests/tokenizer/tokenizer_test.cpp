@@ -115,7 +115,12 @@ TEST(Tokenizer, InvalidUtf8BecomesReplacementCharacterInBpe) {
   auto tok = load_vocab("gpt-2");
   ASSERT_TRUE(tok);
   // As llama.cpp: an invalid byte is read as U+FFFD before the byte-level encoding.
-  EXPECT_EQ(tok->encode("a\xFF" "b", false, false), tok->encode("a\xEF\xBF\xBD" "b", false, false));
+  EXPECT_EQ(tok->encode("a\xFF"
+                        "b",
+                        false, false),
+            tok->encode("a\xEF\xBF\xBD"
+                        "b",
+                        false, false));
   EXPECT_EQ(tok->decode(tok->encode("\xC3", false, false)), "\xEF\xBF\xBD");
 }
 
@@ -178,8 +183,8 @@ TEST(Tokenizer, BpeDecodeCleansSpaces) {
   ASSERT_TRUE(tok);
   const std::string text = "Hello , world ! It 's a ' quote ' , isn 't it ? I 'm sure we 're ok .";
   const Ids ids = tok->encode(text, false, false);
-  EXPECT_EQ(ids, (Ids{15496, 837, 995, 5145, 632, 705, 82, 257, 705, 9577, 705, 837, 2125,
-                      705, 83, 340, 5633, 314, 705, 76, 1654, 356, 705, 260, 12876, 764}));
+  EXPECT_EQ(ids, (Ids{15496, 837, 995, 5145, 632, 705, 82, 257,  705, 9577, 705, 837,   2125,
+                      705,   83,  340, 5633, 314, 705, 76, 1654, 356, 705,  260, 12876, 764}));
   EXPECT_EQ(tok->decode(ids), "Hello, world! It's a'quote ', isn 't it? I'm sure we're ok.");
 }
 
@@ -256,7 +261,12 @@ TEST(Tokenizer, TinySpm) {
   test::Metadata kv = {
       {"tokenizer.ggml.model", GgufValue::of_string("llama")},
       {"tokenizer.ggml.tokens", GgufValue::of_strings({"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b",
-                                                       "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab", "[X]"})},
+                                                       "\xE2\x96\x81"
+                                                       "a",
+                                                       "ab",
+                                                       "\xE2\x96\x81"
+                                                       "ab",
+                                                       "[X]"})},
       {"tokenizer.ggml.scores", GgufValue::of_f32s({0, 0, 0, -1, -2, -2, -3, -1, -5, 0})},
       {"tokenizer.ggml.token_type", GgufValue::of_i32s({2, 3, 3, 1, 1, 1, 1, 1, 1, 4})},
   };
@@ -329,8 +339,8 @@ TEST(Tokenizer, SmolLM2) {
   EXPECT_EQ(t.encode("<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\n"
                      "What is 2+2?<|im_end|>\n<|im_start|>assistant\n",
                      false, true),
-            (Ids{1, 9690, 198, 2683, 359, 253, 5356, 11173, 2, 198, 1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2,
-                 198, 1, 520, 9531, 198}));
+            (Ids{1,    9690, 198, 2683, 359, 253, 5356, 11173, 2,   198, 1,   4093, 198,
+                 1780, 314,  216, 34,   27,  34,  47,   2,     198, 1,   520, 9531, 198}));
   EXPECT_EQ(t.encode("Hello world", true, true), (Ids{19556, 905}));  // no BOS for SmolLM2
   EXPECT_EQ(t.encode("Don't stop\n\n  believing! 3.14159", false, true),
             (Ids{8084, 982, 2853, 8866, 16517, 17, 216, 35, 30, 33, 36, 33, 37, 41}));

@@ -53,8 +53,7 @@ TEST_P(SharedVocabVectors, MatchLlamaCpp) {
   EXPECT_EQ(r.failures, 0u) << r.failures << " of " << r.cases << " strings differ";
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocab, SharedVocabVectors, ::testing::Values("llama-spm", "gpt-2", "starcoder"),
-                         param_name);
+INSTANTIATE_TEST_SUITE_P(Vocab, SharedVocabVectors, ::testing::Values("llama-spm", "gpt-2", "starcoder"), param_name);
 
 // The llama.cpp checkout (.peer/src/models) carries vectors for more pre-tokenizers.
 class PeerVocabVectors : public ::testing::TestWithParam<std::string> {};
@@ -69,8 +68,7 @@ TEST_P(PeerVocabVectors, MatchLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Vocab, PeerVocabVectors,
                          ::testing::Values("llama-spm", "phi-3", "gpt-2", "starcoder", "llama-bpe", "qwen2",
-                                           "deepseek-llm", "deepseek-coder", "falcon", "mpt", "refact",
-                                           "command-r"),
+                                           "deepseek-llm", "deepseek-coder", "falcon", "mpt", "refact", "command-r"),
                          param_name);
 
 }  // namespace

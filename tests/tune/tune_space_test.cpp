@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <set>
 
-#include "test_paths.h"
 #include "gguf/reader.h"
 #include "quant/quantize_model.h"
+#include "test_paths.h"
 #include "tune/tune_fit.h"
 #include "tune/tune_space.h"
 
@@ -35,8 +35,10 @@ TEST(TuneSpace, StepsUpResolveAgainstEachTarget) {
   EXPECT_EQ(type_steps_up(GgmlType::Q4_0_G64, 1), GgmlType::Q5_0);
   EXPECT_EQ(type_steps_up(GgmlType::Q8_0, 1), GgmlType::F16);
   EXPECT_EQ(type_steps_up(GgmlType::F16, 3), GgmlType::F16);
-  auto s = parse_tune_space("targets: [Q4_K_M, q4_0]\nmethods: [rtn]\nrules:\n  - name: attn-up\n"
-                            "    rules: [{pattern: 'attn_v', type: '+1'}, {pattern: 'ffn_down', type: q8_0}]\n", "s.yaml");
+  auto s = parse_tune_space(
+      "targets: [Q4_K_M, q4_0]\nmethods: [rtn]\nrules:\n  - name: attn-up\n"
+      "    rules: [{pattern: 'attn_v', type: '+1'}, {pattern: 'ffn_down', type: q8_0}]\n",
+      "s.yaml");
   ASSERT_TRUE(s.ok()) << s.error().message();
   auto c = expand_tune_space(*s);
   ASSERT_TRUE(c.ok());
@@ -50,7 +52,8 @@ TEST(TuneSpace, StepsUpResolveAgainstEachTarget) {
 }
 
 TEST(TuneSpace, FloatTargetsKeepOnlyRtnAndKvTypesAreNormalized) {
-  auto s = parse_tune_space("targets: [F16, q8_0]\nmethods: [rtn, imatrix, gptq]\nkv_types: [f16, q8_0, q4]\n", "s.yaml");
+  auto s =
+      parse_tune_space("targets: [F16, q8_0]\nmethods: [rtn, imatrix, gptq]\nkv_types: [f16, q8_0, q4]\n", "s.yaml");
   ASSERT_TRUE(s.ok()) << s.error().message();
   auto c = expand_tune_space(*s);
   ASSERT_TRUE(c.ok());
@@ -74,21 +77,24 @@ TEST(TuneSpace, BadFilesAreErrorsNamingFileLineAndField) {
   expect_error("- a\n- b\n", "expected a mapping");
   expect_error("targets: Q4_K_M\n", "space.yaml:1: field 'targets': expected a list");
   expect_error("targets: []\n", "field 'targets': the list is empty");
-  expect_error("methods: [rtn]\ntargets: [Q4_K_M, Q9_X]\n", "space.yaml:2: field 'targets': 'Q9_X' is neither a recipe");
+  expect_error("methods: [rtn]\ntargets: [Q4_K_M, Q9_X]\n",
+               "space.yaml:2: field 'targets': 'Q9_X' is neither a recipe");
   expect_error("targets: [Q4_K_M, q4_k_m]\n", "'q4_k_m' is listed twice");
   expect_error("methods: [rtn, magic]\n", "field 'methods'");
   expect_error("kv_types: [f16, q5]\n", "field 'kv_types': 'q5' is not a KV cache type");
   expect_error("kv_types: [f32]\n", "field 'kv_types': 'f32'");
   expect_error("hot_f16: [maybe]\n", "field 'hot_f16': 'maybe' is not true or false");
   expect_error("target: [Q4_K_M]\n", "space.yaml:1: unknown field 'target'");
-  expect_error("rules:\n  - name: x\n    rules: [{pattern: '(', type: q8_0}]\n", "space.yaml:3: rule set 'x': field 'pattern'");
+  expect_error("rules:\n  - name: x\n    rules: [{pattern: '(', type: q8_0}]\n",
+               "space.yaml:3: rule set 'x': field 'pattern'");
   expect_error("rules:\n  - name: x\n    rules: [{pattern: 'a', type: q9}]\n", "field 'type': 'q9'");
   expect_error("rules:\n  - name: x\n    rules: [{pattern: 'a', type: '+7'}]\n", "field 'type': '+7'");
   expect_error("rules:\n  - name: x\n    rules: []\n", "rule set 'x': field 'rules': expected a non-empty list");
   expect_error("rules:\n  - rules: [{pattern: a, type: q8_0}]\n", "each rule set needs a non-empty 'name'");
   expect_error("rules:\n  - {name: none, rules: [{pattern: a, type: q8_0}]}\n", "reserved");
-  expect_error("rules:\n  - {name: x, rules: [{pattern: a, type: q8_0}]}\n  - {name: X, rules: [{pattern: a, type: q8_0}]}\n",
-               "defined twice");
+  expect_error(
+      "rules:\n  - {name: x, rules: [{pattern: a, type: q8_0}]}\n  - {name: X, rules: [{pattern: a, type: q8_0}]}\n",
+      "defined twice");
   expect_error("targets: [Q4_K_M\n", "not valid YAML");
   expect_error("include_no_rules: false\nrules: []\n", "no rule set left");
 }
@@ -101,8 +107,10 @@ TEST(TuneSpace, MissingFileIsAnError) {
 
 TEST(TuneFit, BudgetLeavesOutWhatDoesNotFitAndSaysWhatTheSmallestNeeds) {
   if (!std::filesystem::exists(test::stories_path())) GTEST_SKIP() << test::stories_path() << " missing";
-  auto s = parse_tune_space("targets: [F32, Q8_0, q4_0]\nmethods: [rtn]\nkv_types: [f16, q4]\ninclude_no_rules: true\n"
-                            "rules: [{name: attn-f16, rules: [{pattern: 'attn_', type: f16}]}]\n", "s.yaml");
+  auto s = parse_tune_space(
+      "targets: [F32, Q8_0, q4_0]\nmethods: [rtn]\nkv_types: [f16, q4]\ninclude_no_rules: true\n"
+      "rules: [{name: attn-f16, rules: [{pattern: 'attn_', type: f16}]}]\n",
+      "s.yaml");
   ASSERT_TRUE(s.ok()) << s.error().message();
   auto c = expand_tune_space(*s);
   ASSERT_TRUE(c.ok());

@@ -37,8 +37,7 @@ TEST(ThreadPool, CoversRangeExactlyOnceWithContiguousChunks) {
 TEST(ThreadPool, ManyRoundsDoNotDeadlock) {
   ThreadPool pool(2);
   std::atomic<int64_t> sum{0};
-  for (int round = 0; round < 2000; ++round)
-    pool.parallel_for(10, [&](int64_t b, int64_t e, int) { sum += e - b; });
+  for (int round = 0; round < 2000; ++round) pool.parallel_for(10, [&](int64_t b, int64_t e, int) { sum += e - b; });
   EXPECT_EQ(sum.load(), 20000);
 }
 

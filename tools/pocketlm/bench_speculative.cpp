@@ -51,15 +51,16 @@ std::optional<PeerRun> run_peer(const std::vector<std::string>& argv) {
     int n = 0;
     double secs = 0, speed = 0;
     long v = 0;
-    if (const size_t at = line->find("decoded "); at != std::string::npos &&
+    if (const size_t at = line->find("decoded ");
+        at != std::string::npos &&
         std::sscanf(line->c_str() + at, "decoded %d tokens in %lf seconds, speed: %lf t/s", &n, &secs, &speed) == 3) {
       r.tokens_per_second = speed;
       seen = true;
-    } else if (const size_t d = line->find("n_drafted"); d != std::string::npos &&
-               std::sscanf(line->c_str() + d, "n_drafted = %ld", &v) == 1) {
+    } else if (const size_t d = line->find("n_drafted");
+               d != std::string::npos && std::sscanf(line->c_str() + d, "n_drafted = %ld", &v) == 1) {
       r.drafted = v;
-    } else if (const size_t a = line->find("n_accept"); a != std::string::npos &&
-               std::sscanf(line->c_str() + a, "n_accept = %ld", &v) == 1) {
+    } else if (const size_t a = line->find("n_accept");
+               a != std::string::npos && std::sscanf(line->c_str() + a, "n_accept = %ld", &v) == 1) {
       r.accepted = v;
     }
   }
@@ -87,15 +88,20 @@ int bench_speculative_main(const SpeculativeBenchFlags& f) {
   if (with_peer) {
     const char* tool = f.draft.lookup ? "llama-lookup" : "llama-speculative-simple";
     if (access((tools + "/" + tool).c_str(), X_OK) != 0) {
-      std::fprintf(stderr, "error: --peer llamacpp: no %s in %s (add it to TOOLS in scripts/build-peer.sh and rebuild the "
-                           "peer, or give --peer-tools DIR)\n", tool, tools.c_str());
+      std::fprintf(stderr,
+                   "error: --peer llamacpp: no %s in %s (add it to TOOLS in scripts/build-peer.sh and rebuild the "
+                   "peer, or give --peer-tools DIR)\n",
+                   tool, tools.c_str());
       return 1;
     }
   }
   json rows = json::array();
-  std::printf("| model | draft | n | plain t/s | speculative t/s | ratio | accepted | mean accepted length | draft time | predicted |%s\n",
-              with_peer ? " llama.cpp t/s | vs llama.cpp |" : "");
-  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n", with_peer ? " ---: | ---: |" : "");
+  std::printf(
+      "| model | draft | n | plain t/s | speculative t/s | ratio | accepted | mean accepted length | draft time | "
+      "predicted |%s\n",
+      with_peer ? " llama.cpp t/s | vs llama.cpp |" : "");
+  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n",
+              with_peer ? " ---: | ---: |" : "");
   for (const std::string& path : f.models) {
     auto model = load_model(path);
     if (!model) return 1;
@@ -126,41 +132,73 @@ int bench_speculative_main(const SpeculativeBenchFlags& f) {
       return 1;
     }
     const double plain = summarize(r->plain_ts).median, spec = summarize(r->spec_ts).median;
-    json row = {{"model", path}, {"draft", draft->name()}, {"n_gen", f.n_gen}, {"prompt_tokens", o.prompt.size()},
-                {"plain_ts", r->plain_ts}, {"spec_ts", r->spec_ts}, {"plain_median_ts", plain}, {"spec_median_ts", spec},
-                {"ratio", plain > 0 ? spec / plain : 0}, {"drafted", r->stats.drafted}, {"accepted", r->stats.accepted},
-                {"rounds", r->stats.rounds}, {"acceptance", r->acceptance()},
-                {"mean_accepted_length", r->stats.mean_accepted_length()}, {"draft_share", r->stats.draft_share()},
-                {"draft_cost", r->draft_cost()}, {"mean_draft_length", r->draft_length()},
-                {"predicted_speedup", r->predicted_speedup()}, {"identical_outputs", r->identical}};
-    std::printf("| %s | %s | %d | %.2f | %.2f | %.2fx | %lld/%lld (%.1f %%) | %.2f | %.0f %% | %.2fx (a %.2f, k %.1f, c %.2f) |",
-                std::filesystem::path(path).filename().c_str(), draft->name().c_str(), f.n_gen, plain, spec,
-                plain > 0 ? spec / plain : 0.0, static_cast<long long>(r->stats.accepted),
-                static_cast<long long>(r->stats.drafted), 100 * r->acceptance(), r->stats.mean_accepted_length(),
-                100 * r->stats.draft_share(), r->predicted_speedup(), r->acceptance(), r->draft_length(), r->draft_cost());
+    json row = {{"model", path},
+                {"draft", draft->name()},
+                {"n_gen", f.n_gen},
+                {"prompt_tokens", o.prompt.size()},
+                {"plain_ts", r->plain_ts},
+                {"spec_ts", r->spec_ts},
+                {"plain_median_ts", plain},
+                {"spec_median_ts", spec},
+                {"ratio", plain > 0 ? spec / plain : 0},
+                {"drafted", r->stats.drafted},
+                {"accepted", r->stats.accepted},
+                {"rounds", r->stats.rounds},
+                {"acceptance", r->acceptance()},
+                {"mean_accepted_length", r->stats.mean_accepted_length()},
+                {"draft_share", r->stats.draft_share()},
+                {"draft_cost", r->draft_cost()},
+                {"mean_draft_length", r->draft_length()},
+                {"predicted_speedup", r->predicted_speedup()},
+                {"identical_outputs", r->identical}};
+    std::printf(
+        "| %s | %s | %d | %.2f | %.2f | %.2fx | %lld/%lld (%.1f %%) | %.2f | %.0f %% | %.2fx (a %.2f, k %.1f, c %.2f) "
+        "|",
+        std::filesystem::path(path).filename().c_str(), draft->name().c_str(), f.n_gen, plain, spec,
+        plain > 0 ? spec / plain : 0.0, static_cast<long long>(r->stats.accepted),
+        static_cast<long long>(r->stats.drafted), 100 * r->acceptance(), r->stats.mean_accepted_length(),
+        100 * r->stats.draft_share(), r->predicted_speedup(), r->acceptance(), r->draft_length(), r->draft_cost());
     if (with_peer) {
       // The same pair: a self-draft is written out as the GGUF image it was loaded from.
       std::string draft_file = f.draft.model, tmp;
       if (!f.draft.self_type.empty()) {
         const auto* md = dynamic_cast<const ModelDraft*>(draft.get());
-        tmp = (std::filesystem::temp_directory_path() / ("pocketlm-self-draft-" + std::to_string(getpid()) + ".gguf")).string();
+        tmp = (std::filesystem::temp_directory_path() / ("pocketlm-self-draft-" + std::to_string(getpid()) + ".gguf"))
+                  .string();
         const auto& mapped = *md->model().gguf().mapped();
-        std::ofstream(tmp, std::ios::binary).write(reinterpret_cast<const char*>(mapped.data()), static_cast<std::streamsize>(mapped.size()));
+        std::ofstream(tmp, std::ios::binary)
+            .write(reinterpret_cast<const char*>(mapped.data()), static_cast<std::streamsize>(mapped.size()));
         draft_file = tmp;
       }
       const std::string prompt_path =
-          (std::filesystem::temp_directory_path() / ("pocketlm-spec-prompt-" + std::to_string(getpid()) + ".txt")).string();
+          (std::filesystem::temp_directory_path() / ("pocketlm-spec-prompt-" + std::to_string(getpid()) + ".txt"))
+              .string();
       std::ofstream(prompt_path, std::ios::binary) << prompt;
       std::vector<double> peer_ts;
       PeerRun last;
       for (int rep = 0; rep < f.reps; ++rep) {
         std::vector<std::string> argv = {tools + "/" + (f.draft.lookup ? "llama-lookup" : "llama-speculative-simple"),
-                                         "-m", path, "-f", prompt_path, "-n", std::to_string(f.n_gen), "--temp", "0",
-                                         "-c", std::to_string(f.n_ctx), "--spec-draft-n-max", std::to_string(o.draft.max),
-                                         "--spec-draft-n-min", std::to_string(o.draft.min), "-s", "1", "--ignore-eos"};
+                                         "-m",
+                                         path,
+                                         "-f",
+                                         prompt_path,
+                                         "-n",
+                                         std::to_string(f.n_gen),
+                                         "--temp",
+                                         "0",
+                                         "-c",
+                                         std::to_string(f.n_ctx),
+                                         "--spec-draft-n-max",
+                                         std::to_string(o.draft.max),
+                                         "--spec-draft-n-min",
+                                         std::to_string(o.draft.min),
+                                         "-s",
+                                         "1",
+                                         "--ignore-eos"};
         if (f.threads > 0) argv.insert(argv.end(), {"-t", std::to_string(f.threads)});
         if (!f.draft.lookup)
-          argv.insert(argv.end(), {"-md", draft_file, "--spec-type", "draft-simple", "--draft-p-min", std::to_string(o.draft.p_min)});
+          argv.insert(argv.end(), {"-md", draft_file, "--spec-type", "draft-simple", "--draft-p-min",
+                                   std::to_string(o.draft.p_min)});
         auto pr = run_peer(argv);
         if (!pr) return 1;
         peer_ts.push_back(pr->tokens_per_second);
@@ -169,17 +207,23 @@ int bench_speculative_main(const SpeculativeBenchFlags& f) {
       if (!tmp.empty()) std::filesystem::remove(tmp);
       std::filesystem::remove(prompt_path);
       const double peer = summarize(peer_ts).median;
-      row["peer"] = {{"tool", f.draft.lookup ? "llama-lookup" : "llama-speculative-simple"}, {"ts", peer_ts},
-                     {"median_ts", peer}, {"drafted", last.drafted}, {"accepted", last.accepted}};
-      std::printf(" %.2f (%ld/%ld accepted) | %.2fx |", peer, last.accepted, last.drafted, peer > 0 ? spec / peer : 0.0);
+      row["peer"] = {{"tool", f.draft.lookup ? "llama-lookup" : "llama-speculative-simple"},
+                     {"ts", peer_ts},
+                     {"median_ts", peer},
+                     {"drafted", last.drafted},
+                     {"accepted", last.accepted}};
+      std::printf(" %.2f (%ld/%ld accepted) | %.2fx |", peer, last.accepted, last.drafted,
+                  peer > 0 ? spec / peer : 0.0);
     }
     std::printf("\n");
     if (!r->identical) std::printf("WARNING: a greedy speculative output differed from plain decoding's\n");
     rows.push_back(row);
   }
-  std::printf("\nt/s: generation tokens per second, medians of %d alternating repetitions; predicted: (1 - a^(k+1)) / "
-              "((1 - a)(k c + 1)) with a the acceptance rate, k the mean draft length, c the draft's time per token "
-              "over a plain decode step (docs/speculative.md)\n", f.reps);
+  std::printf(
+      "\nt/s: generation tokens per second, medians of %d alternating repetitions; predicted: (1 - a^(k+1)) / "
+      "((1 - a)(k c + 1)) with a the acceptance rate, k the mean draft length, c the draft's time per token "
+      "over a plain decode step (docs/speculative.md)\n",
+      f.reps);
   if (!f.json_out.empty()) {
     auto file = AtomicFile::create(f.json_out);
     const std::string text = rows.dump(2) + "\n";

@@ -37,11 +37,13 @@ Expected<CalibrationInput> calibration_input(const Model& model, const std::stri
     if (!read_text_file(text_path, text)) return Error(text_path + ": cannot read the calibration text");
     if (text.empty()) return Error(text_path + ": the calibration text is empty");
     if (tok.add_eos())
-      return Error(model_path + ": the tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); chunked "
+      return Error(model_path +
+                   ": the tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); chunked "
                    "calibration over a text is not defined for it");
     const std::vector<int32_t> ids = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
     PLM_TRY(out.sequences, imatrix_text_chunks(tok, ids, n_ctx, max_chunks, text_path));
-    out.name = text_path + ": " + std::to_string(out.sequences.size()) + " chunks of " + std::to_string(n_ctx) + " tokens";
+    out.name =
+        text_path + ": " + std::to_string(out.sequences.size()) + " chunks of " + std::to_string(n_ctx) + " tokens";
     return out;
   }
   PLM_TRY(TaskSet set, load_task_files(tasks));
@@ -49,7 +51,8 @@ Expected<CalibrationInput> calibration_input(const Model& model, const std::stri
   if (set.examples.empty()) return Error("no usable examples in the --tasks file(s)");
   PLM_TRY(std::string tmpl, calibration_template(model, "", model_path, false));
   std::vector<CalibrationPrompt> prompts;
-  for (const TaskExample& ex : set.examples) prompts.push_back({task_turn(ex, true), ex.file + ":" + std::to_string(ex.line)});
+  for (const TaskExample& ex : set.examples)
+    prompts.push_back({task_turn(ex, true), ex.file + ":" + std::to_string(ex.line)});
   PLM_TRY(PromptSequences r, imatrix_prompt_sequences(tok, tmpl, prompts, n_ctx, max_chunks, min_tokens));
   out.sequences = std::move(r.sequences);
   std::string files;

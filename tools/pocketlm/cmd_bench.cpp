@@ -94,11 +94,13 @@ bool config_from_flags(const BenchFlags& f, BenchConfig& c) {
     }
   }
   if (ks.size() != vs.size() && ks.size() != 1 && vs.size() != 1) {
-    std::fprintf(stderr, "error: -ctk has %zu types and -ctv %zu: give lists of the same length, or one type\n", ks.size(), vs.size());
+    std::fprintf(stderr, "error: -ctk has %zu types and -ctv %zu: give lists of the same length, or one type\n",
+                 ks.size(), vs.size());
     return false;
   }
   c.kv.clear();
-  for (size_t i = 0; i < std::max(ks.size(), vs.size()); ++i) c.kv.push_back({ks[ks.size() == 1 ? 0 : i], vs[vs.size() == 1 ? 0 : i]});
+  for (size_t i = 0; i < std::max(ks.size(), vs.size()); ++i)
+    c.kv.push_back({ks[ks.size() == 1 ? 0 : i], vs[vs.size() == 1 ? 0 : i]});
   if (std::all_of(c.n_prompt.begin(), c.n_prompt.end(), [](int n) { return n == 0; }) &&
       std::all_of(c.n_gen.begin(), c.n_gen.end(), [](int n) { return n == 0; })) {
     std::fprintf(stderr, "error: no tests: every -p and -n is 0\n");
@@ -111,8 +113,10 @@ bool config_from_flags(const BenchFlags& f, BenchConfig& c) {
   if (!f.peer.empty() && !with_draft) {  // with a draft, the peer is llama.cpp's speculative tools (bench_speculative)
     c.peer = BenchPeer{peer_binary(f), f.peer_fa, f.peer_no_repack};
     if (access(c.peer->harness.c_str(), X_OK) != 0) {
-      std::fprintf(stderr, "error: --peer llamacpp: no llama.cpp harness at %s (scripts/build-peer.sh builds llama.cpp, "
-                           "then `ninja -C build pocketlm-peer`; or give --peer-bin PATH)\n", c.peer->harness.c_str());
+      std::fprintf(stderr,
+                   "error: --peer llamacpp: no llama.cpp harness at %s (scripts/build-peer.sh builds llama.cpp, "
+                   "then `ninja -C build pocketlm-peer`; or give --peer-bin PATH)\n",
+                   c.peer->harness.c_str());
       return false;
     }
     if (c.kv.size() > 1 || c.depths != std::vector<int>{0}) {
@@ -128,9 +132,11 @@ int bench(const BenchFlags& f) {
   if (!config_from_flags(f, c)) return 1;
   if (!f.draft.model.empty() || !f.draft.self_type.empty() || f.draft.lookup) {
     std::vector<int> tg;
-    for (int n : c.n_gen) if (n > 0) tg.push_back(n);
+    for (int n : c.n_gen)
+      if (n > 0) tg.push_back(n);
     if (tg.size() != 1 || tg[0] < 2 || c.threads.size() > 1) {
-      std::fprintf(stderr, "error: with a draft, bench runs one generation length (-n N, N >= 2) and one thread count\n");
+      std::fprintf(stderr,
+                   "error: with a draft, bench runs one generation length (-n N, N >= 2) and one thread count\n");
       return 1;
     }
     SpeculativeBenchFlags s;
@@ -150,8 +156,10 @@ int bench(const BenchFlags& f) {
   std::unique_ptr<Progress> progress;
   BenchEvents ev;
   ev.note = [](const std::string& line) {
-    if (line.rfind("warning: ", 0) == 0) std::fprintf(stderr, "%s\n", line.c_str());
-    else std::fprintf(stderr, "bench: %s\n", line.c_str());
+    if (line.rfind("warning: ", 0) == 0)
+      std::fprintf(stderr, "%s\n", line.c_str());
+    else
+      std::fprintf(stderr, "bench: %s\n", line.c_str());
   };
   ev.start = [&](int64_t total) { progress = std::make_unique<Progress>("bench", total, "runs"); };
   ev.run_done = [&] { progress->add(); };
@@ -171,8 +179,10 @@ int bench(const BenchFlags& f) {
       return 1;
     }
   }
-  if (f.output == "json") std::printf("%s\n", rep->rows.dump(2).c_str());
-  else std::fputs(format_bench_markdown(*rep).c_str(), stdout);
+  if (f.output == "json")
+    std::printf("%s\n", rep->rows.dump(2).c_str());
+  else
+    std::fputs(format_bench_markdown(*rep).c_str(), stdout);
   return 0;
 }
 
@@ -181,38 +191,50 @@ int bench(const BenchFlags& f) {
 void add_bench_command(CLI::App& root) {
   auto f = std::make_shared<BenchFlags>();
   CLI::App* app = root.add_subcommand(
-      "bench", "llama-bench's pp/tg tests (medians, spread, decode roofline); --peer llamacpp runs llama.cpp in the same run");
+      "bench",
+      "llama-bench's pp/tg tests (medians, spread, decode roofline); --peer llamacpp runs llama.cpp in the same run");
   app->add_option("-m,--model", f->models, "GGUF model (repeat for several)")->required()->check(CLI::ExistingFile);
   app->add_option("-p,--n-prompt", f->n_prompt, "prompt sizes: pp N (comma list; 0 skips)")->capture_default_str();
   app->add_option("-n,--n-gen", f->n_gen, "generation lengths: tg N (comma list; 0 skips)")->capture_default_str();
   app->add_option("-t,--threads", f->threads, "thread counts (comma list; default: physical cores)");
   app->add_option("-r,--repetitions", f->reps, "timed repetitions per test (after one warm-up)")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
-  app->add_option("--cache-type-k", f->cache_type_k, "KV cache types for K (-ctk): comma list of f16 | f32 | q8 | q4, each benchmarked in the same run")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app->add_option("--cache-type-k", f->cache_type_k,
+                  "KV cache types for K (-ctk): comma list of f16 | f32 | q8 | q4, each benchmarked in the same run")
       ->capture_default_str();
   app->add_option("--cache-type-v", f->cache_type_v, "KV cache types for V (-ctv), paired with -ctk's by position")
       ->capture_default_str();
-  app->add_option("-d,--n-depth", f->n_depth, "positions already cached before each test (comma list, llama-bench's -d)")
+  app->add_option("-d,--n-depth", f->n_depth,
+                  "positions already cached before each test (comma list, llama-bench's -d)")
       ->capture_default_str();
   app->add_option("-o,--output", f->output, "md (table) | json (one object per model, test and thread count)")
-      ->capture_default_str()->check(CLI::IsMember({"md", "json"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"md", "json"}));
   app->add_option("--json-out", f->json_out, "also write the JSON array to this file (atomically)");
   app->add_option("--peer", f->peer, "llamacpp: run the same tests through llama.cpp, interleaved, and print the ratio")
       ->check(CLI::IsMember({"llamacpp"}));
   app->add_option("--peer-bin", f->peer_bin, "the pocketlm-peer harness (default: beside this pocketlm binary)");
   app->add_option("--peer-fa", f->peer_fa, "llama.cpp flash attention: auto (llama-bench's default) | on | off")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
-  app->add_flag("--peer-no-repack", f->peer_no_repack, "llama.cpp without weight repacking (llama-bench uses it by default)");
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  app->add_flag("--peer-no-repack", f->peer_no_repack,
+                "llama.cpp without weight repacking (llama-bench uses it by default)");
   app->add_flag("--no-bandwidth", f->no_bandwidth, "skip the memory bandwidth probe (no roofline column)");
   app->add_option("--bandwidth-mib", f->bandwidth_mib, "buffer size of the bandwidth probe")
-      ->capture_default_str()->check(CLI::Range(16, 1 << 16));
+      ->capture_default_str()
+      ->check(CLI::Range(16, 1 << 16));
   add_draft_flags(*app, f->draft);
-  app->add_option("--spec-prompt", f->spec_prompt, "with a draft: the prompt generation starts from")->capture_default_str();
+  app->add_option("--spec-prompt", f->spec_prompt, "with a draft: the prompt generation starts from")
+      ->capture_default_str();
   app->add_option("--spec-prompt-file", f->spec_prompt_file, "with a draft: read the prompt from a file")
       ->check(CLI::ExistingFile);
-  app->add_option("--spec-ctx", f->spec_ctx, "with a draft: context size")->capture_default_str()->check(CLI::Range(64, 1 << 20));
-  app->add_option("--peer-tools", f->peer_tools,
-                  "with a draft and --peer: folder of llama-speculative-simple / llama-lookup (default .peer/build/bin)");
+  app->add_option("--spec-ctx", f->spec_ctx, "with a draft: context size")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 1 << 20));
+  app->add_option(
+      "--peer-tools", f->peer_tools,
+      "with a draft and --peer: folder of llama-speculative-simple / llama-lookup (default .peer/build/bin)");
   app->callback([f] {
     const int rc = bench(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -71,13 +71,16 @@ void print_summary(const std::vector<TaskExample>& examples, const std::map<std:
       a.refs.push_back(ex.references);
     }
   }
-  std::printf("\n| task | n | scores (mean, 0-100) | corpus | tokens | tokens/s incl. prompt |\n|---|---:|---|---|---:|---:|\n");
+  std::printf(
+      "\n| task | n | scores (mean, 0-100) | corpus | tokens | tokens/s incl. prompt "
+      "|\n|---|---:|---|---|---:|---:|\n");
   for (const auto& t : order) {
     const Acc& a = acc[t];
     std::string scores;
     for (const auto& m : a.metrics) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%s%s %.2f", scores.empty() ? "" : ", ", m.c_str(), a.sum.count(m) ? a.sum.at(m) / static_cast<double>(a.n) : 0.0);
+      std::snprintf(buf, sizeof buf, "%s%s %.2f", scores.empty() ? "" : ", ", m.c_str(),
+                    a.sum.count(m) ? a.sum.at(m) / static_cast<double>(a.n) : 0.0);
       scores += buf;
     }
     std::string corpus = "-";
@@ -86,11 +89,13 @@ void print_summary(const std::vector<TaskExample>& examples, const std::map<std:
       std::snprintf(buf, sizeof buf, "chrF2 %.2f, BLEU %.2f", corpus_chrf(a.hyps, a.refs), corpus_bleu(a.hyps, a.refs));
       corpus = buf;
     }
-    std::printf("| %s | %lld | %s | %s | %lld | %.1f |\n", t.c_str(), static_cast<long long>(a.n), scores.c_str(), corpus.c_str(),
-                static_cast<long long>(a.tokens), a.seconds > 0 ? static_cast<double>(a.tokens) / a.seconds : 0.0);
+    std::printf("| %s | %lld | %s | %s | %lld | %.1f |\n", t.c_str(), static_cast<long long>(a.n), scores.c_str(),
+                corpus.c_str(), static_cast<long long>(a.tokens),
+                a.seconds > 0 ? static_cast<double>(a.tokens) / a.seconds : 0.0);
   }
   std::printf("\nthis run: %lld examples in %s wall, %lld tokens generated, %.2f t/s (prompt + generation time)%s\n",
-              static_cast<long long>(n_new), Progress::format_duration(wall).c_str(), static_cast<long long>(run_tokens),
+              static_cast<long long>(n_new), Progress::format_duration(wall).c_str(),
+              static_cast<long long>(run_tokens),
               run_gen_seconds > 0 ? static_cast<double>(run_tokens) / run_gen_seconds : 0.0,
               n_failed ? (", " + std::to_string(n_failed) + " examples failed (see above)").c_str() : "");
 }
@@ -125,7 +130,8 @@ int eval_run(const EvalFlags& f) {
     auto t = model->gguf().get_string_or("tokenizer.chat_template", "");
     if (t) tmpl = *t;
     if (tmpl.empty())
-      std::fprintf(stderr, "note: %s has no chat template; prompts are completion-style text (docs/evaluation-tasks.md)\n",
+      std::fprintf(stderr,
+                   "note: %s has no chat template; prompts are completion-style text (docs/evaluation-tasks.md)\n",
                    f.model.model.c_str());
   }
   if (!tmpl.empty()) {
@@ -155,8 +161,8 @@ int eval_run(const EvalFlags& f) {
   for (const auto& ex : set->examples)
     if (!done.count(ex.key())) todo.push_back(&ex);
   std::fprintf(stderr, "eval: %zu examples (%zu already in %s), %zu to run; model %s, %.2f bits/weight, template %s\n",
-               set->examples.size(), set->examples.size() - todo.size(), out_path.c_str(), todo.size(), f.model.model.c_str(),
-               header.bits_per_weight, header.chat_template.c_str());
+               set->examples.size(), set->examples.size() - todo.size(), out_path.c_str(), todo.size(),
+               f.model.model.c_str(), header.bits_per_weight, header.chat_template.c_str());
 
   TaskRunner runner(*model, *session, tmpl);
   runner.set_draft(draft.get(), f.draft.params);
@@ -232,8 +238,9 @@ int eval_compare(const CompareFlags& f) {
   for (const auto& n : rep->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
   const std::string md = report_markdown(*rep);
   std::fwrite(md.data(), 1, md.size(), stdout);
-  const std::pair<const std::string*, std::string> outs[] = {
-      {&f.markdown, md}, {&f.json, f.json.empty() ? "" : report_json(*rep)}, {&f.svg, f.svg.empty() ? "" : report_svg(*rep)}};
+  const std::pair<const std::string*, std::string> outs[] = {{&f.markdown, md},
+                                                             {&f.json, f.json.empty() ? "" : report_json(*rep)},
+                                                             {&f.svg, f.svg.empty() ? "" : report_svg(*rep)}};
   for (const auto& [path, text] : outs) {
     if (path->empty()) continue;
     if (auto st = write_atomic(*path, text); !st) {
@@ -249,28 +256,42 @@ int eval_compare(const CompareFlags& f) {
 
 void add_eval_command(CLI::App& root) {
   auto f = std::make_shared<EvalFlags>();
-  CLI::App* app = root.add_subcommand("eval", "end-task evaluation: summaries, translations, commit messages (resumable)");
+  CLI::App* app =
+      root.add_subcommand("eval", "end-task evaluation: summaries, translations, commit messages (resumable)");
   app->add_option("-m,--model", f->model.model, "GGUF model file")->check(CLI::ExistingFile);
-  app->add_option("-c,--ctx-size", f->model.n_ctx, "context size in tokens")->capture_default_str()->check(CLI::Range(16, 1 << 20));
+  app->add_option("-c,--ctx-size", f->model.n_ctx, "context size in tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 1 << 20));
   app->add_option("-t,--threads", f->model.threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   app->add_option("--tasks", f->tasks, "task files (JSONL), comma-separated")->delimiter(',')->check(CLI::ExistingFile);
   app->add_option("--limit", f->limit, "first N examples of each task file (0 = all)")->check(CLI::NonNegativeNumber);
   app->add_option("-o,--output", f->output, "results file (JSONL; resumed if it exists; default MODEL.eval.jsonl)");
-  app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")->check(CLI::Range(1, 1 << 16));
+  app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")
+      ->check(CLI::Range(1, 1 << 16));
   app->add_option("--chat-template", f->chat_template, "template name or Jinja source overriding the model's");
   add_draft_flags(*app, f->draft);
 
   auto cf = std::make_shared<CompareFlags>();
   CLI::App* cmp = app->add_subcommand("compare", "compare eval results of several variants of a model");
-  cmp->add_option("results", cf->results, "results files of `pocketlm eval` (two or more)")->required()->check(CLI::ExistingFile);
+  cmp->add_option("results", cf->results, "results files of `pocketlm eval` (two or more)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmp->add_option("--labels", cf->labels, "variant labels, comma-separated (default: file names)")->delimiter(',');
-  cmp->add_option("--kld", cf->kld, "per variant: a KLD/perplexity JSON file or a number (mean KLD vs the base), comma-separated")->delimiter(',');
-  cmp->add_option("--bits-per-weight", cf->bpw, "per variant: bits/weight overriding the results header, comma-separated")->delimiter(',');
-  cmp->add_option("--x", cf->x_axis, "plot x axis: bpw | size")->capture_default_str()->check(CLI::IsMember({"bpw", "size"}));
+  cmp->add_option("--kld", cf->kld,
+                  "per variant: a KLD/perplexity JSON file or a number (mean KLD vs the base), comma-separated")
+      ->delimiter(',');
+  cmp->add_option("--bits-per-weight", cf->bpw,
+                  "per variant: bits/weight overriding the results header, comma-separated")
+      ->delimiter(',');
+  cmp->add_option("--x", cf->x_axis, "plot x axis: bpw | size")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bpw", "size"}));
   cmp->add_option("-o,--output", cf->markdown, "write the markdown report here (it is always printed)");
   cmp->add_option("--json", cf->json, "write the report as JSON");
   cmp->add_option("--svg", cf->svg, "write the plot as SVG");
-  cmp->add_option("--resamples", cf->resamples, "bootstrap resamples")->capture_default_str()->check(CLI::Range(100, 1000000));
+  cmp->add_option("--resamples", cf->resamples, "bootstrap resamples")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 1000000));
   cmp->add_option("--seed", cf->seed, "bootstrap seed")->capture_default_str();
   cmp->callback([cf] {
     const int rc = eval_compare(*cf);

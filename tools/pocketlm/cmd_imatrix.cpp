@@ -52,11 +52,11 @@ Expected<std::string> task_template(const Model& model, const ImatrixFlags& f) {
 int run(const ImatrixFlags& f) {
   const bool collect = !f.text.empty() || !f.tasks.empty();
   if (!collect && f.in_files.empty())
-    return fail("nothing to do: give calibration data (-f TEXT or --tasks FILE.jsonl) and a model (-m), or imatrix "
-                "files to merge (--in-file)");
+    return fail(
+        "nothing to do: give calibration data (-f TEXT or --tasks FILE.jsonl) and a model (-m), or imatrix "
+        "files to merge (--in-file)");
   if (collect && f.model.empty()) return fail("collecting an imatrix needs the model: -m MODEL.gguf");
-  const std::string format = !f.output_format.empty() ? f.output_format
-                             : (f.output.ends_with(".dat") ? "dat" : "gguf");
+  const std::string format = !f.output_format.empty() ? f.output_format : (f.output.ends_with(".dat") ? "dat" : "gguf");
   for (const std::string& in : f.in_files)
     if (same_file(f.output, in)) return fail("-o " + f.output + " would overwrite the input --in-file " + in);
   if (same_file(f.output, f.model) || same_file(f.output, f.text))
@@ -101,7 +101,8 @@ int run(const ImatrixFlags& f) {
       if (!read_text_file(f.text, text)) return 1;
       if (text.empty()) return fail(f.text + ": the file is empty");
       if (tok.add_eos())
-        return fail(f.model + ": the tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); chunked "
+        return fail(f.model +
+                    ": the tokenizer appends EOS to every text (tokenizer.ggml.add_eos_token); chunked "
                     "calibration over a text is not defined for it (llama-imatrix refuses such models too)");
       const double t0 = now_seconds();
       const std::vector<int32_t> ids = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
@@ -147,9 +148,8 @@ int run(const ImatrixFlags& f) {
     if (!session) return 1;
     const int threads = f.threads > 0 ? f.threads : physical_cores();
     std::fprintf(stderr, "imatrix: %zu %s, %lld tokens, -c %lld, batch %lld, %d threads%s\n", seqs.size(),
-                 f.text.empty() ? "examples" : "chunks", static_cast<long long>(total),
-                 static_cast<long long>(f.n_ctx), static_cast<long long>(f.batch), threads,
-                 f.process_output ? ", with output.weight" : "");
+                 f.text.empty() ? "examples" : "chunks", static_cast<long long>(total), static_cast<long long>(f.n_ctx),
+                 static_cast<long long>(f.batch), threads, f.process_output ? ", with output.weight" : "");
     ImatrixCollector collector(co);
     Progress progress("imatrix", total, "tokens");
     const double t_eval = now_seconds();
@@ -197,9 +197,11 @@ void add_imatrix_command(CLI::App& root) {
       "imatrix", "importance matrix for quantization from calibration data (as llama-imatrix; docs/quantization.md)");
   app->add_option("-m,--model", f->model, "GGUF model to run (needed to collect; checks --in-file files when given)")
       ->check(CLI::ExistingFile);
-  auto* text = app->add_option("-f,--file", f->text, "calibration text (e.g. wiki.train.raw)")->check(CLI::ExistingFile);
-  auto* tasks = app->add_option("--tasks", f->tasks, "calibration from task files (JSONL, testdata/tasks format), "
-                                                     "each example rendered through the model's chat template")
+  auto* text =
+      app->add_option("-f,--file", f->text, "calibration text (e.g. wiki.train.raw)")->check(CLI::ExistingFile);
+  auto* tasks = app->add_option("--tasks", f->tasks,
+                                "calibration from task files (JSONL, testdata/tasks format), "
+                                "each example rendered through the model's chat template")
                     ->check(CLI::ExistingFile);
   text->excludes(tasks);
   app->add_option("--chunks", f->chunks, "use at most N chunks (with --tasks: N examples); -1 = all")
@@ -219,7 +221,8 @@ void add_imatrix_command(CLI::App& root) {
   app->add_flag("--show-statistics", f->show_statistics, "print per-tensor statistics of the result");
   app->add_flag("--process-output", f->process_output, "also record output.weight (the lm_head)");
   app->add_flag("--no-answers", f->no_answers, "with --tasks: render only the prompts, not the reference answers");
-  app->add_option("--chat-template", f->chat_template, "with --tasks: template name or Jinja source (default: the model's)");
+  app->add_option("--chat-template", f->chat_template,
+                  "with --tasks: template name or Jinja source (default: the model's)");
   app->footer(
       "examples:\n"
       "  pocketlm imatrix -m model-f16.gguf -f wiki.train.raw -c 512 --chunks 100 -o imatrix.gguf\n"

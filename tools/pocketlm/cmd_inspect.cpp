@@ -56,9 +56,10 @@ void print_decode_layout(const GgufFile& g) {
   size_t bytes = 0;
   const auto tensors = RepackedWeights::candidates(*weights);
   for (const GgufTensor* t : tensors) bytes += t->nbytes;
-  std::printf("decode layout on this CPU (%s kernels): %zu tensors, %s, held row-interleaved (x16) at load, their "
-              "mapped pages released (POCKETLM_REPACK=0: keep the file's rows)\n",
-              kernels::active_table().name, tensors.size(), human_bytes(static_cast<double>(bytes)).c_str());
+  std::printf(
+      "decode layout on this CPU (%s kernels): %zu tensors, %s, held row-interleaved (x16) at load, their "
+      "mapped pages released (POCKETLM_REPACK=0: keep the file's rows)\n",
+      kernels::active_table().name, tensors.size(), human_bytes(static_cast<double>(bytes)).c_str());
 }
 
 int inspect(const InspectFlags& f) {
@@ -76,7 +77,8 @@ int inspect(const InspectFlags& f) {
     std::string type(gguf_type_name(v.type));
     if (v.type == GgufType::ARRAY) type += "<" + std::string(gguf_type_name(v.elem_type)) + ">";
     std::string shown = v.to_display(6);
-    for (auto& c : shown) if (c == '|') c = '/';
+    for (auto& c : shown)
+      if (c == '|') c = '/';
     std::printf("| %s | %s | %s |\n", key.c_str(), type.c_str(), shown.c_str());
   }
   int64_t total_el = 0;
@@ -88,20 +90,23 @@ int inspect(const InspectFlags& f) {
     const TypeTraits& tt = type_traits(t.type);
     const std::string type = std::string(tt.name) + (tt.pocketlm_only ? " (pocketlm-only)" : "");
     if (tt.pocketlm_only) ++only[std::string(tt.name)];
-    if (!f.no_tensors) std::printf("| %s | %s | %s | %zu |\n", t.name.c_str(), type.c_str(), t.shape_string().c_str(), t.nbytes);
+    if (!f.no_tensors)
+      std::printf("| %s | %s | %s | %zu |\n", t.name.c_str(), type.c_str(), t.shape_string().c_str(), t.nbytes);
     total_el += t.n_elements();
     total_bytes += t.nbytes;
     by_type[type].first++;
     by_type[type].second += t.nbytes;
   }
   std::printf("\n## totals\n\n| type | tensors | bytes |\n|---|---:|---:|\n");
-  for (const auto& [type, cnt] : by_type) std::printf("| %s | %d | %s |\n", type.c_str(), cnt.first, human_bytes(static_cast<double>(cnt.second)).c_str());
+  for (const auto& [type, cnt] : by_type)
+    std::printf("| %s | %d | %s |\n", type.c_str(), cnt.first, human_bytes(static_cast<double>(cnt.second)).c_str());
   std::printf("\n%lld parameters, %s of tensor data, %.3f bits per weight\n", static_cast<long long>(total_el),
               human_bytes(static_cast<double>(total_bytes)).c_str(),
               total_el ? 8.0 * static_cast<double>(total_bytes) / static_cast<double>(total_el) : 0.0);
   if (!only.empty()) {
     std::string names;
-    for (const auto& [name, n] : only) names += (names.empty() ? "" : ", ") + name + " (" + std::to_string(n) + " tensors)";
+    for (const auto& [name, n] : only)
+      names += (names.empty() ? "" : ", ") + name + " (" + std::to_string(n) + " tensors)";
     std::printf("pocketlm-only tensor types: %s; llama.cpp-based tools cannot read this file\n", names.c_str());
   }
   print_decode_layout(*g);
@@ -116,11 +121,18 @@ void add_inspect_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand("inspect", "print a GGUF file's metadata and tensors");
   app->add_option("model", f->model, "GGUF file")->required()->check(CLI::ExistingFile);
   app->add_flag("--no-tensors", f->no_tensors, "print only metadata and totals");
-  app->add_option("--ctx", f->n_ctx, "also print the KV cache memory of a context of this many tokens")->check(CLI::Range(1, 1 << 20));
+  app->add_option("--ctx", f->n_ctx, "also print the KV cache memory of a context of this many tokens")
+      ->check(CLI::Range(1, 1 << 20));
   const auto types = CLI::IsMember({"f16", "f32", "q8", "q4", "q8_0", "q4_0"});
-  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk), with --ctx")->capture_default_str()->check(types);
-  app->add_option("--cache-type-v", f->cache_type_v, "KV cache type for V (-ctv), with --ctx")->capture_default_str()->check(types);
-  app->add_option("--kv-block", f->kv_block, "tokens per KV block, with --ctx")->capture_default_str()->check(CLI::Range(1, 4096));
+  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk), with --ctx")
+      ->capture_default_str()
+      ->check(types);
+  app->add_option("--cache-type-v", f->cache_type_v, "KV cache type for V (-ctv), with --ctx")
+      ->capture_default_str()
+      ->check(types);
+  app->add_option("--kv-block", f->kv_block, "tokens per KV block, with --ctx")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app->callback([f] {
     const int rc = inspect(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "commands.h"
@@ -109,7 +109,9 @@ int run(const PerplexityFlags& f) {
   ev.start = [&](int64_t total) {
     progress = std::make_unique<Progress>(kld_mode ? "kl-divergence" : "perplexity", total, "tokens");
     if (kld_mode)
-      log.add("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
+      log.add(
+          "chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS         "
+          "   Same top p\n");
   };
   ev.tokens_done = [&](int64_t n) { progress->add(n); };
   ev.ppl_chunk = [&](int64_t chunk, double ppl) {
@@ -118,16 +120,21 @@ int run(const PerplexityFlags& f) {
   };
   ev.kld_chunk = [&](int64_t chunk, const eval::KldRunning& k) {
     char line[256];
-    std::snprintf(line, sizeof line, "%4lld    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
-                  static_cast<long long>(chunk), k.ppl.value, k.ppl.err, k.ln_ppl_ratio.value, k.ln_ppl_ratio.err, k.kld.value,
-                  k.kld.err, 100.0 * k.rms_dp.value, 100.0 * k.rms_dp.err, 100.0 * k.same_top.value, 100.0 * k.same_top.err);
+    std::snprintf(
+        line, sizeof line,
+        "%4lld    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
+        static_cast<long long>(chunk), k.ppl.value, k.ppl.err, k.ln_ppl_ratio.value, k.ln_ppl_ratio.err, k.kld.value,
+        k.kld.err, 100.0 * k.rms_dp.value, 100.0 * k.rms_dp.err, 100.0 * k.same_top.value, 100.0 * k.same_top.err);
     log.add(line);
-    progress->set_note("KLD " + fmt("%.5f", k.kld.value) + ", same top " + fmt("%.2f", 100.0 * k.same_top.value) + " %");
+    progress->set_note("KLD " + fmt("%.5f", k.kld.value) + ", same top " + fmt("%.2f", 100.0 * k.same_top.value) +
+                       " %");
   };
   // Ctrl-C while the log-probs are written removes the partial file (installed as soon as it exists).
   ev.partial_file = [](const std::string& temp) {
-    if (temp.empty()) g_partial_file[0] = 0;
-    else remove_on_signal(temp);
+    if (temp.empty())
+      g_partial_file[0] = 0;
+    else
+      remove_on_signal(temp);
   };
 
   auto r = eval::run_perplexity(*model, f.model.model, job, ev);
@@ -156,10 +163,12 @@ int run(const PerplexityFlags& f) {
                  r->saved_bytes ? "; log-probs saved to " : "", r->saved_bytes ? f.save_logits.c_str() : "");
     return 0;
   }
-  if (json) std::printf("%s\n", out.dump(2).c_str());
-  else std::fputs(eval::format_kld_report(*r->kld).c_str(), stdout);
-  std::fprintf(stderr, "kl-divergence: %lld tokens in %.2f s (%.1f tokens/s); total %.2f s\n", static_cast<long long>(evaluated),
-               r->eval_seconds, r->tokens_per_second(), now_seconds() - t_start);
+  if (json)
+    std::printf("%s\n", out.dump(2).c_str());
+  else
+    std::fputs(eval::format_kld_report(*r->kld).c_str(), stdout);
+  std::fprintf(stderr, "kl-divergence: %lld tokens in %.2f s (%.1f tokens/s); total %.2f s\n",
+               static_cast<long long>(evaluated), r->eval_seconds, r->tokens_per_second(), now_seconds() - t_start);
   return 0;
 }
 
@@ -167,17 +176,25 @@ int run(const PerplexityFlags& f) {
 
 void add_perplexity_command(CLI::App& root) {
   auto f = std::make_shared<PerplexityFlags>();
-  CLI::App* app = root.add_subcommand("perplexity", "perplexity of a model over a text, and KL divergence against a base model (as llama-perplexity)");
+  CLI::App* app = root.add_subcommand(
+      "perplexity", "perplexity of a model over a text, and KL divergence against a base model (as llama-perplexity)");
   f->model.n_ctx = 512;
   add_model_flags(*app, f->model);
   app->add_option("-f,--file", f->file, "the text (e.g. wikitext-2's wiki.test.raw)")->check(CLI::ExistingFile);
   app->add_option("--chunks", f->chunks, "evaluate at most N chunks (-1 = all)")->capture_default_str();
-  app->add_option("-b,--batch-size", f->batch, "tokens per forward call")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  auto* save = app->add_option("--save-logits", f->save_logits, "write the per-position log-probs for a later --kl-divergence (base model)");
-  auto* kl = app->add_option("--kl-divergence", f->kl_base, "score against a base model's --save-logits file (or llama.cpp's --kl-divergence-base file)")
-                 ->check(CLI::ExistingFile);
+  app->add_option("-b,--batch-size", f->batch, "tokens per forward call")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  auto* save = app->add_option("--save-logits", f->save_logits,
+                               "write the per-position log-probs for a later --kl-divergence (base model)");
+  auto* kl =
+      app->add_option("--kl-divergence", f->kl_base,
+                      "score against a base model's --save-logits file (or llama.cpp's --kl-divergence-base file)")
+          ->check(CLI::ExistingFile);
   save->excludes(kl);
-  app->add_option("-o,--output", f->output, "result format on stdout: text | json")->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  app->add_option("-o,--output", f->output, "result format on stdout: text | json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   app->callback([f, app] {
     f->ctx_given = app->get_option("--ctx-size")->count() > 0;
     const int rc = run(*f);

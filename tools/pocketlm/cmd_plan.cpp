@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "commands.h"
+#include "formats/kv_types.h"
 #include "plan/device_plan.h"
 #include "plan/device_profile.h"
 #include "plan/plan_model.h"
-#include "formats/kv_types.h"
 
 namespace pocketlm::cli {
 namespace {
@@ -76,9 +76,12 @@ int plan(const PlanFlags& f) {
     plans.push_back(std::move(*p));
   }
   std::string out;
-  if (f.output == "json") out = plan_json(*model, plans);
-  else if (plans.size() == 1) out = format_plan_breakdown(*model, plans.front());
-  else out = format_plan_table(*model, plans);
+  if (f.output == "json")
+    out = plan_json(*model, plans);
+  else if (plans.size() == 1)
+    out = format_plan_breakdown(*model, plans.front());
+  else
+    out = format_plan_table(*model, plans);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -87,18 +90,25 @@ int plan(const PlanFlags& f) {
 
 void add_plan_command(CLI::App& root) {
   auto f = std::make_shared<PlanFlags>();
-  CLI::App* app = root.add_subcommand("plan", "will it fit, and how fast: memory, speed and energy of a model on a device");
+  CLI::App* app =
+      root.add_subcommand("plan", "will it fit, and how fast: memory, speed and energy of a model on a device");
   app->add_option("-m,--model", f->model, "GGUF model file")->check(CLI::ExistingFile);
-  app->add_option("--shape", f->shape,
-                  "a synthetic shape instead of a file: llama-1b | llama-3b | llama-7b | smollm2-135m[,key=value...] or "
-                  "layers=24,heads=16,head_dim=64,params=3B[,kv_heads,embd,ff,vocab,ctx,tied]");
-  app->add_option("--recipe", f->recipe, "plan the model quantized with this recipe or type (Q4_K_M, Q8_0, q4_K, ...); nothing is written");
-  app->add_option("--rules", f->rules, "quantize rules (YAML/JSON, as quantize --rules) applied on top")->check(CLI::ExistingFile);
+  app->add_option(
+      "--shape", f->shape,
+      "a synthetic shape instead of a file: llama-1b | llama-3b | llama-7b | smollm2-135m[,key=value...] or "
+      "layers=24,heads=16,head_dim=64,params=3B[,kv_heads,embd,ff,vocab,ctx,tied]");
+  app->add_option("--recipe", f->recipe,
+                  "plan the model quantized with this recipe or type (Q4_K_M, Q8_0, q4_K, ...); nothing is written");
+  app->add_option("--rules", f->rules, "quantize rules (YAML/JSON, as quantize --rules) applied on top")
+      ->check(CLI::ExistingFile);
   app->add_option("-c,--ctx-size", f->n_ctx, "context size in tokens (default: min(trained context, 4096))");
-  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk): f16 | f32 | q8 | q4")->capture_default_str();
+  app->add_option("--cache-type-k", f->cache_type_k, "KV cache type for K (-ctk): f16 | f32 | q8 | q4")
+      ->capture_default_str();
   app->add_option("--cache-type-v", f->cache_type_v, "KV cache type for V (-ctv) (default: -ctk's)");
-  app->add_option("--draft", f->draft, "a draft model for speculative decoding (its memory is added)")->check(CLI::ExistingFile);
-  app->add_option("--device", f->device, "a device profile name, this (measured), or all (a table)")->capture_default_str();
+  app->add_option("--draft", f->draft, "a draft model for speculative decoding (its memory is added)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--device", f->device, "a device profile name, this (measured), or all (a table)")
+      ->capture_default_str();
   app->add_option("--devices", f->devices_file, "more device profiles (YAML or JSON)")->check(CLI::ExistingFile);
   app->add_option("-t,--threads", f->threads, "threads (default: the device's cores)")->check(CLI::Range(1, 1024));
   app->add_option("-o,--output", f->output, "md | json")->capture_default_str()->check(CLI::IsMember({"md", "json"}));

@@ -74,7 +74,8 @@ Expected<std::vector<std::vector<int32_t>>> calibration(const Model& model, cons
   std::string tmpl;
   if (auto t = model.gguf().get_string_or("tokenizer.chat_template", "")) tmpl = *t;
   std::vector<CalibrationPrompt> prompts;
-  for (const TaskExample& ex : set.examples) prompts.push_back({task_turn(ex, true), ex.file + ":" + std::to_string(ex.line)});
+  for (const TaskExample& ex : set.examples)
+    prompts.push_back({task_turn(ex, true), ex.file + ":" + std::to_string(ex.line)});
   PLM_TRY(PromptSequences r, imatrix_prompt_sequences(tok, tmpl, prompts, f.calib_ctx, -1, 1));
   std::vector<std::vector<int32_t>> seqs;
   int64_t total = 0;
@@ -127,7 +128,9 @@ int prune(const PruneFlags& f) {
   }
   const bool have_calib = !f.calib.empty() || !f.tasks.empty();
   if (prune_needs_calibration(o) && !have_calib)
-    return fail("--layers, --heads-keep, --ffn-keep and --repair choose by calibration scores: give --calib TEXT or --tasks FILE.jsonl");
+    return fail(
+        "--layers, --heads-keep, --ffn-keep and --repair choose by calibration scores: give --calib TEXT or --tasks "
+        "FILE.jsonl");
   std::optional<PruneStats> stats;
   if (have_calib) {
     auto seqs = calibration(**model, f);
@@ -138,7 +141,9 @@ int prune(const PruneFlags& f) {
     so.gram = o.repair;
     so.n_threads = f.threads;
     std::unique_ptr<Progress> bar = f.quiet ? nullptr : std::make_unique<Progress>("calibration", total, "tokens");
-    auto st = collect_prune_stats(**model, *seqs, so, [&](int64_t n) { if (bar) bar->add(n); });
+    auto st = collect_prune_stats(**model, *seqs, so, [&](int64_t n) {
+      if (bar) bar->add(n);
+    });
     if (bar) bar->finish();
     if (!st) return fail(st.error().message());
     stats = std::move(*st);
@@ -158,8 +163,11 @@ int prune(const PruneFlags& f) {
       if (!seqs) return fail(seqs.error().message());
       int64_t total = 0;
       for (const auto& s : *seqs) total += static_cast<int64_t>(s.size());
-      std::unique_ptr<Progress> bar = f.quiet ? nullptr : std::make_unique<Progress>("calibration (repair)", total, "tokens");
-      auto st = collect_prune_stats(**model, *seqs, so, [&](int64_t n) { if (bar) bar->add(n); });
+      std::unique_ptr<Progress> bar =
+          f.quiet ? nullptr : std::make_unique<Progress>("calibration (repair)", total, "tokens");
+      auto st = collect_prune_stats(**model, *seqs, so, [&](int64_t n) {
+        if (bar) bar->add(n);
+      });
       if (bar) bar->finish();
       if (!st) return fail(st.error().message());
       stats = std::move(*st);
@@ -188,7 +196,8 @@ int prune(const PruneFlags& f) {
     print_error(r.error().with_context("(" + out_path + " was not written)"));
     return 1;
   }
-  std::printf("wrote %s: %s, %.2f s\n", out_path.c_str(), human_bytes(static_cast<double>(r->file_bytes)).c_str(), r->seconds);
+  std::printf("wrote %s: %s, %.2f s\n", out_path.c_str(), human_bytes(static_cast<double>(r->file_bytes)).c_str(),
+              r->seconds);
   return 0;
 }
 
@@ -196,28 +205,35 @@ int prune(const PruneFlags& f) {
 
 void add_prune_command(CLI::App& root) {
   auto f = std::make_shared<PruneFlags>();
-  CLI::App* app = root.add_subcommand(
-      "prune", "structured pruning: drop layers, attention heads (per KV group) and FFN channels, chosen on "
-               "calibration data; llama.cpp loads the output (docs/pruning.md)");
-  app->add_option("args", f->args, "IN.gguf OUT.gguf (OUT.gguf may be left out with --dry-run)")->required()->expected(1, 2);
+  CLI::App* app =
+      root.add_subcommand("prune",
+                          "structured pruning: drop layers, attention heads (per KV group) and FFN channels, chosen on "
+                          "calibration data; llama.cpp loads the output (docs/pruning.md)");
+  app->add_option("args", f->args, "IN.gguf OUT.gguf (OUT.gguf may be left out with --dry-run)")
+      ->required()
+      ->expected(1, 2);
   auto* drop = app->add_option("--drop-layers", f->drop_layers, "blocks to drop, e.g. 3,5,7-9");
   auto* layers = app->add_option("--layers", f->layers, "keep N blocks, dropping the most redundant ones by --score")
                      ->check(CLI::Range(int64_t{1}, int64_t{512}));
   drop->excludes(layers);
-  app->add_option("--score", f->score, "layer redundancy: angular (the contiguous run whose input and output are "
-                                       "closest) or bi (the blocks of lowest 1 - cos, each alone)")
+  app->add_option("--score", f->score,
+                  "layer redundancy: angular (the contiguous run whose input and output are "
+                  "closest) or bi (the blocks of lowest 1 - cos, each alone)")
       ->check(CLI::IsMember({"angular", "bi"}));
   app->add_option("--heads-keep", f->heads_keep, "fraction of attention heads kept (per KV group, or whole groups)")
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--ffn-keep", f->ffn_keep, "fraction of FFN channels kept")->check(CLI::Range(0.0, 1.0));
   app->add_option("--ffn-multiple", f->ffn_multiple, "FFN width multiple (default: 256 when n_ff allows, else 32 or 1)")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  auto* calib = app->add_option("--calib", f->calib, "calibration text (e.g. wiki.train.raw)")->check(CLI::ExistingFile);
+  auto* calib =
+      app->add_option("--calib", f->calib, "calibration text (e.g. wiki.train.raw)")->check(CLI::ExistingFile);
   auto* tasks = app->add_option("--tasks", f->tasks, "calibration from a task file (JSONL): prompts with their answers")
                     ->check(CLI::ExistingFile);
   calib->excludes(tasks);
-  app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens (default 4096)")->check(CLI::Range(int64_t{16}, int64_t{1} << 24));
-  app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration sequence (default 512)")->check(CLI::Range(int64_t{8}, int64_t{1} << 20));
+  app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens (default 4096)")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 24));
+  app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration sequence (default 512)")
+      ->check(CLI::Range(int64_t{8}, int64_t{1} << 20));
   app->add_flag("--repair", f->repair, "refit ffn_down / attn_output by least squares on the calibration activations");
   app->add_flag("--dry-run", f->dry_run, "print the plan (what goes, scores, bytes saved); write nothing");
   app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));

@@ -126,7 +126,8 @@ int quantize(const QuantizeFlags& f) {
       return fail("--method " + std::string(quant_method_name(method)) + (smooth ? " with --smooth" : "") +
                   " needs calibration data: --calib FILE (plain text) or --tasks FILE.jsonl");
     if (!f.dry_run || method_uses_awq(method)) {
-      if (auto st = check_finite_weights(*in); !st) return fail(st.error().message() + " (" + out_path + " was not written)");
+      if (auto st = check_finite_weights(*in); !st)
+        return fail(st.error().message() + " (" + out_path + " was not written)");
       auto model = load_model(in_path);
       if (!model) return 1;
       const int64_t chunks = std::max<int64_t>(1, f.calib_tokens / f.calib_ctx);
@@ -165,7 +166,8 @@ int quantize(const QuantizeFlags& f) {
     if (!f.quiet && method_uses_awq(method)) {
       int scaled = 0;
       double before = 0, after = 0;
-      for (const auto& g : prepared.awq) scaled += g.alpha > 0 ? 1 : 0, before += g.error_before, after += g.error_after;
+      for (const auto& g : prepared.awq)
+        scaled += g.alpha > 0 ? 1 : 0, before += g.error_before, after += g.error_after;
       std::fprintf(stderr, "awq: %d of %zu groups rescaled; sampled output error %.4g -> %.4g (%.1f s)\n", scaled,
                    prepared.awq.size(), before, after, prepared.seconds);
     }
@@ -181,8 +183,10 @@ int quantize(const QuantizeFlags& f) {
   if (f.dry_run) {
     std::printf("%s", format_quantize_plan(*plan).c_str());
     if (!only.empty() && !f.quiet)
-      std::fprintf(stderr, "note: the plan uses pocketlm-only tensor types (%s): llama.cpp-based tools could not "
-                   "read the output\n", only.c_str());
+      std::fprintf(stderr,
+                   "note: the plan uses pocketlm-only tensor types (%s): llama.cpp-based tools could not "
+                   "read the output\n",
+                   only.c_str());
     std::printf("dry run: nothing written\n");
     return 0;
   }
@@ -209,15 +213,18 @@ int quantize(const QuantizeFlags& f) {
     return fail(r.error().message() + " (" + out_path + " was not written)");
   }
   if (!f.quiet) std::printf("%s", format_quantize_results(*plan, *r).c_str());
-  const double bpw = plan->n_elements > 0 ? 8.0 * static_cast<double>(plan->out_bytes) / static_cast<double>(plan->n_elements) : 0;
+  const double bpw =
+      plan->n_elements > 0 ? 8.0 * static_cast<double>(plan->out_bytes) / static_cast<double>(plan->n_elements) : 0;
   std::printf("wrote %s: %s %s, %s -> %s (%.2f bits/weight), %zu tensors (%d fallback), %.2f s\n", out_path.c_str(),
               plan->is_recipe ? "recipe" : "type", plan->target.c_str(),
               human_bytes(static_cast<double>(plan->src_bytes)).c_str(),
-              human_bytes(static_cast<double>(plan->out_bytes)).c_str(), bpw, plan->tensors.size(),
-              plan->n_fallback(), r->seconds);
+              human_bytes(static_cast<double>(plan->out_bytes)).c_str(), bpw, plan->tensors.size(), plan->n_fallback(),
+              r->seconds);
   if (!only.empty() && !f.quiet)
-    std::fprintf(stderr, "note: %s holds pocketlm-only tensor types (%s, listed in its %s metadata): llama.cpp-based "
-                 "tools cannot read it\n", out_path.c_str(), only.c_str(), kPocketlmOnlyTypesKey);
+    std::fprintf(stderr,
+                 "note: %s holds pocketlm-only tensor types (%s, listed in its %s metadata): llama.cpp-based "
+                 "tools cannot read it\n",
+                 out_path.c_str(), only.c_str(), kPocketlmOnlyTypesKey);
   return 0;
 }
 
@@ -239,7 +246,8 @@ void add_quantize_command(CLI::App& root) {
                   "JSON list of {\"pattern\": regex, \"type\": name}, applied in order after the recipe "
                   "(first match wins)")
       ->check(CLI::ExistingFile);
-  app->add_flag("--dry-run", f->dry_run, "print the per-tensor plan (types, bytes, bits/weight, fallbacks); write nothing");
+  app->add_flag("--dry-run", f->dry_run,
+                "print the per-tensor plan (types, bytes, bits/weight, fallbacks); write nothing");
   app->add_flag("--hot-fp16", f->hot_fp16, "token embedding and output head in f16");
   app->add_option("--token-embedding-type", f->token_embedding_type, "type of token_embd.weight");
   app->add_option("--output-tensor-type", f->output_tensor_type,
@@ -252,20 +260,26 @@ void add_quantize_command(CLI::App& root) {
                   "docs/quantization.md)");
   auto* calib = app->add_option("--calib", f->calib, "calibration text (plain text, chunked as llama-imatrix does)")
                     ->check(CLI::ExistingFile);
-  auto* tasks = app->add_option("--tasks", f->tasks, "calibration from task files (JSONL), rendered through the chat template")
-                    ->check(CLI::ExistingFile);
+  auto* tasks =
+      app->add_option("--tasks", f->tasks, "calibration from task files (JSONL), rendered through the chat template")
+          ->check(CLI::ExistingFile);
   calib->excludes(tasks);
   app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens (whole chunks of --calib-ctx)")
-      ->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
   app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration chunk")
-      ->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
   app->add_option("--calib-cache", f->calib_cache,
                   "calibration statistics cache file (default: ~/.cache/pocketlm/calib/MODEL-DATA.calib)");
   app->add_option("--smooth", f->smooth, "SmoothQuant migration strength alpha in [0, 1], folded into the norms")
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--gptq-damp", f->gptq_damp, "GPTQ damping, relative to the mean Hessian diagonal")
-      ->capture_default_str()->check(CLI::Range(1e-6, 10.0));
-  app->add_option("--awq-grid", f->awq_grid, "AWQ: alpha values tried on [0, 1]")->capture_default_str()->check(CLI::Range(2, 101));
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
+  app->add_option("--awq-grid", f->awq_grid, "AWQ: alpha values tried on [0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 101));
   app->footer(
       "examples:\n"
       "  pocketlm quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf\n"

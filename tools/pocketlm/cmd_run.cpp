@@ -79,8 +79,8 @@ int run(const RunFlags& f) {
                load_s, static_cast<long long>(st.prompt_tokens), st.prompt_tokens_per_second(),
                static_cast<long long>(st.tokens), st.tokens_per_second(),
                human_bytes(static_cast<double>(st.kv_bytes)).c_str(),
-               human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(), model->repacked().summary().c_str(),
-               human_bytes(static_cast<double>(rss_loaded)).c_str(),
+               human_bytes(static_cast<double>(model->weights().total_bytes())).c_str(),
+               model->repacked().summary().c_str(), human_bytes(static_cast<double>(rss_loaded)).c_str(),
                human_bytes(static_cast<double>(st.peak_rss_bytes)).c_str(), sampler.seed());
   if (draft) {
     std::fprintf(stderr, "%s\n", draft_summary(st.speculative).c_str());

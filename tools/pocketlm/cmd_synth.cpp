@@ -49,7 +49,8 @@ int synth(const SynthFlags& f) {
   }
   if (!f.arch.empty()) {
     if (f.from.empty()) {
-      std::fprintf(stderr, "error: --arch needs --from REAL.gguf (SmolLM2 for the Llama-block archs, Gemma 3 for gemma2)\n");
+      std::fprintf(stderr,
+                   "error: --arch needs --from REAL.gguf (SmolLM2 for the Llama-block archs, Gemma 3 for gemma2)\n");
       return 1;
     }
     return transplant(f);
@@ -66,8 +67,9 @@ int synth(const SynthFlags& f) {
   o.progress = !f.quiet;
   o.tokenizer_from = f.tokenizer_from.empty() ? default_tokenizer() : f.tokenizer_from;
   if (o.tokenizer_from.empty()) {
-    std::fprintf(stderr, "error: no tokenizer: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent "
-                         "(scripts/fetch-models.sh fetches it); give --tokenizer-from GGUF\n");
+    std::fprintf(stderr,
+                 "error: no tokenizer: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent "
+                 "(scripts/fetch-models.sh fetches it); give --tokenizer-from GGUF\n");
     return 1;
   }
   auto r = write_synthetic_model(o, f.out);
@@ -99,18 +101,21 @@ int synth(const SynthFlags& f) {
 void add_synth_command(CLI::App& root) {
   auto f = std::make_shared<SynthFlags>();
   CLI::App* app = root.add_subcommand(
-      "synth", "write a random-weight GGUF of a real model's shape for benchmarks (--shape), or transplant a real "
-               "model into another architecture (--arch --from)");
+      "synth",
+      "write a random-weight GGUF of a real model's shape for benchmarks (--shape), or transplant a real "
+      "model into another architecture (--arch --from)");
   std::string shapes;
-  for (const SynthShape& s : synth_shapes()) shapes += (shapes.empty() ? "" : " | ") + s.name + " (" + s.reference + ")";
+  for (const SynthShape& s : synth_shapes())
+    shapes += (shapes.empty() ? "" : " | ") + s.name + " (" + s.reference + ")";
   app->add_option("--shape", f->shape, shapes);
   std::string targets;
   for (const std::string& t : transplant_targets()) targets += (targets.empty() ? "" : " | ") + t;
   app->add_option("--arch", f->arch, "transplant target: " + targets);
   app->add_option("--from", f->from, "the real GGUF whose weights --arch transplants (SmolLM2; Gemma 3 for gemma2)")
       ->check(CLI::ExistingFile);
-  app->add_option("--type", f->type, "quantization recipe: Q4_K_M Q4_K_S Q5_K_M Q5_K_S Q3_K_M Q3_K_S Q2_K Q6_K "
-                                     "Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 F16")
+  app->add_option("--type", f->type,
+                  "quantization recipe: Q4_K_M Q4_K_S Q5_K_M Q5_K_S Q3_K_M Q3_K_S Q2_K Q6_K "
+                  "Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 F16")
       ->capture_default_str();
   app->add_option("--tokenizer-from", f->tokenizer_from,
                   "GGUF whose tokenizer is copied (sets the vocabulary size; default: "

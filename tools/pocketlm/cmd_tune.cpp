@@ -123,23 +123,33 @@ int tune(const TuneFlags& f) {
   if (!f.ray.empty()) {
     const std::string script = ray_script();
     if (script.empty())
-      return std::fprintf(stderr, "error: --ray: python/pocketlm_tune_ray.py not found (set POCKETLM_TUNE_RAY to its path)\n"), 1;
+      return std::fprintf(stderr,
+                          "error: --ray: python/pocketlm_tune_ray.py not found (set POCKETLM_TUNE_RAY to its path)\n"),
+             1;
     const std::string dir = fs::absolute(f.output).string();
-    exec = [script, dir, &f](const std::vector<std::string>& ids, int stage, const std::function<void(int64_t)>& done) -> Status {
-      std::vector<std::string> argv = {"python3", script, "--address", f.ray, "--cli", self_exe(), "--dir", dir,
-                                       "--stage", std::to_string(stage), "--threads", std::to_string(f.threads > 0 ? f.threads : 1)};
+    exec = [script, dir, &f](const std::vector<std::string>& ids, int stage,
+                             const std::function<void(int64_t)>& done) -> Status {
+      std::vector<std::string> argv = {"python3",   script,
+                                       "--address", f.ray,
+                                       "--cli",     self_exe(),
+                                       "--dir",     dir,
+                                       "--stage",   std::to_string(stage),
+                                       "--threads", std::to_string(f.threads > 0 ? f.threads : 1)};
       for (const auto& id : ids) argv.push_back(id);
       const int rc = run_and_wait(argv);
-      if (rc != 0) return Error("--ray: the Ray driver (" + script + ") failed with status " + std::to_string(rc) + " at stage " + std::to_string(stage));
+      if (rc != 0)
+        return Error("--ray: the Ray driver (" + script + ") failed with status " + std::to_string(rc) + " at stage " +
+                     std::to_string(stage));
       for (const auto& id : ids)
-        if (auto r = read_tune_job_record(dir + "/jobs/" + id + ".s" + std::to_string(stage) + ".json"); r && done) done(r->new_examples);
+        if (auto r = read_tune_job_record(dir + "/jobs/" + id + ".s" + std::to_string(stage) + ".json"); r && done)
+          done(r->new_examples);
       return Status::Ok();
     };
     how = "Ray tasks (" + f.ray + ")";
   } else if (f.workers > 1) {
     const int per = f.threads > 0 ? f.threads : std::max(1, physical_cores() / f.workers);
-    exec = process_executor({self_exe(), "tune", "job", fs::absolute(f.output).string(), "-t", std::to_string(per)}, f.workers,
-                            fs::absolute(f.output).string());
+    exec = process_executor({self_exe(), "tune", "job", fs::absolute(f.output).string(), "-t", std::to_string(per)},
+                            f.workers, fs::absolute(f.output).string());
     how = std::to_string(f.workers) + " worker processes, " + std::to_string(per) + " thread(s) each";
   } else {
     exec = in_process_executor(f.output, f.threads, jev);
@@ -151,9 +161,9 @@ int tune(const TuneFlags& f) {
   ev.stage_start = [&](int s, int n, size_t cands, int64_t examples) {
     std::fprintf(stderr, "tune: stage %d/%d: %zu candidates left, %lld examples to score (%s)\n", s + 1, n, cands,
                  static_cast<long long>(examples), how.c_str());
-    progress = std::make_unique<Progress>("tune stage " + std::to_string(s + 1) + "/" + std::to_string(n) + " (" +
-                                              std::to_string(cands) + " candidates)",
-                                          std::max<int64_t>(1, examples), "examples");
+    progress = std::make_unique<Progress>(
+        "tune stage " + std::to_string(s + 1) + "/" + std::to_string(n) + " (" + std::to_string(cands) + " candidates)",
+        std::max<int64_t>(1, examples), "examples");
     if (examples == 0) progress->set(1);
   };
   ev.examples_done = [&](int64_t n) {
@@ -166,12 +176,15 @@ int tune(const TuneFlags& f) {
   auto out = run_tune(req, exec, ev);
   if (!out) return print_error(out.error()), 1;
   const auto& p = out->candidates[out->pick];
-  std::printf("pick: %s (%s, %.2f bits/weight, score %.2f [%.2f, %.2f] over %lld examples, predicted peak RSS %s at -c %lld "
-              "with KV %s)\n",
-              p.fit.candidate.id.c_str(), human_bytes(static_cast<double>(p.file_bytes)).c_str(), p.bits_per_weight, p.score.mean,
-              p.score.lo, p.score.hi, static_cast<long long>(p.examples), human_bytes(static_cast<double>(p.fit.peak_rss_bytes)).c_str(),
-              static_cast<long long>(out->n_ctx), p.fit.candidate.kv_type.c_str());
-  std::printf("jobs: %lld run, %lld found done\n", static_cast<long long>(out->jobs_run), static_cast<long long>(out->jobs_skipped));
+  std::printf(
+      "pick: %s (%s, %.2f bits/weight, score %.2f [%.2f, %.2f] over %lld examples, predicted peak RSS %s at -c %lld "
+      "with KV %s)\n",
+      p.fit.candidate.id.c_str(), human_bytes(static_cast<double>(p.file_bytes)).c_str(), p.bits_per_weight,
+      p.score.mean, p.score.lo, p.score.hi, static_cast<long long>(p.examples),
+      human_bytes(static_cast<double>(p.fit.peak_rss_bytes)).c_str(), static_cast<long long>(out->n_ctx),
+      p.fit.candidate.kv_type.c_str());
+  std::printf("jobs: %lld run, %lld found done\n", static_cast<long long>(out->jobs_run),
+              static_cast<long long>(out->jobs_skipped));
   std::printf("wrote %s/pick.gguf, results.jsonl, pareto.json, report.html\n", f.output.c_str());
   return 0;
 }
@@ -193,33 +206,58 @@ void add_tune_command(CLI::App& root) {
   auto f = std::make_shared<TuneFlags>();
   CLI::App* app = root.add_subcommand(
       "tune", "search quantization recipes for the best task score that fits a device's memory budget (docs/tune.md)");
-  app->add_option("-m,--model", f->model, "the base GGUF (e.g. F32 or F16) every candidate is quantized from")->check(CLI::ExistingFile);
+  app->add_option("-m,--model", f->model, "the base GGUF (e.g. F32 or F16) every candidate is quantized from")
+      ->check(CLI::ExistingFile);
   app->add_option("--tasks", f->tasks, "task files (JSONL), comma-separated")->delimiter(',')->check(CLI::ExistingFile);
-  app->add_option("--device", f->device, "device profile whose budget (RAM x app share) candidates must fit (pocketlm plan --device)");
+  app->add_option("--device", f->device,
+                  "device profile whose budget (RAM x app share) candidates must fit (pocketlm plan --device)");
   app->add_option("--devices", f->devices, "user device profiles (YAML/JSON)")->check(CLI::ExistingFile);
   app->add_option("--budget", f->budget, "memory budget: bytes with K/M/G (e.g. 160M); overrides the device's");
-  app->add_option("-c,--ctx-size", f->n_ctx, "context the budget is checked at (and examples run at)")->capture_default_str()->check(CLI::Range(16, 1 << 20));
-  app->add_option("--calib", f->calib, "calibration text for imatrix/awq/gptq (without it those methods are left out)")->check(CLI::ExistingFile);
-  app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens")->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
-  app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration chunk")->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+  app->add_option("-c,--ctx-size", f->n_ctx, "context the budget is checked at (and examples run at)")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 1 << 20));
+  app->add_option("--calib", f->calib, "calibration text for imatrix/awq/gptq (without it those methods are left out)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--calib-tokens", f->calib_tokens, "calibration tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
+  app->add_option("--calib-ctx", f->calib_ctx, "tokens per calibration chunk")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
   app->add_option("--space", f->space, "search space (YAML; default: docs/tune.md)")->check(CLI::ExistingFile);
   app->add_option("--limit", f->limit, "first N examples of each task file (0 = all)")->check(CLI::NonNegativeNumber);
-  app->add_option("--kld-text", f->kld_text, "text for each candidate's KL divergence from the base")->check(CLI::ExistingFile);
-  app->add_option("--kld-chunks", f->kld_chunks, "chunks of --kld-ctx tokens for the KLD")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  app->add_option("--kld-ctx", f->kld_ctx, "tokens per KLD chunk")->capture_default_str()->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+  app->add_option("--kld-text", f->kld_text, "text for each candidate's KL divergence from the base")
+      ->check(CLI::ExistingFile);
+  app->add_option("--kld-chunks", f->kld_chunks, "chunks of --kld-ctx tokens for the KLD")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app->add_option("--kld-ctx", f->kld_ctx, "tokens per KLD chunk")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
   app->add_option("-o,--output", f->output, "tune directory (resumed when it holds this tune); required");
-  app->add_option("-t,--threads", f->threads, "threads per job (default: physical cores / workers)")->check(CLI::Range(1, 1024));
-  app->add_option("--workers", f->workers, "candidate evaluations at once, as child processes")->capture_default_str()->check(CLI::Range(1, 256));
-  app->add_option("--ray", f->ray, "run candidate evaluations as Ray tasks: a cluster address or 'auto' (python/pocketlm_tune_ray.py)");
-  app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")->check(CLI::Range(1, 1 << 16));
-  app->add_option("--min-stage-examples", f->min_stage, "examples in the first stage at least (default: 2 per task, at least 10)")->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  app->add_option("--resamples", f->resamples, "bootstrap resamples")->capture_default_str()->check(CLI::Range(100, 1000000));
+  app->add_option("-t,--threads", f->threads, "threads per job (default: physical cores / workers)")
+      ->check(CLI::Range(1, 1024));
+  app->add_option("--workers", f->workers, "candidate evaluations at once, as child processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app->add_option("--ray", f->ray,
+                  "run candidate evaluations as Ray tasks: a cluster address or 'auto' (python/pocketlm_tune_ray.py)");
+  app->add_option("--max-tokens", f->max_tokens, "maximum generated tokens per example (default: per task)")
+      ->check(CLI::Range(1, 1 << 16));
+  app->add_option("--min-stage-examples", f->min_stage,
+                  "examples in the first stage at least (default: 2 per task, at least 10)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app->add_option("--resamples", f->resamples, "bootstrap resamples")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 1000000));
   app->add_option("--seed", f->seed, "bootstrap seed")->capture_default_str();
-  app->footer("example:\n  pocketlm tune -m model-f32.gguf --tasks summarize.dev.jsonl,commit-message.dev.jsonl --limit 40 \\\n"
-              "      --budget 160M -c 2048 --kld-text wiki.test.raw --calib wiki.train.raw -o tune-out -t 2");
+  app->footer(
+      "example:\n  pocketlm tune -m model-f32.gguf --tasks summarize.dev.jsonl,commit-message.dev.jsonl --limit 40 \\\n"
+      "      --budget 160M -c 2048 --kld-text wiki.test.raw --calib wiki.train.raw -o tune-out -t 2");
 
   auto jf = std::make_shared<JobFlags>();
-  CLI::App* job = app->add_subcommand("job", "one candidate at one stage of the tune in DIR (what --workers and --ray run)");
+  CLI::App* job =
+      app->add_subcommand("job", "one candidate at one stage of the tune in DIR (what --workers and --ray run)");
   job->add_option("dir", jf->dir, "tune directory")->required()->check(CLI::ExistingDirectory);
   job->add_option("candidate", jf->candidate, "candidate id")->required();
   job->add_option("stage", jf->stage, "stage (0-based)")->required()->check(CLI::NonNegativeNumber);
@@ -240,7 +278,8 @@ void add_tune_command(CLI::App& root) {
       if (o->count() == 0 || o->get_name() == "--help") continue;
       std::string v;
       for (const auto& r : o->results()) v += (v.empty() ? "" : ",") + r;
-      f->raw_args.push_back((o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front()) + " " + v);
+      f->raw_args.push_back((o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front()) +
+                            " " + v);
     }
     const int rc = tune(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -12,14 +12,23 @@ namespace pocketlm::cli {
 
 void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-m,--model", f.model, "GGUF model file")->required()->check(CLI::ExistingFile);
-  app.add_option("-c,--ctx-size", f.n_ctx, "context size in tokens (KV cache capacity)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("-c,--ctx-size", f.n_ctx, "context size in tokens (KV cache capacity)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("-t,--threads", f.threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   const auto types = CLI::IsMember({"f16", "f32", "q8", "q4", "q8_0", "q4_0"});
-  app.add_option("--cache-type-k", f.cache_type_k, "KV cache type for K (-ctk): f16 | f32 | q8 | q4 (int8/int4, one scale per token and KV head)")
-      ->capture_default_str()->check(types);
-  app.add_option("--cache-type-v", f.cache_type_v, "KV cache type for V (-ctv): f16 | f32 | q8 | q4")->capture_default_str()->check(types);
-  app.add_option("--kv-budget", f.kv_budget, "hard limit on KV cache bytes (K/M/G suffix); a full cache is an error (default: what -c needs)");
-  app.add_option("--kv-block", f.kv_block, "tokens per KV cache block")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--cache-type-k", f.cache_type_k,
+                 "KV cache type for K (-ctk): f16 | f32 | q8 | q4 (int8/int4, one scale per token and KV head)")
+      ->capture_default_str()
+      ->check(types);
+  app.add_option("--cache-type-v", f.cache_type_v, "KV cache type for V (-ctv): f16 | f32 | q8 | q4")
+      ->capture_default_str()
+      ->check(types);
+  app.add_option("--kv-budget", f.kv_budget,
+                 "hard limit on KV cache bytes (K/M/G suffix); a full cache is an error (default: what -c needs)");
+  app.add_option("--kv-block", f.kv_block, "tokens per KV cache block")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
 }
 
 void add_sampler_flags(CLI::App& app, SamplerParams& p) {
@@ -28,7 +37,8 @@ void add_sampler_flags(CLI::App& app, SamplerParams& p) {
   app.add_option("--top-p", p.top_p, "top-p sampling (1.0 = off)")->capture_default_str();
   app.add_option("--min-p", p.min_p, "min-p sampling (0.0 = off)")->capture_default_str();
   app.add_option("--repeat-penalty", p.repeat_penalty, "penalize repeated tokens (1.0 = off)")->capture_default_str();
-  app.add_option("--repeat-last-n", p.repeat_last_n, "tokens considered for penalties (0 = off, -1 = context)")->capture_default_str();
+  app.add_option("--repeat-last-n", p.repeat_last_n, "tokens considered for penalties (0 = off, -1 = context)")
+      ->capture_default_str();
   app.add_option("--frequency-penalty", p.frequency_penalty, "frequency penalty (0.0 = off)")->capture_default_str();
   app.add_option("--presence-penalty", p.presence_penalty, "presence penalty (0.0 = off)")->capture_default_str();
   app.add_option("-s,--seed", p.seed, "RNG seed (default: random)");
@@ -55,10 +65,14 @@ Expected<size_t> parse_byte_size(const std::string& s, const std::string& flag) 
   if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
   if (!suffix.empty() && (suffix.back() == 'i')) suffix.pop_back();
   double mult = 1;
-  if (suffix == "K" || suffix == "k") mult = 1024.0;
-  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
-  else if (!suffix.empty()) return Error(flag + " '" + s + "': unknown unit '" + suffix + "' (use K, M or G)");
+  if (suffix == "K" || suffix == "k")
+    mult = 1024.0;
+  else if (suffix == "M" || suffix == "m")
+    mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty())
+    return Error(flag + " '" + s + "': unknown unit '" + suffix + "' (use K, M or G)");
   if (!(v > 0) || v * mult > 1e15) return Error(flag + " '" + s + "': out of range");
   return static_cast<size_t>(v * mult);
 }
@@ -78,14 +92,17 @@ Expected<SessionOptions> session_options(const ModelFlags& f) {
 }
 
 void add_draft_flags(CLI::App& app, DraftFlags& f) {
-  auto* d = app.add_option("--draft,--model-draft,--spec-draft-model", f.model, "speculative decoding with this draft model (same vocabulary, smaller)")
+  auto* d = app.add_option("--draft,--model-draft,--spec-draft-model", f.model,
+                           "speculative decoding with this draft model (same vocabulary, smaller)")
                 ->check(CLI::ExistingFile);
-  auto* s = app.add_option("--draft-self", f.self_type,
-                           "speculative decoding with the target requantized in memory to TYPE (q4_0, q8_0, q2_K, ...)");
+  auto* s =
+      app.add_option("--draft-self", f.self_type,
+                     "speculative decoding with the target requantized in memory to TYPE (q4_0, q8_0, q2_K, ...)");
   app.add_option("--draft-layers", f.self_layers, "with --draft-self: draft with the first N layers only")
       ->check(CLI::Range(int64_t{1}, int64_t{512}))
       ->needs(s);
-  auto* l = app.add_flag("--lookup", f.lookup, "speculative decoding with prompt lookup (n-grams of the prompt and output)");
+  auto* l =
+      app.add_flag("--lookup", f.lookup, "speculative decoding with prompt lookup (n-grams of the prompt and output)");
   app.add_option("--lookup-ngram-min", f.lookup_ngram_min, "with --lookup: shortest n-gram matched")
       ->capture_default_str()
       ->check(CLI::Range(1, 16))
@@ -102,11 +119,13 @@ void add_draft_flags(CLI::App& app, DraftFlags& f) {
   app.add_option("--draft-min,--draft-n-min,--spec-draft-n-min", f.params.min, "a shorter draft is not verified")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
-  app.add_option("--draft-p-min,--spec-draft-p-min", f.params.p_min, "stop drafting when the draft's top probability is below P")
+  app.add_option("--draft-p-min,--spec-draft-p-min", f.params.p_min,
+                 "stop drafting when the draft's top probability is below P")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
-  app.add_flag("--draft-fixed", [&f](int64_t) { f.params.adaptive = false; },
-               "always draft --draft-max tokens (default: adapt the length to the acceptance rate)");
+  app.add_flag(
+      "--draft-fixed", [&f](int64_t) { f.params.adaptive = false; },
+      "always draft --draft-max tokens (default: adapt the length to the acceptance rate)");
 }
 
 bool make_draft(const Model& m, const DraftFlags& df, SessionOptions& o, std::unique_ptr<DraftSource>& draft) {
@@ -126,7 +145,8 @@ bool make_draft(const Model& m, const DraftFlags& df, SessionOptions& o, std::un
   }
   if (c.enabled()) {
     if (df.params.min > df.params.max)
-      return fail("--draft-min " + std::to_string(df.params.min) + " is above --draft-max " + std::to_string(df.params.max));
+      return fail("--draft-min " + std::to_string(df.params.min) + " is above --draft-max " +
+                  std::to_string(df.params.max));
     if (Status st = check_draft_params(df.params); !st) return fail(st.error().message());
   }
   auto d = make_draft_source(m, c, o);
@@ -154,9 +174,11 @@ bool make_draft_and_session(const Model& m, const ModelFlags& mf, const DraftFla
 
 std::string draft_summary(const SpeculativeStats& s) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "draft: accepted %lld/%lld (%.1f %%), mean accepted length %.2f | %lld rounds, draft %.0f %% of the time",
-                static_cast<long long>(s.accepted), static_cast<long long>(s.drafted), 100.0 * s.acceptance_rate(),
-                s.mean_accepted_length(), static_cast<long long>(s.rounds), 100.0 * s.draft_share());
+  std::snprintf(
+      buf, sizeof buf,
+      "draft: accepted %lld/%lld (%.1f %%), mean accepted length %.2f | %lld rounds, draft %.0f %% of the time",
+      static_cast<long long>(s.accepted), static_cast<long long>(s.drafted), 100.0 * s.acceptance_rate(),
+      s.mean_accepted_length(), static_cast<long long>(s.rounds), 100.0 * s.draft_share());
   return buf;
 }
 
@@ -177,16 +199,18 @@ std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
 void print_error(const Error& e) {
   // The library's setting names (Error::about) → this CLI's flags.
   static const std::map<std::string, std::string> flags = {
-      {"n_ctx", "-c/--ctx-size"},       {"max_chunks", "--chunks"},      {"chat_template", "--chat-template NAME"},
-      {"output", "-o/--output"},        {"max_tokens", "--max-tokens"},  {"bits_per_weight", "--bits-per-weight"},
-      {"kv_type", "-ctk/-ctv"},         {"labels", "--labels"},          {"kld", "--kld"},
-      {"tests", "-p/-n"},               {"repetitions", "-r"},           {"peer", "--peer"},         {"kv_budget", "--kv-budget"},    {"n_threads", "-t/--threads"},
-      {"drop_layers", "--drop-layers"}, {"keep_layers", "--layers"},     {"heads_keep", "--heads-keep"},
-      {"ffn_keep", "--ffn-keep"},       {"repair", "--repair"},          {"budget", "--budget/--device"},
-      {"calib", "--calib"}};
+      {"n_ctx", "-c/--ctx-size"},   {"max_chunks", "--chunks"},      {"chat_template", "--chat-template NAME"},
+      {"output", "-o/--output"},    {"max_tokens", "--max-tokens"},  {"bits_per_weight", "--bits-per-weight"},
+      {"kv_type", "-ctk/-ctv"},     {"labels", "--labels"},          {"kld", "--kld"},
+      {"tests", "-p/-n"},           {"repetitions", "-r"},           {"peer", "--peer"},
+      {"kv_budget", "--kv-budget"}, {"n_threads", "-t/--threads"},   {"drop_layers", "--drop-layers"},
+      {"keep_layers", "--layers"},  {"heads_keep", "--heads-keep"},  {"ffn_keep", "--ffn-keep"},
+      {"repair", "--repair"},       {"budget", "--budget/--device"}, {"calib", "--calib"}};
   const auto it = flags.find(e.setting());
-  if (it == flags.end()) std::fprintf(stderr, "error: %s\n", e.message().c_str());
-  else std::fprintf(stderr, "error: %s (set with %s)\n", e.message().c_str(), it->second.c_str());
+  if (it == flags.end())
+    std::fprintf(stderr, "error: %s\n", e.message().c_str());
+  else
+    std::fprintf(stderr, "error: %s (set with %s)\n", e.message().c_str(), it->second.c_str());
 }
 
 bool read_text_file(const std::string& path, std::string& out) {
@@ -200,6 +224,5 @@ bool read_text_file(const std::string& path, std::string& out) {
   out = ss.str();
   return true;
 }
-
 
 }  // namespace pocketlm::cli

@@ -8,9 +8,9 @@
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
-#include "util/byte_size.h"  // human_bytes, for the commands
 #include "runtime/speculative/draft_setup.h"
 #include "runtime/speculative/speculative_decoder.h"
+#include "util/byte_size.h"  // human_bytes, for the commands
 
 namespace pocketlm::cli {
 
@@ -20,17 +20,17 @@ struct ModelFlags {
   int threads = 0;
   std::string cache_type_k = "f16";
   std::string cache_type_v = "f16";
-  std::string kv_budget;   // e.g. "64M", "1.5G", "300000000"; empty: what -c needs
+  std::string kv_budget;  // e.g. "64M", "1.5G", "300000000"; empty: what -c needs
   int64_t kv_block = 32;
 };
 // Speculative decoding (llama.cpp's flag names): the draft source and how much it drafts per round.
 struct DraftFlags {
-  std::string model;       // --draft FILE
-  std::string self_type;   // --draft-self TYPE
-  int64_t self_layers = 0; // --draft-layers N
-  bool lookup = false;     // --lookup
+  std::string model;                               // --draft FILE
+  std::string self_type;                           // --draft-self TYPE
+  int64_t self_layers = 0;                         // --draft-layers N
+  bool lookup = false;                             // --lookup
   int lookup_ngram_min = 1, lookup_ngram_max = 4;  // --lookup-ngram-min, --lookup-ngram-max
-  DraftParams params;      // --draft-max, --draft-min, --draft-p-min, --draft-fixed
+  DraftParams params;                              // --draft-max, --draft-min, --draft-p-min, --draft-fixed
 };
 void add_draft_flags(CLI::App& app, DraftFlags& f);
 // The draft source the flags ask for (null: none), made for a target whose sessions take options `o` (which
@@ -56,7 +56,6 @@ std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f);
 
 // Reads a whole file (for -f); prints an error and returns false on failure.
 bool read_text_file(const std::string& path, std::string& out);
-
 
 // Prints "error: MESSAGE" on stderr and, when the error is about a setting (Error::setting), the flag that
 // sets it: library messages never name flags.

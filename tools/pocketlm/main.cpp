@@ -10,9 +10,12 @@ int main(int argc, char** argv) {
   // llama.cpp's multi-letter short flags (-ctk, -ctv) are spelled as long options for CLI11.
   std::vector<std::string> args(argv, argv + argc);
   for (auto& a : args) {
-    if (a == "-ctk") a = "--cache-type-k";
-    else if (a == "-ctv") a = "--cache-type-v";
-    else if (a == "-np") a = "--parallel";
+    if (a == "-ctk")
+      a = "--cache-type-k";
+    else if (a == "-ctv")
+      a = "--cache-type-v";
+    else if (a == "-np")
+      a = "--parallel";
   }
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());

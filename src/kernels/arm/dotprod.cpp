@@ -5,13 +5,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/interleave.h"
-#include "kernels/kernel_table.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/interleave.h"
+#include "kernels/kernel_table.h"
 
 namespace pocketlm::kernels {
 namespace dotprod {
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
@@ -19,6 +21,7 @@ namespace dotprod {
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
 #include "kernels/arm/gemv_x16_dotprod.h"
+// clang-format on
 }  // namespace dotprod
 
 // Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.

@@ -13,12 +13,23 @@
 namespace x16 {
 
 // f(Int<0>), ..., f(Int<3>): the SDOT lane must be a constant.
-template <int I> struct Int { static constexpr int value = I; };
-template <class F> inline void lanes4(F&& f) { f(Int<0>{}); f(Int<1>{}); f(Int<2>{}); f(Int<3>{}); }
+template <int I>
+struct Int {
+  static constexpr int value = I;
+};
+template <class F>
+inline void lanes4(F&& f) {
+  f(Int<0>{});
+  f(Int<1>{});
+  f(Int<2>{});
+  f(Int<3>{});
+}
 
 inline int8x16_t u2s(uint8x16_t v) { return vreinterpretq_s8_u8(v); }
 // 4 f16 scales of a row quad (position order) as floats.
-inline float32x4_t f16x4(const uint8_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)))); }
+inline float32x4_t f16x4(const uint8_t* p) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))));
+}
 // Natural row order (16 x uint8 / int8) -> int32 per row quad Q (rows 0-3, 8-11, 4-7, 12-15).
 inline void widen_u8(uint8x16_t v, int32x4_t (&q)[4]) {
   const uint16x8_t lo = vmovl_u8(vget_low_u8(v)), hi = vmovl_u8(vget_high_u8(v));
@@ -119,7 +130,7 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
     const int8_t* sc = reinterpret_cast<const int8_t*>(g + 32);  // [16 sub-blocks][16 rows]
-    const uint8_t* q6 = g + kX16Q6Quants;  // ql and qh chunks interleaved (interleave.h)
+    const uint8_t* q6 = g + kX16Q6Quants;                        // ql and qh chunks interleaved (interleave.h)
     int32x4_t isum[4];
     for (int q = 0; q < 4; ++q) isum[q] = vdupq_n_s32(0);
     for (int j = 0; j < 16; ++j) {  // minus 32 * scale * bsum
@@ -142,10 +153,13 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
             const uint8x16_t x = vld1q_u8(q6 + x16_q6_ql_chunk(16 * n + l4) * 64 + 16 * q);
             const uint8x16_t y = vld1q_u8(q6 + x16_q6_ql_chunk(16 * n + 8 + l4) * 64 + 16 * q);
             const uint8x16_t h = vld1q_u8(q6 + x16_q6_qh_chunk(8 * n + l4) * 64 + 16 * q);
-            part[0][q] = vdotq_laneq_s32(part[0][q], u2s(vorrq_u8(vandq_u8(x, m4), vandq_u8(vshlq_n_u8(h, 4), m30))), av[0], i);
-            part[1][q] = vdotq_laneq_s32(part[1][q], u2s(vorrq_u8(vandq_u8(y, m4), vandq_u8(vshlq_n_u8(h, 2), m30))), av[1], i);
+            part[0][q] =
+                vdotq_laneq_s32(part[0][q], u2s(vorrq_u8(vandq_u8(x, m4), vandq_u8(vshlq_n_u8(h, 4), m30))), av[0], i);
+            part[1][q] =
+                vdotq_laneq_s32(part[1][q], u2s(vorrq_u8(vandq_u8(y, m4), vandq_u8(vshlq_n_u8(h, 2), m30))), av[1], i);
             part[2][q] = vdotq_laneq_s32(part[2][q], u2s(vorrq_u8(vshrq_n_u8(x, 4), vandq_u8(h, m30))), av[2], i);
-            part[3][q] = vdotq_laneq_s32(part[3][q], u2s(vorrq_u8(vshrq_n_u8(y, 4), vandq_u8(vshrq_n_u8(h, 2), m30))), av[3], i);
+            part[3][q] =
+                vdotq_laneq_s32(part[3][q], u2s(vorrq_u8(vshrq_n_u8(y, 4), vandq_u8(vshrq_n_u8(h, 2), m30))), av[3], i);
           }
         });
         for (int m = 0; m < 4; ++m) {
@@ -162,4 +176,7 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
 
 }  // namespace x16
 
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/simd/gemv_x16_table.h"
+// clang-format on

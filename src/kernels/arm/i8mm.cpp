@@ -6,13 +6,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/interleave.h"
-#include "kernels/kernel_table.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/interleave.h"
+#include "kernels/kernel_table.h"
 
 namespace pocketlm::kernels {
 namespace i8mm {
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
@@ -20,6 +22,7 @@ namespace i8mm {
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
 #include "kernels/arm/gemv_x16_dotprod.h"
+// clang-format on
 }  // namespace i8mm
 
 // Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.

@@ -5,18 +5,21 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/kernel_table.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/kernel_table.h"
 
 namespace pocketlm::kernels {
 namespace neon {
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
+// clang-format on
 }  // namespace neon
 
 // Constant-initialised (no code of this file runs here): dispatch calls this on every CPU.

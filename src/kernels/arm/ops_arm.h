@@ -40,11 +40,13 @@ struct Ops {
   static I8 nibbles_hi(I8 v) { return {{shr4(v.val[0]), shr4(v.val[1])}}; }
   // Per byte: (v << K) & mask, (v >> K) & mask (logical shifts; NEON shifts bytes, so the mask only has to
   // keep the bits the caller wants).
-  template <int K> static I8 shl_mask(I8 v, int mask) {
+  template <int K>
+  static I8 shl_mask(I8 v, int mask) {
     const int8x16_t m = vdupq_n_s8(static_cast<int8_t>(mask));
     return {{vandq_s8(vshlq_n_s8(v.val[0], K), m), vandq_s8(vshlq_n_s8(v.val[1], K), m)}};
   }
-  template <int K> static I8 shr_mask(I8 v, int mask) {
+  template <int K>
+  static I8 shr_mask(I8 v, int mask) {
     const uint8x16_t m = vdupq_n_u8(static_cast<uint8_t>(mask));
     return {{vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(vreinterpretq_u8_s8(v.val[0]), K), m)),
              vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(vreinterpretq_u8_s8(v.val[1]), K), m))}};
@@ -105,7 +107,9 @@ struct Ops {
   static F8 zero_f() { return {{vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}}; }
   static F8 set_f(float v) { return {{vdupq_n_f32(v), vdupq_n_f32(v)}}; }
   static float first_f(F8 v) { return vgetq_lane_f32(v.val[0], 0); }
-  static F8 lane0_f(float v) { return {{vsetq_lane_f32(v, vdupq_n_f32(0.0f), 0), vdupq_n_f32(0.0f)}}; }  // (v, 0, ..., 0)
+  static F8 lane0_f(float v) {
+    return {{vsetq_lane_f32(v, vdupq_n_f32(0.0f), 0), vdupq_n_f32(0.0f)}};
+  }  // (v, 0, ..., 0)
   static F8 mul_f(F8 a, F8 b) { return {{vmulq_f32(a.val[0], b.val[0]), vmulq_f32(a.val[1], b.val[1])}}; }
   static void store_f32(float* p, F8 v) {
     vst1q_f32(p, v.val[0]);
@@ -118,20 +122,20 @@ struct Ops {
   static F8 load_f32(const float* p) { return {{vld1q_f32(p), vld1q_f32(p + 4)}}; }
   static F8 load_f16(const uint16_t* p) { return {{f16x4(vld1_u16(p)), f16x4(vld1_u16(p + 4))}}; }
   static F8 load_bf16(const uint16_t* p) {
-    return {{vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)), vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p + 4), 16))}};
+    return {
+        {vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)), vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p + 4), 16))}};
   }
   // 8 int8 at p as floats (quantized KV rows).
   static F8 load_i8_f(const void* p) { return widen_f(vmovl_s8(vld1_s8(static_cast<const int8_t*>(p)))); }
   // Bytes 8K .. 8K + 7 of v as floats.
-  template <int K> static F8 i8_to_f(I8 v) {
+  template <int K>
+  static F8 i8_to_f(I8 v) {
     const int8x16_t x = v.val[K / 2];
     return widen_f(K % 2 ? vmovl_high_s8(x) : vmovl_s8(vget_low_s8(x)));
   }
   static float hsum(F8 v) { return vaddvq_f32(vaddq_f32(v.val[0], v.val[1])); }
   static float f16(uint16_t h) { return vgetq_lane_f32(f16x4(vdup_n_u16(h)), 0); }
-  static uint16_t to_f16(float v) {
-    return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0);
-  }
+  static uint16_t to_f16(float v) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(v))), 0); }
 
   // ---- activation quantization (bit-exact with the scalar quantizers) ----
   static F8 abs_f(F8 v) { return {{vabsq_f32(v.val[0]), vabsq_f32(v.val[1])}}; }
@@ -172,7 +176,8 @@ struct Ops {
   static P32 pair_dot_scaled(P32 acc, I8 w0, I8 w1, I8 a0, I8 a1, I16 sc0, I16 sc1) {
     const P32 z = vdupq_n_s32(0);
     acc = vmlaq_s32(acc, pair_dot16(z, w0.val[0], w1.val[0], a0.val[0], a1.val[0]), row_scales(sc0.val[0], sc1.val[0]));
-    return vmlaq_s32(acc, pair_dot16(z, w0.val[1], w1.val[1], a0.val[1], a1.val[1]), row_scales(sc0.val[1], sc1.val[1]));
+    return vmlaq_s32(acc, pair_dot16(z, w0.val[1], w1.val[1], a0.val[1], a1.val[1]),
+                     row_scales(sc0.val[1], sc1.val[1]));
   }
   // (w0 * a0, w0 * a1, w1 * a0, w1 * a1): the 2x2 products of per-row and per-column floats.
   static PF pair_outer(float w0, float w1, float a0, float a1) {
@@ -192,7 +197,9 @@ struct Ops {
 #endif
 
  private:
-  static F8 widen_f(int16x8_t w) { return {{vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), vcvtq_f32_s32(vmovl_high_s16(w))}}; }
+  static F8 widen_f(int16x8_t w) {
+    return {{vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), vcvtq_f32_s32(vmovl_high_s16(w))}};
+  }
   static int8x16_t shr4(int8x16_t v) { return vreinterpretq_s8_u8(vshrq_n_u8(vreinterpretq_u8_s8(v), 4)); }
   static float32x4_t f16x4(uint16x4_t h) { return vcvt_f32_f16(vreinterpret_f16_u16(h)); }
   static int32x4_t madd16(int32x4_t acc, int16x8_t a, int16x8_t b) {
@@ -228,7 +235,9 @@ struct Ops {
     const int32x2_t lo0 = vreinterpret_s32_s16(vget_low_s16(s0)), lo1 = vreinterpret_s32_s16(vget_low_s16(s1));
     return vmovl_s16(vreinterpret_s16_s32(vzip1_s32(lo0, lo1)));
   }
-  static int32_t madd_total(I16 a, I16 b) { return vaddvq_s32(madd16(madd16(vdupq_n_s32(0), a.val[0], b.val[0]), a.val[1], b.val[1])); }
+  static int32_t madd_total(I16 a, I16 b) {
+    return vaddvq_s32(madd16(madd16(vdupq_n_s32(0), a.val[0], b.val[0]), a.val[1], b.val[1]));
+  }
 #endif
 };
 

@@ -1,7 +1,7 @@
 #include "kernels/ref/activation_ref.h"
 
-#include "kernels/ref/vec_dot.h"
 #include "formats/legacy.h"
+#include "kernels/ref/vec_dot.h"
 
 namespace pocketlm::ref {
 

@@ -1,8 +1,8 @@
 // The scalar path: each output is one reference vec_dot (ref/vec_dot.h), so it is the oracle by definition.
+#include "formats/float.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/kv_rows.h"
 #include "kernels/ref/vec_dot.h"
-#include "formats/float.h"
 
 #include <cstring>
 
@@ -19,8 +19,8 @@ void gemm_ref(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, cons
 }
 
 template <bool kF16>
-void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
-                       size_t p_stride, int64_t n_cols, float* out, size_t out_stride) {
+void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride,
+                       int64_t n_cols, float* out, size_t out_stride) {
   for (int64_t c = 0; c < n_cols; ++c)
     for (int64_t j = 0; j < n_rows; ++j) {
       const float w = p[c * p_stride + j];

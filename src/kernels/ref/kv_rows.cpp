@@ -6,15 +6,18 @@
 #include "formats/float.h"
 
 namespace pocketlm::ref {
-using kernels::KvRow;
-using kernels::kKvRowQ8;
-using kernels::kKvRowQ4;
 using kernels::GemmFn;
+using kernels::kKvRowQ4;
+using kernels::kKvRowQ8;
+using kernels::KvRow;
 using kernels::WeightedRowsFn;
 
 namespace {
 
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/kv_score.h"
+// clang-format on
 
 constexpr float kMaxF16 = 65504.0f;
 
@@ -42,8 +45,10 @@ int nibble(const uint8_t* qs, int64_t i) {  // value i of a q4 row's data: ggml 
 // KvRows.ScalarScoresAreTheDequantizedDot.
 template <KvRow kK>
 int value(const uint8_t* data, int64_t i) {
-  if constexpr (kK == kKvRowQ8) return reinterpret_cast<const int8_t*>(data)[i];
-  else return nibble(data, i);
+  if constexpr (kK == kKvRowQ8)
+    return reinterpret_cast<const int8_t*>(data)[i];
+  else
+    return nibble(data, i);
 }
 
 template <KvRow kK>
@@ -69,8 +74,8 @@ void gemm_ref(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, cons
 }
 
 template <KvRow kV>
-void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
-                       size_t p_stride, int64_t n_cols, float* out, size_t out_stride) {
+void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride,
+                       int64_t n_cols, float* out, size_t out_stride) {
   for (int64_t c = 0; c < n_cols; ++c)
     for (int64_t j = 0; j < n_rows; ++j) {
       const float pj = p[c * p_stride + j];

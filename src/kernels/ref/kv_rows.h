@@ -19,8 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/kernel_table.h"
 #include "formats/kv_types.h"
+#include "kernels/kernel_table.h"
 
 namespace pocketlm::ref {
 

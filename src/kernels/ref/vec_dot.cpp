@@ -4,10 +4,10 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/ref/vec_dot_formats.h"
 #include "formats/float.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/ref/vec_dot_formats.h"
 
 namespace pocketlm {
 

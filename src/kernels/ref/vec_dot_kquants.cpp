@@ -1,9 +1,9 @@
 #include <cassert>
 
-#include "kernels/ref/vec_dot_formats.h"
 #include "formats/float.h"
 #include "formats/kquants.h"
 #include "formats/rounding.h"
+#include "kernels/ref/vec_dot_formats.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 

@@ -1,9 +1,9 @@
 #include <cassert>
 
-#include "kernels/ref/vec_dot_formats.h"
 #include "formats/float.h"
 #include "formats/legacy.h"
 #include "formats/rounding.h"
+#include "kernels/ref/vec_dot_formats.h"
 
 POCKETLM_EXACT_FLOAT_ARITHMETIC
 
@@ -32,8 +32,8 @@ float vec_dot_q4_0_parts(int64_t n, const void* w_row, const void* act_row) {
     for (int p = 0; p < kParts; ++p) {
       const uint8_t* qs = w[b].qs + 16 * p;
       const block_q8_0& ab = a[b * kParts + p];
-      const int isum = block_dot(ab.qs, [qs](int j) { return q4_low(qs, j) - 8; },
-                                 [qs](int j) { return q4_high(qs, j) - 8; });
+      const int isum = block_dot(
+          ab.qs, [qs](int j) { return q4_low(qs, j) - 8; }, [qs](int j) { return q4_high(qs, j) - 8; });
       sum += static_cast<float>(isum) * fp16_to_fp32(w[b].d) * fp16_to_fp32(ab.d);
     }
   }
@@ -58,7 +58,8 @@ float vec_dot_q4_1_q8_1(int64_t n, const void* w_row, const void* act_row) {
   float sum = 0.0f;
   for (int64_t b = 0; b < n / QK4_1; ++b) {
     const uint8_t* qs = w[b].qs;
-    const int isum = block_dot(a[b].qs, [qs](int j) { return q4_low(qs, j); }, [qs](int j) { return q4_high(qs, j); });
+    const int isum = block_dot(
+        a[b].qs, [qs](int j) { return q4_low(qs, j); }, [qs](int j) { return q4_high(qs, j); });
     sum += (fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d)) * static_cast<float>(isum) +
            fp16_to_fp32(w[b].m) * fp16_to_fp32(a[b].s);
   }
@@ -73,8 +74,9 @@ float vec_dot_q5_0_q8_0(int64_t n, const void* w_row, const void* act_row) {
   for (int64_t b = 0; b < n / QK5_0; ++b) {
     const uint8_t* qs = w[b].qs;
     const uint32_t qh = q5_high_bits(w[b].qh);
-    const int isum = block_dot(a[b].qs, [qs, qh](int j) { return q5_low(qs, qh, j) - 16; },
-                               [qs, qh](int j) { return q5_high(qs, qh, j) - 16; });
+    const int isum = block_dot(
+        a[b].qs, [qs, qh](int j) { return q5_low(qs, qh, j) - 16; },
+        [qs, qh](int j) { return q5_high(qs, qh, j) - 16; });
     sum += (fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d)) * static_cast<float>(isum);
   }
   return sum;
@@ -88,8 +90,8 @@ float vec_dot_q5_1_q8_1(int64_t n, const void* w_row, const void* act_row) {
   for (int64_t b = 0; b < n / QK5_1; ++b) {
     const uint8_t* qs = w[b].qs;
     const uint32_t qh = q5_high_bits(w[b].qh);
-    const int isum = block_dot(a[b].qs, [qs, qh](int j) { return q5_low(qs, qh, j); },
-                               [qs, qh](int j) { return q5_high(qs, qh, j); });
+    const int isum = block_dot(
+        a[b].qs, [qs, qh](int j) { return q5_low(qs, qh, j); }, [qs, qh](int j) { return q5_high(qs, qh, j); });
     sum += (fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d)) * static_cast<float>(isum) +
            fp16_to_fp32(w[b].m) * fp16_to_fp32(a[b].s);
   }

@@ -36,12 +36,16 @@ struct Fmt32 {
   using Acc = Acc32;
   static constexpr int kBlock = 32;
   static U unpack(const W& b) {
-    if constexpr (kHasMin) return {Quants::get(b), Ops::set_f(Ops::f16(b.d)), Ops::set_f(Ops::f16(b.m))};
-    else return {Quants::get(b), Ops::set_f(Ops::f16(b.d)), Ops::zero_f()};
+    if constexpr (kHasMin)
+      return {Quants::get(b), Ops::set_f(Ops::f16(b.d)), Ops::set_f(Ops::f16(b.m))};
+    else
+      return {Quants::get(b), Ops::set_f(Ops::f16(b.d)), Ops::zero_f()};
   }
   static AV act(const A& b) {
-    if constexpr (kHasMin) return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::lane0_f(Ops::f16(b.s))};
-    else return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::zero_f()};
+    if constexpr (kHasMin)
+      return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::lane0_f(Ops::f16(b.s))};
+    else
+      return {Ops::load_i8(b.qs), Ops::set_f(Ops::f16(b.d)), Ops::zero_f()};
   }
   static void init(Acc& acc) { acc = {Ops::zero_f(), 0.0f}; }
   static void accum(Acc& acc, const U& w, const AV& a) {
@@ -323,7 +327,9 @@ using FmtBF16 = FmtFloat<uint16_t, LoadBF16>;
 // parameter O (= Ops), so on paths without kPairedTile its names are never looked up. Integer sums stay
 // exact; only the float summation order changes (one float sum per output instead of 8 partial sums).
 template <class O>
-concept PairedOps = requires { requires O::kPairedTile; };
+concept PairedOps = requires {
+  requires O::kPairedTile;
+};
 
 template <class Fmt, class O = Ops>
 struct Paired {
@@ -331,7 +337,7 @@ struct Paired {
 };
 
 template <class WBlock, class ABlock, bool kSigned, bool kHasMin, class Quants, class O>
-  requires PairedOps<O>
+requires PairedOps<O>
 struct Paired<Fmt32<WBlock, ABlock, kSigned, kHasMin, Quants>, O> {
   static constexpr bool kOn = true;
   struct Acc {
@@ -350,7 +356,7 @@ struct Paired<Fmt32<WBlock, ABlock, kSigned, kHasMin, Quants>, O> {
 };
 
 template <class WBlock, bool kSigned, bool kHasMin, void (*Unpack)(const WBlock&, QK&), class O>
-  requires PairedOps<O>
+requires PairedOps<O>
 struct Paired<FmtK<WBlock, kSigned, kHasMin, Unpack>, O> {
   static constexpr bool kOn = true;
   struct Acc {
@@ -373,7 +379,7 @@ struct Paired<FmtK<WBlock, kSigned, kHasMin, Unpack>, O> {
 
 // The Q4_0 group sizes pair part by part with q4_0's 2 x 2 kernel.
 template <int G, class O>
-  requires PairedOps<O>
+requires PairedOps<O>
 struct Paired<FmtQ4_0G<G>, O> {
   using Part = Paired<FmtQ4_0, O>;
   static constexpr bool kOn = true;

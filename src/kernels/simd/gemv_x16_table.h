@@ -10,7 +10,8 @@ namespace x16 {
 template <class A, int kBlock, void (*F)(int64_t, const uint8_t*, const A*, float*)>
 void groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
   const int64_t nb = k / kBlock;
-  for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const A*>(a), out + 16 * i);
+  for (int64_t i = 0; i < n_groups; ++i)
+    F(nb, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const A*>(a), out + 16 * i);
 }
 
 // kernel_table.h's GemmX16Fn, where the path defines x16::*_cols<C> (16 rows x C columns): columns 4 at a
@@ -22,7 +23,8 @@ void group_cols(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_group
   for (int64_t i = 0; i < n_groups; ++i) {
     const uint8_t* g = w + static_cast<size_t>(i) * group_bytes;
     int64_t c = 0;
-    for (; c + 4 <= n_cols; c += 4) Cols<4>::run(nb, g, a + static_cast<size_t>(c) * a_stride, a_stride, out + c * ldo + 16 * i, ldo);
+    for (; c + 4 <= n_cols; c += 4)
+      Cols<4>::run(nb, g, a + static_cast<size_t>(c) * a_stride, a_stride, out + c * ldo + 16 * i, ldo);
     const uint8_t* ac = a + static_cast<size_t>(c) * a_stride;
     float* oc = out + c * ldo + 16 * i;
     switch (n_cols - c) {

@@ -30,8 +30,8 @@ struct KvKQ4 {
 // One tile: R K rows x C queries. bias[c] = 8 * sum of query c's quants (q4 only). k % 32 values at the
 // end (q8 only; q4 rows are whole 32-groups) are summed in scalar code, exactly.
 template <class KF, int R, int C>
-void kv_gemm_tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride,
-                  const int32_t* bias, float* out, int64_t ldo) {
+void kv_gemm_tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, const int32_t* bias,
+                  float* out, int64_t ldo) {
   const uint8_t* kr[R];
   const uint8_t* qc[C];
   for (int r = 0; r < R; ++r) kr[r] = w + static_cast<size_t>(r) * w_stride;
@@ -84,8 +84,8 @@ void kv_gemm_band(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* a
                            ldo);
   if constexpr (C > 1) {
     if (c < n_cols)
-      kv_gemm_band<KF, R, C - 1>(k, w, w_stride, a + static_cast<size_t>(c) * a_stride, a_stride, n_cols - c,
-                                 bias + c, out + c * ldo, ldo);
+      kv_gemm_band<KF, R, C - 1>(k, w, w_stride, a + static_cast<size_t>(c) * a_stride, a_stride, n_cols - c, bias + c,
+                                 out + c * ldo, ldo);
   }
 }
 
@@ -95,12 +95,11 @@ void kv_gemm_rows(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, 
                   int64_t n_cols, const int32_t* bias, float* out, int64_t ldo) {
   int64_t r = 0;
   for (; r + R <= n_rows; r += R)
-    kv_gemm_band<KF, R, C>(k, w + static_cast<size_t>(r) * w_stride, w_stride, a, a_stride, n_cols, bias, out + r,
-                           ldo);
+    kv_gemm_band<KF, R, C>(k, w + static_cast<size_t>(r) * w_stride, w_stride, a, a_stride, n_cols, bias, out + r, ldo);
   if constexpr (R > 1) {
     if (r < n_rows)
-      kv_gemm_rows<KF, R - 1, C>(k, w + static_cast<size_t>(r) * w_stride, w_stride, n_rows - r, a, a_stride,
-                                 n_cols, bias, out + r, ldo);
+      kv_gemm_rows<KF, R - 1, C>(k, w + static_cast<size_t>(r) * w_stride, w_stride, n_rows - r, a, a_stride, n_cols,
+                                 bias, out + r, ldo);
   }
 }
 
@@ -121,14 +120,14 @@ void kv_gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const
     if constexpr (KF::kBiased)
       for (int64_t c = 0; c < nc; ++c) {
         int32_t s = 0;
-        for (int64_t b = 0; b < k / 32; ++b) s += Ops::sum_i8(Ops::load_i8(ac + static_cast<size_t>(c) * a_stride + 2 + 32 * b));
+        for (int64_t b = 0; b < k / 32; ++b)
+          s += Ops::sum_i8(Ops::load_i8(ac + static_cast<size_t>(c) * a_stride + 2 + 32 * b));
         bias[c] = 8 * s;
       }
     if (nc == 1)
       kv_gemm_rows<KF, kKvTileRows, 1>(k, w, w_stride, n_rows, ac, a_stride, 1, bias, out + c0 * ldo, ldo);
     else
-      kv_gemm_rows<KF, kKvTileRows, kKvTileCols>(k, w, w_stride, n_rows, ac, a_stride, nc, bias, out + c0 * ldo,
-                                                 ldo);
+      kv_gemm_rows<KF, kKvTileRows, kKvTileCols>(k, w, w_stride, n_rows, ac, a_stride, nc, bias, out + c0 * ldo, ldo);
   }
 }
 
@@ -139,7 +138,8 @@ void kv_gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const
 struct KvVQ8 {
   static constexpr int kUnit = 8;  // dim granularity
   static constexpr int kVecs = kKvPvAccumulators / 4;
-  template <int NV> static void load(const uint8_t* data, int64_t i0, typename Ops::F8* x) {
+  template <int NV>
+  static void load(const uint8_t* data, int64_t i0, typename Ops::F8* x) {
 #pragma GCC unroll 16
     for (int q = 0; q < NV; ++q) x[q] = Ops::load_i8_f(data + i0 + 8 * q);
   }
@@ -147,7 +147,8 @@ struct KvVQ8 {
 struct KvVQ4 {
   static constexpr int kUnit = 32;
   static constexpr int kVecs = 4;
-  template <int NV> static void load(const uint8_t* data, int64_t i0, typename Ops::F8* x) {
+  template <int NV>
+  static void load(const uint8_t* data, int64_t i0, typename Ops::F8* x) {
     static_assert(NV % 4 == 0, "q4 rows widen whole 32-groups");
 #pragma GCC unroll 16
     for (int g = 0; g < NV / 4; ++g) {
@@ -164,8 +165,8 @@ struct KvVQ4 {
 // queries, its scale folded into each query's weight. Rows with p = 0 (masked) are skipped per query, as the
 // reference does.
 template <class VF, int NC, int NV>
-void kv_weighted_block(int64_t n_rows, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride,
-                       int64_t i0, float* out, size_t out_stride) {
+void kv_weighted_block(int64_t n_rows, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride, int64_t i0,
+                       float* out, size_t out_stride) {
   typename Ops::F8 acc[NC][NV];
 #pragma GCC unroll 16
   for (int c = 0; c < NC; ++c)
@@ -193,8 +194,8 @@ void kv_weighted_block(int64_t n_rows, const uint8_t* v, size_t v_stride, const 
 
 // NC queries over all dim values: blocks of VF::kVecs vectors, the rest (q8 only) one vector at a time.
 template <class VF, int NC>
-void kv_weighted_cols(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p,
-                      size_t p_stride, float* out, size_t out_stride) {
+void kv_weighted_cols(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_stride, const float* p, size_t p_stride,
+                      float* out, size_t out_stride) {
   constexpr int NV = VF::kVecs;
   int64_t i0 = 0;
   for (; i0 + 8 * NV <= dim; i0 += 8 * NV)

@@ -196,8 +196,8 @@ struct TileK {
 
 // Unpacked rows in tiles of kPackedRows (the last narrower) x one packed group.
 template <template <int> class TileOf, int R = kPackedRows>
-void packed_rows(int64_t nb, const typename TileOf<1>::U* u, int64_t n_rows, const typename TileOf<1>::A* a,
-                 float* out, int64_t ldo, int n_valid) {
+void packed_rows(int64_t nb, const typename TileOf<1>::U* u, int64_t n_rows, const typename TileOf<1>::A* a, float* out,
+                 int64_t ldo, int n_valid) {
   int64_t r = 0;
   for (; r + R <= n_rows; r += R) TileOf<R>::run(nb, u + r * nb, a, out + r, ldo, n_valid);
   if constexpr (R > 1) {
@@ -219,7 +219,8 @@ void packed_gemm(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, c
   }
   for (int64_t g = 0; g * kPackCols < n_cols; ++g) {
     const int n_valid = static_cast<int>(n_cols - g * kPackCols < kPackCols ? n_cols - g * kPackCols : kPackCols);
-    packed_rows<TileOf>(nb, u, n_rows, reinterpret_cast<const typename TileOf<1>::A*>(a + static_cast<size_t>(g) * a_stride),
+    packed_rows<TileOf>(nb, u, n_rows,
+                        reinterpret_cast<const typename TileOf<1>::A*>(a + static_cast<size_t>(g) * a_stride),
                         out + g * kPackCols * ldo, ldo, n_valid);
   }
 }

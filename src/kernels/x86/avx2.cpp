@@ -5,13 +5,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/interleave.h"
-#include "kernels/kernel_table.h"
 #include "formats/kquants.h"
 #include "formats/legacy.h"
+#include "kernels/interleave.h"
+#include "kernels/kernel_table.h"
 
 namespace pocketlm::kernels {
 namespace avx2 {
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/x86/ops_x86.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
@@ -19,10 +21,12 @@ namespace avx2 {
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"
 #include "kernels/x86/gemv_x16.h"
+// clang-format on
 }  // namespace avx2
 
 const KernelTable* avx2_table() {
-  static constexpr KernelTable table = avx2::with_x16_legacy(avx2::with_x16_gemm(avx2::with_x16_gemv(avx2::make_table("avx2"))));
+  static constexpr KernelTable table =
+      avx2::with_x16_legacy(avx2::with_x16_gemm(avx2::with_x16_gemv(avx2::make_table("avx2"))));
   return &table;
 }
 

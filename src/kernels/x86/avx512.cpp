@@ -1,5 +1,5 @@
-// The AVX-512 path (AVX2, FMA, F16C + AVX-512 F, BW, VL, VNNI). Compiled with those flags only (src/CMakeLists.txt); dispatch.cpp calls it
-// only on a CPU that has them.
+// The AVX-512 path (AVX2, FMA, F16C + AVX-512 F, BW, VL, VNNI). Compiled with those flags only (src/CMakeLists.txt);
+// dispatch.cpp calls it only on a CPU that has them.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -7,14 +7,16 @@
 #include <new>
 #include <vector>
 
+#include "formats/kquants.h"
+#include "formats/legacy.h"
 #include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
 #include "kernels/packed_acts.h"
-#include "formats/kquants.h"
-#include "formats/legacy.h"
 
 namespace pocketlm::kernels {
 namespace avx512 {
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/x86/ops_x86.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
@@ -25,6 +27,7 @@ namespace avx512 {
 #include "kernels/x86/gemv_avx512.h"
 #include "kernels/x86/gemv_x16.h"
 #include "kernels/x86/gemv_x16_vnni.h"
+// clang-format on
 }  // namespace avx512
 
 const KernelTable* avx512_table() {

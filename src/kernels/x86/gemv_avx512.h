@@ -33,7 +33,8 @@ inline __m512i halves(__m256i lo, __m256i hi) {
   return _mm512_mask_inserti64x4(l, 0xFF, l, hi, 1);
 }
 inline __m512i load_2x32(const void* lo, const void* hi) {
-  return halves(_mm256_loadu_si256(static_cast<const __m256i*>(lo)), _mm256_loadu_si256(static_cast<const __m256i*>(hi)));
+  return halves(_mm256_loadu_si256(static_cast<const __m256i*>(lo)),
+                _mm256_loadu_si256(static_cast<const __m256i*>(hi)));
 }
 inline __m512i broadcast_32(const void* p) {
   return _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
@@ -98,7 +99,8 @@ void q4_K_rows(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, flo
         isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[j], av[j]), _mm512_permutexvar_epi16(idx[j], sc));
       acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(Ops::f16(blk.d) * A.d), acc[r]);
       const __m128i mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mn8)));
-      accm[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mn, bsums)), _mm_set1_ps(-Ops::f16(blk.dmin) * A.d), accm[r]);
+      accm[r] =
+          _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mn, bsums)), _mm_set1_ps(-Ops::f16(blk.dmin) * A.d), accm[r]);
     }
   }
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + hsum(accm[r]);
@@ -152,7 +154,8 @@ void q6_K_rows(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, flo
 // weight format stores its quants as unsigned bytes u = q + kBias; the bias is taken off through the
 // activation's per-lane sums, computed once per tile.
 inline __m128 f16x4(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
-  const uint64_t v = a | static_cast<uint64_t>(b) << 16 | static_cast<uint64_t>(c) << 32 | static_cast<uint64_t>(d) << 48;
+  const uint64_t v =
+      a | static_cast<uint64_t>(b) << 16 | static_cast<uint64_t>(c) << 32 | static_cast<uint64_t>(d) << 48;
   return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(v)));
 }
 // 16 + 16 bytes of packed nibbles (blocks b, b + 1) -> 64 quants in element order (low nibbles first).
@@ -170,7 +173,8 @@ inline __m512i nibbles_2x16(const uint8_t* qs0, const uint8_t* qs1) {
 template <int N, class B, class X, class Y>
 __m256 f16_pairs(const B* b, X x, Y y) {
   uint64_t v[2] = {0, 0};
-  for (int i = 0; i < N; ++i) v[i / 2] |= (static_cast<uint64_t>(x(b[i])) | static_cast<uint64_t>(y(b[i])) << 16) << (32 * (i % 2));
+  for (int i = 0; i < N; ++i)
+    v[i / 2] |= (static_cast<uint64_t>(x(b[i])) | static_cast<uint64_t>(y(b[i])) << 16) << (32 * (i % 2));
   return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(v[1]), static_cast<long long>(v[0])));
 }
 
@@ -180,7 +184,11 @@ struct G32Q4_0 {
   static constexpr int kBias = 8;
   static constexpr bool kMin = false;
   static __m512i quants(const W* b) { return nibbles_2x16(b[0].qs, b[1].qs); }
-  template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; }); }
+  template <int N>
+  static __m256 scales(const W* b) {
+    return f16_pairs<N>(
+        b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; });
+  }
 };
 struct G32Q4_1 {
   using W = block_q4_1;
@@ -188,7 +196,11 @@ struct G32Q4_1 {
   static constexpr int kBias = 0;
   static constexpr bool kMin = true;  // m * s terms in the odd lanes of the scale product
   static __m512i quants(const W* b) { return nibbles_2x16(b[0].qs, b[1].qs); }
-  template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W& x) { return x.m; }); }
+  template <int N>
+  static __m256 scales(const W* b) {
+    return f16_pairs<N>(
+        b, [](const W& x) { return x.d; }, [](const W& x) { return x.m; });
+  }
 };
 struct G32Q8_0 {
   using W = block_q8_0;
@@ -196,18 +208,27 @@ struct G32Q8_0 {
   static constexpr int kBias = 128;
   static constexpr bool kMin = false;
   static __m512i quants(const W* b) { return _mm512_xor_si512(load_2x32(b[0].qs, b[1].qs), _mm512_set1_epi8(-128)); }
-  template <int N> static __m256 scales(const W* b) { return f16_pairs<N>(b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; }); }
+  template <int N>
+  static __m256 scales(const W* b) {
+    return f16_pairs<N>(
+        b, [](const W& x) { return x.d; }, [](const W&) { return uint16_t{0}; });
+  }
 };
-template <int N> __m256 act_scales(const block_q8_0* a) {
-  return f16_pairs<N>(a, [](const block_q8_0& x) { return x.d; }, [](const block_q8_0&) { return uint16_t{0}; });
+template <int N>
+__m256 act_scales(const block_q8_0* a) {
+  return f16_pairs<N>(
+      a, [](const block_q8_0& x) { return x.d; }, [](const block_q8_0&) { return uint16_t{0}; });
 }
-template <int N> __m256 act_scales(const block_q8_1* a) {
-  return f16_pairs<N>(a, [](const block_q8_1& x) { return x.d; }, [](const block_q8_1& x) { return x.s; });
+template <int N>
+__m256 act_scales(const block_q8_1* a) {
+  return f16_pairs<N>(
+      a, [](const block_q8_1& x) { return x.d; }, [](const block_q8_1& x) { return x.s; });
 }
 
 // N blocks (2 or 4: one or two registers) of R rows from block b on.
 template <class F, int R, int N>
-inline void g32_step(int64_t b, const uint8_t* w, size_t ws, const typename F::A* a, __m512 (&acc)[R], __m256 (&accm)[R]) {
+inline void g32_step(int64_t b, const uint8_t* w, size_t ws, const typename F::A* a, __m512 (&acc)[R],
+                     __m256 (&accm)[R]) {
   constexpr int kRegs = N / 2;
   // Lane l of register j takes product 2 (2 j + l / 8): the x-term of its block.
   const __m512i spread[2] = {_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
@@ -217,8 +238,8 @@ inline void g32_step(int64_t b, const uint8_t* w, size_t ws, const typename F::A
     av[j] = load_2x32(a[b + 2 * j].qs, a[b + 2 * j + 1].qs);
     bias[j] = _mm512_setzero_si512();
     if constexpr (F::kBias != 0)
-      bias[j] = _mm512_sub_epi32(bias[j], _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                              _mm512_set1_epi8(static_cast<char>(F::kBias)), av[j]));
+      bias[j] = _mm512_sub_epi32(
+          bias[j], _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(F::kBias)), av[j]));
   }
   const __m256 as = act_scales<N>(a + b);
 #pragma GCC unroll 4
@@ -229,7 +250,8 @@ inline void g32_step(int64_t b, const uint8_t* w, size_t ws, const typename F::A
     const __m512 pw = _mm512_castps256_ps512(prod);
     for (int j = 0; j < kRegs; ++j) {
       const __m512i isum = _mm512_dpbusd_epi32(bias[j], F::quants(blk + 2 * j), av[j]);
-      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_maskz_permutexvar_ps(0xFFFF, spread[j], pw), acc[r]);
+      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum),
+                               _mm512_maskz_permutexvar_ps(0xFFFF, spread[j], pw), acc[r]);
     }
     accm[r] = _mm256_add_ps(accm[r], prod);
   }
@@ -277,11 +299,15 @@ void rows_in_tiles(int64_t nb, const uint8_t* w, size_t ws, int64_t n_rows, cons
 }
 template <int R>
 struct Q4KRows {
-  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) { q4_K_rows<R>(nb, w, ws, a, out); }
+  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) {
+    q4_K_rows<R>(nb, w, ws, a, out);
+  }
 };
 template <int R>
 struct Q6KRows {
-  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) { q6_K_rows<R>(nb, w, ws, a, out); }
+  static void run(int64_t nb, const uint8_t* w, size_t ws, const block_q8_K* a, float* out) {
+    q6_K_rows<R>(nb, w, ws, a, out);
+  }
 };
 
 // A table entry: the GEMV for one column, the generic tiles otherwise (and for an odd number of 32-blocks).
@@ -301,8 +327,11 @@ void gemm_or_gemv(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, 
 constexpr KernelTable with_wide_gemv(KernelTable t) {
   t.set_gemm(GgmlType::Q4_K, gemv_detail::gemm_or_gemv<FmtQ4_K, GgmlType::Q4_K, gemv_detail::Q4KRows>);
   t.set_gemm(GgmlType::Q6_K, gemv_detail::gemm_or_gemv<FmtQ6_K, GgmlType::Q6_K, gemv_detail::Q6KRows>);
-  t.set_gemm(GgmlType::Q4_0, gemv_detail::gemm_or_gemv<FmtQ4_0, GgmlType::Q4_0, gemv_detail::G32Rows<gemv_detail::G32Q4_0>::T>);
-  t.set_gemm(GgmlType::Q4_1, gemv_detail::gemm_or_gemv<FmtQ4_1, GgmlType::Q4_1, gemv_detail::G32Rows<gemv_detail::G32Q4_1>::T>);
-  t.set_gemm(GgmlType::Q8_0, gemv_detail::gemm_or_gemv<FmtQ8_0, GgmlType::Q8_0, gemv_detail::G32Rows<gemv_detail::G32Q8_0>::T>);
+  t.set_gemm(GgmlType::Q4_0,
+             gemv_detail::gemm_or_gemv<FmtQ4_0, GgmlType::Q4_0, gemv_detail::G32Rows<gemv_detail::G32Q4_0>::T>);
+  t.set_gemm(GgmlType::Q4_1,
+             gemv_detail::gemm_or_gemv<FmtQ4_1, GgmlType::Q4_1, gemv_detail::G32Rows<gemv_detail::G32Q4_1>::T>);
+  t.set_gemm(GgmlType::Q8_0,
+             gemv_detail::gemm_or_gemv<FmtQ8_0, GgmlType::Q8_0, gemv_detail::G32Rows<gemv_detail::G32Q8_0>::T>);
   return t;
 }

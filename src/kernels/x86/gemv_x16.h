@@ -13,7 +13,10 @@
 
 namespace x16 {
 
-template <int I> struct IntC { static constexpr int value = I; };
+template <int I>
+struct IntC {
+  static constexpr int value = I;
+};
 
 inline __m256i bcast4(const int8_t* p) { return _mm256_broadcastd_epi32(_mm_loadu_si32(p)); }
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -91,8 +94,8 @@ inline void q4_K_scales(const uint8_t* g, int c, __m256i& sc, __m256i& mn) {
 inline void q4_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
   // (scale 2c, scale 2c + 1) words of a lane -> (scale 2c, scale 2c) / (scale 2c + 1, scale 2c + 1).
-  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
-                                        8, 9, 12, 13, 12, 13);
+  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8,
+                                        9, 8, 9, 12, 13, 12, 13);
   const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b, g += 2304) {
@@ -152,7 +155,10 @@ inline __m256i q6_quants(const uint8_t* ql, const uint8_t* qh, int n, int l4, in
   const __m256i lo = load32(ql + x16_q6_ql_chunk(16 * n + 8 * (M & 1) + l4) * 64 + 32 * h);
   const __m256i hb = load32(qh + x16_q6_qh_chunk(8 * n + l4) * 64 + 32 * h);
   const __m256i low = M < 2 ? _mm256_and_si256(lo, m4) : nib_hi(lo);
-  const __m256i top = M == 0 ? _mm256_slli_epi16(hb, 4) : M == 1 ? _mm256_slli_epi16(hb, 2) : M == 2 ? hb : _mm256_srli_epi16(hb, 2);
+  const __m256i top = M == 0   ? _mm256_slli_epi16(hb, 4)
+                      : M == 1 ? _mm256_slli_epi16(hb, 2)
+                      : M == 2 ? hb
+                               : _mm256_srli_epi16(hb, 2);
   return _mm256_or_si256(low, _mm256_and_si256(top, m30));
 }
 
@@ -170,7 +176,8 @@ inline void q6_sub(const block_q8_K& A, const uint8_t* sc, const uint8_t* ql, co
       const int l4 = 4 * half + 2 * pair + i;
       const __m256i a = bcast4(A.qs + 128 * n + 32 * M + 4 * l4);
 #pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) p[h] = _mm256_add_epi16(p[h], _mm256_maddubs_epi16(q6_quants<M>(ql, qh, n, l4, h), a));
+      for (int h = 0; h < 2; ++h)
+        p[h] = _mm256_add_epi16(p[h], _mm256_maddubs_epi16(q6_quants<M>(ql, qh, n, l4, h), a));
     }
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) isum[h] = _mm256_add_epi32(isum[h], _mm256_madd_epi16(p[h], s[h]));
@@ -182,7 +189,7 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
-    const uint8_t* sc = g + 32;  // [16 sub-blocks][16 rows] int8
+    const uint8_t* sc = g + 32;            // [16 sub-blocks][16 rows] int8
     const uint8_t* ql = g + kX16Q6Quants;  // ql and qh chunks interleaved (interleave.h)
     const uint8_t* qh = ql;
     alignas(32) int32_t bs16[8];  // lane p = (bsum 2p, bsum 2p + 1)
@@ -196,7 +203,8 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
       off[0] = _mm256_add_epi32(off[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(w0, w1), bp));
       off[1] = _mm256_add_epi32(off[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(w0, w1), bp));
     }
-    __m256i isum[2] = {_mm256_sub_epi32(zero, _mm256_slli_epi32(off[0], 5)), _mm256_sub_epi32(zero, _mm256_slli_epi32(off[1], 5))};
+    __m256i isum[2] = {_mm256_sub_epi32(zero, _mm256_slli_epi32(off[0], 5)),
+                       _mm256_sub_epi32(zero, _mm256_slli_epi32(off[1], 5))};
 #pragma GCC unroll 1
     for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 1
@@ -209,7 +217,8 @@ inline void q6_K_groups(int64_t nb, const uint8_t* g, const block_q8_K* a, float
     }
     const __m256 da = _mm256_set1_ps(A.d);
 #pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h]), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
+    for (int h = 0; h < 2; ++h)
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h]), _mm256_mul_ps(f16x8(g + 16 * h), da), acc[h]);
   }
   store_rows(out, acc[0], acc[1]);
 }
@@ -257,8 +266,8 @@ inline void q4_0_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
 template <int C>
 inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* out, int64_t ldo) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
-  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9,
-                                        8, 9, 12, 13, 12, 13);
+  const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8,
+                                        9, 8, 9, 12, 13, 12, 13);
   const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));
   __m256 acc[2][C];
   for (int h = 0; h < 2; ++h)
@@ -268,7 +277,8 @@ inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
     alignas(16) int32_t bs32[C][4];
     for (int j = 0; j < C; ++j) {
       A[j] = reinterpret_cast<const block_q8_K*>(a + static_cast<size_t>(j) * as) + b;
-      _mm_store_si128(reinterpret_cast<__m128i*>(bs32[j]), _mm_hadd_epi16(load16(A[j]->bsums), load16(A[j]->bsums + 8)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(bs32[j]),
+                      _mm_hadd_epi16(load16(A[j]->bsums), load16(A[j]->bsums + 8)));
     }
     const uint8_t* qs = g + 256;
 #pragma GCC unroll 1
@@ -295,7 +305,8 @@ inline void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
         const __m256i mnw = h == 0 ? _mm256_unpacklo_epi8(mn, zero) : _mm256_unpackhi_epi8(mn, zero);
         const __m256i sc0 = _mm256_shuffle_epi8(scw, dup0), sc1 = _mm256_shuffle_epi8(scw, dup1);
         for (int j = 0; j < C; ++j) {
-          isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(s0[j], sc0), _mm256_madd_epi16(s1[j], sc1)));
+          isum[j] =
+              _mm256_add_epi32(isum[j], _mm256_add_epi32(_mm256_madd_epi16(s0[j], sc0), _mm256_madd_epi16(s1[j], sc1)));
           msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mnw, _mm256_set1_epi32(bs32[j][c])));
         }
       }
@@ -328,7 +339,8 @@ inline void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as,
       for (int j = 0; j < C; ++j) {  // -32 * sum over sub-blocks of scale * bsum
         __m256i off = zero;
         for (int p = 0; p < 8; ++p) {
-          const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 32 * p)), w1 = _mm256_cvtepi8_epi16(load16(sc + 32 * p + 16));
+          const __m256i w0 = _mm256_cvtepi8_epi16(load16(sc + 32 * p)),
+                        w1 = _mm256_cvtepi8_epi16(load16(sc + 32 * p + 16));
           const __m256i pair = h == 0 ? _mm256_unpacklo_epi16(w0, w1) : _mm256_unpackhi_epi16(w0, w1);
           int32_t bp;
           __builtin_memcpy(&bp, A[j]->bsums + 2 * p, 4);
@@ -395,8 +407,8 @@ struct Q5_0Fmt {
   static constexpr int kBytes = 352, kZero = 16;
   static constexpr bool kSigned = false, kMin = false;
   static __m256i fifth(__m256i qh, int byte, int shift) {
-    const __m256i idx = _mm256_add_epi8(_mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4,
-                                                         4, 4, 8, 8, 8, 8, 12, 12, 12, 12),
+    const __m256i idx = _mm256_add_epi8(_mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0,
+                                                         4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12),
                                         _mm256_set1_epi8(static_cast<char>(byte)));
     const __m256i bit = _mm256_set1_epi32(static_cast<int>(0x08040201u << shift));
     const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, idx), bit), bit);
@@ -430,8 +442,9 @@ inline void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t a
     __m256i off[C];
     for (int j = 0; j < C; ++j) {
       A[j] = reinterpret_cast<const typename F::Act*>(a + static_cast<size_t>(j) * as) + b;
-      if constexpr (F::kZero != 0) off[j] = _mm256_mullo_epi32(sum_all(load32(reinterpret_cast<const uint8_t*>(A[j]->qs))),
-                                                               _mm256_set1_epi32(F::kZero));
+      if constexpr (F::kZero != 0)
+        off[j] = _mm256_mullo_epi32(sum_all(load32(reinterpret_cast<const uint8_t*>(A[j]->qs))),
+                                    _mm256_set1_epi32(F::kZero));
     }
 #pragma GCC unroll 1
     for (int h = 0; h < 2; ++h) {
@@ -460,8 +473,10 @@ inline void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t a
       for (int j = 0; j < C; ++j) {
         __m256i isum = s[j];
         if constexpr (F::kZero != 0) isum = _mm256_sub_epi32(isum, off[j]);
-        acc[h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(Ops::f16(A[j]->d))), acc[h][j]);
-        if constexpr (F::kMin) acc[h][j] = _mm256_fmadd_ps(f16x8(g + 32 + 16 * h), _mm256_set1_ps(Ops::f16(A[j]->s)), acc[h][j]);
+        acc[h][j] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(Ops::f16(A[j]->d))), acc[h][j]);
+        if constexpr (F::kMin)
+          acc[h][j] = _mm256_fmadd_ps(f16x8(g + 32 + 16 * h), _mm256_set1_ps(Ops::f16(A[j]->s)), acc[h][j]);
       }
     }
   }
@@ -470,20 +485,44 @@ inline void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t a
 
 }  // namespace x16
 
+// These textual includes build on each other: keep their order.
+// clang-format off
 #include "kernels/simd/gemv_x16_table.h"
+// clang-format on
 
 namespace x16 {
-template <int C> struct Q4_0Cols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_0_cols<C>(nb, g, a, as, o, ldo); } };
-template <int C> struct Q4_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
-template <int C> struct Q6_KCols { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C>
+struct Q4_0Cols {
+  static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+    q4_0_cols<C>(nb, g, a, as, o, ldo);
+  }
+};
+template <int C>
+struct Q4_KCols {
+  static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+    q4_K_cols<C>(nb, g, a, as, o, ldo);
+  }
+};
+template <int C>
+struct Q6_KCols {
+  static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+    q6_K_cols<C>(nb, g, a, as, o, ldo);
+  }
+};
 template <class F>
 struct LegacyCols {
-  template <int C> struct Of { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { legacy_cols<F, C>(nb, g, a, as, o, ldo); } };
+  template <int C>
+  struct Of {
+    static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+      legacy_cols<F, C>(nb, g, a, as, o, ldo);
+    }
+  };
 };
 // kernel_table.h's GemvX16Fn through the 16 x 1 tile.
 template <class F>
 void legacy_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
-  for (int64_t i = 0; i < n_groups; ++i) legacy_cols<F, 1>(k / 32, w + static_cast<size_t>(i) * group_bytes, a, 0, out + 16 * i, 0);
+  for (int64_t i = 0; i < n_groups; ++i)
+    legacy_cols<F, 1>(k / 32, w + static_cast<size_t>(i) * group_bytes, a, 0, out + 16 * i, 0);
 }
 }  // namespace x16
 

@@ -5,8 +5,8 @@
 // vpmaddwd: about 2.3x fewer instructions per weight byte, which is what decode on a 2-core machine is short of.
 //
 // Lanes follow the chunk's position order (kX16Order); the per-row scales (stored in row order) are brought
-// into it with one permute each, and the 16 results go back to row order with one permute per group. Integer sums are exact
-// (int32 throughout: a q4_K sub-block sum is at most 32 * 15 * 128, times a 6-bit scale, summed over 8
+// into it with one permute each, and the 16 results go back to row order with one permute per group. Integer sums are
+// exact (int32 throughout: a q4_K sub-block sum is at most 32 * 15 * 128, times a 6-bit scale, summed over 8
 // sub-blocks: below 2^31); the float epilogue is one FMA per block, as in every path.
 //
 // Included INSIDE the avx512 path's namespace after ops_x86.h.
@@ -17,9 +17,15 @@ namespace x16v {
 // GCC 12 flags the unmasked forms of these (they read an "undefined" source) under -Wmaybe-uninitialized;
 // the all-ones maskz forms are the same instructions.
 constexpr __mmask16 kAll = 0xFFFF;
-inline __m512i u16_to_i32(const uint8_t* p) { return _mm512_maskz_cvtepu16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-inline __m512i u8_to_i32(const uint8_t* p) { return _mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m512i i8_to_i32(const uint8_t* p) { return _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m512i u16_to_i32(const uint8_t* p) {
+  return _mm512_maskz_cvtepu16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512i u8_to_i32(const uint8_t* p) {
+  return _mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m512i i8_to_i32(const uint8_t* p) {
+  return _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
 inline __m512 to_f(__m512i v) { return _mm512_maskz_cvtepi32_ps(kAll, v); }
 inline __m512i shl32(__m512i v, unsigned n) { return _mm512_maskz_slli_epi32(kAll, v, n); }
 inline __m512i shr32(__m512i v, unsigned n) { return _mm512_maskz_srli_epi32(kAll, v, n); }
@@ -34,7 +40,9 @@ inline __m512i bcast4(const int8_t* p) {
 }
 inline __m512i load64(const uint8_t* p) { return _mm512_loadu_si512(p); }
 // The 16 f16 values at p (positions 0-15) as floats.
-inline __m512 f16x16(const uint8_t* p) { return _mm512_maskz_cvtph_ps(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 f16x16(const uint8_t* p) {
+  return _mm512_maskz_cvtph_ps(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
 inline __m512i nib_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
 inline __m512i nib_hi(__m512i v) { return _mm512_and_si512(shr16(v, 4), _mm512_set1_epi8(0x0F)); }
 inline __m512i dot4(__m512i acc, __m512i u8, __m512i s8) { return _mm512_dpbusd_epi32(acc, u8, s8); }
@@ -81,7 +89,8 @@ inline void q8_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const 
     const block_q8_0& A = a[b];
     __m512i s[2] = {_mm512_set1_epi32(offset[b]), _mm512_setzero_si512()};
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) s[i & 1] = dot4(s[i & 1], _mm512_xor_si512(load64(g + 32 + 64 * i), flip), bcast4(A.qs + 4 * i));
+    for (int i = 0; i < 8; ++i)
+      s[i & 1] = dot4(s[i & 1], _mm512_xor_si512(load64(g + 32 + 64 * i), flip), bcast4(A.qs + 4 * i));
     const __m512 d = _mm512_mul_ps(f16x16(g), _mm512_set1_ps(Ops::f16(A.d)));
     acc = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s[0], s[1])), d, acc);
   }
@@ -107,15 +116,15 @@ inline void q4_1_group(int64_t nb, const uint8_t* g, const block_q8_1* a, float*
   store_rows(out, acc);
 }
 
-
 // q5_0: quant = low nibble | fifth bit << 4, 16 above the value. The fifth bits of chunk i's 4 quants per row
 // (bits 4i..4i+3 of the row's qh for the low nibbles, 16+4i.. for the high ones) are spread to bit 4 of each
 // byte by one in-lane byte shuffle (the qh byte holding them, copied to the row's 4 bytes), one test against
 // the byte's bit (a mask register) and one masked add of 16.
 struct Q5Bits {
   __m512i base;  // per dword: its first byte's index in the 16-byte lane, in all 4 bytes
-  Q5Bits() : base(_mm512_set_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0,
-                                   0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0)) {}
+  Q5Bits()
+      : base(_mm512_set_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0, 0x0C0C0C0C,
+                              0x08080808, 0x04040404, 0, 0x0C0C0C0C, 0x08080808, 0x04040404, 0)) {}
   // nib (quants 0..15) plus 16 where bit `first + t` of the row's qh is set, for byte t of each dword.
   template <int First>
   __m512i add(__m512i nib, __m512i qh) const {
@@ -159,7 +168,8 @@ inline void q5_0_group(int64_t nb, const uint8_t* g, const block_q8_0* a, const 
 
 inline int32_t q8_0_sum(const block_q8_0& A) {
   // |a| <= 127: the unsigned sum of a + 128 via vpsadbw, minus 32 * 128.
-  const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs)), _mm256_set1_epi8(-128));
+  const __m256i v =
+      _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs)), _mm256_set1_epi8(-128));
   const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
   __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
   t = _mm_add_epi64(t, _mm_unpackhi_epi64(t, t));
@@ -176,7 +186,8 @@ void legacy_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_gr
   thread_local std::vector<int32_t> offset;
   if (offset.size() < static_cast<size_t>(nb)) offset.resize(static_cast<size_t>(nb));
   for (int64_t b = 0; b < nb; ++b) offset[static_cast<size_t>(b)] = -Zero * q8_0_sum(A[b]);
-  for (int64_t i = 0; i < n_groups; ++i) F(nb, w + static_cast<size_t>(i) * group_bytes, A, offset.data(), out + 16 * i);
+  for (int64_t i = 0; i < n_groups; ++i)
+    F(nb, w + static_cast<size_t>(i) * group_bytes, A, offset.data(), out + 16 * i);
 }
 
 // ---------------------------------------------------------------- q4_K (group block: 2304 bytes)
@@ -208,8 +219,8 @@ inline void q4_K_group(int64_t nb, const uint8_t* g, const block_q8_K* a, float*
                                                      mul32(_mm512_add_epi32(s1[0], s1[1]), sc1)));
       // Mins against the sums of the 32 activation quants of each sub-block (two bsums of 16 each).
       const int32_t bs0 = A.bsums[4 * c] + A.bsums[4 * c + 1], bs1 = A.bsums[4 * c + 2] + A.bsums[4 * c + 3];
-      msum = _mm512_add_epi32(msum, _mm512_madd_epi16(_mm512_or_si512(mn0, shl32(mn1, 16)),
-                                                      _mm512_set1_epi32((bs0 & 0xFFFF) | bs1 << 16)));
+      msum = _mm512_add_epi32(
+          msum, _mm512_madd_epi16(_mm512_or_si512(mn0, shl32(mn1, 16)), _mm512_set1_epi32((bs0 & 0xFFFF) | bs1 << 16)));
     }
     const __m512 da = _mm512_set1_ps(A.d);
     acc = _mm512_fmadd_ps(to_f(isum), _mm512_mul_ps(f16x16(g), da), acc);
@@ -218,7 +229,8 @@ inline void q4_K_group(int64_t nb, const uint8_t* g, const block_q8_K* a, float*
   store_rows(out, acc);
 }
 
-inline void q4_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+inline void q4_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
+                        float* out) {
   for (int64_t i = 0; i < n_groups; ++i)
     q4_K_group(k / 256, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const block_q8_K*>(a), out + 16 * i);
 }
@@ -237,7 +249,7 @@ inline void q6_K_group(int64_t nb, const uint8_t* g, const block_q8_K* a, float*
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b, g += 3360) {
     const block_q8_K& A = a[b];
-    const uint8_t* sc = g + 32;  // [16 sub-blocks][16 rows] int8
+    const uint8_t* sc = g + 32;            // [16 sub-blocks][16 rows] int8
     const uint8_t* q6 = g + kX16Q6Quants;  // ql and qh chunks interleaved, in the order read here (interleave.h)
     __m512i isum = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -269,7 +281,8 @@ inline void q6_K_group(int64_t nb, const uint8_t* g, const block_q8_K* a, float*
   store_rows(out, acc);
 }
 
-inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a, float* out) {
+inline void q6_K_groups(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
+                        float* out) {
   for (int64_t i = 0; i < n_groups; ++i)
     q6_K_group(k / 256, w + static_cast<size_t>(i) * group_bytes, reinterpret_cast<const block_q8_K*>(a), out + 16 * i);
 }
@@ -296,8 +309,8 @@ struct Nibble4V {
     hi = nib_hi(v);
   }
 };
-using Q4_0V = Nibble4V<block_q8_0, 288, 32, 8, false>;   // d[16] | qs
-using Q4_1V = Nibble4V<block_q8_1, 320, 64, 0, true>;    // d[16], m[16] | qs
+using Q4_0V = Nibble4V<block_q8_0, 288, 32, 8, false>;  // d[16] | qs
+using Q4_1V = Nibble4V<block_q8_1, 320, 64, 0, true>;   // d[16], m[16] | qs
 struct Q5_0V {
   using Act = block_q8_0;
   static constexpr int kBytes = 352, kZero = 16;
@@ -335,8 +348,10 @@ void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, floa
     __m512i s0[C], s1[C];
     for (int j = 0; j < C; ++j) {
       A[j] = reinterpret_cast<const typename F::Act*>(a + static_cast<size_t>(j) * as) + b;
-      if constexpr (F::kZero != 0) s0[j] = _mm512_set1_epi32(-F::kZero * q8_0_sum(*A[j]));
-      else s0[j] = _mm512_setzero_si512();
+      if constexpr (F::kZero != 0)
+        s0[j] = _mm512_set1_epi32(-F::kZero * q8_0_sum(*A[j]));
+      else
+        s0[j] = _mm512_setzero_si512();
       s1[j] = _mm512_setzero_si512();
     }
     const auto blk = F::block(ctx, g);
@@ -355,7 +370,8 @@ void legacy_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, floa
     step(x16::IntC<3>{});
     const __m512 d = f16x16(g);
     for (int j = 0; j < C; ++j) {
-      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])), _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
+      acc[j] = _mm512_fmadd_ps(to_f(_mm512_add_epi32(s0[j], s1[j])),
+                               _mm512_mul_ps(d, _mm512_set1_ps(Ops::f16(A[j]->d))), acc[j]);
       if constexpr (F::kMin) acc[j] = _mm512_fmadd_ps(f16x16(g + 32), _mm512_set1_ps(Ops::f16(A[j]->s)), acc[j]);
     }
   }
@@ -394,7 +410,8 @@ void q4_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
       }
       for (int j = 0; j < C; ++j) {
         isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(mul32(s0[j], sc0), mul32(s1[j], sc1)));
-        const int32_t bs0 = A[j]->bsums[4 * c] + A[j]->bsums[4 * c + 1], bs1 = A[j]->bsums[4 * c + 2] + A[j]->bsums[4 * c + 3];
+        const int32_t bs0 = A[j]->bsums[4 * c] + A[j]->bsums[4 * c + 1],
+                      bs1 = A[j]->bsums[4 * c + 2] + A[j]->bsums[4 * c + 3];
         msum[j] = _mm512_add_epi32(msum[j], _mm512_madd_epi16(mn, _mm512_set1_epi32((bs0 & 0xFFFF) | bs1 << 16)));
       }
     }
@@ -437,7 +454,8 @@ void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
             const __m512i ql1 = load64(q6 + x16_q6_ql_chunk(16 * n + 8 + l4) * 64);
             const __m512i hb = load64(q6 + x16_q6_qh_chunk(8 * n + l4) * 64);
             // m2 = 0: parts 0 (ql0 low, qh bits 0-1) and 1 (ql1 low, bits 2-3); m2 = 2: parts 2 and 3 (high nibbles).
-            const __m512i q0 = m2 == 0 ? merge(ql0, _mm512_and_si512(shl16(hb, 4), m30)) : merge(shr16(ql0, 4), _mm512_and_si512(hb, m30));
+            const __m512i q0 = m2 == 0 ? merge(ql0, _mm512_and_si512(shl16(hb, 4), m30))
+                                       : merge(shr16(ql0, 4), _mm512_and_si512(hb, m30));
             const __m512i q1 = m2 == 0 ? merge(ql1, _mm512_and_si512(shl16(hb, 2), m30))
                                        : merge(shr16(ql1, 4), _mm512_and_si512(shr16(hb, 2), m30));
             for (int j = 0; j < C; ++j) {
@@ -454,17 +472,33 @@ void q6_K_cols(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float*
       }
     }
     const __m512 d = f16x16(g);
-    for (int j = 0; j < C; ++j) acc[j] = _mm512_fmadd_ps(to_f(isum[j]), _mm512_mul_ps(d, _mm512_set1_ps(A[j]->d)), acc[j]);
+    for (int j = 0; j < C; ++j)
+      acc[j] = _mm512_fmadd_ps(to_f(isum[j]), _mm512_mul_ps(d, _mm512_set1_ps(A[j]->d)), acc[j]);
   }
   for (int j = 0; j < C; ++j) store_rows(out + j * ldo, acc[j]);
 }
 
 template <class F>
 struct LegacyColsV {
-  template <int C> struct Of { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { legacy_cols<F, C>(nb, g, a, as, o, ldo); } };
+  template <int C>
+  struct Of {
+    static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+      legacy_cols<F, C>(nb, g, a, as, o, ldo);
+    }
+  };
 };
-template <int C> struct Q4_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q4_K_cols<C>(nb, g, a, as, o, ldo); } };
-template <int C> struct Q6_KColsV { static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) { q6_K_cols<C>(nb, g, a, as, o, ldo); } };
+template <int C>
+struct Q4_KColsV {
+  static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+    q4_K_cols<C>(nb, g, a, as, o, ldo);
+  }
+};
+template <int C>
+struct Q6_KColsV {
+  static void run(int64_t nb, const uint8_t* g, const uint8_t* a, size_t as, float* o, int64_t ldo) {
+    q6_K_cols<C>(nb, g, a, as, o, ldo);
+  }
+};
 
 }  // namespace x16v
 

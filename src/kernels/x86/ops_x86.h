@@ -27,16 +27,22 @@ struct Ops {
   static I8 nibbles_hi(I8 v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), set_i8(0x0F)); }
   // Per byte: (v << K) & mask, (v >> K) & mask. The mask must clear the K bits a byte gets from its
   // neighbour (the shifts run on 16-bit lanes).
-  template <int K> static I8 shl_mask(I8 v, int mask) { return _mm256_and_si256(_mm256_slli_epi16(v, K), set_i8(mask)); }
-  template <int K> static I8 shr_mask(I8 v, int mask) { return _mm256_and_si256(_mm256_srli_epi16(v, K), set_i8(mask)); }
+  template <int K>
+  static I8 shl_mask(I8 v, int mask) {
+    return _mm256_and_si256(_mm256_slli_epi16(v, K), set_i8(mask));
+  }
+  template <int K>
+  static I8 shr_mask(I8 v, int mask) {
+    return _mm256_and_si256(_mm256_srli_epi16(v, K), set_i8(mask));
+  }
   static I8 and8(I8 a, I8 b) { return _mm256_and_si256(a, b); }
   static I8 or8(I8 a, I8 b) { return _mm256_or_si256(a, b); }
   static I8 sub8(I8 a, I8 b) { return _mm256_sub_epi8(a, b); }
   // Byte j = 0xFF where bit j of `bits` is set, else 0.
   static I8 bits_to_bytes(uint32_t bits) {
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
-                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(bits)),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
     const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
   }
@@ -67,7 +73,9 @@ struct Ops {
   static I32 dot_s8(I32 acc, I8 w, I8 a) { return dot_u8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)); }
   // acc += sum over the two halves of (w . a) * scale (scales_i16). Pair sums stay within int16 for every
   // format here (|w| <= 32 or w unsigned <= 31 against |a| <= 127).
-  static I32 dot_u8_scaled(I32 acc, I8 w, I8 a, I16 scales) { return madd_i16(acc, _mm256_maddubs_epi16(w, a), scales); }
+  static I32 dot_u8_scaled(I32 acc, I8 w, I8 a, I16 scales) {
+    return madd_i16(acc, _mm256_maddubs_epi16(w, a), scales);
+  }
   static I32 dot_s8_scaled(I32 acc, I8 w, I8 a, I16 scales) {
     return dot_u8_scaled(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scales);
   }
@@ -89,14 +97,16 @@ struct Ops {
   // ---- float ----
   static F8 zero_f() { return _mm256_setzero_ps(); }
   static F8 set_f(float v) { return _mm256_set1_ps(v); }
-  static float first_f(F8 v) { return _mm256_cvtss_f32(v); }  // lane 0
+  static float first_f(F8 v) { return _mm256_cvtss_f32(v); }                    // lane 0
   static F8 lane0_f(float v) { return _mm256_zextps128_ps256(_mm_set_ss(v)); }  // (v, 0, ..., 0)
   static F8 to_f(I32 v) { return _mm256_cvtepi32_ps(v); }
   static F8 fma(F8 a, F8 b, F8 acc) { return _mm256_fmadd_ps(a, b, acc); }  // acc + a * b
   static F8 mul_f(F8 a, F8 b) { return _mm256_mul_ps(a, b); }
   static F8 load_f32(const float* p) { return _mm256_loadu_ps(p); }
   static void store_f32(float* p, F8 v) { _mm256_storeu_ps(p, v); }
-  static F8 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static F8 load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static F8 load_bf16(const uint16_t* p) {
     const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
@@ -106,7 +116,8 @@ struct Ops {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))));
   }
   // Bytes 8K .. 8K + 7 of v as floats.
-  template <int K> static F8 i8_to_f(I8 v) {
+  template <int K>
+  static F8 i8_to_f(I8 v) {
     const __m128i half = K < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(K % 2 ? _mm_unpackhi_epi64(half, half) : half));
   }
@@ -194,9 +205,9 @@ inline constexpr int kPackedRows = 4;  // weight rows per packed tile
 
 // Registers the tile shapes are sized for: (rows, activation columns) per GEMM tile.
 #if defined(__AVX512F__)
-inline constexpr int kTileRows = 4, kTileCols = 4;   // 32 vector registers
+inline constexpr int kTileRows = 4, kTileCols = 4;  // 32 vector registers
 #else
-inline constexpr int kTileRows = 4, kTileCols = 2;   // 16 vector registers
+inline constexpr int kTileRows = 4, kTileCols = 2;  // 16 vector registers
 #endif
 // The quantized-KV K . Q tiles (simd/kv_rows.h): K rows x queries.
 // (AVX2 2 x 4 measured the same as 4 x 2 for a GQA group of 4: q8 +4 %, q4 -3 %.)

@@ -45,7 +45,8 @@ int64_t logit_rows(std::span<const SeqSlice> seqs) {
   return rows;
 }
 
-void reserve_scratch(const ModelConfig& c, int64_t n, std::span<const SeqSlice> seqs, ForwardScratch& s, int n_threads) {
+void reserve_scratch(const ModelConfig& c, int64_t n, std::span<const SeqSlice> seqs, ForwardScratch& s,
+                     int n_threads) {
   int64_t n_ctx = 0;
   for (const SeqSlice& q : seqs) n_ctx = std::max(n_ctx, q.kv->n_ctx());
   s.reserve(c, n, n_ctx, n_threads);
@@ -61,7 +62,8 @@ void output_logits(const Model& model, std::span<const SeqSlice> seqs, ForwardSc
   int64_t row = 0, t0 = 0;
   for (const SeqSlice& q : seqs) {  // gather the rows asked for, normed, into xn
     const int64_t first = q.logits == Logits::All ? 0 : q.logits == Logits::Last ? q.n - 1 : q.n;
-    for (int64_t t = t0 + first; t < t0 + q.n; ++t) ops::rms_norm(&s.x[t * d], out_norm, &s.xn[row++ * d], d, c.norm_eps);
+    for (int64_t t = t0 + first; t < t0 + q.n; ++t)
+      ops::rms_norm(&s.x[t * d], out_norm, &s.xn[row++ * d], d, c.norm_eps);
     t0 += q.n;
   }
   s.logits.resize(static_cast<size_t>(n_out * c.n_vocab));
@@ -98,7 +100,8 @@ void project_qkv(const ModelConfig& c, const LayerWeights& L, int64_t n, Forward
     add_bias(s.k.data(), L.bqkv, n, kv_dim, q_dim);
     add_bias(s.v.data(), L.bqkv, n, kv_dim, q_dim + kv_dim);
   } else {
-    const MatmulTarget qkv[] = {{L.wq, 0, q_dim, s.q.data()}, {L.wk, 0, kv_dim, s.k.data()}, {L.wv, 0, kv_dim, s.v.data()}};
+    const MatmulTarget qkv[] = {
+        {L.wq, 0, q_dim, s.q.data()}, {L.wk, 0, kv_dim, s.k.data()}, {L.wv, 0, kv_dim, s.v.data()}};
     matmul_many(qkv, s.xn.data(), n, pool, s.act);
   }
   add_bias(s.q.data(), L.bq, n, q_dim);
@@ -152,13 +155,13 @@ void ffn_block(const Model& model, int64_t l, int64_t n, ForwardScratch& s, Thre
   const MatmulTarget separate[] = {{L.ffn_gate, 0, c.n_ff, s.gate.data()}, {L.ffn_up, 0, c.n_ff, s.up.data()}};
   const MatmulTarget fused[] = {{L.ffn_up, 0, c.n_ff, s.gate.data()}, {L.ffn_up, c.n_ff, 2 * c.n_ff, s.up.data()}};
   matmul_many(L.ffn_gate ? separate : fused, s.xn.data(), n, pool, s.act);
-  if (c.block == ArchBlock::Gemma) ops::geglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
-  else ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
+  if (c.block == ArchBlock::Gemma)
+    ops::geglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
+  else
+    ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
   matmul(*L.ffn_down, s.hidden.data(), n, s.att_out.data(), pool, s.act);
 }
 
-ForwardFn forward_for(const ModelConfig& c) {
-  return c.block == ArchBlock::Gemma ? &gemma_forward : &llama_forward;
-}
+ForwardFn forward_for(const ModelConfig& c) { return c.block == ArchBlock::Gemma ? &gemma_forward : &llama_forward; }
 
 }  // namespace pocketlm

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "model/attention.h"
-#include "model/model.h"
 #include "model/kv_cache.h"
+#include "model/model.h"
 #include "util/thread_pool.h"
 
 namespace pocketlm {
@@ -56,11 +56,11 @@ void add_inplace(float* a, const float* b, int64_t n);
 // out rows = RMSNorm(x rows) * weight, for n rows of `width` floats (out may be x).
 void norm_rows(const float* x, const GgufTensor& weight, float* out, int64_t n, int64_t width, float eps);
 
-// One attention block over s.xn (the normed input, the slices' tokens), each slice at its positions: Q, K, V projections (fused
-// or separate, plus biases when the file has them), per-head Q/K norms when the layer has them, RoPE (with
-// the file's frequency factors and attention factor; none on the layers c.rope_on excludes), the query
-// scale, K/V into the cache, attention (windowed, soft-capped as the config says) and the output projection
-// (plus bias) into s.att_out.
+// One attention block over s.xn (the normed input, the slices' tokens), each slice at its positions: Q, K, V
+// projections (fused or separate, plus biases when the file has them), per-head Q/K norms when the layer has them, RoPE
+// (with the file's frequency factors and attention factor; none on the layers c.rope_on excludes), the query scale, K/V
+// into the cache, attention (windowed, soft-capped as the config says) and the output projection (plus bias) into
+// s.att_out.
 void attention_block(const Model& model, int64_t layer, std::span<const SeqSlice> seqs, int64_t n, ForwardScratch& s,
                      ThreadPool& pool);
 // The gated FFN over s.xn into s.att_out: gate and up (separate or one fused ffn_up), SwiGLU for the Llama

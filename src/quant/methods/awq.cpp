@@ -18,8 +18,8 @@ bool is_block_type(GgmlType t) {
 
 struct SampledWeight {
   GgmlType type;
-  int64_t rows = 0;                  // sampled rows
-  std::vector<float> w;              // rows x n, after the base transform
+  int64_t rows = 0;      // sampled rows
+  std::vector<float> w;  // rows x n, after the base transform
 };
 
 }  // namespace
@@ -50,7 +50,8 @@ Expected<WeightTransform> awq_search(const GgufFile& model, const CalibStats& st
       mean_abs[static_cast<size_t>(i)] = in->mean_abs(i) / ci;
       imp[static_cast<size_t>(i)] = in->mean_sq(i) / (ci * ci);
       if (c0)
-        for (int64_t j = 0; j < n; ++j) H[static_cast<size_t>(i * n + j)] /= static_cast<float>(ci * (*c0)[static_cast<size_t>(j)]);
+        for (int64_t j = 0; j < n; ++j)
+          H[static_cast<size_t>(i * n + j)] /= static_cast<float>(ci * (*c0)[static_cast<size_t>(j)]);
     }
     std::vector<SampledWeight> ws;
     for (const std::string& name : g.weights) {
@@ -68,13 +69,17 @@ Expected<WeightTransform> awq_search(const GgufFile& model, const CalibStats& st
         std::copy(all.begin() + r * n, all.begin() + (r + 1) * n, sw.w.begin() + k * n);
       }
       for (float v : sw.w)
-        if (!std::isfinite(v)) return Error(model.path() + ": tensor '" + name + "' holds a non-finite value (NaN or Inf): it cannot be quantized");
+        if (!std::isfinite(v))
+          return Error(model.path() + ": tensor '" + name +
+                       "' holds a non-finite value (NaN or Inf): it cannot be quantized");
       ws.push_back(std::move(sw));
     }
     // Output error of the group for one channel scale, rows split over the pool.
     const auto group_error = [&](const std::vector<float>& s) {
       std::vector<float> imp_s(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) imp_s[static_cast<size_t>(i)] = static_cast<float>(imp[static_cast<size_t>(i)] / (static_cast<double>(s[static_cast<size_t>(i)]) * s[static_cast<size_t>(i)]));
+      for (int64_t i = 0; i < n; ++i)
+        imp_s[static_cast<size_t>(i)] = static_cast<float>(
+            imp[static_cast<size_t>(i)] / (static_cast<double>(s[static_cast<size_t>(i)]) * s[static_cast<size_t>(i)]));
       double total = 0;
       for (const SampledWeight& sw : ws) {
         std::vector<double> part(static_cast<size_t>(pool.size()), 0.0);
@@ -88,7 +93,9 @@ Expected<WeightTransform> awq_search(const GgufFile& model, const CalibStats& st
             for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = w[i] * s[static_cast<size_t>(i)];
             quantize_row(sw.type, x.data(), q.data(), n, imp_s.data());
             dequantize_row(sw.type, q.data(), y.data(), n);
-            for (int64_t i = 0; i < n; ++i) e[static_cast<size_t>(i)] = static_cast<double>(y[static_cast<size_t>(i)]) / s[static_cast<size_t>(i)] - w[i];
+            for (int64_t i = 0; i < n; ++i)
+              e[static_cast<size_t>(i)] =
+                  static_cast<double>(y[static_cast<size_t>(i)]) / s[static_cast<size_t>(i)] - w[i];
             for (int64_t i = 0; i < n; ++i) {
               const double ei = e[static_cast<size_t>(i)];
               if (ei == 0) continue;

@@ -24,14 +24,14 @@ class ThreadPool;
 struct CalibStats;
 
 struct AwqOptions {
-  int grid = 11;               // alpha in {0, 1/(grid-1), ..., 1}
-  int64_t search_rows = 64;    // rows of each weight sampled (evenly) for the search; <= 0: all
+  int grid = 11;             // alpha in {0, 1/(grid-1), ..., 1}
+  int64_t search_rows = 64;  // rows of each weight sampled (evenly) for the search; <= 0: all
 };
 
 struct AwqGroupResult {
   std::string source;
   double alpha = 0;
-  double error_before = 0;     // output error with s = 1 (on the sampled rows)
+  double error_before = 0;  // output error with s = 1 (on the sampled rows)
   double error_after = 0;
 };
 

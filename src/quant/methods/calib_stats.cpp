@@ -36,7 +36,8 @@ Imatrix CalibStats::to_imatrix() const {
     e.counts = {static_cast<float>(in.count)};
     im.entries.push_back(std::move(e));
   }
-  std::sort(im.entries.begin(), im.entries.end(), [](const ImatrixEntry& a, const ImatrixEntry& b) { return a.name < b.name; });
+  std::sort(im.entries.begin(), im.entries.end(),
+            [](const ImatrixEntry& a, const ImatrixEntry& b) { return a.name < b.name; });
   return im;
 }
 
@@ -47,7 +48,8 @@ void CalibCollector::observe(const GgufTensor& w, int64_t row_begin, int64_t, co
   if (!w.name.starts_with("blk.")) return;
   const int64_t k = w.ne[0];
   int64_t input = -1;
-  if (x == last_x_ && n_tokens == last_tokens_ && last_input_ >= 0 && inputs_[static_cast<size_t>(last_input_)].n == k) {
+  if (x == last_x_ && n_tokens == last_tokens_ && last_input_ >= 0 &&
+      inputs_[static_cast<size_t>(last_input_)].n == k) {
     input = last_input_;  // another weight of the same matmul_many: the same input, counted once
   } else {
     auto it = weight_input_.find(w.name);
@@ -154,13 +156,15 @@ CalibStats CalibCollector::result() const {
     s.n_tokens = std::max(s.n_tokens, in.count);
     if (in.gram.empty()) continue;
     for (int64_t i = 0; i < in.n; ++i)
-      for (int64_t j = 0; j < i; ++j) in.gram[static_cast<size_t>(i * in.n + j)] = in.gram[static_cast<size_t>(j * in.n + i)];
+      for (int64_t j = 0; j < i; ++j)
+        in.gram[static_cast<size_t>(i * in.n + j)] = in.gram[static_cast<size_t>(j * in.n + i)];
   }
   return s;
 }
 
 Status collect_calib_stats(Session& session, std::span<const std::vector<int32_t>> sequences, int64_t n_batch,
-                           CalibCollector& collector, ThreadPool& pool, const std::function<void(int64_t)>& tokens_done) {
+                           CalibCollector& collector, ThreadPool& pool,
+                           const std::function<void(int64_t)>& tokens_done) {
   return for_each_calibration_piece(session, sequences, n_batch, [&](std::span<const int32_t> tokens) -> Status {
     {
       const ScopedMatmulObserver watch(collector);
@@ -241,7 +245,9 @@ class Out {
   explicit Out(AtomicFile& f) : f_(f) {}
   Status bytes(const void* p, size_t n) { return f_.write(p, n); }
   template <typename T>
-  Status pod(T v) { return bytes(&v, sizeof v); }
+  Status pod(T v) {
+    return bytes(&v, sizeof v);
+  }
   Status str(const std::string& s) {
     PLM_CHECK(pod<uint32_t>(static_cast<uint32_t>(s.size())));
     return bytes(s.data(), s.size());
@@ -264,7 +270,9 @@ class In {
     return Status::Ok();
   }
   template <typename T>
-  Status pod(T& v, const char* what) { return bytes(&v, sizeof v, what); }
+  Status pod(T& v, const char* what) {
+    return bytes(&v, sizeof v, what);
+  }
   Status str(std::string& s, const char* what) {
     uint32_t n = 0;
     PLM_CHECK(pod(n, what));
@@ -324,7 +332,8 @@ Expected<CalibStats> parse_calib_stats(std::span<const uint8_t> bytes, const std
   if (std::memcmp(magic, kMagic, sizeof magic) != 0) return in.bad("no PLMCALIB magic");
   uint32_t version = 0;
   PLM_CHECK(in.pod(version, "version"));
-  if (version != kVersion) return in.bad("version " + std::to_string(version) + " (this pocketlm reads " + std::to_string(kVersion) + ")");
+  if (version != kVersion)
+    return in.bad("version " + std::to_string(version) + " (this pocketlm reads " + std::to_string(kVersion) + ")");
   CalibStats s;
   PLM_CHECK(in.str(s.model_id, "model id"));
   PLM_CHECK(in.str(s.data_id, "data id"));
@@ -364,7 +373,8 @@ Expected<CalibStats> parse_calib_stats(std::span<const uint8_t> bytes, const std
     int64_t idx = 0;
     PLM_CHECK(in.str(w, "weight name"));
     PLM_CHECK(in.pod(idx, "weight input"));
-    if (idx < 0 || idx >= static_cast<int64_t>(s.inputs.size())) return in.bad("weight '" + w + "' names input " + std::to_string(idx));
+    if (idx < 0 || idx >= static_cast<int64_t>(s.inputs.size()))
+      return in.bad("weight '" + w + "' names input " + std::to_string(idx));
     s.weight_input[w] = idx;
   }
   if (in.left() != 0) return in.bad(std::to_string(in.left()) + " trailing bytes");
@@ -391,10 +401,14 @@ Status check_calib_stats(const CalibStats& s, const std::string& model_id, const
 
 std::string default_calib_cache_path(const std::string& model_id, const std::string& data_id) {
   std::string dir;
-  if (const char* d = std::getenv("POCKETLM_CACHE_DIR"); d && *d) dir = d;
-  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = std::string(x) + "/pocketlm";
-  else if (const char* h = std::getenv("HOME"); h && *h) dir = std::string(h) + "/.cache/pocketlm";
-  else dir = ".pocketlm-cache";
+  if (const char* d = std::getenv("POCKETLM_CACHE_DIR"); d && *d)
+    dir = d;
+  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    dir = std::string(x) + "/pocketlm";
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    dir = std::string(h) + "/.cache/pocketlm";
+  else
+    dir = ".pocketlm-cache";
   return dir + "/calib/" + model_id + "-" + data_id + ".calib";
 }
 

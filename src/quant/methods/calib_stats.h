@@ -28,16 +28,20 @@ class Session;
 class ThreadPool;
 
 struct InputStats {
-  std::string key;               // the first weight that reads this input, e.g. "blk.0.attn_q.weight"
-  int64_t n = 0;                 // channels (the weights' row length)
-  int64_t count = 0;             // tokens seen
-  std::vector<double> abs_sum;   // n: sum |x_j|
-  std::vector<float> abs_max;    // n: max |x_j|
-  std::vector<double> sq_sum;    // n: sum x_j^2
-  std::vector<float> gram;       // n * n: sum x x^T (symmetric, row-major); empty when not collected
+  std::string key;              // the first weight that reads this input, e.g. "blk.0.attn_q.weight"
+  int64_t n = 0;                // channels (the weights' row length)
+  int64_t count = 0;            // tokens seen
+  std::vector<double> abs_sum;  // n: sum |x_j|
+  std::vector<float> abs_max;   // n: max |x_j|
+  std::vector<double> sq_sum;   // n: sum x_j^2
+  std::vector<float> gram;      // n * n: sum x x^T (symmetric, row-major); empty when not collected
 
-  double mean_abs(int64_t j) const { return count > 0 ? abs_sum[static_cast<size_t>(j)] / static_cast<double>(count) : 0.0; }
-  double mean_sq(int64_t j) const { return count > 0 ? sq_sum[static_cast<size_t>(j)] / static_cast<double>(count) : 0.0; }
+  double mean_abs(int64_t j) const {
+    return count > 0 ? abs_sum[static_cast<size_t>(j)] / static_cast<double>(count) : 0.0;
+  }
+  double mean_sq(int64_t j) const {
+    return count > 0 ? sq_sum[static_cast<size_t>(j)] / static_cast<double>(count) : 0.0;
+  }
 };
 
 struct CalibStats {
@@ -55,8 +59,8 @@ struct CalibStats {
 };
 
 struct CalibCollectOptions {
-  bool gram = true;           // collect X X^T (GPTQ, AWQ); off: only the per-channel sums
-  int64_t min_tokens = 16;    // ignore products over fewer rows (single-token decoding)
+  bool gram = true;         // collect X X^T (GPTQ, AWQ); off: only the per-channel sums
+  int64_t min_tokens = 16;  // ignore products over fewer rows (single-token decoding)
 };
 
 class CalibCollector final : public MatmulObserver {

@@ -18,7 +18,8 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
   double mean_diag = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double h = H[i * n + i];
-    if (!std::isfinite(h) || h < 0) return Error("gptq: the Hessian's diagonal entry " + std::to_string(i) + " is " + std::to_string(h));
+    if (!std::isfinite(h) || h < 0)
+      return Error("gptq: the Hessian's diagonal entry " + std::to_string(i) + " is " + std::to_string(h));
     mean_diag += h;
   }
   mean_diag /= static_cast<double>(n);
@@ -36,7 +37,8 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
   for (int64_t j = 0; j < n; ++j) {
     const double d = A[static_cast<size_t>(j * n + j)];
     if (!(d > 0) || !std::isfinite(d))
-      return Error("gptq: the damped Hessian is not positive definite (column " + std::to_string(n - 1 - j) + "); raise the damping");
+      return Error("gptq: the damped Hessian is not positive definite (column " + std::to_string(n - 1 - j) +
+                   "); raise the damping");
     const double ljj = std::sqrt(d);
     A[static_cast<size_t>(j * n + j)] = ljj;
     for (int64_t i = j + 1; i < n; ++i) {
@@ -52,8 +54,10 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
       }
     };
     const int64_t rest = n - 1 - j;
-    if (pool && rest > 256) pool->parallel_for(rest, update);
-    else update(0, rest, 0);
+    if (pool && rest > 256)
+      pool->parallel_for(rest, update);
+    else
+      update(0, rest, 0);
   }
   // M = L^-1 (lower), row by row: M_i = (e_i - sum_{k<i} L_ik M_k) / L_ii (contiguous row updates).
   std::vector<double> M(N * N, 0.0);
@@ -73,7 +77,8 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
   // U = J M J: U[i][j] = M[n-1-i][n-1-j], upper triangular.
   std::vector<float> U(N * N, 0.0f);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i; j < n; ++j) U[static_cast<size_t>(i * n + j)] = static_cast<float>(M[static_cast<size_t>((n - 1 - i) * n + (n - 1 - j))]);
+    for (int64_t j = i; j < n; ++j)
+      U[static_cast<size_t>(i * n + j)] = static_cast<float>(M[static_cast<size_t>((n - 1 - i) * n + (n - 1 - j))]);
   return U;
 }
 
@@ -82,10 +87,12 @@ Status gptq_quantize(GgmlType type, const float* W, int64_t rows, int64_t n, con
   const TypeTraits& tt = type_traits(type);
   if (!has_block_grid(type)) return Error("gptq: type " + std::string(tt.name) + " has no uniform grid to round onto");
   const int B = static_cast<int>(tt.block_size);
-  if (n % B != 0) return Error("gptq: rows of " + std::to_string(n) + " values are not whole " + std::string(tt.name) + " blocks");
+  if (n % B != 0)
+    return Error("gptq: rows of " + std::to_string(n) + " values are not whole " + std::string(tt.name) + " blocks");
   for (int64_t i = 0; i < rows * n; ++i)
     if (!std::isfinite(W[i]))
-      return Error("gptq: row " + std::to_string(i / n) + ", column " + std::to_string(i % n) + " is not finite (only finite values can be quantized)");
+      return Error("gptq: row " + std::to_string(i / n) + ", column " + std::to_string(i % n) +
+                   " is not finite (only finite values can be quantized)");
   const int64_t lazy = std::max<int64_t>(B, (o.lazy_block + B - 1) / B * B);
   const size_t rs = row_size(type, n), bs = tt.type_size;
   auto work = [&](int64_t r0, int64_t r1, int) {
@@ -124,8 +131,10 @@ Status gptq_quantize(GgmlType type, const float* W, int64_t rows, int64_t n, con
       }
     }
   };
-  if (pool && rows > 1) pool->parallel_for(rows, work);
-  else work(0, rows, 0);
+  if (pool && rows > 1)
+    pool->parallel_for(rows, work);
+  else
+    work(0, rows, 0);
   return Status::Ok();
 }
 

@@ -28,8 +28,8 @@ namespace pocketlm {
 class ThreadPool;
 
 struct GptqOptions {
-  double damp = 0.1;      // relative damping (GPTQ's percdamp; 0.1 measured better than 0.01 on SmolLM2)
-  int lazy_block = 128;   // raised to the format's block when that is larger
+  double damp = 0.1;     // relative damping (GPTQ's percdamp; 0.1 measured better than 0.01 on SmolLM2)
+  int lazy_block = 128;  // raised to the format's block when that is larger
 };
 
 // The upper factor U (n x n, row-major, lower part zero) of (H + damping)^-1 = U^T U, from the symmetric
@@ -40,8 +40,8 @@ Expected<std::vector<float>> gptq_inverse_factor(const float* H, int64_t n, doub
 // Encodes `rows` rows of n floats (W, row-major) into `type` (has_block_grid(type)) with GPTQ's error
 // feedback through U (from gptq_inverse_factor). `importance` (n values, nullable) steers the encoder's choice
 // of each block's scales (the diagonal of H is the natural choice). `out` holds row_size(type, n) * rows bytes.
-Status gptq_quantize(GgmlType type, const float* W, int64_t rows, int64_t n, const float* U,
-                     const float* importance, const GptqOptions& o, void* out, ThreadPool* pool);
+Status gptq_quantize(GgmlType type, const float* W, int64_t rows, int64_t n, const float* U, const float* importance,
+                     const GptqOptions& o, void* out, ThreadPool* pool);
 
 // The output error of a reconstruction: sum over rows of (w - w_hat)^T H (w - w_hat), i.e. ||(W - W_hat) X||^2
 // for H = X X^T. rows x n row-major; H n x n.

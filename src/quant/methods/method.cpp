@@ -103,8 +103,10 @@ Status prepare_method(const GgufFile& in, QuantMethod m, const CalibStats* stats
     const std::vector<ScaleGroup> groups = scale_groups(in);
     std::unique_ptr<Progress> progress;
     if (o.progress) progress = std::make_unique<Progress>("awq search", static_cast<int64_t>(groups.size()), "groups");
-    PLM_TRY(prepared.transform, awq_search(in, *stats, type_of, awq, smooth ? &prepared.transform : nullptr, pool,
-                                           &prepared.awq, [&] { if (progress) progress->add(1); }));
+    PLM_TRY(prepared.transform,
+            awq_search(in, *stats, type_of, awq, smooth ? &prepared.transform : nullptr, pool, &prepared.awq, [&] {
+              if (progress) progress->add(1);
+            }));
     if (progress) progress->finish();
   }
   prepared.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

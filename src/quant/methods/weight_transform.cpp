@@ -34,12 +34,14 @@ void WeightTransform::apply(std::string_view name, float* rows, int64_t n_per_ro
   if (auto it = row_scale.find(k); it != row_scale.end()) {
     const std::vector<float>& s = it->second;
     for (int64_t r = 0; r < n_rows; ++r)
-      for (int64_t c = 0; c < n_per_row; ++c) rows[r * n_per_row + c] *= s[static_cast<size_t>(r % static_cast<int64_t>(s.size()))];
+      for (int64_t c = 0; c < n_per_row; ++c)
+        rows[r * n_per_row + c] *= s[static_cast<size_t>(r % static_cast<int64_t>(s.size()))];
   }
 }
 
 void WeightTransform::compose(const WeightTransform& next) {
-  const auto merge = [](std::map<std::string, std::vector<float>>& into, const std::map<std::string, std::vector<float>>& from) {
+  const auto merge = [](std::map<std::string, std::vector<float>>& into,
+                        const std::map<std::string, std::vector<float>>& from) {
     for (const auto& [k, v] : from) {
       auto [it, inserted] = into.try_emplace(k, v);
       if (!inserted)
@@ -93,8 +95,8 @@ Status check_finite_weights(const GgufFile& model) {
       if (!std::isfinite(v[i]))
         return Error(model.path() + ": tensor '" + t.name + "' element " + std::to_string(i) + " (row " +
                      std::to_string(static_cast<int64_t>(i) / t.ne[0]) + ", column " +
-                     std::to_string(static_cast<int64_t>(i) % t.ne[0]) + ") is " +
-                     (std::isnan(v[i]) ? "NaN" : "Inf") + ": the model cannot be calibrated or quantized");
+                     std::to_string(static_cast<int64_t>(i) % t.ne[0]) + ") is " + (std::isnan(v[i]) ? "NaN" : "Inf") +
+                     ": the model cannot be calibrated or quantized");
   }
   return Status::Ok();
 }
@@ -108,7 +110,8 @@ std::vector<float> tensor_as_floats(const GgufTensor& t) {
   }
   const int64_t n = t.ne[0];
   const size_t rs = row_size(t.type, n);
-  for (int64_t r = 0; r < t.n_rows(); ++r) dequantize_row(t.type, t.data + static_cast<size_t>(r) * rs, v.data() + r * n, n);
+  for (int64_t r = 0; r < t.n_rows(); ++r)
+    dequantize_row(t.type, t.data + static_cast<size_t>(r) * rs, v.data() + r * n, n);
   return v;
 }
 
@@ -122,15 +125,21 @@ Expected<WeightTransform> smooth_transform(const GgufFile& model, const CalibSta
     std::vector<float> wmax(static_cast<size_t>(n), 0.0f);
     for (const std::string& name : g.weights) {
       const GgufTensor* w = model.tensor(name);
-      if (w->ne[0] != n) return Error(name + ": rows of " + std::to_string(w->ne[0]) + " values, but its calibration input has " + std::to_string(n));
+      if (w->ne[0] != n)
+        return Error(name + ": rows of " + std::to_string(w->ne[0]) + " values, but its calibration input has " +
+                     std::to_string(n));
       const std::vector<float> f = tensor_as_floats(*w);
       for (int64_t r = 0; r < w->n_rows(); ++r)
-        for (int64_t c = 0; c < n; ++c) wmax[static_cast<size_t>(c)] = std::max(wmax[static_cast<size_t>(c)], std::fabs(f[static_cast<size_t>(r * n + c)]));
+        for (int64_t c = 0; c < n; ++c)
+          wmax[static_cast<size_t>(c)] =
+              std::max(wmax[static_cast<size_t>(c)], std::fabs(f[static_cast<size_t>(r * n + c)]));
     }
     std::vector<float> s(static_cast<size_t>(n), 1.0f);
     for (int64_t c = 0; c < n; ++c) {
       const double xm = in->abs_max[static_cast<size_t>(c)], wm = wmax[static_cast<size_t>(c)];
-      if (xm > 0 && wm > 0) s[static_cast<size_t>(c)] = static_cast<float>(std::clamp(std::pow(xm, alpha) / std::pow(wm, 1.0 - alpha), 1e-4, 1e4));
+      if (xm > 0 && wm > 0)
+        s[static_cast<size_t>(c)] =
+            static_cast<float>(std::clamp(std::pow(xm, alpha) / std::pow(wm, 1.0 - alpha), 1e-4, 1e4));
     }
     set_group_scale(t, g, s);
   }

@@ -22,7 +22,8 @@ inline constexpr double kVerifyCostPerToken = 0.1;
 // Expected tokens per round of k drafted tokens at acceptance rate a.
 double expected_tokens(double a, double k);
 // Predicted speedup over plain decoding: E(k) / (1 + k (c + v)).
-double predicted_speedup(double a, double k, double draft_cost_per_token, double verify_cost_per_token = kVerifyCostPerToken);
+double predicted_speedup(double a, double k, double draft_cost_per_token,
+                         double verify_cost_per_token = kVerifyCostPerToken);
 
 class DraftLength {
  public:

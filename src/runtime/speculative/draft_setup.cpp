@@ -38,8 +38,8 @@ Expected<std::unique_ptr<Session>> draft_session(const Model& target, const Mode
   const size_t budget = target_opts.kv_budget;
   if (budget > 0 && budget < need_t + need_d)
     return Error("KV budget of " + mib(budget) + " is too small for the target (" + mib(need_t) + " at " +
-                 std::to_string(target_opts.n_ctx) + " tokens) and " + what + " (" + mib(need_d) + ") together: " +
-                 "it needs " + mib(need_t + need_d) + " (or a smaller context)");
+                 std::to_string(target_opts.n_ctx) + " tokens) and " + what + " (" + mib(need_d) +
+                 ") together: " + "it needs " + mib(need_t + need_d) + " (or a smaller context)");
   if (tl.block_bytes() == dl.block_bytes()) {
     PLM_TRY(std::shared_ptr<KvPool> pool, KvPool::create(tl.block_bytes(), budget > 0 ? budget : need_t + need_d));
     target_opts.kv_pool = pool;
@@ -56,7 +56,8 @@ Expected<std::unique_ptr<Session>> draft_session(const Model& target, const Mode
 Status check_draft_params(const DraftParams& p) {
   if (p.max < 1) return Error("draft length: the maximum is " + std::to_string(p.max) + ", it must be at least 1");
   if (p.min < 0 || p.min > p.max)
-    return Error("draft length: the minimum " + std::to_string(p.min) + " must be in [0, " + std::to_string(p.max) + "]");
+    return Error("draft length: the minimum " + std::to_string(p.min) + " must be in [0, " + std::to_string(p.max) +
+                 "]");
   if (!(p.p_min >= 0.0f && p.p_min <= 1.0f))
     return Error("draft probability threshold " + std::to_string(p.p_min) + " must be in [0, 1]");
   return Status::Ok();
@@ -70,8 +71,8 @@ Expected<std::unique_ptr<DraftSource>> make_draft_source(const Model& target, co
   if (c.self_layers != 0 && !c.self_type) return Error("a layer count for the draft applies to a self-draft only");
   if (c.lookup) {
     if (c.lookup_ngram_min < 1 || c.lookup_ngram_max < c.lookup_ngram_min)
-      return Error("lookup n-gram sizes " + std::to_string(c.lookup_ngram_min) + ".." + std::to_string(c.lookup_ngram_max) +
-                   ": need 1 <= min <= max");
+      return Error("lookup n-gram sizes " + std::to_string(c.lookup_ngram_min) + ".." +
+                   std::to_string(c.lookup_ngram_max) + ": need 1 <= min <= max");
     return std::unique_ptr<DraftSource>(std::make_unique<LookupDraft>(c.lookup_ngram_min, c.lookup_ngram_max));
   }
 
@@ -93,12 +94,14 @@ Expected<std::unique_ptr<DraftSource>> make_draft_source(const Model& target, co
     PLM_CHECK(check_draft_vocabulary(target.tokenizer(), draft->tokenizer(), target.gguf().path(), c.model_path));
     const size_t draft_bytes = draft->weights().total_bytes();
     if (draft_bytes >= target_bytes)
-      return Error("draft model " + c.model_path + " (" + mib(draft_bytes) + " of weights) is no smaller than the target " +
-                   target.gguf().path() + " (" + mib(target_bytes) + "): a draft must be cheaper to run than the target");
+      return Error("draft model " + c.model_path + " (" + mib(draft_bytes) +
+                   " of weights) is no smaller than the target " + target.gguf().path() + " (" + mib(target_bytes) +
+                   "): a draft must be cheaper to run than the target");
     label = "draft model " + c.model_path;
     memory = label + ": " + mib(draft_bytes) + " of weights (" + draft->repacked().summary() + ")";
   }
-  const double cost = static_cast<double>(draft->weights().total_bytes()) / static_cast<double>(std::max<size_t>(1, target_bytes));
+  const double cost =
+      static_cast<double>(draft->weights().total_bytes()) / static_cast<double>(std::max<size_t>(1, target_bytes));
   PLM_TRY(std::unique_ptr<Session> session, draft_session(target, *draft, target_opts, label));
   return std::unique_ptr<DraftSource>(
       std::make_unique<ModelDraft>(std::move(draft), std::move(session), cost, std::move(label), std::move(memory)));

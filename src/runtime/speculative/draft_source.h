@@ -15,10 +15,10 @@ namespace pocketlm {
 
 // How many tokens to draft per round (llama.cpp's --draft-max, --draft-min, --draft-p-min).
 struct DraftParams {
-  int32_t max = 16;     // at most this many tokens per round (>= 1)
-  int32_t min = 0;      // a draft shorter than this is dropped (the round decodes one token plainly)
-  float p_min = 0.0f;   // a model draft stops when its most likely token has a probability below this
-  bool adaptive = true; // choose the length of each round from the running acceptance rate (draft_length.h)
+  int32_t max = 16;      // at most this many tokens per round (>= 1)
+  int32_t min = 0;       // a draft shorter than this is dropped (the round decodes one token plainly)
+  float p_min = 0.0f;    // a model draft stops when its most likely token has a probability below this
+  bool adaptive = true;  // choose the length of each round from the running acceptance rate (draft_length.h)
 };
 
 // The tokens a source proposed, and for a model draft the distribution each was drawn from (after the same

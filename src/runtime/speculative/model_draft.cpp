@@ -7,7 +7,10 @@ namespace pocketlm {
 
 ModelDraft::ModelDraft(std::unique_ptr<Model> model, std::unique_ptr<Session> session, double cost_per_token,
                        std::string label, std::string memory)
-    : model_(std::move(model)), session_(std::move(session)), cost_(cost_per_token), label_(std::move(label)),
+    : model_(std::move(model)),
+      session_(std::move(session)),
+      cost_(cost_per_token),
+      label_(std::move(label)),
       memory_(std::move(memory)) {}
 
 // The session goes first: its KV blocks return to a pool the target may share.
@@ -32,8 +35,8 @@ Expected<std::span<const float>> ModelDraft::catch_up(std::span<const int32_t> c
       std::any_of(context.begin(), context.end(), [&](int32_t t) { return t < 0 || t >= n_vocab; }))
     return std::span<const float>();
   // Roll back to the prefix shared with the sequence; the last token is always evaluated again for its logits.
-  size_t keep = static_cast<size_t>(std::mismatch(cached_.begin(), cached_.end(), context.begin(), context.end()).first -
-                                    cached_.begin());
+  size_t keep = static_cast<size_t>(
+      std::mismatch(cached_.begin(), cached_.end(), context.begin(), context.end()).first - cached_.begin());
   keep = std::min(keep, context.size() - 1);
   if (!session_->truncate(static_cast<int64_t>(keep))) {
     session_->reset();  // a sliding-window layer already dropped what position `keep` needs

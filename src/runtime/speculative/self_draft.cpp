@@ -70,27 +70,35 @@ Expected<std::unique_ptr<Model>> make_self_draft(const Model& target, const Self
     const size_t out_bytes = static_cast<size_t>(rows) * row_size(to, k);
     draft_bytes += out_bytes;
     const GgufTensor* tp = &t;
-    PLM_CHECK(w.add_tensor_lazy(t.name, to, ne, [&src, tp, to, rows, k, out_bytes, pool](std::vector<uint8_t>& out) -> Status {
-      out.resize(out_bytes);
-      const size_t in_row = row_size(tp->type, k), out_row = row_size(to, k);
-      // Row by row (decode, encode), so the float copy is one row per thread, not the whole tensor.
-      auto encode = [&](int64_t r0, int64_t r1, int) {
-        std::vector<float> f(static_cast<size_t>(k));
-        for (int64_t r = r0; r < r1; ++r) {
-          dequantize_row(tp->type, tp->data + static_cast<size_t>(r) * in_row, f.data(), k);
-          uint8_t* dst = out.data() + static_cast<size_t>(r) * out_row;
-          // q4_0, the common case, rounds to nearest: the file encoder's search would take minutes at load.
-          if (to == GgmlType::Q4_0) encode_row_q4_0_nearest(f.data(), reinterpret_cast<block_q4_0*>(dst), k);
-          else quantize_row(to, f.data(), dst, k, nullptr);
-        }
-      };
-      if (pool) pool->parallel_for(rows, encode);
-      else encode(0, rows, 0);
-      // The target's pages read here go back to the file: the target either holds this tensor in its decode
-      // layout already or faults the pages in again when it reads them.
-      src.mapped()->release(tp->data, tp->nbytes);
-      return Status::Ok();
-    }));
+    PLM_CHECK(w.add_tensor_lazy(t.name, to, ne,
+                                [&src, tp, to, rows, k, out_bytes, pool](std::vector<uint8_t>& out) -> Status {
+                                  out.resize(out_bytes);
+                                  const size_t in_row = row_size(tp->type, k), out_row = row_size(to, k);
+                                  // Row by row (decode, encode), so the float copy is one row per thread, not the whole
+                                  // tensor.
+                                  auto encode = [&](int64_t r0, int64_t r1, int) {
+                                    std::vector<float> f(static_cast<size_t>(k));
+                                    for (int64_t r = r0; r < r1; ++r) {
+                                      dequantize_row(tp->type, tp->data + static_cast<size_t>(r) * in_row, f.data(), k);
+                                      uint8_t* dst = out.data() + static_cast<size_t>(r) * out_row;
+                                      // q4_0, the common case, rounds to nearest: the file encoder's search would take
+                                      // minutes at load.
+                                      if (to == GgmlType::Q4_0)
+                                        encode_row_q4_0_nearest(f.data(), reinterpret_cast<block_q4_0*>(dst), k);
+                                      else
+                                        quantize_row(to, f.data(), dst, k, nullptr);
+                                    }
+                                  };
+                                  if (pool)
+                                    pool->parallel_for(rows, encode);
+                                  else
+                                    encode(0, rows, 0);
+                                  // The target's pages read here go back to the file: the target either holds this
+                                  // tensor in its decode layout already or faults the pages in again when it reads
+                                  // them.
+                                  src.mapped()->release(tp->data, tp->nbytes);
+                                  return Status::Ok();
+                                }));
   }
   if (draft_bytes >= target_bytes)
     return Error("self-draft " + tname + " of " + src.path() + " would be " + std::to_string(draft_bytes >> 20) +

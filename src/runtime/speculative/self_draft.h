@@ -28,6 +28,7 @@ GgmlType self_draft_row_type(GgmlType type, int64_t n);
 
 // Errors: a type pocketlm cannot encode or compute with, n_layers above the target's, or a target that is
 // already no larger than the draft would be (naming both sizes). `pool` (nullable) splits the encoding.
-Expected<std::unique_ptr<Model>> make_self_draft(const Model& target, const SelfDraftOptions& options, ThreadPool* pool);
+Expected<std::unique_ptr<Model>> make_self_draft(const Model& target, const SelfDraftOptions& options,
+                                                 ThreadPool* pool);
 
 }  // namespace pocketlm

@@ -6,7 +6,8 @@
 
 namespace pocketlm {
 
-SpeculativeDecoder::SpeculativeDecoder(Session& target, DraftSource& draft, const DraftParams& params, AcceptanceRule rule)
+SpeculativeDecoder::SpeculativeDecoder(Session& target, DraftSource& draft, const DraftParams& params,
+                                       AcceptanceRule rule)
     : target_(target), draft_source_(draft), params_(params), rule_(rule), length_(params, draft.cost_per_token()) {}
 
 Status SpeculativeDecoder::step(int32_t last, Sampler& sampler, std::vector<int32_t>& out) {
@@ -39,7 +40,8 @@ Status SpeculativeDecoder::step(int32_t last, Sampler& sampler, std::vector<int3
       break;
     }
     const int32_t x = draft_.tokens[i];
-    const std::span<const TokenProb> q = draft_.q.empty() ? std::span<const TokenProb>() : std::span<const TokenProb>(draft_.q[i]);
+    const std::span<const TokenProb> q =
+        draft_.q.empty() ? std::span<const TokenProb>() : std::span<const TokenProb>(draft_.q[i]);
     const Verdict v = rule_(p_, q, x, sampler.rng());
     out.push_back(v.token);
     if (!v.accepted) break;

@@ -21,9 +21,13 @@ struct SpeculativeStats {
   int64_t accepted = 0;  // proposed tokens the target kept
   double draft_seconds = 0;
   double verify_seconds = 0;
-  double acceptance_rate() const { return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0; }
+  double acceptance_rate() const {
+    return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0;
+  }
   // Drafted tokens kept per round (each round adds the target's own token: tokens per pass = this + 1).
-  double mean_accepted_length() const { return rounds > 0 ? static_cast<double>(accepted) / static_cast<double>(rounds) : 0; }
+  double mean_accepted_length() const {
+    return rounds > 0 ? static_cast<double>(accepted) / static_cast<double>(rounds) : 0;
+  }
   double draft_share() const {
     const double t = draft_seconds + verify_seconds;
     return t > 0 ? draft_seconds / t : 0;
@@ -32,7 +36,8 @@ struct SpeculativeStats {
 
 class SpeculativeDecoder {
  public:
-  SpeculativeDecoder(Session& target, DraftSource& draft, const DraftParams& params, AcceptanceRule rule = accept_lossless);
+  SpeculativeDecoder(Session& target, DraftSource& draft, const DraftParams& params,
+                     AcceptanceRule rule = accept_lossless);
   // The target holds the sequence but `last` (a token already emitted, not evaluated yet). Drafts after the
   // sequence and `last`, evaluates `last` and the draft in one pass, keeps the accepted prefix in the target's
   // cache and sets `out` to the accepted draft tokens followed by the target's own next token (the next

@@ -29,11 +29,13 @@ Status check_draft_vocabulary(const Tokenizer& target, const Tokenizer& draft, c
     return Error(pre + "its tokenizer is '" + std::string(draft.model_kind()) + "', the target's '" +
                  std::string(target.model_kind()) + "'");
   if (target.add_bos() != draft.add_bos() || (target.add_bos() && target.bos() != draft.bos()))
-    return Error(pre + "BOS differs (draft: add " + std::to_string(draft.add_bos()) + ", id " + std::to_string(draft.bos()) +
-                 "; target: add " + std::to_string(target.add_bos()) + ", id " + std::to_string(target.bos()) + ")");
+    return Error(pre + "BOS differs (draft: add " + std::to_string(draft.add_bos()) + ", id " +
+                 std::to_string(draft.bos()) + "; target: add " + std::to_string(target.add_bos()) + ", id " +
+                 std::to_string(target.bos()) + ")");
   if (target.add_eos() != draft.add_eos() || (target.add_eos() && target.eos() != draft.eos()))
-    return Error(pre + "EOS differs (draft: add " + std::to_string(draft.add_eos()) + ", id " + std::to_string(draft.eos()) +
-                 "; target: add " + std::to_string(target.add_eos()) + ", id " + std::to_string(target.eos()) + ")");
+    return Error(pre + "EOS differs (draft: add " + std::to_string(draft.add_eos()) + ", id " +
+                 std::to_string(draft.eos()) + "; target: add " + std::to_string(target.add_eos()) + ", id " +
+                 std::to_string(target.eos()) + ")");
   const int nt = target.n_vocab(), nd = draft.n_vocab();
   if (std::abs(nt - nd) > kDraftVocabMaxSizeDifference)
     return Error(pre + "its vocabulary has " + std::to_string(nd) + " tokens, the target's " + std::to_string(nt) +
