@@ -11,10 +11,18 @@ struct PlanCalibration {
   // (per vocabulary entry). The GGUF metadata pages are counted on their own (they are mapped and read).
   double overhead_fixed_bytes;
   double overhead_per_vocab_bytes;
-  // Fraction of the bound this engine reaches: decode against min(bandwidth roofline, int8 compute),
-  // prefill (pp512) against min(int8 compute, weights streamed once per 512-token batch).
-  double decode_efficiency;      // weights in the x16 decode layout (and the KV cache)
-  double decode_efficiency_row;  // weights the decode GEMVs read row by row (q4_1, q5_0, q8_0, ...)
+  // Decode, seconds per token = max(memory, core) + sync:
+  //   memory: (weights + KV) / (decode_efficiency x bandwidth), what the memory system delivers;
+  //   core:   x16-layout bytes / (decode_bytes_per_op x ops) + row-read bytes / (decode_bytes_per_op_row x ops),
+  //           how fast the cores' kernels consume weights (few cores cannot use the whole bandwidth; types
+  //           read row by row, q5_K, q2_K, q3_K, iq4_*, ..., are slower), ops = the CPU's int8 ops/s;
+  //   sync:   with more than one thread, n_layer x decode_layer_ops at one core's int8 rate: the fork/join of
+  //           each layer's parallel steps, which does not shrink with threads and dominates small models.
+  double decode_efficiency;
+  double decode_bytes_per_op;
+  double decode_bytes_per_op_row;
+  double decode_layer_ops;
+  // Prefill (pp512): fraction of min(int8 compute, weights streamed once per 512-token batch) reached.
   double prefill_efficiency;
   // Prefill's work outside the matmuls, per layer and token, as int8 ops at prefill_efficiency (fitted with
   // it by least squares: measured ops/token = (matmul + attention ops + this x n_layer) / efficiency).
@@ -29,14 +37,16 @@ inline constexpr double kPlanActivationBytesPerValue = 2.3;
 // Per thread, the attention's score rows are kept near this many floats (model/attention.cpp's job size).
 inline constexpr double kPlanAttentionScoreFloats = 256.0 * 1024.0;
 
-// BEGIN GENERATED (scripts/calibrate-plan.sh, 2026-12-07T09:06:15Z, load average 1.9)
+// BEGIN GENERATED (scripts/calibrate-plan.sh, 2026-12-07T17:19:57Z, load average 2.5)
 inline constexpr PlanCalibration kPlanCalibration{
-    .overhead_fixed_bytes = 12646000.0,
-    .overhead_per_vocab_bytes = 443.2,
-    .decode_efficiency = 0.600,
-    .decode_efficiency_row = 0.383,
-    .prefill_efficiency = 0.2668,
-    .prefill_layer_ops = 14555000.0,
+    .overhead_fixed_bytes = 16380000.0,
+    .overhead_per_vocab_bytes = 476.6,
+    .decode_efficiency = 0.996,
+    .decode_bytes_per_op = 0.04275,
+    .decode_bytes_per_op_row = 0.008823,
+    .decode_layer_ops = 27853000.0,
+    .prefill_efficiency = 0.3024,
+    .prefill_layer_ops = 10710000.0,
 };
 // END GENERATED
 }  // namespace pocketlm

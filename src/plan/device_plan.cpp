@@ -87,10 +87,10 @@ std::string format_plan_breakdown(const PlanModel& m, const DevicePlan& p) {
   const SpeedPlan& s = p.speed;
   std::snprintf(buf, sizeof buf,
                 "\nprefill (pp512): %.1f t/s  (compute bound %.1f, weight streaming bound %.1f)\n"
-                "decode (tg128): %.1f t/s  (%s-bound: roofline %.1f t/s at %.1f MiB/token, compute %.1f); at a full "
+                "decode (tg128): %.1f t/s  (%s-bound: roofline %.1f t/s at %.1f MiB/token, cores %.1f); at a full "
                 "context: %.1f t/s\n",
                 s.prefill_tps, s.prefill_compute_tps, s.prefill_memory_tps, s.decode_tps,
-                s.decode_memory_bound ? "memory" : "compute", s.decode_roofline_tps,
+                s.decode_memory_bound ? "memory" : "core", s.decode_roofline_tps,
                 s.decode_bytes_per_token / (1024.0 * 1024.0), s.decode_compute_tps, s.decode_tps_full_context);
   out += buf;
   if (s.joules_per_token > 0) {

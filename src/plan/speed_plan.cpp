@@ -19,24 +19,29 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
   const double attn_ops_per_position = 4.0 * static_cast<double>(c.n_layer * c.n_head * c.head_dim);
   const double ops = d.cpu_int8_tops * 1e12;
 
-  // Bytes weighted by how fast each kind streams: the x16 layout (and the KV cache) at decode_efficiency,
-  // row-by-row types at decode_efficiency_row.
+  // plan/calibration.h: the slower of what the memory delivers and what the cores' kernels consume, plus the
+  // threads' fork/join per layer.
   const double weights_x16 = static_cast<double>(m.decode_weight_bytes_x16());
+  const PlanCalibration& k = kPlanCalibration;
+  auto core_seconds = [&](double context) {
+    return (weights_x16 + kv_per_position * context) / (k.decode_bytes_per_op * ops) +
+           (weights - weights_x16) / (k.decode_bytes_per_op_row * ops);
+  };
+  const int cores = std::max(1, d.cores);
+  const double sync_s =
+      cores > 1 ? static_cast<double>(c.n_layer) * k.decode_layer_ops / (ops / static_cast<double>(cores)) : 0.0;
   auto decode_at = [&](double context, bool* memory_bound) {
-    const double bytes = weights + kv_per_position * context;
-    const double roof = roofline_tokens_per_s(d.bandwidth_gbps, bytes);
-    const double compute = ops / (2.0 * params + attn_ops_per_position * context);
-    if (memory_bound) *memory_bound = roof <= compute;
-    const double slow_bytes = (weights_x16 + kv_per_position * context) / kPlanCalibration.decode_efficiency +
-                              (weights - weights_x16) / kPlanCalibration.decode_efficiency_row;
-    return std::min(roofline_tokens_per_s(d.bandwidth_gbps, slow_bytes), compute * kPlanCalibration.decode_efficiency);
+    const double memory_s = (weights + kv_per_position * context) / (k.decode_efficiency * d.bandwidth_gbps * 1e9);
+    const double core_s = core_seconds(context);
+    if (memory_bound) *memory_bound = memory_s >= core_s;
+    return 1.0 / (std::max(memory_s, core_s) + sync_s);
   };
   const double ctx_tg = tg_mean_context(kPlanDecodeTokens);
   s.decode_bytes_per_token = weights + kv_per_position * ctx_tg;
   s.decode_weight_bytes_x16 = weights_x16;
   s.decode_kv_bytes_per_token = kv_per_position * ctx_tg;
   s.decode_roofline_tps = roofline_tokens_per_s(d.bandwidth_gbps, s.decode_bytes_per_token);
-  s.decode_compute_tps = ops / (2.0 * params + attn_ops_per_position * ctx_tg);
+  s.decode_compute_tps = 1.0 / core_seconds(ctx_tg);
   s.decode_tps = decode_at(ctx_tg, &s.decode_memory_bound);
   s.decode_tps_full_context = decode_at(static_cast<double>(mem.n_ctx), nullptr);
 

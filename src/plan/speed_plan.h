@@ -1,7 +1,9 @@
 #pragma once
 // SpeedPlan: predicted prefill and decode tokens/s of a model on a device, and the energy per token.
 //   decode:  a token reads every weight once plus the KV of the positions it attends over (bench/roofline),
-//            so at most bandwidth / bytes per token; and at most cpu_int8_tops / (2 x params + attention).
+//            so at most bandwidth / bytes per token; and the cores' kernels consume weights at a fitted number of
+//            bytes per int8 op of the CPU (a few cores cannot use a phone's or a server's whole bandwidth): the
+//            slower of the two, plus a fitted fixed time per layer (plan/calibration.h).
 //   prefill: a 512-token batch streams the weights once and does 2 x params ops per token (the output head
 //            for the last token only), so at most min(cpu_int8_tops / ops per token, bandwidth x 512 / weight
 //            bytes). The work outside the matmuls (norms, RoPE, activation quantization, thread hand-offs)
@@ -22,7 +24,7 @@ struct SpeedPlan {
   double decode_weight_bytes_x16 = 0;    // of which weights in the x16 decode layout
   double decode_kv_bytes_per_token = 0;  // and KV cache
   double decode_roofline_tps = 0;        // bandwidth / bytes per token
-  double decode_compute_tps = 0;         // int8 compute / ops per token
+  double decode_compute_tps = 0;         // what the cores' decode kernels can consume (plan/calibration.h)
   double decode_tps = 0;                 // min of the two x decode efficiency
   bool decode_memory_bound = true;
   // ... and with the context full (every token attends over n_ctx positions).

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -229,9 +230,11 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   auto r = test::run_cli(args(out, "2M"));
   EXPECT_EQ(r.exit_code, 1);
   // (q2_K is not the smallest here: stories260K's rows of 64 fall back from q2_K's blocks of 256 to larger types.)
-  EXPECT_NE(r.err.find("no candidate fits the budget of 2.0 MiB at a context of 128 tokens: the smallest candidate, "
-                       "q4_0.rtn.kv-q8, needs 13."),
-            std::string::npos)
+  // (What it needs is mostly the fitted runtime overhead, plan/calibration.h: the figure itself moves with a refit.)
+  EXPECT_TRUE(
+      std::regex_search(r.err, std::regex("no candidate fits the budget of 2.0 MiB at a context of 128 tokens: "
+                                          "the smallest candidate, q4_0.rtn.kv-q8, needs [0-9.]+ MiB \\(weights "
+                                          "256.5 KiB, KV cache 50.0 KiB")))
       << r.err;
   EXPECT_NE(r.err.find("(set with --budget/--device)"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "bad" / "models"));

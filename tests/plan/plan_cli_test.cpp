@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -87,6 +88,47 @@ TEST(PlanCli, LessonExercise) {
   const auto d = nlohmann::json::parse(r.out)["devices"][0];
   EXPECT_EQ(d["kv_formula_bytes"].get<uint64_t>(), 50331648u);  // 48 MiB
   EXPECT_FALSE(d["fits"].get<bool>());
+}
+
+// --check runs the file here and sets the measurement beside the prediction: the fields are there, the
+// predictions are the plan's own, the errors and flags follow from the figures (timing itself is not asserted).
+TEST(PlanCli, CheckBenchmarksTheFileOnThisMachine) {
+  const std::string model = test::stories_path().string();
+  auto r =
+      test::run_cli({"plan", "-m", model, "--device", "this", "-t", "1", "--check", "--check-reps", "1", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto d = nlohmann::json::parse(r.out)["devices"][0];
+  ASSERT_TRUE(d.contains("check")) << r.out;
+  const auto& c = d["check"];
+  EXPECT_EQ(c["threads"].get<int>(), 1);
+  EXPECT_EQ(c["repetitions"].get<int>(), 1);
+  EXPECT_DOUBLE_EQ(c["decode_predicted_tps"].get<double>(), d["decode_tps"].get<double>());
+  EXPECT_DOUBLE_EQ(c["prefill_predicted_tps"].get<double>(), d["prefill_tps"].get<double>());
+  EXPECT_DOUBLE_EQ(c["bandwidth_plan_gbps"].get<double>(), d["bandwidth_gbps"].get<double>());
+  EXPECT_GT(c["bandwidth_after_gbps"].get<double>(), 0);
+  for (const char* kind : {"prefill", "decode"}) {
+    const std::string k = kind;
+    const double measured = c[k + "_measured_tps"].get<double>(), predicted = c[k + "_predicted_tps"].get<double>();
+    ASSERT_GT(measured, 0) << k;
+    const double err = c[k + "_error_pct"].get<double>();
+    EXPECT_NEAR(err, 100.0 * (predicted - measured) / measured, 1e-9) << k;
+    EXPECT_EQ(c[k + "_within"].get<bool>(), std::fabs(err) <= (k == "prefill" ? 30.0 : 20.0)) << k;
+  }
+  auto md = test::run_cli({"plan", "-m", model, "--device", "this", "-t", "1", "--check", "--check-reps", "1"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  for (const char* s :
+       {"check: pocketlm bench on this machine, -t 1, medians of 1", "| pp512 |", "| tg128 |", "read bandwidth:"})
+    EXPECT_NE(md.out.find(s), std::string::npos) << s << "\n" << md.out;
+
+  auto other = test::run_cli({"plan", "-m", model, "--device", "tablet", "--check"});
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.err.find("give --device this (not 'tablet')"), std::string::npos) << other.err;
+  auto recipe = test::run_cli({"plan", "-m", model, "--device", "this", "--recipe", "Q8_0", "--check"});
+  EXPECT_NE(recipe.exit_code, 0);
+  EXPECT_NE(recipe.err.find("--check runs the file as it is on disk"), std::string::npos) << recipe.err;
+  auto shape = test::run_cli({"plan", "--shape", "llama-1b", "--recipe", "Q4_0", "--device", "this", "--check"});
+  EXPECT_NE(shape.exit_code, 0);
+  EXPECT_NE(shape.err.find("--check needs a model file (-m)"), std::string::npos) << shape.err;
 }
 
 TEST(PlanCli, BadInputIsAClearError) {

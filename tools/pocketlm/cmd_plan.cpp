@@ -1,6 +1,7 @@
 // pocketlm plan: memory, speed and energy of a model (+ recipe, context, KV types, draft) on a device.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,7 +9,10 @@
 #include "formats/kv_types.h"
 #include "plan/device_plan.h"
 #include "plan/device_profile.h"
+#include "plan/plan_check.h"
 #include "plan/plan_model.h"
+
+#include <nlohmann/json.hpp>
 
 namespace pocketlm::cli {
 namespace {
@@ -18,6 +22,8 @@ struct PlanFlags {
   std::string cache_type_k = "f16", cache_type_v;
   int64_t n_ctx = 0;
   int threads = 0;
+  bool check = false;
+  int check_reps = 3;
 };
 
 Expected<PlanModel> load_plan_model(const std::string& model, const std::string& shape, const PlanRecipe& r) {
@@ -46,6 +52,14 @@ int plan(const PlanFlags& f) {
   auto tv = parse_kv_type(f.cache_type_v.empty() ? f.cache_type_k : f.cache_type_v);
   if (!tv) return fail("-ctv: " + tv.error().message());
   if (f.n_ctx < 0) return fail("-c must be positive");
+  if (f.check) {
+    if (f.device != "this")
+      return fail("--check benchmarks the model on this machine: give --device this (not '" + f.device + "')");
+    if (f.model.empty()) return fail("--check needs a model file (-m): a --shape has no weights to run");
+    if (!f.recipe.empty() || !f.rules.empty())
+      return fail(
+          "--check runs the file as it is on disk: drop --recipe/--rules, or quantize first and check the result");
+  }
 
   std::vector<DeviceProfile> user;
   if (!f.devices_file.empty()) {
@@ -75,11 +89,39 @@ int plan(const PlanFlags& f) {
     if (!p) return fail(p.error().message());
     plans.push_back(std::move(*p));
   }
+  std::optional<PlanCheck> check;
+  if (f.check) {
+    std::fprintf(stderr, "check: benchmarking %s (pp%lld, tg%lld, %d repetitions)...\n", f.model.c_str(),
+                 static_cast<long long>(kPlanPrefillTokens), static_cast<long long>(kPlanDecodeTokens), f.check_reps);
+    PlanCheckOptions co;
+    co.n_threads = f.threads;
+    co.repetitions = f.check_reps;
+    auto c = check_plan_here(f.model, plans.front(), co);
+    if (!c) return fail(c.error().message());
+    check = *c;
+  }
   std::string out;
-  if (f.output == "json")
+  if (f.output == "json") {
     out = plan_json(*model, plans);
-  else if (plans.size() == 1)
-    out = format_plan_breakdown(*model, plans.front());
+    if (check) {
+      auto j = nlohmann::json::parse(out);
+      j["devices"][0]["check"] = {{"threads", check->n_threads},
+                                  {"repetitions", check->repetitions},
+                                  {"bandwidth_plan_gbps", check->bandwidth_plan_gbps},
+                                  {"bandwidth_after_gbps", check->bandwidth_after_gbps},
+                                  {"bandwidth_moved", check->bandwidth_moved},
+                                  {"prefill_predicted_tps", check->prefill_predicted_tps},
+                                  {"prefill_measured_tps", check->prefill_measured_tps},
+                                  {"prefill_error_pct", check->prefill_error_pct},
+                                  {"prefill_within", check->prefill_within},
+                                  {"decode_predicted_tps", check->decode_predicted_tps},
+                                  {"decode_measured_tps", check->decode_measured_tps},
+                                  {"decode_error_pct", check->decode_error_pct},
+                                  {"decode_within", check->decode_within}};
+      out = j.dump(2) + "\n";
+    }
+  } else if (plans.size() == 1)
+    out = format_plan_breakdown(*model, plans.front()) + (check ? format_plan_check(*check) : "");
   else
     out = format_plan_table(*model, plans);
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -111,6 +153,12 @@ void add_plan_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--devices", f->devices_file, "more device profiles (YAML or JSON)")->check(CLI::ExistingFile);
   app->add_option("-t,--threads", f->threads, "threads (default: the device's cores)")->check(CLI::Range(1, 1024));
+  app->add_flag("--check", f->check,
+                "with --device this: benchmark the model here (pp512, tg128) and set the measurement beside the "
+                "prediction");
+  app->add_option("--check-reps", f->check_reps, "repetitions of each --check test (medians)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   app->add_option("-o,--output", f->output, "md | json")->capture_default_str()->check(CLI::IsMember({"md", "json"}));
   app->callback([f] {
     const int rc = plan(*f);
