@@ -7,7 +7,7 @@
 #   -cpu cortex-a76  (dotprod, no i8mm): must see dotprod,neon and pick dotprod
 #   -cpu cortex-a57  (ARMv8.0, no dotprod): must see only neon and pick it; forcing i8mm must be refused
 # Then the app side: pocketlm_core and examples/chat.c cross-built (-DPOCKETLM_CORE_ONLY=ON, PCRE2 from Debian's
-# arm64 multiarch package); with POCKETLM_QEMU_CHAT=1 also one streamed chat turn on SmolLM2 under qemu-aarch64
+# arm64 multiarch package), and one streamed chat turn on SmolLM2 under qemu-aarch64 (POCKETLM_QEMU_CHAT=0 skips it)
 # -cpu max, whose output must equal the native build's (which tests/e2e/c_example_test.cpp checks against
 # `pocketlm run --temp 0`).
 # Usage: scripts/test-arm.sh [BUILD_DIR] [NATIVE_BUILD_DIR]   (defaults build-arm, build; POCKETLM_JOBS=N: build
@@ -68,23 +68,27 @@ cmake -S "$ROOT" -B "$CORE" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLM_WERRO
 ninja -C "$CORE" -j"${POCKETLM_JOBS:-$(nproc)}" pocketlm_chat_example
 MODEL="$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 NATIVE_EX="$NATIVE/examples/pocketlm_chat_example"
-MESSAGE="Name three colours of the rainbow."
-# The chat turn under qemu is opt-in (POCKETLM_QEMU_CHAT=1): on the 2-core CI machine the emulated example
-# spends over ten minutes in one single-threaded loop while loading SmolLM2 (native: 0.4 s), so CI checks
-# that core and the example cross-build and link for aarch64, and the kernels' conformance above.
-if [ "${POCKETLM_QEMU_CHAT:-0}" != 1 ]; then
-  echo "cross-built $CORE/examples/pocketlm_chat_example; set POCKETLM_QEMU_CHAT=1 to run a chat turn under qemu"
+# A prompt whose greedy reply has no near-tie: "Name three colours of the rainbow." starts with '1' or 'The'
+# 0.17 logits apart, and the kernel paths' own spread is larger (under qemu, dotprod and scalar differ by 0.25
+# on those logits), so i8mm's summation order picks 'The' where every other path picks '1' (docs/kernels.md).
+MESSAGE="What is the capital of France?"
+# The chat turn runs by default (about a minute under qemu); POCKETLM_QEMU_CHAT=0 skips it. It used to hang:
+# qemu's -L sysroot gave the cross toolchain's ld.so while LD_LIBRARY_PATH gave Debian's multiarch libc
+# (another glibc build: ld.so and libc share private structures, and pthread_create looped forever), so the
+# sysroot's own libraries come first and the multiarch folder only adds PCRE2.
+if [ "${POCKETLM_QEMU_CHAT:-1}" != 1 ]; then
+  echo "cross-built $CORE/examples/pocketlm_chat_example; POCKETLM_QEMU_CHAT=0: the chat turn under qemu is skipped"
 elif [ ! -f "$MODEL" ] || [ ! -x "$NATIVE_EX" ]; then
   RUNS=$((RUNS + 1))
   echo "test-arm: FAILED: the chat example needs $MODEL (scripts/fetch-models.sh) and $NATIVE_EX (scripts/build.sh)"
   FAILED=$((FAILED + 1))
 else
-  want="$("$NATIVE_EX" "$MODEL" "$MESSAGE" 32 2>/dev/null)"
+  want="$("$NATIVE_EX" "$MODEL" "$MESSAGE" 16 2>/dev/null)"
   RUNS=$((RUNS + 1))
-  echo "-- qemu-aarch64 -cpu max pocketlm_chat_example SmolLM2 \"$MESSAGE\" 32"
+  echo "-- qemu-aarch64 -cpu max pocketlm_chat_example SmolLM2 \"$MESSAGE\" 16"
   # The arm64 PCRE2 lives in Debian's multiarch folder, outside the cross sysroot qemu's -L names.
-  if got="$(LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu qemu-aarch64 -cpu max -L "$SYSROOT" \
-              "$CORE/examples/pocketlm_chat_example" "$MODEL" "$MESSAGE" 32 2>"$CORE/chat.err")" && [ "$got" = "$want" ] \
+  if got="$(LD_LIBRARY_PATH="$SYSROOT/lib:/usr/lib/aarch64-linux-gnu" qemu-aarch64 -cpu max -L "$SYSROOT" \
+              "$CORE/examples/pocketlm_chat_example" "$MODEL" "$MESSAGE" 16 2>"$CORE/chat.err")" && [ "$got" = "$want" ] \
      && [ -n "$got" ]; then
     echo "same reply as the native build ($(wc -c <<<"$got") bytes); $(grep -o 'generation: [^|]*' "$CORE/chat.err" | head -1)"
   else
