@@ -143,12 +143,17 @@ std::string tune_report_html(const TuneOutcome& o) {
          "scores: none were measured again. Each draft that fits "
          "the budget beside the candidate ran greedy generation on the first examples; the acceptance gives the "
          "predicted speedup E(k) / (1 + k (c + 0.1)) (docs/speculative.md), which chooses each finalist's best "
-         "draft. Measured tokens/s (prompt included) are timing on this machine, with whatever else ran.</p>\n"
+         "draft. Measured tokens/s (prompt included) are timing on this machine, with whatever else ran; where they "
+         "disagree with the prediction (a tiny model, whose per-round overhead the formula leaves out), trust an idle "
+         "machine's measurement.</p>\n"
          "<table id=\"drafts\"><tr><th class=\"l\">candidate</th><th class=\"l\">draft</th><th>fits</th><th>draft "
          "MiB</th><th>peak RSS MiB</th><th>accepted / drafted</th><th>predicted speedup</th><th>measured t/s</th>"
          "<th class=\"l\">note</th></tr>\n";
     for (size_t i = 0; i < o.candidates.size(); ++i) {
       const auto& r = o.candidates[i];
+      const TuneDraftSpeed* fastest = nullptr;
+      for (const auto& x : r.speeds)
+        if (x.error.empty() && x.seconds > 0 && (!fastest || x.tps() > fastest->tps())) fastest = &x;
       for (const DraftFit& d : r.drafts) {
         const TuneDraftSpeed* sp = nullptr;
         for (const auto& x : r.speeds)
@@ -156,6 +161,8 @@ std::string tune_report_html(const TuneOutcome& o) {
         std::string note = d.refused;
         if (sp && !sp->error.empty()) note = sp->error;
         if (r.best_draft.name == d.draft.name && d.draft.kind != TuneDraft::Kind::None) note = "best draft";
+        if (fastest && fastest->draft == d.draft.name)
+          note += (note.empty() ? "" : "; ") + std::string("fastest measured here");
         if (sp && !sp->same_output)
           note += (note.empty() ? "" : "; ") + std::string("greedy output differs from plain decoding on ") +
                   std::to_string(sp->differing) + " of " + std::to_string(sp->examples) + " examples (rounding)";

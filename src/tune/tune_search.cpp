@@ -541,7 +541,7 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     res[pick].decision = "pick (" + res[pick].decision + ")";
     if (p.best_draft.kind != TuneDraft::Kind::None)
       out.pick_why += "; run it with the draft " + p.best_draft.name + " (predicted " + fmt(p.best_speedup) +
-                      "x decode speed from the measured acceptance; the output is the same)";
+                      "x decode speed from the measured acceptance; the greedy output is the candidate's own)";
     std::string cmd = "pocketlm run -m pick.gguf -c " + std::to_string(out.n_ctx) + " -ctk " + p.fit.candidate.kv_type +
                       " -ctv " + p.fit.candidate.kv_type;
     if (!p.best_draft.flags().empty()) cmd += " " + p.best_draft.flags();
@@ -704,6 +704,10 @@ std::string speed_json(const TuneOutcome& o) {
     if (r.fit.this_prefill_tps) j["predicted_prefill_tps"] = *r.fit.this_prefill_tps;
     if (r.best_decode_tps) j["predicted_decode_tps_best_draft"] = *r.best_decode_tps;
     json drafts = json::array();
+    const TuneDraftSpeed* fastest = nullptr;
+    for (const TuneDraftSpeed& sp : r.speeds)
+      if (sp.error.empty() && sp.seconds > 0 && (!fastest || sp.tps() > fastest->tps())) fastest = &sp;
+    if (fastest) j["measured_fastest_draft"] = fastest->draft;
     for (const TuneDraftSpeed& sp : r.speeds) {
       json d = {{"draft", sp.draft}, {"examples", sp.examples}, {"tokens", sp.tokens}, {"seconds", sp.seconds}};
       if (sp.seconds > 0) d["measured_tps"] = sp.tps();
