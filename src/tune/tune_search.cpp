@@ -250,16 +250,23 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   PLM_TRY(std::vector<TuneCandidate> all, expand_tune_space(req.space));
   if (req.config.calib.empty()) {
     std::vector<TuneCandidate> kept;
-    std::set<std::string> dropped;
+    std::set<std::string> dropped, dropped_levels;
     for (auto& c : all) {
       auto m = parse_quant_method(c.method);
       if (m && method_needs_calibration(*m, false))
         dropped.insert(c.method);
+      else if (!c.prune.none() && prune_needs_calibration(tune_prune_options(c.prune, int64_t{1} << 20)))
+        dropped_levels.insert(c.prune.name);  // chooses what goes by calibration scores
       else
         kept.push_back(std::move(c));
     }
     for (const auto& m : dropped) {
       out.notes.push_back("method " + m + " needs calibration data (--calib FILE): its candidates are left out");
+      note("note: " + out.notes.back());
+    }
+    for (const auto& l : dropped_levels) {
+      out.notes.push_back("prune level " + l +
+                          " chooses by calibration scores (--calib FILE): its candidates are left out");
       note("note: " + out.notes.back());
     }
     if (kept.empty())

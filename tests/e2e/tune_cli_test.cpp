@@ -250,6 +250,18 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   r = test::run_cli(args(out));
   EXPECT_NE(r.err.find("every candidate of the space needs calibration data: give --calib FILE"), std::string::npos)
       << r.err;
+  // Bad prune and draft entries name the file, line and field; a prune level that chooses by score needs --calib.
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\nprune: [none, {ffn_keep: 2}]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find(space_ + ":2: field 'prune': ffn_keep: '2' is not a fraction in (0, 1]"), std::string::npos)
+      << r.err;
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\ndrafts: [none, eagle]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find(space_ + ":2: field 'drafts': 'eagle' is not a draft choice"), std::string::npos) << r.err;
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\nmethods: [rtn]\nprune: [{drop: 1}]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find("prune level drop1 chooses by calibration scores (--calib FILE)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("every candidate of the space needs calibration data"), std::string::npos) << r.err;
   // No budget at all; an unknown device.
   std::vector<std::string> nb = args(out);
   nb.erase(nb.begin() + 7, nb.begin() + 9);  // --budget 64M
