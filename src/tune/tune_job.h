@@ -44,7 +44,8 @@ struct TuneConfig {
 std::string tune_config_json(const TuneConfig& c);
 Expected<TuneConfig> parse_tune_config(const std::string& json, const std::string& name);
 Expected<TuneConfig> read_tune_config(const std::string& dir);
-// The first field in which two configurations differ ("" when they agree): a restart must be the same tune.
+// The first field in which two configurations differ ("" when they agree): a restart must be the same tune (the
+// draft choices and --speed-examples may change: no job depends on them).
 std::string tune_config_difference(const TuneConfig& a, const TuneConfig& b);
 
 // The tune's examples in the order stages take them: the files' examples interleaved task by task (one of each

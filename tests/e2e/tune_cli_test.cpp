@@ -336,14 +336,20 @@ TEST_F(TuneCli, PrunedCandidatesAndDraftChoicesAreSizedEvaluatedAndMeasured) {
   const std::string html = slurp(out / "report.html");
   EXPECT_NE(html.find("Draft choices of the finalists"), std::string::npos);
   EXPECT_NE(html.find("No device was given: predicted speeds are for the machine tune ran on"), std::string::npos);
-  // Restarted with --min-tps (not part of the tune's configuration): nothing is redone, the pick is decided again.
-  a.push_back("--min-tps");
-  a.push_back("1e12");
+  // Restarted with --min-tps and another --speed-examples (neither changes a job): no job is redone, the drafts
+  // are measured again on one example, and the pick is decided again.
+  for (const char* x : {"--min-tps", "1e12", "--speed-examples", "1"}) a.push_back(x);
   r = test::run_cli(a);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("no finalist reaches --min-tps"), std::string::npos) << r.err;
-  EXPECT_NE(r.out.find("0 run,"), std::string::npos) << r.out;
-  EXPECT_EQ(pareto(out).at("pick"), p.at("pick"));
+  EXPECT_NE(r.out.find("jobs: 0 run,"), std::string::npos) << r.out;
+  const json p2 = pareto(out);
+  EXPECT_EQ(p2.at("pick"), p.at("pick"));
+  for (const auto& c : p2.at("candidates")) {
+    if (c.contains("drafts")) {
+      EXPECT_EQ(c.at("drafts")[1].at("examples").get<int64_t>(), 1) << c.at("id");
+    }
+  }
 }
 
 // SmolLM2 (base: the release dequantized to F32) with a small space and a budget Q8_0 does not fit: the pick's
