@@ -155,6 +155,20 @@ Expected<PlanModel> plan_model_from_gguf(const std::string& path, const PlanReci
   return m;
 }
 
+Expected<PlanModel> plan_model_from_quantize_shape(const QuantizeShape& shape, const ModelConfig& config,
+                                                   uint64_t metadata_bytes, const QuantizeOptions& options) {
+  PlanModel m;
+  m.source = shape.name;
+  m.config = config;
+  m.metadata_bytes = metadata_bytes;
+  QuantizeOptions o = options;
+  o.progress = false;
+  PLM_TRY(QuantizePlan plan, plan_quantization(shape, o));
+  m.recipe = plan.target;
+  for (const QuantizeTensorPlan& t : plan.tensors) m.tensors.push_back(make_tensor(t.name, t.type, t.ne));
+  return m;
+}
+
 namespace {
 
 // "3B" / "1.5e9" / "270M" -> a count.

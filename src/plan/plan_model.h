@@ -57,6 +57,12 @@ struct PlanRecipe {
 
 Expected<PlanModel> plan_model_from_gguf(const std::string& path, const PlanRecipe& recipe = {});
 
+// A model not built yet, from the shape the quantizer plans on and its configuration (tune's pruned candidates:
+// the pruned shape, quantized by `options`); metadata_bytes: the GGUF header and metadata it will have.
+struct QuantizeShape;
+Expected<PlanModel> plan_model_from_quantize_shape(const QuantizeShape& shape, const ModelConfig& config,
+                                                   uint64_t metadata_bytes, const QuantizeOptions& options);
+
 // A shape: a bench/synthetic_model shape name ("llama-7b"), optionally followed by overrides, or only
 // key=value pairs, comma-separated: layers, heads, kv_heads, head_dim, embd, ff, vocab, ctx (trained
 // context), params (with K/M/B/T: ff is then solved so the model has that many parameters), tied (0/1).

@@ -170,13 +170,17 @@ Expected<std::vector<QuantizeRule>> read_quantize_rules(const std::string& path)
   return parse_quantize_rules_yaml(text, path);
 }
 
-Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o) {
+namespace {
+
+// The plan for a shape; `file` (the shape's GGUF, when there is one) adds what needs the tensors' entries: the
+// importance matrix's validation and coverage, GPTQ.
+Expected<QuantizePlan> plan_quantization_impl(const QuantizeShape& in, const QuantizeOptions& o, const GgufFile* file) {
   QuantizePlan plan;
-  const std::vector<RecipeTensor> tensors = recipe_tensors(in);
+  const std::vector<RecipeTensor>& tensors = in.tensors;
   std::vector<TensorPlan> base;
   auto recipe = find_recipe(o.target);
   if (recipe && !o.pure) {
-    PLM_TRY(RecipeModelInfo info, recipe_model_info(in));
+    RecipeModelInfo info = in.info;
     info.has_imatrix = o.imatrix != nullptr;
     PLM_TRY(base, plan_recipe(*recipe, info, tensors));
     plan.target = std::string(recipe->name);
@@ -205,17 +209,23 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
     plan.ftype = ftype_of_single_type(type).value_or(0);
   }
 
-  if (o.imatrix) {
-    Status v = validate_imatrix(*o.imatrix, in);
+  if (o.imatrix && file) {
+    Status v = validate_imatrix(*o.imatrix, *file);
     if (!v.ok()) return v.error().with_context("imatrix " + o.imatrix_path);
   }
 
-  const bool tied = in.tensor("output.weight") == nullptr;
+  const bool tied =
+      std::none_of(tensors.begin(), tensors.end(), [](const RecipeTensor& t) { return t.name == "output.weight"; });
   std::map<GgmlType, int> requantized;
   std::map<GgmlType, int> not_runnable;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const RecipeTensor& rt = tensors[i];
-    const GgufTensor& gt = in.tensors()[i];
+    int64_t n_rows = 1, n_elements = 1;
+    for (size_t d = 0; d < rt.ne.size(); ++d) {
+      n_elements *= rt.ne[d];
+      if (d > 0) n_rows *= rt.ne[d];
+    }
+    const uint64_t src_bytes = row_size(rt.type, rt.ne.empty() ? 1 : rt.ne[0]) * static_cast<uint64_t>(n_rows);
     QuantizeTensorPlan p;
     p.name = rt.name;
     p.ne = rt.ne;
@@ -260,28 +270,28 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
     p.transformed = o.transform && o.transform->touches(p.name);
     p.quantize = p.type != p.src_type || p.transformed;
     if (p.transformed && !can_quantize(p.type))
-      return Error(in.path() + ": tensor '" + p.name + "' is rescaled by the quantization method but its type " +
+      return Error(in.name + ": tensor '" + p.name + "' is rescaled by the quantization method but its type " +
                    tname(p.type) + " cannot be written again");
     if (p.quantize && !type_traits(p.src_type).can_dequantize)
-      return Error(in.path() + ": tensor '" + p.name + "' is " + tname(p.src_type) +
+      return Error(in.name + ": tensor '" + p.name + "' is " + tname(p.src_type) +
                    ", which pocketlm cannot decode (so it cannot be converted to " + tname(p.type) + ")");
     p.requantize = p.quantize && !is_float_type(p.src_type);
-    if (o.gptq_stats && p.quantize && has_block_grid(p.type) && p.ne.size() >= 2 && gt.ne[2] == 1 && gt.ne[3] == 1) {
+    if (file && o.gptq_stats && p.quantize && has_block_grid(p.type) && p.ne.size() >= 2 && n_rows == p.ne[1]) {
       const InputStats* st = o.gptq_stats->find(p.name);
       p.gptq = st && !st->gram.empty() && st->n == p.ne[0];
     }
     if (p.requantize) ++requantized[p.src_type];
     p.has_importance = p.quantize && o.imatrix && !is_float_type(p.type) && p.type != GgmlType::Q8_0 &&
-                       o.imatrix->find(p.name) != nullptr;
-    p.bytes = p.quantize ? row_size(p.type, p.ne[0]) * static_cast<size_t>(gt.n_rows()) : gt.nbytes;
+                       (!file || o.imatrix->find(p.name) != nullptr);
+    p.bytes = p.quantize ? row_size(p.type, p.ne[0]) * static_cast<uint64_t>(n_rows) : src_bytes;
     if (p.ne.size() >= 2 && !has_vec_dot(p.type) && p.name != "token_embd.weight") ++not_runnable[p.type];
-    plan.src_bytes += gt.nbytes;
+    plan.src_bytes += src_bytes;
     plan.out_bytes += p.bytes;
-    plan.n_elements += gt.n_elements();
+    plan.n_elements += n_elements;
     plan.tensors.push_back(std::move(p));
   }
   for (const auto& [t, n] : requantized) {
-    plan.warnings.push_back(std::to_string(n) + " tensor(s) of " + in.path() + " are already " + tname(t) +
+    plan.warnings.push_back(std::to_string(n) + " tensor(s) of " + in.name + " are already " + tname(t) +
                             ": they are dequantized and quantized again, which adds a second rounding error "
                             "(start from an F32/F16/BF16 model when you can)");
   }
@@ -293,6 +303,22 @@ Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptio
     plan.warnings.push_back("the importance matrix does not change " + tname(plan.base) +
                             " (round-to-nearest / float); it steers only the other types in the plan");
   return plan;
+}
+
+}  // namespace
+
+Expected<QuantizePlan> plan_quantization(const QuantizeShape& in, const QuantizeOptions& o) {
+  return plan_quantization_impl(in, o, nullptr);
+}
+
+Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o) {
+  QuantizeShape shape;
+  shape.name = in.path();
+  shape.tensors = recipe_tensors(in);
+  if (find_recipe(o.target).ok() && !o.pure) {
+    PLM_TRY(shape.info, recipe_model_info(in));
+  }
+  return plan_quantization_impl(shape, o, &in);
 }
 
 Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& plan, const QuantizeOptions& o,

@@ -109,6 +109,17 @@ inline constexpr const char* kPocketlmOnlyTypesKey = "pocketlm.only_types";
 // mismatch, from validate_imatrix), a rule or override whose type cannot hold a tensor's rows.
 Expected<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions& o);
 
+// A model's shape as the quantizer plans it, without its data: a file's (recipe_model_info, recipe_tensors), or
+// one not built yet (tune sizes a pruned model this way before pruning it).
+struct QuantizeShape {
+  std::string name;  // for messages (the file's path)
+  RecipeModelInfo info;
+  std::vector<RecipeTensor> tensors;
+};
+// The same plan for a shape: what plan_quantization(file, o) gives for a file of that shape, except that an
+// importance matrix is only taken as present (its entries are not checked, and GPTQ is not planned).
+Expected<QuantizePlan> plan_quantization(const QuantizeShape& in, const QuantizeOptions& o);
+
 struct QuantizeTensorResult {
   std::string name;
   GgmlType type = GgmlType::F32;

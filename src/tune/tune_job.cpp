@@ -20,13 +20,18 @@
 #include "eval/task_runner.h"
 #include "gguf/reader.h"
 #include "model/model.h"
+#include "prune/prune_model.h"
+#include "prune/prune_stats.h"
 #include "quant/imatrix_collect.h"
 #include "quant/methods/method.h"
 #include "quant/quantize_model.h"
 #include "runtime/session.h"
+#include "runtime/speculative/draft_length.h"
+#include "runtime/speculative/draft_setup.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/atomic_file.h"
+#include "util/byte_size.h"
 #include "util/stats.h"
 #include "util/thread_pool.h"
 
@@ -55,8 +60,35 @@ Expected<std::string> read_whole(const std::string& path) {
 json candidate_json(const TuneCandidate& c) {
   json rules = json::array();
   for (const auto& [p, t] : c.rules) rules.push_back({{"pattern", p}, {"type", t}});
-  return {{"id", c.id},           {"file_id", c.file_id},   {"target", c.target}, {"method", c.method},
-          {"hot_f16", c.hot_f16}, {"rule_set", c.rule_set}, {"rules", rules},     {"kv_type", c.kv_type}};
+  json j = {{"id", c.id},           {"file_id", c.file_id},   {"target", c.target}, {"method", c.method},
+            {"hot_f16", c.hot_f16}, {"rule_set", c.rule_set}, {"rules", rules},     {"kv_type", c.kv_type}};
+  if (!c.prune.none())
+    j["prune"] = {{"name", c.prune.name},
+                  {"drop", c.prune.drop},
+                  {"drop_layers", c.prune.drop_layers},
+                  {"ffn_keep", c.prune.ffn_keep},
+                  {"heads_keep", c.prune.heads_keep},
+                  {"repair", c.prune.repair}};
+  return j;
+}
+
+json draft_json(const TuneDraft& d) {
+  return {{"name", d.name},
+          {"kind", d.kind == TuneDraft::Kind::Self     ? "self"
+                   : d.kind == TuneDraft::Kind::Lookup ? "lookup"
+                                                       : "none"},
+          {"self_type", std::string(type_traits(d.self_type).name)},
+          {"layers", d.layers}};
+}
+
+TuneDraft parse_draft_json(const json& j) {
+  const std::string kind = j.at("kind").get<std::string>();
+  const auto type = type_from_name(j.at("self_type").get<std::string>());
+  if (!type) throw json::other_error::create(501, "unknown self_type", &j);
+  return make_tune_draft(kind == "self"     ? TuneDraft::Kind::Self
+                         : kind == "lookup" ? TuneDraft::Kind::Lookup
+                                            : TuneDraft::Kind::None,
+                         *type, j.at("layers").get<int64_t>());
 }
 
 const TuneCandidate* find_candidate(const TuneConfig& cfg, const std::string& id) {
@@ -134,7 +166,12 @@ Expected<double> quantize_candidate(const std::string& dir, const TuneConfig& cf
   PLM_TRY(FileLock lock, FileLock::take(dir + "/models/" + c.file_id + ".lock"));
   if (fs::exists(out)) return 0.0;  // written while we waited
   const double t0 = now_seconds();
-  PLM_TRY(GgufFile in, GgufFile::open(cfg.base));
+  std::string in_path = cfg.base;
+  if (!c.prune.none()) {
+    PLM_CHECK(prune_for_tune(dir, cfg, c.prune, n_threads, ev));
+    in_path = tune_pruned_path(dir, c.prune);
+  }
+  PLM_TRY(GgufFile in, GgufFile::open(in_path));
   QuantizeOptions o;
   o.n_threads = n_threads;
   o.progress = false;
@@ -171,6 +208,175 @@ std::string tune_job_path(const std::string& dir, const TuneCandidate& c, int st
 }
 std::string tune_base_logits_path(const std::string& dir) { return dir + "/base.logits"; }
 std::string tune_calib_path(const std::string& dir) { return dir + "/calib.stats"; }
+std::string tune_pruned_path(const std::string& dir, const TunePrune& p) {
+  return dir + "/models/pruned." + p.name + ".gguf";
+}
+std::string tune_speed_path(const std::string& dir, const TuneCandidate& c) { return dir + "/speed/" + c.id + ".json"; }
+
+Status prune_for_tune(const std::string& dir, const TuneConfig& cfg, const TunePrune& p, int n_threads,
+                      const TuneJobEvents& ev) {
+  const std::string out = tune_pruned_path(dir, p);
+  if (fs::exists(out)) return Status::Ok();
+  PLM_TRY(FileLock lock, FileLock::take(out + ".lock"));
+  if (fs::exists(out)) return Status::Ok();  // written while we waited
+  ModelLoadOptions lo;
+  lo.decode_layout = false;  // pruning reads the file's rows
+  PLM_TRY(std::unique_ptr<Model> model, Model::load(cfg.base, lo));
+  PruneOptions o = tune_prune_options(p, model->config().n_layer);
+  PLM_CHECK(check_prunable(*model, o));
+  std::optional<PruneStats> stats;
+  std::vector<std::vector<int32_t>> seqs;
+  if (prune_needs_calibration(o)) {
+    if (cfg.calib.empty())
+      return Error("prune level '" + p.name + "' chooses by calibration scores: give --calib TEXT").about("calib");
+    if (ev.note) ev.note("tune: pruning " + cfg.base + " (" + p.name + ") with scores over " + cfg.calib);
+    PLM_TRY(seqs, calib_sequences(*model, cfg));
+    PruneStatsOptions so;
+    so.gram = o.repair;
+    so.n_threads = n_threads_or_cores(n_threads);
+    PLM_TRY(stats, collect_prune_stats(*model, seqs, so));
+  }
+  PruneOptions first = o;
+  first.repair = false;  // the blocks to drop are known only after the first pass
+  PLM_TRY(PrunePlan plan, plan_pruning(*model, stats ? &*stats : nullptr, first));
+  if (o.repair) {
+    plan.repair = true;
+    if (const auto runs = absorb_runs(*model, plan); !runs.empty()) {
+      PruneStatsOptions so;  // a second pass for what the dropped blocks add to the residual stream
+      so.gram = true;
+      so.absorb = runs;
+      so.n_threads = n_threads_or_cores(n_threads);
+      PLM_TRY(stats, collect_prune_stats(*model, seqs, so));
+    }
+    PLM_TRY(plan, plan_pruning(*model, &*stats, o));
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(out).parent_path(), ec);
+  PLM_TRY(PruneResult r, write_pruned_model(*model, plan, stats ? &*stats : nullptr, o, out));
+  if (ev.note) ev.note("tune: wrote " + out + " (" + human_bytes(static_cast<double>(r.file_bytes)) + ")");
+  return Status::Ok();
+}
+
+double TuneDraftSpeed::predicted_speedup() const {
+  if (draft == "none" || rounds == 0) return 1.0;
+  return pocketlm::predicted_speedup(acceptance(), static_cast<double>(drafted) / static_cast<double>(rounds),
+                                     draft_cost);
+}
+
+namespace {
+
+json speed_json(const TuneDraftSpeed& r) {
+  return {{"draft", r.draft},
+          {"examples", r.examples},
+          {"tokens", r.tokens},
+          {"seconds", r.seconds},
+          {"rounds", r.rounds},
+          {"drafted", r.drafted},
+          {"accepted", r.accepted},
+          {"draft_cost", r.draft_cost},
+          {"same_output", r.same_output},
+          {"differing", r.differing},
+          {"error", r.error}};
+}
+
+}  // namespace
+
+Expected<std::vector<TuneDraftSpeed>> run_tune_speed(const std::string& dir, const TuneConfig& cfg,
+                                                     const std::string& id, const std::vector<TuneDraft>& drafts,
+                                                     int n_threads, const TuneJobEvents& ev) {
+  const TuneCandidate* c = find_candidate(cfg, id);
+  if (!c) return Error(dir + "/tune.json: no candidate '" + id + "' in this tune");
+  std::vector<TuneDraft> todo{make_tune_draft(TuneDraft::Kind::None)};
+  for (const TuneDraft& d : drafts)
+    if (d.kind != TuneDraft::Kind::None) todo.push_back(d);
+  const std::string path = tune_speed_path(dir, *c);
+  if (fs::exists(path)) {  // measured before (a restart): the same drafts are not measured again
+    PLM_TRY(std::string text, read_whole(path));
+    try {
+      const json j = json::parse(text);
+      std::vector<TuneDraftSpeed> out;
+      for (const json& x : j.at("drafts")) {
+        TuneDraftSpeed r;
+        r.draft = x.at("draft").get<std::string>();
+        r.examples = x.at("examples").get<int64_t>();
+        r.tokens = x.at("tokens").get<int64_t>();
+        r.seconds = x.at("seconds").get<double>();
+        r.rounds = x.at("rounds").get<int64_t>();
+        r.drafted = x.at("drafted").get<int64_t>();
+        r.accepted = x.at("accepted").get<int64_t>();
+        r.draft_cost = x.at("draft_cost").get<double>();
+        r.same_output = x.at("same_output").get<bool>();
+        r.differing = x.at("differing").get<int64_t>();
+        r.error = x.at("error").get<std::string>();
+        out.push_back(r);
+      }
+      bool same = out.size() == todo.size();
+      for (size_t i = 0; same && i < out.size(); ++i) same = out[i].draft == todo[i].name;
+      if (same && j.at("examples").get<int64_t>() == cfg.speed_examples) return out;
+    } catch (const json::exception&) {
+      // measured again below
+    }
+  }
+  const std::string model_path = tune_model_path(dir, *c);
+  PLM_TRY(std::unique_ptr<Model> model, Model::load(model_path));
+  PLM_TRY(std::vector<TaskExample> examples, tune_examples(cfg));
+  const size_t n = static_cast<size_t>(std::min<int64_t>(cfg.speed_examples, static_cast<int64_t>(examples.size())));
+  std::string tmpl;
+  if (auto t = model->gguf().get_string_or("tokenizer.chat_template", "")) tmpl = *t;
+  std::vector<TuneDraftSpeed> out;
+  std::map<size_t, std::string> plain_outputs;  // by example
+  for (const TuneDraft& d : todo) {
+    TuneDraftSpeed r;
+    r.draft = d.name;
+    SessionOptions so;
+    so.n_ctx = cfg.n_ctx;
+    so.n_threads = n_threads_or_cores(n_threads);
+    PLM_TRY(so.kv_type, parse_kv_type(c->kv_type));
+    DraftConfig dc;
+    if (d.kind == TuneDraft::Kind::Self) {
+      dc.self_type = d.self_type;
+      dc.self_layers = d.layers;
+    }
+    dc.lookup = d.kind == TuneDraft::Kind::Lookup;
+    auto src = make_draft_source(*model, dc, so);
+    if (!src) {
+      r.error = src.error().message();
+      out.push_back(r);
+      continue;
+    }
+    PLM_TRY(std::unique_ptr<Session> session, Session::create(*model, so));
+    TaskRunner runner(*model, *session, tmpl);
+    if (*src) {
+      runner.set_draft(src->get(), DraftParams{});
+      r.draft_cost = (*src)->cost_per_token();
+    }
+    for (size_t i = 0; i < n; ++i) {
+      auto run = runner.run(examples[i], cfg.max_tokens);
+      if (!run) continue;  // a prompt longer than the context: left out for every draft alike
+      ++r.examples;
+      r.tokens += run->tokens;
+      r.seconds += run->seconds;
+      if (d.kind == TuneDraft::Kind::None)
+        plain_outputs[i] = run->output;
+      else if (!plain_outputs.count(i) || plain_outputs.at(i) != run->output)
+        r.same_output = false, ++r.differing;
+    }
+    const SpeculativeStats& st = runner.draft_stats();
+    r.rounds = st.rounds;
+    r.drafted = st.drafted;
+    r.accepted = st.accepted;
+    if (ev.note)
+      ev.note("tune: speed of " + id + " with draft " + d.name + ": " + std::to_string(r.tokens) + " tokens in " +
+              std::to_string(r.seconds) + " s" +
+              (r.drafted > 0 ? ", accepted " + std::to_string(r.accepted) + "/" + std::to_string(r.drafted) : ""));
+    out.push_back(r);
+  }
+  json arr = json::array();
+  for (const auto& r : out) arr.push_back(speed_json(r));
+  PLM_CHECK(write_text_atomic(
+      path, json({{"candidate", id}, {"examples", cfg.speed_examples}, {"drafts", arr}}).dump(1) + "\n"));
+  return out;
+}
 
 std::string tune_config_json(const TuneConfig& c) {
   json cands = json::array();
@@ -189,6 +395,10 @@ std::string tune_config_json(const TuneConfig& c) {
             {"calib_ctx", c.calib_ctx},
             {"stage_examples", c.stage_examples},
             {"candidates", cands}};
+  json drafts = json::array();
+  for (const auto& d : c.drafts) drafts.push_back(draft_json(d));
+  j["drafts"] = drafts;
+  j["speed_examples"] = c.speed_examples;
   return j.dump(1) + "\n";
 }
 
@@ -220,8 +430,20 @@ Expected<TuneConfig> parse_tune_config(const std::string& text, const std::strin
       for (const json& r : x.at("rules"))
         t.rules.emplace_back(r.at("pattern").get<std::string>(), r.at("type").get<std::string>());
       t.kv_type = x.at("kv_type").get<std::string>();
+      if (x.contains("prune")) {
+        const json& p = x.at("prune");
+        t.prune.name = p.at("name").get<std::string>();
+        t.prune.drop = p.at("drop").get<int64_t>();
+        t.prune.drop_layers = p.at("drop_layers").get<std::vector<int64_t>>();
+        t.prune.ffn_keep = p.at("ffn_keep").get<double>();
+        t.prune.heads_keep = p.at("heads_keep").get<double>();
+        t.prune.repair = p.at("repair").get<bool>();
+      }
       c.candidates.push_back(std::move(t));
     }
+    if (j.contains("drafts"))
+      for (const json& d : j.at("drafts")) c.drafts.push_back(parse_draft_json(d));
+    c.speed_examples = j.value("speed_examples", int64_t{0});
     return c;
   } catch (const json::exception& e) {
     return Error(name + ": not a valid tune configuration: " + e.what());
@@ -236,8 +458,12 @@ Expected<TuneConfig> read_tune_config(const std::string& dir) {
 
 std::string tune_config_difference(const TuneConfig& a, const TuneConfig& b) {
   const json ja = json::parse(tune_config_json(a)), jb = json::parse(tune_config_json(b));
-  for (auto it = ja.begin(); it != ja.end(); ++it)
+  for (auto it = ja.begin(); it != ja.end(); ++it) {
+    // The draft choices and their examples change no job (the driver measures them after the last stage, and
+    // measures again when they differ from what DIR/speed/ holds): a restart may change them.
+    if (it.key() == "drafts" || it.key() == "speed_examples") continue;
     if (!jb.contains(it.key()) || jb.at(it.key()) != it.value()) return it.key();
+  }
   return "";
 }
 
@@ -305,9 +531,13 @@ Expected<TuneJobRecord> read_tune_job_record(const std::string& path) {
 
 Status prepare_tune_dir(const std::string& dir, const TuneConfig& cfg, int n_threads, const TuneJobEvents& ev) {
   bool calib = false;
+  std::set<std::string> pruned;
   for (const auto& c : cfg.candidates) {
     auto m = parse_quant_method(c.method);
     if (m && method_needs_calibration(*m, false) && !fs::exists(tune_model_path(dir, c))) calib = true;
+    // The pruned bases every quantization of a level starts from, made once here so parallel jobs do not wait.
+    if (!c.prune.none() && !fs::exists(tune_model_path(dir, c)) && pruned.insert(c.prune.name).second)
+      PLM_CHECK(prune_for_tune(dir, cfg, c.prune, n_threads, ev));
   }
   if (calib && !fs::exists(tune_calib_path(dir))) {
     if (ev.note) ev.note("tune: collecting calibration statistics over " + cfg.calib);

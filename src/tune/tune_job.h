@@ -36,13 +36,16 @@ struct TuneConfig {
   int64_t calib_tokens = 8192, calib_ctx = 512;
   std::vector<TuneCandidate> candidates;  // those that fit, in space order
   std::vector<int64_t> stage_examples;    // examples scored by the end of each stage (a growing prefix)
+  std::vector<TuneDraft> drafts;          // the draft choices measured on the finalists
+  int64_t speed_examples = 0;             // examples each finalist generates with each draft (0: none measured)
 };
 
 // JSON with stable keys; parse errors name the file and the key.
 std::string tune_config_json(const TuneConfig& c);
 Expected<TuneConfig> parse_tune_config(const std::string& json, const std::string& name);
 Expected<TuneConfig> read_tune_config(const std::string& dir);
-// The first field in which two configurations differ ("" when they agree): a restart must be the same tune.
+// The first field in which two configurations differ ("" when they agree): a restart must be the same tune (the
+// draft choices and --speed-examples may change: no job depends on them).
 std::string tune_config_difference(const TuneConfig& a, const TuneConfig& b);
 
 // The tune's examples in the order stages take them: the files' examples interleaved task by task (one of each
@@ -56,6 +59,8 @@ std::string tune_kld_path(const std::string& dir, const TuneCandidate& c);
 std::string tune_job_path(const std::string& dir, const TuneCandidate& c, int stage);
 std::string tune_base_logits_path(const std::string& dir);
 std::string tune_calib_path(const std::string& dir);
+std::string tune_pruned_path(const std::string& dir, const TunePrune& p);  // the pruned base, before quantizing
+std::string tune_speed_path(const std::string& dir, const TuneCandidate& c);
 
 struct TuneJobRecord {
   std::string candidate;
@@ -78,6 +83,35 @@ struct TuneJobEvents {
 // Runs (or finds done) candidate `id` at `stage`. n_threads 0: physical cores.
 Expected<TuneJobRecord> run_tune_job(const std::string& dir, const TuneConfig& cfg, const std::string& id, int stage,
                                      int n_threads, const TuneJobEvents& ev = {});
+
+// A finalist's speed with each draft choice: greedy generation of the first cfg.speed_examples examples, plainly
+// and with each draft (decoding is lossless up to rounding: the outputs are compared, `differing`). The
+// acceptance counts and the draft's cost per token are deterministic; the seconds are timing.
+struct TuneDraftSpeed {
+  std::string draft;  // TuneDraft::name
+  int64_t examples = 0, tokens = 0;
+  double seconds = 0;  // generation with the prompt, summed (timing)
+  int64_t rounds = 0, drafted = 0, accepted = 0;
+  double draft_cost = 0;  // the draft's cost per token in target decode steps (0 for lookup and none)
+  bool same_output = true;
+  int64_t differing = 0;  // examples whose greedy output differs from plain decoding's (see docs/tune.md)
+  std::string error;      // the draft could not be made (e.g. a self-draft no smaller than the candidate)
+  double tps() const { return seconds > 0 ? static_cast<double>(tokens) / seconds : 0; }
+  double acceptance() const { return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0; }
+  // The speedup over plain decoding that draft_length.h's formula predicts from the measured acceptance and
+  // mean draft length (1 for none; deterministic, unlike tps()).
+  double predicted_speedup() const;
+};
+// Runs (or reads from DIR/speed/ID.json, when it holds the same drafts) the measurement for candidate `id`.
+// drafts: the choices to measure ("none" is always measured first, as the reference output).
+Expected<std::vector<TuneDraftSpeed>> run_tune_speed(const std::string& dir, const TuneConfig& cfg,
+                                                     const std::string& id, const std::vector<TuneDraft>& drafts,
+                                                     int n_threads, const TuneJobEvents& ev = {});
+
+// The base pruned by `p` into tune_pruned_path (once: a later call finds it), from calibration scores on cfg.calib
+// when the level needs them.
+Status prune_for_tune(const std::string& dir, const TuneConfig& cfg, const TunePrune& p, int n_threads,
+                      const TuneJobEvents& ev = {});
 
 // The base model's log-probs on cfg.kld_text (when set and not yet saved) and the calibration statistics (when
 // a candidate's method needs them and they are not cached): the work every job shares, done once before the

@@ -18,6 +18,11 @@ std::string fmt(double v, int decimals = 2) {
 std::string interval(const Interval& i) { return fmt(i.mean) + " [" + fmt(i.lo) + ", " + fmt(i.hi) + "]"; }
 std::string esc(const std::string& s) { return xml_escape(s); }
 std::string mib(double bytes) { return fmt(bytes / (1024.0 * 1024.0), 2); }
+std::string join_ints(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
 
 std::string pareto_svg(const TuneOutcome& o) {
   SvgChart c;
@@ -82,10 +87,18 @@ std::string tune_report_html(const TuneOutcome& o) {
        " tokens; stages of ";
   for (size_t s = 0; s < o.stage_examples.size(); ++s) h += (s ? ", " : "") + std::to_string(o.stage_examples[s]);
   h += " examples.</p>\n";
+  if (!o.speed_device.empty())
+    h += "<p>No device was given: predicted speeds are for the machine tune ran on, measured (the <code>this</code> "
+         "profile: " +
+         esc(o.speed_device) +
+         "). They depend on that measurement, so they are in <code>speed.json</code>, not "
+         "<code>pareto.json</code>.</p>\n";
   h += "<h2 id=\"pick\">The pick: " + esc(p.fit.candidate.id) + "</h2>\n<p>File <code>pick.gguf</code> (" +
        esc(human_bytes(static_cast<double>(p.file_bytes))) + ", " + fmt(p.bits_per_weight) +
-       " bits/weight), run with KV type <code>" + esc(p.fit.candidate.kv_type) + "</code>. Why: " + esc(o.pick_why) +
-       ".</p>\n";
+       " bits/weight), run with KV type <code>" + esc(p.fit.candidate.kv_type) + "</code>" +
+       (p.best_draft.kind != TuneDraft::Kind::None ? " and the draft <code>" + esc(p.best_draft.flags()) + "</code>"
+                                                   : std::string()) +
+       ": <code>" + esc(o.pick_command) + "</code>. Why: " + esc(o.pick_why) + ".</p>\n";
   h += "<div class=\"plots\" id=\"pareto\">\n" + pareto_svg(o) + "</div>\n";
   bool any_kld = false;
   for (const auto& r : o.candidates) any_kld = any_kld || r.kld.has_value();
@@ -111,13 +124,60 @@ std::string tune_report_html(const TuneOutcome& o) {
          esc(r.fit.candidate.id) + "</td><td>" + (r.fit.fits ? "yes" : "no") + "</td><td>" +
          (ev ? mib(static_cast<double>(r.file_bytes)) : "") + "</td><td>" + (ev ? fmt(r.bits_per_weight) : "") +
          "</td><td>" + mib(static_cast<double>(r.fit.peak_rss_bytes)) + "</td><td>" +
-         (r.fit.decode_tps ? fmt(*r.fit.decode_tps, 1) : "") + "</td><td>" + (ev ? interval(r.score_stage0) : "") +
-         "</td><td>" + (ev ? std::to_string(r.last_stage) : "") + "</td><td>" + (ev ? std::to_string(r.examples) : "") +
-         "</td><td>" + (ev ? interval(r.score) : "") + "</td><td>" + (ev ? interval(r.vs_leader) : "") + "</td><td>" +
-         (r.kld ? fmt(*r.kld, 4) : "") + "</td><td>" + (r.ppl ? fmt(*r.ppl, 2) : "") + "</td><td>" +
-         (ev && r.on_front ? "yes" : "") + "</td><td class=\"l\">" + esc(r.decision) + "</td></tr>\n";
+         (r.fit.decode_tps        ? fmt(*r.fit.decode_tps, 1)
+          : r.fit.this_decode_tps ? fmt(*r.fit.this_decode_tps, 1) + "*"
+                                  : "") +
+         "</td><td>" + (ev ? interval(r.score_stage0) : "") + "</td><td>" + (ev ? std::to_string(r.last_stage) : "") +
+         "</td><td>" + (ev ? std::to_string(r.examples) : "") + "</td><td>" + (ev ? interval(r.score) : "") +
+         "</td><td>" + (ev ? interval(r.vs_leader) : "") + "</td><td>" + (r.kld ? fmt(*r.kld, 4) : "") + "</td><td>" +
+         (r.ppl ? fmt(*r.ppl, 2) : "") + "</td><td>" + (ev && r.on_front ? "yes" : "") + "</td><td class=\"l\">" +
+         esc(r.decision) + "</td></tr>\n";
   }
   h += "</table>\n";
+  if (!o.speed_device.empty()) h += "<p>* predicted for the machine tune ran on (measured).</p>\n";
+  bool any_draft = false;
+  for (const auto& r : o.candidates) any_draft = any_draft || !r.drafts.empty();
+  if (any_draft) {
+    h += "<h2>Draft choices of the finalists</h2>\n<p>Speculative decoding is lossless (the same greedy output up "
+         "to rounding in the batched verification pass: compared, below), so a draft changes speed and memory, not "
+         "scores: none were measured again. Each draft that fits "
+         "the budget beside the candidate ran greedy generation on the first examples; the acceptance gives the "
+         "predicted speedup E(k) / (1 + k (c + 0.1)) (docs/speculative.md), which chooses each finalist's best "
+         "draft. Measured tokens/s (prompt included) are timing on this machine, with whatever else ran; where they "
+         "disagree with the prediction (a tiny model, whose per-round overhead the formula leaves out), trust an idle "
+         "machine's measurement.</p>\n"
+         "<table id=\"drafts\"><tr><th class=\"l\">candidate</th><th class=\"l\">draft</th><th>fits</th><th>draft "
+         "MiB</th><th>peak RSS MiB</th><th>accepted / drafted</th><th>predicted speedup</th><th>measured t/s</th>"
+         "<th class=\"l\">note</th></tr>\n";
+    for (size_t i = 0; i < o.candidates.size(); ++i) {
+      const auto& r = o.candidates[i];
+      const TuneDraftSpeed* fastest = nullptr;
+      for (const auto& x : r.speeds)
+        if (x.error.empty() && x.seconds > 0 && (!fastest || x.tps() > fastest->tps())) fastest = &x;
+      for (const DraftFit& d : r.drafts) {
+        const TuneDraftSpeed* sp = nullptr;
+        for (const auto& x : r.speeds)
+          if (x.draft == d.draft.name) sp = &x;
+        std::string note = d.refused;
+        if (sp && !sp->error.empty()) note = sp->error;
+        if (r.best_draft.name == d.draft.name && d.draft.kind != TuneDraft::Kind::None) note = "best draft";
+        if (fastest && fastest->draft == d.draft.name)
+          note += (note.empty() ? "" : "; ") + std::string("fastest measured here");
+        if (sp && !sp->same_output)
+          note += (note.empty() ? "" : "; ") + std::string("greedy output differs from plain decoding on ") +
+                  std::to_string(sp->differing) + " of " + std::to_string(sp->examples) + " examples (rounding)";
+        const bool measured = sp && sp->error.empty() && sp->examples > 0;
+        h += std::string("<tr") + (i == o.pick && r.best_draft.name == d.draft.name ? " class=\"pick\"" : "") +
+             "><td class=\"l\">" + esc(r.fit.candidate.id) + "</td><td class=\"l\">" + esc(d.draft.name) + "</td><td>" +
+             (d.fits && d.refused.empty() ? "yes" : "no") + "</td><td>" + mib(static_cast<double>(d.draft_bytes)) +
+             "</td><td>" + mib(static_cast<double>(d.peak_rss_bytes)) + "</td><td>" +
+             (measured && sp->drafted > 0 ? std::to_string(sp->accepted) + " / " + std::to_string(sp->drafted) : "") +
+             "</td><td>" + (measured ? fmt(sp->predicted_speedup()) : "") + "</td><td>" +
+             (measured ? fmt(sp->tps(), 1) : "") + "</td><td class=\"l\">" + esc(note) + "</td></tr>\n";
+      }
+    }
+    h += "</table>\n";
+  }
   h += "<h2>Per-task wins and losses of the pick</h2>\n<p>Per example on the task's primary metric, over the examples "
        "both "
        "were scored on.</p>\n<table id=\"wins\"><tr><th class=\"l\">against</th><th "
@@ -140,11 +200,20 @@ std::string tune_report_html(const TuneOutcome& o) {
     h += "# " + esc(c.rule_set) + ".yaml:\n";
     for (const auto& [pat, type] : c.rules) h += esc("- {pattern: '" + pat + "', type: " + type + "}") + "\n";
   }
-  h += esc("pocketlm run -m pick.gguf -c " + std::to_string(o.n_ctx) + " -ctk " + c.kv_type + " -ctv " + c.kv_type +
-           " -p ...") +
-       "\n</pre>\n";
+  if (!c.prune.none())
+    h += "# pruned first (" + esc(c.prune.name) + "; the quantize line above then reads pruned.gguf):\n" +
+         esc("pocketlm prune " + o.base + " pruned.gguf" +
+             (c.prune.drop > 0 && p.fit.plan ? " --layers " + std::to_string(p.fit.plan->config.n_layer)
+                                             : std::string()) +
+             (c.prune.drop_layers.empty() ? std::string() : " --drop-layers " + join_ints(c.prune.drop_layers)) +
+             (c.prune.ffn_keep < 1 ? " --ffn-keep " + fmt(c.prune.ffn_keep, 3) : std::string()) +
+             (c.prune.heads_keep < 1 ? " --heads-keep " + fmt(c.prune.heads_keep, 3) : std::string()) +
+             (c.prune.repair ? " --repair" : "") + (o.calib.empty() ? "" : " --calib " + o.calib)) +
+         "\n";
+  h += esc(o.pick_command) + "\n</pre>\n";
   h += "<p>Files: <code>results.jsonl</code> (one line per candidate and stage), <code>pareto.json</code>, "
-       "<code>evals/</code> (every candidate's outputs and scores), <code>models/</code>.</p>\n</body></html>\n";
+       "<code>speed.json</code> (timing), <code>evals/</code> (every candidate's outputs and scores), "
+       "<code>models/</code>.</p>\n</body></html>\n";
   return h;
 }
 

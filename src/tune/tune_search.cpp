@@ -250,11 +250,13 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
   PLM_TRY(std::vector<TuneCandidate> all, expand_tune_space(req.space));
   if (req.config.calib.empty()) {
     std::vector<TuneCandidate> kept;
-    std::set<std::string> dropped;
+    std::set<std::string> dropped, dropped_levels;
     for (auto& c : all) {
       auto m = parse_quant_method(c.method);
       if (m && method_needs_calibration(*m, false))
         dropped.insert(c.method);
+      else if (!c.prune.none() && prune_needs_calibration(tune_prune_options(c.prune, int64_t{1} << 20)))
+        dropped_levels.insert(c.prune.name);  // chooses what goes by calibration scores
       else
         kept.push_back(std::move(c));
     }
@@ -262,16 +264,35 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
       out.notes.push_back("method " + m + " needs calibration data (--calib FILE): its candidates are left out");
       note("note: " + out.notes.back());
     }
+    for (const auto& l : dropped_levels) {
+      out.notes.push_back("prune level " + l +
+                          " chooses by calibration scores (--calib FILE): its candidates are left out");
+      note("note: " + out.notes.back());
+    }
     if (kept.empty())
       return Error("every candidate of the space needs calibration data: give --calib FILE").about("calib");
     all = std::move(kept);
   }
+
+  for (const TunePrune& pl : req.space.prune)
+    if (!pl.none())
+      for (const std::string& m : req.space.methods)
+        if (auto q = parse_quant_method(m); q && *q != QuantMethod::Rtn) {
+          out.notes.push_back("prune level " + pl.name + " is combined with rtn only (" + m +
+                              " would need calibration statistics of the pruned model)");
+          note("note: " + out.notes.back());
+          break;
+        }
 
   // 2. The planner's filter.
   FitOptions fo = req.fit;
   fo.n_ctx = req.config.n_ctx;
   PLM_TRY(std::vector<CandidateFit> fits, fit_candidates(req.config.base, all, fo));
   TuneConfig cfg = req.config;
+  cfg.drafts = req.space.drafts;
+  cfg.speed_examples = req.speed_examples;
+  out.min_tps = req.min_tps;
+  if (!fo.device && fo.this_device) out.speed_device = fo.this_device->description;
   std::vector<CandidateFit> fitting;
   for (const auto& f : fits) {
     if (!f.refused.empty()) {
@@ -443,14 +464,60 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     alive = next;
   }
 
-  // 6. The pick, the front, wins and losses, disagreement.
+  // 6. Draft choices on the finalists: the planner's memory with each draft, then (those that fit) greedy
+  // generation with it. Lossless decoding: no score is measured again; the acceptance counts give each draft's
+  // predicted speedup (deterministic), the seconds go to speed.json only.
+  bool measure = req.speed_examples > 0;
+  for (size_t v : alive) {
+    TuneCandidateResult& r = res[v];
+    r.drafts = fit_drafts(fitting[v], cfg.drafts, fo);
+    std::vector<TuneDraft> to_measure;
+    for (const DraftFit& d : r.drafts)
+      if (d.fits && d.refused.empty() && d.draft.kind != TuneDraft::Kind::None) to_measure.push_back(d.draft);
+    if (measure && !to_measure.empty()) {
+      PLM_TRY(r.speeds, run_tune_speed(req.dir, cfg, fitting[v].candidate.id, to_measure, req.n_threads, jev));
+      for (const TuneDraftSpeed& sp : r.speeds) {
+        if (sp.draft == "none" || !sp.error.empty() || sp.drafted == 0) continue;
+        if (!sp.same_output) {
+          // The batched verification pass rounds differently from one-token decoding, so a near-tie can flip
+          // (pocketlm eval --lookup shows the same): reported, the draft stays a choice.
+          out.notes.push_back(fitting[v].candidate.id + " with draft " + sp.draft +
+                              ": the greedy output differs from "
+                              "plain decoding on " +
+                              std::to_string(sp.differing) + " of " + std::to_string(sp.examples) +
+                              " examples (rounding in the batched verification)");
+          note("note: " + out.notes.back());
+        }
+        if (sp.predicted_speedup() > r.best_speedup + 1e-12) {
+          r.best_speedup = sp.predicted_speedup();
+          for (const DraftFit& d : r.drafts)
+            if (d.draft.name == sp.draft) r.best_draft = d.draft;
+        }
+      }
+    }
+    const std::optional<double> tps = fitting[v].decode_tps ? fitting[v].decode_tps : fitting[v].this_decode_tps;
+    if (tps) r.best_decode_tps = *tps * r.best_speedup;
+  }
+
+  // 7. The pick, the front, wins and losses, disagreement.
+  std::vector<size_t> eligible;
+  if (req.min_tps) {
+    for (size_t v : alive)
+      if (res[v].best_decode_tps && *res[v].best_decode_tps >= *req.min_tps) eligible.push_back(v);
+    if (eligible.empty()) {
+      out.notes.push_back("no finalist reaches --min-tps " + fmt(*req.min_tps, 1) +
+                          " (predicted decode t/s with its best draft): the pick ignores it");
+      note("warning: " + out.notes.back());
+    }
+  }
+  if (eligible.empty()) eligible = alive;
   std::vector<double> means;
   std::vector<uint64_t> bytes;
-  for (size_t v : alive) {
+  for (size_t v : eligible) {
     means.push_back(res[v].score.mean);
     bytes.push_back(res[v].file_bytes);
   }
-  const size_t pick = alive[pick_candidate(means, bytes)];
+  const size_t pick = eligible[pick_candidate(means, bytes)];
   out.pick = pick;
   {
     const TuneCandidateResult& p = res[pick];
@@ -459,13 +526,16 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
                    std::to_string(alive.size()) + " finalist(s) that fit " +
                    human_bytes(static_cast<double>(out.budget_bytes)) + " at -c " + std::to_string(out.n_ctx) +
                    " (predicted peak RSS " + human_bytes(static_cast<double>(p.fit.peak_rss_bytes)) + ")";
+    if (eligible.size() < alive.size())
+      out.pick_why += "; " + std::to_string(alive.size() - eligible.size()) + " finalist(s) left out by --min-tps " +
+                      fmt(*req.min_tps, 1) + " (predicted decode t/s with the best draft below it)";
     size_t tied = 0;
-    for (size_t v : alive)
+    for (size_t v : eligible)
       if (v != pick && std::fabs(res[v].score.mean - p.score.mean) <= 1e-9) ++tied;
     if (tied) out.pick_why += "; tied with " + std::to_string(tied) + " other(s), the smallest file wins";
     // A smaller finalist the data cannot tell apart from the pick: worth knowing before shipping the larger file.
     const TuneCandidateResult* smaller = nullptr;
-    for (size_t v : alive)
+    for (size_t v : eligible)
       if (v != pick && res[v].file_bytes < p.file_bytes && res[v].vs_leader.hi >= 0 &&
           (!smaller || res[v].file_bytes < smaller->file_bytes))
         smaller = &res[v];
@@ -476,6 +546,13 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
           " % smaller and not worse with confidence (difference to the leader " + fmt(smaller->vs_leader.mean) + " [" +
           fmt(smaller->vs_leader.lo) + ", " + fmt(smaller->vs_leader.hi) + "])";
     res[pick].decision = "pick (" + res[pick].decision + ")";
+    if (p.best_draft.kind != TuneDraft::Kind::None)
+      out.pick_why += "; run it with the draft " + p.best_draft.name + " (predicted " + fmt(p.best_speedup) +
+                      "x decode speed from the measured acceptance; the greedy output is the candidate's own)";
+    std::string cmd = "pocketlm run -m pick.gguf -c " + std::to_string(out.n_ctx) + " -ctk " + p.fit.candidate.kv_type +
+                      " -ctv " + p.fit.candidate.kv_type;
+    if (!p.best_draft.flags().empty()) cmd += " " + p.best_draft.flags();
+    out.pick_command = cmd + " -p ...";
   }
   for (size_t v = 0; v < res.size(); ++v) {
     res[v].on_front = true;
@@ -532,10 +609,11 @@ Expected<TuneOutcome> run_tune(const TuneRequest& req, const TuneExecutor& exec,
     }
   out.pick = pick;
 
-  // 7. The outputs.
+  // 8. The outputs.
   const std::string pick_path = req.dir + "/pick.gguf";
   PLM_CHECK(publish_copy(tune_model_path(req.dir, fitting[pick].candidate), pick_path));
   PLM_CHECK(write_text_atomic(req.dir + "/pareto.json", pareto_json(out)));
+  PLM_CHECK(write_text_atomic(req.dir + "/speed.json", speed_json(out)));
   PLM_CHECK(write_text_atomic(req.dir + "/report.html", tune_report_html(out)));
   return out;
 }
@@ -556,6 +634,39 @@ std::string pareto_json(const TuneOutcome& o) {
               {"predicted_decode_tps", r.fit.decode_tps ? json(*r.fit.decode_tps) : json(nullptr)},
               {"predicted_prefill_tps", r.fit.prefill_tps ? json(*r.fit.prefill_tps) : json(nullptr)},
               {"decision", r.decision}};
+    j["prune"] = c.prune.none() ? json(nullptr) : json(c.prune.name);
+    if (r.fit.refused.empty() && r.fit.plan) j["predicted_file_bytes"] = r.fit.weights_bytes + r.fit.metadata_bytes;
+    if (!r.drafts.empty()) {
+      json drafts = json::array();
+      for (const DraftFit& d : r.drafts) {
+        json dj = {{"draft", d.draft.name},
+                   {"flags", d.draft.flags()},
+                   {"fits", d.fits},
+                   {"draft_bytes", d.draft_bytes},
+                   {"predicted_peak_rss_bytes", d.peak_rss_bytes}};
+        if (!d.refused.empty()) dj["refused"] = d.refused;
+        for (const TuneDraftSpeed& sp : r.speeds) {
+          if (sp.draft != d.draft.name || d.draft.kind == TuneDraft::Kind::None) continue;
+          if (!sp.error.empty()) {
+            dj["refused"] = sp.error;
+            continue;
+          }
+          dj["examples"] = sp.examples;
+          dj["rounds"] = sp.rounds;
+          dj["drafted"] = sp.drafted;
+          dj["accepted"] = sp.accepted;
+          dj["draft_cost"] = sp.draft_cost;
+          dj["same_output"] = sp.same_output;
+          dj["differing_examples"] = sp.differing;
+          dj["predicted_speedup"] = sp.predicted_speedup();
+          if (r.fit.decode_tps) dj["predicted_decode_tps"] = *r.fit.decode_tps * sp.predicted_speedup();
+        }
+        drafts.push_back(dj);
+      }
+      j["drafts"] = drafts;
+      j["best_draft"] = r.best_draft.name;
+      j["best_draft_speedup"] = r.best_speedup;
+    }
     if (r.last_stage >= 0) {
       j["file_bytes"] = r.file_bytes;
       j["bits_per_weight"] = r.bits_per_weight;
@@ -579,12 +690,46 @@ std::string pareto_json(const TuneOutcome& o) {
             {"stage_examples", o.stage_examples},
             {"pick", o.candidates[o.pick].fit.candidate.id},
             {"pick_kv_type", o.candidates[o.pick].fit.candidate.kv_type},
+            {"pick_draft", o.candidates[o.pick].best_draft.name},
+            {"pick_command", o.pick_command},
+            {"min_tps", o.min_tps ? json(*o.min_tps) : json(nullptr)},
             {"front", front},
             {"candidates", cands}};
   if (o.kld_vs_task_pairs.decided + o.kld_vs_task_pairs.tied > 0)
     j["kld_vs_task_disagreement"] = {
         {"pairs", {{"decided", o.kld_vs_task_pairs.decided}, {"opposite", o.kld_vs_task_pairs.opposite}}},
         {"examples", {{"decided", o.kld_vs_task_examples.decided}, {"opposite", o.kld_vs_task_examples.opposite}}}};
+  return j.dump(1) + "\n";
+}
+
+std::string speed_json(const TuneOutcome& o) {
+  json cands = json::array();
+  for (const auto& r : o.candidates) {
+    if (r.last_stage < 0) continue;
+    json j = {{"id", r.fit.candidate.id}};
+    if (r.fit.this_decode_tps) j["predicted_decode_tps"] = *r.fit.this_decode_tps;
+    if (r.fit.this_prefill_tps) j["predicted_prefill_tps"] = *r.fit.this_prefill_tps;
+    if (r.best_decode_tps) j["predicted_decode_tps_best_draft"] = *r.best_decode_tps;
+    json drafts = json::array();
+    const TuneDraftSpeed* fastest = nullptr;
+    for (const TuneDraftSpeed& sp : r.speeds)
+      if (sp.error.empty() && sp.seconds > 0 && (!fastest || sp.tps() > fastest->tps())) fastest = &sp;
+    if (fastest) j["measured_fastest_draft"] = fastest->draft;
+    for (const TuneDraftSpeed& sp : r.speeds) {
+      json d = {{"draft", sp.draft}, {"examples", sp.examples}, {"tokens", sp.tokens}, {"seconds", sp.seconds}};
+      if (sp.seconds > 0) d["measured_tps"] = sp.tps();
+      if (!sp.error.empty()) d["error"] = sp.error;
+      drafts.push_back(d);
+    }
+    j["drafts"] = drafts;
+    cands.push_back(j);
+  }
+  json j = {{"note",
+             "timing: measured tokens/s (greedy task generation, prompt included, on the machine tune ran on, "
+             "while other jobs may have run) and speeds predicted for the measured machine; pareto.json holds "
+             "nothing that depends on timing"},
+            {"device", o.speed_device.empty() ? o.device : o.speed_device},
+            {"candidates", cands}};
   return j.dump(1) + "\n";
 }
 

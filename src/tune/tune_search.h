@@ -49,6 +49,12 @@ struct TuneRequest {
   int resamples = kDefaultBootstrapResamples;
   uint64_t seed = kDefaultBootstrapSeed;
   std::string command;  // the command line, for the report's reproduce section
+  // Draft choices (space.drafts) are measured on the finalists: greedy generation of this many examples with
+  // each draft that fits the budget (0: none measured, every finalist runs without a draft).
+  int64_t speed_examples = 2;
+  // A finalist whose predicted decode speed with its best draft is below this cannot be the pick (needs a
+  // device profile: --device, or the measured machine).
+  std::optional<double> min_tps;
 };
 
 // Runs the jobs of `ids` at `stage` (all of them, or fails); `examples_done(n)` as examples are scored.
@@ -74,6 +80,15 @@ struct TuneCandidateResult {
   std::optional<double> kld, ppl;
   bool on_front = false;                                   // Pareto-optimal in (file bytes, stage-0 score)
   std::vector<std::pair<std::string, double>> task_means;  // at its last stage
+  // Finalists: each draft choice's memory (the planner), its measurement (acceptance: deterministic; seconds:
+  // timing), and the best: the highest predicted speedup among the drafts that fit, "none" when no draft
+  // predicts one above 1.
+  std::vector<DraftFit> drafts;
+  std::vector<TuneDraftSpeed> speeds;
+  TuneDraft best_draft = make_tune_draft(TuneDraft::Kind::None);
+  double best_speedup = 1.0;
+  // The predicted decode speed with the best draft (the device's, or the measured machine's): for --min-tps.
+  std::optional<double> best_decode_tps;
 };
 struct TaskWinLoss {
   std::string other, task;
@@ -94,6 +109,9 @@ struct TuneOutcome {
   Disagreement kld_vs_task_pairs, kld_vs_task_examples;  // stage-0 scores against KLD
   int64_t jobs_run = 0, jobs_skipped = 0;                // this run; skipped: found done (a restart)
   std::vector<std::string> notes;
+  std::string speed_device;  // the measured machine's description when no device is given ("" with --device)
+  std::optional<double> min_tps;
+  std::string pick_command;  // how to run the pick, with its KV type and best draft
 };
 
 // The whole tune. Writes DIR/tune.json, results.jsonl, pareto.json, pick.gguf and report.html (tune_report.h).
@@ -107,7 +125,9 @@ TuneExecutor in_process_executor(const std::string& dir, int n_threads, const Tu
 // {"/path/pocketlm", "tune", "job", DIR, "-t", "1"}). A job that fails is an error naming it.
 TuneExecutor process_executor(std::vector<std::string> argv_prefix, int workers, const std::string& dir);
 
-// pareto.json's text.
+// pareto.json's text: nothing in it depends on timing.
 std::string pareto_json(const TuneOutcome& o);
+// speed.json's text: what does (measured tokens/s, speeds predicted for the measured machine).
+std::string speed_json(const TuneOutcome& o);
 
 }  // namespace pocketlm

@@ -253,6 +253,18 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   r = test::run_cli(args(out));
   EXPECT_NE(r.err.find("every candidate of the space needs calibration data: give --calib FILE"), std::string::npos)
       << r.err;
+  // Bad prune and draft entries name the file, line and field; a prune level that chooses by score needs --calib.
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\nprune: [none, {ffn_keep: 2}]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find(space_ + ":2: field 'prune': ffn_keep: '2' is not a fraction in (0, 1]"), std::string::npos)
+      << r.err;
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\ndrafts: [none, eagle]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find(space_ + ":2: field 'drafts': 'eagle' is not a draft choice"), std::string::npos) << r.err;
+  std::ofstream(space_, std::ios::trunc) << "targets: [q4_0]\nmethods: [rtn]\nprune: [{drop: 1}]\n";
+  r = test::run_cli(args(out));
+  EXPECT_NE(r.err.find("prune level drop1 chooses by calibration scores (--calib FILE)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("every candidate of the space needs calibration data"), std::string::npos) << r.err;
   // No budget at all; an unknown device.
   std::vector<std::string> nb = args(out);
   nb.erase(nb.begin() + 7, nb.begin() + 9);  // --budget 64M
@@ -272,6 +284,75 @@ TEST_F(TuneCli, BadInputIsAClearError) {
   r = test::run_cli(other);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("holds a tune with another configuration ('limit' differs)"), std::string::npos) << r.err;
+}
+
+// Prune levels compete with the unpruned candidates under the same budget (sized before anything is built, then
+// pruned once per level and evaluated); draft choices are measured on the finalists, and the pick carries its best
+// draft. Timing stays out of pareto.json (speed.json has it).
+TEST_F(TuneCli, PrunedCandidatesAndDraftChoicesAreSizedEvaluatedAndMeasured) {
+  const fs::path out = dir_ / "pd";
+  std::ofstream(space_, std::ios::trunc) << "targets: [Q8_0, q4_0]\nmethods: [rtn]\nrules: []\n"
+                                            "prune: [none, {drop: 1}, {ffn_keep: 0.5, repair: true}]\n"
+                                            "drafts: [none, lookup, {self: q4_0, layers: 2}, {self: q8_0}]\n";
+  std::vector<std::string> a = args(out.string(), "64M", "4");
+  const std::string calib = (test::shared_dir() / "testdata/text/tinystories-val.dev.txt").string();
+  for (const char* x : {"--calib", calib.c_str(), "--calib-tokens", "512", "--calib-ctx", "128"}) a.push_back(x);
+  auto r = test::run_cli(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json p = pareto(out);
+  int pruned_evaluated = 0;
+  std::set<std::string> levels;
+  for (const auto& c : p.at("candidates")) {
+    ASSERT_TRUE(c.at("fits").get<bool>()) << c.at("id");
+    if (!c.at("prune").is_null()) levels.insert(c.at("prune").get<std::string>());
+    // Sized right before it was built: the planner's file bytes within 1 % of the file written.
+    const double predicted = c.at("predicted_file_bytes").get<double>(), actual = c.at("file_bytes").get<double>();
+    EXPECT_NEAR(predicted, actual, 0.01 * actual) << c.at("id");
+    if (!c.at("prune").is_null() && c.contains("score")) ++pruned_evaluated;
+    EXPECT_TRUE(c.at("predicted_decode_tps").is_null()) << "no --device: no predicted speed in pareto.json";
+    if (!c.contains("drafts")) continue;  // not a finalist
+    std::map<std::string, json> d;
+    for (const auto& x : c.at("drafts")) d[x.at("draft")] = x;
+    ASSERT_EQ(d.size(), 4u) << c.at("id");
+    EXPECT_FALSE(d.at("lookup").contains("measured_tps"));  // timing is not in pareto.json
+    EXPECT_GT(d.at("lookup").at("drafted").get<int64_t>(), 0) << c.at("id");
+    EXPECT_GT(d.at("self-q4_0-l2").at("draft_bytes").get<uint64_t>(), 0u);
+    EXPECT_GT(d.at("self-q4_0-l2").at("predicted_speedup").get<double>(), 0.0);
+    if (c.at("id").get<std::string>().rfind("q4_0", 0) == 0) {  // a q8_0 self-draft of a q4_0 file is not smaller
+      EXPECT_NE(d.at("self-q8_0").at("refused").get<std::string>().find("no smaller"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(levels, (std::set<std::string>{"drop1", "ffn50-rep"}));
+  EXPECT_EQ(pruned_evaluated, 4);  // 2 targets x 2 levels, each scored on the first stage at least
+  EXPECT_TRUE(fs::exists(out / "models" / "pruned.drop1.gguf"));
+  // The pick carries its best draft and the command that runs it.
+  const std::string pick_draft = p.at("pick_draft"), cmd = p.at("pick_command");
+  EXPECT_NE(cmd.find("-ctk " + p.at("pick_kv_type").get<std::string>()), std::string::npos) << cmd;
+  if (pick_draft != "none") {
+    EXPECT_NE(cmd.find(pick_draft == "lookup" ? "--lookup" : "--draft-self"), std::string::npos) << cmd;
+  }
+  // speed.json: the measured tokens/s and this machine's predictions (no --device).
+  const json sp = json::parse(slurp(out / "speed.json"));
+  ASSERT_FALSE(sp.at("candidates").empty());
+  EXPECT_GT(sp.at("candidates")[0].at("predicted_decode_tps").get<double>(), 0.0);
+  EXPECT_GT(sp.at("candidates")[0].at("drafts")[0].at("measured_tps").get<double>(), 0.0);
+  const std::string html = slurp(out / "report.html");
+  EXPECT_NE(html.find("Draft choices of the finalists"), std::string::npos);
+  EXPECT_NE(html.find("No device was given: predicted speeds are for the machine tune ran on"), std::string::npos);
+  // Restarted with --min-tps and another --speed-examples (neither changes a job): no job is redone, the drafts
+  // are measured again on one example, and the pick is decided again.
+  for (const char* x : {"--min-tps", "1e12", "--speed-examples", "1"}) a.push_back(x);
+  r = test::run_cli(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("no finalist reaches --min-tps"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("jobs: 0 run,"), std::string::npos) << r.out;
+  const json p2 = pareto(out);
+  EXPECT_EQ(p2.at("pick"), p.at("pick"));
+  for (const auto& c : p2.at("candidates")) {
+    if (c.contains("drafts")) {
+      EXPECT_EQ(c.at("drafts")[1].at("examples").get<int64_t>(), 1) << c.at("id");
+    }
+  }
 }
 
 // SmolLM2 (base: the release dequantized to F32) with a small space and a budget Q8_0 does not fit: the pick's

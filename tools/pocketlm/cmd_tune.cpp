@@ -26,6 +26,8 @@ struct TuneFlags {
   std::vector<std::string> tasks;
   int64_t n_ctx = 2048, limit = 0, kld_chunks = 4, kld_ctx = 128, min_stage = 0, calib_tokens = 8192, calib_ctx = 512;
   int threads = 0, workers = 1, max_tokens = 0, resamples = kDefaultBootstrapResamples;
+  int64_t speed_examples = 2;
+  double min_tps = 0;
   uint64_t seed = kDefaultBootstrapSeed;
   std::vector<std::string> raw_args;
 };
@@ -101,6 +103,20 @@ int tune(const TuneFlags& f) {
     req.fit.device = *d;
   }
   req.fit.n_threads = f.threads > 0 ? f.threads : physical_cores();
+  if (!req.fit.device) {
+    // No device: predicted speeds for this machine, measured (they go to speed.json, not pareto.json).
+    auto d = measure_this_device(f.threads > 0 ? f.threads : physical_cores());
+    if (d)
+      req.fit.this_device = *d;
+    else
+      std::fprintf(stderr, "note: no predicted speeds: %s\n", d.error().message().c_str());
+  }
+  req.speed_examples = f.speed_examples;
+  if (f.min_tps > 0) {
+    if (!req.fit.device && !req.fit.this_device)
+      return std::fprintf(stderr, "error: --min-tps needs predicted speeds: give --device NAME\n"), 1;
+    req.min_tps = f.min_tps;
+  }
   // Absolute paths: jobs may run elsewhere (a Ray worker's directory is not ours).
   auto abs = [](const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); };
   TuneConfig& c = req.config;
@@ -185,7 +201,8 @@ int tune(const TuneFlags& f) {
       p.fit.candidate.kv_type.c_str());
   std::printf("jobs: %lld run, %lld found done\n", static_cast<long long>(out->jobs_run),
               static_cast<long long>(out->jobs_skipped));
-  std::printf("wrote %s/pick.gguf, results.jsonl, pareto.json, report.html\n", f.output.c_str());
+  std::printf("run it: %s\n", out->pick_command.c_str());
+  std::printf("wrote %s/pick.gguf, results.jsonl, pareto.json, speed.json, report.html\n", f.output.c_str());
   return 0;
 }
 
@@ -251,6 +268,14 @@ void add_tune_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(100, 1000000));
   app->add_option("--seed", f->seed, "bootstrap seed")->capture_default_str();
+  app->add_option("--speed-examples", f->speed_examples,
+                  "examples each finalist generates with each draft choice of the space (0: no draft measured)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app->add_option("--min-tps", f->min_tps,
+                  "the pick must reach this predicted decode speed (tokens/s, with its best draft) on the device "
+                  "(or this machine, measured)")
+      ->check(CLI::PositiveNumber);
   app->footer(
       "example:\n  pocketlm tune -m model-f32.gguf --tasks summarize.dev.jsonl,commit-message.dev.jsonl --limit 40 \\\n"
       "      --budget 160M -c 2048 --kld-text wiki.test.raw --calib wiki.train.raw -o tune-out -t 2");
