@@ -162,8 +162,14 @@ std::string render_svg(const SvgChart& c) {
       lx = left;
       ly += 18;
     }
-    o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) +
-         "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
+    if (s.markers_only && s.right_axis)  // a scatter: its marker, not a line
+      o += "<rect x=\"" + fmt(lx + 6) + "\" y=\"" + fmt(ly - 9) +
+           "\" width=\"10\" height=\"10\" fill=\"white\" stroke=\"" + s.color + "\" stroke-width=\"2\"/>\n";
+    else if (s.markers_only)
+      o += "<circle cx=\"" + fmt(lx + 11) + "\" cy=\"" + fmt(ly - 4) + "\" r=\"5\" fill=\"" + s.color + "\"/>\n";
+    else
+      o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) +
+           "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
     o += "<text x=\"" + fmt(lx + 27) + "\" y=\"" + fmt(ly) + "\">" + name + "</text>\n";
     lx += w;
   }

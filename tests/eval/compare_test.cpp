@@ -124,6 +124,27 @@ TEST(EvalCompare, ReportOverCommonExamples) {
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find(">Q2</text>"), std::string::npos);
   EXPECT_NE(report_json(*r).find("\"proxy\": \"KLD\""), std::string::npos);
+  // --line: Q8 and Q2 joined (one polyline per task and for the KLD), Q4 a single point in each series.
+  const auto polylines = [](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = text.find("<polyline"); at != std::string::npos; at = text.find("<polyline", at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(polylines(svg), 2u);
+  CompareOptions line_opt;
+  line_opt.line = {"Q8", "Q2"};
+  auto lr = compare_results(in, line_opt);
+  ASSERT_TRUE(lr) << lr.error().message();
+  EXPECT_EQ(lr->on_line, (std::vector<bool>{true, false, true}));
+  const std::string lsvg = report_svg(*lr);
+  EXPECT_EQ(polylines(lsvg), 2u);
+  EXPECT_NE(lsvg.find("translate.en-fr chrf (single files)"), std::string::npos) << lsvg;
+  EXPECT_NE(lsvg.find(">Q4</text>"), std::string::npos);
+  line_opt.line = {"Q8", "Q3"};
+  auto bad_line = compare_results(in, line_opt);
+  ASSERT_FALSE(bad_line);
+  EXPECT_NE(bad_line.error().message().find("\"Q3\" is not the label of any variant"), std::string::npos);
+  EXPECT_EQ(bad_line.error().setting(), "line");
   // A count mismatch is a clear error.
   in.labels = {"only-one"};
   auto bad = compare_results(in, {});
