@@ -2,9 +2,9 @@
 # Structured pruning against plain quantization at the same bytes (docs/pruning.md): every pruned variant of
 # the F32 base (1, 2, 4 blocks dropped by angular distance; FFN width kept at 75 % and 50 %; a quarter of the
 # heads (a third on SmolLM2, whose 3 KV groups of 3 allow no quarter); FFN and heads, and on SmolLM2 the
-# dropped blocks, also with the least-squares repair) is quantized to $Q (Q4_K_M), then scored against the base on wiki.test.raw: top-1
-# agreement and mean KL divergence (`pocketlm perplexity --kl-divergence`), and, with TASKS=1, on the dev task
-# sets (`pocketlm eval`). Beside them: the unpruned base at Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K (the
+# dropped blocks, also with the least-squares repair) is quantized to $Q (Q4_K_M), then scored against the
+# base on wiki.test.raw: top-1 agreement and mean KL divergence (`pocketlm perplexity --kl-divergence`), and,
+# with TASKS=1, on the dev task sets (`pocketlm eval`). Beside them: the unpruned base at Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K (the
 # "one step lower" files). Prints a Markdown table; with TASKS=1 also `pocketlm eval compare`'s report and its
 # plot (score and KLD against file size: the unpruned ladder as lines, each pruned file a point) as
 # docs/img/pruning-$MODEL.svg.
