@@ -75,12 +75,13 @@ echo "model: $MODEL ($SRC dequantized to F32), $CHUNKS chunks of $CTX tokens of 
 echo
 echo "| variant | shape (layers, heads/kv, FFN) | file MiB | same top | mean KLD |"
 echo "|---|---|---|---|---|"
-declare -a FILES=() LABELS=()
+declare -a FILES=() LABELS=() ROWS=()  # ROWS: "variant|shape|MiB|same top|KLD", for the table with task scores
 for R in $LADDER; do
   f=$W/base-$R.gguf
   [ -f "$f" ] || "$B" quantize "$M" "$f" "$R" -t "$T" -q > /dev/null 2>&1
   read -r top kld < <(score "$f")
   printf '| unpruned %s | - | %s | %s %% | %s |\n' "$R" "$(mib "$f")" "$top" "$kld"
+  ROWS+=("unpruned $R|-|$(mib "$f")|$top %|$kld")
   FILES+=("$f"); LABELS+=("$R")
 done
 for i in "${!NAMES[@]}"; do
@@ -96,6 +97,7 @@ for i in "${!NAMES[@]}"; do
   shape=$(head -1 "$W/$tag.plan" | sed -E 's/^arch [a-z0-9]+: ([0-9]+) -> ([0-9]+) layers, heads ([0-9]+)\/([0-9]+) kv -> ([0-9]+)\/([0-9]+) kv.*FFN ([0-9]+) -> ([0-9]+).*/\2, \5\/\6, \8/')
   read -r top kld < <(score "$f")
   printf '| %s + %s | %s | %s | %s %% | %s |\n' "${NAMES[$i]}" "$Q" "$shape" "$(mib "$f")" "$top" "$kld"
+  ROWS+=("${NAMES[$i]} + $Q|$shape|$(mib "$f")|$top %|$kld")
   FILES+=("$f"); LABELS+=("$(echo "${NAMES[$i]}" | sed -E 's/ layers?//; s/ %//; s/ \+ repair/+rep/; s/ //g')")
 done
 
@@ -108,8 +110,31 @@ if [ "${TASKS:-0}" = 1 ]; then
     RES+=("${FILES[$i]}.eval.jsonl"); KLDS+=("${FILES[$i]}.kld.json")
   done
   mkdir -p "$ROOT/docs/img"
-  echo
   "$B" eval compare "${RES[@]}" --labels "$(IFS=,; echo "${LABELS[*]}")" --kld "$(IFS=,; echo "${KLDS[*]}")" --x size \
-    --line "$(echo $LADDER | tr ' ' ,)" \
-    --svg "$ROOT/docs/img/pruning-$MODEL.svg"
+    --line "$(echo $LADDER | tr ' ' ,)" -o "$W/compare.md" --json "$W/compare.json" \
+    --svg "$ROOT/docs/img/pruning-$MODEL.svg" > /dev/null
+  # The table again with each task's primary score (mean and paired-bootstrap 95 % interval over the examples
+  # common to all files); eval compare's whole report (every pair's wins and losses) is in $W/compare.md.
+  echo
+  printf '%s\n' "${ROWS[@]}" | python3 -c '
+import json, sys
+rep = json.load(open(sys.argv[1]))
+labels = sys.argv[2].split(",")
+tasks = rep["tasks"]
+head = ["variant", "shape (layers, heads/kv, FFN)", "file MiB", "same top", "mean KLD"]
+head += ["%s %s (n=%d)" % (t["task"], t["primary_metric"], t["n_examples"]) for t in tasks]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for label, row in zip(labels, sys.stdin.read().splitlines()):
+    cells = row.split("|")
+    for t in tasks:
+        s = t["scores"][label][t["primary_metric"]]
+        cells.append("%.1f [%.1f, %.1f]" % (s["mean"], s["ci95"][0], s["ci95"][1]))
+    print("| " + " | ".join(cells) + " |")
+d = rep.get("disagreement")
+if d:
+    v = d["variant_pairs"]
+    print("\nKLD and task ranking disagree on %d of %d decided variant pairs (pooled over tasks)" % (v["opposite"], v["decided"]))
+' "$W/compare.json" "$(IFS=,; echo "${LABELS[*]}")"
+  echo "(eval compare's report: $W/compare.md; plot: docs/img/pruning-$MODEL.svg)"
 fi
