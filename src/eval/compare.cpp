@@ -442,6 +442,10 @@ std::string report_svg(const CompareReport& r) {
   c.y2_label = r.proxy == "PPL" ? "perplexity" : "KLD vs base";
   c.title = "Task scores" + std::string(r.proxy.empty() ? "" : " and " + r.proxy) + " by " +
             (size ? "file size" : "bits per weight");
+  if (r.variants.size() > 8) {  // room for the labels
+    c.width = 1000;
+    c.height = 640;
+  }
   std::vector<size_t> order(r.variants.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto xof = [&](size_t v) { return size ? mib(r.variants[v].header.file_size) : r.variants[v].bits_per_weight; };
