@@ -2,6 +2,7 @@
 // on constructed cases.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -183,6 +184,33 @@ TEST(EvalCompare, NiceTicks) {
   EXPECT_LE(t.front(), 0.13);
   EXPECT_GE(t.back(), 0.87);
   EXPECT_NEAR(t[1] - t[0], 0.2, 1e-12);
+}
+
+// Three labelled points at one spot (pruned files of the same size): the labels go to three different
+// heights; a lone point keeps its label 8 px above it.
+TEST(EvalCompare, SvgLabelsDoNotOverlap) {
+  SvgChart c;
+  SvgSeries s;
+  s.name = "score";
+  s.color = "#000";
+  s.markers_only = true;
+  s.points = {{1, 5}, {1, 5}, {1, 5}, {3, 1}};
+  s.labels = {"aaa", "bbb", "ccc", "lone"};
+  c.series.push_back(s);
+  const std::string svg = render_svg(c);
+  auto label_y = [&](const std::string& text) {
+    const size_t end = svg.find(">" + text + "</text>");
+    EXPECT_NE(end, std::string::npos) << text;
+    const size_t y = svg.rfind(" y=\"", end);
+    return std::stod(svg.substr(y + 4));
+  };
+  const double a = label_y("aaa"), b = label_y("bbb"), cc = label_y("ccc");
+  EXPECT_GE(std::abs(a - b), 12.0);
+  EXPECT_GE(std::abs(a - cc), 12.0);
+  EXPECT_GE(std::abs(b - cc), 12.0);
+  const size_t circle = svg.rfind("<circle", svg.find(">lone</text>"));
+  const size_t cy = svg.find("cy=\"", circle);
+  EXPECT_DOUBLE_EQ(label_y("lone"), std::stod(svg.substr(cy + 4)) - 8);
 }
 
 }  // namespace
