@@ -127,15 +127,17 @@ std::string render_svg(const SvgChart& c) {
   if (!yrt.empty())
     o += "<text transform=\"translate(" + fmt(W - 16) + "," + fmt(top + ph / 2) +
          ") rotate(90)\" text-anchor=\"middle\" fill=\"#555\">" + xml_escape(c.y2_label) + "</text>\n";
-  // Series. Labels are placed where they overlap no label placed before (tried at growing vertical offsets;
-  // width estimated at 6.2 px a character of the 11 px font).
+  // Series. Labels are placed where they overlap no label placed before (tried at vertical offsets growing
+  // to 8 lines; width estimated at 6.2 px a character of the 11 px font); where every offset clashes, at the
+  // first.
   struct Box {
     double x0, y0, x1, y1;
   };
   std::vector<Box> placed;
   auto place_label = [&](double x, double y, bool end_anchor, size_t chars) {
     const double w = 6.2 * static_cast<double>(chars);
-    for (const double dy : {0.0, 12.0, -12.0, 24.0, -24.0, 36.0, -36.0}) {
+    for (int k = 0; k <= 16; ++k) {  // 0, +12, -12, +24, -24, ... +-96
+      const double dy = 12.0 * ((k + 1) / 2) * (k % 2 == 1 ? 1 : -1);
       const Box b{end_anchor ? x - w : x, y + dy - 10, end_anchor ? x : x + w, y + dy + 2};
       const bool clash = std::any_of(placed.begin(), placed.end(), [&](const Box& q) {
         return b.x0 < q.x1 && q.x0 < b.x1 && b.y0 < q.y1 && q.y0 < b.y1;
