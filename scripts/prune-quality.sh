@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Structured pruning against plain quantization at the same bytes (docs/pruning.md): every pruned variant of
 # the F32 base (1, 2, 4 blocks dropped by angular distance; FFN width kept at 75 % and 50 %; a quarter of the
-# heads (a third on SmolLM2, whose 3 KV groups of 3 allow no quarter); FFN and heads also with the
-# least-squares repair) is quantized to $Q (Q4_K_M), then scored against the base on wiki.test.raw: top-1
-# agreement and mean KL divergence (`pocketlm perplexity --kl-divergence`), and, with TASKS=1, on the dev task
-# sets (`pocketlm eval`). Beside them: the unpruned base at Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K (the
+# heads (a third on SmolLM2, whose 3 KV groups of 3 allow no quarter); FFN and heads, and on SmolLM2 the
+# dropped blocks, also with the least-squares repair) is quantized to $Q (Q4_K_M), then scored against the
+# base on wiki.test.raw: top-1 agreement and mean KL divergence (`pocketlm perplexity --kl-divergence`), and,
+# with TASKS=1, on the dev task sets (`pocketlm eval`). Beside them: the unpruned base at Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K (the
 # "one step lower" files). Prints a Markdown table; with TASKS=1 also `pocketlm eval compare`'s report and its
-# plot (score and KLD against file size) as docs/img/pruning-$MODEL.svg.
+# plot (score and KLD against file size: the unpruned ladder as lines, each pruned file a point) as
+# docs/img/pruning-$MODEL.svg.
 #   nice -n 10 scripts/prune-quality.sh [BUILD_DIR] [CHUNKS]
 # MODEL=smollm2 (default) | gemma (models/, from scripts/fetch-models.sh). Both releases are themselves
 # quantized (SmolLM2 Q4_1, Gemma 3 Q4_K_M): the base is the release dequantized to F32 (`pocketlm quantize REL
 # base.gguf f32`), and every file is made from that base. Calibration: the second half of wiki.test.raw
 # (disjoint from the scored chunks), CALIB_TOKENS tokens (default 4096).
-# TASKS=1 runs the dev tasks (TASK_FILES, LIMIT examples each; slow: generation). KEEP=DIR keeps the files
+# TASKS=1 runs the dev tasks (TASK_FILES, the first LIMIT examples of each; slow: generation; a kept results
+# file is resumed, so a larger LIMIT adds only the missing examples). KEEP=DIR keeps the files
 # (and a rerun with the same KEEP reuses them: e.g. the table first, TASKS=1 later). ONLY=REGEX keeps the
 # variants whose name matches (e.g. ONLY='drop 2|FFN 75|heads'); LADDER='Q4_K_M Q3_K_M' shortens the ladder.
 set -euo pipefail
@@ -57,6 +59,11 @@ add() { if [[ "$1" =~ ${ONLY:-.} ]]; then NAMES+=("$1"); FLAGS+=("$2"); fi; }
 add "drop 1 layer" "--layers $((NL - 1))"
 add "drop 2 layers" "--layers $((NL - 2))"
 add "drop 4 layers" "--layers $((NL - 4))"
+if [ "$MODEL" = smollm2 ]; then  # the fold of dropped blocks into the block before: Llama-block archs only
+  add "drop 1 layer + repair" "--layers $((NL - 1)) --repair"
+  add "drop 2 layers + repair" "--layers $((NL - 2)) --repair"
+  add "drop 4 layers + repair" "--layers $((NL - 4)) --repair"
+fi
 add "FFN 75 %" "--ffn-keep 0.75"
 add "FFN 75 % + repair" "--ffn-keep 0.75 --repair"
 add "FFN 50 %" "--ffn-keep 0.5"
@@ -68,12 +75,13 @@ echo "model: $MODEL ($SRC dequantized to F32), $CHUNKS chunks of $CTX tokens of 
 echo
 echo "| variant | shape (layers, heads/kv, FFN) | file MiB | same top | mean KLD |"
 echo "|---|---|---|---|---|"
-declare -a FILES=() LABELS=()
+declare -a FILES=() LABELS=() ROWS=()  # ROWS: "variant|shape|MiB|same top|KLD", for the table with task scores
 for R in $LADDER; do
   f=$W/base-$R.gguf
   [ -f "$f" ] || "$B" quantize "$M" "$f" "$R" -t "$T" -q > /dev/null 2>&1
   read -r top kld < <(score "$f")
   printf '| unpruned %s | - | %s | %s %% | %s |\n' "$R" "$(mib "$f")" "$top" "$kld"
+  ROWS+=("unpruned $R|-|$(mib "$f")|$top %|$kld")
   FILES+=("$f"); LABELS+=("$R")
 done
 for i in "${!NAMES[@]}"; do
@@ -89,17 +97,44 @@ for i in "${!NAMES[@]}"; do
   shape=$(head -1 "$W/$tag.plan" | sed -E 's/^arch [a-z0-9]+: ([0-9]+) -> ([0-9]+) layers, heads ([0-9]+)\/([0-9]+) kv -> ([0-9]+)\/([0-9]+) kv.*FFN ([0-9]+) -> ([0-9]+).*/\2, \5\/\6, \8/')
   read -r top kld < <(score "$f")
   printf '| %s + %s | %s | %s | %s %% | %s |\n' "${NAMES[$i]}" "$Q" "$shape" "$(mib "$f")" "$top" "$kld"
-  FILES+=("$f"); LABELS+=("$(echo "${NAMES[$i]}" | tr -d ' %+')")
+  ROWS+=("${NAMES[$i]} + $Q|$shape|$(mib "$f")|$top %|$kld")
+  FILES+=("$f"); LABELS+=("$(echo "${NAMES[$i]}" | sed -E 's/ layers?//; s/ %//; s/ \+ repair/+rep/; s/ //g')")
 done
 
 if [ "${TASKS:-0}" = 1 ]; then
   RES=() KLDS=()
   for i in "${!FILES[@]}"; do
-    [ -s "${FILES[$i]}.eval.jsonl" ] || "$B" eval -m "${FILES[$i]}" --tasks "$TASK_FILES" --limit "$LIMIT" -t "$T" -o "${FILES[$i]}.eval.jsonl" > /dev/null 2>&1
+    # (resumes: a kept results file gets only the examples it lacks)
+    echo "eval ${LABELS[$i]} ($((i + 1))/${#FILES[@]})" >&2
+    "$B" eval -m "${FILES[$i]}" --tasks "$TASK_FILES" --limit "$LIMIT" -t "$T" -o "${FILES[$i]}.eval.jsonl" > /dev/null 2> "${FILES[$i]}.eval.log"
     RES+=("${FILES[$i]}.eval.jsonl"); KLDS+=("${FILES[$i]}.kld.json")
   done
   mkdir -p "$ROOT/docs/img"
-  echo
   "$B" eval compare "${RES[@]}" --labels "$(IFS=,; echo "${LABELS[*]}")" --kld "$(IFS=,; echo "${KLDS[*]}")" --x size \
-    --svg "$ROOT/docs/img/pruning-$MODEL.svg"
+    --line "$(echo $LADDER | tr ' ' ,)" -o "$W/compare.md" --json "$W/compare.json" \
+    --svg "$ROOT/docs/img/pruning-$MODEL.svg" > /dev/null
+  # The table again with each task's primary score (mean and paired-bootstrap 95 % interval over the examples
+  # common to all files); eval compare's whole report (every pair's wins and losses) is in $W/compare.md.
+  echo
+  printf '%s\n' "${ROWS[@]}" | python3 -c '
+import json, sys
+rep = json.load(open(sys.argv[1]))
+labels = sys.argv[2].split(",")
+tasks = rep["tasks"]
+head = ["variant", "shape (layers, heads/kv, FFN)", "file MiB", "same top", "mean KLD"]
+head += ["%s %s (n=%d)" % (t["task"], t["primary_metric"], t["n_examples"]) for t in tasks]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for label, row in zip(labels, sys.stdin.read().splitlines()):
+    cells = row.split("|")
+    for t in tasks:
+        s = t["scores"][label][t["primary_metric"]]
+        cells.append("%.1f [%.1f, %.1f]" % (s["mean"], s["ci95"][0], s["ci95"][1]))
+    print("| " + " | ".join(cells) + " |")
+d = rep.get("disagreement")
+if d:
+    v = d["variant_pairs"]
+    print("\nKLD and task ranking disagree on %d of %d decided variant pairs (pooled over tasks)" % (v["opposite"], v["decided"]))
+' "$W/compare.json" "$(IFS=,; echo "${LABELS[*]}")"
+  echo "(eval compare's report: $W/compare.md; plot: docs/img/pruning-$MODEL.svg)"
 fi

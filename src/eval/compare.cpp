@@ -194,6 +194,13 @@ Expected<CompareReport> compare_results(const CompareInputs& in, const CompareOp
     rep.variants.push_back(vi);
     for (const auto& r : c.records) by_key[v][r.key] = &r;
   }
+  rep.on_line.assign(nv, opt.line.empty());
+  for (const auto& l : opt.line) {
+    size_t hits = 0;
+    for (size_t v = 0; v < nv; ++v)
+      if (rep.variants[v].label == l) rep.on_line[v] = true, ++hits;
+    if (hits == 0) return Error("\"" + l + "\" is not the label of any variant").about("line");
+  }
   for (size_t v = 1; v < nv; ++v)
     if (rep.variants[v].header.tokenizer_hash != rep.variants[0].header.tokenizer_hash)
       rep.notes.push_back(rep.variants[v].label + " and " + rep.variants[0].label +
@@ -424,8 +431,10 @@ std::string report_json(const CompareReport& r) {
 }
 
 std::string report_svg(const CompareReport& r) {
-  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
-                                  "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
+  // Per task a colour; the variants off the line (CompareOptions::line) in a lighter shade of it.
+  static const char* kColors[][2] = {{"#1f77b4", "#8fc1e3"}, {"#d62728", "#f0a0a0"}, {"#2ca02c", "#a3d9a3"},
+                                     {"#9467bd", "#cdb6e3"}, {"#ff7f0e", "#ffc58f"}, {"#8c564b", "#cfaea7"},
+                                     {"#e377c2", "#f3c1e3"}, {"#17becf", "#9fe6ee"}};
   SvgChart c;
   const bool size = r.x_axis == "size";
   c.x_label = size ? "model file size (MiB)" : "bits per weight";
@@ -433,31 +442,41 @@ std::string report_svg(const CompareReport& r) {
   c.y2_label = r.proxy == "PPL" ? "perplexity" : "KLD vs base";
   c.title = "Task scores" + std::string(r.proxy.empty() ? "" : " and " + r.proxy) + " by " +
             (size ? "file size" : "bits per weight");
+  if (r.variants.size() > 8) {  // room for the labels
+    c.width = 1000;
+    c.height = 640;
+  }
   std::vector<size_t> order(r.variants.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto xof = [&](size_t v) { return size ? mib(r.variants[v].header.file_size) : r.variants[v].bits_per_weight; };
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return xof(a) < xof(b); });
-  for (size_t t = 0; t < r.tasks.size(); ++t) {
+  const bool split = std::find(r.on_line.begin(), r.on_line.end(), false) != r.on_line.end();
+  // One series per task (and for the proxy), split in the line and the single points when asked. Labels on
+  // the first task's points and the proxy's.
+  auto add = [&](const std::string& name, const char* color, bool proxy, bool line_part, auto value, bool label) {
     SvgSeries s;
-    s.name = r.tasks[t].task + " " + r.tasks[t].metrics[0];
-    s.color = kColors[t % std::size(kColors)];
+    s.name = split ? name + (line_part ? "" : " (single files)") : name;
+    s.color = color;
+    s.right_axis = proxy;
+    s.dashed = proxy && line_part;
+    s.markers_only = !line_part;
     for (size_t v : order) {
-      s.points.emplace_back(xof(v), r.tasks[t].scores[v][0].mean);
-      s.labels.push_back(t == 0 ? r.variants[v].label : "");
+      if (split && r.on_line[v] != line_part) continue;
+      s.points.emplace_back(xof(v), value(v));
+      s.labels.push_back(label ? r.variants[v].label : "");
     }
-    c.series.push_back(std::move(s));
-  }
-  if (!r.proxy.empty()) {
-    SvgSeries s;
-    s.name = r.proxy;
-    s.color = "#555555";
-    s.right_axis = true;
-    s.dashed = true;
-    for (size_t v : order) {
-      s.points.emplace_back(xof(v), r.proxy == "KLD" ? *r.variants[v].proxy.kld : *r.variants[v].proxy.ppl);
-      s.labels.push_back(r.variants[v].label);
-    }
-    c.series.push_back(std::move(s));
+    if (!s.points.empty()) c.series.push_back(std::move(s));
+  };
+  for (const bool line_part : {true, false}) {
+    if (!line_part && !split) break;
+    for (size_t t = 0; t < r.tasks.size(); ++t)
+      add(
+          r.tasks[t].task + " " + r.tasks[t].metrics[0], kColors[t % std::size(kColors)][line_part ? 0 : 1], false,
+          line_part, [&](size_t v) { return r.tasks[t].scores[v][0].mean; }, t == 0);
+    if (!r.proxy.empty())
+      add(
+          r.proxy, line_part ? "#555555" : "#999999", true, line_part,
+          [&](size_t v) { return r.proxy == "KLD" ? *r.variants[v].proxy.kld : *r.variants[v].proxy.ppl; }, true);
   }
   return render_svg(c);
 }

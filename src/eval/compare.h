@@ -68,6 +68,9 @@ struct CompareOptions {
   int resamples = kDefaultBootstrapResamples;
   uint64_t seed = kDefaultBootstrapSeed;
   std::string x_axis = "bpw";  // or "size"
+  // Labels of the variants the plot joins by a line (e.g. a quantization ladder); the others are drawn as
+  // single points in a lighter shade (e.g. pruned files beside the ladder). Empty: every variant on the line.
+  std::vector<std::string> line;
 };
 
 struct VariantInfo {
@@ -97,6 +100,7 @@ struct CompareReport {
   int resamples = 0;
   uint64_t seed = 0;
   std::string x_axis;
+  std::vector<bool> on_line;  // per variant (CompareOptions::line)
   std::vector<std::string> notes;
 };
 

@@ -127,7 +127,28 @@ std::string render_svg(const SvgChart& c) {
   if (!yrt.empty())
     o += "<text transform=\"translate(" + fmt(W - 16) + "," + fmt(top + ph / 2) +
          ") rotate(90)\" text-anchor=\"middle\" fill=\"#555\">" + xml_escape(c.y2_label) + "</text>\n";
-  // Series.
+  // Series. Labels are placed where they overlap no label placed before (tried at vertical offsets growing
+  // to 8 lines; width estimated at 6.2 px a character of the 11 px font); where every offset clashes, at the
+  // first.
+  struct Box {
+    double x0, y0, x1, y1;
+  };
+  std::vector<Box> placed;
+  auto place_label = [&](double x, double y, bool end_anchor, size_t chars) {
+    const double w = 6.2 * static_cast<double>(chars);
+    for (int k = 0; k <= 16; ++k) {  // 0, +12, -12, +24, -24, ... +-96
+      const double dy = 12.0 * ((k + 1) / 2) * (k % 2 == 1 ? 1 : -1);
+      const Box b{end_anchor ? x - w : x, y + dy - 10, end_anchor ? x : x + w, y + dy + 2};
+      const bool clash = std::any_of(placed.begin(), placed.end(), [&](const Box& q) {
+        return b.x0 < q.x1 && q.x0 < b.x1 && b.y0 < q.y1 && q.y0 < b.y1;
+      });
+      if (!clash) {
+        placed.push_back(b);
+        return y + dy;
+      }
+    }
+    return y;
+  };
   for (const auto& s : c.series) {
     auto Y = [&](double y) { return s.right_axis ? YR(y) : YL(y); };
     if (s.points.size() > 1 && !s.markers_only) {
@@ -146,10 +167,11 @@ std::string render_svg(const SvgChart& c) {
       if (i < s.labels.size() && !s.labels[i].empty()) {
         // Left-axis labels above right of the point, right-axis labels below left (above left at the bottom
         // edge): the two series' labels do not collide.
-        const double ly = !s.right_axis ? py - 8 : (py + 18 > top + ph - 2 ? py - 8 : py + 18);
-        o += "<text x=\"" + fmt(s.right_axis ? px - 8 : px + 8) + "\" y=\"" + fmt(ly) + "\" text-anchor=\"" +
-             (s.right_axis ? "end" : "start") + "\" fill=\"" + s.color + "\" font-size=\"11\">" +
-             xml_escape(s.labels[i]) + "</text>\n";
+        const double lx = s.right_axis ? px - 8 : px + 8;
+        const double ly = place_label(lx, !s.right_axis ? py - 8 : (py + 18 > top + ph - 2 ? py - 8 : py + 18),
+                                      s.right_axis, s.labels[i].size());
+        o += "<text x=\"" + fmt(lx) + "\" y=\"" + fmt(ly) + "\" text-anchor=\"" + (s.right_axis ? "end" : "start") +
+             "\" fill=\"" + s.color + "\" font-size=\"11\">" + xml_escape(s.labels[i]) + "</text>\n";
       }
     }
   }
@@ -162,8 +184,14 @@ std::string render_svg(const SvgChart& c) {
       lx = left;
       ly += 18;
     }
-    o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) +
-         "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
+    if (s.markers_only && s.right_axis)  // a scatter: its marker, not a line
+      o += "<rect x=\"" + fmt(lx + 6) + "\" y=\"" + fmt(ly - 9) +
+           "\" width=\"10\" height=\"10\" fill=\"white\" stroke=\"" + s.color + "\" stroke-width=\"2\"/>\n";
+    else if (s.markers_only)
+      o += "<circle cx=\"" + fmt(lx + 11) + "\" cy=\"" + fmt(ly - 4) + "\" r=\"5\" fill=\"" + s.color + "\"/>\n";
+    else
+      o += "<line x1=\"" + fmt(lx) + "\" x2=\"" + fmt(lx + 22) + "\" y1=\"" + fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) +
+           "\" stroke=\"" + s.color + "\" stroke-width=\"2\"" + (s.dashed ? " stroke-dasharray=\"6,4\"" : "") + "/>\n";
     o += "<text x=\"" + fmt(lx + 27) + "\" y=\"" + fmt(ly) + "\">" + name + "</text>\n";
     lx += w;
   }

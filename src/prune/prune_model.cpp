@@ -304,8 +304,10 @@ Expected<PrunePlan> plan_pruning(const Model& model, const PruneStats* stats, co
       kc = top_k(stats->layers[static_cast<size_t>(l)].ffn, p.out_n_ff);
     }
   }
-  if (o.repair && p.out_n_head == c.n_head && p.out_n_ff == c.n_ff)
-    p.notes.push_back("repair refits attn_output and ffn_down after heads or FFN channels go: nothing to refit here");
+  if (o.repair && p.out_n_head == c.n_head && p.out_n_ff == c.n_ff && p.dropped_layers.empty())
+    p.notes.push_back(
+        "repair refits attn_output and ffn_down after heads or FFN channels go, and the block before dropped "
+        "blocks: nothing to refit here");
   if (o.repair && (!stats || (stats->layers.front().ffn_gram.empty() && stats->layers.front().attn_gram.empty())))
     return Error("the repair needs the Gram matrices of the calibration activations (PruneStatsOptions::gram)")
         .about("repair");

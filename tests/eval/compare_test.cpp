@@ -2,6 +2,7 @@
 // on constructed cases.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -124,6 +125,27 @@ TEST(EvalCompare, ReportOverCommonExamples) {
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find(">Q2</text>"), std::string::npos);
   EXPECT_NE(report_json(*r).find("\"proxy\": \"KLD\""), std::string::npos);
+  // --line: Q8 and Q2 joined (one polyline per task and for the KLD), Q4 a single point in each series.
+  const auto polylines = [](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = text.find("<polyline"); at != std::string::npos; at = text.find("<polyline", at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(polylines(svg), 2u);
+  CompareOptions line_opt;
+  line_opt.line = {"Q8", "Q2"};
+  auto lr = compare_results(in, line_opt);
+  ASSERT_TRUE(lr) << lr.error().message();
+  EXPECT_EQ(lr->on_line, (std::vector<bool>{true, false, true}));
+  const std::string lsvg = report_svg(*lr);
+  EXPECT_EQ(polylines(lsvg), 2u);
+  EXPECT_NE(lsvg.find("translate.en-fr chrf (single files)"), std::string::npos) << lsvg;
+  EXPECT_NE(lsvg.find(">Q4</text>"), std::string::npos);
+  line_opt.line = {"Q8", "Q3"};
+  auto bad_line = compare_results(in, line_opt);
+  ASSERT_FALSE(bad_line);
+  EXPECT_NE(bad_line.error().message().find("\"Q3\" is not the label of any variant"), std::string::npos);
+  EXPECT_EQ(bad_line.error().setting(), "line");
   // A count mismatch is a clear error.
   in.labels = {"only-one"};
   auto bad = compare_results(in, {});
@@ -162,6 +184,33 @@ TEST(EvalCompare, NiceTicks) {
   EXPECT_LE(t.front(), 0.13);
   EXPECT_GE(t.back(), 0.87);
   EXPECT_NEAR(t[1] - t[0], 0.2, 1e-12);
+}
+
+// Three labelled points at one spot (pruned files of the same size): the labels go to three different
+// heights; a lone point keeps its label 8 px above it.
+TEST(EvalCompare, SvgLabelsDoNotOverlap) {
+  SvgChart c;
+  SvgSeries s;
+  s.name = "score";
+  s.color = "#000";
+  s.markers_only = true;
+  s.points = {{1, 5}, {1, 5}, {1, 5}, {3, 1}};
+  s.labels = {"aaa", "bbb", "ccc", "lone"};
+  c.series.push_back(s);
+  const std::string svg = render_svg(c);
+  auto label_y = [&](const std::string& text) {
+    const size_t end = svg.find(">" + text + "</text>");
+    EXPECT_NE(end, std::string::npos) << text;
+    const size_t y = svg.rfind(" y=\"", end);
+    return std::stod(svg.substr(y + 4));
+  };
+  const double a = label_y("aaa"), b = label_y("bbb"), cc = label_y("ccc");
+  EXPECT_GE(std::abs(a - b), 12.0);
+  EXPECT_GE(std::abs(a - cc), 12.0);
+  EXPECT_GE(std::abs(b - cc), 12.0);
+  const size_t circle = svg.rfind("<circle", svg.find(">lone</text>"));
+  const size_t cy = svg.find("cy=\"", circle);
+  EXPECT_DOUBLE_EQ(label_y("lone"), std::stod(svg.substr(cy + 4)) - 8);
 }
 
 }  // namespace

@@ -170,6 +170,16 @@ TEST_F(EvalStories, CompareWritesMarkdownJsonAndSvg) {
   auto bad = test::run_cli({"eval", "compare", a, b, "--labels", "one"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("--labels"), std::string::npos) << bad.err;
+  // --line: "long" on the line, "short" a single point; an unknown label names the flag.
+  auto line = test::run_cli({"eval", "compare", a, b, "--labels", "long,short", "--line", "long", "--svg", svg});
+  ASSERT_EQ(line.exit_code, 0) << line.err;
+  std::ifstream sin(svg);
+  const std::string plot((std::istreambuf_iterator<char>(sin)), std::istreambuf_iterator<char>());
+  EXPECT_NE(plot.find("summarize rougeL (single files)"), std::string::npos) << plot;
+  auto bad_line = test::run_cli({"eval", "compare", a, b, "--labels", "long,short", "--line", "medium"});
+  EXPECT_NE(bad_line.exit_code, 0);
+  EXPECT_NE(bad_line.err.find("--line"), std::string::npos) << bad_line.err;
+  EXPECT_NE(bad_line.err.find("\"medium\" is not the label of any variant"), std::string::npos) << bad_line.err;
 }
 
 TEST(EvalSmolLM2, TwoExamplesPerTask) {

@@ -209,6 +209,7 @@ int eval_run(const EvalFlags& f) {
 
 struct CompareFlags {
   std::vector<std::string> results, labels, kld, bpw;
+  std::vector<std::string> line;
   std::string markdown, json, svg, x_axis = "bpw";
   int resamples = kDefaultBootstrapResamples;
   uint64_t seed = kDefaultBootstrapSeed;
@@ -230,6 +231,7 @@ int eval_compare(const CompareFlags& f) {
   opt.resamples = f.resamples;
   opt.seed = f.seed;
   opt.x_axis = f.x_axis;
+  opt.line = f.line;
   auto rep = compare_results(in, opt);
   if (!rep) {
     print_error(rep.error());
@@ -286,6 +288,10 @@ void add_eval_command(CLI::App& root) {
   cmp->add_option("--x", cf->x_axis, "plot x axis: bpw | size")
       ->capture_default_str()
       ->check(CLI::IsMember({"bpw", "size"}));
+  cmp->add_option("--line", cf->line,
+                  "labels of the variants the plot joins by a line, comma-separated (default: all); the others are "
+                  "single points")
+      ->delimiter(',');
   cmp->add_option("-o,--output", cf->markdown, "write the markdown report here (it is always printed)");
   cmp->add_option("--json", cf->json, "write the report as JSON");
   cmp->add_option("--svg", cf->svg, "write the plot as SVG");

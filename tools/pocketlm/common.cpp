@@ -198,14 +198,28 @@ std::unique_ptr<Session> make_session(const Model& m, const ModelFlags& f) {
 
 void print_error(const Error& e) {
   // The library's setting names (Error::about) → this CLI's flags.
-  static const std::map<std::string, std::string> flags = {
-      {"n_ctx", "-c/--ctx-size"},   {"max_chunks", "--chunks"},      {"chat_template", "--chat-template NAME"},
-      {"output", "-o/--output"},    {"max_tokens", "--max-tokens"},  {"bits_per_weight", "--bits-per-weight"},
-      {"kv_type", "-ctk/-ctv"},     {"labels", "--labels"},          {"kld", "--kld"},
-      {"tests", "-p/-n"},           {"repetitions", "-r"},           {"peer", "--peer"},
-      {"kv_budget", "--kv-budget"}, {"n_threads", "-t/--threads"},   {"drop_layers", "--drop-layers"},
-      {"keep_layers", "--layers"},  {"heads_keep", "--heads-keep"},  {"ffn_keep", "--ffn-keep"},
-      {"repair", "--repair"},       {"budget", "--budget/--device"}, {"calib", "--calib"}};
+  static const std::map<std::string, std::string> flags = {{"n_ctx", "-c/--ctx-size"},
+                                                           {"max_chunks", "--chunks"},
+                                                           {"chat_template", "--chat-template NAME"},
+                                                           {"output", "-o/--output"},
+                                                           {"max_tokens", "--max-tokens"},
+                                                           {"bits_per_weight", "--bits-per-weight"},
+                                                           {"kv_type", "-ctk/-ctv"},
+                                                           {"labels", "--labels"},
+                                                           {"kld", "--kld"},
+                                                           {"line", "--line"},
+                                                           {"tests", "-p/-n"},
+                                                           {"repetitions", "-r"},
+                                                           {"peer", "--peer"},
+                                                           {"kv_budget", "--kv-budget"},
+                                                           {"n_threads", "-t/--threads"},
+                                                           {"drop_layers", "--drop-layers"},
+                                                           {"keep_layers", "--layers"},
+                                                           {"heads_keep", "--heads-keep"},
+                                                           {"ffn_keep", "--ffn-keep"},
+                                                           {"repair", "--repair"},
+                                                           {"budget", "--budget/--device"},
+                                                           {"calib", "--calib"}};
   const auto it = flags.find(e.setting());
   if (it == flags.end())
     std::fprintf(stderr, "error: %s\n", e.message().c_str());
