@@ -23,9 +23,11 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
   // threads' fork/join per layer.
   const double weights_x16 = static_cast<double>(m.decode_weight_bytes_x16());
   const PlanCalibration& k = kPlanCalibration;
+  // A rate of 0 (a calibration without that fit) sets no limit.
+  auto over = [&](double bytes, double bytes_per_op) { return bytes_per_op > 0 ? bytes / (bytes_per_op * ops) : 0.0; };
   auto core_seconds = [&](double context) {
-    return (weights_x16 + kv_per_position * context) / (k.decode_bytes_per_op * ops) +
-           (weights - weights_x16) / (k.decode_bytes_per_op_row * ops);
+    return over(weights_x16 + kv_per_position * context, k.decode_bytes_per_op) +
+           over(weights - weights_x16, k.decode_bytes_per_op_row);
   };
   const int cores = std::max(1, d.cores);
   const double sync_s =
@@ -41,7 +43,8 @@ SpeedPlan plan_speed(const PlanModel& m, const MemoryPlan& mem, const DeviceProf
   s.decode_weight_bytes_x16 = weights_x16;
   s.decode_kv_bytes_per_token = kv_per_position * ctx_tg;
   s.decode_roofline_tps = roofline_tokens_per_s(d.bandwidth_gbps, s.decode_bytes_per_token);
-  s.decode_compute_tps = 1.0 / core_seconds(ctx_tg);
+  const double core_tg = core_seconds(ctx_tg);
+  s.decode_compute_tps = core_tg > 0 ? 1.0 / core_tg : 0.0;  // 0: no core limit calibrated
   s.decode_tps = decode_at(ctx_tg, &s.decode_memory_bound);
   s.decode_tps_full_context = decode_at(static_cast<double>(mem.n_ctx), nullptr);
 

@@ -24,7 +24,7 @@ struct SpeedPlan {
   double decode_weight_bytes_x16 = 0;    // of which weights in the x16 decode layout
   double decode_kv_bytes_per_token = 0;  // and KV cache
   double decode_roofline_tps = 0;        // bandwidth / bytes per token
-  double decode_compute_tps = 0;         // what the cores' decode kernels can consume (plan/calibration.h)
+  double decode_compute_tps = 0;         // what the cores' decode kernels can consume (0: not calibrated)
   double decode_tps = 0;                 // min of the two x decode efficiency
   bool decode_memory_bound = true;
   // ... and with the context full (every token attends over n_ctx positions).
