@@ -1,5 +1,6 @@
 #include "plan/plan_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
