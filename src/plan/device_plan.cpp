@@ -123,7 +123,7 @@ std::string format_plan_table(const PlanModel& m, const std::vector<DevicePlan>&
   return out;
 }
 
-std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans) {
+nlohmann::json plan_json_value(const PlanModel& m, const std::vector<DevicePlan>& plans) {
   using nlohmann::json;
   const ModelConfig& c = m.config;
   json j;
@@ -173,7 +173,11 @@ std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans) 
     };
     j["devices"].push_back(d);
   }
-  return j.dump(2) + "\n";
+  return j;
+}
+
+std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans) {
+  return plan_json_value(m, plans).dump(2) + "\n";
 }
 
 }  // namespace pocketlm

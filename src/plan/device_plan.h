@@ -3,6 +3,7 @@
 // the largest context that fits, the best KV type), the predicted speeds and energy; and the reports
 // `pocketlm plan` prints (a Markdown breakdown, a table across devices, JSON with stable field names).
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,5 +34,6 @@ std::string format_plan_table(const PlanModel& m, const std::vector<DevicePlan>&
 //  "draft_bytes", "peak_rss_bytes", "budget_bytes", "fits", "max_context", "best_kv_type", "prefill_tps",
 //  "decode_tps", "joules_per_token", ...}]}
 std::string plan_json(const PlanModel& m, const std::vector<DevicePlan>& plans);
+nlohmann::json plan_json_value(const PlanModel& m, const std::vector<DevicePlan>& plans);  // the same, as a value
 
 }  // namespace pocketlm

@@ -55,6 +55,22 @@ Expected<PlanCheck> check_plan_here(const std::string& model_path, const DeviceP
   return c;
 }
 
+nlohmann::json plan_check_json(const PlanCheck& c) {
+  return {{"threads", c.n_threads},
+          {"repetitions", c.repetitions},
+          {"bandwidth_plan_gbps", c.bandwidth_plan_gbps},
+          {"bandwidth_after_gbps", c.bandwidth_after_gbps},
+          {"bandwidth_moved", c.bandwidth_moved},
+          {"prefill_predicted_tps", c.prefill_predicted_tps},
+          {"prefill_measured_tps", c.prefill_measured_tps},
+          {"prefill_error_pct", c.prefill_error_pct},
+          {"prefill_within", c.prefill_within},
+          {"decode_predicted_tps", c.decode_predicted_tps},
+          {"decode_measured_tps", c.decode_measured_tps},
+          {"decode_error_pct", c.decode_error_pct},
+          {"decode_within", c.decode_within}};
+}
+
 std::string format_plan_check(const PlanCheck& c) {
   char buf[1024];
   auto mark = [](bool ok) { return ok ? "within" : "OUTSIDE"; };

@@ -4,6 +4,7 @@
 // beside the measurement. The read bandwidth is probed again after the benchmark: the prediction scales with
 // the probe, and a VM's bandwidth moves (this project's CI machines read 34–72 GB/s over a day), so a check
 // whose two probes disagree says so instead of blaming the model.
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "plan/device_plan.h"
@@ -35,6 +36,9 @@ inline constexpr double kPlanCheckBandwidthDriftPct = 10;
 // file.
 Expected<PlanCheck> check_plan_here(const std::string& model_path, const DevicePlan& plan,
                                     const PlanCheckOptions& options = {});
+
+// The "check" object `pocketlm plan --check -o json` adds to the device (stable field names, docs/plan.md).
+nlohmann::json plan_check_json(const PlanCheck& c);
 
 // The table `pocketlm plan --check` prints under the breakdown.
 std::string format_plan_check(const PlanCheck& c);

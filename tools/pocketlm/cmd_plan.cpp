@@ -12,8 +12,6 @@
 #include "plan/plan_check.h"
 #include "plan/plan_model.h"
 
-#include <nlohmann/json.hpp>
-
 namespace pocketlm::cli {
 namespace {
 
@@ -102,24 +100,9 @@ int plan(const PlanFlags& f) {
   }
   std::string out;
   if (f.output == "json") {
-    out = plan_json(*model, plans);
-    if (check) {
-      auto j = nlohmann::json::parse(out);
-      j["devices"][0]["check"] = {{"threads", check->n_threads},
-                                  {"repetitions", check->repetitions},
-                                  {"bandwidth_plan_gbps", check->bandwidth_plan_gbps},
-                                  {"bandwidth_after_gbps", check->bandwidth_after_gbps},
-                                  {"bandwidth_moved", check->bandwidth_moved},
-                                  {"prefill_predicted_tps", check->prefill_predicted_tps},
-                                  {"prefill_measured_tps", check->prefill_measured_tps},
-                                  {"prefill_error_pct", check->prefill_error_pct},
-                                  {"prefill_within", check->prefill_within},
-                                  {"decode_predicted_tps", check->decode_predicted_tps},
-                                  {"decode_measured_tps", check->decode_measured_tps},
-                                  {"decode_error_pct", check->decode_error_pct},
-                                  {"decode_within", check->decode_within}};
-      out = j.dump(2) + "\n";
-    }
+    auto j = plan_json_value(*model, plans);
+    if (check) j["devices"][0]["check"] = plan_check_json(*check);
+    out = j.dump(2) + "\n";
   } else if (plans.size() == 1)
     out = format_plan_breakdown(*model, plans.front()) + (check ? format_plan_check(*check) : "");
   else
