@@ -24,6 +24,7 @@ struct Plan {
   kernels::GemmFn gemm;
   kernels::GemvX16Fn gemv_x16;  // set: one x16 group per band (decode of an interleaved tensor)
   kernels::GemmX16Fn gemm_x16;  // set: the same for a batch
+  bool per_token;               // a batch under ScopedBatchInvariance: gemv_x16 or gemm, one token at a time
   size_t w_row;
   int64_t row_begin, n_out;
   float* y;
@@ -33,6 +34,7 @@ struct Plan {
 };
 
 thread_local MatmulObserver* t_observer = nullptr;
+thread_local bool t_batch_invariant = false;
 
 // Rows [r0, r1) of an interleaved tensor back in GGUF's row layout, in a per-thread buffer: batches of more
 // than one token (prefill, and decode on a path without an x16 GEMV) run the row kernels on it. A band is
@@ -53,6 +55,9 @@ const uint8_t* rows_from_x16(const GgufTensor& w, int64_t r0, int64_t r1, size_t
 ScopedMatmulObserver::ScopedMatmulObserver(MatmulObserver& o) : previous_(t_observer) { t_observer = &o; }
 ScopedMatmulObserver::~ScopedMatmulObserver() { t_observer = previous_; }
 
+ScopedBatchInvariance::ScopedBatchInvariance() : previous_(t_batch_invariant) { t_batch_invariant = true; }
+ScopedBatchInvariance::~ScopedBatchInvariance() { t_batch_invariant = previous_; }
+
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch) {
   if (targets.empty() || n_tokens <= 0) return;
@@ -69,12 +74,16 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
   size_t total = 0;
   kernels::GemmFn packed[8] = {};
   const int64_t n_groups = kernels::packed_groups(n_tokens);
+  // Under ScopedBatchInvariance, the targets with no batch kernel that sums as the one-token kernel does.
+  bool per_token[8] = {};
   for (size_t i = 0; i < targets.size(); ++i) {
     const MatmulTarget& t = targets[i];
     const GgmlType at = vec_dot_type(t.w->type);
     // An interleaved weight runs the path's x16 batch GEMM where it has one (no packing, no de-interleave).
     const bool x16_batch = t.w->interleaved_x16 && kernels::gemm_x16_for(t.w->type) != nullptr;
-    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch)
+    const bool x16_aligned = t.row_begin % kernels::kX16Rows == 0 && (t.row_end - t.row_begin) % kernels::kX16Rows == 0;
+    per_token[i] = t_batch_invariant && n_tokens > 1 && !(x16_batch && x16_aligned);
+    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch && !per_token[i])
       packed[i] = kernels::packed_gemm_for(t.w->type);
     int ti = 0;
     while (ti < n_types && types[ti] != at) ++ti;
@@ -127,7 +136,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     kernels::GemvX16Fn x16 = nullptr;
     kernels::GemmX16Fn x16_batch = nullptr;
     if (t.w->interleaved_x16 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0) {
-      if (n_tokens == 1)
+      if (n_tokens == 1 || per_token[i])
         x16 = kernels::gemv_x16_for(t.w->type);
       else if (packed[i] == nullptr)
         x16_batch = kernels::gemm_x16_for(t.w->type);
@@ -137,6 +146,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
                   packed[i],
                   nullptr,
                   nullptr,
+                  false,
                   row_size(t.w->type, k),
                   t.row_begin,
                   n_out,
@@ -149,6 +159,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
                   kernels::gemm_for(t.w->type),
                   x16,
                   x16_batch,
+                  per_token[i],
                   row_size(t.w->type, k),
                   t.row_begin,
                   n_out,
@@ -164,6 +175,20 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
       while (p + 1 < n_plans && band >= plans[p + 1].first_band) ++p;
       const Plan& pl = plans[p];
       const int64_t r0 = (band - pl.first_band) * kBand, r1 = std::min(r0 + kBand, pl.n_out);
+      if (pl.per_token) {  // each token as its own decode step would compute it
+        const uint8_t* w0 = pl.gemv_x16 != nullptr || !pl.w->interleaved_x16
+                                ? pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row
+                                : rows_from_x16(*pl.w, pl.row_begin + r0, pl.row_begin + r1, pl.w_row);
+        for (int64_t tok = 0; tok < n_tokens; ++tok) {
+          const uint8_t* a = pl.acts + static_cast<size_t>(tok) * pl.act_row;
+          float* yt = pl.y + tok * pl.n_out + r0;
+          if (pl.gemv_x16 != nullptr)
+            pl.gemv_x16(k, w0, pl.w_row * kernels::kX16Rows, 1, a, yt);
+          else
+            pl.gemm(k, w0, pl.w_row, r1 - r0, a, pl.act_row, 1, yt, pl.n_out);
+        }
+        continue;
+      }
       if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: a band is one group; one call for this plan's bands
         const int64_t plan_end = p + 1 < n_plans ? plans[p + 1].first_band : n_bands;
         const int64_t n = std::min(e, plan_end) - band;

@@ -59,6 +59,24 @@ class ScopedMatmulObserver {
   MatmulObserver* previous_;
 };
 
+// While a ScopedBatchInvariance lives, every matmul / matmul_rows / matmul_many made by the thread that created
+// it gives each token of a batch the same bits as a product of that token alone (a decode step). A weight whose
+// batch kernel sums in another order than the path's one-token kernel (AVX-512's row-layout GEMVs against its
+// tiles and packed GEMMs; an x16 layout on a path with no x16 batch GEMM) is then multiplied token by token
+// with the one-token kernel, re-reading its row band from cache; the x16 batch GEMMs of the AVX2 and AVX-512
+// paths already sum as their GEMVs do (tests/kernels/batch_invariance_test.cpp). Speculative decoding's
+// verification pass runs under it, so greedy output with a draft is plain decoding's also at near-ties.
+class ScopedBatchInvariance {
+ public:
+  ScopedBatchInvariance();
+  ~ScopedBatchInvariance();
+  ScopedBatchInvariance(const ScopedBatchInvariance&) = delete;
+  ScopedBatchInvariance& operator=(const ScopedBatchInvariance&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // Dequantizes row `row` of an embedding-like tensor into `out` (ne[0] floats).
 void get_row(const GgufTensor& w, int64_t row, float* out);
 

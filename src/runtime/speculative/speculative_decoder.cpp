@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/matmul.h"
 #include "util/stats.h"
 
 namespace pocketlm {
@@ -29,7 +30,13 @@ Status SpeculativeDecoder::step(int32_t last, Sampler& sampler, std::vector<int3
 
   batch_.assign(1, last);
   batch_.insert(batch_.end(), draft_.tokens.begin(), draft_.tokens.end());
-  PLM_TRY(std::span<const float> logits, target_.eval(batch_, /*all_logits=*/k > 0));
+  // Each row of the verification batch gets the bits a decode step of that token would: the argmax is plain
+  // decoding's also at near-ties (kernels/matmul.h).
+  std::span<const float> logits;
+  {
+    const ScopedBatchInvariance invariant;
+    PLM_TRY(logits, target_.eval(batch_, /*all_logits=*/k > 0));
+  }
   const size_t nv = logits.size() / batch_.size();
 
   Sampler chain = sampler;  // the penalty window as it grows with each accepted token
