@@ -105,6 +105,11 @@ GemvX16Fn gemv_x16_for(GgmlType weight_type) { return active_table().find_x16(we
 
 GemmX16Fn gemm_x16_for(GgmlType weight_type) { return active_table().find_gemm_x16(weight_type); }
 
+OutlierGemmFn outlier_gemm_for() {
+  const OutlierGemmFn f = active_table().outlier_gemm;
+  return f != nullptr ? f : scalar_table()->outlier_gemm;
+}
+
 }  // namespace pocketlm::kernels
 
 // These textual includes build on each other: keep their order.

@@ -41,6 +41,9 @@ GemvX16Fn gemv_x16_for(GgmlType weight_type);
 // Its batch GEMM over the same groups, or nullptr (batches then de-interleave a band for the row kernels).
 GemmX16Fn gemm_x16_for(GgmlType weight_type);
 
+// The active path's outlier-branch side product (kernel_table.h OutlierGemmFn); the scalar one where it has none.
+OutlierGemmFn outlier_gemm_for();
+
 // Quantizes an activation row with the active path (scalar where it has none); bit-exact either way.
 void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64_t n);
 

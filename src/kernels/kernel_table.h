@@ -31,6 +31,12 @@ using GemvX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int6
 using GemmX16Fn = void (*)(int64_t k, const uint8_t* w, size_t group_bytes, int64_t n_groups, const uint8_t* a,
                            size_t a_stride, int64_t n_cols, float* out, int64_t ldo);
 
+// The outlier branch's side product (kernels/matmul.h OutlierColumns): out[c * ldo + r] += sum over j < k of
+// f16 w[r * k + j] times x[c * k + j], for r < n_rows, c < n_cols; x holds each column's k gathered activations
+// in f32. Each output is summed in the same order whatever n_cols is (a batch gives a decode step's bits).
+using OutlierGemmFn = void (*)(int64_t k, const uint16_t* w, int64_t n_rows, const float* x, int64_t n_cols, float* out,
+                               int64_t ldo);
+
 // Quantizes n floats (a multiple of the block) into an activation row (q8_0, q8_1 or q8_K), bit-exact with
 // the scalar quantizers (kernels/ref/vec_dot.h quantize_activations).
 using QuantizeFn = void (*)(const float* x, void* dst, int64_t n);
@@ -72,6 +78,7 @@ struct KernelTable {
   GemvX16Fn gemv_x16[kTypeSlots] = {};
   // Batches over the same groups (prefill). nullptr: batches de-interleave a band and run gemm[] on it.
   GemmX16Fn gemm_x16[kTypeSlots] = {};
+  OutlierGemmFn outlier_gemm = nullptr;  // nullptr: the scalar one
 
   QuantizeFn find_quantize(GgmlType t) const {
     const int i = type_slot(t);

@@ -28,10 +28,15 @@ struct Plan {
   size_t w_row;
   int64_t row_begin, n_out;
   float* y;
-  const uint8_t* acts;  // x in this weight's activation type (packed groups for a packed GEMM)
-  size_t act_row;       // bytes per activation row (per packed group)
-  int64_t first_band;   // index of this weight's first band in the shared band list
+  const uint8_t* acts;                   // x in this weight's activation type (packed groups for a packed GEMM)
+  size_t act_row;                        // bytes per activation row (per packed group)
+  int64_t first_band;                    // index of this weight's first band in the shared band list
+  const OutlierColumns* side = nullptr;  // the outlier branch, added after each band
 };
+
+const OutlierColumns* side_of(const MatmulTarget& t) {
+  return t.outliers != nullptr && t.outliers->k > 0 ? t.outliers : nullptr;
+}
 
 thread_local MatmulObserver* t_observer = nullptr;
 thread_local bool t_batch_invariant = false;
@@ -58,14 +63,45 @@ ScopedMatmulObserver::~ScopedMatmulObserver() { t_observer = previous_; }
 ScopedBatchInvariance::ScopedBatchInvariance() : previous_(t_batch_invariant) { t_batch_invariant = true; }
 ScopedBatchInvariance::~ScopedBatchInvariance() { t_batch_invariant = previous_; }
 
+bool OutlierColumns::same_channels(const OutlierColumns& o) const {
+  return k == o.k && (idx == o.idx || std::equal(idx, idx + k, o.idx));
+}
+
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch) {
   if (targets.empty() || n_tokens <= 0) return;
   assert(targets.size() <= 8 && "matmul_many: at most 8 targets");
+  // Outlier branches: x loses the side channels before it is quantized, so every target must have the same
+  // ones (the quantizer picks them per input, so Q/K/V and gate/up always agree); otherwise one at a time.
+  const OutlierColumns* side = side_of(targets[0]);
+  for (const MatmulTarget& t : targets) {
+    const OutlierColumns* o = side_of(t);
+    if ((o == nullptr) != (side == nullptr) || (o != nullptr && !o->same_channels(*side))) [[unlikely]] {
+      for (const MatmulTarget& one : targets)
+        matmul_many(std::span<const MatmulTarget>(&one, 1), x, n_tokens, pool, scratch);
+      return;
+    }
+  }
   if (MatmulObserver* o = t_observer; o != nullptr) [[unlikely]] {
     for (const MatmulTarget& t : targets) o->observe(*t.w, t.row_begin, t.row_end, x, n_tokens);
   }
   const int64_t k = targets[0].w->ne[0];
+  // With a side: x' (x, the side channels zeroed) for the quantized product, and the side channels gathered
+  // (n_tokens rows of side->k floats) for the side product.
+  const float* gathered = nullptr;
+  if (side != nullptr) {
+    thread_local std::vector<float> zeroed, side_x;
+    zeroed.assign(x, x + n_tokens * k);
+    side_x.resize(static_cast<size_t>(n_tokens * side->k));
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t j = 0; j < side->k; ++j) {
+        const int64_t c = t * k + side->idx[j];
+        side_x[static_cast<size_t>(t * side->k + j)] = x[c];
+        zeroed[static_cast<size_t>(c)] = 0.0f;
+      }
+    x = zeroed.data();
+    gathered = side_x.data();
+  }
   // One quantized copy of x per distinct activation type (usually one: Q/K/V or gate/up share a type), and
   // for the types a packed GEMM reads, one packed copy of that.
   GgmlType types[4];
@@ -167,8 +203,15 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
                   base + offsets[ti],
                   row_size(at, k),
                   n_bands};
+    plans[i].side = side_of(t);
     n_bands += (n_out + kBand - 1) / kBand;
   }
+  const kernels::OutlierGemmFn side_gemm = side != nullptr ? kernels::outlier_gemm_for() : nullptr;
+  const auto add_side = [&](const Plan& pl, int64_t r0, int64_t r1) {  // rows [r0, r1) of the plan's output
+    if (pl.side == nullptr) return;
+    const int64_t sk = pl.side->k;
+    side_gemm(sk, pl.side->w + (pl.row_begin + r0) * sk, r1 - r0, gathered, n_tokens, pl.y + r0, pl.n_out);
+  };
   pool.parallel_for(n_bands, [&](int64_t b, int64_t e, int) {
     size_t p = 0;
     for (int64_t band = b; band < e; ++band) {
@@ -187,6 +230,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
           else
             pl.gemm(k, w0, pl.w_row, r1 - r0, a, pl.act_row, 1, yt, pl.n_out);
         }
+        add_side(pl, r0, r1);
         continue;
       }
       if (pl.gemv_x16 != nullptr) {  // kBand == kX16Rows: a band is one group; one call for this plan's bands
@@ -194,17 +238,20 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
         const int64_t n = std::min(e, plan_end) - band;
         pl.gemv_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, n,
                     pl.acts, pl.y + r0);
+        add_side(pl, r0, std::min(r0 + n * kBand, pl.n_out));
         band += n - 1;
         continue;
       }
       if (pl.gemm_x16 != nullptr) {
         pl.gemm_x16(k, pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row, pl.w_row * kernels::kX16Rows, 1,
                     pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
+        add_side(pl, r0, r1);
         continue;
       }
       const uint8_t* w0 = pl.w->interleaved_x16 ? rows_from_x16(*pl.w, pl.row_begin + r0, pl.row_begin + r1, pl.w_row)
                                                 : pl.w->data + static_cast<size_t>(pl.row_begin + r0) * pl.w_row;
       pl.gemm(k, w0, pl.w_row, r1 - r0, pl.acts, pl.act_row, n_tokens, pl.y + r0, pl.n_out);
+      add_side(pl, r0, r1);
     }
   });
 }
@@ -218,6 +265,12 @@ void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const 
 void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             std::vector<uint8_t>& scratch) {
   matmul_rows(w, 0, w.ne[1], x, n_tokens, y, pool, scratch);
+}
+
+void matmul(const GgufTensor& w, const OutlierColumns* outliers, const float* x, int64_t n_tokens, float* y,
+            ThreadPool& pool, std::vector<uint8_t>& scratch) {
+  const MatmulTarget t{&w, 0, w.ne[1], y, outliers};
+  matmul_many(std::span<const MatmulTarget>(&t, 1), x, n_tokens, pool, scratch);
 }
 
 void get_row(const GgufTensor& w, int64_t row, float* out) {

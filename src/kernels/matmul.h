@@ -23,16 +23,37 @@ void matmul(const GgufTensor& w, const float* x, int64_t n_tokens, float* y, Thr
 void matmul_rows(const GgufTensor& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
                  ThreadPool& pool, std::vector<uint8_t>& scratch);
 
+// The outlier branch (`pocketlm quantize --outliers K`, docs/quantization.md): K input channels of a weight
+// kept as a dense f16 side matrix, their columns zeroed in the quantized weight. A product with one is
+//   y = Q(W, the K columns zeroed) . x'  +  W_side . x[idx]
+// where x' is x with the K channels set to 0 before its activations are quantized: whatever a grid makes of a
+// zeroed column (an affine grid need not hold 0 exactly) never meets an outlier activation, and the int8
+// activation blocks are not scaled by one. The side product is in f32 (kernel_table.h OutlierGemmFn).
+inline constexpr int64_t kMaxOutlierColumns = 256;  // at most this many, and at most half the inputs
+struct OutlierColumns {
+  int64_t k = 0;                 // side columns; 0: none
+  const int32_t* idx = nullptr;  // k input channels, strictly increasing, each < the weight's ne[0]
+  const uint16_t* w = nullptr;   // f16, one row of k values per output row (all ne[1] rows of the weight)
+  bool same_channels(const OutlierColumns& o) const;
+};
+
 // Several products that share the input x (Q, K and V; gate and up): x is quantized once per activation
 // type, and the row bands of all the weights are shared out between threads in one pass. At most 8 targets,
-// all with ne[0] == x's row length; target i writes y[t * (row_end - row_begin) + r - row_begin].
+// all with ne[0] == x's row length; target i writes y[t * (row_end - row_begin) + r - row_begin]. Targets with
+// an outlier branch (`outliers`) add its side product to their rows; targets that share x and disagree on
+// the channels (or mix with and without) are multiplied one at a time.
 struct MatmulTarget {
   const GgufTensor* w;
   int64_t row_begin, row_end;
   float* y;
+  const OutlierColumns* outliers = nullptr;  // null or k == 0: none
 };
 void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens, ThreadPool& pool,
                  std::vector<uint8_t>& scratch);
+
+// The same with an outlier branch (null: none).
+void matmul(const GgufTensor& w, const OutlierColumns* outliers, const float* x, int64_t n_tokens, float* y,
+            ThreadPool& pool, std::vector<uint8_t>& scratch);
 
 // An opt-in view of every product's input, for importance matrices (`pocketlm imatrix`): while a
 // ScopedMatmulObserver lives, every matmul / matmul_rows / matmul_many made *by the thread that created it*

@@ -1,5 +1,8 @@
 #include "model/weights.h"
 
+#include <algorithm>
+#include <initializer_list>
+
 #include "kernels/matmul.h"
 
 namespace pocketlm {
@@ -38,6 +41,54 @@ Expected<const GgufTensor*> need(const GgufFile& f, const std::string& name, std
 Expected<const GgufTensor*> optional(const GgufFile& f, const std::string& name, std::vector<int64_t> shape, Use use) {
   if (!f.tensor(name)) return static_cast<const GgufTensor*>(nullptr);
   return need(f, name, std::move(shape), use);
+}
+
+// The outlier branch of the matrix `base` + ".weight" (n_in inputs, n_out outputs): `base`.outlier_w and
+// `base`.outlier_idx, both or neither. Shapes, types and channels are checked; errors name the tensor.
+Status bind_side(const GgufFile& f, const std::string& base, int64_t n_in, int64_t n_out, OutlierColumns& side,
+                 ModelWeights& w) {
+  const std::string wn = base + ".outlier_w", in = base + ".outlier_idx";
+  const GgufTensor* wt = f.tensor(wn);
+  const GgufTensor* it = f.tensor(in);
+  if (!wt && !it) return {};
+  if (!wt || !it)
+    return Error(f.path() + ": tensor '" + (wt ? in : wn) + "': missing (the outlier branch of '" + base +
+                 ".weight' needs both " + wn + " and " + in + ")");
+  if (it->type != GgmlType::I32 || it->n_dims != 1)
+    return Error(f.path() + ": tensor '" + in + "': " + std::string(type_traits(it->type).name) + " " +
+                 it->shape_string() + ", expected i32 [K] (the outlier channels)");
+  const int64_t k = it->ne[0];
+  const int64_t k_max = std::min<int64_t>(kMaxOutlierColumns, n_in / 2);
+  if (k < 1 || k > k_max)
+    return Error(f.path() + ": tensor '" + in + "': " + std::to_string(k) + " outlier channels for a matrix of " +
+                 std::to_string(n_in) + " inputs (1 to " + std::to_string(k_max) + " allowed)");
+  if (wt->type != GgmlType::F16 || wt->n_dims != 2 || wt->ne[0] != k || wt->ne[1] != n_out)
+    return Error(f.path() + ": tensor '" + wn + "': " + std::string(type_traits(wt->type).name) + " " +
+                 wt->shape_string() + ", expected f16 [" + std::to_string(k) + ", " + std::to_string(n_out) +
+                 "] (K outlier columns of each of the " + std::to_string(n_out) + " output rows)");
+  const auto* idx = reinterpret_cast<const int32_t*>(it->data);
+  for (int64_t j = 0; j < k; ++j)
+    if (idx[j] < 0 || idx[j] >= n_in || (j > 0 && idx[j] <= idx[j - 1]))
+      return Error(f.path() + ": tensor '" + in + "': channel " + std::to_string(idx[j]) + " at index " +
+                   std::to_string(j) + " (channels must be strictly increasing, in [0, " + std::to_string(n_in) + "))");
+  side.k = k;
+  side.idx = idx;
+  side.w = reinterpret_cast<const uint16_t*>(wt->data);
+  w.outlier_tensors.push_back(wt);
+  w.outlier_tensors.push_back(it);
+  w.outlier_k = std::max(w.outlier_k, k);
+  return {};
+}
+
+// Matrices that read one input share its outlier channels (matmul_many zeroes them in the shared input).
+Status same_side(const GgufFile& f, const std::string& p,
+                 std::initializer_list<std::pair<const char*, const OutlierColumns*>> group) {
+  const auto& [first_name, first] = *group.begin();
+  for (const auto& [name, side] : group)
+    if (!side->same_channels(*first))
+      return Error(f.path() + ": tensor '" + p + name + ".outlier_idx': outlier channels differ from " + p +
+                   first_name + "'s (matrices that read the same input need the same channels, or none)");
+  return {};
 }
 
 // Q, K and V: three matrices with optional biases, or (phi3) one fused matrix of q_dim + 2 kv_dim rows.
@@ -101,6 +152,16 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
       PLM_TRY(L.ffn_up, need(f, p + "ffn_up.weight", {d, c.n_ff}, Use::Matmul));
     }
     PLM_TRY(L.ffn_down, need(f, p + "ffn_down.weight", {c.n_ff, d}, Use::Matmul));
+    const auto side = [&](const char* name, const GgufTensor* t, OutlierColumns& s) -> Status {
+      return t ? bind_side(f, p + name, t->ne[0], t->ne[1], s, w) : Status{};
+    };
+    for (auto st : {side("attn_qkv", L.wqkv, L.wqkv_side), side("attn_q", L.wq, L.wq_side),
+                    side("attn_k", L.wk, L.wk_side), side("attn_v", L.wv, L.wv_side),
+                    side("attn_output", L.wo, L.wo_side), side("ffn_gate", L.ffn_gate, L.ffn_gate_side),
+                    side("ffn_up", L.ffn_up, L.ffn_up_side), side("ffn_down", L.ffn_down, L.ffn_down_side),
+                    same_side(f, p, {{"attn_q", &L.wq_side}, {"attn_k", &L.wk_side}, {"attn_v", &L.wv_side}}),
+                    same_side(f, p, {{"ffn_gate", &L.ffn_gate_side}, {"ffn_up", &L.ffn_up_side}})})
+      if (!st.ok()) return st.error();
     if (c.qk_norm) {
       PLM_TRY(L.attn_q_norm, need(f, p + "attn_q_norm.weight", {c.head_dim}, Use::Norm));
       PLM_TRY(L.attn_k_norm, need(f, p + "attn_k_norm.weight", {c.head_dim}, Use::Norm));
@@ -120,6 +181,7 @@ size_t ModelWeights::total_bytes() const {
   for (const auto& L : layers)
     for (const GgufTensor* t : L.all())
       if (t) n += t->nbytes;
+  for (const GgufTensor* t : outlier_tensors) n += t->nbytes;
   return n;
 }
 

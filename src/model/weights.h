@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gguf/reader.h"
+#include "kernels/matmul.h"
 #include "model/config.h"
 #include "util/error.h"
 
@@ -34,6 +35,11 @@ struct LayerWeights {
   const GgufTensor* post_attn_norm = nullptr;
   const GgufTensor* post_ffn_norm = nullptr;
 
+  // The outlier branch of each matrix (`pocketlm quantize --outliers K`; k == 0: none), read from the
+  // pocketlm-only tensors `<weight base>.outlier_w` (f16 [K, n_out]) and `.outlier_idx` (i32 [K]).
+  // Matrices that read one input (Q/K/V, gate/up) have the same channels or none (checked at bind).
+  OutlierColumns wqkv_side, wq_side, wk_side, wv_side, wo_side, ffn_gate_side, ffn_up_side, ffn_down_side;
+
   // Every tensor of the layer (the absent ones as null).
   std::array<const GgufTensor*, 19> all() const {
     return {attn_norm, wqkv, wq, wk, wv, wo,          ffn_norm,    ffn_gate,       ffn_up,       ffn_down,
@@ -51,6 +57,9 @@ struct ModelWeights {
   const GgufTensor* rope_freqs = nullptr;
   const GgufTensor* rope_short = nullptr;
   const GgufTensor* rope_long = nullptr;
+  // The outlier branches' side tensors (outlier_w and outlier_idx of every matrix that has one), for sizes.
+  std::vector<const GgufTensor*> outlier_tensors;
+  int64_t outlier_k = 0;  // the largest K of any matrix (0: no outlier branch)
 
   // The factors a context of n_ctx positions uses (ModelConfig::n_ctx_orig decides short or long), or null.
   const float* rope_factors(const ModelConfig& c, int64_t n_ctx) const;

@@ -19,6 +19,7 @@
 #include "gguf/writer.h"
 #include "kernels/matmul.h"
 #include "quant/methods/calib_stats.h"
+#include "quant/methods/outliers.h"
 #include "quant/methods/weight_transform.h"
 #include "util/byte_size.h"
 #include "util/progress.h"
@@ -72,6 +73,11 @@ double QuantizeTensorPlan::bits_per_weight() const {
 int QuantizePlan::n_fallback() const {
   int n = 0;
   for (const auto& t : tensors) n += t.fallback ? 1 : 0;
+  return n;
+}
+int QuantizePlan::n_outlier_matrices() const {
+  int n = 0;
+  for (const auto& t : tensors) n += t.outlier_idx.empty() ? 0 : 1;
   return n;
 }
 std::vector<std::string> QuantizePlan::pocketlm_only_types() const {
@@ -209,6 +215,20 @@ Expected<QuantizePlan> plan_quantization_impl(const QuantizeShape& in, const Qua
     plan.ftype = ftype_of_single_type(type).value_or(0);
   }
 
+  if (o.outliers != 0) {
+    if (o.outliers < 1 || o.outliers > kMaxOutlierColumns)
+      return Error("--outliers " + std::to_string(o.outliers) + ": K must be 1 to " +
+                   std::to_string(kMaxOutlierColumns) + " (and at most half of a matrix's inputs)");
+    if (file && !o.outlier_stats)
+      return Error("--outliers " + std::to_string(o.outliers) +
+                   " needs calibration data (--calib FILE or --tasks FILE.jsonl): the channels are chosen by their "
+                   "activations");
+  }
+  for (const RecipeTensor& rt : tensors)
+    if (is_outlier_tensor(rt.name))
+      return Error(in.name + ": tensor '" + rt.name +
+                   "': the file already has an outlier branch (pocketlm.outliers); quantize from the float model");
+
   if (o.imatrix && file) {
     Status v = validate_imatrix(*o.imatrix, *file);
     if (!v.ok()) return v.error().with_context("imatrix " + o.imatrix_path);
@@ -284,9 +304,23 @@ Expected<QuantizePlan> plan_quantization_impl(const QuantizeShape& in, const Qua
     p.has_importance = p.quantize && o.imatrix && !is_float_type(p.type) && p.type != GgmlType::Q8_0 &&
                        (!file || o.imatrix->find(p.name) != nullptr);
     p.bytes = p.quantize ? row_size(p.type, p.ne[0]) * static_cast<uint64_t>(n_rows) : src_bytes;
+    if (o.outliers > 0 && takes_outliers(p.name) && p.quantize && !is_float_type(p.type) && p.ne.size() == 2) {
+      if (o.outliers > p.ne[0] / 2)
+        return Error("--outliers " + std::to_string(o.outliers) + ": tensor '" + p.name + "' " + shape_of(p.ne) +
+                     " has " + std::to_string(p.ne[0]) + " inputs, so at most " + std::to_string(p.ne[0] / 2) +
+                     " (half) can be outlier channels");
+      if (!file) {  // a shape only: the size is all that is planned
+        p.outlier_idx.resize(static_cast<size_t>(o.outliers));
+      } else if (const InputStats* st = o.outlier_stats->find(p.name); st && st->n == p.ne[0] && st->count > 0) {
+        p.outlier_idx = select_outlier_channels(*st, o.outliers, o.transform ? o.transform->col(p.name) : nullptr);
+      }
+      if (!p.outlier_idx.empty())
+        p.outlier_bytes = static_cast<uint64_t>(o.outliers) * (2 * static_cast<uint64_t>(p.ne[1]) + 4);
+    }
     if (p.ne.size() >= 2 && !has_vec_dot(p.type) && p.name != "token_embd.weight") ++not_runnable[p.type];
     plan.src_bytes += src_bytes;
-    plan.out_bytes += p.bytes;
+    plan.out_bytes += p.bytes + p.outlier_bytes;
+    if (!p.outlier_idx.empty()) plan.outliers = o.outliers;
     plan.n_elements += n_elements;
     plan.tensors.push_back(std::move(p));
   }
@@ -330,7 +364,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
   GgufWriter w;
   for (const auto& [key, value] : in.metadata()) {
     if (key == "general.alignment" || key == "split.no" || key == "split.count" || key == "split.tensors.count" ||
-        key == kPocketlmOnlyTypesKey)  // recomputed below from the output's own types
+        key == kPocketlmOnlyTypesKey || key == kPocketlmOutliersKey)  // recomputed below from the output's own
       continue;
     w.set(key, value);
   }
@@ -339,6 +373,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
   w.set("general.file_type", GgufValue::of_u32(plan.ftype));
   if (const std::vector<std::string> only = plan.pocketlm_only_types(); !only.empty())
     w.set(kPocketlmOnlyTypesKey, GgufValue::of_strings(only));
+  if (plan.outliers > 0) w.set(kPocketlmOutliersKey, GgufValue::of_u32(static_cast<uint32_t>(plan.outliers)));
   if (!o.method.empty()) w.set("quantize.method", GgufValue::of_string(o.method));
   if (!o.calibration.empty()) w.set("quantize.calibration", GgufValue::of_string(o.calibration));
   if (o.imatrix && !o.imatrix_path.empty()) {
@@ -355,9 +390,12 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
     std::mutex mu;
     const InputStats* input = nullptr;
     std::vector<float> col;
+    std::vector<int32_t> idx;  // outlier channels taken out of H
     std::shared_ptr<const std::vector<float>> U;
   };
   auto factors = std::make_shared<Factors>();
+  // The outlier branches' side matrices, made while their weight is encoded and written right after it.
+  auto sides = std::make_shared<std::vector<std::vector<uint16_t>>>(plan.tensors.size());
   auto result = std::make_shared<QuantizeResult>();
   result->tensors.resize(plan.tensors.size());
   std::shared_ptr<Progress> progress;
@@ -373,7 +411,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       res.bytes = plan.tensors[i].bytes;
       res.quantized = plan.tensors[i].quantize;
     }
-    auto produce = [i, &plan, &in, &o, &pool, result, progress, factors](std::vector<uint8_t>& out) -> Status {
+    auto produce = [i, &plan, &in, &o, &pool, result, progress, factors, sides](std::vector<uint8_t>& out) -> Status {
       const QuantizeTensorPlan& p = plan.tensors[i];
       const GgufTensor& t = in.tensors()[i];
       QuantizeTensorResult& res = result->tensors[i];
@@ -388,7 +426,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       // The input as floats: the F32 data in place, anything else decoded; rescaled when the method says so.
       std::vector<float> decoded;
       const float* x = reinterpret_cast<const float*>(t.data);
-      if (t.type != GgmlType::F32 || p.transformed) {
+      const std::vector<int32_t>& side_idx = p.outlier_idx;
+      if (t.type != GgmlType::F32 || p.transformed || !side_idx.empty()) {
         decoded.resize(static_cast<size_t>(n_rows * n_per_row));
         if (t.type == GgmlType::F32) {
           std::memcpy(decoded.data(), t.data, decoded.size() * sizeof(float));
@@ -400,6 +439,11 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           });
         }
         if (p.transformed) o.transform->apply(p.name, decoded.data(), n_per_row, n_rows);
+        if (!side_idx.empty()) {  // the side columns leave W (zeros never widen a symmetric grid's range)
+          std::vector<uint16_t>& side = (*sides)[i];
+          side.resize(static_cast<size_t>(n_rows) * side_idx.size());
+          split_outlier_columns(decoded.data(), n_rows, n_per_row, side_idx, side.data());
+        }
         x = decoded.data();
       }
       out.resize(p.bytes);
@@ -416,6 +460,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
             for (int64_t j = 0; j < n_per_row; ++j)
               importance[static_cast<size_t>(m)][static_cast<size_t>(j)] /=
                   (*col)[static_cast<size_t>(j)] * (*col)[static_cast<size_t>(j)];
+          // The side channels are zeroed in the input at run time: their (zero) weights carry no error.
+          for (int32_t j : side_idx) importance[static_cast<size_t>(m)][static_cast<size_t>(j)] = 0.0f;
         }
       }
       if (p.gptq) {
@@ -423,7 +469,8 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
         std::shared_ptr<const std::vector<float>> U;
         {
           std::lock_guard<std::mutex> lock(factors->mu);
-          if (factors->input == st && factors->col == (col ? *col : std::vector<float>{})) U = factors->U;
+          if (factors->input == st && factors->col == (col ? *col : std::vector<float>{}) && factors->idx == side_idx)
+            U = factors->U;
         }
         if (!U) {
           std::vector<float> H(st->gram);
@@ -432,12 +479,16 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
               for (int64_t j = 0; j < n_per_row; ++j)
                 H[static_cast<size_t>(a * n_per_row + j)] /=
                     (*col)[static_cast<size_t>(a)] * (*col)[static_cast<size_t>(j)];
+          for (int32_t c : side_idx)  // a side channel's input is zero at run time: no row or column in H
+            for (int64_t j = 0; j < n_per_row; ++j)
+              H[static_cast<size_t>(c * n_per_row + j)] = H[static_cast<size_t>(j * n_per_row + c)] = 0.0f;
           auto f = gptq_inverse_factor(H.data(), n_per_row, o.gptq.damp, &pool);
           if (!f) return f.error().with_context("tensor '" + p.name + "'");
           U = std::make_shared<const std::vector<float>>(std::move(*f));
           std::lock_guard<std::mutex> lock(factors->mu);
           factors->input = st;
           factors->col = col ? *col : std::vector<float>{};
+          factors->idx = side_idx;
           factors->U = U;
         }
         std::vector<float> diag(static_cast<size_t>(n_per_row));
@@ -445,6 +496,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           const double c = col ? (*col)[static_cast<size_t>(j)] : 1.0;
           diag[static_cast<size_t>(j)] = static_cast<float>(st->gram[static_cast<size_t>(j * n_per_row + j)] / (c * c));
         }
+        for (int32_t j : side_idx) diag[static_cast<size_t>(j)] = 0.0f;
         Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), o.gptq, out.data(), &pool);
         if (!g.ok()) return g.error().with_context("tensor '" + p.name + "'");
       } else {
@@ -459,7 +511,10 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           }
         }
       }
-      // The reconstruction error, weighted by the importance of each column when there is one.
+      // The reconstruction error, weighted by the importance of each column when there is one; the side
+      // columns (kept in f16, their input zeroed in the quantized product) are left out.
+      std::vector<char> is_side(static_cast<size_t>(n_per_row), 0);
+      for (int32_t j : side_idx) is_side[static_cast<size_t>(j)] = 1;
       const int nt = pool.size();
       std::vector<double> err(static_cast<size_t>(nt), 0.0), ref(static_cast<size_t>(nt), 0.0),
           wsum(static_cast<size_t>(nt), 0.0);
@@ -473,6 +528,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           const float* xr = x + r * n_per_row;
           const float* imp = entry ? importance[static_cast<size_t>(r / rows_per_mat)].data() : nullptr;
           for (int64_t j = 0; j < n_per_row; ++j) {
+            if (is_side[static_cast<size_t>(j)]) continue;
             const double wj = imp ? imp[j] : 1.0;
             const double d = static_cast<double>(xr[j]) - static_cast<double>(y[static_cast<size_t>(j)]);
             e += wj * d * d;
@@ -496,6 +552,23 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       return Status::Ok();
     };
     PLM_CHECK(w.add_tensor_lazy(plan.tensors[i].name, plan.tensors[i].type, plan.tensors[i].ne, std::move(produce)));
+    if (const QuantizeTensorPlan& p = plan.tensors[i]; !p.outlier_idx.empty()) {
+      const auto k = static_cast<int64_t>(p.outlier_idx.size());
+      PLM_CHECK(w.add_tensor_lazy(outlier_w_name(p.name), GgmlType::F16, {k, p.ne[1]},
+                                  [i, sides](std::vector<uint8_t>& out) -> Status {
+                                    std::vector<uint16_t>& side = (*sides)[i];
+                                    const auto* b = reinterpret_cast<const uint8_t*>(side.data());
+                                    out.assign(b, b + side.size() * sizeof(uint16_t));
+                                    std::vector<uint16_t>().swap(side);
+                                    return Status::Ok();
+                                  }));
+      PLM_CHECK(
+          w.add_tensor_lazy(outlier_idx_name(p.name), GgmlType::I32, {k}, [&p](std::vector<uint8_t>& out) -> Status {
+            const auto* b = reinterpret_cast<const uint8_t*>(p.outlier_idx.data());
+            out.assign(b, b + p.outlier_idx.size() * sizeof(int32_t));
+            return Status::Ok();
+          }));
+    }
   }
   Status written = w.write(out_path);
   if (!written.ok()) return written.error();
@@ -516,6 +589,9 @@ std::string format_quantize_plan(const QuantizePlan& plan) {
     if (!t.quantize) note = note.empty() ? "kept" : note + " (kept)";
     if (t.requantize) note += std::string(note.empty() ? "" : "; ") + "requantized from " + tname(t.src_type);
     if (t.has_importance) note += std::string(note.empty() ? "" : "; ") + "imatrix";
+    if (!t.outlier_idx.empty())
+      note += std::string(note.empty() ? "" : "; ") + "+ " + std::to_string(t.outlier_idx.size()) +
+              " outlier columns in f16 (" + std::to_string(t.outlier_bytes) + " bytes)";
     if (t.fallback) note = "FALLBACK: " + note;
     std::snprintf(line, sizeof line, "%-34s %-14s %-6s %-6s %10llu %6.2f  %s\n", t.name.c_str(), shape_of(t.ne).c_str(),
                   tname(t.src_type).c_str(), tname(t.type).c_str(), static_cast<unsigned long long>(t.bytes),
@@ -535,6 +611,15 @@ std::string format_quantize_plan(const QuantizePlan& plan) {
                 human_bytes(static_cast<double>(plan.out_bytes)).c_str(), bpw,
                 ((plan.is_recipe ? "recipe " : "single type ") + plan.target).c_str(), plan.ftype);
   s += line;
+  if (plan.outliers > 0) {
+    uint64_t side = 0;
+    for (const auto& t : plan.tensors) side += t.outlier_bytes;
+    std::snprintf(line, sizeof line,
+                  "outlier branch: %lld columns in f16 for %d matrices, %s of side tensors (in the total above)\n",
+                  static_cast<long long>(plan.outliers), plan.n_outlier_matrices(),
+                  human_bytes(static_cast<double>(side)).c_str());
+    s += line;
+  }
   return s;
 }
 

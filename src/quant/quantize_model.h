@@ -62,6 +62,10 @@ struct QuantizeOptions {
   const WeightTransform* transform = nullptr;
   const CalibStats* gptq_stats = nullptr;
   GptqOptions gptq;
+  // The outlier branch (quant/methods/outliers.h): `outliers` (K, 1..256) side columns for every quantized
+  // attn/ffn matrix, chosen from `outlier_stats` (the calibration statistics); 0: none.
+  int64_t outliers = 0;
+  const CalibStats* outlier_stats = nullptr;
   std::string method;                         // recorded as quantize.method ("" : nothing recorded)
   std::string calibration;                    // recorded as quantize.calibration (what the statistics came from)
   int n_threads = 0;                          // 0: physical cores
@@ -79,9 +83,11 @@ struct QuantizeTensorPlan {
   bool quantize = false;    // false: the bytes are copied as they are (kept type)
   bool requantize = false;  // the source is already quantized (dequantized first: a second rounding)
   bool has_importance = false;
-  bool transformed = false;  // rescaled by QuantizeOptions::transform (written even when the type is kept)
-  bool gptq = false;         // encoded by GPTQ
-  uint64_t bytes = 0;        // in the output
+  bool transformed = false;          // rescaled by QuantizeOptions::transform (written even when the type is kept)
+  bool gptq = false;                 // encoded by GPTQ
+  uint64_t bytes = 0;                // in the output
+  std::vector<int32_t> outlier_idx;  // the outlier branch's channels (empty: none)
+  uint64_t outlier_bytes = 0;        // its side tensors' bytes (outlier_w + outlier_idx), not in `bytes`
   int64_t n_elements() const;
   double bits_per_weight() const;
 };
@@ -96,6 +102,8 @@ struct QuantizePlan {
   int64_t n_elements = 0;
   std::vector<std::string> warnings;  // requantized inputs, types pocketlm cannot run yet, ...
   int n_fallback() const;
+  int64_t outliers = 0;  // K of the outlier branch (0: none)
+  int n_outlier_matrices() const;
   // Names of the pocketlm-only types (ggml_type.h: q4_0_g64, q4_0_g128) the output holds, by type id; empty
   // when llama.cpp can read the output. Never produced by a recipe: only a single TYPE, a rule or a flag.
   std::vector<std::string> pocketlm_only_types() const;

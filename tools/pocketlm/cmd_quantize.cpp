@@ -13,6 +13,7 @@
 #include "formats/quantize.h"
 #include "quant/imatrix.h"
 #include "quant/methods/method.h"
+#include "quant/methods/outliers.h"
 #include "quant/quantize_model.h"
 #include "util/stats.h"
 #include "util/thread_pool.h"
@@ -33,6 +34,7 @@ struct QuantizeFlags {
   std::vector<std::string> tasks;
   int64_t calib_tokens = 16384, calib_ctx = 512;
   double smooth = -1, gptq_damp = 0.1;
+  int64_t outliers = 0;  // --outliers K (0: none)
   int awq_grid = 11;
 };
 
@@ -115,17 +117,26 @@ int quantize(const QuantizeFlags& f) {
     method = QuantMethod::Imatrix;
   }
   const bool smooth = f.smooth >= 0;
-  if (!method_needs_calibration(method, smooth) && (!f.calib.empty() || !f.tasks.empty()))
+  const bool outliers = f.outliers != 0;
+  if (outliers && (f.outliers < 1 || f.outliers > kMaxOutlierColumns))
+    return fail("--outliers " + std::to_string(f.outliers) + ": K must be 1 to " + std::to_string(kMaxOutlierColumns) +
+                " (and at most half of a matrix's inputs)");
+  if (outliers && f.calib.empty() && f.tasks.empty())
+    return fail("--outliers " + std::to_string(f.outliers) +
+                " needs calibration data: --calib FILE (plain text) or --tasks FILE.jsonl (the outlier channels are "
+                "chosen by their activations)");
+  const bool needs_calib = method_needs_calibration(method, smooth) || outliers;
+  if (!needs_calib && (!f.calib.empty() || !f.tasks.empty()))
     return fail("--calib / --tasks: --method rtn does not use calibration data");
   std::optional<CalibStats> stats;
   PreparedMethod prepared;
   const int threads = f.threads > 0 ? f.threads : physical_cores();
   auto pool = shared_thread_pool(threads);
-  if (method_needs_calibration(method, smooth)) {
+  if (needs_calib) {
     if (f.calib.empty() && f.tasks.empty())
       return fail("--method " + std::string(quant_method_name(method)) + (smooth ? " with --smooth" : "") +
                   " needs calibration data: --calib FILE (plain text) or --tasks FILE.jsonl");
-    if (!f.dry_run || method_uses_awq(method)) {
+    if (!f.dry_run || method_uses_awq(method) || outliers) {
       if (auto st = check_finite_weights(*in); !st)
         return fail(st.error().message() + " (" + out_path + " was not written)");
       auto model = load_model(in_path);
@@ -173,6 +184,8 @@ int quantize(const QuantizeFlags& f) {
     }
   }
 
+  o.outliers = f.outliers;
+  o.outlier_stats = stats ? &*stats : nullptr;
   auto plan = plan_quantization(*in, o);
   if (!plan) return fail(plan.error().message());
   for (const std::string& w : plan->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -225,6 +238,12 @@ int quantize(const QuantizeFlags& f) {
                  "note: %s holds pocketlm-only tensor types (%s, listed in its %s metadata): llama.cpp-based "
                  "tools cannot read it\n",
                  out_path.c_str(), only.c_str(), kPocketlmOnlyTypesKey);
+  if (plan->outliers > 0 && !f.quiet)
+    std::fprintf(stderr,
+                 "note: %s has an outlier branch (%lld f16 columns for %d matrices, metadata %s): llama.cpp-based "
+                 "tools cannot read it\n",
+                 out_path.c_str(), static_cast<long long>(plan->outliers), plan->n_outlier_matrices(),
+                 kPocketlmOutliersKey);
   return 0;
 }
 
@@ -272,6 +291,9 @@ void add_quantize_command(CLI::App& root) {
       ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
   app->add_option("--calib-cache", f->calib_cache,
                   "calibration statistics cache file (default: ~/.cache/pocketlm/calib/MODEL-DATA.calib)");
+  app->add_option("--outliers", f->outliers,
+                  "keep the K input channels with the largest mean x^2 of every attn/ffn matrix in f16 beside it "
+                  "(a pocketlm-only outlier branch llama.cpp cannot read; needs --calib or --tasks)");
   app->add_option("--smooth", f->smooth, "SmoothQuant migration strength alpha in [0, 1], folded into the norms")
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--gptq-damp", f->gptq_damp, "GPTQ damping, relative to the mean Hessian diagonal")

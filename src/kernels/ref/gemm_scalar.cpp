@@ -39,6 +39,17 @@ void weighted_rows_ref(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_s
     }
 }
 
+// Each output summed in index order, in f32: the definition the SIMD paths are compared with.
+void outlier_gemm_ref(int64_t k, const uint16_t* w, int64_t n_rows, const float* x, int64_t n_cols, float* out,
+                      int64_t ldo) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t c = 0; c < n_cols; ++c) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < k; ++j) s += fp16_to_fp32(w[r * k + j]) * x[c * k + j];
+      out[c * ldo + r] += s;
+    }
+}
+
 KernelTable make() {
   KernelTable t;
   t.name = "scalar";
@@ -60,6 +71,7 @@ KernelTable make() {
   set(GgmlType::Q4_0_G128, gemm_ref<GgmlType::Q4_0_G128>);
   t.weighted_rows_f32 = weighted_rows_ref<false>;
   t.weighted_rows_f16 = weighted_rows_ref<true>;
+  t.outlier_gemm = outlier_gemm_ref;
   for (KvRow r : {kKvRowQ8, kKvRowQ4}) {
     t.kv_gemm[r] = ref::kv_gemm(r);
     t.kv_weighted_rows[r] = ref::kv_weighted_rows(r);

@@ -153,6 +153,24 @@ void weighted_rows(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_strid
 
 // constexpr so a path's table can be constant-initialised: its *_table() then runs no code compiled with the
 // path's ISA flags, and dispatch may call it on any CPU before checking the features.
+// The outlier branch's side product (kernel_table.h OutlierGemmFn): per output, 8 lanes of f16 weight x f32
+// activation, summed across lanes, then the k % 8 tail in scalar order.
+inline void outlier_gemm(int64_t k, const uint16_t* w, int64_t n_rows, const float* x, int64_t n_cols, float* out,
+                         int64_t ldo) {
+  const int64_t k8 = k - k % 8;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint16_t* wr = w + r * k;
+    for (int64_t c = 0; c < n_cols; ++c) {
+      const float* xc = x + c * k;
+      typename Ops::F8 acc = Ops::zero_f();
+      for (int64_t j = 0; j < k8; j += 8) acc = Ops::fma(Ops::load_f16(wr + j), Ops::load_f32(xc + j), acc);
+      float s = Ops::hsum(acc);
+      for (int64_t j = k8; j < k; ++j) s += Ops::f16(wr[j]) * xc[j];
+      out[c * ldo + r] += s;
+    }
+  }
+}
+
 constexpr KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
@@ -178,5 +196,6 @@ constexpr KernelTable make_table(const char* name) {
   t.set_quantize(GgmlType::Q8_1, quantize_q8_1);
   t.set_quantize(GgmlType::Q8_K, quantize_q8_K);
   set_kv_rows(t);  // simd/kv_rows.h
+  t.outlier_gemm = outlier_gemm;
   return t;
 }

@@ -92,16 +92,17 @@ void add_bias(float* rows, const GgufTensor* bias, int64_t n, int64_t width, int
 void project_qkv(const ModelConfig& c, const LayerWeights& L, int64_t n, ForwardScratch& s, ThreadPool& pool) {
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
   if (L.wqkv) {  // rows [0, q_dim) are Q, then K, then V
-    const MatmulTarget qkv[] = {{L.wqkv, 0, q_dim, s.q.data()},
-                                {L.wqkv, q_dim, q_dim + kv_dim, s.k.data()},
-                                {L.wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim, s.v.data()}};
+    const MatmulTarget qkv[] = {{L.wqkv, 0, q_dim, s.q.data(), &L.wqkv_side},
+                                {L.wqkv, q_dim, q_dim + kv_dim, s.k.data(), &L.wqkv_side},
+                                {L.wqkv, q_dim + kv_dim, q_dim + 2 * kv_dim, s.v.data(), &L.wqkv_side}};
     matmul_many(qkv, s.xn.data(), n, pool, s.act);
     add_bias(s.q.data(), L.bqkv, n, q_dim);
     add_bias(s.k.data(), L.bqkv, n, kv_dim, q_dim);
     add_bias(s.v.data(), L.bqkv, n, kv_dim, q_dim + kv_dim);
   } else {
-    const MatmulTarget qkv[] = {
-        {L.wq, 0, q_dim, s.q.data()}, {L.wk, 0, kv_dim, s.k.data()}, {L.wv, 0, kv_dim, s.v.data()}};
+    const MatmulTarget qkv[] = {{L.wq, 0, q_dim, s.q.data(), &L.wq_side},
+                                {L.wk, 0, kv_dim, s.k.data(), &L.wk_side},
+                                {L.wv, 0, kv_dim, s.v.data(), &L.wv_side}};
     matmul_many(qkv, s.xn.data(), n, pool, s.act);
   }
   add_bias(s.q.data(), L.bq, n, q_dim);
@@ -145,21 +146,23 @@ void attention_block(const Model& model, int64_t l, std::span<const SeqSlice> se
               &s.att[t0 * q_dim], pool, s.attn);
     t0 += seq.n;
   }
-  matmul(*L.wo, s.att.data(), n, s.att_out.data(), pool, s.act);
+  matmul(*L.wo, &L.wo_side, s.att.data(), n, s.att_out.data(), pool, s.act);
   add_bias(s.att_out.data(), L.bo, n, c.n_embd);
 }
 
 void ffn_block(const Model& model, int64_t l, int64_t n, ForwardScratch& s, ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
-  const MatmulTarget separate[] = {{L.ffn_gate, 0, c.n_ff, s.gate.data()}, {L.ffn_up, 0, c.n_ff, s.up.data()}};
-  const MatmulTarget fused[] = {{L.ffn_up, 0, c.n_ff, s.gate.data()}, {L.ffn_up, c.n_ff, 2 * c.n_ff, s.up.data()}};
+  const MatmulTarget separate[] = {{L.ffn_gate, 0, c.n_ff, s.gate.data(), &L.ffn_gate_side},
+                                   {L.ffn_up, 0, c.n_ff, s.up.data(), &L.ffn_up_side}};
+  const MatmulTarget fused[] = {{L.ffn_up, 0, c.n_ff, s.gate.data(), &L.ffn_up_side},
+                                {L.ffn_up, c.n_ff, 2 * c.n_ff, s.up.data(), &L.ffn_up_side}};
   matmul_many(L.ffn_gate ? separate : fused, s.xn.data(), n, pool, s.act);
   if (c.block == ArchBlock::Gemma)
     ops::geglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
   else
     ops::swiglu(s.gate.data(), s.up.data(), s.hidden.data(), n * c.n_ff);
-  matmul(*L.ffn_down, s.hidden.data(), n, s.att_out.data(), pool, s.act);
+  matmul(*L.ffn_down, &L.ffn_down_side, s.hidden.data(), n, s.att_out.data(), pool, s.act);
 }
 
 ForwardFn forward_for(const ModelConfig& c) { return c.block == ArchBlock::Gemma ? &gemma_forward : &llama_forward; }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The outlier branch (`pocketlm quantize --outliers K`, docs/quantization.md "Outlier branch") against spending
+# the same bytes on a higher bit width: per recipe, the imatrix method with K outlier columns per matrix (K in
+# OUTLIERS) and the uniform alternatives at about the same bits/weight, each file's mean KLD against the F32 base
+# and its bits/weight. llama.cpp cannot load a file with outlier side tensors, so EVERY row here is scored by
+# pocketlm's own evaluator (`pocketlm perplexity --kl-divergence`, against distributions saved by pocketlm from
+# the base), so the rows are comparable with each other (not with quant-methods-quality.sh's llama.cpp figures).
+# Prints a Markdown table and writes an SVG plot of KLD against bits/weight (`pocketlm eval compare`-style plot
+# from src/eval/svg_plot via `pocketlm eval plot-points`).
+#   nice -n 10 scripts/quant-outliers-quality.sh [BUILD_DIR]
+# MODEL=smollm2 (default: the Q4_1 release dequantized to F32, itself a quantized release) | stories.
+# Calibration: the first CALIB_BYTES (400000) of wiki.test.raw, CALIB_TOKENS (8192) tokens in chunks of CTX;
+# scoring: TinyStories validation text (held out), -c CTX, CHUNKS chunks.
+# ROWS: "RECIPE:K ..." (K = outlier columns; 0 = none). KEEP=DIR keeps the files (and reuses finished ones).
+# PLOT=FILE.svg (default: docs/img/outliers-<model>.svg).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${1:-$ROOT/build}/bin/pocketlm
+SHARED=${POCKETLM_SHARED_DIR:-$ROOT/../shared}
+MODEL=${MODEL:-smollm2}
+ROWS=${ROWS:-Q4_0:0 Q4_0:8 Q4_0:32 Q4_1:0 Q5_0:0 Q3_K_M:0 Q3_K_M:8 Q3_K_M:32 Q4_K_S:0}
+CALIB_BYTES=${CALIB_BYTES:-400000}
+CALIB_TOKENS=${CALIB_TOKENS:-8192}
+T=${THREADS:-2}
+EVAL=$SHARED/testdata/text/tinystories-val.dev.txt
+case "$MODEL" in
+  stories) SRC=$SHARED/models/stories260K.gguf; CTX=${CTX:-128}; CHUNKS=${CHUNKS:-100} ;;
+  smollm2) SRC=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf; CTX=${CTX:-512}; CHUNKS=${CHUNKS:-8} ;;
+  *) echo "MODEL must be stories or smollm2" >&2; exit 2 ;;
+esac
+PLOT=${PLOT:-$ROOT/docs/img/outliers-$MODEL.svg}
+[ -f "$SRC" ] || { echo "$SRC is missing: run scripts/fetch-models.sh" >&2; exit 1; }
+if [ -n "${KEEP:-}" ]; then
+  W=$KEEP; mkdir -p "$W"
+else
+  W=$(mktemp -d /tmp/plm-outliers-quality.XXXXXX)
+  trap 'rm -rf "$W"' EXIT
+fi
+head -c "$CALIB_BYTES" "$SHARED/testdata/text/wiki.test.raw" > "$W/calib.txt"
+if [ "$MODEL" = stories ]; then
+  M=$SRC
+else
+  M=$W/base-f32.gguf
+  [ -f "$M" ] || "$B" quantize "$SRC" "$M" f32 -t "$T" -q > /dev/null 2> "$W/base.log"
+fi
+[ -f "$W/base.plm" ] || "$B" perplexity -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" \
+  --save-logits "$W/base.plm" > "$W/base-ppl.log" 2>&1 < /dev/null
+
+bpw() {  # FILE -> bits per weight: all tensor bytes (side tensors included) / the base model's parameters
+  "$B" inspect "$1" --no-tensors 2>/dev/null | awk '/bits per weight/ { for (i = 1; i < NF; ++i) if ($(i + 1) == "bits") print $i }'
+}
+score() {  # FILE -> "mean_kld ± err | same_top"
+  "$B" perplexity -m "$1" --kl-divergence "$W/base.plm" -t "$T" 2> /dev/null < /dev/null |
+    awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { print k " | " s }'
+}
+
+echo "model: $MODEL ($(basename "$SRC")), base $(basename "$M"); method imatrix, calibration: first $CALIB_BYTES bytes of" \
+  "wiki.test.raw ($CALIB_TOKENS tokens, chunks of $CTX); scored by pocketlm perplexity --kl-divergence on" \
+  "tinystories-val.dev.txt, -c $CTX, $CHUNKS chunks"
+echo
+echo "| recipe | outliers K | bits/weight | mean KLD | same top | quantize s |"
+echo "|---|---:|---:|---|---|---:|"
+POINTS=$W/points.tsv
+: > "$POINTS"
+for row in $ROWS; do
+  R=${row%%:*} K=${row##*:}
+  f=$W/$(echo "$R" | tr 'A-Z' 'a-z')-k$K.gguf
+  s=
+  if [ ! -f "$f" ]; then
+    args=(quantize "$M" "$f" "$R" -t "$T" -q --method imatrix --calib "$W/calib.txt" --calib-tokens "$CALIB_TOKENS"
+      --calib-ctx "$CTX" --calib-cache "$W/calib.cache")
+    [ "$K" != 0 ] && args+=(--outliers "$K")
+    /usr/bin/time -f '%e' -o "$W/time.txt" "$B" "${args[@]}" > "$f.log" 2>&1 < /dev/null
+    s=$(cat "$W/time.txt")
+  fi
+  b=$(bpw "$f")
+  r=$(score "$f")
+  echo "| $R | $K | $b | $r | $s |"
+  series=$([ "$K" = 0 ] && echo "uniform types (imatrix)" || echo "$R + outliers")
+  [ "$K" = 0 ] || series="outlier branch (K=8, 32)"
+  printf '%s\t%s\t%s\t%s\n' "$series" "$R$([ "$K" != 0 ] && echo " K=$K" || true)" "$b" "${r%% ±*}" >> "$POINTS"
+done
+"$B" eval plot-points "$POINTS" --x "bits/weight" --y "mean KLD vs F32 base (pocketlm)" \
+  --title "$MODEL: outlier branch vs uniform types" -o "$PLOT" && echo && echo "plot: $PLOT"
