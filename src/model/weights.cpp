@@ -1,7 +1,6 @@
 #include "model/weights.h"
 
 #include <algorithm>
-#include <initializer_list>
 
 #include "kernels/matmul.h"
 
@@ -80,17 +79,6 @@ Status bind_side(const GgufFile& f, const std::string& base, int64_t n_in, int64
   return {};
 }
 
-// Matrices that read one input share its outlier channels (matmul_many zeroes them in the shared input).
-Status same_side(const GgufFile& f, const std::string& p,
-                 std::initializer_list<std::pair<const char*, const OutlierColumns*>> group) {
-  const auto& [first_name, first] = *group.begin();
-  for (const auto& [name, side] : group)
-    if (!side->same_channels(*first))
-      return Error(f.path() + ": tensor '" + p + name + ".outlier_idx': outlier channels differ from " + p +
-                   first_name + "'s (matrices that read the same input need the same channels, or none)");
-  return {};
-}
-
 // Q, K and V: three matrices with optional biases, or (phi3) one fused matrix of q_dim + 2 kv_dim rows.
 Status bind_qkv(const GgufFile& f, const std::string& p, int64_t d, int64_t q_dim, int64_t kv_dim, LayerWeights& L) {
   if (f.tensor(p + "attn_qkv.weight")) {
@@ -158,9 +146,7 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
     for (auto st : {side("attn_qkv", L.wqkv, L.wqkv_side), side("attn_q", L.wq, L.wq_side),
                     side("attn_k", L.wk, L.wk_side), side("attn_v", L.wv, L.wv_side),
                     side("attn_output", L.wo, L.wo_side), side("ffn_gate", L.ffn_gate, L.ffn_gate_side),
-                    side("ffn_up", L.ffn_up, L.ffn_up_side), side("ffn_down", L.ffn_down, L.ffn_down_side),
-                    same_side(f, p, {{"attn_q", &L.wq_side}, {"attn_k", &L.wk_side}, {"attn_v", &L.wv_side}}),
-                    same_side(f, p, {{"ffn_gate", &L.ffn_gate_side}, {"ffn_up", &L.ffn_up_side}})})
+                    side("ffn_up", L.ffn_up, L.ffn_up_side), side("ffn_down", L.ffn_down, L.ffn_down_side)})
       if (!st.ok()) return st.error();
     if (c.qk_norm) {
       PLM_TRY(L.attn_q_norm, need(f, p + "attn_q_norm.weight", {c.head_dim}, Use::Norm));
@@ -170,6 +156,11 @@ Expected<ModelWeights> ModelWeights::bind(const GgufFile& f, const ModelConfig& 
       PLM_TRY(L.post_attn_norm, need(f, p + "post_attention_norm.weight", {d}, Use::Norm));
       PLM_TRY(L.post_ffn_norm, need(f, p + "post_ffw_norm.weight", {d}, Use::Norm));
     }
+  }
+  for (const GgufTensor& t : f.tensors()) {  // a side tensor no matrix took is a broken file, not a no-op
+    const bool side = t.name.ends_with(".outlier_w") || t.name.ends_with(".outlier_idx");
+    if (side && std::find(w.outlier_tensors.begin(), w.outlier_tensors.end(), &t) == w.outlier_tensors.end())
+      return Error(f.path() + ": tensor '" + t.name + "': an outlier branch for no matrix of this model");
   }
   return w;
 }

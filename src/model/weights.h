@@ -37,7 +37,8 @@ struct LayerWeights {
 
   // The outlier branch of each matrix (`pocketlm quantize --outliers K`; k == 0: none), read from the
   // pocketlm-only tensors `<weight base>.outlier_w` (f16 [K, n_out]) and `.outlier_idx` (i32 [K]).
-  // Matrices that read one input (Q/K/V, gate/up) have the same channels or none (checked at bind).
+  // Matrices that read one input (Q/K/V, gate/up) normally share their channels (the quantizer picks them per
+  // input); when they do not, matmul_many multiplies them one at a time.
   OutlierColumns wqkv_side, wq_side, wk_side, wv_side, wo_side, ffn_gate_side, ffn_up_side, ffn_down_side;
 
   // Every tensor of the layer (the absent ones as null).

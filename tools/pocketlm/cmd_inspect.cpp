@@ -11,6 +11,7 @@
 #include "model/kv_memory.h"
 #include "model/weights.h"
 #include "model/weights_repack.h"
+#include "quant/methods/outliers.h"
 #include "runtime/session.h"
 
 namespace pocketlm::cli {
@@ -85,6 +86,8 @@ int inspect(const InspectFlags& f) {
   size_t total_bytes = 0;
   std::map<std::string, std::pair<int, size_t>> by_type;
   if (!f.no_tensors) std::printf("\n## tensors\n\n| name | type | shape | bytes |\n|---|---|---|---:|\n");
+  size_t side_bytes = 0;
+  int side_matrices = 0;
   std::map<std::string, int> only;  // pocketlm-only types (ggml_type.h): llama.cpp cannot read the file
   for (const auto& t : g->tensors()) {
     const TypeTraits& tt = type_traits(t.type);
@@ -92,7 +95,14 @@ int inspect(const InspectFlags& f) {
     if (tt.pocketlm_only) ++only[std::string(tt.name)];
     if (!f.no_tensors)
       std::printf("| %s | %s | %s | %zu |\n", t.name.c_str(), type.c_str(), t.shape_string().c_str(), t.nbytes);
-    total_el += t.n_elements();
+    // An outlier branch's side tensors (quant/methods/outliers.h) add bytes, not parameters: their weights are
+    // copies of columns the main matrix holds as zeros.
+    if (is_outlier_tensor(t.name)) {
+      side_bytes += t.nbytes;
+      side_matrices += t.name.ends_with(".outlier_w") ? 1 : 0;
+    } else {
+      total_el += t.n_elements();
+    }
     total_bytes += t.nbytes;
     by_type[type].first++;
     by_type[type].second += t.nbytes;
@@ -109,6 +119,15 @@ int inspect(const InspectFlags& f) {
       names += (names.empty() ? "" : ", ") + name + " (" + std::to_string(n) + " tensors)";
     std::printf("pocketlm-only tensor types: %s; llama.cpp-based tools cannot read this file\n", names.c_str());
   }
+  if (side_matrices > 0)
+    std::printf(
+        "outlier branch (%s = %lld): %d matrices, %s of side tensors (%.3f of the bits per weight); "
+        "llama.cpp-based tools cannot read this file\n",
+        kPocketlmOutliersKey,
+        static_cast<long long>(
+            g->has(kPocketlmOutliersKey) && g->get_int(kPocketlmOutliersKey) ? *g->get_int(kPocketlmOutliersKey) : 0),
+        side_matrices, human_bytes(static_cast<double>(side_bytes)).c_str(),
+        total_el ? 8.0 * static_cast<double>(side_bytes) / static_cast<double>(total_el) : 0.0);
   print_decode_layout(*g);
   if (f.n_ctx > 0) return print_kv_memory(*g, f);
   return 0;

@@ -34,7 +34,8 @@ struct QuantizeFlags {
   std::vector<std::string> tasks;
   int64_t calib_tokens = 16384, calib_ctx = 512;
   double smooth = -1, gptq_damp = 0.1;
-  int64_t outliers = 0;  // --outliers K (0: none)
+  int64_t outliers = 0;         // --outliers K
+  bool outliers_given = false;  // --outliers was on the command line (so 0 is an error, not "none")
   int awq_grid = 11;
 };
 
@@ -117,7 +118,7 @@ int quantize(const QuantizeFlags& f) {
     method = QuantMethod::Imatrix;
   }
   const bool smooth = f.smooth >= 0;
-  const bool outliers = f.outliers != 0;
+  const bool outliers = f.outliers_given;
   if (outliers && (f.outliers < 1 || f.outliers > kMaxOutlierColumns))
     return fail("--outliers " + std::to_string(f.outliers) + ": K must be 1 to " + std::to_string(kMaxOutlierColumns) +
                 " (and at most half of a matrix's inputs)");
@@ -309,7 +310,8 @@ void add_quantize_command(CLI::App& root) {
       "  pocketlm quantize model-f16.gguf model-q4_K.gguf q4_K --hot-fp16 --rules rules.json\n"
       "  pocketlm quantize model-f32.gguf model-Q4_0.gguf Q4_0 --method awq+gptq --calib wiki.train.raw\n"
       "rules.json: [{\"pattern\": \"attn_v\\\\.weight$\", \"type\": \"q6_K\"}, ...] (first match wins)");
-  app->callback([f] {
+  app->callback([f, app] {
+    f->outliers_given = app->count("--outliers") > 0;
     const int rc = quantize(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
