@@ -5,8 +5,8 @@
 # and its bits/weight. llama.cpp cannot load a file with outlier side tensors, so EVERY row here is scored by
 # pocketlm's own evaluator (`pocketlm perplexity --kl-divergence`, against distributions saved by pocketlm from
 # the base), so the rows are comparable with each other (not with quant-methods-quality.sh's llama.cpp figures).
-# Prints a Markdown table and writes an SVG plot of KLD against bits/weight (`pocketlm eval compare`-style plot
-# from src/eval/svg_plot via `pocketlm eval plot-points`).
+# Prints a Markdown table and writes an SVG plot of KLD against bits/weight (src/eval/svg_plot through
+# `pocketlm eval plot`).
 #   nice -n 10 scripts/quant-outliers-quality.sh [BUILD_DIR]
 # MODEL=smollm2 (default: the Q4_1 release dequantized to F32, itself a quantized release) | stories.
 # Calibration: the first CALIB_BYTES (400000) of wiki.test.raw, CALIB_TOKENS (8192) tokens in chunks of CTX;
@@ -47,7 +47,7 @@ fi
   --save-logits "$W/base.plm" > "$W/base-ppl.log" 2>&1 < /dev/null
 
 bpw() {  # FILE -> bits per weight: all tensor bytes (side tensors included) / the base model's parameters
-  "$B" inspect "$1" --no-tensors 2>/dev/null | awk '/bits per weight/ { for (i = 1; i < NF; ++i) if ($(i + 1) == "bits") print $i }'
+  "$B" inspect "$1" --no-tensors 2>/dev/null | awk '/ parameters, .* bits per weight$/ { for (i = 1; i < NF; ++i) if ($(i + 1) == "bits") print $i }'
 }
 score() {  # FILE -> "mean_kld ± err | same_top"
   "$B" perplexity -m "$1" --kl-divergence "$W/base.plm" -t "$T" 2> /dev/null < /dev/null |
@@ -76,9 +76,18 @@ for row in $ROWS; do
   b=$(bpw "$f")
   r=$(score "$f")
   echo "| $R | $K | $b | $r | $s |"
-  series=$([ "$K" = 0 ] && echo "uniform types (imatrix)" || echo "$R + outliers")
-  [ "$K" = 0 ] || series="outlier branch (K=8, 32)"
-  printf '%s\t%s\t%s\t%s\n' "$series" "$R$([ "$K" != 0 ] && echo " K=$K" || true)" "$b" "${r%% ±*}" >> "$POINTS"
+  printf '%s\t%s\t%s\t%s\n' "$R" "$K" "$b" "${r%% ±*}" >> "$POINTS"
 done
-"$B" eval plot-points "$POINTS" --x "bits/weight" --y "mean KLD vs F32 base (pocketlm)" \
-  --title "$MODEL: outlier branch vs uniform types" -o "$PLOT" && echo && echo "plot: $PLOT"
+# The plot: the uniform types (K = 0) as one line, each recipe with outlier columns as another (from its K = 0
+# point). SmolLM2's base is the Q4_1 release, so a Q4_1 file recovers the base's own grid: a point of its own.
+series() {  # AWK-CONDITION LABEL-EXPR -> "x:y:label,..."
+  awk -F'\t' -v base_grid="$([ "$MODEL" = smollm2 ] && echo Q4_1)" "$1 { printf \"%s%s:%s:%s\", n++ ? \",\" : \"\", \$3, \$4, $2 }" "$POINTS"
+}
+args=(--series "uniform types (imatrix)=$(series '$2 == 0 && $1 != base_grid' '$1')")
+for R in $(awk -F'\t' '$2 != 0 { print $1 }' "$POINTS" | sort -u); do
+  args+=(--series "$R + K outlier columns in f16=$(series "\$1 == \"$R\"" '($2 == 0 ? "" : "K=" $2)')")
+done
+[ "$MODEL" = smollm2 ] && grep -q '^Q4_1	0	' "$POINTS" &&
+  args+=(--series "Q4_1 (the base's own grid: not comparable)=$(series '$1 == "Q4_1"' '"Q4_1"')")
+"$B" eval plot "${args[@]}" --svg "$PLOT" --x-label "bits per weight (whole file)" \
+  --y-label "mean KLD vs the F32 base (pocketlm)" --title "$MODEL: outlier columns vs uniform types (imatrix method)"

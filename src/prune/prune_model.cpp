@@ -153,6 +153,10 @@ Status check_prunable(const Model& model, const PruneOptions& o) {
   const ModelConfig& c = model.config();
   const GgufFile& f = model.gguf();
   const std::string& a = c.arch;
+  if (model.weights().outlier_k > 0)  // pruning would cut the matrices under their side columns
+    return Error(f.path() +
+                 ": the file has an outlier branch (pocketlm.outliers, docs/quantization.md); prune the "
+                 "float model, then quantize with --outliers");
   if (!(o.heads_keep > 0 && o.heads_keep <= 1))
     return Error("heads keep fraction " + std::to_string(o.heads_keep) + " is not in (0, 1]").about("heads_keep");
   if (!(o.ffn_keep > 0 && o.ffn_keep <= 1))

@@ -27,6 +27,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
+#include "prune/prune_model.h"
 #include "quant/methods/calib_stats.h"
 #include "quant/methods/outliers.h"
 #include "quant/quantize_model.h"
@@ -464,6 +465,30 @@ TEST_F(OutlierModel, FileReloadsRunsLikeItsDenseDequantizedReferenceAndIsCloserT
   EXPECT_LT(d8, 0.9 * d0);
 }
 
+// Decode (one token a step: the x16 GEMVs over interleaved rows, several bands per call) and a prompt batch
+// (the batch GEMMs) add the same side product.
+TEST_F(OutlierModel, DecodeStepsGiveTheBatchLogits) {
+  const std::string k8 = write("q4_0", 8, "k8.gguf");
+  ASSERT_FALSE(k8.empty());
+  auto m = Model::load(k8);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  const std::vector<int32_t> seq(seq_->begin(), seq_->begin() + 24);
+  auto batch = Session::create(**m, SessionOptions{128, KvType::F32, 2});
+  auto steps = Session::create(**m, SessionOptions{128, KvType::F32, 2});
+  ASSERT_TRUE(batch.ok() && steps.ok());
+  auto lb = (*batch)->eval(seq, /*all_logits=*/true);
+  ASSERT_TRUE(lb.ok());
+  const std::vector<float> all(lb->begin(), lb->end());
+  const size_t nv = all.size() / seq.size();
+  double worst = 0;
+  for (size_t t = 0; t < seq.size(); ++t) {
+    auto l = (*steps)->eval(std::span<const int32_t>(&seq[t], 1));
+    ASSERT_TRUE(l.ok());
+    for (size_t i = 0; i < nv; ++i) worst = std::max(worst, static_cast<double>(std::fabs((*l)[i] - all[t * nv + i])));
+  }
+  EXPECT_LT(worst, 2e-3);
+}
+
 TEST_F(OutlierModel, BadKIsAnErrorNamingTheLimit) {
   for (const int64_t k : {int64_t{-1}, int64_t{257}}) {
     auto p = plan("q4_0", k);
@@ -490,6 +515,14 @@ TEST_F(OutlierModel, BadKIsAnErrorNamingTheLimit) {
   auto p2 = plan_quantization(*f, again);
   ASSERT_FALSE(p2.ok());
   EXPECT_NE(p2.error().message().find("already has an outlier branch"), std::string::npos) << p2.error().message();
+  // Nor pruned: that would cut the matrices under their side columns.
+  auto m = Model::load(k8);
+  ASSERT_TRUE(m.ok());
+  PruneOptions po;
+  po.ffn_keep = 0.5;
+  auto pp = plan_pruning(**m, nullptr, po);
+  ASSERT_FALSE(pp.ok());
+  EXPECT_NE(pp.error().message().find("the file has an outlier branch"), std::string::npos) << pp.error().message();
 }
 
 TEST_F(OutlierModel, BrokenSideTensorsAreLoadErrorsNamingTheTensor) {

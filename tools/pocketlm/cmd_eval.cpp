@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "commands.h"
 #include "common.h"
@@ -15,6 +17,7 @@
 #include "eval/metrics_bleu.h"
 #include "eval/metrics_chrf.h"
 #include "eval/results.h"
+#include "eval/svg_plot.h"
 #include "eval/task_runner.h"
 #include "eval/task_set.h"
 #include "tokenizer/chat_template.h"
@@ -254,6 +257,61 @@ int eval_compare(const CompareFlags& f) {
   return 0;
 }
 
+// `pocketlm eval plot`: a scatter/line chart of given points (eval/svg_plot.h), e.g. KLD against bits per weight
+// for quantized variants (scripts/quant-outliers-quality.sh). Each --series is "NAME=x:y[:label],x:y[:label],...".
+struct PlotFlags {
+  std::vector<std::string> series;
+  std::string svg, title, x_label = "bits per weight", y_label = "mean KLD vs base";
+};
+
+int eval_plot(const PlotFlags& f) {
+  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  SvgChart c;
+  c.title = f.title;
+  c.x_label = f.x_label;
+  c.y_label = f.y_label;
+  for (const std::string& spec : f.series) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "error: --series '%s': expected NAME=x:y[:label],x:y[:label],...\n", spec.c_str());
+      return 1;
+    }
+    SvgSeries s;
+    s.name = spec.substr(0, eq);
+    s.color = kColors[c.series.size() % (sizeof kColors / sizeof kColors[0])];
+    std::vector<std::tuple<double, double, std::string>> pts;
+    size_t at = eq + 1;
+    while (at <= spec.size()) {
+      const size_t end = std::min(spec.find(',', at), spec.size());
+      const std::string p = spec.substr(at, end - at);
+      const size_t c1 = p.find(':'), c2 = c1 == std::string::npos ? c1 : p.find(':', c1 + 1);
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      const std::string xs = p.substr(0, c1), ys = c1 == std::string::npos ? "" : p.substr(c1 + 1, c2 - c1 - 1);
+      const double x = std::strtod(xs.c_str(), &e1), y = std::strtod(ys.c_str(), &e2);
+      if (xs.empty() || ys.empty() || *e1 != '\0' || *e2 != '\0' || !std::isfinite(x) || !std::isfinite(y)) {
+        std::fprintf(stderr, "error: --series '%s': point '%s' is not x:y[:label] with finite numbers\n",
+                     s.name.c_str(), p.c_str());
+        return 1;
+      }
+      pts.emplace_back(x, y, c2 == std::string::npos ? "" : p.substr(c2 + 1));
+      at = end + 1;
+    }
+    std::sort(pts.begin(), pts.end());  // a line from left to right
+    for (const auto& [x, y, label] : pts) {
+      s.points.emplace_back(x, y);
+      s.labels.push_back(label);
+    }
+    c.series.push_back(std::move(s));
+  }
+  if (auto st = write_atomic(f.svg, render_svg(c)); !st) {
+    print_error(st.error());
+    return 1;
+  }
+  std::fprintf(stderr, "wrote %s\n", f.svg.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void add_eval_command(CLI::App& root) {
@@ -303,8 +361,19 @@ void add_eval_command(CLI::App& root) {
     const int rc = eval_compare(*cf);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
+  auto pf = std::make_shared<PlotFlags>();
+  CLI::App* plot = app->add_subcommand("plot", "plot points (e.g. KLD against bits per weight) as an SVG chart");
+  plot->add_option("--series", pf->series, "a line: NAME=x:y[:label],x:y[:label],... (repeatable)")->required();
+  plot->add_option("--svg", pf->svg, "the SVG file to write")->required();
+  plot->add_option("--title", pf->title, "chart title");
+  plot->add_option("--x-label", pf->x_label, "x axis label")->capture_default_str();
+  plot->add_option("--y-label", pf->y_label, "y axis label")->capture_default_str();
+  plot->callback([pf] {
+    const int rc = eval_plot(*pf);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
   app->callback([f, app] {
-    if (app->got_subcommand("compare")) return;
+    if (app->got_subcommand("compare") || app->got_subcommand("plot")) return;
     const int rc = eval_run(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
