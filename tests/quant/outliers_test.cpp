@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -633,6 +634,29 @@ TEST_F(OutlierCli, NeedsCalibrationRefusesBadKAndNotesTheFile) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("done_getting_tensors: wrong number of tensors; expected 108, got 48"), std::string::npos)
       << r.err;
+}
+
+// `pocketlm eval plot`, which the evidence script draws its KLD-against-bits chart with.
+TEST(EvalPlotCli, WritesEachSeriesAndRefusesABadPoint) {
+  const fs::path dir = fs::temp_directory_path() / ("plm_evalplot_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string svg = (dir / "p.svg").string();
+  auto ok = test::run_cli({"eval", "plot", "--series", "uniform=6.15:0.0287:Q5_0,5.36:0.1095:Q4_0", "--series",
+                           "Q4_0 + outliers=5.36:0.1095,5.51:0.0551:K=8", "--svg", svg, "--title", "T"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  std::ifstream in(svg);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* want : {">uniform</text>", ">Q4_0 + outliers</text>", ">Q5_0</text>", ">K=8</text>", ">T</text>"})
+    EXPECT_NE(text.find(want), std::string::npos) << want;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n') > 10, true);
+  for (const char* bad : {"a=5.3:x", "a=5.3", "noname", "a=1:2,,3:4"}) {
+    auto r = test::run_cli({"eval", "plot", "--series", bad, "--svg", (dir / "bad.svg").string()});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--series"), std::string::npos) << bad << ": " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "bad.svg"));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace
