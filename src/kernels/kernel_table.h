@@ -71,7 +71,13 @@ struct KernelTable {
   // and model loading keeps that type's tensors in their GGUF layout.
   GemvX16Fn gemv_x16[kTypeSlots] = {};
   // Batches over the same groups (prefill). nullptr: batches de-interleave a band and run gemm[] on it.
+  // Where both exist, gemm_x16's column j has gemv_x16's bits for that column alone (tested per path).
   GemmX16Fn gemm_x16[kTypeSlots] = {};
+  // true: gemm[] sums a column in an order that depends on the other columns of its batch (AVX-512's separate
+  // one-column GEMVs for decode; ARM i8mm's 2 x 2 SMMLA tiles, which pair columns), so a token's product
+  // depends on its batch; matmul's ScopedBatchInvariance then runs such a weight token by token.
+  // false: gemm[]'s column j has the bits of that column alone (tested per path by the conformance checks).
+  bool batch_variant[kTypeSlots] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
     const int i = type_slot(t);
@@ -98,8 +104,18 @@ struct KernelTable {
     return i >= 0 ? gemm_x16[i] : nullptr;
   }
 
+  bool is_batch_variant(GgmlType t) const {
+    const int i = type_slot(t);
+    return i >= 0 && batch_variant[i];
+  }
+
   // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
   constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
+  // A gemm[] entry whose column sums depend on the batch (see batch_variant).
+  constexpr void set_batch_variant_gemm(GgmlType t, GemmFn f) {
+    gemm[type_slot(t)] = f;
+    batch_variant[type_slot(t)] = true;
+  }
   constexpr void set_packed_gemm(GgmlType t, GemmFn f) { gemm_packed[type_slot(t)] = f; }
   constexpr void set_gemv_x16(GgmlType t, GemvX16Fn f) { gemv_x16[type_slot(t)] = f; }
   constexpr void set_gemm_x16(GgmlType t, GemmX16Fn f) { gemm_x16[type_slot(t)] = f; }

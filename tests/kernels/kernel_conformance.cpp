@@ -229,6 +229,43 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
   }
 }
 
+// Column invariance (what speculative decoding's greedy identity rests on, kernels/matmul.h): each column of a
+// multi-column product has the bits of that column computed alone. gemm[] for a type without a separate
+// one-column kernel (KernelTable::batch_variant), and gemm_x16 against gemv_x16 where a path has both.
+void check_column_invariance(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols,
+                             std::mt19937& rng, ConformanceReport& rep, bool x16) {
+  const std::vector<uint8_t> w = make_weights(t, k, rows, Scales::Random, rng);
+  const std::vector<uint8_t> a = make_activations(t, k, cols, Scales::Random, rng);
+  const size_t ws = row_size(t, k), as = activation_row_size(t, k);
+  std::vector<uint8_t> wx = w;
+  if (x16)
+    for (int64_t g = 0; g < rows / kX16Rows; ++g)
+      interleave_x16(t, w.data() + ws * kX16Rows * g, ws, k, wx.data() + ws * kX16Rows * g);
+  std::vector<float> many(static_cast<size_t>(rows * cols)), one(static_cast<size_t>(rows));
+  if (x16)
+    path.find_gemm_x16(t)(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), as, cols, many.data(), rows);
+  else
+    path.find(t)(k, w.data(), ws, rows, a.data(), as, cols, many.data(), rows);
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* ac = a.data() + static_cast<size_t>(c) * as;
+    if (x16)
+      path.find_x16(t)(k, wx.data(), ws * kX16Rows, rows / kX16Rows, ac, one.data());
+    else
+      path.find(t)(k, w.data(), ws, rows, ac, as, 1, one.data(), rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      ++rep.checks;
+      const float g = many[static_cast<size_t>(c * rows + r)], e = one[static_cast<size_t>(r)];
+      if (std::memcmp(&g, &e, sizeof g) != 0 && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << (x16 ? " x16 " : " ") << type_traits(t).name << " k=" << k << " rows=" << rows
+           << " cols=" << cols << ": column " << c << " row " << r << " is " << g << " in the batch but " << e
+           << " alone (the batch must not change a column's bits)";
+        rep.failures.push_back(os.str());
+      }
+    }
+  }
+}
+
 // Weighted rows (attention's P.V): f32 and f16 rows, zero weights (masked positions) included.
 void check_weighted_rows(const KernelTable& path, bool f16, int64_t n_rows, int64_t dim, int64_t n_cols,
                          std::mt19937& rng, ConformanceReport& rep) {
@@ -506,6 +543,14 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 2, 16, 1, Scales::Zero, rng, rep, Kernel::X16);
     check_case(path, t, blk * 2, 16, 1, Scales::Max, rng, rep, Kernel::X16);
     check_case(path, t, blk * 4, 32, 1, Scales::NonFinite, rng, rep, Kernel::X16);
+  }
+  // Column invariance: batches of 2..9 columns against each column alone.
+  for (GgmlType t : kTypes) {
+    const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
+    if (path.find(t) != nullptr && !path.is_batch_variant(t))
+      for (int64_t cols : {2, 3, 5, 9}) check_column_invariance(path, t, blk * 4, 13, cols, rng, rep, false);
+    if (path.find_x16(t) != nullptr && path.find_gemm_x16(t) != nullptr)
+      for (int64_t cols : {2, 3, 5, 9}) check_column_invariance(path, t, blk * 4, 32, cols, rng, rep, true);
   }
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};
