@@ -15,6 +15,10 @@ namespace pocketlm::kernels {
 using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
                         int64_t n_cols, float* out, int64_t ldo);
 
+// Attention's softmax over one row of n scores, in place: x = softmax(scale * x), then, when round_f16, each
+// probability rounded to the nearest f16 (ggml rounds P so before P . V over an f16 V).
+using ScaledSoftmaxFn = void (*)(float* x, int64_t n, float scale, bool round_f16);
+
 // out[c * out_stride + i] += sum over j < n_rows of p[c * p_stride + j] * V[j][i], for i < dim, c < n_cols:
 // rows of V (f32 or f16, `v_stride` bytes apart) weighted by probabilities: attention's softmax(QK) . V.
 // dim is a multiple of 8.
@@ -54,8 +58,9 @@ constexpr int type_slot(GgmlType t) {
 enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
 
 struct KernelTable {
-  const char* name = nullptr;    // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
-  GemmFn gemm[kTypeSlots] = {};  // indexed by type_slot(); nullptr: this path has no kernel for the type
+  const char* name = nullptr;                // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
+  GemmFn gemm[kTypeSlots] = {};              // indexed by type_slot(); nullptr: this path has no kernel for the type
+  ScaledSoftmaxFn scaled_softmax = nullptr;  // nullptr: the scalar one
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
   QuantizeFn quantize[kTypeSlots] = {};  // indexed by the activation type's slot; nullptr: the scalar quantizer

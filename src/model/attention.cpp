@@ -19,6 +19,7 @@ struct KvKernels {
   KvType q_type;  // the query's row format for k_dot
   size_t q_row;   // bytes of one query row (head_dim values)
   bool p_to_f16;  // ggml rounds P to f16 before P . V over an f16 V (non-flash path)
+  kernels::ScaledSoftmaxFn softmax;
 };
 
 KvKernels kv_kernels(KvType k, KvType v, int64_t hd) {
@@ -33,6 +34,7 @@ KvKernels kv_kernels(KvType k, KvType v, int64_t hd) {
   r.q_row = kv_row_bytes(r.q_type, hd);
   r.v_rows = kv_type_quantized(v) ? kernels::kv_weighted_rows_for(v) : kernels::weighted_rows_for(v == KvType::F16);
   r.p_to_f16 = v == KvType::F16;
+  r.softmax = kernels::scaled_softmax_for();
   return r;
 }
 
@@ -91,10 +93,7 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
           const float inv_cap = 1.0f / shape.softcap;
           for (int64_t j = first; j < visible; ++j) row[j] = std::tanh(row[j] * inv_cap) * shape.softcap;
         }
-        for (int64_t j = first; j < visible; ++j) row[j] *= scale;
-        ops::softmax(row + first, visible - first);
-        if (kk.p_to_f16)
-          for (int64_t j = first; j < visible; ++j) row[j] = fp16_to_fp32(fp32_to_fp16(row[j]));
+        kk.softmax(row + first, visible - first, scale, kk.p_to_f16);
         std::fill(row, row + first, 0.0f);
         std::fill(row + visible, row + span, 0.0f);
       }

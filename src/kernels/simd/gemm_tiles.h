@@ -181,6 +181,7 @@ constexpr KernelTable make_table(const char* name) {
   set_tiles<FmtQ6_K, GgmlType::Q6_K>(t);
   set_tiles<FmtQ4_0G<QK4_0_G64>, GgmlType::Q4_0_G64>(t);
   set_tiles<FmtQ4_0G<QK4_0_G128>, GgmlType::Q4_0_G128>(t);
+  t.scaled_softmax = scaled_softmax;  // simd/softmax.h
   t.weighted_rows_f32 = weighted_rows<float, LoadF32>;
   t.weighted_rows_f16 = weighted_rows<uint16_t, LoadF16>;
   t.set_quantize(GgmlType::Q8_0, quantize_q8_0);
