@@ -61,16 +61,17 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, int64_t layer, co
   const int64_t n_seen_max = window > 0 ? std::min(window + n_tokens, pos0 + n_tokens) : pos0 + n_tokens;
   const int64_t chunk = std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(1, group * n_seen_max), 1, 64);
   const int64_t n_chunks = (n_tokens + chunk - 1) / chunk;
-  // With fewer (KV head, token chunk) jobs than two per thread (decode and short verification batches on a
-  // model with few KV heads: Gemma 3 270M has one, SmolLM2 three), a KV head's query heads are shared out in
-  // `parts` jobs, each reading that head's K and V. A column's scores, softmax and P . V do not depend on the
-  // other columns of its job (the kernels are column-invariant: kernel_conformance), so the bits are the same.
-  const int64_t parts = std::clamp<int64_t>(
-      (2 * static_cast<int64_t>(pool.size()) + shape.n_head_kv * n_chunks - 1) / (shape.n_head_kv * n_chunks), 1,
-      group);
+  // With fewer (KV head, token chunk) jobs than threads (decode and short verification batches on a model with
+  // fewer KV heads than threads: Gemma 3 270M has one), a KV head's query heads are shared out in `parts`
+  // jobs, each reading that head's K and V, so no thread idles. A column's scores, softmax and P . V do not
+  // depend on the other columns of its job (the kernels are column-invariant: kernel_conformance), so the bits
+  // are the same. Splitting further (to balance SmolLM2's three KV heads on two threads) measured slower at
+  // depth: every part converts the head's K again (docs/benchmarks.md).
+  const int64_t jobs = shape.n_head_kv * n_chunks, threads = static_cast<int64_t>(pool.size());
+  const int64_t parts = jobs < threads ? std::min<int64_t>((threads + jobs - 1) / jobs, group) : 1;
   if (scratch.size() < static_cast<size_t>(pool.size())) scratch.resize(static_cast<size_t>(pool.size()));
 
-  pool.parallel_for(shape.n_head_kv * n_chunks * parts, [&](int64_t b, int64_t e, int thread) {
+  pool.parallel_for(jobs * parts, [&](int64_t b, int64_t e, int thread) {
     AttentionScratch& s = scratch[static_cast<size_t>(thread)];
     for (int64_t job = b; job < e; ++job) {
       const int64_t part = job % parts, hc = job / parts;
