@@ -124,6 +124,11 @@ void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64
   quantize_activations(act_type, x, dst, n);
 }
 
+ScaledSoftmaxFn scaled_softmax_for() {
+  const ScaledSoftmaxFn f = active_table().scaled_softmax;
+  return f != nullptr ? f : scalar_table()->scaled_softmax;
+}
+
 WeightedRowsFn weighted_rows_for(bool f16) {
   const KernelTable& t = active_table();
   WeightedRowsFn f = f16 ? t.weighted_rows_f16 : t.weighted_rows_f32;

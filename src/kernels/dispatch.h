@@ -50,6 +50,9 @@ void quantize_activation_row(GgmlType act_type, const float* x, void* dst, int64
 // The active path's weighted-rows kernel for f32 or f16 rows.
 WeightedRowsFn weighted_rows_for(bool f16);
 
+// The active path's attention softmax (kernel_table.h's ScaledSoftmaxFn), or the scalar one.
+ScaledSoftmaxFn scaled_softmax_for();
+
 // Quantized KV cache rows (formats/kv_types.h, kernels/ref/kv_rows.h): the active path's K . Q GEMM for K
 // rows of type t against queries quantized as q8 rows (quantize_kv_row(KvType::Q8, ...)), and its P . V over
 // V rows of type t; the scalar ones where the path has none. t must be Q8 or Q4 (nullptr otherwise: f32/f16

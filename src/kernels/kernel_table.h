@@ -15,6 +15,10 @@ namespace pocketlm::kernels {
 using GemmFn = void (*)(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* a, size_t a_stride,
                         int64_t n_cols, float* out, int64_t ldo);
 
+// Attention's softmax over one row of n scores, in place: x = softmax(scale * x), then, when round_f16, each
+// probability rounded to the nearest f16 (ggml rounds P so before P . V over an f16 V).
+using ScaledSoftmaxFn = void (*)(float* x, int64_t n, float scale, bool round_f16);
+
 // out[c * out_stride + i] += sum over j < n_rows of p[c * p_stride + j] * V[j][i], for i < dim, c < n_cols:
 // rows of V (f32 or f16, `v_stride` bytes apart) weighted by probabilities: attention's softmax(QK) . V.
 // dim is a multiple of 8.
@@ -60,8 +64,9 @@ constexpr int type_slot(GgmlType t) {
 enum KvRow : int { kKvRowQ8 = 0, kKvRowQ4 = 1 };
 
 struct KernelTable {
-  const char* name = nullptr;    // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
-  GemmFn gemm[kTypeSlots] = {};  // indexed by type_slot(); nullptr: this path has no kernel for the type
+  const char* name = nullptr;                // "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"
+  GemmFn gemm[kTypeSlots] = {};              // indexed by type_slot(); nullptr: this path has no kernel for the type
+  ScaledSoftmaxFn scaled_softmax = nullptr;  // nullptr: the scalar one
   WeightedRowsFn weighted_rows_f32 = nullptr;
   WeightedRowsFn weighted_rows_f16 = nullptr;
   QuantizeFn quantize[kTypeSlots] = {};  // indexed by the activation type's slot; nullptr: the scalar quantizer
@@ -77,8 +82,14 @@ struct KernelTable {
   // and model loading keeps that type's tensors in their GGUF layout.
   GemvX16Fn gemv_x16[kTypeSlots] = {};
   // Batches over the same groups (prefill). nullptr: batches de-interleave a band and run gemm[] on it.
+  // Where both exist, gemm_x16's column j has gemv_x16's bits for that column alone (tested per path).
   GemmX16Fn gemm_x16[kTypeSlots] = {};
   OutlierGemmFn outlier_gemm = nullptr;  // nullptr: the scalar one
+  // true: gemm[] sums a column in an order that depends on the other columns of its batch (AVX-512's separate
+  // one-column GEMVs for decode; ARM i8mm's 2 x 2 SMMLA tiles, which pair columns), so a token's product
+  // depends on its batch; matmul's ScopedBatchInvariance then runs such a weight token by token.
+  // false: gemm[]'s column j has the bits of that column alone (tested per path by the conformance checks).
+  bool batch_variant[kTypeSlots] = {};
 
   QuantizeFn find_quantize(GgmlType t) const {
     const int i = type_slot(t);
@@ -105,8 +116,18 @@ struct KernelTable {
     return i >= 0 ? gemm_x16[i] : nullptr;
   }
 
+  bool is_batch_variant(GgmlType t) const {
+    const int i = type_slot(t);
+    return i >= 0 && batch_variant[i];
+  }
+
   // Registration (constexpr: the SIMD tables are constant-initialised). The type must have a slot.
   constexpr void set_gemm(GgmlType t, GemmFn f) { gemm[type_slot(t)] = f; }
+  // A gemm[] entry whose column sums depend on the batch (see batch_variant).
+  constexpr void set_batch_variant_gemm(GgmlType t, GemmFn f) {
+    gemm[type_slot(t)] = f;
+    batch_variant[type_slot(t)] = true;
+  }
   constexpr void set_packed_gemm(GgmlType t, GemmFn f) { gemm_packed[type_slot(t)] = f; }
   constexpr void set_gemv_x16(GgmlType t, GemvX16Fn f) { gemv_x16[type_slot(t)] = f; }
   constexpr void set_gemm_x16(GgmlType t, GemmX16Fn f) { gemm_x16[type_slot(t)] = f; }

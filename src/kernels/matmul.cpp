@@ -118,8 +118,14 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     // An interleaved weight runs the path's x16 batch GEMM where it has one (no packing, no de-interleave).
     const bool x16_batch = t.w->interleaved_x16 && kernels::gemm_x16_for(t.w->type) != nullptr;
     const bool x16_aligned = t.row_begin % kernels::kX16Rows == 0 && (t.row_end - t.row_begin) % kernels::kX16Rows == 0;
-    per_token[i] = t_batch_invariant && n_tokens > 1 && !(x16_batch && x16_aligned);
-    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch && !per_token[i])
+    const bool invariant = t_batch_invariant && n_tokens > 1;
+    // x16: the batch GEMM sums as the GEMV does (or there is none); rows: unless the path has a separate
+    // one-column kernel, the tiles' columns are the one-column product's (kernel_table.h; the packed GEMMs are
+    // not promised to be, so they are left out under the scope).
+    if (invariant)
+      per_token[i] =
+          t.w->interleaved_x16 ? !(x16_batch && x16_aligned) : kernels::active_table().is_batch_variant(t.w->type);
+    if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch && !invariant)
       packed[i] = kernels::packed_gemm_for(t.w->type);
     int ti = 0;
     while (ti < n_types && types[ti] != at) ++ti;

@@ -81,11 +81,14 @@ class ScopedMatmulObserver {
 };
 
 // While a ScopedBatchInvariance lives, every matmul / matmul_rows / matmul_many made by the thread that created
-// it gives each token of a batch the same bits as a product of that token alone (a decode step). A weight whose
-// batch kernel sums in another order than the path's one-token kernel (AVX-512's row-layout GEMVs against its
-// tiles and packed GEMMs; an x16 layout on a path with no x16 batch GEMM) is then multiplied token by token
-// with the one-token kernel, re-reading its row band from cache; the x16 batch GEMMs of the AVX2 and AVX-512
-// paths already sum as their GEMVs do (tests/kernels/batch_invariance_test.cpp). Speculative decoding's
+// it gives each token of a batch the same bits as a product of that token alone (a decode step). Most kernels
+// already do: the x16 batch GEMMs sum each column as the x16 GEMV does, and gemm[]'s tiles sum each column as
+// they do for one column (kernel_table.h; checked per path by the kernel conformance tests, under qemu for ARM).
+// Under the scope the exceptions run token by token with the one-token kernel, re-reading their row band from
+// cache: a weight whose path sums its row layout in a batch-dependent order (KernelTable::batch_variant:
+// AVX-512's one-column GEMVs for q4_0, q4_1, q8_0, q4_K, q6_K; ARM i8mm's paired tiles) and an x16 weight on a
+// path with no x16 batch GEMM (ARM); the packed GEMMs are left out. In a model
+// loaded with the x16 layouts on AVX2 or AVX-512 no matrix runs token by token. Speculative decoding's
 // verification pass runs under it, so greedy output with a draft is plain decoding's also at near-ties.
 class ScopedBatchInvariance {
  public:

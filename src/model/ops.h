@@ -15,9 +15,6 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
 void rope(float* x, int64_t rope_dim, int64_t pos, float freq_base, float freq_scale, bool neox,
           const float* freq_factors = nullptr, float mscale = 1.0f);
 
-// In-place softmax over n values; returns nothing, values sum to 1.
-void softmax(float* x, int64_t n);
-
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 

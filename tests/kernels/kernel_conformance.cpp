@@ -1,5 +1,6 @@
 #include "kernels/kernel_conformance.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "kernels/packed_acts.h"
 #include "kernels/ref/activation_ref.h"
 #include "kernels/ref/kv_rows.h"
+#include "kernels/ref/softmax_ref.h"
 #include "kernels/ref/vec_dot.h"
 
 namespace pocketlm::kernels::testing {
@@ -223,6 +225,100 @@ void check_case(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, in
                                      : " ")
            << type_traits(t).name << " " << scales_name(mode) << " k=" << k << " rows=" << rows << " cols=" << cols
            << " at (row " << r << ", col " << c << "): got " << g << ", reference " << e;
+        rep.failures.push_back(os.str());
+      }
+    }
+  }
+}
+
+// Attention's softmax (ScaledSoftmaxFn) against the scalar oracle: lengths around the 8- and 16-lane steps,
+// spreads that reach the exp clamp, with and without the f16 rounding of P, and non-finite scores.
+void check_softmax(const KernelTable& path, std::mt19937& rng, ConformanceReport& rep) {
+  if (path.scaled_softmax == nullptr) return;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto report = [&](const std::string& what, int64_t n, int64_t i, float g, float e) {
+    if (rep.failures.size() >= 20) return;
+    std::ostringstream os;
+    os << path.name << " softmax " << what << " n=" << n << " at " << i << ": got " << g << ", reference " << e;
+    rep.failures.push_back(os.str());
+  };
+  for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 33, 100, 257, 1000, 4099}) {
+    for (float spread : {1.0f, 8.0f, 60.0f}) {
+      for (bool f16 : {false, true}) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = normal(rng) * spread;
+        std::vector<float> got = x, want = x;
+        const float scale = 0.125f;
+        path.scaled_softmax(got.data(), n, scale, f16);
+        ref::scaled_softmax(want.data(), n, scale, f16);
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+          const float g = got[static_cast<size_t>(i)], e = want[static_cast<size_t>(i)];
+          sum += g;
+          ++rep.checks;
+          // 4e-6 relative (a polynomial exp and float lane sums against libm and one double sum), plus one f16
+          // step where P is rounded to f16 (a difference that small can cross a rounding boundary): 2^-10
+          // relative, or 2^-24 among f16's subnormals (below 2^-14).
+          const double f16_step = std::max(std::fabs(e) / 1024.0, 0x1p-24);
+          const double tol = 4e-6 * std::fabs(e) + (f16 ? f16_step : 0.0) + 1e-30;
+          if (!(std::fabs(static_cast<double>(g) - e) <= tol))
+            report(std::string(f16 ? "f16" : "f32") + " spread " + std::to_string(spread), n, i, g, e);
+        }
+        ++rep.checks;
+        if (!(std::fabs(sum - 1.0) <= (f16 ? 1e-3 * static_cast<double>(n) : 1e-5)))
+          report("sum " + std::to_string(sum), n, -1, 0.0f, 1.0f);
+      }
+    }
+  }
+  // Non-finite scores propagate as in the oracle: a NaN or an infinity makes the row NaN.
+  for (int64_t n : {5, 24}) {
+    for (float bad : {NAN, INFINITY, -INFINITY}) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = normal(rng);
+      x[static_cast<size_t>(n / 2)] = bad;
+      std::vector<float> got = x, want = x;
+      path.scaled_softmax(got.data(), n, 0.5f, false);
+      ref::scaled_softmax(want.data(), n, 0.5f, false);
+      for (int64_t i = 0; i < n; ++i) {
+        ++rep.checks;
+        const float g = got[static_cast<size_t>(i)], e = want[static_cast<size_t>(i)];
+        if (!(std::isnan(e) ? std::isnan(g) : g == e)) report("non-finite", n, i, g, e);
+      }
+    }
+  }
+}
+
+// Column invariance (what speculative decoding's greedy identity rests on, kernels/matmul.h): each column of a
+// multi-column product has the bits of that column computed alone. gemm[] for a type without a separate
+// one-column kernel (KernelTable::batch_variant), and gemm_x16 against gemv_x16 where a path has both.
+void check_column_invariance(const KernelTable& path, GgmlType t, int64_t k, int64_t rows, int64_t cols,
+                             std::mt19937& rng, ConformanceReport& rep, bool x16) {
+  const std::vector<uint8_t> w = make_weights(t, k, rows, Scales::Random, rng);
+  const std::vector<uint8_t> a = make_activations(t, k, cols, Scales::Random, rng);
+  const size_t ws = row_size(t, k), as = activation_row_size(t, k);
+  std::vector<uint8_t> wx = w;
+  if (x16)
+    for (int64_t g = 0; g < rows / kX16Rows; ++g)
+      interleave_x16(t, w.data() + ws * kX16Rows * g, ws, k, wx.data() + ws * kX16Rows * g);
+  std::vector<float> many(static_cast<size_t>(rows * cols)), one(static_cast<size_t>(rows));
+  if (x16)
+    path.find_gemm_x16(t)(k, wx.data(), ws * kX16Rows, rows / kX16Rows, a.data(), as, cols, many.data(), rows);
+  else
+    path.find(t)(k, w.data(), ws, rows, a.data(), as, cols, many.data(), rows);
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* ac = a.data() + static_cast<size_t>(c) * as;
+    if (x16)
+      path.find_x16(t)(k, wx.data(), ws * kX16Rows, rows / kX16Rows, ac, one.data());
+    else
+      path.find(t)(k, w.data(), ws, rows, ac, as, 1, one.data(), rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      ++rep.checks;
+      const float g = many[static_cast<size_t>(c * rows + r)], e = one[static_cast<size_t>(r)];
+      if (std::memcmp(&g, &e, sizeof g) != 0 && rep.failures.size() < 20) {
+        std::ostringstream os;
+        os << path.name << (x16 ? " x16 " : " ") << type_traits(t).name << " k=" << k << " rows=" << rows
+           << " cols=" << cols << ": column " << c << " row " << r << " is " << g << " in the batch but " << e
+           << " alone (the batch must not change a column's bits)";
         rep.failures.push_back(os.str());
       }
     }
@@ -506,6 +602,15 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 2, 16, 1, Scales::Zero, rng, rep, Kernel::X16);
     check_case(path, t, blk * 2, 16, 1, Scales::Max, rng, rep, Kernel::X16);
     check_case(path, t, blk * 4, 32, 1, Scales::NonFinite, rng, rep, Kernel::X16);
+  }
+  check_softmax(path, rng, rep);
+  // Column invariance: batches of 2..9 columns against each column alone.
+  for (GgmlType t : kTypes) {
+    const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
+    if (path.find(t) != nullptr && !path.is_batch_variant(t))
+      for (int64_t cols : {2, 3, 5, 9}) check_column_invariance(path, t, blk * 4, 13, cols, rng, rep, false);
+    if (path.find_x16(t) != nullptr && path.find_gemm_x16(t) != nullptr)
+      for (int64_t cols : {2, 3, 5, 9}) check_column_invariance(path, t, blk * 4, 32, cols, rng, rep, true);
   }
   for (bool f16 : {false, true}) {
     const int64_t shapes[][3] = {{1, 8, 1}, {7, 64, 3}, {33, 128, 5}, {100, 72, 9}, {5, 256, 4}};

@@ -61,6 +61,29 @@ TEST(SessionKv, BlockSizeDoesNotChangeTheLogits) {
   }
 }
 
+// The thread count does not change a logit's bits, in prefill chunks or decode steps: matrix bands are
+// independent, and attention gives each column the same arithmetic however its query heads are shared out
+// between jobs (one thread: one job per KV head; eight: stories260K's two query heads per KV head split).
+TEST(SessionKv, ThreadCountDoesNotChangeTheLogits) {
+  const auto ids = tokens_of(stories(), 120);
+  ASSERT_GE(ids.size(), 100u);
+  for (KvType kv : {KvType::F16, KvType::Q8}) {
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2, 8}) {
+      auto pool = std::make_shared<ThreadPool>(threads);
+      auto s = Session::create(stories(), {.n_ctx = 256, .kv_type = kv, .thread_pool = pool});
+      ASSERT_TRUE(s.ok()) << s.error().message();
+      auto prefill = eval_all(**s, std::vector<int32_t>(ids.begin(), ids.begin() + 64), 64);
+      auto decode = eval_all(**s, std::vector<int32_t>(ids.begin() + 64, ids.end()), 1);
+      prefill.insert(prefill.end(), decode.begin(), decode.end());
+      runs.push_back(std::move(prefill));
+    }
+    for (size_t r = 1; r < runs.size(); ++r)
+      EXPECT_TRUE(runs[r] == runs[0]) << kv_type_name(kv) << ": run " << r << " differs (max "
+                                      << max_abs_diff(runs[r], runs[0]) << ")";
+  }
+}
+
 TEST(SessionKv, BudgetTooSmallIsAClearErrorAndTheSessionStaysUsable) {
   SessionOptions o{.n_ctx = 512, .kv_type = KvType::F16, .n_threads = 1, .kv_block = 16};
   const size_t per_block = kv_layout_for(stories().config(), o).block_bytes();

@@ -3,6 +3,7 @@
 // Compiled with its own -march flags (src/CMakeLists.txt); dispatch.cpp calls it only on a CPU that has them.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -10,6 +11,7 @@
 #include "formats/legacy.h"
 #include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
+#include "kernels/ref/softmax_ref.h"
 
 namespace pocketlm::kernels {
 namespace i8mm {
@@ -18,6 +20,7 @@ namespace i8mm {
 #include "kernels/arm/ops_arm.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
+#include "kernels/simd/softmax.h"
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"

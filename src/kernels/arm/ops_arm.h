@@ -143,6 +143,17 @@ struct Ops {
   static float hmax(F8 v) { return vmaxvq_f32(vmaxq_f32(v.val[0], v.val[1])); }
   static F8 round_away(F8 v) { return {{vrndaq_f32(v.val[0]), vrndaq_f32(v.val[1])}}; }  // C's roundf
   static F8 round_even(F8 v) { return {{vrndnq_f32(v.val[0]), vrndnq_f32(v.val[1])}}; }  // C's rint
+  static F8 add_f(F8 a, F8 b) { return {{vaddq_f32(a.val[0], b.val[0]), vaddq_f32(a.val[1], b.val[1])}}; }
+  static F8 sub_f(F8 a, F8 b) { return {{vsubq_f32(a.val[0], b.val[0]), vsubq_f32(a.val[1], b.val[1])}}; }
+  // 2^n for lanes holding integral values n in [-126, 127] (the exponent field built directly).
+  static F8 exp2_int_f(F8 n) {
+    const auto one = [](float32x4_t v) {
+      return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(v), vdupq_n_s32(127)), 23));
+    };
+    return {{one(n.val[0]), one(n.val[1])}};
+  }
+  // Each lane rounded to the nearest f16 value (ties to even) and back.
+  static F8 round_f16_f(F8 v) { return {{vcvt_f32_f16(vcvt_f16_f32(v.val[0])), vcvt_f32_f16(vcvt_f16_f32(v.val[1]))}}; }
   // Four vectors of integral floats -> 32 int8, saturating (also +-inf), in order.
   static int16x8_t narrow_sat(F8 v) {
     const float32x4_t lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(127.0f);

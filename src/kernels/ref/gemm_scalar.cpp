@@ -2,6 +2,7 @@
 #include "formats/float.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/kv_rows.h"
+#include "kernels/ref/softmax_ref.h"
 #include "kernels/ref/vec_dot.h"
 
 #include <cstring>
@@ -69,6 +70,7 @@ KernelTable make() {
   set(GgmlType::Q6_K, gemm_ref<GgmlType::Q6_K>);
   set(GgmlType::Q4_0_G64, gemm_ref<GgmlType::Q4_0_G64>);
   set(GgmlType::Q4_0_G128, gemm_ref<GgmlType::Q4_0_G128>);
+  t.scaled_softmax = ref::scaled_softmax;
   t.weighted_rows_f32 = weighted_rows_ref<false>;
   t.weighted_rows_f16 = weighted_rows_ref<true>;
   t.outlier_gemm = outlier_gemm_ref;

@@ -151,8 +151,6 @@ void weighted_rows(int64_t n_rows, int64_t dim, const uint8_t* v, size_t v_strid
   }
 }
 
-// constexpr so a path's table can be constant-initialised: its *_table() then runs no code compiled with the
-// path's ISA flags, and dispatch may call it on any CPU before checking the features.
 // The outlier branch's side product (kernel_table.h OutlierGemmFn): per output, 8 lanes of f16 weight x f32
 // activation, summed across lanes, then the k % 8 tail in scalar order.
 inline void outlier_gemm(int64_t k, const uint16_t* w, int64_t n_rows, const float* x, int64_t n_cols, float* out,
@@ -171,25 +169,37 @@ inline void outlier_gemm(int64_t k, const uint16_t* w, int64_t n_rows, const flo
   }
 }
 
+// A format the path pairs in 2 x 2 tiles (block_dots.h's Paired<>) sums a paired column in another order than
+// a lone one: its entry is marked batch-variant (kernel_table.h).
+template <class Fmt, GgmlType kType>
+constexpr void set_tiles(KernelTable& t) {
+  if constexpr (Paired<Fmt>::kOn)
+    t.set_batch_variant_gemm(kType, gemm<Fmt, kType>);
+  else
+    t.set_gemm(kType, gemm<Fmt, kType>);
+}
+
+// constexpr so a path's table can be constant-initialised: its *_table() then runs no code compiled with the
+// path's ISA flags, and dispatch may call it on any CPU before checking the features.
 constexpr KernelTable make_table(const char* name) {
   KernelTable t;
   t.name = name;
-  auto set = [&t](GgmlType type, GemmFn f) { t.set_gemm(type, f); };
-  set(GgmlType::F32, gemm<FmtF32, GgmlType::F32>);
-  set(GgmlType::F16, gemm<FmtF16, GgmlType::F16>);
-  set(GgmlType::BF16, gemm<FmtBF16, GgmlType::BF16>);
-  set(GgmlType::Q4_0, gemm<FmtQ4_0, GgmlType::Q4_0>);
-  set(GgmlType::Q4_1, gemm<FmtQ4_1, GgmlType::Q4_1>);
-  set(GgmlType::Q5_0, gemm<FmtQ5_0, GgmlType::Q5_0>);
-  set(GgmlType::Q5_1, gemm<FmtQ5_1, GgmlType::Q5_1>);
-  set(GgmlType::Q8_0, gemm<FmtQ8_0, GgmlType::Q8_0>);
-  set(GgmlType::Q2_K, gemm<FmtQ2_K, GgmlType::Q2_K>);
-  set(GgmlType::Q3_K, gemm<FmtQ3_K, GgmlType::Q3_K>);
-  set(GgmlType::Q4_K, gemm<FmtQ4_K, GgmlType::Q4_K>);
-  set(GgmlType::Q5_K, gemm<FmtQ5_K, GgmlType::Q5_K>);
-  set(GgmlType::Q6_K, gemm<FmtQ6_K, GgmlType::Q6_K>);
-  set(GgmlType::Q4_0_G64, gemm<FmtQ4_0G<QK4_0_G64>, GgmlType::Q4_0_G64>);
-  set(GgmlType::Q4_0_G128, gemm<FmtQ4_0G<QK4_0_G128>, GgmlType::Q4_0_G128>);
+  set_tiles<FmtF32, GgmlType::F32>(t);
+  set_tiles<FmtF16, GgmlType::F16>(t);
+  set_tiles<FmtBF16, GgmlType::BF16>(t);
+  set_tiles<FmtQ4_0, GgmlType::Q4_0>(t);
+  set_tiles<FmtQ4_1, GgmlType::Q4_1>(t);
+  set_tiles<FmtQ5_0, GgmlType::Q5_0>(t);
+  set_tiles<FmtQ5_1, GgmlType::Q5_1>(t);
+  set_tiles<FmtQ8_0, GgmlType::Q8_0>(t);
+  set_tiles<FmtQ2_K, GgmlType::Q2_K>(t);
+  set_tiles<FmtQ3_K, GgmlType::Q3_K>(t);
+  set_tiles<FmtQ4_K, GgmlType::Q4_K>(t);
+  set_tiles<FmtQ5_K, GgmlType::Q5_K>(t);
+  set_tiles<FmtQ6_K, GgmlType::Q6_K>(t);
+  set_tiles<FmtQ4_0G<QK4_0_G64>, GgmlType::Q4_0_G64>(t);
+  set_tiles<FmtQ4_0G<QK4_0_G128>, GgmlType::Q4_0_G128>(t);
+  t.scaled_softmax = scaled_softmax;  // simd/softmax.h
   t.weighted_rows_f32 = weighted_rows<float, LoadF32>;
   t.weighted_rows_f16 = weighted_rows<uint16_t, LoadF16>;
   t.set_quantize(GgmlType::Q8_0, quantize_q8_0);

@@ -2,6 +2,7 @@
 // only on a CPU that has them.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -9,6 +10,7 @@
 #include "formats/legacy.h"
 #include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
+#include "kernels/ref/softmax_ref.h"
 
 namespace pocketlm::kernels {
 namespace avx2 {
@@ -17,6 +19,7 @@ namespace avx2 {
 #include "kernels/x86/ops_x86.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
+#include "kernels/simd/softmax.h"
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"

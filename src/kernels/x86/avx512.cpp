@@ -2,6 +2,7 @@
 // dispatch.cpp calls it only on a CPU that has them.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -12,6 +13,7 @@
 #include "kernels/interleave.h"
 #include "kernels/kernel_table.h"
 #include "kernels/packed_acts.h"
+#include "kernels/ref/softmax_ref.h"
 
 namespace pocketlm::kernels {
 namespace avx512 {
@@ -20,6 +22,7 @@ namespace avx512 {
 #include "kernels/x86/ops_x86.h"
 #include "kernels/simd/block_dots.h"
 #include "kernels/simd/activations.h"
+#include "kernels/simd/softmax.h"
 #include "kernels/kv_score.h"
 #include "kernels/simd/kv_rows.h"
 #include "kernels/simd/gemm_tiles.h"

@@ -325,13 +325,16 @@ void gemm_or_gemv(int64_t k, const uint8_t* w, size_t w_stride, int64_t n_rows, 
 }  // namespace gemv_detail
 
 constexpr KernelTable with_wide_gemv(KernelTable t) {
-  t.set_gemm(GgmlType::Q4_K, gemv_detail::gemm_or_gemv<FmtQ4_K, GgmlType::Q4_K, gemv_detail::Q4KRows>);
-  t.set_gemm(GgmlType::Q6_K, gemv_detail::gemm_or_gemv<FmtQ6_K, GgmlType::Q6_K, gemv_detail::Q6KRows>);
-  t.set_gemm(GgmlType::Q4_0,
-             gemv_detail::gemm_or_gemv<FmtQ4_0, GgmlType::Q4_0, gemv_detail::G32Rows<gemv_detail::G32Q4_0>::T>);
-  t.set_gemm(GgmlType::Q4_1,
-             gemv_detail::gemm_or_gemv<FmtQ4_1, GgmlType::Q4_1, gemv_detail::G32Rows<gemv_detail::G32Q4_1>::T>);
-  t.set_gemm(GgmlType::Q8_0,
-             gemv_detail::gemm_or_gemv<FmtQ8_0, GgmlType::Q8_0, gemv_detail::G32Rows<gemv_detail::G32Q8_0>::T>);
+  t.set_batch_variant_gemm(GgmlType::Q4_K, gemv_detail::gemm_or_gemv<FmtQ4_K, GgmlType::Q4_K, gemv_detail::Q4KRows>);
+  t.set_batch_variant_gemm(GgmlType::Q6_K, gemv_detail::gemm_or_gemv<FmtQ6_K, GgmlType::Q6_K, gemv_detail::Q6KRows>);
+  t.set_batch_variant_gemm(
+      GgmlType::Q4_0,
+      gemv_detail::gemm_or_gemv<FmtQ4_0, GgmlType::Q4_0, gemv_detail::G32Rows<gemv_detail::G32Q4_0>::T>);
+  t.set_batch_variant_gemm(
+      GgmlType::Q4_1,
+      gemv_detail::gemm_or_gemv<FmtQ4_1, GgmlType::Q4_1, gemv_detail::G32Rows<gemv_detail::G32Q4_1>::T>);
+  t.set_batch_variant_gemm(
+      GgmlType::Q8_0,
+      gemv_detail::gemm_or_gemv<FmtQ8_0, GgmlType::Q8_0, gemv_detail::G32Rows<gemv_detail::G32Q8_0>::T>);
   return t;
 }

@@ -159,6 +159,14 @@ struct Ops {
     return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   }
   static void store_i8(void* p, I8 v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+  static F8 add_f(F8 a, F8 b) { return _mm256_add_ps(a, b); }
+  static F8 sub_f(F8 a, F8 b) { return _mm256_sub_ps(a, b); }
+  // 2^n for lanes holding integral values n in [-126, 127] (the exponent field built directly).
+  static F8 exp2_int_f(F8 n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+  // Each lane rounded to the nearest f16 value (ties to even) and back.
+  static F8 round_f16_f(F8 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
   // Sum of the 32 int8 values.
   static int sum_i8(I8 v) {
     const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), v);
