@@ -288,6 +288,45 @@ void check_softmax(const KernelTable& path, std::mt19937& rng, ConformanceReport
   }
 }
 
+// The outlier branch's side product (OutlierGemmFn) against the scalar path's: K around the 8-lane step, 1..9
+// columns (each column's bits must not depend on the others), outputs accumulated onto what is there.
+void check_outlier_gemm(const KernelTable& path, std::mt19937& rng, ConformanceReport& rep) {
+  if (path.outlier_gemm == nullptr) return;
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t k : {1, 7, 8, 9, 32, 64, 70}) {
+    for (int64_t cols : {1, 3, 9}) {
+      const int64_t rows = 13;
+      std::vector<uint16_t> w(static_cast<size_t>(rows * k));
+      for (auto& h : w) h = fp32_to_fp16(normal(rng));
+      std::vector<float> x(static_cast<size_t>(cols * k)), got(static_cast<size_t>(rows * cols)), want, one(got);
+      for (float& v : x) v = normal(rng) * 10.0f;
+      for (float& v : got) v = normal(rng);
+      want = got;
+      one = got;
+      path.outlier_gemm(k, w.data(), rows, x.data(), cols, got.data(), rows);
+      scalar_table()->outlier_gemm(k, w.data(), rows, x.data(), cols, want.data(), rows);
+      for (int64_t c = 0; c < cols; ++c)
+        path.outlier_gemm(k, w.data(), rows, x.data() + c * k, 1, one.data() + c * rows, rows);
+      for (size_t i = 0; i < got.size(); ++i) {
+        const int64_t r = static_cast<int64_t>(i) % rows, c = static_cast<int64_t>(i) / rows;
+        double mag = std::fabs(static_cast<double>(want[i]));
+        for (int64_t j = 0; j < k; ++j)
+          mag += std::fabs(static_cast<double>(fp16_to_fp32(w[static_cast<size_t>(r * k + j)])) *
+                           x[static_cast<size_t>(c * k + j)]);
+        rep.checks += 2;
+        const bool close = std::fabs(static_cast<double>(got[i]) - want[i]) <= kRelTolerance * mag + 1e-30;
+        const bool same = std::memcmp(&got[i], &one[i], sizeof(float)) == 0;
+        if ((!close || !same) && rep.failures.size() < 20) {
+          std::ostringstream os;
+          os << path.name << " outlier_gemm k=" << k << " cols=" << cols << " at (row " << r << ", col " << c
+             << "): got " << got[i] << ", reference " << want[i] << ", alone " << one[i];
+          rep.failures.push_back(os.str());
+        }
+      }
+    }
+  }
+}
+
 // Column invariance (what speculative decoding's greedy identity rests on, kernels/matmul.h): each column of a
 // multi-column product has the bits of that column computed alone. gemm[] for a type without a separate
 // one-column kernel (KernelTable::batch_variant), and gemm_x16 against gemv_x16 where a path has both.
@@ -604,6 +643,7 @@ ConformanceReport check_path(const KernelTable& path, unsigned seed) {
     check_case(path, t, blk * 4, 32, 1, Scales::NonFinite, rng, rep, Kernel::X16);
   }
   check_softmax(path, rng, rep);
+  check_outlier_gemm(path, rng, rep);
   // Column invariance: batches of 2..9 columns against each column alone.
   for (GgmlType t : kTypes) {
     const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
