@@ -7,8 +7,8 @@ SECS="${1:-60}"
 BUILD="$ROOT/build-fuzz"
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLM_FUZZ=ON \
   -DPOCKETLM_BUILD_TESTS=ON -DPOCKETLM_NATIVE=ON >/dev/null
-ninja -C "$BUILD" -j"$(nproc)" fuzz_gguf fuzz_tokenizer fuzz_imatrix fuzz_logits_file fuzz_plan fuzz_openai_request fuzz_calib_stats fuzz_tune_space
-for target in fuzz_gguf fuzz_tokenizer fuzz_imatrix fuzz_logits_file fuzz_plan fuzz_openai_request fuzz_calib_stats fuzz_tune_space; do
+ninja -C "$BUILD" -j"$(nproc)" fuzz_gguf fuzz_model fuzz_tokenizer fuzz_imatrix fuzz_logits_file fuzz_plan fuzz_openai_request fuzz_calib_stats fuzz_tune_space
+for target in fuzz_gguf fuzz_model fuzz_tokenizer fuzz_imatrix fuzz_logits_file fuzz_plan fuzz_openai_request fuzz_calib_stats fuzz_tune_space; do
   corpus="$BUILD/corpus-$target"
   mkdir -p "$corpus"
   seeds="$ROOT/tests/fuzz/seeds/$target"
