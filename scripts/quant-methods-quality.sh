@@ -25,27 +25,9 @@ SMOOTH=${SMOOTH:-}
 CALIB_BYTES=${CALIB_BYTES:-400000}
 CALIB_TOKENS=${CALIB_TOKENS:-8192}
 T=${THREADS:-2}
-EVAL=$SHARED/testdata/text/tinystories-val.dev.txt
-case "$MODEL" in
-  stories) SRC=$SHARED/models/stories260K.gguf; CTX=${CTX:-128}; CHUNKS=${CHUNKS:-100} ;;
-  smollm2) SRC=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf; CTX=${CTX:-512}; CHUNKS=${CHUNKS:-8} ;;
-  gemma) SRC=$ROOT/models/gemma-3-270m-q4_k_m.gguf; CTX=${CTX:-512}; CHUNKS=${CHUNKS:-8} ;;
-  *) echo "MODEL must be stories, smollm2 or gemma" >&2; exit 2 ;;
-esac
-[ -f "$SRC" ] || { echo "$SRC is missing: run scripts/fetch-models.sh" >&2; exit 1; }
-if [ -n "${KEEP:-}" ]; then
-  W=$KEEP; mkdir -p "$W"
-else
-  W=$(mktemp -d /tmp/plm-methods-quality.XXXXXX)
-  trap 'rm -rf "$W"' EXIT
-fi
-head -c "$CALIB_BYTES" "$SHARED/testdata/text/wiki.test.raw" > "$W/calib.txt"
-if [ "$MODEL" = stories ]; then
-  M=$SRC
-else
-  M=$W/base-f32.gguf
-  [ -f "$M" ] || "$B" quantize "$SRC" "$M" f32 -t "$T" -q > /dev/null 2> "$W/base.log"
-fi
+# shellcheck source=scripts/quality-setup.sh
+. "$ROOT/scripts/quality-setup.sh"
+quality_setup methods-quality stories smollm2 gemma
 # llama-imatrix reads the same chunks our methods calibrate on (the first CALIB_TOKENS / CTX of them).
 [ -f "$W/llama-imatrix.gguf" ] || "$PEER/llama-imatrix" -m "$M" -f "$W/calib.txt" -c "$CTX" --chunks $((CALIB_TOKENS / CTX)) \
   -t "$T" --no-ppl -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1

@@ -22,27 +22,10 @@ ROWS=${ROWS:-Q4_0:0 Q4_0:8 Q4_0:32 Q4_0:64 Q4_1:0 Q5_0:0 Q3_K_M:0 Q3_K_M:8 Q3_K_
 CALIB_BYTES=${CALIB_BYTES:-400000}
 CALIB_TOKENS=${CALIB_TOKENS:-8192}
 T=${THREADS:-2}
-EVAL=$SHARED/testdata/text/tinystories-val.dev.txt
-case "$MODEL" in
-  stories) SRC=$SHARED/models/stories260K.gguf; CTX=${CTX:-128}; CHUNKS=${CHUNKS:-100} ;;
-  smollm2) SRC=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf; CTX=${CTX:-512}; CHUNKS=${CHUNKS:-8} ;;
-  *) echo "MODEL must be stories or smollm2" >&2; exit 2 ;;
-esac
+# shellcheck source=scripts/quality-setup.sh
+. "$ROOT/scripts/quality-setup.sh"
+quality_setup outliers-quality stories smollm2
 PLOT=${PLOT:-$ROOT/docs/img/outliers-$MODEL.svg}
-[ -f "$SRC" ] || { echo "$SRC is missing: run scripts/fetch-models.sh" >&2; exit 1; }
-if [ -n "${KEEP:-}" ]; then
-  W=$KEEP; mkdir -p "$W"
-else
-  W=$(mktemp -d /tmp/plm-outliers-quality.XXXXXX)
-  trap 'rm -rf "$W"' EXIT
-fi
-head -c "$CALIB_BYTES" "$SHARED/testdata/text/wiki.test.raw" > "$W/calib.txt"
-if [ "$MODEL" = stories ]; then
-  M=$SRC
-else
-  M=$W/base-f32.gguf
-  [ -f "$M" ] || "$B" quantize "$SRC" "$M" f32 -t "$T" -q > /dev/null 2> "$W/base.log"
-fi
 [ -f "$W/base.plm" ] || "$B" perplexity -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" \
   --save-logits "$W/base.plm" > "$W/base-ppl.log" 2>&1 < /dev/null
 
