@@ -112,19 +112,22 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
   const int64_t n_groups = kernels::packed_groups(n_tokens);
   // Under ScopedBatchInvariance, the targets with no batch kernel that sums as the one-token kernel does.
   bool per_token[8] = {};
+  // Interleaved and cut at group boundaries: the x16 kernels read the target's rows in place.
+  bool x16_groups[8] = {};
   for (size_t i = 0; i < targets.size(); ++i) {
     const MatmulTarget& t = targets[i];
     const GgmlType at = vec_dot_type(t.w->type);
     // An interleaved weight runs the path's x16 batch GEMM where it has one (no packing, no de-interleave).
     const bool x16_batch = t.w->interleaved_x16 && kernels::gemm_x16_for(t.w->type) != nullptr;
-    const bool x16_aligned = t.row_begin % kernels::kX16Rows == 0 && (t.row_end - t.row_begin) % kernels::kX16Rows == 0;
+    x16_groups[i] = t.w->interleaved_x16 && t.row_begin % kernels::kX16Rows == 0 &&
+                    (t.row_end - t.row_begin) % kernels::kX16Rows == 0;
     const bool invariant = t_batch_invariant && n_tokens > 1;
     // x16: the batch GEMM sums as the GEMV does (or there is none); rows: unless the path has a separate
     // one-column kernel, the tiles' columns are the one-column product's (kernel_table.h; the packed GEMMs are
     // not promised to be, so they are left out under the scope).
     if (invariant)
       per_token[i] =
-          t.w->interleaved_x16 ? !(x16_batch && x16_aligned) : kernels::active_table().is_batch_variant(t.w->type);
+          t.w->interleaved_x16 ? !(x16_batch && x16_groups[i]) : kernels::active_table().is_batch_variant(t.w->type);
     if (n_tokens >= kMinPackedTokens && kernels::packed_group_bytes(at, k) > 0 && !x16_batch && !invariant)
       packed[i] = kernels::packed_gemm_for(t.w->type);
     int ti = 0;
@@ -177,7 +180,7 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     const int64_t n_out = t.row_end - t.row_begin;
     kernels::GemvX16Fn x16 = nullptr;
     kernels::GemmX16Fn x16_batch = nullptr;
-    if (t.w->interleaved_x16 && t.row_begin % kernels::kX16Rows == 0 && n_out % kernels::kX16Rows == 0) {
+    if (x16_groups[i]) {
       if (n_tokens == 1 || per_token[i])
         x16 = kernels::gemv_x16_for(t.w->type);
       else if (packed[i] == nullptr)
