@@ -33,12 +33,15 @@ quality_setup methods-quality stories smollm2 gemma
   -t "$T" --no-ppl -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1
 [ -f "$W/base.kld" ] || "$PEER/llama-perplexity" -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --kl-divergence-base "$W/base.kld" > "$W/base-ppl.log" 2>&1
 
-score() {  # FILE -> "mean_kld ± err | same_top %" (a second try when a loaded machine loses the first)
-  local r
-  for _ in 1 2; do
-    r=$("$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" 2>&1 < /dev/null |
-      awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }')
+score() {  # FILE -> "mean_kld ± err | same_top %"
+  # llama-perplexity now and then stops after its last chunk without the summary (seen on the loaded 2-core
+  # machine): up to 4 tries, each one's output kept in FILE.kld.log.
+  local r i
+  for i in 1 2 3 4; do
+    "$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" > "$1.kld.log" 2>&1 < /dev/null || true
+    r=$(awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }' "$1.kld.log")
     [ -n "$r" ] && break
+    echo "score: $1: no summary from llama-perplexity (try $i of 4)" >&2
   done
   echo "${r:- | }"
 }
