@@ -117,10 +117,11 @@ std::vector<double> super_candidates(const double* v, const double* sw, int n_su
   return out;
 }
 
-void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int nmax, int kmax, AffineSuper& s) {
+void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int nmax, int kmax, QuantSearch search,
+                         AffineSuper& s) {
   double dsub[16], msub[16], sw[16];
   for (int j = 0; j < n_sub; ++j) {
-    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false);
+    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, search);
     dsub[j] = f.d;
     msub[j] = -f.m;  // >= 0
     double sum = 0;
@@ -144,7 +145,10 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
       best_m = mh;
     }
   }
+  // QuantSearch::fast: one round (the scale, then the min scale), no local refinement, one joint refit.
+  const bool fast = search == QuantSearch::fast;
   for (int round = 0; round < 2; ++round) {
+    if (fast && round == 1) break;
     for (double c : dcands) {
       const uint16_t dh = fp16_finite(c);
       const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, best_m, nullptr);
@@ -164,7 +168,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
     }
   }
   // Local refinement of both: small relative steps of each in turn.
-  for (int which = 0; which < 2; ++which) {
+  for (int which = 0; which < (fast ? 0 : 2); ++which) {
     const double base = fp16_to_fp32(which == 0 ? best_d : best_m);
     if (base == 0) continue;
     for (double f : {0.97, 0.98, 0.99, 1.01, 1.02, 1.03}) {
@@ -182,7 +186,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   // least-squares solve of x ~ d * (sc * L) - dmin * mn, and the f16 neighbours of its solution. The
   // per-sub-block fits above are not unique when a sub-block uses few levels, so the candidates can all miss
   // the super-scales of values that lie on a grid (a q4_K tensor dequantized and quantized again).
-  for (int iter = 0; iter < 2; ++iter) {
+  for (int iter = 0; iter < (fast ? 1 : 2); ++iter) {
     AffineSuper t;
     affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, best_m, &t);
     const float d0 = fp16_to_fp32(best_d), m0 = fp16_to_fp32(best_m);
@@ -272,12 +276,13 @@ double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_l
   return total;
 }
 
-void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, SymmetricSuper& s) {
+void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, QuantSearch search,
+                            SymmetricSuper& s) {
   double ssub[16], sw[16];
   SymmetricFits fits[16];
   double smax = 0;
   for (int j = 0; j < 16; ++j) {
-    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi);
+    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
     ssub[j] = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
     if (std::fabs(ssub[j]) > std::fabs(smax)) smax = ssub[j];
     double sum = 0;
@@ -289,8 +294,10 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     // The largest sub-scale on either end of the integer range (which is not symmetric), a little inside it,
     // and the weighted least-squares refit of each to its rounded integers.
     // Smaller steps clip the largest sub-scales so that the many small ones get more levels (outliers).
+    // QuantSearch::fast: steps of 0.1 instead of 0.05, and half the local refinement below.
+    const double f_step = search == QuantSearch::fast ? 0.1 : 0.05;
     for (int end : {sc_lo, sc_hi})
-      for (double f = 1.0; f > (sc_hi > 31 ? 0.85 : 0.3); f -= 0.05) {  // 8-bit scales need less clipping
+      for (double f = 1.0; f > (sc_hi > 31 ? 0.85 : 0.3); f -= f_step) {  // 8-bit scales need less clipping
         const double c = smax * f / end;
         cands.push_back(c);
         double num = 0, den = 0;
@@ -318,6 +325,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   // Local refinement around the winner: small relative steps, then its f16 neighbours.
   const double base = fp16_to_fp32(best_d);
   for (double f : {0.96, 0.97, 0.98, 0.99, 1.01, 1.02, 1.03, 1.04}) {
+    if (search == QuantSearch::fast && std::fabs(f - 1.0) > 0.025) continue;
     const uint16_t dh = fp16_finite(base * f);
     const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
     if (err < best) {
@@ -456,10 +464,10 @@ void pack_quants_q6_K(const int8_t L[QK_K], block_q6_K& y) {
       }
 }
 
-void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance) {
+void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 16, 16, 3, 15, s);
+    encode_affine_super(xb, w, 16, 16, 3, 15, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     for (int j = 0; j < 16; ++j) y[b].scales[j] = static_cast<uint8_t>(s.sc[j] | (s.mn[j] << 4));
@@ -469,10 +477,10 @@ void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance) {
+void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 8, 32, 15, 63, s);
+    encode_affine_super(xb, w, 8, 32, 15, 63, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
@@ -482,10 +490,10 @@ void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance) {
+void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 8, 32, 31, 63, s);
+    encode_affine_super(xb, w, 8, 32, 31, 63, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
@@ -495,10 +503,10 @@ void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance) {
+void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     SymmetricSuper s;
-    encode_symmetric_super(xb, w, -4, 3, -32, 31, s);
+    encode_symmetric_super(xb, w, -4, 3, -32, 31, search, s);
     y[b].d = s.d;
     std::memset(y[b].scales, 0, sizeof(y[b].scales));
     for (int j = 0; j < 16; ++j) {
@@ -515,10 +523,10 @@ void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance) {
+void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     SymmetricSuper s;
-    encode_symmetric_super(xb, w, -32, 31, -128, 127, s);
+    encode_symmetric_super(xb, w, -32, 31, -128, 127, search, s);
     y[b].d = s.d;
     for (int j = 0; j < 16; ++j) y[b].scales[j] = s.sc[j];
     int8_t u[QK_K];

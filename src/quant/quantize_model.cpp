@@ -497,7 +497,9 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           diag[static_cast<size_t>(j)] = static_cast<float>(st->gram[static_cast<size_t>(j * n_per_row + j)] / (c * c));
         }
         for (int32_t j : side_idx) diag[static_cast<size_t>(j)] = 0.0f;
-        Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), o.gptq, out.data(), &pool);
+        GptqOptions gopt = o.gptq;
+        gopt.search = o.search;
+        Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), gopt, out.data(), &pool);
         if (!g.ok()) return g.error().with_context("tensor '" + p.name + "'");
       } else {
         for (int64_t m = 0; m < n_mat; ++m) {
@@ -506,7 +508,7 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
             if (o.cancel && o.cancel->load()) return Error("interrupted");
             const int64_t row = m * rows_per_mat + r, nr = std::min(chunk, rows_per_mat - r);
             auto q = quantize_rows(p.type, x + row * n_per_row, out.data() + static_cast<size_t>(row) * dst_row, nr,
-                                   n_per_row, imp, &pool);
+                                   n_per_row, imp, &pool, o.search);
             if (!q) return q.error().with_context("tensor '" + p.name + "'");
           }
         }
