@@ -75,8 +75,9 @@ void round_sums(const float* x, const float* w, int n, const float* t, const Gri
 }
 
 // Best scale of each sign for x ~ d * q, q = grid(x / d): candidates t = 1/d = +-u / amax for kCandidates
-// values of u over [u_lo, u_hi] (both signs in one pass), two more half a step either side of each sign's best,
-// then least-squares refits re-rounded while the score (the error reduction s1^2 / s2) rises.
+// values of u over [u_lo, u_hi] (both signs in one pass); then, in one pass, two more half a step either side of
+// each sign's best and the least-squares refit of that best; then refits re-rounded while the score (the error
+// reduction s1^2 / s2) rises.
 template <typename Grid>
 void grid_search(const float* x, const float* w, int n, float amax, double u_lo, double u_hi, const Grid& grid,
                  SymmetricFits& out) {
@@ -88,9 +89,8 @@ void grid_search(const float* x, const float* w, int n, float amax, double u_lo,
   auto consider = [&](int g, const RoundSums& r) {
     const int sign = g == 0 ? 1 : -1;
     if (!(r.s2 > 0) || !(r.s1 * sign > 0)) return false;
-    const double score = r.s1 * r.s1 / r.s2;
-    if (!(score > *best_score[g])) return false;
-    *best_score[g] = score;
+    if (!(r.s1 * r.s1 > *best_score[g] * r.s2)) return false;  // s1^2 / s2 > best, without a division
+    *best_score[g] = r.s1 * r.s1 / r.s2;
     *best_d[g] = r.s1 / r.s2;
     return true;
   };
@@ -108,15 +108,21 @@ void grid_search(const float* x, const float* w, int n, float amax, double u_lo,
         if (consider(g, r[g * K + c])) best_u[g] = u_lo + step * c;
   }
   {
-    float t[4];
-    RoundSums r[4];
-    for (int g = 0; g < 2; ++g)
+    // Lanes 0-3: half a step either side of each sign's best; 4-5: the least-squares refit of each (6-7
+    // repeat them: eight lanes vectorize better than six).
+    float t[8];
+    RoundSums r[8];
+    for (int g = 0; g < 2; ++g) {
       for (int h = 0; h < 2; ++h)
         t[2 * g + h] = static_cast<float>((g == 0 ? 1 : -1) * (best_u[g] + (h == 0 ? -0.5 : 0.5) * step) / amax);
-    round_sums<4>(x, w, n, t, grid, r);
+      t[4 + g] = t[6 + g] = *best_d[g] != 0 ? static_cast<float>(1.0 / *best_d[g]) : 0.0f;
+    }
+    round_sums<8>(x, w, n, t, grid, r);
     for (int k = 0; k < 4; ++k) consider(k / 2, r[k]);
+    for (int g = 0; g < 2; ++g)
+      if (t[4 + g] != 0.0f) consider(g, r[4 + g]);
   }
-  for (int it = 0; it < 3; ++it) {
+  for (int it = 0; it < 2; ++it) {
     const double before[2] = {out.positive_score, out.negative_score};
     float t[2];
     RoundSums r[2];
