@@ -18,8 +18,7 @@ namespace {
 // Q4_0 group sizes): fitted d, stored in f16 (best of the rounded value and its neighbours), quants L in
 // [lo, hi] re-rounded against the stored d. Returns the f16 bits.
 uint16_t encode_symmetric_block(const float* x, const float* w, int n, int lo, int hi, int* L, QuantSearch search) {
-  const SymmetricFits f = fit_symmetric_both(x, w, n, lo, hi, search);
-  const double d = f.positive_score >= f.negative_score ? f.positive : f.negative;
+  const double d = search == QuantSearch::exact ? fit_symmetric(x, w, n, lo, hi) : fit_symmetric_fast(x, w, n, lo, hi);
   uint16_t best = fp16_finite(d);
   double best_err = symmetric_error(x, w, n, fp16_to_fp32(best), lo, hi);
   const uint16_t centre = best;

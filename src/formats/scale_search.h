@@ -31,6 +31,10 @@ SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, 
 // best refitted by least squares and re-rounded while its score rises. Its error is at most the exact one's
 // plus a small margin (tests/quant/fast_search_test.cpp states the bound).
 SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi);
+// The fast search for a single scale (fit_symmetric's use): on a grid with a longer side (Q4_0's -8..7) only
+// the sign that puts the largest |x| on that side is searched (the exact sweep's winner in almost every
+// group; tests/quant/fast_search_test.cpp bounds the difference).
+double fit_symmetric_fast(const float* x, const float* w, int n, int lo, int hi);
 // fit_symmetric_both or its fast version.
 inline SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi, QuantSearch s) {
   return s == QuantSearch::exact ? fit_symmetric_both(x, w, n, lo, hi) : fit_symmetric_both_fast(x, w, n, lo, hi);

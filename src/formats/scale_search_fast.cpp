@@ -50,42 +50,58 @@ struct AnyLevels {
 // The sums of K roundings at once: t[c] (c < K) the candidate inverse scales. The candidates are the inner
 // loop (contiguous lanes: it vectorizes whatever n is); the float sums are redone in double for a candidate
 // whose lanes overflowed (values near float's limit).
+// U interleaved partial sums per lane (values i, i + U, ...) so that the additions do not wait on each other.
 template <int K, typename Grid>
 void round_sums(const float* x, const float* w, int n, const float* t, const Grid& grid, RoundSums* out) {
-  float a1[K] = {}, a2[K] = {};
-  for (int i = 0; i < n; ++i) {
-    const float xi = x[i], wi = w[i];
-    for (int c = 0; c < K; ++c) {
-      const float q = grid(xi * t[c]);
-      const float wq = wi * q;
-      a1[c] += wq * xi;
-      a2[c] += wq * q;
+  constexpr int U = K >= 32 ? 2 : 4;
+  float a1[U][K] = {}, a2[U][K] = {};
+  int i = 0;
+  for (; i + U <= n; i += U)
+    for (int u = 0; u < U; ++u) {
+      const float xi = x[i + u], wi = w[i + u];
+      for (int c = 0; c < K; ++c) {
+        const float q = grid(xi * t[c]);
+        const float wq = wi * q;
+        a1[u][c] += wq * xi;
+        a2[u][c] += wq * q;
+      }
     }
-  }
+  for (; i < n; ++i)
+    for (int c = 0; c < K; ++c) {
+      const float q = grid(x[i] * t[c]);
+      const float wq = w[i] * q;
+      a1[0][c] += wq * x[i];
+      a2[0][c] += wq * q;
+    }
+  for (int u = 1; u < U; ++u)
+    for (int c = 0; c < K; ++c) {
+      a1[0][c] += a1[u][c];
+      a2[0][c] += a2[u][c];
+    }
   for (int c = 0; c < K; ++c) {
-    out[c] = {a1[c], a2[c]};
-    if (std::isfinite(a1[c]) && std::isfinite(a2[c])) continue;
+    out[c] = {a1[0][c], a2[0][c]};
+    if (std::isfinite(a1[0][c]) && std::isfinite(a2[0][c])) continue;
     out[c] = {};
-    for (int i = 0; i < n; ++i) {
-      const double q = grid(x[i] * t[c]), wq = static_cast<double>(w[i]) * q;
-      out[c].s1 += wq * x[i];
+    for (int j = 0; j < n; ++j) {
+      const double q = grid(x[j] * t[c]), wq = static_cast<double>(w[j]) * q;
+      out[c].s1 += wq * x[j];
       out[c].s2 += wq * q;
     }
   }
 }
 
-// Best scale of each sign for x ~ d * q, q = grid(x / d): candidates t = 1/d = +-u / amax for kCandidates
-// values of u over [u_lo, u_hi] (both signs in one pass); then, in one pass, two more half a step either side of
-// each sign's best and the least-squares refit of that best; then refits re-rounded while the score (the error
-// reduction s1^2 / s2) rises.
-template <typename Grid>
+// Best scale of each sign g in gs (0: d > 0, 1: d < 0) for x ~ d * q, q = grid(x / d): candidates
+// t = 1/d = +-u / amax for kCandidates values of u over [u_lo, u_hi] (every sign in one pass); then, in one
+// pass, two more half a step either side of each sign's best and the least-squares refit of that best; then
+// refits re-rounded while the score (the error reduction s1^2 / s2) rises.
+template <int NS, typename Grid>
 void grid_search(const float* x, const float* w, int n, float amax, double u_lo, double u_hi, const Grid& grid,
-                 SymmetricFits& out) {
+                 const int (&gs)[NS], SymmetricFits& out) {
   constexpr int K = kCandidates;
   double* best_d[2] = {&out.positive, &out.negative};
   double* best_score[2] = {&out.positive_score, &out.negative_score};
   double best_u[2] = {0, 0};
-  // Candidate c of sign index g (0: d > 0, 1: d < 0) with sums r: keeps it when its score is the best so far.
+  // Sums r of a candidate of sign g: keeps it when its score is the best so far.
   auto consider = [&](int g, const RoundSums& r) {
     const int sign = g == 0 ? 1 : -1;
     if (!(r.s2 > 0) || !(r.s1 * sign > 0)) return false;
@@ -94,43 +110,48 @@ void grid_search(const float* x, const float* w, int n, float amax, double u_lo,
     *best_d[g] = r.s1 / r.s2;
     return true;
   };
+  auto refit_t = [&](int g) { return *best_d[g] != 0 ? static_cast<float>(1.0 / *best_d[g]) : 0.0f; };
   const double step = (u_hi - u_lo) / (K - 1);
   {
-    float t[2 * K];
-    RoundSums r[2 * K];
-    for (int c = 0; c < K; ++c) {
-      t[c] = static_cast<float>((u_lo + step * c) / amax);
-      t[K + c] = -t[c];
-    }
-    round_sums<2 * K>(x, w, n, t, grid, r);
-    for (int g = 0; g < 2; ++g)
+    float t[NS * K];
+    RoundSums r[NS * K];
+    for (int sl = 0; sl < NS; ++sl)
+      for (int c = 0; c < K; ++c) t[sl * K + c] = static_cast<float>((gs[sl] == 0 ? 1 : -1) * (u_lo + step * c) / amax);
+    round_sums<NS * K>(x, w, n, t, grid, r);
+    for (int sl = 0; sl < NS; ++sl)
       for (int c = 0; c < K; ++c)
-        if (consider(g, r[g * K + c])) best_u[g] = u_lo + step * c;
+        if (consider(gs[sl], r[sl * K + c])) best_u[gs[sl]] = u_lo + step * c;
   }
   {
-    // Lanes 0-3: half a step either side of each sign's best; 4-5: the least-squares refit of each (6-7
-    // repeat them: eight lanes vectorize better than six).
-    float t[8];
-    RoundSums r[8];
-    for (int g = 0; g < 2; ++g) {
+    // Per sign, lanes 0-1: half a step either side of its best; 2: the least-squares refit of the best (3
+    // repeats it: four lanes a sign vectorize better than three).
+    float t[4 * NS];
+    RoundSums r[4 * NS];
+    for (int sl = 0; sl < NS; ++sl) {
+      const int g = gs[sl];
       for (int h = 0; h < 2; ++h)
-        t[2 * g + h] = static_cast<float>((g == 0 ? 1 : -1) * (best_u[g] + (h == 0 ? -0.5 : 0.5) * step) / amax);
-      t[4 + g] = t[6 + g] = *best_d[g] != 0 ? static_cast<float>(1.0 / *best_d[g]) : 0.0f;
+        t[4 * sl + h] = static_cast<float>((g == 0 ? 1 : -1) * (best_u[g] + (h == 0 ? -0.5 : 0.5) * step) / amax);
+      t[4 * sl + 2] = t[4 * sl + 3] = refit_t(g);
     }
-    round_sums<8>(x, w, n, t, grid, r);
-    for (int k = 0; k < 4; ++k) consider(k / 2, r[k]);
-    for (int g = 0; g < 2; ++g)
-      if (t[4 + g] != 0.0f) consider(g, r[4 + g]);
+    round_sums<4 * NS>(x, w, n, t, grid, r);
+    for (int sl = 0; sl < NS; ++sl) {
+      consider(gs[sl], r[4 * sl]);
+      consider(gs[sl], r[4 * sl + 1]);
+      if (t[4 * sl + 2] != 0.0f) consider(gs[sl], r[4 * sl + 2]);
+    }
   }
   for (int it = 0; it < 2; ++it) {
-    const double before[2] = {out.positive_score, out.negative_score};
-    float t[2];
-    RoundSums r[2];
-    for (int g = 0; g < 2; ++g) t[g] = *best_d[g] != 0 ? static_cast<float>(1.0 / *best_d[g]) : 0.0f;
-    round_sums<2>(x, w, n, t, grid, r);
+    float t[NS];
+    RoundSums r[NS];
+    double before[NS];
+    for (int sl = 0; sl < NS; ++sl) {
+      t[sl] = refit_t(gs[sl]);
+      before[sl] = *best_score[gs[sl]];
+    }
+    round_sums<NS>(x, w, n, t, grid, r);
     bool rose = false;
-    for (int g = 0; g < 2; ++g)
-      if (t[g] != 0.0f && consider(g, r[g]) && *best_score[g] > before[g] * (1 + 1e-9)) rose = true;
+    for (int sl = 0; sl < NS; ++sl)
+      if (t[sl] != 0.0f && consider(gs[sl], r[sl]) && *best_score[gs[sl]] > before[sl] * (1 + 1e-9)) rose = true;
     if (!rose) break;
   }
 }
@@ -150,8 +171,30 @@ SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int
   // The window of the exact sweep (fit_symmetric_both).
   const int side = std::max(hi, -lo);
   const double u_lo = (side >= 16 ? 0.75 : 0.5) * side, u_hi = (side >= 16 ? 1.25 : 1.5) * side + 1.0;
-  grid_search(x, w, n, amax, u_lo, u_hi, UniformGrid{static_cast<float>(lo), static_cast<float>(hi)}, out);
+  grid_search(x, w, n, amax, u_lo, u_hi, UniformGrid{static_cast<float>(lo), static_cast<float>(hi)}, {0, 1}, out);
   return out;
+}
+
+double fit_symmetric_fast(const float* x, const float* w, int n, int lo, int hi) {
+  if (hi == -lo) {
+    const SymmetricFits f = fit_symmetric_both_fast(x, w, n, lo, hi);
+    return f.positive_score >= f.negative_score ? f.positive : f.negative;
+  }
+  float amax = 0.0f, vmax = 0.0f;  // the value of largest magnitude (the first of equal ones)
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      vmax = x[i];
+    }
+  if (!(amax > 0.0f)) return 0.0;
+  // The sign that puts the largest value on the longer side of the grid.
+  const bool longer_negative = -lo > hi;
+  const int g = (vmax > 0) == longer_negative ? 1 : 0;
+  const int side = std::max(hi, -lo);
+  const double u_lo = (side >= 16 ? 0.75 : 0.5) * side, u_hi = (side >= 16 ? 1.25 : 1.5) * side + 1.0;
+  SymmetricFits out;
+  grid_search(x, w, n, amax, u_lo, u_hi, UniformGrid{static_cast<float>(lo), static_cast<float>(hi)}, {g}, out);
+  return g == 0 ? out.positive : out.negative;
 }
 
 SymmetricFits fit_levels_fast(const float* x, const float* w, int n, const int8_t* levels, int n_levels) {
@@ -163,9 +206,9 @@ SymmetricFits fit_levels_fast(const float* x, const float* w, int n, const int8_
   const double hi_side = std::max(-static_cast<double>(levels[0]), static_cast<double>(levels[n_levels - 1]));
   const double u_lo = 0.5 * lo_side, u_hi = 1.25 * hi_side;
   if (n_levels == 16)
-    grid_search(x, w, n, amax, u_lo, u_hi, LevelGrid<16>(levels), out);
+    grid_search(x, w, n, amax, u_lo, u_hi, LevelGrid<16>(levels), {0, 1}, out);
   else
-    grid_search(x, w, n, amax, u_lo, u_hi, AnyLevels{levels, n_levels}, out);
+    grid_search(x, w, n, amax, u_lo, u_hi, AnyLevels{levels, n_levels}, {0, 1}, out);
   return out;
 }
 
