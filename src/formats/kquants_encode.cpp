@@ -381,23 +381,19 @@ double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_l
 double symmetric_assign_fast(const Transposed& t, int lo, int hi, int sc_lo, int sc_hi, const SymmetricFits* fits,
                              uint16_t dh, SymmetricSuper* s) {
   const float d = fp16_to_fp32(dh);
+  // Slots 0-1: floor and floor + 1 of the positive fit / d, 2-3: of the negative fit (a missing fit takes the
+  // other's integers; a repeated integer only repeats an error). Branch-free so that it vectorizes.
   int cand[4][16];
+  const double id = d != 0.0f ? 1.0 / d : 0.0;
   for (int j = 0; j < 16; ++j) {
-    int c[4] = {0, 0, 0, 0};
-    int nc = 1;
-    if (d != 0.0f) {
-      nc = 0;
-      for (double sub : {fits[j].positive, fits[j].negative}) {
-        if (sub == 0) continue;
-        const double f = std::floor(sub / d);
-        for (double v : {f, f + 1}) {
-          const int ci = static_cast<int>(std::clamp(v, static_cast<double>(sc_lo), static_cast<double>(sc_hi)));
-          if (std::find(c, c + nc, ci) == c + nc) c[nc++] = ci;
-        }
-      }
-      if (nc == 0) nc = 1;
-    }
-    for (int k = 0; k < 4; ++k) cand[k][j] = k < nc ? c[k] : c[0];
+    const double p = fits[j].positive != 0 ? fits[j].positive : fits[j].negative;
+    const double q = fits[j].negative != 0 ? fits[j].negative : fits[j].positive;
+    const double fp = std::floor(p * id), fq = std::floor(q * id);
+    const double vlo = sc_lo, vhi = sc_hi;
+    cand[0][j] = static_cast<int>(std::clamp(fp, vlo, vhi));
+    cand[1][j] = static_cast<int>(std::clamp(fp + 1, vlo, vhi));
+    cand[2][j] = static_cast<int>(std::clamp(fq, vlo, vhi));
+    cand[3][j] = static_cast<int>(std::clamp(fq + 1, vlo, vhi));
   }
   float err[kSlots][16], D[kSlots][16];
   const float M[kSlots][16] = {};
