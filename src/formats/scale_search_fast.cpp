@@ -131,10 +131,9 @@ RoundSums one_sums(const float* x, const float* w, int n, float t, const Grid& g
 // t = 1/d = +-u / amax for kCandidates values of u over [u_lo, u_hi] (every sign in one pass); then two more
 // half a step either side of each sign's best and the least-squares refit of that best; then refits re-rounded
 // while the score (the error reduction s1^2 / s2) rises.
-template <int NS, typename Grid>
+template <int NS, typename Grid, int K = kCandidates>
 void grid_search(const float* x, const float* w, int n, float amax, double u_lo, double u_hi, const Grid& grid,
                  const int (&gs)[NS], SymmetricFits& out) {
-  constexpr int K = kCandidates;
   double* best_d[2] = {&out.positive, &out.negative};
   double* best_score[2] = {&out.positive_score, &out.negative_score};
   double best_u[2] = {0, 0};
@@ -192,7 +191,11 @@ SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int
   // The window of the exact sweep (fit_symmetric_both).
   const int side = std::max(hi, -lo);
   const double u_lo = (side >= 16 ? 0.75 : 0.5) * side, u_hi = (side >= 16 ? 1.25 : 1.5) * side + 1.0;
-  grid_search(x, w, n, amax, u_lo, u_hi, UniformGrid{static_cast<float>(lo), static_cast<float>(hi)}, {0, 1}, out);
+  const UniformGrid grid{static_cast<float>(lo), static_cast<float>(hi)};
+  if (side >= 32)  // Q6_K's 64 levels: the score has more local optima across the window
+    grid_search<2, UniformGrid, 2 * kCandidates>(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
+  else
+    grid_search(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
   return out;
 }
 

@@ -28,7 +28,7 @@ TEST(FastSearch, WithinTwoPercentOfTheExactSweepOnEveryType) {
                             GgmlType::Q3_K,   GgmlType::Q4_K,     GgmlType::Q5_K, GgmlType::Q6_K,     GgmlType::IQ4_NL,
                             GgmlType::IQ4_XS, GgmlType::Q4_0_G64, GgmlType::Q8_0, GgmlType::Q4_0_G128};
   const std::vector<float> imp = test::lognormal_importance(n_per_row, 3);
-  // Measured: the worst case is 1.018 (q2_K, Gaussian rows with importance; most are under 1.01).
+  // Measured: the worst case is 1.0076 (iq4_nl, heavy-tailed rows with importance); most are under 1.003.
   constexpr double kBound = 1.02;
   double worst = 0;
   for (bool heavy : {false, true}) {
