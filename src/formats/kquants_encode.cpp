@@ -103,6 +103,24 @@ void sub_errors(const Transposed& t, const float (*D)[16], const float (*M)[16],
     sub_errors_n<8>(t, D, M, lo, hi, err);
 }
 
+// The f16 super-scales (or scale and min pairs) a QuantSearch::fast search has already scored: scoring one
+// again gives the same error, which can never beat the best so far (candidates that round to the same f16 are
+// common), so it is skipped.
+class TriedScales {
+ public:
+  bool first_time(uint32_t key) {
+    for (int i = 0; i < n_; ++i)
+      if (keys_[i] == key) return false;
+    if (n_ < kMax) keys_[n_++] = key;
+    return true;
+  }
+
+ private:
+  static constexpr int kMax = 96;
+  uint32_t keys_[kMax];
+  int n_ = 0;
+};
+
 // Integer candidates next to v (floor and ceil), clamped to [0, kmax].
 int int_candidates(double v, int kmax, int out[2]) {
   if (!(v > 0)) {
@@ -225,9 +243,11 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   const bool fast = search == QuantSearch::fast;
   std::optional<Transposed> tr;
   if (fast) tr.emplace(x, w, n_sub, sub);
+  TriedScales tried;
   auto assign = [&](uint16_t dh, uint16_t mh, AffineSuper* out) {
-    return fast ? affine_assign_fast(*tr, nmax, kmax, dsub, msub, dh, mh, out)
-                : affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, out);
+    if (!fast) return affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, out);
+    if (!out && !tried.first_time(static_cast<uint32_t>(dh) << 16 | mh)) return HUGE_VAL;
+    return affine_assign_fast(*tr, nmax, kmax, dsub, msub, dh, mh, out);
   };
   const std::vector<double> dcands = super_candidates(dsub, sw, n_sub, kmax);
   const std::vector<double> mcands = super_candidates(msub, sw, n_sub, kmax);
@@ -426,9 +446,11 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   }
   std::optional<Transposed> tr;
   if (search == QuantSearch::fast) tr.emplace(x, w, 16, 16);
+  TriedScales tried;
   auto assign = [&](uint16_t dh, SymmetricSuper* out) {
-    return tr ? symmetric_assign_fast(*tr, lo, hi, sc_lo, sc_hi, fits, dh, out)
-              : symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
+    if (!tr) return symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
+    if (!out && !tried.first_time(dh)) return HUGE_VAL;
+    return symmetric_assign_fast(*tr, lo, hi, sc_lo, sc_hi, fits, dh, out);
   };
   std::vector<double> cands;
   if (smax != 0) {
