@@ -21,14 +21,18 @@ inline double mean_square(const float* x, int64_t n) {
   return n > 0 ? s / static_cast<double>(n) : 0.0;
 }
 
+// Loops without a running sum so that they vectorize (the encoders are compiled with -fno-math-errno for the
+// sqrt: src/CMakeLists.txt). Every weight is >= 0 (importance is checked to be finite and >= 0), so "some
+// weight > 0" is the same test as "their sum > 0". The values are the same as a plain loop's.
 inline void search_weights(const float* x, const float* importance, int n, double sigma2, float* w) {
-  double sum = 0;
-  for (int i = 0; i < n; ++i) {
-    const double base = std::sqrt(sigma2 + static_cast<double>(x[i]) * x[i]);
-    w[i] = static_cast<float>(importance ? importance[i] * base : base);
-    sum += w[i];
-  }
-  if (!(sum > 0))
+  if (importance)
+    for (int i = 0; i < n; ++i)
+      w[i] = static_cast<float>(importance[i] * std::sqrt(sigma2 + static_cast<double>(x[i]) * x[i]));
+  else
+    for (int i = 0; i < n; ++i) w[i] = static_cast<float>(std::sqrt(sigma2 + static_cast<double>(x[i]) * x[i]));
+  bool any = false;
+  for (int i = 0; i < n; ++i) any |= w[i] > 0.0f;
+  if (!any)
     for (int i = 0; i < n; ++i) w[i] = 1.0f;
 }
 

@@ -8,6 +8,8 @@
 //           IQ4_NL's block does.
 #include <cstdint>
 
+#include "formats/quant_search.h"
+
 namespace pocketlm {
 
 inline constexpr int QK4_NL = 32;
@@ -38,7 +40,9 @@ void dequantize_row_iq4_xs(const block_iq4_xs* x, float* y, int64_t n);
 
 // Encoders (iq4_encode.cpp), as the k-quants' (kquants.h): finite inputs, nullable per-column importance.
 // The per-block scale search is an exact sweep over the level grid (scale_search.h fit_levels).
-void encode_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t n, const float* importance);
-void encode_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t n, const float* importance);
+void encode_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t n, const float* importance,
+                       QuantSearch search = QuantSearch::fast);
+void encode_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t n, const float* importance,
+                       QuantSearch search = QuantSearch::fast);
 
 }  // namespace pocketlm

@@ -29,14 +29,14 @@ void pack_indices(const float* x, float d, uint8_t qs[16]) {
 
 }  // namespace
 
-void encode_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t n, const float* importance) {
+void encode_row_iq4_nl(const float* x, block_iq4_nl* y, int64_t n, const float* importance, QuantSearch search) {
   assert(n % QK4_NL == 0);
   const double sigma2 = mean_square(x, n);
   float w[QK4_NL];
   for (int64_t b = 0; b < n / QK4_NL; ++b) {
     const float* xb = x + QK4_NL * b;
     search_weights(xb, importance ? importance + QK4_NL * b : nullptr, QK4_NL, sigma2, w);
-    const SymmetricFits f = fit_levels(xb, w, QK4_NL, kIq4Levels, kLevels);
+    const SymmetricFits f = fit_levels(xb, w, QK4_NL, kIq4Levels, kLevels, search);
     const uint16_t centre = fp16_finite(f.positive_score >= f.negative_score ? f.positive : f.negative);
     uint16_t best = centre;
     double best_err = levels_error(xb, w, QK4_NL, fp16_to_fp32(centre), kIq4Levels, kLevels);
@@ -89,7 +89,7 @@ double xs_assign(const float* x, const float* w, const SymmetricFits* fits, uint
 }
 }  // namespace
 
-void encode_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t n, const float* importance) {
+void encode_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t n, const float* importance, QuantSearch search) {
   assert(n % 256 == 0);
   float w[256];
   for (int64_t b = 0; b < n / 256; ++b) {
@@ -98,7 +98,7 @@ void encode_row_iq4_xs(const float* x, block_iq4_xs* y, int64_t n, const float* 
     SymmetricFits fits[8];
     double ssub[8], sw[8], smax = 0;
     for (int ib = 0; ib < 8; ++ib) {
-      fits[ib] = fit_levels(xb + 32 * ib, w + 32 * ib, 32, kIq4Levels, kLevels);
+      fits[ib] = fit_levels(xb + 32 * ib, w + 32 * ib, 32, kIq4Levels, kLevels, search);
       ssub[ib] = fits[ib].positive_score >= fits[ib].negative_score ? fits[ib].positive : fits[ib].negative;
       if (std::fabs(ssub[ib]) > std::fabs(smax)) smax = ssub[ib];
       double s = 0;

@@ -12,6 +12,8 @@
 // (products evaluated left to right: (d*sc) then times q).
 #include <cstdint>
 
+#include "formats/quant_search.h"
+
 namespace pocketlm {
 
 inline constexpr int QK_K = 256;
@@ -110,11 +112,16 @@ void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n);
 // scale (and min) is a weighted least-squares fit (scale_search.h); then the super-block's f16 scale(s) are
 // chosen among candidates by the super-block's whole weighted error, with each sub-block's integer scale
 // (and min) tried at both neighbouring integers and every quant re-rounded against the stored values.
-void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance);
-void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance);
-void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance);
-void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance);
-void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance);
+void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
 
 // The inverse of unpack_*: stores the integer quants of one super-block (element order, the ranges of unpack_*)
 // into its qs / qh / hmask, leaving the scales as they are. The encoders pack through these; GPTQ

@@ -3,6 +3,7 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "formats/encode_weights.h"
@@ -47,6 +48,78 @@ double affine_sub_error(const float* x, const float* w, int n, float D, float M,
   }
   return err;
 }
+
+// A super-block transposed for QuantSearch::fast: element i of sub-block j at [i * n_sub + j], so that one
+// pass scores a candidate multiplier for every sub-block at once (the sub-blocks are the vector lanes).
+struct Transposed {
+  float x[QK_K], w[QK_K];
+  int n_sub = 0, sub = 0;
+  Transposed(const float* x_, const float* w_, int n_sub_, int sub_) : n_sub(n_sub_), sub(sub_) {
+    for (int j = 0; j < n_sub; ++j)
+      for (int i = 0; i < sub; ++i) {
+        x[i * n_sub + j] = x_[sub * j + i];
+        w[i * n_sub + j] = w_[sub * j + i];
+      }
+  }
+};
+
+// Weighted errors of every sub-block j for kSlots candidate multipliers D[k][j], M[k][j] (value D * q - M, q
+// re-rounded into [lo, hi]; M = 0 for the symmetric formats), in float lanes, every slot in one pass over the
+// values; a sub-block whose lane overflowed (values near float's limit) is redone in double.
+constexpr int kSlots = 4;
+template <int NSUB>
+void sub_errors_n(const Transposed& t, const float (*D)[16], const float (*M)[16], float lo, float hi,
+                  float (*err)[16]) {
+  float iD[kSlots][NSUB], acc[kSlots][NSUB] = {};
+  for (int k = 0; k < kSlots; ++k)
+    for (int j = 0; j < NSUB; ++j) iD[k][j] = D[k][j] != 0.0f ? 1.0f / D[k][j] : 0.0f;
+  for (int i = 0; i < t.sub; ++i)
+    for (int k = 0; k < kSlots; ++k)
+      for (int j = 0; j < NSUB; ++j) {
+        const float xv = t.x[i * NSUB + j];
+        const float l = round_clamped((xv + M[k][j]) * iD[k][j], lo, hi);
+        const float diff = D[k][j] * l - M[k][j] - xv;
+        acc[k][j] += t.w[i * NSUB + j] * diff * diff;
+      }
+  for (int k = 0; k < kSlots; ++k)
+    for (int j = 0; j < NSUB; ++j) {
+      err[k][j] = acc[k][j];
+      if (std::isfinite(acc[k][j])) continue;
+      double e = 0;
+      for (int i = 0; i < t.sub; ++i) {
+        const float xv = t.x[i * NSUB + j];
+        const double diff = static_cast<double>(D[k][j] * round_clamped((xv + M[k][j]) * iD[k][j], lo, hi) - M[k][j]) -
+                            static_cast<double>(xv);
+        e += static_cast<double>(t.w[i * NSUB + j]) * diff * diff;
+      }
+      err[k][j] = static_cast<float>(std::min(e, 3.0e38));
+    }
+}
+
+void sub_errors(const Transposed& t, const float (*D)[16], const float (*M)[16], float lo, float hi, float (*err)[16]) {
+  if (t.n_sub == 16)
+    sub_errors_n<16>(t, D, M, lo, hi, err);
+  else
+    sub_errors_n<8>(t, D, M, lo, hi, err);
+}
+
+// The f16 super-scales (or scale and min pairs) a QuantSearch::fast search has already scored: scoring one
+// again gives the same error, which can never beat the best so far (candidates that round to the same f16 are
+// common), so it is skipped.
+class TriedScales {
+ public:
+  bool first_time(uint32_t key) {
+    for (int i = 0; i < n_; ++i)
+      if (keys_[i] == key) return false;
+    if (n_ < kMax) keys_[n_++] = key;
+    return true;
+  }
+
+ private:
+  static constexpr int kMax = 96;
+  uint32_t keys_[kMax];
+  int n_ = 0;
+};
 
 // Integer candidates next to v (floor and ceil), clamped to [0, kmax].
 int int_candidates(double v, int kmax, int out[2]) {
@@ -94,6 +167,45 @@ double affine_assign(const float* x, const float* w, int n_sub, int sub, int nma
   return total;
 }
 
+// affine_assign for QuantSearch::fast: the same candidates (up to four (sc, mn) pairs per sub-block), each
+// slot scored for all sub-blocks in one pass of sub_errors; the first best of each sub-block as there.
+double affine_assign_fast(const Transposed& t, int nmax, int kmax, const double* dsub, const double* msub, uint16_t dh,
+                          uint16_t mh, AffineSuper* s) {
+  const float d = fp16_to_fp32(dh), dmin = fp16_to_fp32(mh);
+  const int n_sub = t.n_sub;
+  int sc[4][16], mn[4][16];
+  for (int j = 0; j < n_sub; ++j) {
+    int scs[2], mns[2];
+    const int nsc = d > 0 ? int_candidates(dsub[j] / d, kmax, scs) : (scs[0] = 0, 1);
+    const int nmn = dmin > 0 ? int_candidates(msub[j] / dmin, kmax, mns) : (mns[0] = 0, 1);
+    for (int k = 0; k < 4; ++k) {  // slot k = (a, b) with a = k / 2, b = k % 2; a missing one repeats slot 0
+      const int a = k / 2, b = k % 2;
+      const bool ok = a < nsc && b < nmn;
+      sc[k][j] = ok ? scs[a] : scs[0];
+      mn[k][j] = ok ? mns[b] : mns[0];
+    }
+  }
+  float err[kSlots][16], D[kSlots][16], M[kSlots][16];
+  for (int k = 0; k < kSlots; ++k)
+    for (int j = 0; j < n_sub; ++j) {
+      D[k][j] = d * static_cast<float>(sc[k][j]);
+      M[k][j] = dmin * static_cast<float>(mn[k][j]);
+    }
+  sub_errors(t, D, M, 0.0f, static_cast<float>(nmax), err);
+  double total = 0;
+  for (int j = 0; j < n_sub; ++j) {
+    int best = 0;
+    for (int k = 1; k < 4; ++k)
+      if (err[k][j] < err[best][j]) best = k;
+    total += err[best][j];
+    if (s) {
+      s->sc[j] = static_cast<uint8_t>(sc[best][j]);
+      s->mn[j] = static_cast<uint8_t>(mn[best][j]);
+    }
+  }
+  return total;
+}
+
 // Candidate super-scales for sub-block values v[j] >= 0 mapped onto integers [0, kmax]: the max-based scale,
 // slightly larger steps (so the largest is not the only one on a grid point), and a weighted least-squares
 // refit of each to its rounded integers.
@@ -117,16 +229,26 @@ std::vector<double> super_candidates(const double* v, const double* sw, int n_su
   return out;
 }
 
-void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int nmax, int kmax, AffineSuper& s) {
+void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int nmax, int kmax, QuantSearch search,
+                         AffineSuper& s) {
   double dsub[16], msub[16], sw[16];
   for (int j = 0; j < n_sub; ++j) {
-    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false);
+    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, search);
     dsub[j] = f.d;
     msub[j] = -f.m;  // >= 0
     double sum = 0;
     for (int i = 0; i < sub; ++i) sum += w[sub * j + i];
     sw[j] = sum;
   }
+  const bool fast = search == QuantSearch::fast;
+  std::optional<Transposed> tr;
+  if (fast) tr.emplace(x, w, n_sub, sub);
+  TriedScales tried;
+  auto assign = [&](uint16_t dh, uint16_t mh, AffineSuper* out) {
+    if (!fast) return affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, out);
+    if (!out && !tried.first_time(static_cast<uint32_t>(dh) << 16 | mh)) return HUGE_VAL;
+    return affine_assign_fast(*tr, nmax, kmax, dsub, msub, dh, mh, out);
+  };
   const std::vector<double> dcands = super_candidates(dsub, sw, n_sub, kmax);
   const std::vector<double> mcands = super_candidates(msub, sw, n_sub, kmax);
   // Start from the best pair made the same way for both (the same factor of the largest sub-block value, or
@@ -137,17 +259,19 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   double best = HUGE_VAL;
   for (size_t i = 0; i < dcands.size() && i < mcands.size(); ++i) {
     const uint16_t dh = fp16_finite(dcands[i]), mh = fp16_finite(mcands[i]);
-    const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, nullptr);
+    const double err = assign(dh, mh, nullptr);
     if (err < best) {
       best = err;
       best_d = dh;
       best_m = mh;
     }
   }
+  // QuantSearch::fast: one round (the scale, then the min scale), no local refinement, one joint refit.
   for (int round = 0; round < 2; ++round) {
+    if (fast && round == 1) break;
     for (double c : dcands) {
       const uint16_t dh = fp16_finite(c);
-      const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, best_m, nullptr);
+      const double err = assign(dh, best_m, nullptr);
       if (err < best) {
         best = err;
         best_d = dh;
@@ -156,7 +280,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
     if (round == 1) break;
     for (double c : mcands) {
       const uint16_t mh = fp16_finite(c);
-      const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, mh, nullptr);
+      const double err = assign(best_d, mh, nullptr);
       if (err < best) {
         best = err;
         best_m = mh;
@@ -164,13 +288,13 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
     }
   }
   // Local refinement of both: small relative steps of each in turn.
-  for (int which = 0; which < 2; ++which) {
+  for (int which = 0; which < (fast ? 0 : 2); ++which) {
     const double base = fp16_to_fp32(which == 0 ? best_d : best_m);
     if (base == 0) continue;
     for (double f : {0.97, 0.98, 0.99, 1.01, 1.02, 1.03}) {
       const uint16_t h = fp16_finite(base * f);
       const uint16_t dh = which == 0 ? h : best_d, mh = which == 0 ? best_m : h;
-      const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, nullptr);
+      const double err = assign(dh, mh, nullptr);
       if (err < best) {
         best = err;
         best_d = dh;
@@ -182,9 +306,9 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   // least-squares solve of x ~ d * (sc * L) - dmin * mn, and the f16 neighbours of its solution. The
   // per-sub-block fits above are not unique when a sub-block uses few levels, so the candidates can all miss
   // the super-scales of values that lie on a grid (a q4_K tensor dequantized and quantized again).
-  for (int iter = 0; iter < 2; ++iter) {
+  for (int iter = 0; iter < (fast ? 1 : 2); ++iter) {
     AffineSuper t;
-    affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, best_m, &t);
+    assign(best_d, best_m, &t);
     const float d0 = fp16_to_fp32(best_d), m0 = fp16_to_fp32(best_m);
     double saa = 0, sab = 0, sbb = 0, sax = 0, sbx = 0;
     for (int j = 0; j < n_sub; ++j) {
@@ -210,7 +334,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
     for (int dd = -1; dd <= 1; ++dd)
       for (int dm = -1; dm <= 1; ++dm) {
         const uint16_t dh = dd == 0 ? dh0 : fp16_step(dh0, dd), mh = dm == 0 ? mh0 : fp16_step(mh0, dm);
-        const double err = affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, dh, mh, nullptr);
+        const double err = assign(dh, mh, nullptr);
         if (err < best) {
           best = err;
           best_d = dh;
@@ -222,7 +346,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   }
   s.d = best_d;
   s.dmin = best_m;
-  affine_assign(x, w, n_sub, sub, nmax, kmax, dsub, msub, best_d, best_m, &s);
+  assign(best_d, best_m, &s);
   const float d = fp16_to_fp32(best_d), dmin = fp16_to_fp32(best_m);
   for (int j = 0; j < n_sub; ++j)
     affine_sub_error(x + sub * j, w + sub * j, sub, d * static_cast<float>(s.sc[j]), dmin * static_cast<float>(s.mn[j]),
@@ -272,25 +396,71 @@ double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_l
   return total;
 }
 
-void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, SymmetricSuper& s) {
+// symmetric_assign for QuantSearch::fast: the same candidates (up to four integer sub-scales per sub-block),
+// each slot scored for all 16 sub-blocks in one pass of sub_errors; the first best of each as there.
+double symmetric_assign_fast(const Transposed& t, int lo, int hi, int sc_lo, int sc_hi, const SymmetricFits* fits,
+                             uint16_t dh, SymmetricSuper* s) {
+  const float d = fp16_to_fp32(dh);
+  // Slots 0-1: floor and floor + 1 of the positive fit / d, 2-3: of the negative fit (a missing fit takes the
+  // other's integers; a repeated integer only repeats an error). Branch-free so that it vectorizes.
+  int cand[4][16];
+  const double id = d != 0.0f ? 1.0 / d : 0.0;
+  for (int j = 0; j < 16; ++j) {
+    const double p = fits[j].positive != 0 ? fits[j].positive : fits[j].negative;
+    const double q = fits[j].negative != 0 ? fits[j].negative : fits[j].positive;
+    const double fp = std::floor(p * id), fq = std::floor(q * id);
+    const double vlo = sc_lo, vhi = sc_hi;
+    cand[0][j] = static_cast<int>(std::clamp(fp, vlo, vhi));
+    cand[1][j] = static_cast<int>(std::clamp(fp + 1, vlo, vhi));
+    cand[2][j] = static_cast<int>(std::clamp(fq, vlo, vhi));
+    cand[3][j] = static_cast<int>(std::clamp(fq + 1, vlo, vhi));
+  }
+  float err[kSlots][16], D[kSlots][16];
+  const float M[kSlots][16] = {};
+  for (int k = 0; k < kSlots; ++k)
+    for (int j = 0; j < 16; ++j) D[k][j] = d * static_cast<float>(cand[k][j]);
+  sub_errors(t, D, M, static_cast<float>(lo), static_cast<float>(hi), err);
+  double total = 0;
+  for (int j = 0; j < 16; ++j) {
+    int best = 0;
+    for (int k = 1; k < 4; ++k)
+      if (err[k][j] < err[best][j]) best = k;
+    total += err[best][j];
+    if (s) s->sc[j] = static_cast<int8_t>(cand[best][j]);
+  }
+  return total;
+}
+
+void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, QuantSearch search,
+                            SymmetricSuper& s) {
   double ssub[16], sw[16];
   SymmetricFits fits[16];
   double smax = 0;
   for (int j = 0; j < 16; ++j) {
-    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi);
+    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
     ssub[j] = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
     if (std::fabs(ssub[j]) > std::fabs(smax)) smax = ssub[j];
     double sum = 0;
     for (int i = 0; i < 16; ++i) sum += w[16 * j + i];
     sw[j] = sum;
   }
+  std::optional<Transposed> tr;
+  if (search == QuantSearch::fast) tr.emplace(x, w, 16, 16);
+  TriedScales tried;
+  auto assign = [&](uint16_t dh, SymmetricSuper* out) {
+    if (!tr) return symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
+    if (!out && !tried.first_time(dh)) return HUGE_VAL;
+    return symmetric_assign_fast(*tr, lo, hi, sc_lo, sc_hi, fits, dh, out);
+  };
   std::vector<double> cands;
   if (smax != 0) {
     // The largest sub-scale on either end of the integer range (which is not symmetric), a little inside it,
     // and the weighted least-squares refit of each to its rounded integers.
     // Smaller steps clip the largest sub-scales so that the many small ones get more levels (outliers).
+    // QuantSearch::fast: steps of 0.1 instead of 0.05, and half the local refinement below.
+    const double f_step = search == QuantSearch::fast ? 0.1 : 0.05;
     for (int end : {sc_lo, sc_hi})
-      for (double f = 1.0; f > (sc_hi > 31 ? 0.85 : 0.3); f -= 0.05) {  // 8-bit scales need less clipping
+      for (double f = 1.0; f > (sc_hi > 31 ? 0.85 : 0.3); f -= f_step) {  // 8-bit scales need less clipping
         const double c = smax * f / end;
         cands.push_back(c);
         double num = 0, den = 0;
@@ -309,7 +479,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   uint16_t best_d = 0;
   for (double c : cands) {
     const uint16_t dh = fp16_finite(c);
-    const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
+    const double err = assign(dh, nullptr);
     if (err < best) {
       best = err;
       best_d = dh;
@@ -318,8 +488,9 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   // Local refinement around the winner: small relative steps, then its f16 neighbours.
   const double base = fp16_to_fp32(best_d);
   for (double f : {0.96, 0.97, 0.98, 0.99, 1.01, 1.02, 1.03, 1.04}) {
+    if (search == QuantSearch::fast && std::fabs(f - 1.0) > 0.025) continue;
     const uint16_t dh = fp16_finite(base * f);
-    const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
+    const double err = assign(dh, nullptr);
     if (err < best) {
       best = err;
       best_d = dh;
@@ -327,7 +498,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   }
   for (int dir = -1; dir <= 1; dir += 2) {
     const uint16_t dh = fp16_step(best_d, dir);
-    const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
+    const double err = assign(dh, nullptr);
     if (err < best) {
       best = err;
       best_d = dh;
@@ -337,7 +508,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   // encode_affine_super, this recovers values that lie on a grid when the sub-block fits do not.
   for (int iter = 0; iter < 2; ++iter) {
     SymmetricSuper t;
-    symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, best_d, &t);
+    assign(best_d, &t);
     const float d0 = fp16_to_fp32(best_d);
     double num = 0, den = 0;
     for (int j = 0; j < 16; ++j) {
@@ -354,7 +525,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     const uint16_t dh0 = fp16_finite(num / den);
     for (int dir = -1; dir <= 1; ++dir) {
       const uint16_t dh = dir == 0 ? dh0 : fp16_step(dh0, dir);
-      const double err = symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, nullptr);
+      const double err = assign(dh, nullptr);
       if (err < best) {
         best = err;
         best_d = dh;
@@ -364,7 +535,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     if (!improved) break;
   }
   s.d = best_d;
-  symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, best_d, &s);
+  assign(best_d, &s);
   const float d = fp16_to_fp32(best_d);
   for (int j = 0; j < 16; ++j) {
     const float D = d * static_cast<float>(s.sc[j]);
@@ -456,10 +627,10 @@ void pack_quants_q6_K(const int8_t L[QK_K], block_q6_K& y) {
       }
 }
 
-void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance) {
+void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 16, 16, 3, 15, s);
+    encode_affine_super(xb, w, 16, 16, 3, 15, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     for (int j = 0; j < 16; ++j) y[b].scales[j] = static_cast<uint8_t>(s.sc[j] | (s.mn[j] << 4));
@@ -469,10 +640,10 @@ void encode_row_q2_K(const float* x, block_q2_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance) {
+void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 8, 32, 15, 63, s);
+    encode_affine_super(xb, w, 8, 32, 15, 63, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
@@ -482,10 +653,10 @@ void encode_row_q4_K(const float* x, block_q4_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance) {
+void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     AffineSuper s;
-    encode_affine_super(xb, w, 8, 32, 31, 63, s);
+    encode_affine_super(xb, w, 8, 32, 31, 63, search, s);
     y[b].d = s.d;
     y[b].dmin = s.dmin;
     pack_scale_min(s.sc, s.mn, y[b].scales);
@@ -495,10 +666,10 @@ void encode_row_q5_K(const float* x, block_q5_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance) {
+void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     SymmetricSuper s;
-    encode_symmetric_super(xb, w, -4, 3, -32, 31, s);
+    encode_symmetric_super(xb, w, -4, 3, -32, 31, search, s);
     y[b].d = s.d;
     std::memset(y[b].scales, 0, sizeof(y[b].scales));
     for (int j = 0; j < 16; ++j) {
@@ -515,10 +686,10 @@ void encode_row_q3_K(const float* x, block_q3_K* y, int64_t n, const float* impo
   });
 }
 
-void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance) {
+void encode_row_q6_K(const float* x, block_q6_K* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_super_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     SymmetricSuper s;
-    encode_symmetric_super(xb, w, -32, 31, -128, 127, s);
+    encode_symmetric_super(xb, w, -32, 31, -128, 127, search, s);
     y[b].d = s.d;
     for (int j = 0; j < 16; ++j) y[b].scales[j] = s.sc[j];
     int8_t u[QK_K];

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>  // memcpy
 
+#include "formats/quant_search.h"
+
 namespace pocketlm {
 
 inline constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32;
@@ -110,11 +112,16 @@ void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n, Q8Rounding roun
 // then stored in f16, its f16 neighbours are tried, and every quant re-rounded against the stored values.
 // Q8_0 is ggml's deterministic round-to-nearest (d = amax / 127), byte-identical to ggml; it ignores importance.
 // (Except where ggml would store an infinite scale, |x| > ~8.3e6: there the largest finite f16 is stored.)
-void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance);
-void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance);
-void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance);
-void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance);
-void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* importance);
+void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
+void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* importance,
+                     QuantSearch search = QuantSearch::fast);
 // Q4_0 without the search: per block, d = (the value of largest magnitude) / -8 and each quant rounded to the
 // nearest level. Tens of times faster than encode_row_q4_0 and a little less accurate: for encoding at load
 // time (a speculative self-draft, runtime/speculative/self_draft.h), not for files.
@@ -122,7 +129,8 @@ void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n);
 // The pocketlm-only group sizes: Q4_0's search over the G values sharing a scale (n a multiple of G);
 // instantiated for G = 64 and 128.
 template <int G>
-void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance);
+void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance,
+                       QuantSearch search = QuantSearch::fast);
 
 // The quants of one block (element order; Q4_0 -8..7, Q5_0 -16..15, Q4_1 0..15, Q5_1 0..31, Q8_0 -127..127)
 // packed into its qs / qh, the scale (and min) left as they are: the encoders pack through these; GPTQ
@@ -139,7 +147,7 @@ extern template void pack_quants_q4_0_g<QK4_0_G128>(const int*, block_q4_0_g128&
 
 extern template void dequantize_row_q4_0_g<QK4_0_G64>(const block_q4_0_g64*, float*, int64_t);
 extern template void dequantize_row_q4_0_g<QK4_0_G128>(const block_q4_0_g128*, float*, int64_t);
-extern template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
-extern template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*);
+extern template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*, QuantSearch);
+extern template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*, QuantSearch);
 
 }  // namespace pocketlm

@@ -17,8 +17,8 @@ namespace {
 // Symmetric groups of n values (Q4_0: q - 8, Q5_0: q - 16; n = 32, or 64 / 128 for the pocketlm-only
 // Q4_0 group sizes): fitted d, stored in f16 (best of the rounded value and its neighbours), quants L in
 // [lo, hi] re-rounded against the stored d. Returns the f16 bits.
-uint16_t encode_symmetric_block(const float* x, const float* w, int n, int lo, int hi, int* L) {
-  const double d = fit_symmetric(x, w, n, lo, hi);
+uint16_t encode_symmetric_block(const float* x, const float* w, int n, int lo, int hi, int* L, QuantSearch search) {
+  const double d = search == QuantSearch::exact ? fit_symmetric(x, w, n, lo, hi) : fit_symmetric_fast(x, w, n, lo, hi);
   uint16_t best = fp16_finite(d);
   double best_err = symmetric_error(x, w, n, fp16_to_fp32(best), lo, hi);
   const uint16_t centre = best;
@@ -46,8 +46,9 @@ double affine_block_error(const float* x, const float* w, float d, float m, int 
 }
 
 // Affine blocks (Q4_1, Q5_1: q * d + m): fitted (d, m), both stored in f16 trying each one's neighbours.
-void encode_affine_block(const float* x, const float* w, int nmax, uint16_t& d_out, uint16_t& m_out, int L[32]) {
-  const AffineFit f = fit_affine(x, w, 32, nmax, /*allow_positive_min=*/true);
+void encode_affine_block(const float* x, const float* w, int nmax, uint16_t& d_out, uint16_t& m_out, int L[32],
+                         QuantSearch search) {
+  const AffineFit f = fit_affine(x, w, 32, nmax, /*allow_positive_min=*/true, search);
   const uint16_t d0 = fp16_finite(f.d), m0 = fp16_finite(f.m);
   double best_err = HUGE_VAL;
   for (int dd = -1; dd <= 1; ++dd)
@@ -111,50 +112,50 @@ void pack_quants_q4_0_g(const int L[G], block_q4_0_g<G>& y) {
 template void pack_quants_q4_0_g<QK4_0_G64>(const int*, block_q4_0_g64&);
 template void pack_quants_q4_0_g<QK4_0_G128>(const int*, block_q4_0_g128&);
 
-void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance) {
+void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L);
+    y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L, search);
     pack_quants_q4_0(L, y[b]);
   });
 }
 
 template <int G>
-void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance) {
+void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_block<G>(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[G];
-    y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L);
+    y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L, search);
     pack_quants_q4_0_g<G>(L, y[b]);
   });
 }
-template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*);
-template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*);
+template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_t, const float*, QuantSearch);
+template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*, QuantSearch);
 
-void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance) {
+void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L);
+    y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L, search);
     pack_quants_q5_0(L, y[b]);
   });
 }
 
-void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance) {
+void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    encode_affine_block(xb, w, 15, y[b].d, y[b].m, L);
+    encode_affine_block(xb, w, 15, y[b].d, y[b].m, L, search);
     pack_quants_q4_1(L, y[b]);
   });
 }
 
-void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance) {
+void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance, QuantSearch search) {
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
-    encode_affine_block(xb, w, 31, y[b].d, y[b].m, L);
+    encode_affine_block(xb, w, 31, y[b].d, y[b].m, L, search);
     pack_quants_q5_1(L, y[b]);
   });
 }
 
-void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*importance*/) {
+void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*importance*/, QuantSearch /*search*/) {
   quantize_row_q8_0(x, y, n);
   // ggml stores an infinite scale when amax / 127 overflows f16 (|x| > ~8.3e6), which decodes to Inf/NaN.
   // Such blocks get the largest finite scale instead, their values saturating at +-127 * 65504.

@@ -37,34 +37,34 @@ bool can_quantize(GgmlType type) {
   }
 }
 
-void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* imp) {
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* imp, QuantSearch search) {
   switch (type) {
     case GgmlType::F32:
       if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;
     case GgmlType::F16: return quantize_row_f16(src, static_cast<uint16_t*>(dst), n);
     case GgmlType::BF16: return quantize_row_bf16(src, static_cast<uint16_t*>(dst), n);
-    case GgmlType::Q4_0: return encode_row_q4_0(src, static_cast<block_q4_0*>(dst), n, imp);
-    case GgmlType::Q4_1: return encode_row_q4_1(src, static_cast<block_q4_1*>(dst), n, imp);
-    case GgmlType::Q5_0: return encode_row_q5_0(src, static_cast<block_q5_0*>(dst), n, imp);
-    case GgmlType::Q5_1: return encode_row_q5_1(src, static_cast<block_q5_1*>(dst), n, imp);
-    case GgmlType::Q8_0: return encode_row_q8_0(src, static_cast<block_q8_0*>(dst), n, imp);
-    case GgmlType::Q2_K: return encode_row_q2_K(src, static_cast<block_q2_K*>(dst), n, imp);
-    case GgmlType::Q3_K: return encode_row_q3_K(src, static_cast<block_q3_K*>(dst), n, imp);
-    case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp);
-    case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp);
-    case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp);
-    case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp);
-    case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp);
-    case GgmlType::Q4_0_G64: return encode_row_q4_0_g(src, static_cast<block_q4_0_g64*>(dst), n, imp);
-    case GgmlType::Q4_0_G128: return encode_row_q4_0_g(src, static_cast<block_q4_0_g128*>(dst), n, imp);
+    case GgmlType::Q4_0: return encode_row_q4_0(src, static_cast<block_q4_0*>(dst), n, imp, search);
+    case GgmlType::Q4_1: return encode_row_q4_1(src, static_cast<block_q4_1*>(dst), n, imp, search);
+    case GgmlType::Q5_0: return encode_row_q5_0(src, static_cast<block_q5_0*>(dst), n, imp, search);
+    case GgmlType::Q5_1: return encode_row_q5_1(src, static_cast<block_q5_1*>(dst), n, imp, search);
+    case GgmlType::Q8_0: return encode_row_q8_0(src, static_cast<block_q8_0*>(dst), n, imp, search);
+    case GgmlType::Q2_K: return encode_row_q2_K(src, static_cast<block_q2_K*>(dst), n, imp, search);
+    case GgmlType::Q3_K: return encode_row_q3_K(src, static_cast<block_q3_K*>(dst), n, imp, search);
+    case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp, search);
+    case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp, search);
+    case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp, search);
+    case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp, search);
+    case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp, search);
+    case GgmlType::Q4_0_G64: return encode_row_q4_0_g(src, static_cast<block_q4_0_g64*>(dst), n, imp, search);
+    case GgmlType::Q4_0_G128: return encode_row_q4_0_g(src, static_cast<block_q4_0_g128*>(dst), n, imp, search);
     default: break;
   }
   assert(false && "quantize_row: type cannot be written (check can_quantize)");
 }
 
 Expected<size_t> quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
-                               const float* importance, ThreadPool* pool) {
+                               const float* importance, ThreadPool* pool, QuantSearch search) {
   const TypeTraits& t = type_traits(type);
   if (!can_quantize(type)) return Error("quantize: pocketlm cannot write type " + std::string(t.name));
   if (n_rows < 0 || n_per_row <= 0 || n_per_row % t.block_size != 0)
@@ -92,7 +92,7 @@ Expected<size_t> quantize_rows(GgmlType type, const float* src, void* dst, int64
           if (bad_index.compare_exchange_weak(expected, idx)) break;
         continue;
       }
-      quantize_row(type, x, static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * rs, n_per_row, importance);
+      quantize_row(type, x, static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * rs, n_per_row, importance, search);
     }
   };
   if (pool && n_rows > 1)

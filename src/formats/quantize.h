@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "formats/ggml_type.h"
+#include "formats/quant_search.h"
 #include "util/error.h"
 
 namespace pocketlm {
@@ -21,11 +22,12 @@ bool can_quantize(GgmlType type);
 // (nullable: the calling thread does everything).
 // Errors: a type that cannot be written, n_per_row not a multiple of the block size, a NaN or Inf input
 // (naming the row and column), a negative or non-finite importance (naming the column). dst is unspecified
-// after an error.
+// after an error. `search`: the scale search of the quantized types (quant_search.h).
 Expected<size_t> quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
-                               const float* importance, ThreadPool* pool);
+                               const float* importance, ThreadPool* pool, QuantSearch search = QuantSearch::fast);
 
 // Encodes one row (n a multiple of the block size, finite values, no checks).
-void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* importance);
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* importance,
+                  QuantSearch search = QuantSearch::fast);
 
 }  // namespace pocketlm

@@ -341,7 +341,7 @@ double solve_affine(const Sums& s, double sl, double sll, double sxl, bool allow
 // Coordinate descent over the quants: moves one L[i] by +-1 when the refitted (d, m) then has a smaller error.
 // The sums are updated in O(1) per try. Returns the final error; `best` holds its fit.
 double refine_affine_quants(const float* x, const float* w, int n, int nmax, bool allow_positive_min, const Sums& s,
-                            AffineFit& best, double best_err) {
+                            AffineFit& best, double best_err, int max_passes) {
   int L[kMaxGroup];
   const double id = 1.0 / best.d;
   double sl = 0, sll = 0, sxl = 0;
@@ -358,7 +358,7 @@ double refine_affine_quants(const float* x, const float* w, int n, int nmax, boo
     best_err = err;
     best = f;
   }
-  for (int pass = 0; pass < 4; ++pass) {
+  for (int pass = 0; pass < max_passes; ++pass) {
     bool changed = false;
     for (int i = 0; i < n; ++i) {
       if (!(w[i] > 0)) continue;
@@ -397,7 +397,7 @@ double affine_error(const float* x, const float* w, int n, int nmax, double d, d
 }
 }  // namespace
 
-AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min) {
+AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min, QuantSearch search) {
   assert(n <= kMaxGroup);
   float lo = x[0], hi = x[0];
   Sums s;
@@ -422,7 +422,8 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow
   // The plain min/max mapping is the starting point; every candidate must beat its error.
   best = {range / nmax, static_cast<double>(lo)};
   double best_err = affine_error(x, w, n, nmax, best.d, best.m);
-  for (int k = -20; k <= 20; ++k) {
+  const bool fast = search == QuantSearch::fast;
+  for (int k = -20; k <= 20; k += fast ? 4 : 1) {
     const double d0 = range / (nmax + 0.05 * k);
     AffineFit f;
     const double err = round_and_fit(x, w, n, nmax, allow_positive_min, s, d0, lo, f);
@@ -431,7 +432,8 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow
       best = f;
     }
   }
-  if (n <= kMaxGroup) best_err = refine_affine_quants(x, w, n, nmax, allow_positive_min, s, best, best_err);
+  if (n <= kMaxGroup)
+    best_err = refine_affine_quants(x, w, n, nmax, allow_positive_min, s, best, best_err, fast ? 1 : 4);
   // Alternate: re-round with the best (d, m), refit; stop when the error no longer falls.
   for (int it = 0; it < 4; ++it) {
     AffineFit f;

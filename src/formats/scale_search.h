@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "formats/quant_search.h"
+
 namespace pocketlm {
 
 // Groups are at most 128 values (ggml's blocks and sub-blocks are 16 or 32; pocketlm's q4_0_g64 / q4_0_g128
@@ -24,20 +26,41 @@ struct SymmetricFits {
   double positive_score = 0, negative_score = 0;
 };
 SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi);
+// The same result type from a grid search (QuantSearch::fast; scale_search_fast.cpp): 16 candidate scales
+// over the same window and two between the best and its neighbours, each scored in eight float lanes, then the
+// best refitted by least squares and re-rounded while its score rises. Its error is at most the exact one's
+// plus a small margin (tests/quant/fast_search_test.cpp states the bound).
+SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi);
+// The fast search for a single scale (fit_symmetric's use): on a grid with a longer side (Q4_0's -8..7) only
+// the sign that puts the largest |x| on that side is searched (the exact sweep's winner in almost every
+// group; tests/quant/fast_search_test.cpp bounds the difference).
+double fit_symmetric_fast(const float* x, const float* w, int n, int lo, int hi);
+// fit_symmetric_both or its fast version.
+inline SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi, QuantSearch s) {
+  return s == QuantSearch::exact ? fit_symmetric_both(x, w, n, lo, hi) : fit_symmetric_both_fast(x, w, n, lo, hi);
+}
 
 // Affine grid: x ~ d * L + m, L integer in [0, nmax], d >= 0. When !allow_positive_min, m <= 0 (the k-quants
 // store -m as an unsigned multiple of dmin). Candidate steps (range / (nmax + delta) for delta in [-1, 1] in
-// steps of 0.05) each get a weighted two-parameter least-squares fit; the best is then refined by alternating
-// re-rounding and refitting while the error falls.
+// steps of 0.05) each get a weighted two-parameter least-squares fit; the best is then refined by moving single
+// quants (coordinate descent) and by alternating re-rounding and refitting while the error falls.
+// QuantSearch::fast: every fourth candidate (delta in steps of 0.2) and one pass of the coordinate descent.
 struct AffineFit {
   double d = 0;
   double m = 0;
 };
-AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min);
+AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow_positive_min,
+                     QuantSearch search = QuantSearch::exact);
 
 // Non-uniform grid (IQ4_NL/IQ4_XS): x ~ d * levels[L], `levels` ascending with values on both sides of zero.
 // The same exact sweep as fit_symmetric, over the points where the nearest level of some x / d changes.
 SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* levels, int n_levels);
+// Its grid-search version (QuantSearch::fast), as fit_symmetric_both_fast.
+SymmetricFits fit_levels_fast(const float* x, const float* w, int n, const int8_t* levels, int n_levels);
+inline SymmetricFits fit_levels(const float* x, const float* w, int n, const int8_t* levels, int n_levels,
+                                QuantSearch s) {
+  return s == QuantSearch::exact ? fit_levels(x, w, n, levels, n_levels) : fit_levels_fast(x, w, n, levels, n_levels);
+}
 // Index of the level nearest to v (levels ascending).
 inline int nearest_level(float v, const int8_t* levels, int n_levels) {
   int idx = 0;

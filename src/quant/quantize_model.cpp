@@ -497,7 +497,9 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
           diag[static_cast<size_t>(j)] = static_cast<float>(st->gram[static_cast<size_t>(j * n_per_row + j)] / (c * c));
         }
         for (int32_t j : side_idx) diag[static_cast<size_t>(j)] = 0.0f;
-        Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), o.gptq, out.data(), &pool);
+        GptqOptions gopt = o.gptq;
+        gopt.search = o.search;
+        Status g = gptq_quantize(p.type, x, n_rows, n_per_row, U->data(), diag.data(), gopt, out.data(), &pool);
         if (!g.ok()) return g.error().with_context("tensor '" + p.name + "'");
       } else {
         for (int64_t m = 0; m < n_mat; ++m) {
@@ -506,15 +508,25 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
             if (o.cancel && o.cancel->load()) return Error("interrupted");
             const int64_t row = m * rows_per_mat + r, nr = std::min(chunk, rows_per_mat - r);
             auto q = quantize_rows(p.type, x + row * n_per_row, out.data() + static_cast<size_t>(row) * dst_row, nr,
-                                   n_per_row, imp, &pool);
+                                   n_per_row, imp, &pool, o.search);
             if (!q) return q.error().with_context("tensor '" + p.name + "'");
           }
         }
       }
       // The reconstruction error, weighted by the importance of each column when there is one; the side
-      // columns (kept in f16, their input zeroed in the quantized product) are left out.
-      std::vector<char> is_side(static_cast<size_t>(n_per_row), 0);
-      for (int32_t j : side_idx) is_side[static_cast<size_t>(j)] = 1;
+      // columns (kept in f16, their input zeroed in the quantized product) are left out (weight 0). Eight
+      // partial sums per row so that the loop vectorizes.
+      std::vector<std::vector<double>> col_w(static_cast<size_t>(n_mat));
+      std::vector<double> row_wsum(static_cast<size_t>(n_mat), 0.0);
+      for (int64_t m = 0; m < n_mat; ++m) {
+        std::vector<double>& cw = col_w[static_cast<size_t>(m)];
+        cw.assign(static_cast<size_t>(n_per_row), 1.0);
+        if (entry)
+          for (int64_t j = 0; j < n_per_row; ++j)
+            cw[static_cast<size_t>(j)] = importance[static_cast<size_t>(m)][static_cast<size_t>(j)];
+        for (int32_t j : side_idx) cw[static_cast<size_t>(j)] = 0.0;
+        for (double v : cw) row_wsum[static_cast<size_t>(m)] += v;
+      }
       const int nt = pool.size();
       std::vector<double> err(static_cast<size_t>(nt), 0.0), ref(static_cast<size_t>(nt), 0.0),
           wsum(static_cast<size_t>(nt), 0.0);
@@ -522,22 +534,29 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int th) {
         std::vector<float>& y = scratch[static_cast<size_t>(th)];
         y.resize(static_cast<size_t>(n_per_row));
-        double e = 0, s = 0, ws = 0;
+        double e8[8] = {}, s8[8] = {}, ws = 0;
         for (int64_t r = r0; r < r1; ++r) {
           dequantize_row(p.type, out.data() + static_cast<size_t>(r) * dst_row, y.data(), n_per_row);
           const float* xr = x + r * n_per_row;
-          const float* imp = entry ? importance[static_cast<size_t>(r / rows_per_mat)].data() : nullptr;
-          for (int64_t j = 0; j < n_per_row; ++j) {
-            if (is_side[static_cast<size_t>(j)]) continue;
-            const double wj = imp ? imp[j] : 1.0;
-            const double d = static_cast<double>(xr[j]) - static_cast<double>(y[static_cast<size_t>(j)]);
-            e += wj * d * d;
-            s += wj * static_cast<double>(xr[j]) * static_cast<double>(xr[j]);
-            ws += wj;
+          const double* cw = col_w[static_cast<size_t>(r / rows_per_mat)].data();
+          int64_t j = 0;
+          for (; j + 8 <= n_per_row; j += 8)
+            for (int k = 0; k < 8; ++k) {
+              const double xv = xr[j + k], d = xv - static_cast<double>(y[static_cast<size_t>(j + k)]);
+              e8[k] += cw[j + k] * d * d;
+              s8[k] += cw[j + k] * xv * xv;
+            }
+          for (; j < n_per_row; ++j) {
+            const double xv = xr[j], d = xv - static_cast<double>(y[static_cast<size_t>(j)]);
+            e8[0] += cw[j] * d * d;
+            s8[0] += cw[j] * xv * xv;
           }
+          ws += row_wsum[static_cast<size_t>(r / rows_per_mat)];
         }
-        err[static_cast<size_t>(th)] += e;
-        ref[static_cast<size_t>(th)] += s;
+        for (int k = 0; k < 8; ++k) {
+          err[static_cast<size_t>(th)] += e8[k];
+          ref[static_cast<size_t>(th)] += s8[k];
+        }
         wsum[static_cast<size_t>(th)] += ws;
       });
       double e = 0, s = 0, ws = 0;

@@ -66,8 +66,10 @@ struct QuantizeOptions {
   // attn/ffn matrix, chosen from `outlier_stats` (the calibration statistics); 0: none.
   int64_t outliers = 0;
   const CalibStats* outlier_stats = nullptr;
-  std::string method;                         // recorded as quantize.method ("" : nothing recorded)
-  std::string calibration;                    // recorded as quantize.calibration (what the statistics came from)
+  std::string method;       // recorded as quantize.method ("" : nothing recorded)
+  std::string calibration;  // recorded as quantize.calibration (what the statistics came from)
+  // The encoders' scale search (formats/quant_search.h): fast (the default) or the exact sweep.
+  QuantSearch search = QuantSearch::fast;
   int n_threads = 0;                          // 0: physical cores
   bool progress = true;                       // a progress line on stderr
   const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT) to stop: the error "interrupted"

@@ -37,6 +37,7 @@ struct QuantizeFlags {
   int64_t outliers = 0;         // --outliers K
   bool outliers_given = false;  // --outliers was on the command line (so 0 is an error, not "none")
   int awq_grid = 11;
+  std::string search = "fast";
 };
 
 int fail(const std::string& msg) {
@@ -73,6 +74,10 @@ int quantize(const QuantizeFlags& f) {
   o.target = target;
   o.pure = f.pure;
   o.n_threads = f.threads;
+  if (auto s = parse_quant_search(f.search))
+    o.search = *s;
+  else
+    return fail("--search: '" + f.search + "' is not fast or exact");
   o.progress = !f.quiet;
   o.cancel = &g_interrupted;
   if (f.hot_fp16) o.token_embedding_type = o.output_tensor_type = GgmlType::F16;
@@ -171,6 +176,7 @@ int quantize(const QuantizeFlags& f) {
   }
   AwqOptions awq;
   awq.grid = f.awq_grid;
+  awq.search = o.search;
   o.gptq.damp = f.gptq_damp;
   if (stats || !method_needs_calibration(method, smooth)) {
     if (auto st = prepare_method(*in, method, stats ? &*stats : nullptr, f.smooth, awq, o, prepared, *pool); !st)
@@ -273,6 +279,8 @@ void add_quantize_command(CLI::App& root) {
   app->add_option("--output-tensor-type", f->output_tensor_type,
                   "type of output.weight (of the embedding when it is tied to the head)");
   app->add_flag("--pure", f->pure, "a recipe name means its base type for every weight (no per-tensor mix)");
+  app->add_option("--search", f->search,
+                  "scale search: fast (a candidate grid, the default) or exact (the full sweep, several times slower)");
   app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   app->add_flag("-q,--quiet", f->quiet, "no progress line, notes or per-tensor table");
   app->add_option("--method", f->method,

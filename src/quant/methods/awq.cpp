@@ -91,7 +91,7 @@ Expected<WeightTransform> awq_search(const GgufFile& model, const CalibStats& st
           for (int64_t r = r0; r < r1; ++r) {
             const float* w = sw.w.data() + r * n;
             for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = w[i] * s[static_cast<size_t>(i)];
-            quantize_row(sw.type, x.data(), q.data(), n, imp_s.data());
+            quantize_row(sw.type, x.data(), q.data(), n, imp_s.data(), o.search);
             dequantize_row(sw.type, q.data(), y.data(), n);
             for (int64_t i = 0; i < n; ++i)
               e[static_cast<size_t>(i)] =

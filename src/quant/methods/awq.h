@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "formats/ggml_type.h"
+#include "formats/quant_search.h"
 #include "quant/methods/weight_transform.h"
 #include "util/error.h"
 
@@ -24,8 +25,9 @@ class ThreadPool;
 struct CalibStats;
 
 struct AwqOptions {
-  int grid = 11;             // alpha in {0, 1/(grid-1), ..., 1}
-  int64_t search_rows = 64;  // rows of each weight sampled (evenly) for the search; <= 0: all
+  int grid = 11;                           // alpha in {0, 1/(grid-1), ..., 1}
+  int64_t search_rows = 64;                // rows of each weight sampled (evenly) for the search; <= 0: all
+  QuantSearch search = QuantSearch::fast;  // the encoder's scale search when trying each alpha
 };
 
 struct AwqGroupResult {

@@ -110,7 +110,7 @@ Status gptq_quantize(GgmlType type, const float* W, int64_t rows, int64_t n, con
           const int64_t b = i / B, j = i % B;
           void* blk = orow + static_cast<size_t>(b) * bs;
           if (j == 0) {  // the block's scales, from the weights as they are now
-            quantize_row(type, w.data() + i, blk, B, importance ? importance + i : nullptr);
+            quantize_row(type, w.data() + i, blk, B, importance ? importance + i : nullptr, o.search);
             block_grid(type, blk, grid);
           }
           const int q = grid.nearest(static_cast<int>(j), w[static_cast<size_t>(i)]);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "formats/ggml_type.h"
+#include "formats/quant_search.h"
 #include "util/error.h"
 
 namespace pocketlm {
@@ -30,6 +31,7 @@ class ThreadPool;
 struct GptqOptions {
   double damp = 0.1;     // relative damping (GPTQ's percdamp; 0.1 measured better than 0.01 on SmolLM2)
   int lazy_block = 128;  // raised to the format's block when that is larger
+  QuantSearch search = QuantSearch::fast;  // the encoder's scale search for each block
 };
 
 // The upper factor U (n x n, row-major, lower part zero) of (H + damping)^-1 = U^T U, from the symmetric
