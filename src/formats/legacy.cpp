@@ -85,9 +85,8 @@ void dequantize_row_q8_1(const block_q8_1* x, float* y, int64_t n) {
 
 namespace {
 // One 32-value block: returns the float32 scale d; writes the rounded quants.
-// Written so that the compiler vectorizes both loops (std::fmax is a library call that keeps them scalar: it was
-// 77 % of `pocketlm quantize` to q8_0). The values are those of fmax / round_half_* / saturate_int8: a NaN never
-// wins the maximum; |x * id| <= 127 up to rounding unless it is NaN (a NaN or Inf input), which becomes 0.
+// Written so that the compiler vectorizes both loops (std::fmax is a library call that kept them scalar: it was
+// 77 % of `pocketlm quantize` to q8_0). The maximum is fmax's: a NaN never wins it.
 float quantize_block_q8(const float* x, int8_t* qs, Q8Rounding rounding) {
   // The largest |x| through its bits (non-negative floats order as their bit patterns); NaN's bits (above
   // +Inf's) count as 0, as fmax ignores a NaN.
@@ -102,23 +101,12 @@ float quantize_block_q8(const float* x, int8_t* qs, Q8Rounding rounding) {
   float amax;
   std::memcpy(&amax, &amax_bits, 4);
   const float d = amax / 127.0f;
-  float q[32];
   if (rounding == Q8Rounding::X86Simd) {
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      const float v = x[j] * id;
-      q[j] = v == v ? round_half_even(v) : 0.0f;
-    }
+    for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_even(x[j] * id));
   } else {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      const float v = x[j] * id;
-      q[j] = v == v ? round_half_away(v) : 0.0f;
-    }
-  }
-  for (int j = 0; j < 32; ++j) {
-    const float c = q[j] > 127.0f ? 127.0f : (q[j] < -128.0f ? -128.0f : q[j]);
-    qs[j] = static_cast<int8_t>(static_cast<int32_t>(c));
+    for (int j = 0; j < 32; ++j) qs[j] = saturate_int8(round_half_away(x[j] * id));
   }
   return d;
 }

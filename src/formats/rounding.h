@@ -26,12 +26,13 @@ inline float round_half_away(float x) {
 // Round to nearest, halves to even (the default IEEE mode; what ggml's nearest_int computes).
 inline float round_half_even(float x) { return std::nearbyint(x); }
 
-// Clamp an integral float into int8; NaN becomes 0 (a float-to-int conversion out of range is UB).
+// Clamp an integral float into int8; NaN becomes 0 (a float-to-int conversion out of range is UB). Selects, not
+// branches, so that a loop of them vectorizes (with -fno-trapping-math: formats/legacy.cpp).
 inline int8_t saturate_int8(float v) {
-  if (!(v == v)) return 0;
-  if (v > 127.0f) return 127;
-  if (v < -128.0f) return -128;
-  return static_cast<int8_t>(v);
+  v = v == v ? v : 0.0f;
+  v = v > 127.0f ? 127.0f : v;
+  v = v < -128.0f ? -128.0f : v;
+  return static_cast<int8_t>(static_cast<int32_t>(v));
 }
 
 }  // namespace pocketlm
