@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -141,6 +142,30 @@ TEST_F(QuantizeCli, BadInputsAreClearErrorsWithNoOutputFile) {
 }
 
 // A full disk: a 64 KiB tmpfs in a private mount namespace (unprivileged user namespaces; skipped without).
+// --search picks the encoders' scale search: a bad value is an error naming it, with no file; the exact sweep and
+// the fast default both write a loadable file, and they choose different codes for some blocks (else the flag
+// would not reach the encoders).
+TEST_F(QuantizeCli, SearchFlagReachesTheEncoders) {
+  expect_error({"quantize", in(), path("out.gguf"), "q4_0", "--search", "quick"},
+               "--search: 'quick' is not fast or exact");
+  const std::string fast = path("fast.gguf"), exact = path("exact.gguf");
+  auto r = test::run_cli({"quantize", in(), fast, "q4_0", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli({"quantize", in(), exact, "q4_0", "-q", "--search", "exact"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = GgufFile::open(fast), b = GgufFile::open(exact);
+  ASSERT_TRUE(a.ok() && b.ok());
+  size_t differing = 0;
+  for (const GgufTensor& t : a->tensors()) {
+    const GgufTensor* u = b->tensor(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(t.type, u->type) << t.name;
+    ASSERT_EQ(t.nbytes, u->nbytes) << t.name;
+    differing += std::memcmp(t.data, u->data, t.nbytes) != 0 ? 1 : 0;
+  }
+  EXPECT_GT(differing, 0u);
+}
+
 TEST_F(QuantizeCli, FullDiskIsAClearErrorAndLeavesNothing) {
   const std::string mnt = path("mnt");
   fs::create_directories(mnt);
