@@ -111,6 +111,8 @@ void quantize_row_q8_1(const float* x, block_q8_1* y, int64_t n, Q8Rounding roun
 // (and min) is a weighted least-squares search (scale_search.h, weights in encode_weights.h); the scale is
 // then stored in f16, its f16 neighbours are tried, and every quant re-rounded against the stored values.
 // Q8_0 is ggml's deterministic round-to-nearest (d = amax / 127), byte-identical to ggml; it ignores importance.
+// QuantSearch::nearest skips the search: ggml's reference rounding (the block's extremes give the scale and min),
+// byte-identical to llama-quantize without an imatrix; importance is ignored then.
 // (Except where ggml would store an infinite scale, |x| > ~8.3e6: there the largest finite f16 is stored.)
 void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance,
                      QuantSearch search = QuantSearch::fast);
@@ -122,10 +124,6 @@ void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* impo
                      QuantSearch search = QuantSearch::fast);
 void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* importance,
                      QuantSearch search = QuantSearch::fast);
-// Q4_0 without the search: per block, d = (the value of largest magnitude) / -8 and each quant rounded to the
-// nearest level. Tens of times faster than encode_row_q4_0 and a little less accurate: for encoding at load
-// time (a speculative self-draft, runtime/speculative/self_draft.h), not for files.
-void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n);
 // The pocketlm-only group sizes: Q4_0's search over the G values sharing a scale (n a multiple of G);
 // instantiated for G = 64 and 128.
 template <int G>

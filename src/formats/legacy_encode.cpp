@@ -1,4 +1,5 @@
 // Encoders of the 32-element formats (layouts in legacy.h). See docs/quantization.md for the search.
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -90,6 +91,62 @@ void for_each_block(const float* x, int64_t n, const float* importance, Fn&& fn)
   }
 }
 
+void pack_block(const int L[32], block_q4_0& y) { pack_quants_q4_0(L, y); }
+void pack_block(const int L[32], block_q5_0& y) { pack_quants_q5_0(L, y); }
+void pack_block(const int L[32], block_q4_1& y) { pack_quants_q4_1(L, y); }
+void pack_block(const int L[32], block_q5_1& y) { pack_quants_q5_1(L, y); }
+
+// QuantSearch::nearest: ggml's reference rounding, what llama-quantize writes without an imatrix (same bytes).
+// Symmetric: d = v / lo for v the value of largest magnitude (the first of equal ones); each quant is
+// floor(x * (1 / d) - lo + 0.5), 1 / d from the float d (not the stored f16), capped at hi - lo.
+// A d beyond f16's range is stored as the largest finite f16 and the quants are rounded against it.
+template <int G, typename Block>
+void reference_rows(const float* x, int64_t n, int lo, int hi, Block* y) {
+  assert(n % G == 0);
+  int L[G];
+  for (int64_t b = 0; b < n / G; ++b) {
+    const float* xb = x + G * b;
+    float amax = 0, v = 0;
+    for (int j = 0; j < G; ++j)
+      if (std::fabs(xb[j]) > amax) {
+        amax = std::fabs(xb[j]);
+        v = xb[j];
+      }
+    float d = v / static_cast<float>(lo);
+    y[b].d = fp16_finite(d);
+    if (std::fabs(d) > 65504.0f) d = fp16_to_fp32(y[b].d);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f, bias = 0.5f - static_cast<float>(lo);
+    for (int j = 0; j < G; ++j) L[j] = std::min(hi - lo, static_cast<int>(static_cast<int8_t>(xb[j] * id + bias))) + lo;
+    if constexpr (G == 32)
+      pack_block(L, y[b]);
+    else
+      pack_quants_q4_0_g<G>(L, y[b]);
+  }
+}
+
+// Affine (Q4_1, Q5_1): d = (max - min) / nmax, m = min, each quant floor((x - min) * (1 / d) + 0.5) capped at
+// nmax, from the float d and min.
+template <typename Block>
+void reference_affine_rows(const float* x, int64_t n, int nmax, Block* y) {
+  assert(n % 32 == 0);
+  int L[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    float mn = xb[0], mx = xb[0];
+    for (int j = 1; j < 32; ++j) {
+      mn = std::min(mn, xb[j]);
+      mx = std::max(mx, xb[j]);
+    }
+    float d = (mx - mn) / static_cast<float>(nmax);
+    y[b].d = fp16_finite(d);
+    y[b].m = fp16_finite(mn);
+    if (std::fabs(d) > 65504.0f) d = fp16_to_fp32(y[b].d);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) L[j] = std::min(nmax, static_cast<int>(static_cast<int8_t>((xb[j] - mn) * id + 0.5f)));
+    pack_block(L, y[b]);
+  }
+}
+
 }  // namespace
 
 void pack_quants_q4_0(const int L[32], block_q4_0& y) { pack_nibbles(L, 8, y.qs); }
@@ -113,6 +170,7 @@ template void pack_quants_q4_0_g<QK4_0_G64>(const int*, block_q4_0_g64&);
 template void pack_quants_q4_0_g<QK4_0_G128>(const int*, block_q4_0_g128&);
 
 void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* importance, QuantSearch search) {
+  if (search == QuantSearch::nearest) return reference_rows<32>(x, n, -8, 7, y);
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     y[b].d = encode_symmetric_block(xb, w, 32, -8, 7, L, search);
@@ -122,6 +180,7 @@ void encode_row_q4_0(const float* x, block_q4_0* y, int64_t n, const float* impo
 
 template <int G>
 void encode_row_q4_0_g(const float* x, block_q4_0_g<G>* y, int64_t n, const float* importance, QuantSearch search) {
+  if (search == QuantSearch::nearest) return reference_rows<G>(x, n, -8, 7, y);
   for_each_block<G>(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[G];
     y[b].d = encode_symmetric_block(xb, w, G, -8, 7, L, search);
@@ -132,6 +191,7 @@ template void encode_row_q4_0_g<QK4_0_G64>(const float*, block_q4_0_g64*, int64_
 template void encode_row_q4_0_g<QK4_0_G128>(const float*, block_q4_0_g128*, int64_t, const float*, QuantSearch);
 
 void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* importance, QuantSearch search) {
+  if (search == QuantSearch::nearest) return reference_rows<32>(x, n, -16, 15, y);
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     y[b].d = encode_symmetric_block(xb, w, 32, -16, 15, L, search);
@@ -140,6 +200,7 @@ void encode_row_q5_0(const float* x, block_q5_0* y, int64_t n, const float* impo
 }
 
 void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* importance, QuantSearch search) {
+  if (search == QuantSearch::nearest) return reference_affine_rows(x, n, 15, y);
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     encode_affine_block(xb, w, 15, y[b].d, y[b].m, L, search);
@@ -148,6 +209,7 @@ void encode_row_q4_1(const float* x, block_q4_1* y, int64_t n, const float* impo
 }
 
 void encode_row_q5_1(const float* x, block_q5_1* y, int64_t n, const float* importance, QuantSearch search) {
+  if (search == QuantSearch::nearest) return reference_affine_rows(x, n, 31, y);
   for_each_block(x, n, importance, [&](int64_t b, const float* xb, const float* w) {
     int L[32];
     encode_affine_block(xb, w, 31, y[b].d, y[b].m, L, search);
@@ -165,22 +227,6 @@ void encode_row_q8_0(const float* x, block_q8_0* y, int64_t n, const float* /*im
     const float d = fp16_to_fp32(y[b].d);
     for (int j = 0; j < QK8_0; ++j)
       y[b].qs[j] = static_cast<int8_t>(nearest_int_clamped(x[QK8_0 * b + j] / d, -127, 127));
-  }
-}
-
-void encode_row_q4_0_nearest(const float* x, block_q4_0* y, int64_t n) {
-  for (int64_t b = 0; b < n / QK4_0; ++b) {
-    const float* xb = x + b * QK4_0;
-    float m = 0;
-    for (int j = 0; j < QK4_0; ++j)
-      if (std::fabs(xb[j]) > std::fabs(m)) m = xb[j];
-    y[b].d = fp16_finite(m / -8.0);
-    const float d = fp16_to_fp32(y[b].d), id = d != 0 ? 1.0f / d : 0.0f;
-    for (int j = 0; j < QK4_0 / 2; ++j) {
-      const int lo = nearest_int_clamped(xb[j] * id, -8, 7) + 8,
-                hi = nearest_int_clamped(xb[j + QK4_0 / 2] * id, -8, 7) + 8;
-      y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
-    }
   }
 }
 

@@ -13,13 +13,28 @@ enum class QuantSearch : uint8_t {
   fast,
   // The exact sweep over every scale where a rounding changes (scale_search.h) and the full candidate lists.
   exact,
+  // No search where ggml's reference quantizer has a plain rounding (what llama-quantize does without an
+  // imatrix): the 32-value types' scale (and min) from the block's extremes, byte-identical to llama-quantize;
+  // the importance is ignored there. The k-quants and IQ4 keep the fast search (their sub-block scales have no
+  // single reference rounding to match).
+  nearest,
 };
 
-inline const char* quant_search_name(QuantSearch s) { return s == QuantSearch::exact ? "exact" : "fast"; }
+inline const char* quant_search_name(QuantSearch s) {
+  switch (s) {
+    case QuantSearch::exact: return "exact";
+    case QuantSearch::nearest: return "nearest";
+    default: return "fast";
+  }
+}
+
+// The search of the types without a reference rounding (k-quants, IQ4): nearest falls back to fast.
+inline QuantSearch searched(QuantSearch s) { return s == QuantSearch::nearest ? QuantSearch::fast : s; }
 
 inline std::optional<QuantSearch> parse_quant_search(std::string_view s) {
   if (s == "fast") return QuantSearch::fast;
   if (s == "exact") return QuantSearch::exact;
+  if (s == "nearest") return QuantSearch::nearest;
   return std::nullopt;
 }
 

@@ -215,6 +215,10 @@ Expected<QuantizePlan> plan_quantization_impl(const QuantizeShape& in, const Qua
     plan.ftype = ftype_of_single_type(type).value_or(0);
   }
 
+  if (o.search == QuantSearch::nearest && (o.imatrix || o.transform || o.gptq_stats || o.outliers != 0))
+    return Error(
+        "--search nearest is llama-quantize's plain rounding: it takes no imatrix, calibration, --method "
+        "other than rtn, --smooth or --outliers (those steer a search)");
   if (o.outliers != 0) {
     if (o.outliers < 1 || o.outliers > kMaxOutlierColumns)
       return Error("--outliers " + std::to_string(o.outliers) + ": K must be 1 to " +

@@ -68,7 +68,8 @@ struct QuantizeOptions {
   const CalibStats* outlier_stats = nullptr;
   std::string method;       // recorded as quantize.method ("" : nothing recorded)
   std::string calibration;  // recorded as quantize.calibration (what the statistics came from)
-  // The encoders' scale search (formats/quant_search.h): fast (the default) or the exact sweep.
+  // The encoders' scale search (formats/quant_search.h): fast (the default), the exact sweep, or nearest (no
+  // search: llama-quantize's plain rounding of the 32-value types; with no imatrix or method only).
   QuantSearch search = QuantSearch::fast;
   int n_threads = 0;                          // 0: physical cores
   bool progress = true;                       // a progress line on stderr

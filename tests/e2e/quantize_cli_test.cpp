@@ -147,7 +147,7 @@ TEST_F(QuantizeCli, BadInputsAreClearErrorsWithNoOutputFile) {
 // would not reach the encoders).
 TEST_F(QuantizeCli, SearchFlagReachesTheEncoders) {
   expect_error({"quantize", in(), path("out.gguf"), "q4_0", "--search", "quick"},
-               "--search: 'quick' is not fast or exact");
+               "--search: 'quick' is not fast, exact or nearest");
   const std::string fast = path("fast.gguf"), exact = path("exact.gguf");
   auto r = test::run_cli({"quantize", in(), fast, "q4_0", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -319,6 +319,50 @@ TEST_F(QuantizeCli, SameRecipesAsLlamaQuantizeAndAtLeastItsAgreement) {
     std::fflush(stdout);  // before run_cli forks again
     EXPECT_GE(ta, tb - 0.02);
   }
+}
+
+// `--search nearest` is llama-quantize's round-to-nearest: without an imatrix, every tensor of the 32-value types
+// byte for byte what llama-quantize writes (the k-quants keep a search of their own: only the types are compared
+// there). With an imatrix it is an error: the importance only steers a search.
+TEST_F(QuantizeCli, NearestSearchIsLlamaQuantizesRoundingByteForByte) {
+  const fs::path lq = test::peer_dir() / "build/bin/llama-quantize";
+  if (!fs::exists(lq)) GTEST_SKIP() << "no llama-quantize (scripts/build-peer.sh builds the peer)";
+  for (const std::string type : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"}) {
+    SCOPED_TRACE(type);
+    const std::string ours = path("ours.gguf"), theirs = path("theirs.gguf");
+    const auto r = test::run_cli({"quantize", in(), ours, type, "--pure", "--search", "nearest", "-q", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(sh(lq.string() + " --pure " + in() + " " + theirs + " " + type + " 2", path("lq.log")), 0)
+        << slurp(path("lq.log"));
+    auto a = GgufFile::open(ours);
+    auto b = GgufFile::open(theirs);
+    ASSERT_TRUE(a.ok() && b.ok());
+    int quantized = 0;
+    for (const GgufTensor& t : a->tensors()) {
+      const GgufTensor* u = b->tensor(t.name);
+      ASSERT_NE(u, nullptr) << t.name;
+      ASSERT_EQ(t.type, u->type) << t.name;
+      ASSERT_EQ(t.nbytes, u->nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(t.data, u->data, t.nbytes), 0) << t.name << " differs";
+      quantized += t.type != GgmlType::F32;
+    }
+    EXPECT_GE(quantized, 7) << "too few quantized tensors to compare";
+    // The default search differs from the plain rounding (it fits each block's scale).
+    ASSERT_EQ(test::run_cli({"quantize", in(), path("fast.gguf"), type, "--pure", "-q", "-t", "2"}).exit_code, 0);
+    auto c = GgufFile::open(path("fast.gguf"));
+    ASSERT_TRUE(c.ok());
+    const GgufTensor* q = c->tensor("blk.0.attn_q.weight");
+    ASSERT_NE(q, nullptr);
+    if (type != "Q8_0") {
+      EXPECT_NE(std::memcmp(q->data, b->tensor(q->name)->data, q->nbytes), 0);
+    }
+    for (const std::string& f : {ours, theirs, path("fast.gguf"), path("lq.log")}) fs::remove(f);
+  }
+  const std::string calib = write_file("calib.json", "Once upon a time there was a little dog.");
+  expect_error({"quantize", in(), path("x.gguf"), "Q4_0", "--search", "nearest", "--method", "awq", "--calib", calib},
+               "--search nearest is llama-quantize's plain rounding");
+  expect_error({"quantize", in(), path("x.gguf"), "Q4_0", "--search", "nearest", "--smooth", "0.5", "--calib", calib},
+               "--search nearest is llama-quantize's plain rounding");
 }
 
 // Both directions of "any llama.cpp-compatible runtime": our Q4_K_M file run by llama.cpp, and llama-quantize's

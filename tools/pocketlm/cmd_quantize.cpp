@@ -77,7 +77,7 @@ int quantize(const QuantizeFlags& f) {
   if (auto s = parse_quant_search(f.search))
     o.search = *s;
   else
-    return fail("--search: '" + f.search + "' is not fast or exact");
+    return fail("--search: '" + f.search + "' is not fast, exact or nearest");
   o.progress = !f.quiet;
   o.cancel = &g_interrupted;
   if (f.hot_fp16) o.token_embedding_type = o.output_tensor_type = GgmlType::F16;
@@ -122,6 +122,11 @@ int quantize(const QuantizeFlags& f) {
   } else if (!f.calib.empty() || !f.tasks.empty()) {
     method = QuantMethod::Imatrix;
   }
+  if (o.search == QuantSearch::nearest &&
+      (method != QuantMethod::Rtn || !f.imatrix.empty() || f.smooth >= 0 || f.outliers_given))
+    return fail(
+        "--search nearest is llama-quantize's plain rounding: it takes no imatrix, calibration, --method "
+        "other than rtn, --smooth or --outliers (those steer a search)");
   const bool smooth = f.smooth >= 0;
   const bool outliers = f.outliers_given;
   if (outliers && (f.outliers < 1 || f.outliers > kMaxOutlierColumns))
@@ -279,8 +284,10 @@ void add_quantize_command(CLI::App& root) {
   app->add_option("--output-tensor-type", f->output_tensor_type,
                   "type of output.weight (of the embedding when it is tied to the head)");
   app->add_flag("--pure", f->pure, "a recipe name means its base type for every weight (no per-tensor mix)");
-  app->add_option("--search", f->search,
-                  "scale search: fast (a candidate grid, the default) or exact (the full sweep, several times slower)");
+  app->add_option(
+      "--search", f->search,
+      "scale search: fast (a candidate grid, the default), exact (the full sweep, several times slower) or nearest "
+      "(no search: llama-quantize's plain rounding of the 32-value types, its bytes and speed; RTN only)");
   app->add_option("-t,--threads", f->threads, "threads (default: physical cores)")->check(CLI::Range(1, 1024));
   app->add_flag("-q,--quiet", f->quiet, "no progress line, notes or per-tensor table");
   app->add_option("--method", f->method,

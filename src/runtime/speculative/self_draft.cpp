@@ -81,12 +81,9 @@ Expected<std::unique_ptr<Model>> make_self_draft(const Model& target, const Self
                                     for (int64_t r = r0; r < r1; ++r) {
                                       dequantize_row(tp->type, tp->data + static_cast<size_t>(r) * in_row, f.data(), k);
                                       uint8_t* dst = out.data() + static_cast<size_t>(r) * out_row;
-                                      // q4_0, the common case, rounds to nearest: the file encoder's search would take
-                                      // minutes at load.
-                                      if (to == GgmlType::Q4_0)
-                                        encode_row_q4_0_nearest(f.data(), reinterpret_cast<block_q4_0*>(dst), k);
-                                      else
-                                        quantize_row(to, f.data(), dst, k, nullptr);
+                                      // The 32-value types round to nearest (llama-quantize's plain rounding): the
+                                      // search would take much longer at load.
+                                      quantize_row(to, f.data(), dst, k, nullptr, QuantSearch::nearest);
                                     }
                                   };
                                   if (pool)
