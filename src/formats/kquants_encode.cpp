@@ -233,14 +233,16 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
                          AffineSuper& s) {
   double dsub[16], msub[16], sw[16];
   for (int j = 0; j < n_sub; ++j) {
-    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, search);
+    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, searched(search));
     dsub[j] = f.d;
     msub[j] = -f.m;  // >= 0
     double sum = 0;
     for (int i = 0; i < sub; ++i) sum += w[sub * j + i];
     sw[j] = sum;
   }
-  const bool fast = search == QuantSearch::fast;
+  // QuantSearch::nearest: the fast search's sub-block fits, but only the first pairs of super-scales (the largest
+  // sub-block values over kmax and their refits) and the joint refit: no search of either super-scale alone.
+  const bool nearest = search == QuantSearch::nearest, fast = search == QuantSearch::fast || nearest;
   std::optional<Transposed> tr;
   if (fast) tr.emplace(x, w, n_sub, sub);
   TriedScales tried;
@@ -257,7 +259,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
   // both a factor off together (d * 64/63 with every sub-scale one lower fits almost as well).
   uint16_t best_d = fp16_finite(dcands[0]), best_m = fp16_finite(mcands[0]);
   double best = HUGE_VAL;
-  for (size_t i = 0; i < dcands.size() && i < mcands.size(); ++i) {
+  for (size_t i = 0; i < dcands.size() && i < mcands.size() && !(nearest && i >= 4); ++i) {
     const uint16_t dh = fp16_finite(dcands[i]), mh = fp16_finite(mcands[i]);
     const double err = assign(dh, mh, nullptr);
     if (err < best) {
@@ -267,7 +269,7 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
     }
   }
   // QuantSearch::fast: one round (the scale, then the min scale), no local refinement, one joint refit.
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < (nearest ? 0 : 2); ++round) {
     if (fast && round == 1) break;
     for (double c : dcands) {
       const uint16_t dh = fp16_finite(c);
@@ -437,15 +439,18 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   SymmetricFits fits[16];
   double smax = 0;
   for (int j = 0; j < 16; ++j) {
-    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
+    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, searched(search));
     ssub[j] = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
     if (std::fabs(ssub[j]) > std::fabs(smax)) smax = ssub[j];
     double sum = 0;
     for (int i = 0; i < 16; ++i) sum += w[16 * j + i];
     sw[j] = sum;
   }
+  // QuantSearch::nearest: the fast search's sub-block fits, but only the largest sub-scale over either end of
+  // the integer range (and their refits) as super-scales, no local refinement, one joint refit.
+  const bool nearest = search == QuantSearch::nearest;
   std::optional<Transposed> tr;
-  if (search == QuantSearch::fast) tr.emplace(x, w, 16, 16);
+  if (search != QuantSearch::exact) tr.emplace(x, w, 16, 16);
   TriedScales tried;
   auto assign = [&](uint16_t dh, SymmetricSuper* out) {
     if (!tr) return symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
@@ -460,7 +465,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     // QuantSearch::fast: steps of 0.1 instead of 0.05, and half the local refinement below.
     const double f_step = search == QuantSearch::fast ? 0.1 : 0.05;
     for (int end : {sc_lo, sc_hi})
-      for (double f = 1.0; f > (sc_hi > 31 ? 0.85 : 0.3); f -= f_step) {  // 8-bit scales need less clipping
+      for (double f = 1.0; f > (nearest ? 0.99 : sc_hi > 31 ? 0.85 : 0.3); f -= f_step) {  // 8-bit: less clipping
         const double c = smax * f / end;
         cands.push_back(c);
         double num = 0, den = 0;
@@ -488,7 +493,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   // Local refinement around the winner: small relative steps, then its f16 neighbours.
   const double base = fp16_to_fp32(best_d);
   for (double f : {0.96, 0.97, 0.98, 0.99, 1.01, 1.02, 1.03, 1.04}) {
-    if (search == QuantSearch::fast && std::fabs(f - 1.0) > 0.025) continue;
+    if (nearest || (search == QuantSearch::fast && std::fabs(f - 1.0) > 0.025)) continue;
     const uint16_t dh = fp16_finite(base * f);
     const double err = assign(dh, nullptr);
     if (err < best) {
@@ -506,7 +511,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   }
   // Refit of the super-scale with every integer held (sub-scales and quants), and its f16 neighbours: as in
   // encode_affine_super, this recovers values that lie on a grid when the sub-block fits do not.
-  for (int iter = 0; iter < 2; ++iter) {
+  for (int iter = 0; iter < (nearest ? 1 : 2); ++iter) {
     SymmetricSuper t;
     assign(best_d, &t);
     const float d0 = fp16_to_fp32(best_d);

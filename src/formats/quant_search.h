@@ -13,10 +13,10 @@ enum class QuantSearch : uint8_t {
   fast,
   // The exact sweep over every scale where a rounding changes (scale_search.h) and the full candidate lists.
   exact,
-  // No search where ggml's reference quantizer has a plain rounding (what llama-quantize does without an
-  // imatrix): the 32-value types' scale (and min) from the block's extremes, byte-identical to llama-quantize;
-  // the importance is ignored there. The k-quants and IQ4 keep the fast search (their sub-block scales have no
-  // single reference rounding to match).
+  // The least search, for speed: no search where ggml's reference quantizer has a plain rounding (what
+  // llama-quantize does without an imatrix): the 32-value types' scale (and min) from the block's extremes,
+  // byte-identical to llama-quantize, the importance ignored. The k-quants keep the fast search's sub-block fits
+  // but try only the super-scales made from the largest sub-block value (and their refits); IQ4 searches as fast.
   nearest,
 };
 
@@ -28,7 +28,7 @@ inline const char* quant_search_name(QuantSearch s) {
   }
 }
 
-// The search of the types without a reference rounding (k-quants, IQ4): nearest falls back to fast.
+// The search of the fits that have no lighter version (sub-block fits, IQ4): nearest falls back to fast.
 inline QuantSearch searched(QuantSearch s) { return s == QuantSearch::nearest ? QuantSearch::fast : s; }
 
 inline std::optional<QuantSearch> parse_quant_search(std::string_view s) {

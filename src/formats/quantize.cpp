@@ -49,11 +49,11 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q5_0: return encode_row_q5_0(src, static_cast<block_q5_0*>(dst), n, imp, search);
     case GgmlType::Q5_1: return encode_row_q5_1(src, static_cast<block_q5_1*>(dst), n, imp, search);
     case GgmlType::Q8_0: return encode_row_q8_0(src, static_cast<block_q8_0*>(dst), n, imp, search);
-    case GgmlType::Q2_K: return encode_row_q2_K(src, static_cast<block_q2_K*>(dst), n, imp, searched(search));
-    case GgmlType::Q3_K: return encode_row_q3_K(src, static_cast<block_q3_K*>(dst), n, imp, searched(search));
-    case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp, searched(search));
-    case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp, searched(search));
-    case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp, searched(search));
+    case GgmlType::Q2_K: return encode_row_q2_K(src, static_cast<block_q2_K*>(dst), n, imp, search);
+    case GgmlType::Q3_K: return encode_row_q3_K(src, static_cast<block_q3_K*>(dst), n, imp, search);
+    case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp, search);
+    case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp, search);
+    case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp, search);
     case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp, searched(search));
     case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp, searched(search));
     case GgmlType::Q4_0_G64: return encode_row_q4_0_g(src, static_cast<block_q4_0_g64*>(dst), n, imp, search);

@@ -56,5 +56,35 @@ TEST(FastSearch, WithinTwoPercentOfTheExactSweepOnEveryType) {
   std::printf("[fast/exact] worst %.4f\n", worst);
 }
 
+// QuantSearch::nearest (the least search, for speed): the k-quants keep most of the fast search's quality (only
+// the super-scale search is cut); the 32-value types round plainly, as llama-quantize does without an imatrix
+// (byte-identical to it: QuantizeCli.NearestSearchIsLlamaQuantizesRoundingByteForByte), and lose more.
+TEST(FastSearch, NearestCostsBoundedErrorAgainstFast) {
+  const int64_t n_rows = 8, n_per_row = 1024;
+  struct Case {
+    GgmlType type;
+    double bound;  // weighted RMSE of nearest / fast, at most
+  };
+  // Measured: k-quants 1.0001-1.0155 (q2_K, heavy-tailed); the plain roundings 1.004-1.37 (q4_1 on heavy-tailed
+  // rows: its min and scale from the block's extremes).
+  const Case cases[] = {{GgmlType::Q2_K, 1.03}, {GgmlType::Q3_K, 1.03}, {GgmlType::Q4_K, 1.03},
+                        {GgmlType::Q5_K, 1.03}, {GgmlType::Q6_K, 1.03}, {GgmlType::Q4_0, 1.5},
+                        {GgmlType::Q4_1, 1.5},  {GgmlType::Q5_0, 1.5},  {GgmlType::Q5_1, 1.5}};
+  for (bool heavy : {false, true}) {
+    const std::vector<float> rows = test::gaussian_rows(n_rows, n_per_row, heavy ? 21u : 20u, heavy);
+    for (const Case& c : cases) {
+      const auto fast = encode(c.type, rows, n_rows, n_per_row, nullptr, QuantSearch::fast);
+      const auto nearest = encode(c.type, rows, n_rows, n_per_row, nullptr, QuantSearch::nearest);
+      const double ratio = test::reconstruction_error(c.type, nearest, rows.data(), n_rows, n_per_row, nullptr).rmse() /
+                           test::reconstruction_error(c.type, fast, rows.data(), n_rows, n_per_row, nullptr).rmse();
+      std::printf("[nearest/fast] %-6s %-6s %.4f\n", std::string(type_traits(c.type).name).c_str(),
+                  heavy ? "heavy" : "gauss", ratio);
+      EXPECT_LE(ratio, c.bound) << type_traits(c.type).name;
+      EXPECT_GE(ratio, 1.0 - 1e-9) << type_traits(c.type).name << ": the lighter search is never better here";
+      EXPECT_NE(fast, nearest) << type_traits(c.type).name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pocketlm
