@@ -233,14 +233,14 @@ void encode_affine_super(const float* x, const float* w, int n_sub, int sub, int
                          AffineSuper& s) {
   double dsub[16], msub[16], sw[16];
   for (int j = 0; j < n_sub; ++j) {
-    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, searched(search));
+    const AffineFit f = fit_affine(x + sub * j, w + sub * j, sub, nmax, /*allow_positive_min=*/false, search);
     dsub[j] = f.d;
     msub[j] = -f.m;  // >= 0
     double sum = 0;
     for (int i = 0; i < sub; ++i) sum += w[sub * j + i];
     sw[j] = sum;
   }
-  // QuantSearch::nearest: the fast search's sub-block fits, but only the first pairs of super-scales (the largest
+  // QuantSearch::nearest: the light sub-block fits (fit_affine), only the first pairs of super-scales (the largest
   // sub-block values over kmax and their refits) and the joint refit: no search of either super-scale alone.
   const bool nearest = search == QuantSearch::nearest, fast = search == QuantSearch::fast || nearest;
   std::optional<Transposed> tr;
@@ -439,15 +439,15 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   SymmetricFits fits[16];
   double smax = 0;
   for (int j = 0; j < 16; ++j) {
-    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, searched(search));
+    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
     ssub[j] = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
     if (std::fabs(ssub[j]) > std::fabs(smax)) smax = ssub[j];
     double sum = 0;
     for (int i = 0; i < 16; ++i) sum += w[16 * j + i];
     sw[j] = sum;
   }
-  // QuantSearch::nearest: the fast search's sub-block fits, but only the largest sub-scale over either end of
-  // the integer range (and their refits) as super-scales, no local refinement, one joint refit.
+  // QuantSearch::nearest: light sub-block fits (a quarter of the candidates), only the largest sub-scale over
+  // either end of the integer range (and their refits) as super-scales, no local refinement, one joint refit.
   const bool nearest = search == QuantSearch::nearest;
   std::optional<Transposed> tr;
   if (search != QuantSearch::exact) tr.emplace(x, w, 16, 16);

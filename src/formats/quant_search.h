@@ -15,8 +15,9 @@ enum class QuantSearch : uint8_t {
   exact,
   // The least search, for speed: no search where ggml's reference quantizer has a plain rounding (what
   // llama-quantize does without an imatrix): the 32-value types' scale (and min) from the block's extremes,
-  // byte-identical to llama-quantize, the importance ignored. The k-quants keep the fast search's sub-block fits
-  // but try only the super-scales made from the largest sub-block value (and their refits); IQ4 searches as fast.
+  // byte-identical to llama-quantize, the importance ignored. The k-quants fit their sub-blocks with a quarter of
+  // the fast search's candidates and try only the super-scales made from the largest sub-block value (and their
+  // refits); IQ4 searches as fast does.
   nearest,
 };
 
@@ -27,9 +28,6 @@ inline const char* quant_search_name(QuantSearch s) {
     default: return "fast";
   }
 }
-
-// The search of the fits that have no lighter version (sub-block fits, IQ4): nearest falls back to fast.
-inline QuantSearch searched(QuantSearch s) { return s == QuantSearch::nearest ? QuantSearch::fast : s; }
 
 inline std::optional<QuantSearch> parse_quant_search(std::string_view s) {
   if (s == "fast") return QuantSearch::fast;

@@ -54,8 +54,8 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q4_K: return encode_row_q4_K(src, static_cast<block_q4_K*>(dst), n, imp, search);
     case GgmlType::Q5_K: return encode_row_q5_K(src, static_cast<block_q5_K*>(dst), n, imp, search);
     case GgmlType::Q6_K: return encode_row_q6_K(src, static_cast<block_q6_K*>(dst), n, imp, search);
-    case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp, searched(search));
-    case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp, searched(search));
+    case GgmlType::IQ4_NL: return encode_row_iq4_nl(src, static_cast<block_iq4_nl*>(dst), n, imp, search);
+    case GgmlType::IQ4_XS: return encode_row_iq4_xs(src, static_cast<block_iq4_xs*>(dst), n, imp, search);
     case GgmlType::Q4_0_G64: return encode_row_q4_0_g(src, static_cast<block_q4_0_g64*>(dst), n, imp, search);
     case GgmlType::Q4_0_G128: return encode_row_q4_0_g(src, static_cast<block_q4_0_g128*>(dst), n, imp, search);
     default: break;

@@ -422,8 +422,8 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow
   // The plain min/max mapping is the starting point; every candidate must beat its error.
   best = {range / nmax, static_cast<double>(lo)};
   double best_err = affine_error(x, w, n, nmax, best.d, best.m);
-  const bool fast = search == QuantSearch::fast;
-  for (int k = -20; k <= 20; k += fast ? 4 : 1) {
+  const bool fast = search == QuantSearch::fast, nearest = search == QuantSearch::nearest;
+  for (int k = -20; k <= 20; k += nearest ? 10 : fast ? 4 : 1) {
     const double d0 = range / (nmax + 0.05 * k);
     AffineFit f;
     const double err = round_and_fit(x, w, n, nmax, allow_positive_min, s, d0, lo, f);
@@ -432,7 +432,7 @@ AffineFit fit_affine(const float* x, const float* w, int n, int nmax, bool allow
       best = f;
     }
   }
-  if (n <= kMaxGroup)
+  if (n <= kMaxGroup && !nearest)
     best_err = refine_affine_quants(x, w, n, nmax, allow_positive_min, s, best, best_err, fast ? 1 : 4);
   // Alternate: re-round with the best (d, m), refit; stop when the error no longer falls.
   for (int it = 0; it < 4; ++it) {

@@ -30,21 +30,24 @@ SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, 
 // over the same window and two between the best and its neighbours, each scored in eight float lanes, then the
 // best refitted by least squares and re-rounded while its score rises. Its error is at most the exact one's
 // plus a small margin (tests/quant/fast_search_test.cpp states the bound).
-SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi);
+// `light` (QuantSearch::nearest): a quarter of the candidates (Q6_K: half).
+SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi, bool light = false);
 // The fast search for a single scale (fit_symmetric's use): on a grid with a longer side (Q4_0's -8..7) only
 // the sign that puts the largest |x| on that side is searched (the exact sweep's winner in almost every
 // group; tests/quant/fast_search_test.cpp bounds the difference).
 double fit_symmetric_fast(const float* x, const float* w, int n, int lo, int hi);
 // fit_symmetric_both or its fast version.
 inline SymmetricFits fit_symmetric_both(const float* x, const float* w, int n, int lo, int hi, QuantSearch s) {
-  return s == QuantSearch::exact ? fit_symmetric_both(x, w, n, lo, hi) : fit_symmetric_both_fast(x, w, n, lo, hi);
+  return s == QuantSearch::exact ? fit_symmetric_both(x, w, n, lo, hi)
+                                 : fit_symmetric_both_fast(x, w, n, lo, hi, s == QuantSearch::nearest);
 }
 
 // Affine grid: x ~ d * L + m, L integer in [0, nmax], d >= 0. When !allow_positive_min, m <= 0 (the k-quants
 // store -m as an unsigned multiple of dmin). Candidate steps (range / (nmax + delta) for delta in [-1, 1] in
 // steps of 0.05) each get a weighted two-parameter least-squares fit; the best is then refined by moving single
 // quants (coordinate descent) and by alternating re-rounding and refitting while the error falls.
-// QuantSearch::fast: every fourth candidate (delta in steps of 0.2) and one pass of the coordinate descent.
+// QuantSearch::fast: every fourth candidate (delta in steps of 0.2) and one pass of the coordinate descent;
+// QuantSearch::nearest: delta in steps of 0.5 and no coordinate descent.
 struct AffineFit {
   double d = 0;
   double m = 0;

@@ -165,8 +165,10 @@ void grid_search(const float* x, const float* w, int n, float amax, double u_lo,
     const float t_lo = static_cast<float>((g == 0 ? 1 : -1) * (best_u[g] - 0.5 * step) / amax);
     const float t_hi = static_cast<float>((g == 0 ? 1 : -1) * (best_u[g] + 0.5 * step) / amax);
     const float t_fit = refit_t(g);
-    consider(g, one_sums(x, w, n, t_lo, grid));
-    consider(g, one_sums(x, w, n, t_hi, grid));
+    if (K > kCandidates / 4) {  // the light search (QuantSearch::nearest) goes straight to the refits
+      consider(g, one_sums(x, w, n, t_lo, grid));
+      consider(g, one_sums(x, w, n, t_hi, grid));
+    }
     if (t_fit != 0.0f) consider(g, one_sums(x, w, n, t_fit, grid));
     for (int it = 0; it < 2; ++it) {
       const double before = *best_score[g];
@@ -184,7 +186,7 @@ float abs_max(const float* x, int n) {
 
 }  // namespace
 
-SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi) {
+SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int lo, int hi, bool light) {
   SymmetricFits out;
   const float amax = abs_max(x, n);
   if (!(amax > 0.0f)) return out;
@@ -192,7 +194,11 @@ SymmetricFits fit_symmetric_both_fast(const float* x, const float* w, int n, int
   const int side = std::max(hi, -lo);
   const double u_lo = (side >= 16 ? 0.75 : 0.5) * side, u_hi = (side >= 16 ? 1.25 : 1.5) * side + 1.0;
   const UniformGrid grid{static_cast<float>(lo), static_cast<float>(hi)};
-  if (side >= 32)  // Q6_K's 64 levels: the score has more local optima across the window
+  if (light && side >= 32)
+    grid_search<2, UniformGrid, kCandidates>(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
+  else if (light)
+    grid_search<2, UniformGrid, kCandidates / 4>(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
+  else if (side >= 32)  // Q6_K's 64 levels: the score has more local optima across the window
     grid_search<2, UniformGrid, 2 * kCandidates>(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
   else
     grid_search(x, w, n, amax, u_lo, u_hi, grid, {0, 1}, out);
