@@ -518,18 +518,18 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
         }
       }
       // The reconstruction error, weighted by the importance of each column when there is one; the side
-      // columns (kept in f16, their input zeroed in the quantized product) are left out (weight 0). Eight
-      // partial sums per row so that the loop vectorizes.
-      std::vector<std::vector<double>> col_w(static_cast<size_t>(n_mat));
+      // columns (kept in f16, their input zeroed in the quantized product) are left out (weight 0). Sixteen float
+      // partial sums per row (it vectorizes), added up in double row by row.
+      std::vector<std::vector<float>> col_w(static_cast<size_t>(n_mat));
       std::vector<double> row_wsum(static_cast<size_t>(n_mat), 0.0);
       for (int64_t m = 0; m < n_mat; ++m) {
-        std::vector<double>& cw = col_w[static_cast<size_t>(m)];
-        cw.assign(static_cast<size_t>(n_per_row), 1.0);
+        std::vector<float>& cw = col_w[static_cast<size_t>(m)];
+        cw.assign(static_cast<size_t>(n_per_row), 1.0f);
         if (entry)
           for (int64_t j = 0; j < n_per_row; ++j)
             cw[static_cast<size_t>(j)] = importance[static_cast<size_t>(m)][static_cast<size_t>(j)];
-        for (int32_t j : side_idx) cw[static_cast<size_t>(j)] = 0.0;
-        for (double v : cw) row_wsum[static_cast<size_t>(m)] += v;
+        for (int32_t j : side_idx) cw[static_cast<size_t>(j)] = 0.0f;
+        for (float v : cw) row_wsum[static_cast<size_t>(m)] += v;
       }
       const int nt = pool.size();
       std::vector<double> err(static_cast<size_t>(nt), 0.0), ref(static_cast<size_t>(nt), 0.0),
@@ -538,29 +538,43 @@ Expected<QuantizeResult> quantize_model(const GgufFile& in, const QuantizePlan& 
       pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int th) {
         std::vector<float>& y = scratch[static_cast<size_t>(th)];
         y.resize(static_cast<size_t>(n_per_row));
-        double e8[8] = {}, s8[8] = {}, ws = 0;
+        double e = 0, sx = 0, ws = 0;
         for (int64_t r = r0; r < r1; ++r) {
           dequantize_row(p.type, out.data() + static_cast<size_t>(r) * dst_row, y.data(), n_per_row);
           const float* xr = x + r * n_per_row;
-          const double* cw = col_w[static_cast<size_t>(r / rows_per_mat)].data();
+          const float* cw = col_w[static_cast<size_t>(r / rows_per_mat)].data();
+          float e16[16] = {}, s16[16] = {};
           int64_t j = 0;
-          for (; j + 8 <= n_per_row; j += 8)
-            for (int k = 0; k < 8; ++k) {
-              const double xv = xr[j + k], d = xv - static_cast<double>(y[static_cast<size_t>(j + k)]);
-              e8[k] += cw[j + k] * d * d;
-              s8[k] += cw[j + k] * xv * xv;
+          for (; j + 16 <= n_per_row; j += 16)
+            for (int k = 0; k < 16; ++k) {
+              const float xv = xr[j + k], d = xv - y[static_cast<size_t>(j + k)];
+              e16[k] += cw[j + k] * d * d;
+              s16[k] += cw[j + k] * xv * xv;
             }
           for (; j < n_per_row; ++j) {
-            const double xv = xr[j], d = xv - static_cast<double>(y[static_cast<size_t>(j)]);
-            e8[0] += cw[j] * d * d;
-            s8[0] += cw[j] * xv * xv;
+            const float xv = xr[j], d = xv - y[static_cast<size_t>(j)];
+            e16[0] += cw[j] * d * d;
+            s16[0] += cw[j] * xv * xv;
           }
+          double re = 0, rs = 0;
+          for (int k = 0; k < 16; ++k) {
+            re += e16[k];
+            rs += s16[k];
+          }
+          if (!std::isfinite(re) || !std::isfinite(rs)) {  // values near float's limit: the row again in double
+            re = rs = 0;
+            for (int64_t c = 0; c < n_per_row; ++c) {
+              const double xv = xr[c], d = xv - static_cast<double>(y[static_cast<size_t>(c)]);
+              re += static_cast<double>(cw[c]) * d * d;
+              rs += static_cast<double>(cw[c]) * xv * xv;
+            }
+          }
+          e += re;
+          sx += rs;
           ws += row_wsum[static_cast<size_t>(r / rows_per_mat)];
         }
-        for (int k = 0; k < 8; ++k) {
-          err[static_cast<size_t>(th)] += e8[k];
-          ref[static_cast<size_t>(th)] += s8[k];
-        }
+        err[static_cast<size_t>(th)] += e;
+        ref[static_cast<size_t>(th)] += sx;
         wsum[static_cast<size_t>(th)] += ws;
       });
       double e = 0, s = 0, ws = 0;
