@@ -170,7 +170,7 @@ void grid_search(const float* x, const float* w, int n, float amax, double u_lo,
       consider(g, one_sums(x, w, n, t_hi, grid));
     }
     if (t_fit != 0.0f) consider(g, one_sums(x, w, n, t_fit, grid));
-    for (int it = 0; it < 2; ++it) {
+    for (int it = 0; it < (K > kCandidates / 4 ? 2 : 0); ++it) {  // the light search: the first refit only
       const double before = *best_score[g];
       const float t = refit_t(g);
       if (t == 0.0f || !consider(g, one_sums(x, w, n, t, grid)) || !(*best_score[g] > before * (1 + 1e-9))) break;
