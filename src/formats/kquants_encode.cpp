@@ -433,24 +433,70 @@ double symmetric_assign_fast(const Transposed& t, int lo, int hi, int sc_lo, int
   return total;
 }
 
+// QuantSearch::nearest's sub-block fits of Q3_K (16 sub-blocks of 16 values): per sign, kLightCandidates inverse
+// scales over fit_symmetric_both_fast's window and the least-squares refit of the best, with the sub-blocks as
+// the vector lanes (the transposed super-block) instead of one call per sub-block and candidate. A sub-block
+// with values beyond 1e15 (float sums could overflow) takes the per-sub-block search.
+constexpr int kLightCandidates = 4;
+void light_symmetric_fits(const Transposed& t, const float* x, const float* w, int lo, int hi, SymmetricFits* fits) {
+  constexpr int N = 16;
+  float amax[N] = {};
+  for (int i = 0; i < t.sub; ++i)
+    for (int j = 0; j < N; ++j) amax[j] = std::max(amax[j], std::fabs(t.x[i * N + j]));
+  const int side = std::max(hi, -lo);
+  const double u_lo = 0.5 * side, u_hi = 1.5 * side + 1.0;  // fit_symmetric_both_fast's window for side < 16
+  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+  for (int g = 0; g < 2; ++g) {
+    const double sign = g == 0 ? 1.0 : -1.0;
+    double best_score[N] = {}, best_d[N] = {};
+    for (int c = 0; c <= kLightCandidates; ++c) {  // c == kLightCandidates: the refit of the best
+      float tv[N];
+      const double u = u_lo + (u_hi - u_lo) * c / (kLightCandidates - 1);
+      for (int j = 0; j < N; ++j)
+        tv[j] = c < kLightCandidates ? (amax[j] > 0 ? static_cast<float>(sign * u / amax[j]) : 0.0f)
+                                     : (best_d[j] != 0 ? static_cast<float>(1.0 / best_d[j]) : 0.0f);
+      float s1[N] = {}, s2[N] = {};
+      for (int i = 0; i < t.sub; ++i)
+        for (int j = 0; j < N; ++j) {
+          const float xv = t.x[i * N + j], q = round_clamped(xv * tv[j], flo, fhi), wq = t.w[i * N + j] * q;
+          s1[j] += wq * xv;
+          s2[j] += wq * q;
+        }
+      for (int j = 0; j < N; ++j) {
+        const double a = s1[j], b = s2[j];
+        if (b > 0 && a * sign > 0 && a * a > best_score[j] * b) {
+          best_score[j] = a * a / b;
+          best_d[j] = a / b;
+        }
+      }
+    }
+    for (int j = 0; j < N; ++j) (g == 0 ? fits[j].positive : fits[j].negative) = best_d[j];
+    for (int j = 0; j < N; ++j) (g == 0 ? fits[j].positive_score : fits[j].negative_score) = best_score[j];
+  }
+  for (int j = 0; j < N; ++j)
+    if (amax[j] > 1e15f) fits[j] = fit_symmetric_both_fast(x + 16 * j, w + 16 * j, 16, lo, hi, /*light=*/true);
+}
+
 void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int sc_lo, int sc_hi, QuantSearch search,
                             SymmetricSuper& s) {
+  // QuantSearch::nearest: light sub-block fits (Q3_K: light_symmetric_fits; Q6_K: a quarter of the candidates),
+  // only the largest sub-scale over either end of the integer range (and their refits) as super-scales, no local
+  // refinement, one joint refit.
+  const bool nearest = search == QuantSearch::nearest;
+  std::optional<Transposed> tr;
+  if (search != QuantSearch::exact) tr.emplace(x, w, 16, 16);
   double ssub[16], sw[16];
   SymmetricFits fits[16];
+  if (nearest && hi - lo < 16) light_symmetric_fits(*tr, x, w, lo, hi, fits);
   double smax = 0;
   for (int j = 0; j < 16; ++j) {
-    fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
+    if (!(nearest && hi - lo < 16)) fits[j] = fit_symmetric_both(x + 16 * j, w + 16 * j, 16, lo, hi, search);
     ssub[j] = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
     if (std::fabs(ssub[j]) > std::fabs(smax)) smax = ssub[j];
     double sum = 0;
     for (int i = 0; i < 16; ++i) sum += w[16 * j + i];
     sw[j] = sum;
   }
-  // QuantSearch::nearest: light sub-block fits (a quarter of the candidates), only the largest sub-scale over
-  // either end of the integer range (and their refits) as super-scales, no local refinement, one joint refit.
-  const bool nearest = search == QuantSearch::nearest;
-  std::optional<Transposed> tr;
-  if (search != QuantSearch::exact) tr.emplace(x, w, 16, 16);
   TriedScales tried;
   auto assign = [&](uint16_t dh, SymmetricSuper* out) {
     if (!tr) return symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
@@ -519,8 +565,9 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     for (int j = 0; j < 16; ++j) {
       const float D = d0 * static_cast<float>(t.sc[j]);
       if (D == 0.0f) continue;
-      for (int i = 0; i < 16; ++i) {
-        const double a = static_cast<double>(t.sc[j]) * nearest_int_clamped(x[16 * j + i] / D, lo, hi);
+      for (int i = 0; i < 16; ++i) {  // round_clamped: nearest_int_clamped's value, and it vectorizes
+        const double a = static_cast<double>(t.sc[j]) *
+                         round_clamped(x[16 * j + i] / D, static_cast<float>(lo), static_cast<float>(hi));
         num += static_cast<double>(w[16 * j + i]) * a * x[16 * j + i];
         den += static_cast<double>(w[16 * j + i]) * a * a;
       }
@@ -544,8 +591,13 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   const float d = fp16_to_fp32(best_d);
   for (int j = 0; j < 16; ++j) {
     const float D = d * static_cast<float>(s.sc[j]);
+    if (D == 0.0f) {
+      std::fill(s.L + 16 * j, s.L + 16 * j + 16, int8_t{0});
+      continue;
+    }
     for (int i = 0; i < 16; ++i)
-      s.L[16 * j + i] = static_cast<int8_t>(D != 0.0f ? nearest_int_clamped(x[16 * j + i] / D, lo, hi) : 0);
+      s.L[16 * j + i] =
+          static_cast<int8_t>(round_clamped(x[16 * j + i] / D, static_cast<float>(lo), static_cast<float>(hi)));
   }
 }
 
@@ -592,12 +644,11 @@ void pack_quants_q2_K(const int8_t L[QK_K], block_q2_K& y) { pack_2bit(L, y.qs);
 void pack_quants_q3_K(const int8_t L[QK_K], block_q3_K& y) {
   // Element 128h + 32s + l: low 2 bits of q + 4 in qs, its third bit as bit 4h + s of hmask[l].
   int8_t u[QK_K];
-  std::memset(y.hmask, 0, sizeof(y.hmask));
-  for (int i = 0; i < QK_K; ++i) {
-    const int v = L[i] + 4;
-    u[i] = static_cast<int8_t>(v & 3);
-    const int h = i / 128, sh = (i % 128) / 32, l = i % 32;
-    if (v & 4) y.hmask[l] = static_cast<uint8_t>(y.hmask[l] | (1 << (4 * h + sh)));
+  for (int i = 0; i < QK_K; ++i) u[i] = static_cast<int8_t>((L[i] + 4) & 3);
+  for (int l = 0; l < 32; ++l) {  // branch-free: bit b = 4h + s of hmask[l] from element 32b + l
+    int m = 0;
+    for (int b = 0; b < 8; ++b) m |= ((L[32 * b + l] + 4) >> 2 & 1) << b;
+    y.hmask[l] = static_cast<uint8_t>(m);
   }
   pack_2bit(u, y.qs);
 }
