@@ -547,7 +547,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
       best_d = dh;
     }
   }
-  for (int dir = -1; dir <= 1; dir += 2) {
+  for (int dir = -1; dir <= (nearest ? -3 : 1); dir += 2) {  // nearest: no f16 neighbours
     const uint16_t dh = fp16_step(best_d, dir);
     const double err = assign(dh, nullptr);
     if (err < best) {
@@ -575,7 +575,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
     if (!(den > 0)) break;
     bool improved = false;
     const uint16_t dh0 = fp16_finite(num / den);
-    for (int dir = -1; dir <= 1; ++dir) {
+    for (int dir = nearest ? 0 : -1; dir <= (nearest ? 0 : 1); ++dir) {
       const uint16_t dh = dir == 0 ? dh0 : fp16_step(dh0, dir);
       const double err = assign(dh, nullptr);
       if (err < best) {
