@@ -67,7 +67,7 @@ struct Transposed {
 // re-rounded into [lo, hi]; M = 0 for the symmetric formats), in float lanes, every slot in one pass over the
 // values; a sub-block whose lane overflowed (values near float's limit) is redone in double.
 constexpr int kSlots = 4;
-template <int NSUB>
+template <int NSUB, int kSlots = kSlots>
 void sub_errors_n(const Transposed& t, const float (*D)[16], const float (*M)[16], float lo, float hi,
                   float (*err)[16]) {
   float iD[kSlots][NSUB], acc[kSlots][NSUB] = {};
@@ -400,6 +400,32 @@ double symmetric_assign(const float* x, const float* w, int lo, int hi, int sc_l
 
 // symmetric_assign for QuantSearch::fast: the same candidates (up to four integer sub-scales per sub-block),
 // each slot scored for all 16 sub-blocks in one pass of sub_errors; the first best of each as there.
+// QuantSearch::nearest's version: the two integers next to the better-scoring sign's fit only (two slots).
+double symmetric_assign_light(const Transposed& t, int lo, int hi, int sc_lo, int sc_hi, const SymmetricFits* fits,
+                              uint16_t dh, SymmetricSuper* s) {
+  const float d = fp16_to_fp32(dh);
+  int cand[2][16];
+  const double id = d != 0.0f ? 1.0 / d : 0.0;
+  for (int j = 0; j < 16; ++j) {
+    const double p = fits[j].positive_score >= fits[j].negative_score ? fits[j].positive : fits[j].negative;
+    const double fp = std::floor(p * id), vlo = sc_lo, vhi = sc_hi;
+    cand[0][j] = static_cast<int>(std::clamp(fp, vlo, vhi));
+    cand[1][j] = static_cast<int>(std::clamp(fp + 1, vlo, vhi));
+  }
+  float err[2][16], D[2][16];
+  const float M[2][16] = {};
+  for (int k = 0; k < 2; ++k)
+    for (int j = 0; j < 16; ++j) D[k][j] = d * static_cast<float>(cand[k][j]);
+  sub_errors_n<16, 2>(t, D, M, static_cast<float>(lo), static_cast<float>(hi), err);
+  double total = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int best = err[1][j] < err[0][j] ? 1 : 0;
+    total += err[best][j];
+    if (s) s->sc[j] = static_cast<int8_t>(cand[best][j]);
+  }
+  return total;
+}
+
 double symmetric_assign_fast(const Transposed& t, int lo, int hi, int sc_lo, int sc_hi, const SymmetricFits* fits,
                              uint16_t dh, SymmetricSuper* s) {
   const float d = fp16_to_fp32(dh);
@@ -501,6 +527,7 @@ void encode_symmetric_super(const float* x, const float* w, int lo, int hi, int 
   auto assign = [&](uint16_t dh, SymmetricSuper* out) {
     if (!tr) return symmetric_assign(x, w, lo, hi, sc_lo, sc_hi, fits, dh, out);
     if (!out && !tried.first_time(dh)) return HUGE_VAL;
+    if (nearest) return symmetric_assign_light(*tr, lo, hi, sc_lo, sc_hi, fits, dh, out);
     return symmetric_assign_fast(*tr, lo, hi, sc_lo, sc_hi, fits, dh, out);
   };
   std::vector<double> cands;
