@@ -96,6 +96,16 @@ void pack_block(const int L[32], block_q5_0& y) { pack_quants_q5_0(L, y); }
 void pack_block(const int L[32], block_q4_1& y) { pack_quants_q4_1(L, y); }
 void pack_block(const int L[32], block_q5_1& y) { pack_quants_q5_1(L, y); }
 
+// 1 / d, or 0 when d is 0 or so small (subnormal) that 1 / d overflows: such a block stores d = 0 in f16 and
+// decodes to zeros whatever its quants.
+inline float reference_inverse(float d) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  return std::isfinite(id) ? id : 0.0f;
+}
+// v (>= 0 here) truncated toward zero, as ggml's cast to int8_t: v is below 2^7 for finite blocks; a block whose
+// range overflows float (values near +-3.4e38) gives +Inf, capped first so that the cast is defined.
+inline int truncate_small(float v) { return static_cast<int>(std::min(v, 127.0f)); }
+
 // QuantSearch::nearest: ggml's reference rounding, what llama-quantize writes without an imatrix (same bytes).
 // Symmetric: d = v / lo for v the value of largest magnitude (the first of equal ones); each quant is
 // floor(x * (1 / d) - lo + 0.5), 1 / d from the float d (not the stored f16), capped at hi - lo.
@@ -115,8 +125,8 @@ void reference_rows(const float* x, int64_t n, int lo, int hi, Block* y) {
     float d = v / static_cast<float>(lo);
     y[b].d = fp16_finite(d);
     if (std::fabs(d) > 65504.0f) d = fp16_to_fp32(y[b].d);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f, bias = 0.5f - static_cast<float>(lo);
-    for (int j = 0; j < G; ++j) L[j] = std::min(hi - lo, static_cast<int>(static_cast<int8_t>(xb[j] * id + bias))) + lo;
+    const float id = reference_inverse(d), bias = 0.5f - static_cast<float>(lo);
+    for (int j = 0; j < G; ++j) L[j] = std::min(hi - lo, truncate_small(xb[j] * id + bias)) + lo;
     if constexpr (G == 32)
       pack_block(L, y[b]);
     else
@@ -141,8 +151,8 @@ void reference_affine_rows(const float* x, int64_t n, int nmax, Block* y) {
     y[b].d = fp16_finite(d);
     y[b].m = fp16_finite(mn);
     if (std::fabs(d) > 65504.0f) d = fp16_to_fp32(y[b].d);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; ++j) L[j] = std::min(nmax, static_cast<int>(static_cast<int8_t>((xb[j] - mn) * id + 0.5f)));
+    const float id = reference_inverse(d);
+    for (int j = 0; j < 32; ++j) L[j] = std::min(nmax, truncate_small((xb[j] - mn) * id + 0.5f));
     pack_block(L, y[b]);
   }
 }

@@ -32,10 +32,10 @@ const Bound kBounds[] = {
 };
 
 std::vector<float> encode_decode(GgmlType type, const std::vector<float>& x, int64_t n_per_row,
-                                 const float* importance = nullptr) {
+                                 const float* importance = nullptr, QuantSearch search = QuantSearch::fast) {
   const int64_t n_rows = static_cast<int64_t>(x.size()) / n_per_row;
   std::vector<uint8_t> blocks(row_size(type, n_per_row) * static_cast<size_t>(n_rows));
-  auto r = quantize_rows(type, x.data(), blocks.data(), n_rows, n_per_row, importance, nullptr);
+  auto r = quantize_rows(type, x.data(), blocks.data(), n_rows, n_per_row, importance, nullptr, search);
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
   if (r.ok()) {
     EXPECT_EQ(*r, blocks.size());
@@ -154,23 +154,28 @@ TEST(Encode, ValuesBeyondTheScaleRangeSaturateFinitely) {
   std::vector<float> x = test::gaussian_rows(1, 256, 7, false);
   x[5] = 1e30f;
   x[200] = -3e38f;
-  for (const Bound& b : kBounds) {
-    const auto y = encode_decode(b.type, x, 256);
-    ASSERT_TRUE(all_finite(y)) << type_traits(b.type).name;
-    EXPECT_GT(y[5], 6e4f) << type_traits(b.type).name;  // Q4_1/Q5_1 reach -65504 at most: their f16 min
-    EXPECT_LT(y[200], -6e4f) << type_traits(b.type).name;
-  }
+  for (QuantSearch search : {QuantSearch::fast, QuantSearch::nearest})
+    for (const Bound& b : kBounds) {
+      const auto y = encode_decode(b.type, x, 256, nullptr, search);
+      ASSERT_TRUE(all_finite(y)) << type_traits(b.type).name << " " << quant_search_name(search);
+      EXPECT_GT(y[5], 6e4f) << type_traits(b.type).name;  // Q4_1/Q5_1 reach -65504 at most: their f16 min
+      EXPECT_LT(y[200], -6e4f) << type_traits(b.type).name;
+    }
 }
 
 TEST(Encode, TinyValuesStayFiniteAndSmall) {
-  std::vector<float> x = test::gaussian_rows(1, 256, 6, false);
-  for (float& v : x) v *= 5e-29f;  // ~1e-30: every scale underflows f16
-  for (const Bound& b : kBounds) {
-    const auto y = encode_decode(b.type, x, 256);
-    for (size_t i = 0; i < x.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(y[i])) << type_traits(b.type).name;
-      ASSERT_LE(std::fabs(y[i] - x[i]), 1e-28) << type_traits(b.type).name;
-    }
+  // ~1e-30: every scale underflows f16; ~1e-38: subnormal floats, whose scales' inverses overflow float.
+  for (float factor : {5e-29f, 5e-37f}) {
+    std::vector<float> x = test::gaussian_rows(1, 256, 6, false);
+    for (float& v : x) v *= factor;
+    for (QuantSearch search : {QuantSearch::fast, QuantSearch::nearest})
+      for (const Bound& b : kBounds) {
+        const auto y = encode_decode(b.type, x, 256, nullptr, search);
+        for (size_t i = 0; i < x.size(); ++i) {
+          ASSERT_TRUE(std::isfinite(y[i])) << type_traits(b.type).name << " " << quant_search_name(search);
+          ASSERT_LE(std::fabs(y[i] - x[i]), 1e-28) << type_traits(b.type).name << " " << quant_search_name(search);
+        }
+      }
   }
 }
 
