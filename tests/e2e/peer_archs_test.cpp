@@ -1,15 +1,19 @@
 // pocketlm against the llama.cpp peer on every architecture of issue 21, each as a transplanted model
 // (bench/transplant.h: SmolLM2-135M's weights as llama3, mistral, qwen2, qwen3, phi3 and smollm3; Gemma 3
-// 270M's as gemma2), both engines with an f16 KV cache and llama.cpp's flash attention off:
-//  (a) next-token distributions over positions() positions of wiki.test.raw in one context: pocketlm's mean
-//      KL against llama.cpp's logits no larger than llama.cpp's own between its f16-KV and f32-KV runs (or
-//      1e-4, whichever is larger); top-1 agreement at least llama.cpp's own across those runs, less 1 % of the
-//      positions (the count moves by several positions at near ties between llama.cpp's own two runs: 996 and
-//      1003 of 1,024 on two transplants whose KL to llama.cpp was below llama.cpp's own);
+// 270M's as gemma2), llama.cpp's flash attention off. The transplants are made from an f16 copy of the source
+// (every matrix f16): with the quantized source (Q4_1, Q4_K_M) each matrix product first rounds its
+// activations to 8 bits, a step function that turns any float-order difference into KL ~3.5e-3, a thousand
+// times the f16 level. There, llama.cpp's f16-vs-f32 KV runs, pocketlm's AVX-512-vs-scalar paths and pocketlm
+// vs llama.cpp all sit at that one noise floor, and the bar below would compare two samples of the same noise
+// (docs/architectures.md, "Why f16 weights").
+//  (a) next-token distributions over positions() positions of wiki.test.raw in one context, like for like:
+//      pocketlm's f16 KV cache against llama.cpp's f16 run, and f32 against f32. Each: pocketlm's mean KL against
+//      llama.cpp's logits no larger than llama.cpp's own between that run and its other KV type (or 1e-4,
+//      whichever is larger); top-1 agreement at least llama.cpp's own across the two runs, a miss at a tie
+//      (kTop1Tie) not counted. Both engines are deterministic: the same build gives the same bits run to run.
 //  (b) greedy 64-token continuations of 5 prompts: wherever llama.cpp's two KV types give the same
 //      continuation, pocketlm's is identical or parts from it only at a near tie (pocketlm's logits for its
-//      pick and llama.cpp's within kNearTie). On the llama3 transplant llama.cpp agreed with itself on 1 of 5
-//      prompts, and every divergence of pocketlm (at tokens 5-34) was a gap of 0.01-0.07.
+//      pick and llama.cpp's within kNearTie).
 // The issue's figure is over 1,024 positions (docs/architectures.md); to keep the peer tier short the
 // default is 256 positions, and 1,024 for gemma2 (so that the second half of its local layers runs through the
 // 512-token window). POCKETLM_ARCH_POSITIONS=1024 gives the issue's run for every architecture.
@@ -28,6 +32,7 @@
 #include "bench/transplant.h"
 #include "e2e/peer_client.h"
 #include "e2e/peer_compare.h"
+#include "e2e/requantized_model.h"
 #include "model/model.h"
 #include "runtime/session.h"
 #include "test_paths.h"
@@ -51,6 +56,14 @@ int positions(const std::string& target) {
 
 bool from_gemma(const std::string& target) { return target == "gemma2"; }
 
+// The source with every matrix in f16 (norms stay f32), written once per source for the run (removed at exit).
+const RequantizedModel& f16_source(const fs::path& source) {
+  static std::map<std::string, std::unique_ptr<RequantizedModel>> cache;
+  auto& slot = cache[source.string()];
+  if (!slot) slot = std::make_unique<RequantizedModel>(source, "f16");
+  return *slot;
+}
+
 // One transplanted model per target for the whole run (written on first use, removed at exit).
 struct Transplanted {
   fs::path path;        // a transplant written for this run (removed at exit), or empty
@@ -72,8 +85,12 @@ Transplanted& transplanted(const std::string& target) {
   } else {
     slot->path = fs::temp_directory_path() / ("plm_peer_arch_" + std::to_string(::getpid()) + "_" + target + ".gguf");
     slot->model_path = slot->path;
-    const fs::path from = from_gemma(target) ? gemma3_path() : smollm2_path();
-    auto w = write_transplanted_model({.target = target, .from = from.string()}, slot->path.string());
+    const RequantizedModel& from = f16_source(from_gemma(target) ? gemma3_path() : smollm2_path());
+    if (!from.ok()) {
+      slot->error = "f16 copy of the source: " + from.error();
+      return *slot;
+    }
+    auto w = write_transplanted_model({.target = target, .from = from.path()}, slot->path.string());
     if (!w.ok()) {
       slot->error = "transplant: " + w.error().message();
       return *slot;
@@ -100,14 +117,39 @@ class PeerArchs : public ::testing::TestWithParam<std::string> {
     model_ = t.model.get();
     path_ = t.model_path.string();
   }
-  std::unique_ptr<Session> new_session(int64_t n_ctx) const {
-    auto s = Session::create(*model_, SessionOptions{.n_ctx = n_ctx, .kv_type = KvType::F16, .n_threads = kThreads});
+  std::unique_ptr<Session> new_session(int64_t n_ctx, KvType kv = KvType::F16) const {
+    auto s = Session::create(*model_, SessionOptions{.n_ctx = n_ctx, .kv_type = kv, .n_threads = kThreads});
     if (!s.ok()) throw std::runtime_error("Session::create: " + s.error().message());
     return std::move(s).value();
   }
   const Model* model_ = nullptr;
   std::string path_;
 };
+
+// One like-for-like comparison: pocketlm's cache type against llama.cpp's same type (`ours`, KL(llama.cpp ||
+// pocketlm)), and llama.cpp's own spread from that reference to its other KV type (`self`).
+void expect_within_own_spread(const std::string& arch, const char* kv, const Top1Comparison& ours,
+                              const Top1Comparison& self) {
+  const auto n = static_cast<double>(ours.positions);
+  const double kl = ours.kl_sum / n, self_kl = self.kl_sum / n, bar = std::max(self_kl, 1e-4);
+  std::cout << "[ " << arch << " ] " << kv << " KV, " << ours.positions << " positions: pocketlm vs llama.cpp KL " << kl
+            << " (max " << ours.kl_max << "), top-1 " << ours.agree << "/" << ours.positions << " (" << ours.ties
+            << " of the misses at ties); llama.cpp's own (" << kv << " vs the other KV type) KL " << self_kl << " (max "
+            << self.kl_max << "), top-1 " << self.agree << " (" << self.ties
+            << " at ties); next-token accuracy pocketlm " << 100.0 * static_cast<double>(ours.ours_correct) / n
+            << " %, llama.cpp " << 100.0 * static_cast<double>(ours.peer_correct) / n << " %; strict bar: KL "
+            << (kl <= bar ? "met" : "missed") << ", top-1 " << (ours.agree >= self.agree ? "met" : "missed") << "\n";
+  ::testing::Test::RecordProperty(std::string("kl_") + kv, std::to_string(kl));
+  ::testing::Test::RecordProperty(std::string("peer_self_kl_") + kv, std::to_string(self_kl));
+  // The issue's bar: KL <= max(llama.cpp's own, 1e-4).
+  EXPECT_LE(kl, bar) << kv << " KV";
+  // Top-1 at least llama.cpp's own, where a miss at a tie (llama.cpp's two best logits within kTop1Tie) is not
+  // counted against pocketlm: such picks flip between llama.cpp's own two runs too.
+  EXPECT_GE(ours.agree + ours.ties, self.agree) << kv << " KV";
+  // A transplant must stay a language model, its distributions peaked: next-token accuracy far above chance
+  // (1 / n_vocab). Measured by llama.cpp on 1,024 positions: 17 % (gemma2) to 52 % (qwen2, mistral).
+  EXPECT_GT(static_cast<double>(ours.peer_correct) / n, 0.10);
+}
 
 TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
   const int n_pos = positions(GetParam());
@@ -122,45 +164,33 @@ TEST_P(PeerArchs, KlAndTop1WithinLlamaCppsOwnSpread) {
                                               std::to_string(n_pos),
                                               "-t",
                                               std::to_string(kThreads)};
-  const TempFile peer_logits(""), peer_f32_logits("");
+  const TempFile logits_f16(""), logits_f32("");
   auto args = top1_args;
-  args.insert(args.end(), {"--logits-out", peer_logits.str()});
-  const auto peer = run_peer(args);
-  const auto n_vocab = peer.at("n_vocab").get<int64_t>();
-  ASSERT_EQ(model_->config().n_vocab, n_vocab);
-  ASSERT_EQ(peer.at("chunks").size(), 1u);
-  const Top1Comparison cmp = compare_top1(peer, peer_logits.path(), [&] { return new_session(n_pos); });
-  ASSERT_EQ(cmp.positions, static_cast<size_t>(n_pos));
-
+  args.insert(args.end(), {"--logits-out", logits_f16.str()});
+  const auto peer_f16 = run_peer(args);
   args = top1_args;
-  args.insert(args.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", peer_f32_logits.str()});
+  args.insert(args.end(), {"-ctk", "f32", "-ctv", "f32", "--logits-out", logits_f32.str()});
   const auto peer_f32 = run_peer(args);
-  const Top1Comparison self =
-      compare_peer_runs(json_ids(peer.at("top1")), json_ids(peer_f32.at("top1")), peer_logits.path(),
-                        peer_f32_logits.path(), static_cast<size_t>(n_vocab));
-  ASSERT_EQ(self.positions, cmp.positions);
+  const auto n_vocab = peer_f16.at("n_vocab").get<int64_t>();
+  ASSERT_EQ(model_->config().n_vocab, n_vocab);
+  ASSERT_EQ(peer_f16.at("chunks").size(), 1u);
+  ASSERT_EQ(peer_f16.at("tokens"), peer_f32.at("tokens"));
 
-  const auto n = static_cast<double>(cmp.positions);
-  const double kl = cmp.kl_sum / n, self_kl = self.kl_sum / n;
-  std::cout << "[ " << GetParam() << " ] " << cmp.positions << " positions: pocketlm vs llama.cpp KL " << kl << " (max "
-            << cmp.kl_max << "), top-1 " << cmp.agree << "/" << cmp.positions << "; llama.cpp f16 vs f32 KV: KL "
-            << self_kl << " (max " << self.kl_max << "), top-1 " << self.agree << "/" << self.positions
-            << "; next-token accuracy pocketlm " << 100.0 * static_cast<double>(cmp.ours_correct) / n
-            << " %, llama.cpp " << 100.0 * static_cast<double>(cmp.peer_correct) / n << " %\n";
-  RecordProperty("kl", std::to_string(kl));
-  RecordProperty("peer_self_kl", std::to_string(self_kl));
-  // llama.cpp's own f16-vs-f32 spread is itself a sample over 256 positions: pocketlm sits just under it on
-  // the AVX2 path (mistral 0.00340 vs 0.00349) and just over it on AVX-512 VNNI (mistral 0.00362, phi3 0.00520 vs
-  // 0.00485, a different float summation order in the x16 kernels). That is the size of any float-order
-  // perturbation on these models, not a kernel error: every x16 kernel equals the scalar reference exactly on
-  // integer-valued scales (kernel_conformance.cpp), and on SmolLM2 the AVX-512 logits sit as far from AVX2's
-  // (KLD 0.00367) as AVX2's own f32-KV run does (0.00373; docs/kernels.md, "Numerics"). Bar: within 10 % of
-  // that spread, and top-1 within 2 % of positions.
-  EXPECT_LE(kl, std::max(1.1 * self_kl, 1e-4));
-  EXPECT_GE(static_cast<double>(cmp.agree), static_cast<double>(self.agree) - 0.02 * n);
-  // A transplant must stay a language model, its distributions peaked: next-token accuracy far above chance
-  // (1 / n_vocab). Measured by llama.cpp on 1,024 positions: 17 % (gemma2) to 52 % (qwen2, mistral).
-  EXPECT_GT(static_cast<double>(cmp.peer_correct) / n, 0.10);
+  const auto top1_f16 = json_ids(peer_f16.at("top1")), top1_f32 = json_ids(peer_f32.at("top1"));
+  const auto vocab = static_cast<size_t>(n_vocab);
+  const Top1Comparison ours_f16 =
+      compare_top1(peer_f16, logits_f16.path(), [&] { return new_session(n_pos, KvType::F16); });
+  const Top1Comparison self_f16 = compare_peer_runs(top1_f16, top1_f32, logits_f16.path(), logits_f32.path(), vocab);
+  ASSERT_EQ(ours_f16.positions, static_cast<size_t>(n_pos));
+  ASSERT_EQ(self_f16.positions, ours_f16.positions);
+  expect_within_own_spread(GetParam(), "f16", ours_f16, self_f16);
+
+  const Top1Comparison ours_f32 =
+      compare_top1(peer_f32, logits_f32.path(), [&] { return new_session(n_pos, KvType::F32); });
+  const Top1Comparison self_f32 = compare_peer_runs(top1_f32, top1_f16, logits_f32.path(), logits_f16.path(), vocab);
+  ASSERT_EQ(ours_f32.positions, static_cast<size_t>(n_pos));
+  ASSERT_EQ(self_f32.positions, ours_f32.positions);
+  expect_within_own_spread(GetParam(), "f32", ours_f32, self_f32);
 }
 
 TEST_P(PeerArchs, GreedyContinuationsMatchWhereLlamaCppAgreesWithItself) {

@@ -110,7 +110,13 @@ GreedyOutcome compare_greedy(const GreedyPrompt& p, const std::vector<int32_t>& 
 namespace {
 // Adds one position's distance between a reference row and another: the shift of the reference's top token
 // and KL(reference || other).
-void add_distance(Top1Comparison& r, size_t top, std::span<const float> ref, std::span<const float> other) {
+void add_distance(Top1Comparison& r, size_t top, std::span<const float> ref, std::span<const float> other, bool agree) {
+  if (!agree) {
+    float second = -INFINITY;
+    for (size_t i = 0; i < ref.size(); ++i)
+      if (i != top && ref[i] > second) second = ref[i];
+    r.ties += static_cast<double>(ref[top]) - second < kTop1Tie ? 1 : 0;
+  }
   const double dtop = std::fabs(static_cast<double>(other[top]) - ref[top]);
   r.max_top_logit_diff = std::max(r.max_top_logit_diff, dtop);
   r.sum_top_logit_diff += dtop;
@@ -155,7 +161,7 @@ Top1Comparison compare_top1(const nlohmann::json& peer, const std::filesystem::p
         ADD_FAILURE() << "peer logits file too short";
         return r;
       }
-      add_distance(r, static_cast<size_t>(peer_top1[offset + i]), peer_row, row);
+      add_distance(r, static_cast<size_t>(peer_top1[offset + i]), peer_row, row, ours == peer_top1[offset + i]);
     }
     offset += len;
   }
@@ -178,7 +184,7 @@ Top1Comparison compare_peer_runs(const std::vector<int32_t>& top1_a, const std::
       return r;
     }
     r.agree += top1_a[i] == top1_b[i] ? 1 : 0;
-    add_distance(r, static_cast<size_t>(top1_a[i]), ra, rb);
+    add_distance(r, static_cast<size_t>(top1_a[i]), ra, rb, top1_a[i] == top1_b[i]);
     ++r.positions;
   }
   return r;
