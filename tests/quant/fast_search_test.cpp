@@ -66,8 +66,8 @@ TEST(FastSearch, NearestCostsBoundedErrorAgainstFast) {
     GgmlType type;
     double bound;  // weighted RMSE of nearest / fast, at most
   };
-  // Measured: k-quants 1.0003-1.021 (q5_K, heavy-tailed; q3_K 1.018); the plain roundings 1.004-1.37 (q4_1 on heavy-tailed
-  // rows: its min and scale from the block's extremes).
+  // Measured: k-quants 1.0003-1.021 (q5_K, heavy-tailed; q3_K 1.018); the plain roundings 1.004-1.37 (q4_1 on
+  // heavy-tailed rows: its min and scale from the block's extremes).
   const Case cases[] = {{GgmlType::Q2_K, 1.03}, {GgmlType::Q3_K, 1.03}, {GgmlType::Q4_K, 1.03},
                         {GgmlType::Q5_K, 1.03}, {GgmlType::Q6_K, 1.03}, {GgmlType::Q4_0, 1.5},
                         {GgmlType::Q4_1, 1.5},  {GgmlType::Q5_0, 1.5},  {GgmlType::Q5_1, 1.5}};
