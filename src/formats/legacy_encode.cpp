@@ -102,9 +102,10 @@ inline float reference_inverse(float d) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   return std::isfinite(id) ? id : 0.0f;
 }
-// v (>= 0 here) truncated toward zero, as ggml's cast to int8_t: v is below 2^7 for finite blocks; a block whose
-// range overflows float (values near +-3.4e38) gives +Inf, capped first so that the cast is defined.
-inline int truncate_small(float v) { return static_cast<int>(std::min(v, 127.0f)); }
+// v truncated toward zero, as ggml's cast to int8_t: v is in [0, 2^7) for ordinary blocks. Where the stored scale
+// had to be capped at f16's largest (|x| beyond ~1e6) or the block's range overflows float, v can leave that
+// range (even to -Inf): it is kept in [0, 127] so that the cast is defined (the quants then saturate).
+inline int truncate_small(float v) { return static_cast<int>(v > 0.0f ? (v < 127.0f ? v : 127.0f) : 0.0f); }
 
 // QuantSearch::nearest: ggml's reference rounding, what llama-quantize writes without an imatrix (same bytes).
 // Symmetric: d = v / lo for v the value of largest magnitude (the first of equal ones); each quant is
