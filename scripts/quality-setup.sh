@@ -1,4 +1,4 @@
-# Sourced by the quantizer quality scripts (quant-methods-quality.sh, quant-outliers-quality.sh): the model and
+# Sourced by the quantizer quality scripts (quant-methods-quality.sh, quant-rtn-quality.sh, quant-outliers-quality.sh): the model and
 # its scoring context, the work directory, the calibration text and the F32 base every file is quantized from.
 #   quality_setup NAME MODELS...   (MODELS: the values of MODEL the calling script accepts, among
 #                                   stories, smollm2 and gemma)
@@ -32,4 +32,18 @@ quality_setup() {
     M=$W/base-f32.gguf
     [ -f "$M" ] || "$B" quantize "$SRC" "$M" f32 -t "$T" -q > /dev/null 2> "$W/base.log"
   fi
+}
+
+# FILE -> "mean_kld ± err | same_top %": llama-perplexity --kl-divergence of FILE against $W/base.kld (reads PEER,
+# W, T). llama-perplexity now and then stops after its last chunk without the summary (seen on the loaded 2-core
+# machine): up to 4 tries, each one's output kept in FILE.kld.log.
+kld_score() {
+  local r i
+  for i in 1 2 3 4; do
+    "$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" > "$1.kld.log" 2>&1 < /dev/null || true
+    r=$(awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }' "$1.kld.log")
+    [ -n "$r" ] && break
+    echo "kld_score: $1: no summary from llama-perplexity (try $i of 4)" >&2
+  done
+  echo "${r:- | }"
 }

@@ -32,19 +32,6 @@ quality_setup methods-quality stories smollm2 gemma
 [ -f "$W/llama-imatrix.gguf" ] || "$PEER/llama-imatrix" -m "$M" -f "$W/calib.txt" -c "$CTX" --chunks $((CALIB_TOKENS / CTX)) \
   -t "$T" --no-ppl -o "$W/llama-imatrix.gguf" > "$W/llama-imatrix.log" 2>&1
 [ -f "$W/base.kld" ] || "$PEER/llama-perplexity" -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --kl-divergence-base "$W/base.kld" > "$W/base-ppl.log" 2>&1
-
-score() {  # FILE -> "mean_kld ± err | same_top %"
-  # llama-perplexity now and then stops after its last chunk without the summary (seen on the loaded 2-core
-  # machine): up to 4 tries, each one's output kept in FILE.kld.log.
-  local r i
-  for i in 1 2 3 4; do
-    "$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" > "$1.kld.log" 2>&1 < /dev/null || true
-    r=$(awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }' "$1.kld.log")
-    [ -n "$r" ] && break
-    echo "score: $1: no summary from llama-perplexity (try $i of 4)" >&2
-  done
-  echo "${r:- | }"
-}
 measure() {  # LOG CMD... -> "seconds|peak_MiB" (GNU time)
   local log=$1; shift
   /usr/bin/time -f '%e %M' -o "$W/time.txt" "$@" > "$log" 2>&1
@@ -69,11 +56,11 @@ for R in $RECIPES; do
       fi
       tm=$(measure "$W/$tag-$METHOD-$SM.log" "$B" "${args[@]}")
       label=$METHOD$([ "$SM" != none ] && echo " + smooth $SM" || true)
-      echo "| $R | pocketlm $label | $(score "$W/$tag-$METHOD-$SM.gguf") | $tm |"
+      echo "| $R | pocketlm $label | $(kld_score "$W/$tag-$METHOD-$SM.gguf") | $tm |"
     done
   done
   tm=$(measure "$W/$tag-llama.log" "$PEER/llama-quantize" --imatrix "$W/llama-imatrix.gguf" "$M" "$W/$tag-llama.gguf" "$R" "$T")
-  echo "| $R | llama-quantize + llama-imatrix | $(score "$W/$tag-llama.gguf") | $tm |"
+  echo "| $R | llama-quantize + llama-imatrix | $(kld_score "$W/$tag-llama.gguf") | $tm |"
   "$B" quantize "$M" "$W/$tag-ours-llama-imatrix.gguf" "$R" -t "$T" -q --imatrix "$W/llama-imatrix.gguf" > /dev/null 2>&1
-  echo "| $R | pocketlm with llama-imatrix's file | $(score "$W/$tag-ours-llama-imatrix.gguf") | | |"
+  echo "| $R | pocketlm with llama-imatrix's file | $(kld_score "$W/$tag-ours-llama-imatrix.gguf") | | |"
 done

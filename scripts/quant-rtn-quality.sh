@@ -20,16 +20,6 @@ T=${THREADS:-2}
 quality_setup rtn-quality stories smollm2 gemma
 [ -f "$W/base.kld" ] || "$PEER/llama-perplexity" -m "$M" -f "$EVAL" -c "$CTX" --chunks "$CHUNKS" -t "$T" --kl-divergence-base "$W/base.kld" > "$W/base-ppl.log" 2>&1
 
-score() {  # FILE -> "mean_kld ± err | same_top %" (llama-perplexity now and then omits its summary: 4 tries)
-  local r i
-  for i in 1 2 3 4; do
-    "$PEER/llama-perplexity" -m "$1" --kl-divergence-base "$W/base.kld" --kl-divergence -t "$T" > "$1.kld.log" 2>&1 < /dev/null || true
-    r=$(awk '/^Mean +KLD:/ { k = $3 " ± " $5 } /^Same top p:/ { s = $4 " %" } END { if (k != "") print k " | " s }' "$1.kld.log")
-    [ -n "$r" ] && break
-  done
-  echo "${r:- | }"
-}
-
 echo "model: $MODEL, base $(basename "$M"); scored by llama-perplexity --kl-divergence on tinystories-val.dev.txt, -c $CTX, $CHUNKS chunks"
 echo
 echo "| recipe | quantizer | mean KLD | same top |"
@@ -39,7 +29,7 @@ for R in $RECIPES; do
   "$B" quantize "$M" "$W/$r-nearest.gguf" "$R" --search nearest -t "$T" -q > /dev/null 2>&1
   "$B" quantize "$M" "$W/$r-fast.gguf" "$R" -t "$T" -q > /dev/null 2>&1
   "$PEER/llama-quantize" "$M" "$W/$r-llama-rtn.gguf" "$R" "$T" > "$W/$r-llama-rtn.log" 2>&1
-  echo "| $R | pocketlm --search nearest | $(score "$W/$r-nearest.gguf") |"
-  echo "| $R | pocketlm fast (default) | $(score "$W/$r-fast.gguf") |"
-  echo "| $R | llama-quantize | $(score "$W/$r-llama-rtn.gguf") |"
+  echo "| $R | pocketlm --search nearest | $(kld_score "$W/$r-nearest.gguf") |"
+  echo "| $R | pocketlm fast (default) | $(kld_score "$W/$r-fast.gguf") |"
+  echo "| $R | llama-quantize | $(kld_score "$W/$r-llama-rtn.gguf") |"
 done
